@@ -1,0 +1,59 @@
+package io.mmdit4j.flux;
+
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * One transformer call's inputs, as {@code FluxTransformer2DModel.forward} takes them.
+ *
+ * @param hiddenStates        [B, N, in_channels] packed latents
+ * @param encoderHiddenStates [B, T, joint_attention_dim] T5 states
+ * @param pooledProjections   [B, pooled_projection_dim] CLIP pooled vector
+ * @param timestep            [B] sigma in [0, 1] as the pipeline passes it (the model multiplies by 1000)
+ * @param guidance            [B] embedded guidance scale (dev models only; null for schnell)
+ * @param imgIds              [N, 3] position ids of the image tokens
+ * @param txtIds              [T, 3] position ids of the text tokens (zeros in text-to-image)
+ */
+public record FluxInputs(Tensor hiddenStates, Tensor encoderHiddenStates, Tensor pooledProjections, Tensor timestep,
+                         Tensor guidance, Tensor imgIds, Tensor txtIds) {
+
+    /** Checks every shape against the model before any native computation. */
+    void validate(FluxConfig c) {
+        require(hiddenStates, "hidden_states", 3);
+        long b = hiddenStates.size(0), n = hiddenStates.size(1);
+        expect(hiddenStates, "hidden_states", b, n, c.inChannels());
+        require(encoderHiddenStates, "encoder_hidden_states", 3);
+        long t = encoderHiddenStates.size(1);
+        expect(encoderHiddenStates, "encoder_hidden_states", b, t, c.jointAttentionDim());
+        require(pooledProjections, "pooled_projections", 2);
+        expect(pooledProjections, "pooled_projections", b, c.pooledProjectionDim());
+        require(timestep, "timestep", 1);
+        expect(timestep, "timestep", b);
+        if (c.guidanceEmbeds()) {
+            if (guidance == null) throw new IllegalArgumentException("this FLUX model embeds guidance (dev): guidance [" + b + "] is required");
+            require(guidance, "guidance", 1);
+            expect(guidance, "guidance", b);
+        } else if (guidance != null) {
+            throw new IllegalArgumentException("this FLUX model has no guidance embedder (schnell): pass guidance = null");
+        }
+        require(imgIds, "img_ids", 2);
+        expect(imgIds, "img_ids", n, c.axesDimsRope().length);
+        require(txtIds, "txt_ids", 2);
+        expect(txtIds, "txt_ids", t, c.axesDimsRope().length);
+    }
+
+    private static void require(Tensor x, String name, int rank) {
+        if (x == null || x.isNull()) throw new IllegalArgumentException(name + " is required");
+        if (x.dim() != rank) {
+            throw new IllegalArgumentException(name + " has shape " + Arrays.toString(Tensors.shape(x)) + ", expected rank " + rank);
+        }
+    }
+
+    private static void expect(Tensor x, String name, long... shape) {
+        if (!Arrays.equals(Tensors.shape(x), shape)) {
+            throw new IllegalArgumentException(name + " has shape " + Arrays.toString(Tensors.shape(x)) + ", expected " + Arrays.toString(shape));
+        }
+    }
+}

@@ -1,0 +1,267 @@
+package io.mmdit4j.flux;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.guidance.BlockConditioning;
+import io.mmdit4j.guidance.ConditioningObserver;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.nn.AdaLayerNormContinuous;
+import io.mmdit4j.nn.Linear;
+import io.mmdit4j.nn.MlpEmbedder;
+import io.mmdit4j.nn.Modules;
+import io.mmdit4j.nn.Rope;
+import io.mmdit4j.nn.Timesteps;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.InferenceMode;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.bytedeco.pytorch.global.torch.cat;
+
+/**
+ * FLUX.1 transformer ({@code FluxTransformer2DModel}, schnell and dev) with modulation guidance as a
+ * first-class argument: the forward takes a {@link ModulationGuidance} plan and gives every block its own
+ * conditioning vector. Loads diffusers {@code transformer/} folders and original BFL single files.
+ * Weights are views of the memory-mapped file when the compute dtype equals the stored dtype.
+ */
+public final class FluxTransformer implements AutoCloseable {
+    private static final Scalar THOUSAND = Native.keep(new Scalar(1000.0));
+
+    private final FluxConfig config;
+    private final DType dtype;
+
+    final Linear x_embedder;
+    final MlpEmbedder time_text_embed_timestep_embedder;
+    final MlpEmbedder time_text_embed_guidance_embedder; // dev only
+    final MlpEmbedder time_text_embed_text_embedder;
+    final Linear context_embedder;
+    final List<FluxDoubleBlock> transformer_blocks;
+    final List<FluxSingleBlock> single_transformer_blocks;
+    final AdaLayerNormContinuous norm_out;
+    final Linear proj_out;
+
+    private FluxTransformer(FluxConfig config, DType dtype, Linear x_embedder, MlpEmbedder timestep, MlpEmbedder guidance,
+                            MlpEmbedder text, Linear context_embedder, List<FluxDoubleBlock> doubles, List<FluxSingleBlock> singles,
+                            AdaLayerNormContinuous norm_out, Linear proj_out) {
+        this.config = config;
+        this.dtype = dtype;
+        this.x_embedder = x_embedder;
+        this.time_text_embed_timestep_embedder = timestep;
+        this.time_text_embed_guidance_embedder = guidance;
+        this.time_text_embed_text_embedder = text;
+        this.context_embedder = context_embedder;
+        this.transformer_blocks = doubles;
+        this.single_transformer_blocks = singles;
+        this.norm_out = norm_out;
+        this.proj_out = proj_out;
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    /** Loads a diffusers transformer folder (or a model folder with {@code transformer/}) or a BFL single file. */
+    public static FluxTransformer load(Path path, DType compute) {
+        return load(path, compute, null);
+    }
+
+    /**
+     * @param axesDims RoPE axis widths for BFL files (not stored in the weights); null reads {@code bfl_params.json}
+     *                 beside the file when present, else FLUX's default split
+     */
+    public static FluxTransformer load(Path path, DType compute, int[] axesDims) {
+        checkComputeDtype(compute);
+        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
+            path = path.resolve("transformer");
+        }
+        TensorSource source = WeightFiles.open(path);
+        try {
+            StateDict sd = StateDict.of(source);
+            FluxConfig config;
+            if (Files.isDirectory(path) && Files.exists(path.resolve("config.json"))) {
+                config = FluxConfig.fromDiffusersConfig(path.resolve("config.json"));
+                if (FluxKeyMap.isBfl(sd)) sd = FluxKeyMap.fromBfl(sd);
+            } else {
+                if (FluxKeyMap.isBfl(sd)) sd = FluxKeyMap.fromBfl(sd);
+                config = FluxConfig.detect(sd, axesDims != null ? axesDims : axesBeside(path));
+            }
+            return fromStateDict(sd, config, compute);
+        } finally {
+            source.close(); // tensors keep the mapping alive on their own
+        }
+    }
+
+    private static int[] axesBeside(Path file) {
+        Path params = file.resolveSibling("bfl_params.json");
+        if (!Files.isRegularFile(params)) return null;
+        try {
+            JsonNode axes = new ObjectMapper().readTree(Files.readString(params)).get("axes_dim");
+            if (axes == null || !axes.isArray()) return null;
+            int[] out = new int[axes.size()];
+            for (int i = 0; i < out.length; i++) out[i] = axes.get(i).asInt();
+            return out;
+        } catch (IOException e) {
+            throw new ModelFormatException(params + ": cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
+    public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute) {
+        checkComputeDtype(compute);
+        Torch.init();
+        long dim = c.innerDim();
+        List<AutoCloseable> built = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            Linear xEmb = track(built, Linear.load(sd, "x_embedder", c.inChannels(), dim, compute));
+            MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
+            MlpEmbedder guidance = c.guidanceEmbeds()
+                    ? track(built, MlpEmbedder.load(sd, "time_text_embed.guidance_embedder", 256, dim, compute)) : null;
+            MlpEmbedder text = track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
+            Linear ctxEmb = track(built, Linear.load(sd, "context_embedder", c.jointAttentionDim(), dim, compute));
+            List<FluxDoubleBlock> doubles = new ArrayList<>();
+            for (int i = 0; i < c.numLayers(); i++) {
+                doubles.add(track(built, FluxDoubleBlock.load(sd, "transformer_blocks." + i + ".", c, compute)));
+            }
+            List<FluxSingleBlock> singles = new ArrayList<>();
+            for (int i = 0; i < c.numSingleLayers(); i++) {
+                singles.add(track(built, FluxSingleBlock.load(sd, "single_transformer_blocks." + i + ".", c, compute)));
+            }
+            AdaLayerNormContinuous normOut = track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
+            Linear projOut = track(built, Linear.load(sd, "proj_out", dim, c.outChannels(), compute));
+            sd.requireAllTaken();
+            sd.handOver();
+            return new FluxTransformer(c, compute, xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
+                    normOut, projOut);
+        } catch (RuntimeException e) {
+            Modules.closeAll(built);
+            sd.handOver();
+            throw e;
+        }
+    }
+
+    private static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
+        built.add(module);
+        return module;
+    }
+
+    private static void checkComputeDtype(DType compute) {
+        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
+            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
+        }
+    }
+
+    public FluxConfig config() { return config; }
+    public DType dtype() { return dtype; }
+
+    // ---------------------------------------------------------------- conditioning
+
+    /**
+     * {@code temb = timestep_embedder(proj(t·1000)) [+ guidance_embedder(proj(g·1000))] + text_embedder(pooled)}, [B, D].
+     * The ×1000 happens in the compute dtype, so bf16 rounds the timestep exactly as the reference does.
+     */
+    public Tensor timeTextEmbed(Tensor timestep, Tensor guidance, Tensor pooled) {
+        Tensor t = timestep.to(dtype.scalarType()).mul(THOUSAND);
+        Tensor temb = time_text_embed_timestep_embedder.forward(Timesteps.sinusoidal(t, 256).to(dtype.scalarType()));
+        if (time_text_embed_guidance_embedder != null) {
+            Tensor g = guidance.to(dtype.scalarType()).mul(THOUSAND);
+            temb = temb.add(time_text_embed_guidance_embedder.forward(Timesteps.sinusoidal(g, 256).to(dtype.scalarType())));
+        }
+        return temb.add(time_text_embed_text_embedder.forward(pooled.to(dtype.scalarType())));
+    }
+
+    /**
+     * A guidance direction {@code TextMLP(pooled+) - TextMLP(pooled-)}, [R, D] with R rows of the inputs (1 or B).
+     * The timestep and guidance terms of {@code temb} cancel, so this is computed once per request. Owned by the caller.
+     */
+    public Tensor guidanceDelta(Tensor pooledPos, Tensor pooledNeg) {
+        for (Tensor p : new Tensor[] {pooledPos, pooledNeg}) {
+            if (p.dim() != 2 || p.size(1) != config.pooledProjectionDim()) {
+                throw new IllegalArgumentException("guidance prompt embedding has shape " + Arrays.toString(Tensors.shape(p))
+                        + ", expected [rows, " + config.pooledProjectionDim() + "]");
+            }
+        }
+        if (pooledPos.size(0) != pooledNeg.size(0)) {
+            throw new IllegalArgumentException("positive and negative guidance embeddings have " + pooledPos.size(0) + " and "
+                    + pooledNeg.size(0) + " rows");
+        }
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor pos = time_text_embed_text_embedder.forward(pooledPos.to(dtype.scalarType()));
+            Tensor neg = time_text_embed_text_embedder.forward(pooledNeg.to(dtype.scalarType()));
+            return Tensors.keep(pos.sub(neg));
+        }
+    }
+
+    /** RoPE table for the joint sequence {@code [txt; img]}; build once per token layout and reuse across steps. */
+    public Rope rope(Tensor txtIds, Tensor imgIds) {
+        try (PointerScope scope = new PointerScope()) {
+            return Rope.build(cat(new TensorVector(txtIds, imgIds), 0), config.axesDimsRope(), FluxConfig.ROPE_THETA);
+        }
+    }
+
+    // ---------------------------------------------------------------- forward
+
+    /** Plain forward (no modulation guidance). Returns [B, N, out_channels] in the compute dtype, owned by the caller. */
+    public Tensor forward(FluxInputs in) {
+        return forward(in, ModulationGuidance.none(), 0, null, null);
+    }
+
+    public Tensor forward(FluxInputs in, ModulationGuidance guidance, int step) {
+        return forward(in, guidance, step, null, null);
+    }
+
+    /**
+     * @param guidance per-block modulation guidance (rows, layers, step window)
+     * @param step     denoising step index, for guidance step windows
+     * @param rope     a table from {@link #rope} for this token layout, or null to build one
+     * @param observer sees the per-block conditioning, or null
+     */
+    public Tensor forward(FluxInputs in, ModulationGuidance guidance, int step, Rope rope, ConditioningObserver observer) {
+        in.validate(config);
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor x = x_embedder.forward(in.hiddenStates().to(dtype.scalarType()));                 // [B,N,D]
+            Tensor temb = timeTextEmbed(in.timestep(), in.guidance(), in.pooledProjections());       // [B,D]
+            Tensor ctx = context_embedder.forward(in.encoderHiddenStates().to(dtype.scalarType()));  // [B,T,D]
+            Rope table = rope != null ? rope : rope(in.txtIds(), in.imgIds());
+            BlockConditioning cond = guidance.resolve(temb, step, config.totalBlocks());
+            if (observer != null) observer.onConditioning(step, cond);
+
+            for (int i = 0; i < transformer_blocks.size(); i++) {
+                FluxDoubleBlock.Output o = transformer_blocks.get(i).forward(x, ctx, cond.activated(i), table);
+                x = o.image();
+                ctx = o.text();
+            }
+            long textLen = ctx.size(1), imageLen = x.size(1);
+            Tensor h = cat(new TensorVector(ctx, x), 1);                                             // [B,T+N,D]
+            for (int j = 0; j < single_transformer_blocks.size(); j++) {
+                h = single_transformer_blocks.get(j).forward(h, cond.activated(config.numLayers() + j), table);
+            }
+            x = h.narrow(1, textLen, imageLen);                                                      // [B,N,D]
+            x = norm_out.forward(x, cond.finalActivated());
+            Tensor out = proj_out.forward(x);                                                        // [B,N,out]
+            if (rope == null) table.close();
+            return Tensors.keep(out);
+        }
+    }
+
+    @Override
+    public void close() {
+        Modules.closeAll(Arrays.asList(x_embedder, time_text_embed_timestep_embedder, time_text_embed_guidance_embedder,
+                time_text_embed_text_embedder, context_embedder, norm_out, proj_out));
+        Modules.closeAll(transformer_blocks);
+        Modules.closeAll(single_transformer_blocks);
+    }
+}

@@ -1,0 +1,67 @@
+package io.mmdit4j.golden;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+/**
+ * Runs golden cases found at the given paths: a case directory (with {@code case.json}), any folder above
+ * case directories, or a {@code token_ids.json}. Kinds without a runner yet are reported as SKIP.
+ */
+public final class GoldenRunner {
+    private final Map<String, CaseRunner> runners = Map.of(
+            "flux_transformer", new FluxTransformerCases());
+
+    public List<CaseResult> run(List<Path> paths, Consumer<CaseResult> onResult) {
+        List<CaseResult> all = new ArrayList<>();
+        for (Path p : paths) {
+            for (Path target : expand(p)) {
+                for (CaseResult r : runOne(target)) {
+                    onResult.accept(r);
+                    all.add(r);
+                }
+            }
+        }
+        return all;
+    }
+
+    List<CaseResult> runOne(Path target) {
+        if (Files.isRegularFile(target)) {
+            if (target.getFileName().toString().equals("token_ids.json")) {
+                return List.of(CaseResult.skip(target.toString(), "unsupported kind token_ids (tokenizers are not implemented yet)"));
+            }
+            return List.of(CaseResult.error(target.toString(), "-", "not a case directory or token_ids.json"));
+        }
+        GoldenCase c;
+        try {
+            c = GoldenCase.load(target);
+        } catch (RuntimeException e) {
+            return List.of(CaseResult.error(target.toString(), "-", FluxTransformerCases.firstLine(e)));
+        }
+        CaseRunner runner = runners.get(c.kind());
+        if (runner == null) return List.of(CaseResult.skip(c.name(), "unsupported kind " + c.kind()));
+        return runner.run(c);
+    }
+
+    /** Case directories (and token_ids.json files) at or below {@code p}, sorted. */
+    static List<Path> expand(Path p) {
+        if (!Files.exists(p)) return List.of(p);
+        if (Files.isRegularFile(p) || Files.isRegularFile(p.resolve("case.json"))) return List.of(p);
+        try (Stream<Path> s = Files.walk(p)) {
+            return s.filter(f -> f.getFileName() != null
+                            && (f.getFileName().toString().equals("case.json") || f.getFileName().toString().equals("token_ids.json")))
+                    .map(f -> f.getFileName().toString().equals("case.json") ? f.getParent() : f)
+                    .sorted()
+                    .collect(Collectors.toList());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

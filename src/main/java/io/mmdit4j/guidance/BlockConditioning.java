@@ -1,0 +1,48 @@
+package io.mmdit4j.guidance;
+
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * The conditioning each block of one forward receives: a {@code [B, D]} vector per global block index
+ * (double blocks first, then single blocks) and one for the final norm, each with its {@code SiLU}
+ * (what every adaLN linear consumes). Blocks with the same weights share the same tensors, so this is
+ * computed once per distinct vector, not per block. The tensors belong to the forward's scope.
+ */
+public final class BlockConditioning {
+    private final Tensor temb;
+    private final Tensor[] vectors;
+    private final Tensor[] activated;
+    private final Tensor finalVector;
+    private final Tensor finalActivated;
+    private final int distinct;
+
+    BlockConditioning(Tensor temb, Tensor[] vectors, Tensor[] activated, Tensor finalVector, Tensor finalActivated, int distinct) {
+        this.temb = temb;
+        this.vectors = vectors;
+        this.activated = activated;
+        this.finalVector = finalVector;
+        this.finalActivated = finalActivated;
+        this.distinct = distinct;
+    }
+
+    /** The plain (unguided) conditioning vector {@code [B, D]}. */
+    public Tensor temb() { return temb; }
+
+    public int numBlocks() { return vectors.length; }
+
+    /** The conditioning vector of global block {@code index}: {@code temb + Σ w·f(index)·delta}. */
+    public Tensor vector(int index) { return vectors[index]; }
+
+    /** {@code SiLU(vector(index))}. */
+    public Tensor activated(int index) { return activated[index]; }
+
+    /** Whether block {@code index} receives something other than the plain vector. */
+    public boolean isGuided(int index) { return vectors[index] != temb; }
+
+    public Tensor finalVector() { return finalVector; }
+
+    public Tensor finalActivated() { return finalActivated; }
+
+    /** How many different vectors this forward uses (1 when unguided). */
+    public int distinctVectors() { return distinct; }
+}

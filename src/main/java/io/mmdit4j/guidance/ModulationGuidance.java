@@ -1,0 +1,170 @@
+package io.mmdit4j.guidance;
+
+import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.bytedeco.pytorch.global.torch.silu;
+
+/**
+ * Modulation guidance for one request: the plan that turns the plain conditioning vector {@code temb}
+ * into a per-block vector {@code temb + Σ_terms w·f_term(block)·rowWeight·delta_term}, per denoising step.
+ *
+ * <p>The final norm keeps the plain {@code temb} (FLUX, SD3.5, HunyuanVideo) unless
+ * {@link Builder#guideFinalNorm} is set (HiDream), in which case it takes the last block's vector.
+ * A guidance whose coefficients are all zero for a block leaves that block's input the very same tensor
+ * as {@code temb}, so {@code w = 0} is bit-identical to no guidance.
+ *
+ * <p>The plan owns the delta tensors given to its builder and releases them on {@link #close()}.
+ */
+public final class ModulationGuidance implements AutoCloseable {
+    private static final ModulationGuidance NONE = new ModulationGuidance(List.of(), false);
+
+    private final List<GuidanceTerm> terms;
+    private final boolean guideFinalNorm;
+
+    private ModulationGuidance(List<GuidanceTerm> terms, boolean guideFinalNorm) {
+        this.terms = terms;
+        this.guideFinalNorm = guideFinalNorm;
+    }
+
+    /** No guidance: every block gets {@code temb}. */
+    public static ModulationGuidance none() {
+        return NONE;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public List<GuidanceTerm> terms() {
+        return terms;
+    }
+
+    public boolean guideFinalNorm() {
+        return guideFinalNorm;
+    }
+
+    public boolean isEmpty() {
+        return terms.isEmpty();
+    }
+
+    /**
+     * Per-block conditioning for one forward at denoising step {@code step}. Call inside the forward's
+     * PointerScope: the returned tensors are temporaries of that scope.
+     *
+     * @param temb [B, D] the plain conditioning vector
+     */
+    public BlockConditioning resolve(Tensor temb, int step, int numBlocks) {
+        int batch = (int) temb.size(0);
+        long dim = temb.size(1);
+        Tensor plainActivated = silu(temb);
+        Tensor[] vectors = new Tensor[numBlocks];
+        Tensor[] activated = new Tensor[numBlocks];
+        Arrays.fill(vectors, temb);
+        Arrays.fill(activated, plainActivated);
+        if (terms.isEmpty()) return new BlockConditioning(temb, vectors, activated, temb, plainActivated, 1);
+
+        List<double[]> factors = new ArrayList<>(terms.size());
+        List<Tensor> deltas = new ArrayList<>(terms.size());
+        for (int j = 0; j < terms.size(); j++) {
+            GuidanceTerm term = terms.get(j);
+            checkTerm(j, term, batch, dim);
+            factors.add(term.layers().factors(numBlocks));
+            deltas.add(term.delta().to(ScalarType.Float)); // w·delta is computed in fp32 and rounded once, as PyTorch does
+        }
+        Map<String, Tensor[]> byCoefficients = new HashMap<>();
+        for (int l = 0; l < numBlocks; l++) {
+            double[][] coefficients = new double[terms.size()][];
+            boolean any = false;
+            for (int j = 0; j < terms.size(); j++) {
+                coefficients[j] = terms.get(j).coefficients(l, numBlocks, step, batch, factors.get(j));
+                for (double c : coefficients[j]) any |= c != 0.0;
+            }
+            if (!any) continue;
+            String key = Arrays.deepToString(coefficients);
+            Tensor[] pair = byCoefficients.computeIfAbsent(key, k -> guidedVector(temb, deltas, coefficients));
+            vectors[l] = pair[0];
+            activated[l] = pair[1];
+        }
+        int last = numBlocks - 1;
+        Tensor finalVector = guideFinalNorm && numBlocks > 0 ? vectors[last] : temb;
+        Tensor finalActivated = guideFinalNorm && numBlocks > 0 ? activated[last] : plainActivated;
+        return new BlockConditioning(temb, vectors, activated, finalVector, finalActivated, 1 + byCoefficients.size());
+    }
+
+    private static Tensor[] guidedVector(Tensor temb, List<Tensor> deltas, double[][] coefficients) {
+        Tensor acc = temb;
+        for (int j = 0; j < deltas.size(); j++) {
+            double[] c = coefficients[j];
+            float[] cf = new float[c.length];
+            boolean any = false;
+            for (int b = 0; b < c.length; b++) {
+                cf[b] = (float) c[b];
+                any |= c[b] != 0.0;
+            }
+            if (!any) continue;
+            Tensor coef = Tensors.fromFloats(cf, c.length, 1);                 // [B, 1]
+            Tensor weighted = deltas.get(j).mul(coef).to(temb.scalar_type()); // [B, D]
+            acc = acc.add(weighted);
+        }
+        return new Tensor[] {acc, silu(acc)};
+    }
+
+    private static void checkTerm(int j, GuidanceTerm term, int batch, long dim) {
+        Tensor d = term.delta();
+        String name = "guidance term " + j + (term.label() == null ? "" : " ('" + term.label() + "')");
+        if (d.dim() != 2 || d.size(1) != dim || (d.size(0) != 1 && d.size(0) != batch)) {
+            throw new IllegalArgumentException(name + ": delta has shape " + Arrays.toString(Tensors.shape(d))
+                    + ", expected [1, " + dim + "] or [" + batch + ", " + dim + "]");
+        }
+        if (term.rowWeights() != null && term.rowWeights().length != batch) {
+            throw new IllegalArgumentException(name + ": " + term.rowWeights().length + " row weights for a batch of " + batch);
+        }
+    }
+
+    @Override
+    public void close() {
+        for (GuidanceTerm t : terms) Native.release(t.delta());
+    }
+
+    @Override
+    public String toString() {
+        return "ModulationGuidance" + terms + (guideFinalNorm ? " +finalNorm" : "");
+    }
+
+    /** Collects guidance terms; {@link #build()} freezes them. */
+    public static final class Builder {
+        private final List<GuidanceTerm> terms = new ArrayList<>();
+        private boolean guideFinalNorm;
+
+        /** Adds {@code w·delta} on the layers of {@code layers}, every step, every row. Takes ownership of {@code delta}. */
+        public Builder term(Tensor delta, double w, LayerSchedule layers) {
+            return add(new GuidanceTerm(null, delta, w, layers, StepWindow.all(), null));
+        }
+
+        /** Adds a fully specified term. Takes ownership of its delta. */
+        public Builder add(GuidanceTerm term) {
+            terms.add(term);
+            return this;
+        }
+
+        /** HiDream-style: the final norm also receives the guided vector. */
+        public Builder guideFinalNorm(boolean on) {
+            this.guideFinalNorm = on;
+            return this;
+        }
+
+        public ModulationGuidance build() {
+            return new ModulationGuidance(Collections.unmodifiableList(new ArrayList<>(terms)), guideFinalNorm);
+        }
+    }
+}

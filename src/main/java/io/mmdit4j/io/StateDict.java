@@ -1,0 +1,125 @@
+package io.mmdit4j.io;
+
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Supplier;
+import java.util.stream.Collectors;
+
+/**
+ * Checkpoint tensors under the names a model expects, after any key mapping. Models {@link #take} what
+ * they need with the shape they expect, converted to their compute dtype (a view of the file when the
+ * dtype already matches); {@link #requireAllTaken} then reports tensors the model did not use.
+ * Every error names the origin, the key, and expected versus found.
+ */
+public final class StateDict {
+    /** A tensor that can be materialised on demand; shape and dtype are known without native calls. */
+    public record Entry(long[] shape, DType dtype, String from, Supplier<Tensor> loader) {}
+
+    private final String origin;
+    private final Map<String, Entry> entries;
+    private final Set<String> taken = new TreeSet<>();
+    private final java.util.List<Tensor> handedOut = new java.util.ArrayList<>();
+
+    public StateDict(String origin, Map<String, Entry> entries) {
+        this.origin = origin;
+        this.entries = Collections.unmodifiableMap(new LinkedHashMap<>(entries));
+    }
+
+    /** The tensors of a source under their own names. */
+    public static StateDict of(TensorSource source) {
+        Map<String, Entry> m = new LinkedHashMap<>();
+        for (String k : source.keys()) {
+            TensorInfo i = source.info(k);
+            m.put(k, new Entry(i.shape(), i.dtype(), k, () -> source.load(k)));
+        }
+        return new StateDict(source.origin(), m);
+    }
+
+    public String origin() {
+        return origin;
+    }
+
+    public Set<String> keys() {
+        return entries.keySet();
+    }
+
+    public boolean contains(String key) {
+        return entries.containsKey(key);
+    }
+
+    public Entry entry(String key) {
+        return entries.get(key);
+    }
+
+    /** Shape of a tensor, or null when absent. */
+    public long[] shape(String key) {
+        Entry e = entries.get(key);
+        return e == null ? null : e.shape();
+    }
+
+    /**
+     * The tensor {@code key}, checked against {@code expectedShape} and converted to {@code dtype}.
+     * The result is owned by the caller and survives any enclosing PointerScope.
+     */
+    public Tensor take(String key, DType dtype, long... expectedShape) {
+        Entry e = entries.get(key);
+        if (e == null) {
+            throw new ModelFormatException(origin + ": missing tensor '" + key + "' (expected shape "
+                    + Arrays.toString(expectedShape) + ")");
+        }
+        if (!Arrays.equals(e.shape(), expectedShape)) {
+            throw new ModelFormatException(origin + ": tensor '" + key + "'" + fromNote(key, e) + " has shape "
+                    + Arrays.toString(e.shape()) + ", expected " + Arrays.toString(expectedShape));
+        }
+        if (!e.dtype().isFloatingPoint()) {
+            throw new ModelFormatException(origin + ": tensor '" + key + "' has dtype " + e.dtype().safetensorsName()
+                    + ", expected a floating-point type");
+        }
+        taken.add(key);
+        try (PointerScope scope = new PointerScope()) {
+            Tensor raw = e.loader().get();
+            Tensor out = Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
+            handedOut.add(out);
+            return Tensors.keep(out);
+        }
+    }
+
+    /** Releases every tensor taken so far: the clean-up of a model whose loading failed half-way. */
+    public void releaseTaken() {
+        Tensors.closeAll(handedOut);
+        handedOut.clear();
+    }
+
+    /** Forgets the taken tensors once a model owns them. */
+    public void handOver() {
+        handedOut.clear();
+    }
+
+    public Tensor takeOptional(String key, DType dtype, long... expectedShape) {
+        return contains(key) ? take(key, dtype, expectedShape) : null;
+    }
+
+    /** Fails if the checkpoint holds tensors the model has no place for. */
+    public void requireAllTaken() {
+        Set<String> left = new TreeSet<>(entries.keySet());
+        left.removeAll(taken);
+        if (!left.isEmpty()) {
+            String list = left.stream().limit(10).map(k -> "'" + k + "'" + fromNote(k, entries.get(k))).collect(Collectors.joining(", "));
+            throw new ModelFormatException(origin + ": " + left.size() + " unexpected tensor(s) that this model does not use: "
+                    + list + (left.size() > 10 ? ", ..." : ""));
+        }
+    }
+
+    private static String fromNote(String key, Entry e) {
+        return e.from().equals(key) ? "" : " (from '" + e.from() + "')";
+    }
+}

@@ -1,0 +1,43 @@
+package io.mmdit4j.io;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+/** Opens the weights of a model component: a single file, a folder with one file, or a sharded folder. */
+public final class WeightFiles {
+    private WeightFiles() {}
+
+    private static final List<String> PREFERRED = List.of("diffusion_pytorch_model", "model");
+
+    public static TensorSource open(Path path) {
+        if (Files.isRegularFile(path)) {
+            if (path.getFileName().toString().endsWith(".index.json")) return ShardedSafetensors.open(path);
+            return SafetensorsFile.open(path);
+        }
+        if (!Files.isDirectory(path)) throw new ModelFormatException(path + ": no such file or folder");
+        List<Path> files;
+        try (Stream<Path> s = Files.list(path)) {
+            files = s.filter(Files::isRegularFile).sorted().collect(Collectors.toList());
+        } catch (IOException e) {
+            throw new ModelFormatException(path + ": cannot list folder: " + e.getMessage(), e);
+        }
+        for (String stem : PREFERRED) {
+            Path index = path.resolve(stem + ".safetensors.index.json");
+            if (Files.isRegularFile(index)) return ShardedSafetensors.open(index);
+            Path single = path.resolve(stem + ".safetensors");
+            if (Files.isRegularFile(single)) return SafetensorsFile.open(single);
+        }
+        List<Path> indexes = files.stream().filter(f -> f.toString().endsWith(".safetensors.index.json")).collect(Collectors.toList());
+        if (indexes.size() == 1) return ShardedSafetensors.open(indexes.get(0));
+        List<Path> singles = files.stream().filter(f -> f.toString().endsWith(".safetensors")).collect(Collectors.toList());
+        if (singles.size() == 1) return SafetensorsFile.open(singles.get(0));
+        if (singles.isEmpty() && indexes.isEmpty()) {
+            throw new ModelFormatException(path + ": no .safetensors weights in this folder");
+        }
+        throw new ModelFormatException(path + ": several weight files and no index to choose from: " + singles);
+    }
+}

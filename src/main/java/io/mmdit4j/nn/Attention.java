@@ -1,0 +1,30 @@
+package io.mmdit4j.nn;
+
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.pytorch.Tensor;
+
+import static org.bytedeco.pytorch.global.torch.scaled_dot_product_attention;
+
+/** Head layout and the attention kernel, as diffusers' attention processors use them. */
+public final class Attention {
+    private Attention() {}
+
+    /** {@code [B, S, H·Dh] -> [B, H, S, Dh]}. */
+    public static Tensor splitHeads(Tensor x, long heads) {
+        long b = x.size(0), s = x.size(1), dh = x.size(2) / heads;
+        return x.view(b, s, heads, dh).transpose(1, 2);
+    }
+
+    /** {@code [B, H, S, Dh] -> [B, S, H·Dh]} (head-major channels). */
+    public static Tensor mergeHeads(Tensor x) {
+        long b = x.size(0), h = x.size(1), s = x.size(2), dh = x.size(3);
+        return x.transpose(1, 2).reshape(b, s, h * dh);
+    }
+
+    /** {@code softmax(QKᵀ/√Dh)V} without a mask, on the backend chosen for the dtype (see {@link Torch}). */
+    public static Tensor sdpa(Tensor q, Tensor k, Tensor v) { // [B,H,S,Dh] each
+        Torch.selectAttentionBackend(DType.of(q.scalar_type()));
+        return scaled_dot_product_attention(q, k, v);
+    }
+}

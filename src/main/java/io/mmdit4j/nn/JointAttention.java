@@ -1,0 +1,93 @@
+package io.mmdit4j.nn;
+
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.runtime.DType;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import static org.bytedeco.pytorch.global.torch.cat;
+
+/**
+ * Joint (double-stream) attention: image and text streams with their own projections and q/k norms,
+ * attended together in one sequence. FLUX puts the text first; SD3 and HunyuanVideo put the image first.
+ * Optional RoPE on the whole joint sequence. Fields follow diffusers' {@code attn.*} keys.
+ */
+public final class JointAttention implements AutoCloseable {
+    final Linear to_q, to_k, to_v;
+    final Linear add_q_proj, add_k_proj, add_v_proj;
+    final RmsNorm norm_q, norm_k, norm_added_q, norm_added_k;
+    final Linear to_out_0;   // attn.to_out.0
+    final Linear to_add_out; // null in blocks whose text stream ends (SD3 context_pre_only)
+    private final long heads;
+    private final boolean textFirst;
+
+    /** Outputs of both streams after their output projections: image [B, N, D], text [B, T, D]. */
+    public record Output(Tensor image, Tensor text) {}
+
+    public JointAttention(Linear to_q, Linear to_k, Linear to_v, Linear add_q_proj, Linear add_k_proj, Linear add_v_proj,
+                          RmsNorm norm_q, RmsNorm norm_k, RmsNorm norm_added_q, RmsNorm norm_added_k,
+                          Linear to_out_0, Linear to_add_out, long heads, boolean textFirst) {
+        this.to_q = to_q;
+        this.to_k = to_k;
+        this.to_v = to_v;
+        this.add_q_proj = add_q_proj;
+        this.add_k_proj = add_k_proj;
+        this.add_v_proj = add_v_proj;
+        this.norm_q = norm_q;
+        this.norm_k = norm_k;
+        this.norm_added_q = norm_added_q;
+        this.norm_added_k = norm_added_k;
+        this.to_out_0 = to_out_0;
+        this.to_add_out = to_add_out;
+        this.heads = heads;
+        this.textFirst = textFirst;
+    }
+
+    /** Loads {@code prefix.{to_q,...}} with RMS q/k norms (eps 1e-6) and biases everywhere, as FLUX has them. */
+    public static JointAttention loadFlux(StateDict sd, String prefix, long dim, long heads, DType dtype) {
+        long headDim = dim / heads;
+        return new JointAttention(
+                Linear.load(sd, prefix + ".to_q", dim, dim, dtype), Linear.load(sd, prefix + ".to_k", dim, dim, dtype),
+                Linear.load(sd, prefix + ".to_v", dim, dim, dtype),
+                Linear.load(sd, prefix + ".add_q_proj", dim, dim, dtype), Linear.load(sd, prefix + ".add_k_proj", dim, dim, dtype),
+                Linear.load(sd, prefix + ".add_v_proj", dim, dim, dtype),
+                RmsNorm.load(sd, prefix + ".norm_q.weight", headDim, 1e-6, dtype), RmsNorm.load(sd, prefix + ".norm_k.weight", headDim, 1e-6, dtype),
+                RmsNorm.load(sd, prefix + ".norm_added_q.weight", headDim, 1e-6, dtype),
+                RmsNorm.load(sd, prefix + ".norm_added_k.weight", headDim, 1e-6, dtype),
+                Linear.load(sd, prefix + ".to_out.0", dim, dim, dtype), Linear.load(sd, prefix + ".to_add_out", dim, dim, dtype),
+                heads, true);
+    }
+
+    public Output forward(Tensor x, Tensor ctx, Rope rope) { // x [B,N,D], ctx [B,T,D]
+        Tensor q = project(to_q, norm_q, x), k = project(to_k, norm_k, x), v = project(to_v, null, x);           // [B,H,N,Dh]
+        Tensor cq = project(add_q_proj, norm_added_q, ctx), ck = project(add_k_proj, norm_added_k, ctx);
+        Tensor cv = project(add_v_proj, null, ctx);                                                              // [B,H,T,Dh]
+        Tensor jq = joint(q, cq), jk = joint(k, ck), jv = joint(v, cv);                                          // [B,H,N+T,Dh]
+        if (rope != null) {
+            jq = rope.apply(jq);
+            jk = rope.apply(jk);
+        }
+        Tensor out = Attention.mergeHeads(Attention.sdpa(jq, jk, jv)).to(jq.scalar_type());                     // [B,N+T,D]
+        long n = x.size(1), t = ctx.size(1);
+        Tensor imageOut = textFirst ? out.narrow(1, t, n) : out.narrow(1, 0, n);
+        Tensor textOut = textFirst ? out.narrow(1, 0, t) : out.narrow(1, n, t);
+        return new Output(to_out_0.forward(imageOut), to_add_out == null ? null : to_add_out.forward(textOut));
+    }
+
+    private Tensor project(Linear proj, RmsNorm norm, Tensor x) {
+        Tensor h = Attention.splitHeads(proj.forward(x), heads);
+        return norm == null ? h : norm.forward(h);
+    }
+
+    private Tensor joint(Tensor image, Tensor text) {
+        return textFirst ? cat(new TensorVector(text, image), 2) : cat(new TensorVector(image, text), 2);
+    }
+
+    @Override
+    public void close() {
+        for (AutoCloseable c : new AutoCloseable[] {to_q, to_k, to_v, add_q_proj, add_k_proj, add_v_proj,
+                norm_q, norm_k, norm_added_q, norm_added_k, to_out_0, to_add_out}) {
+            Modules.closeQuietly(c);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+package io.mmdit4j.nn;
+
+/** Closing groups of modules. */
+public final class Modules {
+    private Modules() {}
+
+    /** Closes a module that may be null (optional parts such as a guidance embedder). */
+    public static void closeQuietly(AutoCloseable c) {
+        if (c == null) return;
+        try {
+            c.close();
+        } catch (Exception e) {
+            throw new IllegalStateException("closing " + c.getClass().getSimpleName() + " failed", e);
+        }
+    }
+
+    public static void closeAll(Iterable<? extends AutoCloseable> modules) {
+        for (AutoCloseable c : modules) closeQuietly(c);
+    }
+}

@@ -1,0 +1,32 @@
+package io.mmdit4j.nn;
+
+import io.mmdit4j.runtime.Native;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+
+import static org.bytedeco.pytorch.global.torch.layer_norm;
+
+/** Stateless pieces shared by the models, written as PyTorch issues them so that results match bit for bit. */
+public final class Ops {
+    private Ops() {}
+
+    /** Reused constants (allocating a Scalar per call costs a few microseconds). */
+    public static final Scalar ONE = Native.keep(new Scalar(1.0));
+    private static final TensorOptional NONE = Native.keep(new TensorOptional());
+
+    /** {@code nn.LayerNorm(D, eps, elementwise_affine=False)} over the last dimension. */
+    public static Tensor layerNorm(Tensor x, double eps) {
+        return layer_norm(x, new long[] {x.size(-1)}, NONE, NONE, eps, false);
+    }
+
+    /** adaLN modulation {@code x·(1 + scale[:, None]) + shift[:, None]}, in that op order. */
+    public static Tensor modulate(Tensor normed, Tensor shift, Tensor scale) { // normed [B,S,D], shift/scale [B,D]
+        return normed.mul(scale.add(ONE).unsqueeze(1)).add(shift.unsqueeze(1));
+    }
+
+    /** {@code x + gate[:, None] * y}. */
+    public static Tensor gatedResidual(Tensor x, Tensor gate, Tensor y) {
+        return x.add(gate.unsqueeze(1).mul(y));
+    }
+}

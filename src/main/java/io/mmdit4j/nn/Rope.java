@@ -1,0 +1,83 @@
+package io.mmdit4j.nn;
+
+import io.mmdit4j.runtime.Native;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.LongOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import static org.bytedeco.pytorch.global.torch.arange;
+import static org.bytedeco.pytorch.global.torch.cat;
+import static org.bytedeco.pytorch.global.torch.outer;
+import static org.bytedeco.pytorch.global.torch.pow;
+import static org.bytedeco.pytorch.global.torch.repeat_interleave;
+import static org.bytedeco.pytorch.global.torch.stack;
+
+/**
+ * Multi-axis rotary position embedding (diffusers {@code FluxPosEmbed} with {@code get_1d_rotary_pos_embed},
+ * {@code repeat_interleave_real=True}): per axis {@code ω_k = 1/θ^(2k/d)} and the angles in float64, cos/sin
+ * repeat-interleaved and stored fp32. Build a table once per token layout and reuse it across blocks and steps.
+ */
+public final class Rope implements AutoCloseable {
+    private final Tensor cos; // [S, Dh] fp32
+    private final Tensor sin; // [S, Dh] fp32
+
+    private Rope(Tensor cos, Tensor sin) {
+        this.cos = cos;
+        this.sin = sin;
+    }
+
+    /** Table for position ids {@code [S, axes]} (any float dtype) with per-axis widths {@code axesDims}. */
+    public static Rope build(Tensor ids, int[] axesDims, double theta) {
+        if (ids.dim() != 2 || ids.size(1) != axesDims.length) {
+            throw new IllegalArgumentException("position ids must be [S, " + axesDims.length + "], got dim " + ids.dim()
+                    + " with last size " + (ids.dim() > 0 ? ids.size(-1) : 0));
+        }
+        try (PointerScope scope = new PointerScope()) {
+            return buildTable(ids, axesDims, theta);
+        }
+    }
+
+    private static Rope buildTable(Tensor ids, int[] axesDims, double theta) {
+        TensorVector cosParts = new TensorVector();
+        TensorVector sinParts = new TensorVector();
+        Tensor pos = ids.to(ScalarType.Float);
+        TensorOptions f64 = new TensorOptions(ScalarType.Double);
+        for (int a = 0; a < axesDims.length; a++) {
+            int d = axesDims[a];
+            Tensor exponent = arange(new Scalar(0), new Scalar(d), new Scalar(2), f64).narrow(0, 0, d / 2).div(new Scalar((double) d));
+            Tensor freqs = pow(new Scalar(theta), exponent).reciprocal();       // [d/2] f64
+            Tensor angles = outer(pos.select(1, a).to(ScalarType.Double), freqs); // [S, d/2] f64
+            cosParts.push_back(repeat_interleave(angles.cos(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
+            sinParts.push_back(repeat_interleave(angles.sin(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
+        }
+        return new Rope(Native.keep(cat(cosParts, 1)), Native.keep(cat(sinParts, 1)));
+    }
+
+    public Tensor cos() { return cos; }
+    public Tensor sin() { return sin; }
+    public long length() { return cos.size(0); }
+
+    /**
+     * Rotates consecutive channel pairs of {@code x [B, H, S, Dh]}:
+     * {@code out = x·cos + rot(x)·sin} in fp32 with {@code rot(x) = [-x1, x0, -x3, x2, ...]}, cast back.
+     */
+    public Tensor apply(Tensor x) {
+        long b = x.size(0), h = x.size(1), s = x.size(2), dh = x.size(3);
+        TensorVector parts = x.reshape(b, h, s, dh / 2, 2).unbind(-1);
+        Tensor real = parts.get(0);
+        Tensor imag = parts.get(1);
+        Tensor rotated = stack(new TensorVector(imag.neg(), real), -1).flatten(3, 4);
+        Tensor out = x.to(ScalarType.Float).mul(cos).add(rotated.to(ScalarType.Float).mul(sin));
+        return out.to(x.scalar_type());
+    }
+
+    @Override
+    public void close() {
+        Native.release(cos);
+        Native.release(sin);
+    }
+}

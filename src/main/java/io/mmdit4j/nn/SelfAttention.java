@@ -1,0 +1,45 @@
+package io.mmdit4j.nn;
+
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.runtime.DType;
+import org.bytedeco.pytorch.Tensor;
+
+/** Self-attention with RMS q/k norms and RoPE and no output projection (FLUX single blocks, {@code pre_only}). */
+public final class SelfAttention implements AutoCloseable {
+    final Linear to_q, to_k, to_v;
+    final RmsNorm norm_q, norm_k;
+    private final long heads;
+
+    public SelfAttention(Linear to_q, Linear to_k, Linear to_v, RmsNorm norm_q, RmsNorm norm_k, long heads) {
+        this.to_q = to_q;
+        this.to_k = to_k;
+        this.to_v = to_v;
+        this.norm_q = norm_q;
+        this.norm_k = norm_k;
+        this.heads = heads;
+    }
+
+    public static SelfAttention loadFlux(StateDict sd, String prefix, long dim, long heads, DType dtype) {
+        long headDim = dim / heads;
+        return new SelfAttention(Linear.load(sd, prefix + ".to_q", dim, dim, dtype), Linear.load(sd, prefix + ".to_k", dim, dim, dtype),
+                Linear.load(sd, prefix + ".to_v", dim, dim, dtype),
+                RmsNorm.load(sd, prefix + ".norm_q.weight", headDim, 1e-6, dtype), RmsNorm.load(sd, prefix + ".norm_k.weight", headDim, 1e-6, dtype),
+                heads);
+    }
+
+    public Tensor forward(Tensor x, Rope rope) { // [B,S,D] -> [B,S,D]
+        Tensor q = norm_q.forward(Attention.splitHeads(to_q.forward(x), heads)); // [B,H,S,Dh]
+        Tensor k = norm_k.forward(Attention.splitHeads(to_k.forward(x), heads));
+        Tensor v = Attention.splitHeads(to_v.forward(x), heads);
+        if (rope != null) {
+            q = rope.apply(q);
+            k = rope.apply(k);
+        }
+        return Attention.mergeHeads(Attention.sdpa(q, k, v)).to(q.scalar_type());
+    }
+
+    @Override
+    public void close() {
+        for (AutoCloseable c : new AutoCloseable[] {to_q, to_k, to_v, norm_q, norm_k}) Modules.closeQuietly(c);
+    }
+}

@@ -1,0 +1,72 @@
+package io.mmdit4j.runtime;
+
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.util.Arrays;
+
+import static org.bytedeco.pytorch.global.torch.empty;
+
+/**
+ * Small helpers around libtorch tensors and the native-memory rules of this project:
+ * temporaries live in a {@link org.bytedeco.javacpp.PointerScope}; a result that must outlive its
+ * scope is {@link #keep kept} (its reference count raised) and closed by its new owner.
+ */
+public final class Tensors {
+    private Tensors() {}
+
+    /** Lets {@code t} survive the enclosing PointerScope; the caller now owns it and must close it. */
+    public static Tensor keep(Tensor t) {
+        return Native.keep(t);
+    }
+
+    public static long[] shape(Tensor t) {
+        int n = (int) t.dim();
+        long[] s = new long[n];
+        for (int i = 0; i < n; i++) s[i] = t.size(i);
+        return s;
+    }
+
+    public static String shapeString(long[] shape) {
+        return Arrays.toString(shape);
+    }
+
+    public static DType dtype(Tensor t) {
+        return DType.of(t.scalar_type());
+    }
+
+    /** Copies any floating tensor's values to a Java array (as fp32). */
+    public static float[] toFloats(Tensor t) {
+        Tensor f = t.to(ScalarType.Float).contiguous();
+        try {
+            float[] out = new float[(int) f.numel()];
+            if (out.length > 0) f.data_ptr_float().get(out);
+            return out;
+        } finally {
+            f.close();
+        }
+    }
+
+    /** A torch-owned fp32 tensor holding a copy of {@code data}. */
+    public static Tensor fromFloats(float[] data, long... shape) {
+        long n = 1;
+        for (long s : shape) n *= s;
+        if (n != data.length) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " needs " + n + " values, got " + data.length);
+        }
+        Tensor t = empty(shape, new TensorOptions(ScalarType.Float), new MemoryFormatOptional());
+        if (data.length > 0) {
+            FloatPointer p = new FloatPointer(t.data_ptr());
+            p.put(data);
+        }
+        return t;
+    }
+
+    /** Closes every non-null tensor, ignoring already-closed ones. */
+    public static void closeAll(Iterable<? extends Tensor> tensors) {
+        for (Tensor t : tensors) Native.release(t);
+    }
+}

@@ -1,5 +1,6 @@
 package io.mmdit4j.cli;
 
+import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Gemm;
 import io.mmdit4j.runtime.Torch;
 import picocli.CommandLine.Command;
@@ -23,9 +24,17 @@ final class InfoCommand implements Callable<Integer> {
         if (threads != null) Torch.setThreads(threads);
         System.out.println(Torch.describe());
         if (size > 0) {
-            for (var dtype : new io.mmdit4j.runtime.DType[] {io.mmdit4j.runtime.DType.F32, io.mmdit4j.runtime.DType.BF16}) {
+            int n = Torch.threads();
+            for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
                 double gflops = Gemm.measureGflops(size, dtype, 3);
-                System.out.printf(Locale.ROOT, "gemm %dx%dx%d %s: %.1f GFLOP/s%n", size, size, size, dtype.torchName(), gflops);
+                System.out.printf(Locale.ROOT, "gemm %dx%dx%d %s, %d threads: %.1f GFLOP/s%n", size, size, size, dtype.torchName(), n, gflops);
+            }
+            if (n > 1) {
+                // What a missing OpenBLAS thread setting costs (or what one core gives): same GEMM on 1 thread.
+                Torch.setThreads(1);
+                double one = Gemm.measureGflops(size, DType.F32, 3);
+                Torch.setThreads(n);
+                System.out.printf(Locale.ROOT, "gemm %dx%dx%d float32, 1 thread: %.1f GFLOP/s%n", size, size, size, one);
             }
         }
         return 0;

@@ -1,12 +1,13 @@
 package io.mmdit4j.cli;
 
+import io.mmdit4j.io.ModelFormatException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** The {@code mmdit} command line. */
 @Command(name = "mmdit", mixinStandardHelpOptions = true, version = "mmdit4j 0.1.0",
         description = "Diffusion-transformer inference on libtorch, with modulation guidance.",
-        subcommands = {CheckGoldenCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ForwardCommand.class, CheckGoldenCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {
@@ -14,6 +15,25 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new Main()).execute(args));
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The command line with this project's error policy: bad input is one clear line and exit status 2. */
+    public static CommandLine commandLine() {
+        CommandLine cli = new CommandLine(new Main());
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            if (e instanceof IllegalArgumentException || e instanceof ModelFormatException) {
+                commandLine.getErr().println("mmdit: error: " + firstLine(e.getMessage()));
+                return 2;
+            }
+            throw e;
+        });
+        return cli;
+    }
+
+    static String firstLine(String m) {
+        if (m == null) return "(no message)";
+        int nl = m.indexOf('\n');
+        return nl < 0 ? m : m.substring(0, nl);
     }
 }

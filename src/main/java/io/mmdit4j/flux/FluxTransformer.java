@@ -119,6 +119,21 @@ public final class FluxTransformer implements AutoCloseable {
         }
     }
 
+    /** A model with deterministic random weights ({@link io.mmdit4j.io.RandomWeights}): demos and benchmarks at any size. */
+    public static FluxTransformer random(FluxConfig config, long seed, DType compute) {
+        java.util.Map<String, Tensor> weights = randomWeights(config, seed, compute);
+        try {
+            return fromStateDict(io.mmdit4j.io.RandomWeights.asStateDict("random FLUX (seed " + seed + ")", weights), config, compute);
+        } finally {
+            Tensors.closeAll(weights.values()); // the model holds its own references
+        }
+    }
+
+    /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
+    public static java.util.Map<String, Tensor> randomWeights(FluxConfig config, long seed, DType dtype) {
+        return io.mmdit4j.io.RandomWeights.generate(FluxParameters.shapes(config), seed, dtype);
+    }
+
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute) {
         checkComputeDtype(compute);

@@ -319,13 +319,13 @@ public final class LayerSchedule {
         }
         int dash = body.indexOf('-');
         if (dash == 0) {
-            throw looksNumeric(body.substring(1).strip()) ? negativeLayer(text, item) : badItem(text, item);
+            throw startsWithNumber(body.substring(1).strip()) ? negativeLayer(text, item) : badItem(text, item);
         }
         if (dash > 0) {
             int first = parseLayer(text, item, body.substring(0, dash).strip());
             String lastText = body.substring(dash + 1).strip();
             if (lastText.isEmpty()) return new Span(first, Span.OPEN, 1);
-            if (lastText.startsWith("-") && looksNumeric(lastText.substring(1).strip())) {
+            if (lastText.startsWith("-") && startsWithNumber(lastText.substring(1).strip())) {
                 throw negativeLayer(text, item);
             }
             int last = parseLayer(text, item, lastText);
@@ -386,6 +386,11 @@ public final class LayerSchedule {
 
     private static boolean looksNumeric(String s) {
         return DECIMAL.matcher(s).matches();
+    }
+
+    /** True for "3", "3-", "3.5-7" etc.: text after a leading '-' that reads as a (negative) layer index. */
+    private static boolean startsWithNumber(String s) {
+        return !s.isEmpty() && ((s.charAt(0) >= '0' && s.charAt(0) <= '9') || s.charAt(0) == '.');
     }
 
     private static IllegalArgumentException badItem(String text, String item) {

@@ -187,7 +187,7 @@ class LayerScheduleTest {
         assertArrayEquals(new double[] {0, 0.25, 0.5, 0.25, 0}, LayerSchedule.bump(2, 2).times(0.5).factors(5));
         assertEquals("list:0,2,-3", LayerSchedule.perLayer(0, 1, -1.5).times(2).toString());
         assertEquals(LayerSchedule.all(), LayerSchedule.all().times(1));
-        assertEquals(LayerSchedule.parse("5-:2:".replace(":2:", ":4")), LayerSchedule.parse("5-:2").times(2));
+        assertEquals(LayerSchedule.parse("5-:4"), LayerSchedule.parse("5-:2").times(2));
     }
 
     @Test
@@ -319,6 +319,9 @@ class LayerScheduleTest {
         assertParseError("-3", "item \"-3\"", "non-negative");
         assertParseError("5--3", "item \"5--3\"", "non-negative");
         assertParseError("-3-", "non-negative");
+        assertParseError("-3-5", "non-negative");
+        assertParseError("2--5-", "non-negative");
+        assertParseError("-x", "bad item \"-x\"");
         assertParseError("2.5-", "item \"2.5-\"", "not a whole number");
         assertParseError("2-7.5", "not a whole number");
         assertParseError("9-3", "interval \"9-3\"", "before it starts", "write 3-9");

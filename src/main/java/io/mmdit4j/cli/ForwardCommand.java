@@ -1,0 +1,189 @@
+package io.mmdit4j.cli;
+
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxInputs;
+import io.mmdit4j.flux.FluxLatents;
+import io.mmdit4j.flux.FluxParameters;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.guidance.GuidanceTerm;
+import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.guidance.StepWindow;
+import io.mmdit4j.models.ModelRegistry;
+import io.mmdit4j.nn.Rope;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+import static org.bytedeco.pytorch.global.torch.createCPUGenerator;
+import static org.bytedeco.pytorch.global.torch.equal;
+import static org.bytedeco.pytorch.global.torch.full;
+import static org.bytedeco.pytorch.global.torch.randn;
+import static org.bytedeco.pytorch.global.torch.zeros;
+
+/**
+ * {@code mmdit forward}: one FLUX transformer forward on seeded random inputs, plain and with modulation
+ * guidance, with timings and how much the guidance moved the output. The guidance direction comes from
+ * two random pooled vectors (text encoders arrive with the text-conditioning work).
+ */
+@Command(name = "forward", mixinStandardHelpOptions = true,
+        description = "Run the FLUX transformer on seeded random inputs, plain and guided, and summarise the difference.")
+final class ForwardCommand implements Callable<Integer> {
+    @Option(names = "--model", defaultValue = "flux-tiny-demo", description = "transformer folder, BFL file, or model name from models/ (default: ${DEFAULT-VALUE})")
+    String model;
+
+    @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype: fp32 or bf16 (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--latent", defaultValue = "16x16", description = "latent grid HxW (image pixels / 8), even numbers (default: ${DEFAULT-VALUE})")
+    String latent;
+
+    @Option(names = "--text", defaultValue = "16", description = "text tokens (default: ${DEFAULT-VALUE})")
+    int textTokens;
+
+    @Option(names = "--batch", defaultValue = "2", description = "batch rows (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--seed", defaultValue = "0", description = "seed of the random inputs (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--sigma", defaultValue = "1.0", description = "timestep sigma in [0, 1] (default: ${DEFAULT-VALUE})")
+    double sigma;
+
+    @Option(names = "--guidance-scale", defaultValue = "3.5", description = "embedded guidance for dev models (default: ${DEFAULT-VALUE})")
+    double guidanceScale;
+
+    @Option(names = "--mg-w", defaultValue = "3.0", description = "modulation guidance weight w (default: ${DEFAULT-VALUE})")
+    double w;
+
+    @Option(names = "--mg-layers", defaultValue = "all", description = "layer schedule, e.g. 5-, 2-7, 13-30:3,31-45:1, 20~6, list:0,1,1 (default: ${DEFAULT-VALUE})")
+    String layers;
+
+    @Option(names = "--mg-rows", split = ",", description = "per-row weights, e.g. 1,0 guides row 0 only (default: every row)")
+    double[] rows;
+
+    @Option(names = "--reps", defaultValue = "3", description = "timed repetitions of each forward (default: ${DEFAULT-VALUE})")
+    int reps;
+
+    @Option(names = "--threads", description = "CPU threads (default: all cores)")
+    Integer threads;
+
+    @Override
+    public Integer call() {
+        if (threads != null) Torch.setThreads(threads);
+        int[] grid = parseGrid(latent);
+        if (batch < 1 || textTokens < 1 || reps < 1) throw new IllegalArgumentException("--batch, --text and --reps must be >= 1");
+        LayerSchedule schedule = LayerSchedule.parse(layers);
+        DType compute = DType.parse(dtype);
+        Path path = ModelRegistry.standard().resolve(model);
+        try (FluxTransformer flux = FluxTransformer.load(path, compute); PointerScope scope = new PointerScope()) {
+            FluxConfig c = flux.config();
+            System.out.printf(Locale.ROOT, "model: %s%n       %s, %.1fM parameters, compute %s%n", path, c,
+                    FluxParameters.count(c) / 1e6, compute.torchName());
+            Generator g = createCPUGenerator(seed);
+            GeneratorOptional gen = new GeneratorOptional(g);
+            TensorOptions f32 = new TensorOptions(ScalarType.Float);
+            int channels = c.inChannels() / 4;
+            Tensor latents = randn(new long[] {batch, channels, grid[0], grid[1]}, gen, f32);
+            Tensor enc = randn(new long[] {batch, textTokens, c.jointAttentionDim()}, gen, f32);
+            Tensor pooled = randn(new long[] {batch, c.pooledProjectionDim()}, gen, f32);
+            Tensor pos = randn(new long[] {1, c.pooledProjectionDim()}, gen, f32);
+            Tensor neg = randn(new long[] {1, c.pooledProjectionDim()}, gen, f32);
+            Tensor timestep = full(new long[] {batch}, new Scalar(sigma), f32);
+            Tensor guidance = c.guidanceEmbeds() ? full(new long[] {batch}, new Scalar(guidanceScale), f32) : null;
+            Tensor imgIds = imageIds(grid[0] / 2, grid[1] / 2);
+            Tensor txtIds = zeros(new long[] {textTokens, 3}, f32);
+            FluxInputs in = new FluxInputs(FluxLatents.pack(latents), enc, pooled, timestep, guidance, imgIds, txtIds);
+            System.out.printf(Locale.ROOT, "inputs: batch %d, %d image tokens (latent %dx%d), %d text tokens, sigma %s, seed %d%n",
+                    batch, in.hiddenStates().size(1), grid[0], grid[1], textTokens, sigma, seed);
+
+            try (Rope rope = flux.rope(txtIds, imgIds);
+                 ModulationGuidance mg = ModulationGuidance.builder()
+                         .add(new GuidanceTerm("random", flux.guidanceDelta(pos, neg), w, schedule, StepWindow.all(), rows)).build();
+                 ModulationGuidance zero = ModulationGuidance.builder().term(flux.guidanceDelta(pos, neg), 0.0, schedule).build()) {
+                double[] f = schedule.factors(c.totalBlocks());
+                long guidedBlocks = Arrays.stream(f).filter(v -> v != 0).count();
+                System.out.printf(Locale.ROOT, "guidance: w=%s layers=%s (%d of %d blocks)%s, direction from random pooled vectors%n",
+                        w, schedule, guidedBlocks, c.totalBlocks(), rows == null ? "" : " rows=" + Arrays.toString(rows));
+                Tensor plain = flux.forward(in, ModulationGuidance.none(), 0, rope, null);
+                Tensor guided = flux.forward(in, mg, 0, rope, null);
+                long[] plainNs = new long[reps], guidedNs = new long[reps];
+                for (int r = 0; r < reps; r++) { // alternate so that both see the same machine state
+                    plainNs[r] = time(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                    guidedNs[r] = time(() -> flux.forward(in, mg, 0, rope, null));
+                }
+                double p = median(plainNs) / 1e6, q = median(guidedNs) / 1e6;
+                System.out.printf(Locale.ROOT, "plain  forward: median %.2f ms%nguided forward: median %.2f ms (guided/plain %.3f)%n", p, q, q / p);
+                float[] a = Tensors.toFloats(plain), b = Tensors.toFloats(guided);
+                int perRow = a.length / batch;
+                StringBuilder change = new StringBuilder();
+                for (int r = 0; r < batch; r++) {
+                    double num = 0, den = 0;
+                    for (int i = r * perRow; i < (r + 1) * perRow; i++) {
+                        num += (a[i] - b[i]) * (double) (a[i] - b[i]);
+                        den += a[i] * (double) a[i];
+                    }
+                    change.append(r == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%.4f", Math.sqrt(num / Math.max(den, 1e-30))));
+                }
+                System.out.println("relative change of the output per row (||guided - plain|| / ||plain||): [" + change + "]");
+                boolean identical = equal(plain, flux.forward(in, zero, 0, rope, null));
+                System.out.println("w = 0 reproduces the plain output bit for bit: " + identical);
+                plain.close();
+                guided.close();
+                return identical ? 0 : 1;
+            }
+        }
+    }
+
+    private static long time(java.util.function.Supplier<Tensor> forward) {
+        long t0 = System.nanoTime();
+        forward.get().close();
+        return System.nanoTime() - t0;
+    }
+
+    private static double median(long[] v) {
+        long[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2.0;
+    }
+
+    static int[] parseGrid(String text) {
+        String[] p = text.toLowerCase(Locale.ROOT).split("x");
+        try {
+            if (p.length == 2) {
+                int h = Integer.parseInt(p[0].trim()), w = Integer.parseInt(p[1].trim());
+                if (h > 0 && w > 0 && h % 2 == 0 && w % 2 == 0) return new int[] {h, w};
+            }
+        } catch (NumberFormatException ignored) {
+            // fall through to the error below
+        }
+        throw new IllegalArgumentException("--latent " + text + ": expected HxW with positive even numbers, e.g. 16x16");
+    }
+
+    /** FluxPipeline's image ids: rows {@code [0, row, col]} of the packed grid. */
+    static Tensor imageIds(int rows, int cols) {
+        float[] ids = new float[rows * cols * 3];
+        for (int r = 0; r < rows; r++) {
+            for (int col = 0; col < cols; col++) {
+                int i = (r * cols + col) * 3;
+                ids[i + 1] = r;
+                ids[i + 2] = col;
+            }
+        }
+        return Tensors.fromFloats(ids, (long) rows * cols, 3);
+    }
+}

@@ -19,6 +19,26 @@ import java.util.Arrays;
 public record FluxInputs(Tensor hiddenStates, Tensor encoderHiddenStates, Tensor pooledProjections, Tensor timestep,
                          Tensor guidance, Tensor imgIds, Tensor txtIds) {
 
+    /**
+     * Accepts what diffusers accepts and brings it to the canonical form: a scalar or one-element timestep /
+     * guidance is expanded to the batch, and batch-first ids {@code [1, S, 3]} lose their batch axis.
+     * Call inside a PointerScope (the expanded tensors are temporaries).
+     */
+    FluxInputs normalized() {
+        long b = hiddenStates == null || hiddenStates.dim() != 3 ? -1 : hiddenStates.size(0);
+        return new FluxInputs(hiddenStates, encoderHiddenStates, pooledProjections, perRow(timestep, b), perRow(guidance, b),
+                unbatchedIds(imgIds), unbatchedIds(txtIds));
+    }
+
+    private static Tensor perRow(Tensor x, long batch) {
+        if (x == null || batch < 1 || x.numel() != 1 || (x.dim() == 1 && batch == 1)) return x;
+        return x.reshape(1).expand(new long[] {batch}, false);
+    }
+
+    private static Tensor unbatchedIds(Tensor ids) {
+        return ids != null && ids.dim() == 3 && ids.size(0) >= 1 ? ids.select(0, 0) : ids;
+    }
+
     /** Checks every shape against the model before any native computation. */
     void validate(FluxConfig c) {
         require(hiddenStates, "hidden_states", 3);

@@ -69,6 +69,14 @@ public final class FluxKeyMap {
     }
 
     public static StateDict fromBfl(StateDict bfl) {
+        try {
+            return map(bfl);
+        } catch (ModelFormatException e) {
+            throw e.getMessage().startsWith(bfl.origin()) ? e : new ModelFormatException(bfl.origin() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static StateDict map(StateDict bfl) {
         Map<String, Entry> out = new LinkedHashMap<>();
         long dim = hiddenSize(bfl);
         for (String key : bfl.keys()) {
@@ -108,7 +116,8 @@ public final class FluxKeyMap {
         if (rest.startsWith("linear1.")) {
             long rows = e.shape()[0];
             if (rows <= 3 * dim) {
-                throw new ModelFormatException(key + " in " + "BFL checkpoint has " + rows + " rows, expected 3*" + dim + " + mlp");
+                throw new ModelFormatException("tensor '" + key + "' has " + rows + " rows, expected 3 x " + dim
+                        + " (q, k, v) plus the MLP width");
             }
             splitRows(key, e, out, rest.substring("linear1.".length()), new long[] {dim, dim, dim, rows - 3 * dim},
                     p + "attn.to_q.", p + "attn.to_k.", p + "attn.to_v.", p + "proj_mlp.");

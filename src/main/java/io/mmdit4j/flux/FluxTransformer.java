@@ -244,9 +244,10 @@ public final class FluxTransformer implements AutoCloseable {
      * @param rope     a table from {@link #rope} for this token layout, or null to build one
      * @param observer sees the per-block conditioning, or null
      */
-    public Tensor forward(FluxInputs in, ModulationGuidance guidance, int step, Rope rope, ConditioningObserver observer) {
-        in.validate(config);
+    public Tensor forward(FluxInputs inputs, ModulationGuidance guidance, int step, Rope rope, ConditioningObserver observer) {
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            FluxInputs in = inputs.normalized();
+            in.validate(config);
             Tensor x = x_embedder.forward(in.hiddenStates().to(dtype.scalarType()));                 // [B,N,D]
             Tensor temb = timeTextEmbed(in.timestep(), in.guidance(), in.pooledProjections());       // [B,D]
             Tensor ctx = context_embedder.forward(in.encoderHiddenStates().to(dtype.scalarType()));  // [B,T,D]

@@ -31,7 +31,10 @@ public record SafetensorsHeader(Path file, long fileSize, long headerLength, Map
 
     /** Headers above this size are rejected as corrupt (real checkpoints stay below a few MB). */
     static final long MAX_HEADER_BYTES = 100L << 20;
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Strict: trailing garbage and duplicate tensor names are corrupt headers, not "last one wins". */
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     /** Start of the data section in the file. */
     public long dataStart() {

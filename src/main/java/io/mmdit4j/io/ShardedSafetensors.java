@@ -38,13 +38,18 @@ public final class ShardedSafetensors implements TensorSource {
         }
         Map<String, SafetensorsFile> shards = new LinkedHashMap<>();
         Map<String, SafetensorsFile> byKey = new TreeMap<>();
+        Path folder = indexFile.toAbsolutePath().normalize().getParent();
         try {
             for (var it = map.fields(); it.hasNext(); ) {
                 var e = it.next();
                 String shardName = e.getValue().asText();
-                Path shardPath = indexFile.resolveSibling(shardName).normalize();
-                if (!shardPath.startsWith(indexFile.toAbsolutePath().getParent().normalize()) && shardName.contains("..")) {
+                Path shardPath = folder.resolve(shardName).normalize();
+                if (!shardPath.startsWith(folder)) {
                     throw new ModelFormatException(indexFile + ": shard '" + shardName + "' points outside the folder");
+                }
+                if (!java.nio.file.Files.isRegularFile(shardPath)) {
+                    throw new ModelFormatException(indexFile + ": weight_map names shard '" + shardName + "' (for '" + e.getKey()
+                            + "'), but " + shardPath + " does not exist");
                 }
                 SafetensorsFile shard = shards.computeIfAbsent(shardName, n -> SafetensorsFile.open(shardPath));
                 if (shard.info(e.getKey()) == null) {

@@ -1,0 +1,78 @@
+package io.mmdit4j.models;
+
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.io.SafetensorsFile;
+import io.mmdit4j.runtime.DType;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.bytedeco.pytorch.global.torch.equal;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** models/*.json descriptors and how --model names resolve. */
+class ModelRegistryTest {
+    private static final Path HOME = Path.of(".");
+
+    @Test
+    void everyDescriptorParsesAndItsGuidanceSchedulesAreValid() {
+        List<ModelDescriptor> all = new ModelRegistry(HOME, null).descriptors();
+        assertTrue(all.stream().anyMatch(d -> d.name().equals("flux1-schnell")));
+        assertTrue(all.stream().anyMatch(d -> d.name().equals("flux1-dev")));
+        for (ModelDescriptor d : all) {
+            assertEquals(d.file().getFileName().toString(), d.name() + ".json", "descriptor name matches its file");
+            assertTrue(!d.recommendedGuidance().isEmpty(), d.name() + " recommends guidance");
+            int blocks = d.name().startsWith("flux1") ? FluxConfig.schnell().totalBlocks() : 5;
+            d.recommendedGuidance().forEach(g -> LayerSchedule.parse(g.layers()).factors(blocks));
+        }
+        assertEquals("5-", new ModelRegistry(HOME, null).descriptor("flux1-schnell").recommendedGuidance().get(0).layers());
+    }
+
+    @Test
+    void realModelsNotOnDiskGiveInstructions(@TempDir Path empty) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new ModelRegistry(HOME, empty).resolve("flux1-dev"));
+        assertTrue(e.getMessage().contains("black-forest-labs/FLUX.1-dev") && e.getMessage().contains("MMDIT_MODELS"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new ModelRegistry(HOME, null).resolve("no-such-model"));
+        assertTrue(e.getMessage().contains("known:"), e.getMessage());
+    }
+
+    @Test
+    void realModelFolderUnderMmditModelsIsFound(@TempDir Path models) throws IOException {
+        Files.createDirectories(models.resolve("FLUX.1-schnell/transformer"));
+        assertEquals(models.resolve("FLUX.1-schnell"), new ModelRegistry(HOME, models).resolve("flux1-schnell"));
+    }
+
+    @Test
+    void generatedDemoModelIsDeterministicAndLoads(@TempDir Path home) throws IOException {
+        Files.createDirectories(home.resolve("models"));
+        Files.copy(Path.of("models/flux-tiny-demo.json"), home.resolve("models/flux-tiny-demo.json"));
+        Path root = new ModelRegistry(home, null).resolve("flux-tiny-demo");
+        Path weights = root.resolve("transformer/diffusion_pytorch_model.safetensors");
+        assertTrue(Files.isRegularFile(weights));
+        byte[] first = Files.readAllBytes(weights);
+        Files.delete(weights);
+        new ModelRegistry(home, null).resolve("flux-tiny-demo");
+        assertTrue(java.util.Arrays.equals(first, Files.readAllBytes(weights)), "same seed, same bytes");
+        try (FluxTransformer model = FluxTransformer.load(root, DType.F32)) {
+            assertTrue(model.config().guidanceEmbeds());
+            assertEquals(5, model.config().totalBlocks());
+        }
+        try (SafetensorsFile f = SafetensorsFile.open(weights); PointerScope s = new PointerScope()) {
+            Tensor a = f.load("x_embedder.weight");
+            Tensor b = FluxTransformer.randomWeights(FluxConfig.fromDiffusersConfig(root.resolve("transformer/config.json")), 0, DType.F32)
+                    .get("x_embedder.weight");
+            assertTrue(equal(a, b));
+        }
+    }
+}

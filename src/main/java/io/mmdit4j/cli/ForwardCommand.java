@@ -46,6 +46,9 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--model", defaultValue = "flux-tiny-demo", description = "transformer folder, BFL file, or model name from models/ (default: ${DEFAULT-VALUE})")
     String model;
 
+    @Option(names = "--random", description = "instead of --model: a random model (seeded by --seed) built from this diffusers config.json")
+    Path randomConfig;
+
     @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype: fp32 or bf16 (default: ${DEFAULT-VALUE})")
     String dtype;
 
@@ -89,8 +92,11 @@ final class ForwardCommand implements Callable<Integer> {
         if (batch < 1 || textTokens < 1 || reps < 1) throw new IllegalArgumentException("--batch, --text and --reps must be >= 1");
         LayerSchedule schedule = LayerSchedule.parse(layers);
         DType compute = DType.parse(dtype);
-        Path path = ModelRegistry.standard().resolve(model);
-        try (FluxTransformer flux = FluxTransformer.load(path, compute); PointerScope scope = new PointerScope()) {
+        Path path = randomConfig != null ? randomConfig : ModelRegistry.standard().resolve(model);
+        try (FluxTransformer flux = randomConfig != null
+                ? FluxTransformer.random(io.mmdit4j.flux.FluxConfig.fromDiffusersConfig(randomConfig), seed, compute)
+                : FluxTransformer.load(path, compute);
+             PointerScope scope = new PointerScope()) {
             FluxConfig c = flux.config();
             System.out.printf(Locale.ROOT, "model: %s%n       %s, %.1fM parameters, compute %s%n", path, c,
                     FluxParameters.count(c) / 1e6, compute.torchName());

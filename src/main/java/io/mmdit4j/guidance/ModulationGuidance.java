@@ -30,6 +30,7 @@ public final class ModulationGuidance implements AutoCloseable {
 
     private final List<GuidanceTerm> terms;
     private final boolean guideFinalNorm;
+    private final Map<String, Tensor> offsets = new HashMap<>(); // per distinct coefficient set, see offset()
 
     private ModulationGuidance(List<GuidanceTerm> terms, boolean guideFinalNorm) {
         this.terms = terms;
@@ -74,12 +75,10 @@ public final class ModulationGuidance implements AutoCloseable {
         if (terms.isEmpty()) return new BlockConditioning(temb, vectors, activated, temb, plainActivated, 1);
 
         List<double[]> factors = new ArrayList<>(terms.size());
-        List<Tensor> deltas = new ArrayList<>(terms.size());
         for (int j = 0; j < terms.size(); j++) {
             GuidanceTerm term = terms.get(j);
             checkTerm(j, term, batch, dim);
             factors.add(term.layers().factors(numBlocks));
-            deltas.add(term.delta().to(ScalarType.Float)); // w·delta is computed in fp32 and rounded once, as PyTorch does
         }
         Map<String, Tensor[]> byCoefficients = new HashMap<>();
         for (int l = 0; l < numBlocks; l++) {
@@ -90,8 +89,11 @@ public final class ModulationGuidance implements AutoCloseable {
                 for (double c : coefficients[j]) any |= c != 0.0;
             }
             if (!any) continue;
-            String key = Arrays.deepToString(coefficients);
-            Tensor[] pair = byCoefficients.computeIfAbsent(key, k -> guidedVector(temb, deltas, coefficients));
+            String key = Tensors.dtype(temb) + Arrays.deepToString(coefficients);
+            Tensor[] pair = byCoefficients.computeIfAbsent(key, k -> {
+                Tensor guided = temb.add(offset(k, coefficients, temb));
+                return new Tensor[] {guided, silu(guided)};
+            });
             vectors[l] = pair[0];
             activated[l] = pair[1];
         }
@@ -101,9 +103,16 @@ public final class ModulationGuidance implements AutoCloseable {
         return new BlockConditioning(temb, vectors, activated, finalVector, finalActivated, 1 + byCoefficients.size());
     }
 
-    private static Tensor[] guidedVector(Tensor temb, List<Tensor> deltas, double[][] coefficients) {
-        Tensor acc = temb;
-        for (int j = 0; j < deltas.size(); j++) {
+    /**
+     * {@code Σ_j c_j ⊙ delta_j} for one set of per-row coefficients, [B, D] in temb's dtype. It does not depend
+     * on the timestep, so it is computed once per request and reused by every step (owned by this plan).
+     * Each product is computed in fp32 and rounded once, as PyTorch's {@code w * delta} does.
+     */
+    private synchronized Tensor offset(String key, double[][] coefficients, Tensor temb) {
+        Tensor cached = offsets.get(key);
+        if (cached != null) return cached;
+        Tensor sum = null;
+        for (int j = 0; j < terms.size(); j++) {
             double[] c = coefficients[j];
             float[] cf = new float[c.length];
             boolean any = false;
@@ -112,11 +121,12 @@ public final class ModulationGuidance implements AutoCloseable {
                 any |= c[b] != 0.0;
             }
             if (!any) continue;
-            Tensor coef = Tensors.fromFloats(cf, c.length, 1);                 // [B, 1]
-            Tensor weighted = deltas.get(j).mul(coef).to(temb.scalar_type()); // [B, D]
-            acc = acc.add(weighted);
+            Tensor coef = Tensors.fromFloats(cf, c.length, 1);                                               // [B, 1]
+            Tensor weighted = terms.get(j).delta().to(ScalarType.Float).mul(coef).to(temb.scalar_type());     // [B, D]
+            sum = sum == null ? weighted : sum.add(weighted);
         }
-        return new Tensor[] {acc, silu(acc)};
+        offsets.put(key, Native.keep(sum));
+        return sum;
     }
 
     private static void checkTerm(int j, GuidanceTerm term, int batch, long dim) {
@@ -132,8 +142,10 @@ public final class ModulationGuidance implements AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         for (GuidanceTerm t : terms) Native.release(t.delta());
+        offsets.values().forEach(Native::release);
+        offsets.clear();
     }
 
     @Override

@@ -85,24 +85,37 @@ public final class FluxTransformer implements AutoCloseable {
      */
     public static FluxTransformer load(Path path, DType compute, int[] axesDims) {
         checkComputeDtype(compute);
+        Path weights = transformerPath(path);
+        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
+            StateDict sd = diffusersNamed(StateDict.of(source));
+            return fromStateDict(sd, config(weights, sd, axesDims), compute);
+        }
+    }
+
+    /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
+    public static FluxConfig inspect(Path path, int[] axesDims) {
+        Path weights = transformerPath(path);
+        try (TensorSource source = WeightFiles.open(weights)) {
+            return config(weights, diffusersNamed(StateDict.of(source)), axesDims);
+        }
+    }
+
+    private static Path transformerPath(Path path) {
         if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            path = path.resolve("transformer");
+            return path.resolve("transformer");
         }
-        TensorSource source = WeightFiles.open(path);
-        try {
-            StateDict sd = StateDict.of(source);
-            FluxConfig config;
-            if (Files.isDirectory(path) && Files.exists(path.resolve("config.json"))) {
-                config = FluxConfig.fromDiffusersConfig(path.resolve("config.json"));
-                if (FluxKeyMap.isBfl(sd)) sd = FluxKeyMap.fromBfl(sd);
-            } else {
-                if (FluxKeyMap.isBfl(sd)) sd = FluxKeyMap.fromBfl(sd);
-                config = FluxConfig.detect(sd, axesDims != null ? axesDims : axesBeside(path));
-            }
-            return fromStateDict(sd, config, compute);
-        } finally {
-            source.close(); // tensors keep the mapping alive on their own
+        return path;
+    }
+
+    private static StateDict diffusersNamed(StateDict sd) {
+        return FluxKeyMap.isBfl(sd) ? FluxKeyMap.fromBfl(sd) : sd;
+    }
+
+    private static FluxConfig config(Path weights, StateDict sd, int[] axesDims) {
+        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
+            return FluxConfig.fromDiffusersConfig(weights.resolve("config.json"));
         }
+        return FluxConfig.detect(sd, axesDims != null ? axesDims : axesBeside(weights));
     }
 
     private static int[] axesBeside(Path file) {

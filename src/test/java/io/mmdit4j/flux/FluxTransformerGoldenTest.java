@@ -56,6 +56,17 @@ class FluxTransformerGoldenTest {
     }
 
     @Test
+    void weightsStoredInTheComputeDtypeAreViewsOfTheFileMapping() throws java.io.IOException {
+        Path bf16 = GoldenData.fluxModel("schnell_bf16").resolve("transformer");
+        long fileSize = java.nio.file.Files.size(bf16.resolve("diffusion_pytorch_model.safetensors"));
+        try (FluxTransformer same = FluxTransformer.load(bf16, DType.BF16); FluxTransformer upcast = FluxTransformer.load(bf16, DType.F32)) {
+            Tensor w = same.x_embedder.weight();
+            assertEquals(fileSize, w.storage().nbytes(), "a bf16 weight computed in bf16 views the whole mapped file");
+            assertEquals(w.numel() * 4, upcast.x_embedder.weight().storage().nbytes(), "fp32 compute owns an upcast copy");
+        }
+    }
+
+    @Test
     void schnellAndDevConfigsMatchTheReleasedModels() {
         FluxConfig s = FluxConfig.schnell();
         assertEquals(3072, s.innerDim());

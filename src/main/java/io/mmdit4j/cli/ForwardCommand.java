@@ -49,6 +49,9 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--random", description = "instead of --model: a random model (seeded by --seed) built from this diffusers config.json")
     Path randomConfig;
 
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
+    String device;
+
     @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype: fp32 or bf16 (default: ${DEFAULT-VALUE})")
     String dtype;
 
@@ -95,7 +98,7 @@ final class ForwardCommand implements Callable<Integer> {
         Path path = randomConfig != null ? randomConfig : ModelRegistry.standard().resolve(model);
         try (FluxTransformer flux = randomConfig != null
                 ? FluxTransformer.random(io.mmdit4j.flux.FluxConfig.fromDiffusersConfig(randomConfig), seed, compute)
-                : FluxTransformer.load(path, compute);
+                : FluxTransformer.load(path, compute, null, io.mmdit4j.runtime.DeviceSpec.parse(device));
              PointerScope scope = new PointerScope()) {
             FluxConfig c = flux.config();
             System.out.printf(Locale.ROOT, "model: %s%n       %s, %.1fM parameters, compute %s%n", path, c,

@@ -16,10 +16,12 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.nn.Timesteps;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -45,6 +47,8 @@ public final class FluxTransformer implements AutoCloseable {
 
     private final FluxConfig config;
     private final DType dtype;
+    private final DeviceSpec device;
+    private final Device torchDevice;
 
     final Linear x_embedder;
     final MlpEmbedder time_text_embed_timestep_embedder;
@@ -56,11 +60,13 @@ public final class FluxTransformer implements AutoCloseable {
     final AdaLayerNormContinuous norm_out;
     final Linear proj_out;
 
-    private FluxTransformer(FluxConfig config, DType dtype, Linear x_embedder, MlpEmbedder timestep, MlpEmbedder guidance,
+    private FluxTransformer(FluxConfig config, DType dtype, DeviceSpec device, Linear x_embedder, MlpEmbedder timestep, MlpEmbedder guidance,
                             MlpEmbedder text, Linear context_embedder, List<FluxDoubleBlock> doubles, List<FluxSingleBlock> singles,
                             AdaLayerNormContinuous norm_out, Linear proj_out) {
         this.config = config;
         this.dtype = dtype;
+        this.device = device;
+        this.torchDevice = Native.keep(device.torchDevice());
         this.x_embedder = x_embedder;
         this.time_text_embed_timestep_embedder = timestep;
         this.time_text_embed_guidance_embedder = guidance;
@@ -84,11 +90,17 @@ public final class FluxTransformer implements AutoCloseable {
      *                 beside the file when present, else FLUX's default split
      */
     public static FluxTransformer load(Path path, DType compute, int[] axesDims) {
+        return load(path, compute, axesDims, DeviceSpec.CPU);
+    }
+
+    /** As {@link #load(Path, DType, int[])}, with the weights placed on {@code device} (CUDA copies them there). */
+    public static FluxTransformer load(Path path, DType compute, int[] axesDims, DeviceSpec device) {
         checkComputeDtype(compute);
+        device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
             StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd, config(weights, sd, axesDims), compute);
+            return fromStateDict(sd.onDevice(device), config(weights, sd, axesDims), compute);
         }
     }
 
@@ -172,7 +184,7 @@ public final class FluxTransformer implements AutoCloseable {
             Linear projOut = track(built, Linear.load(sd, "proj_out", dim, c.outChannels(), compute));
             sd.requireAllTaken();
             sd.handOver();
-            return new FluxTransformer(c, compute, xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
+            return new FluxTransformer(c, compute, sd.device(), xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
                     normOut, projOut);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
@@ -194,6 +206,12 @@ public final class FluxTransformer implements AutoCloseable {
 
     public FluxConfig config() { return config; }
     public DType dtype() { return dtype; }
+    public DeviceSpec device() { return device; }
+
+    /** An input on this model's device in its compute dtype (a no-op view when it already is). */
+    private Tensor place(Tensor t) {
+        return device.cuda() ? t.to(torchDevice, dtype.scalarType()) : t.to(dtype.scalarType());
+    }
 
     // ---------------------------------------------------------------- conditioning
 
@@ -202,13 +220,13 @@ public final class FluxTransformer implements AutoCloseable {
      * The ×1000 happens in the compute dtype, so bf16 rounds the timestep exactly as the reference does.
      */
     public Tensor timeTextEmbed(Tensor timestep, Tensor guidance, Tensor pooled) {
-        Tensor t = timestep.to(dtype.scalarType()).mul(THOUSAND);
+        Tensor t = place(timestep).mul(THOUSAND);
         Tensor temb = time_text_embed_timestep_embedder.forward(Timesteps.sinusoidal(t, 256).to(dtype.scalarType()));
         if (time_text_embed_guidance_embedder != null) {
-            Tensor g = guidance.to(dtype.scalarType()).mul(THOUSAND);
+            Tensor g = place(guidance).mul(THOUSAND);
             temb = temb.add(time_text_embed_guidance_embedder.forward(Timesteps.sinusoidal(g, 256).to(dtype.scalarType())));
         }
-        return temb.add(time_text_embed_text_embedder.forward(pooled.to(dtype.scalarType())));
+        return temb.add(time_text_embed_text_embedder.forward(place(pooled)));
     }
 
     /**
@@ -227,8 +245,8 @@ public final class FluxTransformer implements AutoCloseable {
                     + pooledNeg.size(0) + " rows");
         }
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            Tensor pos = time_text_embed_text_embedder.forward(pooledPos.to(dtype.scalarType()));
-            Tensor neg = time_text_embed_text_embedder.forward(pooledNeg.to(dtype.scalarType()));
+            Tensor pos = time_text_embed_text_embedder.forward(place(pooledPos));
+            Tensor neg = time_text_embed_text_embedder.forward(place(pooledNeg));
             return Tensors.keep(pos.sub(neg));
         }
     }
@@ -236,7 +254,7 @@ public final class FluxTransformer implements AutoCloseable {
     /** RoPE table for the joint sequence {@code [txt; img]}; build once per token layout and reuse across steps. */
     public Rope rope(Tensor txtIds, Tensor imgIds) {
         try (PointerScope scope = new PointerScope()) {
-            return Rope.build(cat(new TensorVector(txtIds, imgIds), 0), config.axesDimsRope(), FluxConfig.ROPE_THETA);
+            return Rope.build(cat(new TensorVector(txtIds, imgIds), 0), config.axesDimsRope(), FluxConfig.ROPE_THETA, device);
         }
     }
 
@@ -261,9 +279,9 @@ public final class FluxTransformer implements AutoCloseable {
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
             FluxInputs in = inputs.normalized();
             in.validate(config);
-            Tensor x = x_embedder.forward(in.hiddenStates().to(dtype.scalarType()));                 // [B,N,D]
+            Tensor x = x_embedder.forward(place(in.hiddenStates()));                                 // [B,N,D]
             Tensor temb = timeTextEmbed(in.timestep(), in.guidance(), in.pooledProjections());       // [B,D]
-            Tensor ctx = context_embedder.forward(in.encoderHiddenStates().to(dtype.scalarType()));  // [B,T,D]
+            Tensor ctx = context_embedder.forward(place(in.encoderHiddenStates()));                  // [B,T,D]
             Rope table = rope != null ? rope : rope(in.txtIds(), in.imgIds());
             BlockConditioning cond = guidance.resolve(temb, step, config.totalBlocks());
             if (observer != null) observer.onConditioning(step, cond);
@@ -292,5 +310,6 @@ public final class FluxTransformer implements AutoCloseable {
                 time_text_embed_text_embedder, context_embedder, norm_out, proj_out));
         Modules.closeAll(transformer_blocks);
         Modules.closeAll(single_transformer_blocks);
+        Native.release(torchDevice);
     }
 }

@@ -121,8 +121,10 @@ public final class ModulationGuidance implements AutoCloseable {
                 any |= c[b] != 0.0;
             }
             if (!any) continue;
+            Tensor delta = terms.get(j).delta();
             Tensor coef = Tensors.fromFloats(cf, c.length, 1);                                               // [B, 1]
-            Tensor weighted = terms.get(j).delta().to(ScalarType.Float).mul(coef).to(temb.scalar_type());     // [B, D]
+            if (delta.is_cuda()) coef = coef.to(delta.device(), ScalarType.Float); // once per request, not per step
+            Tensor weighted = delta.to(ScalarType.Float).mul(coef).to(temb.scalar_type());                   // [B, D]
             sum = sum == null ? weighted : sum.add(weighted);
         }
         offsets.put(key, Native.keep(sum));

@@ -1,6 +1,7 @@
 package io.mmdit4j.io;
 
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -26,12 +27,27 @@ public final class StateDict {
 
     private final String origin;
     private final Map<String, Entry> entries;
+    private final DeviceSpec device;
     private final Set<String> taken = new TreeSet<>();
     private final java.util.List<Tensor> handedOut = new java.util.ArrayList<>();
 
     public StateDict(String origin, Map<String, Entry> entries) {
+        this(origin, entries, DeviceSpec.CPU);
+    }
+
+    private StateDict(String origin, Map<String, Entry> entries, DeviceSpec device) {
         this.origin = origin;
         this.entries = Collections.unmodifiableMap(new LinkedHashMap<>(entries));
+        this.device = device;
+    }
+
+    /** The same tensors, delivered on {@code device} by {@link #take} (a copy for CUDA; CPU tensors stay views). */
+    public StateDict onDevice(DeviceSpec device) {
+        return new StateDict(origin, entries, device);
+    }
+
+    public DeviceSpec device() {
+        return device;
     }
 
     /** The tensors of a source under their own names. */
@@ -87,7 +103,8 @@ public final class StateDict {
         taken.add(key);
         try (PointerScope scope = new PointerScope()) {
             Tensor raw = e.loader().get();
-            Tensor out = Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
+            Tensor out = device.cuda() ? raw.to(device.torchDevice(), dtype.scalarType()).contiguous()
+                    : Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
             handedOut.add(out);
             return Tensors.keep(out);
         }

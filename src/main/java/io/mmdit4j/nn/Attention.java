@@ -24,7 +24,7 @@ public final class Attention {
 
     /** {@code softmax(QKᵀ/√Dh)V} without a mask, on the backend chosen for the dtype (see {@link Torch}). */
     public static Tensor sdpa(Tensor q, Tensor k, Tensor v) { // [B,H,S,Dh] each
-        Torch.selectAttentionBackend(DType.of(q.scalar_type()));
+        if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type())); // CUDA keeps libtorch's own choice
         return scaled_dot_product_attention(q, k, v);
     }
 }

@@ -30,18 +30,23 @@ public final class Rope implements AutoCloseable {
         this.sin = sin;
     }
 
-    /** Table for position ids {@code [S, axes]} (any float dtype) with per-axis widths {@code axesDims}. */
+    /** Table for position ids {@code [S, axes]} (any float dtype) with per-axis widths {@code axesDims}, on the ids' device. */
     public static Rope build(Tensor ids, int[] axesDims, double theta) {
+        return build(ids, axesDims, theta, io.mmdit4j.runtime.DeviceSpec.of(ids));
+    }
+
+    /** As {@link #build(Tensor, int[], double)}, with the table placed on {@code device}. */
+    public static Rope build(Tensor ids, int[] axesDims, double theta, io.mmdit4j.runtime.DeviceSpec device) {
         if (ids.dim() != 2 || ids.size(1) != axesDims.length) {
             throw new IllegalArgumentException("position ids must be [S, " + axesDims.length + "], got dim " + ids.dim()
                     + " with last size " + (ids.dim() > 0 ? ids.size(-1) : 0));
         }
         try (PointerScope scope = new PointerScope()) {
-            return buildTable(ids, axesDims, theta);
+            return buildTable(ids, axesDims, theta, device);
         }
     }
 
-    private static Rope buildTable(Tensor ids, int[] axesDims, double theta) {
+    private static Rope buildTable(Tensor ids, int[] axesDims, double theta, io.mmdit4j.runtime.DeviceSpec device) {
         TensorVector cosParts = new TensorVector();
         TensorVector sinParts = new TensorVector();
         Tensor pos = ids.to(ScalarType.Float);
@@ -54,7 +59,12 @@ public final class Rope implements AutoCloseable {
             cosParts.push_back(repeat_interleave(angles.cos(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
             sinParts.push_back(repeat_interleave(angles.sin(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
         }
-        return new Rope(Native.keep(cat(cosParts, 1)), Native.keep(cat(sinParts, 1)));
+        Tensor cos = cat(cosParts, 1), sin = cat(sinParts, 1);
+        if (device.cuda()) {
+            cos = cos.to(device.torchDevice(), ScalarType.Float);
+            sin = sin.to(device.torchDevice(), ScalarType.Float);
+        }
+        return new Rope(Native.keep(cos), Native.keep(sin));
     }
 
     public Tensor cos() { return cos; }

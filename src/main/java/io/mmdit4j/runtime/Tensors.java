@@ -40,7 +40,10 @@ public final class Tensors {
 
     /** Copies any floating tensor's values to a Java array (as fp32). */
     public static float[] toFloats(Tensor t) {
-        Tensor f = t.to(ScalarType.Float).contiguous();
+        Tensor f;
+        try (org.bytedeco.pytorch.Device cpu = new org.bytedeco.pytorch.Device("cpu")) {
+            f = t.to(cpu, ScalarType.Float).contiguous();
+        }
         try {
             float[] out = new float[(int) f.numel()];
             if (out.length > 0) f.data_ptr_float().get(out);

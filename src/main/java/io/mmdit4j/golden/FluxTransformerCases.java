@@ -16,7 +16,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
@@ -81,21 +80,7 @@ public final class FluxTransformerCases implements CaseRunner {
             if (grid.isArray() && grid.size() == 2) {
                 actual.put("sample_unpacked", Tensors.keep(FluxLatents.unpack(actual.get("sample"), grid.get(0).asLong(), grid.get(1).asLong())));
             }
-            for (Iterator<String> it = c.compare().fieldNames(); it.hasNext(); ) {
-                String output = it.next();
-                Tensor a = actual.get(output);
-                if (a == null) {
-                    results.add(CaseResult.skip(name, output + " not produced by this runner"));
-                    continue;
-                }
-                if (out.info(output) == null) {
-                    results.add(CaseResult.error(name, output, "no reference tensor '" + output + "' in " + out.origin()));
-                    continue;
-                }
-                Tensor expected = out.load(output);
-                results.add(CaseResult.of(name, Comparison.of(output, Tensors.toFloats(a), Tensors.shape(a), Tensors.toFloats(expected),
-                        Tensors.shape(expected), c.atol(output), c.rtol(output))));
-            }
+            results.addAll(Outputs.compare(c, name, actual, out));
             Tensors.closeAll(actual.values());
         } catch (RuntimeException e) {
             if (System.getenv("MMDIT_DEBUG") != null) e.printStackTrace();

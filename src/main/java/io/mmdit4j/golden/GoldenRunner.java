@@ -17,7 +17,9 @@ import java.util.stream.Stream;
  */
 public final class GoldenRunner {
     private final Map<String, CaseRunner> runners = Map.of(
-            "flux_transformer", new FluxTransformerCases());
+            "flux_transformer", new FluxTransformerCases(),
+            "clip_text_encoder", TextEncoderCases.CLIP,
+            "t5_encoder", TextEncoderCases.T5);
 
     public List<CaseResult> run(List<Path> paths, Consumer<CaseResult> onResult) {
         List<CaseResult> all = new ArrayList<>();

@@ -125,6 +125,11 @@ public final class StateDict {
         return contains(key) ? take(key, dtype, expectedShape) : null;
     }
 
+    /** Accepts a tensor the model deliberately does not use (e.g. a buffer such as {@code position_ids}). */
+    public void markIgnored(String key) {
+        if (entries.containsKey(key)) taken.add(key);
+    }
+
     /** Fails if the checkpoint holds tensors the model has no place for. */
     public void requireAllTaken() {
         Set<String> left = new TreeSet<>(entries.keySet());

@@ -1,0 +1,53 @@
+package io.mmdit4j.text.t5;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.io.ModelFormatException;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** transformers {@code T5Config} fields of a v1.1 encoder (gated-GELU feed-forward). */
+public record T5Config(int vocabSize, int dModel, int dKv, int dFf, int numLayers, int numHeads, int relativeAttentionNumBuckets,
+                       int relativeAttentionMaxDistance, double layerNormEpsilon, String feedForwardProj) {
+
+    public T5Config {
+        if (!feedForwardProj.equals("gated-gelu")) {
+            throw new IllegalArgumentException("feed_forward_proj '" + feedForwardProj + "' is not supported (T5 v1.1 uses gated-gelu)");
+        }
+    }
+
+    /** T5 v1.1 XXL encoder as FLUX.1 and SD3 ship it. */
+    public static T5Config xxl() {
+        return new T5Config(32128, 4096, 64, 10240, 24, 64, 32, 128, 1e-6, "gated-gelu");
+    }
+
+    public static T5Config read(Path configJson) {
+        JsonNode c;
+        try {
+            c = new ObjectMapper().readTree(Files.readString(configJson));
+        } catch (IOException e) {
+            throw new ModelFormatException(configJson + ": cannot read config: " + e.getMessage(), e);
+        }
+        if (c == null || !c.isObject()) throw new ModelFormatException(configJson + ": config must be a JSON object");
+        try {
+            return new T5Config(c.path("vocab_size").asInt(32128), req(c, configJson, "d_model"), req(c, configJson, "d_kv"),
+                    req(c, configJson, "d_ff"), req(c, configJson, "num_layers"), req(c, configJson, "num_heads"),
+                    c.path("relative_attention_num_buckets").asInt(32), c.path("relative_attention_max_distance").asInt(128),
+                    c.path("layer_norm_epsilon").asDouble(1e-6), c.path("feed_forward_proj").asText("gated-gelu"));
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(configJson + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static int req(JsonNode c, Path file, String name) {
+        JsonNode v = c.get(name);
+        if (v == null || !v.isInt()) throw new ModelFormatException(file + ": missing integer \"" + name + "\"");
+        return v.asInt();
+    }
+
+    public int innerDim() {
+        return numHeads * dKv;
+    }
+}

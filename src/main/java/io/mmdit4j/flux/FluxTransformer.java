@@ -154,6 +154,11 @@ public final class FluxTransformer implements AutoCloseable {
         }
     }
 
+    /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
+    public static FluxTransformer meta(FluxConfig config, DType compute) {
+        return fromStateDict(io.mmdit4j.io.MetaWeights.of("meta FLUX " + config, FluxParameters.shapes(config), compute), config, compute);
+    }
+
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
     public static java.util.Map<String, Tensor> randomWeights(FluxConfig config, long seed, DType dtype) {
         return io.mmdit4j.io.RandomWeights.generate(FluxParameters.shapes(config), seed, dtype);
@@ -210,7 +215,7 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** An input on this model's device in its compute dtype (a no-op view when it already is). */
     private Tensor place(Tensor t) {
-        return device.cuda() ? t.to(torchDevice, dtype.scalarType()) : t.to(dtype.scalarType());
+        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
     }
 
     // ---------------------------------------------------------------- conditioning

@@ -123,7 +123,7 @@ public final class ModulationGuidance implements AutoCloseable {
             if (!any) continue;
             Tensor delta = terms.get(j).delta();
             Tensor coef = Tensors.fromFloats(cf, c.length, 1);                                               // [B, 1]
-            if (delta.is_cuda()) coef = coef.to(delta.device(), ScalarType.Float); // once per request, not per step
+            if (!delta.is_cpu()) coef = coef.to(delta.device(), ScalarType.Float); // once per request, not per step
             Tensor weighted = delta.to(ScalarType.Float).mul(coef).to(temb.scalar_type());                   // [B, D]
             sum = sum == null ? weighted : sum.add(weighted);
         }

@@ -103,7 +103,7 @@ public final class StateDict {
         taken.add(key);
         try (PointerScope scope = new PointerScope()) {
             Tensor raw = e.loader().get();
-            Tensor out = device.cuda() ? raw.to(device.torchDevice(), dtype.scalarType()).contiguous()
+            Tensor out = !device.isCpu() ? raw.to(device.torchDevice(), dtype.scalarType()).contiguous()
                     : Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
             handedOut.add(out);
             return Tensors.keep(out);

@@ -1,9 +1,12 @@
 package io.mmdit4j.nn;
 
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.OpCounter;
 import io.mmdit4j.runtime.Torch;
+import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 
+import static org.bytedeco.pytorch.global.torch.empty;
 import static org.bytedeco.pytorch.global.torch.scaled_dot_product_attention;
 
 /** Head layout and the attention kernel, as diffusers' attention processors use them. */
@@ -24,6 +27,12 @@ public final class Attention {
 
     /** {@code softmax(QKᵀ/√Dh)V} without a mask, on the backend chosen for the dtype (see {@link Torch}). */
     public static Tensor sdpa(Tensor q, Tensor k, Tensor v) { // [B,H,S,Dh] each
+        if (OpCounter.recording()) {
+            OpCounter.attention(q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), DType.of(q.scalar_type()));
+        }
+        if (q.is_meta()) { // shapes only (dry runs): the math kernel has no meta implementation
+            return empty(new long[] {q.size(0), q.size(1), q.size(2), v.size(3)}, q.options(), new MemoryFormatOptional());
+        }
         if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type())); // CUDA keeps libtorch's own choice
         return scaled_dot_product_attention(q, k, v);
     }

@@ -29,6 +29,7 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., dim]
+        if (x.is_meta()) return x.clone(); // shapes only: libtorch has no meta kernel on this path
         return layer_norm(x, new long[] {x.size(-1)}, weightOption, biasOption, eps, false);
     }
 

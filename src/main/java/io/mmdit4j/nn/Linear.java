@@ -3,6 +3,7 @@ package io.mmdit4j.nn;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.OpCounter;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 
@@ -36,6 +37,7 @@ public final class Linear implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., in] -> [..., out]
+        if (OpCounter.recording()) OpCounter.linear(x.numel() / in, in, out, DType.of(x.scalar_type()));
         return linear(x, weight, biasOption);
     }
 

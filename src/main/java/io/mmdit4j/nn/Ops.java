@@ -17,6 +17,7 @@ public final class Ops {
 
     /** {@code nn.LayerNorm(D, eps, elementwise_affine=False)} over the last dimension. */
     public static Tensor layerNorm(Tensor x, double eps) {
+        if (x.is_meta()) return x.clone(); // shapes only: libtorch has no meta kernel on this path
         return layer_norm(x, new long[] {x.size(-1)}, NONE, NONE, eps, false);
     }
 

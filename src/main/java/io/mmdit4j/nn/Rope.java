@@ -60,7 +60,7 @@ public final class Rope implements AutoCloseable {
             sinParts.push_back(repeat_interleave(angles.sin(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
         }
         Tensor cos = cat(cosParts, 1), sin = cat(sinParts, 1);
-        if (device.cuda()) {
+        if (!device.isCpu()) {
             cos = cos.to(device.torchDevice(), ScalarType.Float);
             sin = sin.to(device.torchDevice(), ScalarType.Float);
         }

@@ -25,7 +25,7 @@ public final class Timesteps {
         Tensor exponent = arange(new Scalar(0), new Scalar(half), f32).mul(new Scalar(-Math.log(10000.0)));
         exponent = exponent.div(new Scalar((double) half));
         Tensor freqs = exp(exponent);
-        if (t.is_cuda()) freqs = freqs.to(t.device(), ScalarType.Float);
+        if (!t.is_cpu()) freqs = freqs.to(t.device(), ScalarType.Float);
         Tensor args = t.to(ScalarType.Float).unsqueeze(1).mul(freqs.unsqueeze(0)); // [N, half]
         return cat(new TensorVector(cos(args), sin(args)), 1);
     }

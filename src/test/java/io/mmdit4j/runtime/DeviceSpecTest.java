@@ -17,8 +17,9 @@ class DeviceSpecTest {
     @Test
     void parsesDeviceNames() {
         assertEquals(DeviceSpec.CPU, DeviceSpec.parse("cpu"));
-        assertEquals(new DeviceSpec(true, 0), DeviceSpec.parse("cuda"));
-        assertEquals(new DeviceSpec(true, 1), DeviceSpec.parse("CUDA:1"));
+        assertEquals(DeviceSpec.META, DeviceSpec.parse("meta"));
+        assertEquals(DeviceSpec.cuda(0), DeviceSpec.parse("cuda"));
+        assertEquals(DeviceSpec.cuda(1), DeviceSpec.parse("CUDA:1"));
         assertEquals("cuda:1", DeviceSpec.parse("cuda:1").toString());
         for (String bad : new String[] {"", "gpu:x", "cuda:", "cuda:-1", "tpu"}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DeviceSpec.parse(bad));
@@ -39,7 +40,7 @@ class DeviceSpecTest {
     void cpuTensorsReportTheCpuDevice() {
         try (var t = Tensors.fromFloats(new float[] {1, 2}, 2)) {
             assertEquals(DeviceSpec.CPU, DeviceSpec.of(t));
-            assertFalse(DeviceSpec.of(t).cuda());
+            assertTrue(DeviceSpec.of(t).isCpu());
         }
     }
 }

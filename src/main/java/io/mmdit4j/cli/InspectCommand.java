@@ -1,0 +1,132 @@
+package io.mmdit4j.cli;
+
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxInputs;
+import io.mmdit4j.flux.FluxParameters;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.models.ModelDescriptor;
+import io.mmdit4j.models.ModelRegistry;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.OpCounter;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+import static org.bytedeco.pytorch.global.torch.empty;
+import static org.bytedeco.pytorch.global.torch.zeros;
+
+/**
+ * {@code mmdit inspect}: a real-size dry run. The transformer runs on meta tensors (shapes only, no weight or
+ * activation memory), which checks every shape of the configuration, and the command reports parameters,
+ * weight bytes per dtype, an activation-memory estimate and the FLOPs of one denoising step.
+ */
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Dry-run a transformer at its real size with meta tensors: shapes, parameters, memory and FLOPs per step.")
+final class InspectCommand implements Callable<Integer> {
+    @Option(names = "--config", required = true,
+            description = "a model name from models/ (flux1-dev, flux1-schnell), a diffusers config.json, or a checkpoint (headers only)")
+    String config;
+
+    @Option(names = "--size", defaultValue = "1024x1024", description = "image size WxH in pixels (default: ${DEFAULT-VALUE})")
+    String size;
+
+    @Option(names = "--text", description = "text tokens (default: the model's max_sequence_length, else 512)")
+    Integer text;
+
+    @Option(names = "--batch", defaultValue = "1", description = "batch rows (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--dtype", defaultValue = "bf16", description = "compute dtype for activations (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Override
+    public Integer call() {
+        DType compute = DType.parse(dtype);
+        int[] wh = ForwardCommand.parseGrid(size.replace('X', 'x'));
+        int width = wh[0], height = wh[1];
+        if (width % 16 != 0 || height % 16 != 0) throw new IllegalArgumentException("--size " + size + ": width and height must be multiples of 16");
+        FluxConfig c = resolveConfig();
+        int textTokens = text != null ? text : defaultText();
+        int rows = height / 16, cols = width / 16, imageTokens = rows * cols;
+        try (FluxTransformer model = FluxTransformer.meta(c, compute); PointerScope scope = new PointerScope();
+             Device meta = new Device("meta")) {
+            TensorOptions onMeta = new TensorOptions(compute.scalarType()).device(new DeviceOptional(meta));
+            FluxInputs in = new FluxInputs(
+                    empty(new long[] {batch, imageTokens, c.inChannels()}, onMeta, new MemoryFormatOptional()),
+                    empty(new long[] {batch, textTokens, c.jointAttentionDim()}, onMeta, new MemoryFormatOptional()),
+                    empty(new long[] {batch, c.pooledProjectionDim()}, onMeta, new MemoryFormatOptional()),
+                    empty(new long[] {batch}, onMeta, new MemoryFormatOptional()),
+                    c.guidanceEmbeds() ? empty(new long[] {batch}, onMeta, new MemoryFormatOptional()) : null,
+                    ForwardCommand.imageIds(rows, cols), zeros(new long[] {textTokens, 3}, new TensorOptions(ScalarType.Float)));
+            Tensor delta = empty(new long[] {1, c.innerDim()}, onMeta, new MemoryFormatOptional());
+            OpCounter.Recording ops;
+            long[] outShape;
+            try (ModulationGuidance g = ModulationGuidance.builder().term(Tensors.keep(delta), 3.0, LayerSchedule.from(Math.min(5, c.totalBlocks() - 1))).build();
+                 OpCounter.Recording r = OpCounter.record()) {
+                Tensor out = model.forward(in, g, 0);
+                outShape = Tensors.shape(out);
+                out.close();
+                ops = r;
+            }
+            long[] expected = {batch, imageTokens, c.outChannels()};
+            if (!Arrays.equals(outShape, expected)) {
+                throw new IllegalStateException("dry run produced " + Arrays.toString(outShape) + ", expected " + Arrays.toString(expected));
+            }
+            report(c, compute, width, height, textTokens, imageTokens, ops);
+        }
+        return 0;
+    }
+
+    private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops) {
+        long params = FluxParameters.count(c);
+        long seq = (long) textTokens + imageTokens, d = c.innerDim();
+        int elem = compute.bytes();
+        // Largest set of live activations: a single block's [B,S,*] tensors (residual, normed input, q/k/v,
+        // MLP before and after GELU, the attention|MLP concat, the projection) plus the text/image streams.
+        double blockActivations = (double) batch * seq * elem * (2 * d + 3 * d + 2L * c.mlpHidden() + (d + c.mlpHidden()) + 2 * d);
+        double scores = (double) batch * c.numAttentionHeads() * seq * seq * 4; // fp32 score matrix of math attention
+        System.out.printf(Locale.ROOT, "model: %s%n", c);
+        System.out.printf(Locale.ROOT, "image %dx%d -> %d image tokens, %d text tokens, batch %d, compute %s%n",
+                width, height, imageTokens, textTokens, batch, compute.torchName());
+        System.out.printf(Locale.ROOT, "shapes: every block checked on meta tensors, output [%d, %d, %d]%n", batch, imageTokens, c.outChannels());
+        System.out.printf(Locale.ROOT, "parameters: %,d (%.2f B)%n", params, params / 1e9);
+        System.out.printf(Locale.ROOT, "weights: fp32 %.2f GB, bf16/fp16 %.2f GB, fp8 %.2f GB%n", params * 4 / 1e9, params * 2 / 1e9, params / 1e9);
+        System.out.printf(Locale.ROOT, "activations (estimate, peak inside one block): %.2f GB; + %.2f GB for the score matrix with math attention%n",
+                blockActivations / 1e9, scores / 1e9);
+        System.out.printf(Locale.ROOT, "FLOPs per step (one transformer call): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP (%d calls), total %.2f TFLOP%n",
+                ops.linearFlops() / 1e12, ops.linears().size(), ops.attentionFlops() / 1e12, ops.attentions().size(), ops.totalFlops() / 1e12);
+    }
+
+    private FluxConfig resolveConfig() {
+        Path p = Path.of(config);
+        if (Files.isRegularFile(p) && p.getFileName().toString().equals("config.json")) return FluxConfig.fromDiffusersConfig(p);
+        if (Files.exists(p)) return FluxTransformer.inspect(p, null);
+        ModelDescriptor d = ModelRegistry.standard().descriptor(config);
+        if (d == null) throw new IllegalArgumentException("--config " + config + ": not a file, folder or model name from models/");
+        if (!d.family().equals("flux")) throw new IllegalArgumentException("--config " + config + ": inspect supports the flux family");
+        if (d.isGenerated()) {
+            return FluxConfig.fromDiffusersConfig(ModelRegistry.standard().resolve(config).resolve("transformer/config.json"));
+        }
+        return d.variant().equals("dev") ? FluxConfig.dev() : FluxConfig.schnell();
+    }
+
+    private int defaultText() {
+        ModelDescriptor d = ModelRegistry.standard().descriptor(config);
+        return d != null && d.defaults().has("max_sequence_length") ? d.defaults().get("max_sequence_length").asInt() : 512;
+    }
+}

@@ -2,7 +2,6 @@ package io.mmdit4j.cli;
 
 import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxInputs;
-import io.mmdit4j.flux.FluxLatents;
 import io.mmdit4j.flux.FluxParameters;
 import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.guidance.GuidanceTerm;
@@ -15,9 +14,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -31,9 +28,7 @@ import java.util.concurrent.Callable;
 
 import static org.bytedeco.pytorch.global.torch.createCPUGenerator;
 import static org.bytedeco.pytorch.global.torch.equal;
-import static org.bytedeco.pytorch.global.torch.full;
 import static org.bytedeco.pytorch.global.torch.randn;
-import static org.bytedeco.pytorch.global.torch.zeros;
 
 /**
  * {@code mmdit forward}: one FLUX transformer forward on seeded random inputs, plain and with modulation
@@ -103,20 +98,12 @@ final class ForwardCommand implements Callable<Integer> {
             FluxConfig c = flux.config();
             System.out.printf(Locale.ROOT, "model: %s%n       %s, %.1fM parameters, compute %s%n", path, c,
                     FluxParameters.count(c) / 1e6, compute.torchName());
-            Generator g = createCPUGenerator(seed);
-            GeneratorOptional gen = new GeneratorOptional(g);
+            FluxInputs in = FluxInputs.random(c, batch, grid[0], grid[1], textTokens, seed, sigma, guidanceScale);
+            Tensor txtIds = in.txtIds(), imgIds = in.imgIds();
             TensorOptions f32 = new TensorOptions(ScalarType.Float);
-            int channels = c.inChannels() / 4;
-            Tensor latents = randn(new long[] {batch, channels, grid[0], grid[1]}, gen, f32);
-            Tensor enc = randn(new long[] {batch, textTokens, c.jointAttentionDim()}, gen, f32);
-            Tensor pooled = randn(new long[] {batch, c.pooledProjectionDim()}, gen, f32);
+            GeneratorOptional gen = new GeneratorOptional(createCPUGenerator(seed + 1));
             Tensor pos = randn(new long[] {1, c.pooledProjectionDim()}, gen, f32);
             Tensor neg = randn(new long[] {1, c.pooledProjectionDim()}, gen, f32);
-            Tensor timestep = full(new long[] {batch}, new Scalar(sigma), f32);
-            Tensor guidance = c.guidanceEmbeds() ? full(new long[] {batch}, new Scalar(guidanceScale), f32) : null;
-            Tensor imgIds = imageIds(grid[0] / 2, grid[1] / 2);
-            Tensor txtIds = zeros(new long[] {textTokens, 3}, f32);
-            FluxInputs in = new FluxInputs(FluxLatents.pack(latents), enc, pooled, timestep, guidance, imgIds, txtIds);
             System.out.printf(Locale.ROOT, "inputs: batch %d, %d image tokens (latent %dx%d), %d text tokens, sigma %s, seed %d%n",
                     batch, in.hiddenStates().size(1), grid[0], grid[1], textTokens, sigma, seed);
 
@@ -181,18 +168,5 @@ final class ForwardCommand implements Callable<Integer> {
             // fall through to the error below
         }
         throw new IllegalArgumentException("--latent " + text + ": expected HxW with positive even numbers, e.g. 16x16");
-    }
-
-    /** FluxPipeline's image ids: rows {@code [0, row, col]} of the packed grid. */
-    static Tensor imageIds(int rows, int cols) {
-        float[] ids = new float[rows * cols * 3];
-        for (int r = 0; r < rows; r++) {
-            for (int col = 0; col < cols; col++) {
-                int i = (r * cols + col) * 3;
-                ids[i + 1] = r;
-                ids[i + 2] = col;
-            }
-        }
-        return Tensors.fromFloats(ids, (long) rows * cols, 3);
     }
 }

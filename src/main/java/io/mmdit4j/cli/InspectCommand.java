@@ -72,7 +72,7 @@ final class InspectCommand implements Callable<Integer> {
                     empty(new long[] {batch, c.pooledProjectionDim()}, onMeta, new MemoryFormatOptional()),
                     empty(new long[] {batch}, onMeta, new MemoryFormatOptional()),
                     c.guidanceEmbeds() ? empty(new long[] {batch}, onMeta, new MemoryFormatOptional()) : null,
-                    ForwardCommand.imageIds(rows, cols), zeros(new long[] {textTokens, 3}, new TensorOptions(ScalarType.Float)));
+                    FluxInputs.imageIds(rows, cols), zeros(new long[] {textTokens, 3}, new TensorOptions(ScalarType.Float)));
             Tensor delta = empty(new long[] {1, c.innerDim()}, onMeta, new MemoryFormatOptional());
             OpCounter.Recording ops;
             long[] outShape;

@@ -19,6 +19,38 @@ import java.util.Arrays;
 public record FluxInputs(Tensor hiddenStates, Tensor encoderHiddenStates, Tensor pooledProjections, Tensor timestep,
                          Tensor guidance, Tensor imgIds, Tensor txtIds) {
 
+    /** FluxPipeline's image ids for a packed grid: rows {@code [0, row, col]}, [rows·cols, 3] fp32. */
+    public static Tensor imageIds(long rows, long cols) {
+        float[] ids = new float[(int) (rows * cols * 3)];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                int i = (int) ((r * cols + c) * 3);
+                ids[i + 1] = r;
+                ids[i + 2] = c;
+            }
+        }
+        return io.mmdit4j.runtime.Tensors.fromFloats(ids, rows * cols, 3);
+    }
+
+    /**
+     * Seeded random inputs of the given size (demos, benchmarks): N(0,1) latents [B,16,H,W] packed, text states
+     * and pooled vectors, a constant sigma and (dev) guidance. Tensors belong to the caller's scope.
+     */
+    public static FluxInputs random(FluxConfig c, int batch, int latentH, int latentW, int textTokens, long seed, double sigma,
+                                    double guidance) {
+        org.bytedeco.pytorch.GeneratorOptional gen = new org.bytedeco.pytorch.GeneratorOptional(
+                org.bytedeco.pytorch.global.torch.createCPUGenerator(seed));
+        org.bytedeco.pytorch.TensorOptions f32 = new org.bytedeco.pytorch.TensorOptions(org.bytedeco.pytorch.global.torch.ScalarType.Float);
+        Tensor latents = org.bytedeco.pytorch.global.torch.randn(new long[] {batch, c.inChannels() / 4, latentH, latentW}, gen, f32);
+        Tensor enc = org.bytedeco.pytorch.global.torch.randn(new long[] {batch, textTokens, c.jointAttentionDim()}, gen, f32);
+        Tensor pooled = org.bytedeco.pytorch.global.torch.randn(new long[] {batch, c.pooledProjectionDim()}, gen, f32);
+        Tensor t = org.bytedeco.pytorch.global.torch.full(new long[] {batch}, new org.bytedeco.pytorch.Scalar(sigma), f32);
+        Tensor g = c.guidanceEmbeds()
+                ? org.bytedeco.pytorch.global.torch.full(new long[] {batch}, new org.bytedeco.pytorch.Scalar(guidance), f32) : null;
+        Tensor txtIds = org.bytedeco.pytorch.global.torch.zeros(new long[] {textTokens, 3}, f32);
+        return new FluxInputs(FluxLatents.pack(latents), enc, pooled, t, g, imageIds(latentH / 2, latentW / 2), txtIds);
+    }
+
     /**
      * Accepts what diffusers accepts and brings it to the canonical form: a scalar or one-element timestep /
      * guidance is expanded to the batch, and batch-first ids {@code [1, S, 3]} lose their batch axis.

@@ -1,0 +1,157 @@
+package io.mmdit4j.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxInputs;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.guidance.GuidanceTerm;
+import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.guidance.StepWindow;
+import io.mmdit4j.models.ModelRegistry;
+import io.mmdit4j.nn.Rope;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.GemmFloor;
+import io.mmdit4j.runtime.OpCounter;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.Callable;
+
+import static org.bytedeco.pytorch.global.torch.createCPUGenerator;
+import static org.bytedeco.pytorch.global.torch.randn;
+
+/**
+ * {@code mmdit bench}: plain and guided transformer forwards, alternated in one JVM, against the GEMM floor of
+ * the same forward; one JSON line of results. Ratios within one run are the numbers to compare.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Time plain vs guided FLUX forwards and the forward's own GEMM floor; prints one JSON line.")
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--model", description = "transformer folder, BFL file or model name (or use --random)")
+    String model;
+
+    @Option(names = "--random", description = "a random model (seeded) built from this diffusers config.json")
+    Path randomConfig;
+
+    @Option(names = "--latent", defaultValue = "32x32", description = "latent grid HxW (default: ${DEFAULT-VALUE})")
+    String latent;
+
+    @Option(names = "--text", defaultValue = "128", description = "text tokens (default: ${DEFAULT-VALUE})")
+    int text;
+
+    @Option(names = "--batch", defaultValue = "1", description = "batch rows (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--threads", description = "CPU threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--warmup", defaultValue = "2", description = "untimed forwards of each kind (default: ${DEFAULT-VALUE})")
+    int warmup;
+
+    @Option(names = "--reps", defaultValue = "10", description = "timed forwards of each kind (default: ${DEFAULT-VALUE})")
+    int reps;
+
+    @Option(names = "--floor-reps", defaultValue = "3", description = "runs of each GEMM for the floor, best kept (default: ${DEFAULT-VALUE})")
+    int floorReps;
+
+    @Option(names = "--seed", defaultValue = "0", description = "seed of weights and inputs (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--mg-w", defaultValue = "3.0", description = "modulation guidance weight (default: ${DEFAULT-VALUE})")
+    double w;
+
+    @Option(names = "--mg-layers", defaultValue = "all", description = "layer schedule of the guided forward (default: ${DEFAULT-VALUE})")
+    String layers;
+
+    @Override
+    public Integer call() throws IOException {
+        if (threads != null) Torch.setThreads(threads);
+        if ((model == null) == (randomConfig == null)) throw new IllegalArgumentException("give exactly one of --model and --random");
+        if (reps < 1 || warmup < 0) throw new IllegalArgumentException("--reps must be >= 1 and --warmup >= 0");
+        int[] grid = ForwardCommand.parseGrid(latent);
+        DType compute = DType.parse(dtype);
+        LayerSchedule schedule = LayerSchedule.parse(layers);
+        try (FluxTransformer flux = randomConfig != null
+                ? FluxTransformer.random(FluxConfig.fromDiffusersConfig(randomConfig), seed, compute)
+                : FluxTransformer.load(ModelRegistry.standard().resolve(model), compute);
+             PointerScope scope = new PointerScope()) {
+            FluxConfig c = flux.config();
+            FluxInputs in = FluxInputs.random(c, batch, grid[0], grid[1], text, seed, 1.0, 3.5);
+            GeneratorOptional gen = new GeneratorOptional(createCPUGenerator(seed + 1));
+            TensorOptions f32 = new TensorOptions(ScalarType.Float);
+            Tensor pos = randn(new long[] {1, c.pooledProjectionDim()}, gen, f32), neg = randn(new long[] {1, c.pooledProjectionDim()}, gen, f32);
+            try (Rope rope = flux.rope(in.txtIds(), in.imgIds());
+                 ModulationGuidance g = ModulationGuidance.builder()
+                         .add(new GuidanceTerm("bench", flux.guidanceDelta(pos, neg), w, schedule, StepWindow.all(), null)).build()) {
+                for (int i = 0; i < warmup; i++) {
+                    flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
+                    flux.forward(in, g, 0, rope, null).close();
+                }
+                double[] plain = new double[reps], guided = new double[reps];
+                for (int i = 0; i < reps; i++) {
+                    plain[i] = time(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                    guided[i] = time(() -> flux.forward(in, g, 0, rope, null));
+                }
+                OpCounter.Recording ops;
+                try (OpCounter.Recording r = OpCounter.record()) {
+                    flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
+                    ops = r;
+                }
+                double floorMs = GemmFloor.seconds(ops, floorReps) * 1e3;
+                double plainMedian = median(plain), guidedMedian = median(guided);
+                ObjectNode j = new ObjectMapper().createObjectNode();
+                j.put("model", randomConfig != null ? "random:" + randomConfig : model);
+                j.put("dim", c.innerDim()).put("double_blocks", c.numLayers()).put("single_blocks", c.numSingleLayers());
+                j.put("latent", latent).put("image_tokens", in.hiddenStates().size(1)).put("text_tokens", text).put("batch", batch);
+                j.put("dtype", compute.torchName()).put("threads", Torch.threads()).put("reps", reps);
+                j.put("plain_ms_median", round(plainMedian)).put("plain_ms_min", round(min(plain))).put("plain_ms_max", round(max(plain)));
+                j.put("guided_ms_median", round(guidedMedian)).put("guided_ms_min", round(min(guided))).put("guided_ms_max", round(max(guided)));
+                j.put("guided_over_plain", round4(guidedMedian / plainMedian));
+                j.put("gflop", round(ops.totalFlops() / 1e9)).put("gflops_per_s", round(ops.totalFlops() / 1e9 / (plainMedian / 1e3)));
+                j.put("gemm_floor_ms", round(floorMs)).put("forward_over_floor", round4(plainMedian / floorMs));
+                j.put("peak_rss_mb", peakRssMb());
+                System.out.println(j);
+            }
+        }
+        return 0;
+    }
+
+    private static double time(java.util.function.Supplier<Tensor> forward) {
+        long t0 = System.nanoTime();
+        forward.get().close();
+        return (System.nanoTime() - t0) / 1e6;
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    private static double min(double[] v) { return Arrays.stream(v).min().orElse(Double.NaN); }
+    private static double max(double[] v) { return Arrays.stream(v).max().orElse(Double.NaN); }
+    private static double round(double v) { return Math.round(v * 100) / 100.0; }
+    private static double round4(double v) { return Math.round(v * 10000) / 10000.0; }
+
+    static long peakRssMb() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+        }
+        return -1;
+    }
+}

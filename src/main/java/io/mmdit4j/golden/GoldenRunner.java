@@ -19,7 +19,9 @@ public final class GoldenRunner {
     private final Map<String, CaseRunner> runners = Map.of(
             "flux_transformer", new FluxTransformerCases(),
             "clip_text_encoder", TextEncoderCases.CLIP,
-            "t5_encoder", TextEncoderCases.T5);
+            "t5_encoder", TextEncoderCases.T5,
+            "vae_decode", VaeCases.DECODE,
+            "vae_encode", VaeCases.ENCODE);
 
     public List<CaseResult> run(List<Path> paths, Consumer<CaseResult> onResult) {
         List<CaseResult> all = new ArrayList<>();

@@ -1,0 +1,411 @@
+package io.mmdit4j.vae;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.nn.Modules;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.InferenceMode;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.bytedeco.pytorch.global.torch.cat;
+import static org.bytedeco.pytorch.global.torch.clamp;
+import static org.bytedeco.pytorch.global.torch.exp;
+
+/**
+ * diffusers {@code AutoencoderKL} (the FLUX.1 and SD3 VAE, and any other DownEncoderBlock2D/UpDecoderBlock2D
+ * configuration): encoder to a diagonal Gaussian posterior, decoder back to pixels. Loads diffusers {@code vae/}
+ * folders (or a model folder containing {@code vae/}) and Black Forest Labs / LDM single files
+ * ({@code ae.safetensors}, see {@link VaeKeyMap}). Weights are views of the memory-mapped file when the compute
+ * dtype equals the stored dtype. fp32 and bf16 compute.
+ *
+ * <p>Like the FLUX and SD3 pipelines, everything runs in the VAE's own dtype: there is no upcast
+ * ({@code force_upcast} is only honoured by the SD/SDXL pipelines), and {@link #toImage} clamps in that dtype.
+ * Every returned tensor is owned by the caller.
+ */
+public final class AutoencoderKL implements AutoCloseable {
+    private static final Scalar HALF = Native.keep(new Scalar(0.5));
+    private static final ScalarOptional ZERO = Native.keep(new ScalarOptional(new Scalar(0.0)));
+    private static final ScalarOptional ONE = Native.keep(new ScalarOptional(new Scalar(1.0)));
+    private static final ScalarOptional LOGVAR_MIN = Native.keep(new ScalarOptional(new Scalar(-30.0)));
+    private static final ScalarOptional LOGVAR_MAX = Native.keep(new ScalarOptional(new Scalar(20.0)));
+
+    private final VaeConfig config;
+    private final DType dtype;
+    private final DeviceSpec device;
+    private final Device torchDevice;
+    private final Scalar scaling;
+    private final Scalar shift; // null without shift_factor
+
+    final Encoder encoder;
+    final Decoder decoder;
+    final Conv2d quant_conv;      // null unless use_quant_conv
+    final Conv2d post_quant_conv; // null unless use_post_quant_conv
+
+    /**
+     * The posterior {@code DiagonalGaussianDistribution} of {@link #encode}: {@code mean} and {@code logvar} are
+     * the two halves of the encoder's moments (logvar clamped to [-30, 20]), {@code std = exp(0.5·logvar)}.
+     * All {@code [B, latent, H/f, W/f]} in the VAE dtype, owned by this object.
+     */
+    public record Encoded(Tensor mean, Tensor logvar, Tensor std) implements AutoCloseable {
+        /** {@code mean + std·noise} (diffusers' {@code latent_dist.sample()} with the given standard normal noise); caller-owned. */
+        public Tensor sample(Tensor noise) {
+            try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+                return Tensors.keep(mean.add(std.mul(noise.to(mean.device(), mean.scalar_type()))));
+            }
+        }
+
+        @Override
+        public void close() {
+            Native.release(mean);
+            Native.release(logvar);
+            Native.release(std);
+        }
+    }
+
+    private AutoencoderKL(VaeConfig config, DType dtype, DeviceSpec device, Encoder encoder, Decoder decoder, Conv2d quantConv,
+                          Conv2d postQuantConv) {
+        this.config = config;
+        this.dtype = dtype;
+        this.device = device;
+        this.torchDevice = Native.keep(device.torchDevice());
+        this.scaling = Native.keep(new Scalar(config.scalingFactor()));
+        this.shift = config.shiftFactor() == null ? null : Native.keep(new Scalar(config.shiftFactor()));
+        this.encoder = encoder;
+        this.decoder = decoder;
+        this.quant_conv = quantConv;
+        this.post_quant_conv = postQuantConv;
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    /**
+     * Loads a diffusers {@code vae/} folder, a model folder with {@code vae/} (else with {@code ae.safetensors}),
+     * or a single file: diffusers-named, BFL/LDM-named ({@code ae.safetensors}), or a whole-pipeline file whose VAE
+     * tensors carry a {@code first_stage_model.} / {@code vae.} prefix. A single file takes its configuration from
+     * a {@code config.json} beside it when that describes an AutoencoderKL, else from its tensors
+     * ({@link VaeConfig#detect(StateDict)}: 32 GroupNorm groups, FLUX's scaling for 16 latent channels).
+     */
+    public static AutoencoderKL load(Path folderOrFile, DType compute) {
+        return load(folderOrFile, null, compute, DeviceSpec.CPU);
+    }
+
+    public static AutoencoderKL load(Path folderOrFile, DType compute, DeviceSpec device) {
+        return load(folderOrFile, null, compute, device);
+    }
+
+    /**
+     * As {@link #load(Path, DType)} with an explicit configuration (null: from config.json or the tensors), e.g.
+     * {@link VaeConfig#sd3()} for SD3's VAE in a single file, whose scaling cannot be seen in the weights.
+     */
+    public static AutoencoderKL load(Path folderOrFile, VaeConfig config, DType compute, DeviceSpec device) {
+        checkComputeDtype(compute);
+        device.requireAvailable();
+        Path weights = vaePath(folderOrFile);
+        try (TensorSource source = WeightFiles.open(weights)) { // the tensors keep the mapping alive on their own
+            StateDict sd = diffusersNamed(StateDict.of(source));
+            VaeConfig c = config != null ? config : config(weights, sd);
+            return fromStateDict(sd.onDevice(device), c, compute);
+        }
+    }
+
+    /** The configuration {@link #load(Path, DType)} would use; reads config.json / headers only. */
+    public static VaeConfig inspect(Path folderOrFile) {
+        Path weights = vaePath(folderOrFile);
+        try (TensorSource source = WeightFiles.open(weights)) {
+            return config(weights, diffusersNamed(StateDict.of(source)));
+        }
+    }
+
+    private static Path vaePath(Path path) {
+        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json"))) {
+            if (Files.isDirectory(path.resolve("vae"))) return path.resolve("vae");
+            if (Files.isRegularFile(path.resolve("ae.safetensors"))) return path.resolve("ae.safetensors");
+        }
+        return path;
+    }
+
+    private static StateDict diffusersNamed(StateDict raw) {
+        StateDict sd = VaeKeyMap.toDiffusers(raw);
+        if (!sd.contains("decoder.conv_in.weight")) {
+            String some = raw.keys().stream().limit(3).map(k -> "'" + k + "'").reduce((a, b) -> a + ", " + b).orElse("none");
+            throw new ModelFormatException(raw.origin() + ": not an AutoencoderKL checkpoint: missing tensor 'decoder.conv_in.weight'"
+                    + " (nor the BFL/LDM 'decoder.mid.block_1.*' layout); " + raw.keys().size() + " tensors, e.g. " + some);
+        }
+        return sd;
+    }
+
+    private static VaeConfig config(Path weights, StateDict sd) {
+        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
+            return VaeConfig.read(weights.resolve("config.json"));
+        }
+        if (Files.isRegularFile(weights)) {
+            Path beside = weights.resolveSibling("config.json");
+            if (Files.isRegularFile(beside) && describesAutoencoderKL(beside)) return VaeConfig.read(beside);
+        }
+        return VaeConfig.detect(sd);
+    }
+
+    private static boolean describesAutoencoderKL(Path configJson) {
+        try {
+            JsonNode c = new ObjectMapper().readTree(Files.readString(configJson));
+            return c != null && c.path("_class_name").asText("").equals("AutoencoderKL");
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
+    public static AutoencoderKL fromStateDict(StateDict sd, VaeConfig c, DType compute) {
+        checkComputeDtype(compute);
+        Torch.init();
+        List<AutoCloseable> built = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            long latent = c.latentChannels();
+            Encoder encoder = Encoder.track(built, Encoder.load(sd, c, compute));
+            Decoder decoder = Encoder.track(built, Decoder.load(sd, c, compute));
+            Conv2d quant = c.useQuantConv() ? Encoder.track(built, Conv2d.load(sd, "quant_conv", 2 * latent, 2 * latent, 1, 1, 0, compute)) : null;
+            Conv2d postQuant = c.usePostQuantConv() ? Encoder.track(built, Conv2d.load(sd, "post_quant_conv", latent, latent, 1, 1, 0, compute)) : null;
+            sd.requireAllTaken();
+            sd.handOver();
+            return new AutoencoderKL(c, compute, sd.device(), encoder, decoder, quant, postQuant);
+        } catch (RuntimeException e) {
+            Modules.closeAll(built);
+            sd.handOver();
+            throw e;
+        }
+    }
+
+    private static void checkComputeDtype(DType compute) {
+        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
+            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
+        }
+    }
+
+    public VaeConfig config() { return config; }
+    public DType dtype() { return dtype; }
+    public DeviceSpec device() { return device; }
+
+    // ---------------------------------------------------------------- decode
+
+    /** The raw decoder output {@code [B, out, f·h, f·w]} of latents {@code [B, latent, h, w]} as given (no scaling). */
+    public Tensor decode(Tensor latents) {
+        check("latents", latents, config.latentChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return decodeOwned(place(latents));
+        }
+    }
+
+    /**
+     * Decodes the transformer's (normalised) latents as the FLUX/SD3 pipelines do:
+     * {@code decode(latents / scaling_factor + shift_factor)}, the scaling in the VAE dtype (see {@link #unscaleLatents}).
+     */
+    public Tensor decodeScaled(Tensor latents) {
+        check("latents", latents, config.latentChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return decodeOwned(unscale(place(latents)));
+        }
+    }
+
+    /**
+     * {@code latents / scaling_factor + shift_factor} (no shift when the config has none): the decoder input of
+     * normalised latents, computed in the VAE dtype (the FLUX/SD3 pipelines hold the latents in that dtype, so a
+     * bf16 VAE rounds each op here exactly as the reference does).
+     */
+    public Tensor unscaleLatents(Tensor latents) {
+        check("latents", latents, config.latentChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(unscale(place(latents)));
+        }
+    }
+
+    /**
+     * {@code (z - shift_factor) · scaling_factor} in the VAE dtype: encoder latents (e.g. a posterior mean or sample)
+     * in the transformer's latent space, as img2img pipelines prepare them.
+     */
+    public Tensor scaleLatents(Tensor z) {
+        check("latents", z, config.latentChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor placed = place(z);
+            Tensor t = shift != null ? placed.sub(shift) : placed;
+            return Tensors.keep(t.mul(scaling));
+        }
+    }
+
+    private Tensor unscale(Tensor latents) {
+        Tensor z = latents.div(scaling);
+        return shift != null ? z.add(shift) : z;
+    }
+
+    /** post_quant_conv + decoder on placed latents; the result is owned (attached to no scope). */
+    private Tensor decodeOwned(Tensor z) {
+        if (post_quant_conv == null) return decoder.forward(z);
+        return Scoped.then(Scoped.owned(() -> post_quant_conv.forward(z)), decoder::forward);
+    }
+
+    /**
+     * Tiled decode in diffusers' manner ({@code AutoencoderKL.tiled_decode}): the latents are cut into
+     * {@code tileLatent}² tiles starting every {@code tileLatent - overlapLatent} latents (the last ones may be
+     * smaller), each tile is decoded on its own, and each tile is blended linearly into its upper and left
+     * neighbours over {@code overlapLatent·f} pixels, then cropped to {@code (tileLatent - overlapLatent)·f} pixels.
+     * Peak activation memory then depends on the tile, not on the image (the decoded tiles are kept until blended, as
+     * in diffusers).
+     *
+     * <p><b>Tiling changes the numerics</b>: GroupNorm statistics and the mid-block attention only see one tile, so
+     * the result differs from {@link #decode} (visibly so for small tiles). As in diffusers, latents that fit in one
+     * tile are decoded untiled, bit-identical to {@link #decode}. diffusers' defaults are
+     * {@link VaeConfig#defaultTileLatent()} and {@link VaeConfig#defaultOverlapLatent()} (128 and 32 for FLUX).
+     */
+    public Tensor decodeTiled(Tensor latents, int tileLatent, int overlapLatent) {
+        check("latents", latents, config.latentChannels());
+        if (tileLatent < 1 || overlapLatent < 0 || overlapLatent >= tileLatent) {
+            throw new IllegalArgumentException("tile " + tileLatent + " and overlap " + overlapLatent
+                    + " latents: need tile >= 1 and 0 <= overlap < tile");
+        }
+        long h = latents.size(2), w = latents.size(3);
+        if (h <= tileLatent && w <= tileLatent) return decode(latents);
+        int f = config.scaleFactor();
+        int stride = tileLatent - overlapLatent;
+        int blend = overlapLatent * f;
+        int rowLimit = tileLatent * f - blend;
+        List<Tensor> tiles = new ArrayList<>();
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor z = place(latents);
+            List<List<Tensor>> rows = new ArrayList<>();
+            for (long i = 0; i < h; i += stride) {
+                List<Tensor> row = new ArrayList<>();
+                for (long j = 0; j < w; j += stride) {
+                    Tensor tile = z.narrow(2, i, Math.min(tileLatent, h - i)).narrow(3, j, Math.min(tileLatent, w - j));
+                    Tensor decoded = decodeOwned(tile);
+                    tiles.add(decoded);
+                    row.add(decoded);
+                }
+                rows.add(row);
+            }
+            List<Tensor> resultRows = new ArrayList<>();
+            for (int i = 0; i < rows.size(); i++) {
+                List<Tensor> row = rows.get(i);
+                List<Tensor> resultRow = new ArrayList<>();
+                for (int j = 0; j < row.size(); j++) {
+                    Tensor tile = row.get(j);
+                    if (i > 0) blend(rows.get(i - 1).get(j), tile, blend, 2);
+                    if (j > 0) blend(row.get(j - 1), tile, blend, 3);
+                    resultRow.add(tile.narrow(2, 0, Math.min(rowLimit, tile.size(2))).narrow(3, 0, Math.min(rowLimit, tile.size(3))));
+                }
+                resultRows.add(cat(new TensorVector(resultRow.toArray(new Tensor[0])), 3));
+            }
+            return Tensors.keep(cat(new TensorVector(resultRows.toArray(new Tensor[0])), 2));
+        } finally {
+            Tensors.closeAll(tiles);
+        }
+    }
+
+    /**
+     * diffusers' {@code blend_v} (dim 2) / {@code blend_h} (dim 3), in place on {@code b}:
+     * {@code b[y] = a[-e + y]·(1 - y/e) + b[y]·(y/e)} for {@code y < e}, with Python-float weights.
+     */
+    private static void blend(Tensor a, Tensor b, int extent, int dim) {
+        int e = (int) Math.min(Math.min(a.size(dim), b.size(dim)), extent);
+        for (int y = 0; y < e; y++) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor by = b.select(dim, y);
+                Tensor mixed = a.select(dim, a.size(dim) - e + y).mul(new Scalar(1 - (double) y / e)).add(by.mul(new Scalar((double) y / e)));
+                by.copy_(mixed);
+            }
+        }
+    }
+
+    /** diffusers' default tiling ({@code enable_tiling()}): {@link VaeConfig#defaultTileLatent()}, {@link VaeConfig#defaultOverlapLatent()}. */
+    public Tensor decodeTiled(Tensor latents) {
+        return decodeTiled(latents, config.defaultTileLatent(), config.defaultOverlapLatent());
+    }
+
+    /**
+     * The pipelines' post-processing before uint8 ({@code VaeImageProcessor.postprocess(..., "pt")}):
+     * {@code clamp(decoded·0.5 + 0.5, 0, 1)} in the VAE dtype.
+     */
+    public Tensor toImage(Tensor decoded) {
+        if (decoded.dim() != 4) {
+            throw new IllegalArgumentException("decoded image has shape " + Arrays.toString(Tensors.shape(decoded)) + ", expected [batch, channels, height, width]");
+        }
+        requireFloating("decoded image", decoded);
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(clamp(place(decoded).mul(HALF).add(HALF), ZERO, ONE));
+        }
+    }
+
+    // ---------------------------------------------------------------- encode
+
+    /** The posterior of images {@code [B, in, H, W]} in [-1, 1]; latents are {@code [B, latent, ⌈H/f⌉, ⌈W/f⌉]}. */
+    public Encoded encode(Tensor image) {
+        check("image", image, config.inChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor x = place(image);
+            Tensor moments = encoder.forward(x);
+            if (quant_conv != null) moments = Scoped.then(moments, m -> Scoped.owned(() -> quant_conv.forward(m)));
+            try {
+                TensorVector halves = moments.chunk(2, 1);
+                Tensor mean = halves.get(0).contiguous();
+                Tensor logvar = clamp(halves.get(1), LOGVAR_MIN, LOGVAR_MAX);
+                Tensor std = exp(logvar.mul(HALF));
+                return new Encoded(Tensors.keep(mean), Tensors.keep(logvar), Tensors.keep(std));
+            } finally {
+                moments.close();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    private Tensor place(Tensor t) {
+        return t.to(torchDevice, dtype.scalarType());
+    }
+
+    private static void check(String what, Tensor t, long channels) {
+        if (t == null || t.isNull()) throw new IllegalArgumentException(what + " is null");
+        if (t.dim() != 4 || t.size(1) != channels || t.size(0) < 1 || t.size(2) < 1 || t.size(3) < 1) {
+            throw new IllegalArgumentException(what + " has shape " + Arrays.toString(Tensors.shape(t)) + ", expected [batch, " + channels
+                    + ", height, width]");
+        }
+        requireFloating(what, t);
+    }
+
+    private static void requireFloating(String what, Tensor t) {
+        DType d;
+        try {
+            d = Tensors.dtype(t);
+        } catch (IllegalArgumentException e) {
+            d = null;
+        }
+        if (d == null || !d.isFloatingPoint()) {
+            throw new IllegalArgumentException(what + " has dtype " + t.scalar_type() + ", expected a floating-point tensor");
+        }
+    }
+
+    @Override
+    public void close() {
+        Modules.closeAll(Arrays.asList(encoder, decoder, quant_conv, post_quant_conv));
+        Native.release(scaling);
+        Native.release(shift);
+        Native.release(torchDevice);
+    }
+}

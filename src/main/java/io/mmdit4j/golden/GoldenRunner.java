@@ -20,6 +20,7 @@ public final class GoldenRunner {
             "flux_transformer", new FluxTransformerCases(),
             "clip_text_encoder", TextEncoderCases.CLIP,
             "t5_encoder", TextEncoderCases.T5,
+            "flow_match_euler", SchedulerCases.FLOW_MATCH_EULER,
             "vae_decode", VaeCases.DECODE,
             "vae_encode", VaeCases.ENCODE);
 

@@ -18,6 +18,7 @@ import java.util.stream.Stream;
 public final class GoldenRunner {
     private final Map<String, CaseRunner> runners = Map.of(
             "flux_transformer", new FluxTransformerCases(),
+            "flux_pipeline", new FluxPipelineCases(),
             "clip_text_encoder", TextEncoderCases.CLIP,
             "t5_encoder", TextEncoderCases.T5,
             "flow_match_euler", SchedulerCases.FLOW_MATCH_EULER,

@@ -19,13 +19,16 @@ final class CheckGoldenCommand implements Callable<Integer> {
     @Parameters(arity = "1..*", paramLabel = "PATH", description = "case directories, folders containing cases, or token_ids.json")
     List<Path> paths;
 
+    @Option(names = "--tokenizers", description = "folder with clip/ and t5/ vocabularies for token_ids.json (default: found near the file)")
+    Path tokenizers;
+
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
     Integer threads;
 
     @Override
     public Integer call() {
         if (threads != null) Torch.setThreads(threads);
-        List<CaseResult> results = new GoldenRunner().run(paths, r -> System.out.println(r.line()));
+        List<CaseResult> results = new GoldenRunner().tokenizers(tokenizers).run(paths, r -> System.out.println(r.line()));
         long pass = results.stream().filter(r -> r.status() == CaseResult.Status.PASS).count();
         long fail = results.stream().filter(r -> r.status() == CaseResult.Status.FAIL).count();
         long skip = results.stream().filter(r -> r.status() == CaseResult.Status.SKIP).count();

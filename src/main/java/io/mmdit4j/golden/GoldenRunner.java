@@ -25,6 +25,14 @@ public final class GoldenRunner {
             "vae_decode", VaeCases.DECODE,
             "vae_encode", VaeCases.ENCODE);
 
+    private Path tokenizers;
+
+    /** Where token_ids.json checks find the vocabularies ({@code clip/}, {@code t5/}); default: searched near the file. */
+    public GoldenRunner tokenizers(Path dir) {
+        this.tokenizers = dir;
+        return this;
+    }
+
     public List<CaseResult> run(List<Path> paths, Consumer<CaseResult> onResult) {
         List<CaseResult> all = new ArrayList<>();
         for (Path p : paths) {
@@ -40,8 +48,8 @@ public final class GoldenRunner {
 
     List<CaseResult> runOne(Path target) {
         if (Files.isRegularFile(target)) {
-            if (target.getFileName().toString().equals("token_ids.json")) {
-                return List.of(CaseResult.skip(target.toString(), "unsupported kind token_ids (tokenizers are not implemented yet)"));
+            if (target.getFileName().toString().endsWith(".json") && !target.getFileName().toString().equals("case.json")) {
+                return TokenIdsCases.run(target, tokenizers);
             }
             return List.of(CaseResult.error(target.toString(), "-", "not a case directory or token_ids.json"));
         }

@@ -67,12 +67,32 @@ class CheckGoldenCommandTest {
     }
 
     @Test
-    void unsupportedKindsAndTokenFilesAreSkippedNotFailed() {
-        Run r = run("check-golden", GoldenData.root().resolve("vae/cases").toString(),
-                GoldenData.root().resolve("tokenizers/token_ids.json").toString());
+    void unsupportedKindsAreSkippedNotFailed() {
+        Run r = run("check-golden", GoldenData.root().resolve("sd3_transformer/cases/sd3m_plain").toString());
         assertEquals(0, r.exit(), r.out());
-        assertTrue(r.out().contains("SKIP vae/decode_8x12_b2 -: unsupported kind vae_decode"), r.out());
-        assertTrue(r.out().contains("token_ids.json -: unsupported kind token_ids"), r.out());
+        assertTrue(r.out().contains("SKIP sd3_transformer/sd3m_plain -: unsupported kind sd3_transformer"), r.out());
+    }
+
+    @Test
+    void tokenIdFilesCheckEveryPromptOfEveryTokenizer() {
+        Run r = run("check-golden", GoldenData.root().resolve("tokenizers/token_ids.json").toString());
+        assertEquals(0, r.exit(), r.out());
+        for (String t : new String[] {"clip", "t5@256", "t5@512", "t5_legacy@256", "t5_legacy@512"}) {
+            assertTrue(r.out().contains("token_ids.json " + t + ": 42/42 prompts exact"), r.out());
+        }
+    }
+
+    @Test
+    void aTokenMismatchPrintsThePromptAndBothIdLists(@TempDir Path tmp) throws IOException {
+        Path tokDir = GoldenData.root().resolve("../tokenizers").normalize();
+        String json = "{\"prompts\":[{\"index\":0,\"prompt\":\"a cat\",\"clip\":{\"input_ids\":[49406,320,49407],"
+                + "\"attention_mask\":[1,1,1]}}]}";
+        Path f = tmp.resolve("ids.json");
+        Files.writeString(f, json);
+        Run r = run("check-golden", "--tokenizers", tokDir.toString(), f.toString());
+        assertEquals(1, r.exit(), r.out());
+        assertTrue(r.out().contains("FAIL " + f + " clip: 0/1 prompts exact"), r.out());
+        assertTrue(r.out().contains("expected [49406, 320, 49407]") && r.out().contains("actual   [49406, 320, 2368, 49407, 49407"), r.out());
     }
 
     @Test

@@ -36,9 +36,12 @@ import static org.bytedeco.pytorch.global.torch.zeros;
  * weight bytes per dtype, an activation-memory estimate and the FLOPs of one denoising step.
  */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
-        description = "Dry-run a transformer at its real size with meta tensors: shapes, parameters, memory and FLOPs per step.")
+        description = "Show how a PNG was made, or dry-run a transformer at its real size with meta tensors: shapes, parameters, memory and FLOPs per step.")
 final class InspectCommand implements Callable<Integer> {
-    @Option(names = "--config", required = true,
+    @picocli.CommandLine.Parameters(arity = "0..1", paramLabel = "IMAGE.png", description = "a generated PNG: print how it was made")
+    Path image;
+
+    @Option(names = "--config",
             description = "a model name from models/ (flux1-dev, flux1-schnell), a diffusers config.json, or a checkpoint (headers only)")
     String config;
 
@@ -55,7 +58,12 @@ final class InspectCommand implements Callable<Integer> {
     String dtype;
 
     @Override
-    public Integer call() {
+    public Integer call() throws java.io.IOException {
+        if (image != null) {
+            io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(k + ": " + v));
+            return 0;
+        }
+        if (config == null) throw new IllegalArgumentException("give a PNG to inspect, or --config for a dry run");
         DType compute = DType.parse(dtype);
         int[] wh = ForwardCommand.parseGrid(size.replace('X', 'x'));
         int width = wh[0], height = wh[1];

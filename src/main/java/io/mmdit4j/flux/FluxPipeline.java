@@ -71,7 +71,7 @@ public final class FluxPipeline implements AutoCloseable {
             return prompts.size() * imagesPerPrompt;
         }
 
-        long[] seedsPerImage() {
+        public long[] seedsPerImage() {
             long[] s = new long[batch()];
             for (int i = 0; i < s.length; i++) s[i] = seeds == null || seeds.length == 0 ? i : seeds.length == s.length ? seeds[i] : seeds[0] + i;
             if (seeds != null && seeds.length > 1 && seeds.length != s.length) {

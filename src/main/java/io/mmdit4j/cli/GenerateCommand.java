@@ -35,7 +35,7 @@ import java.util.concurrent.Callable;
 final class GenerateCommand implements Callable<Integer> {
     static final String METADATA_KEY = "mmdit4j";
 
-    @Option(names = "--model", description = "diffusers FLUX folder (model_index.json), a BFL transformer file (with --vae and --text-encoders), or a model name")
+    @Option(names = "--model", description = "diffusers FLUX folder (model_index.json), a BFL transformer file (with --vae and --text-encoders), or a model name (default: flux-tiny-demo)")
     String model;
     @Option(names = "--vae", description = "ae.safetensors for a BFL transformer file")
     Path vae;
@@ -87,9 +87,13 @@ final class GenerateCommand implements Callable<Integer> {
         if (threads != null) Torch.setThreads(threads);
         JsonNode recorded = from == null ? null : readRecorded(from);
         String modelArg = model != null ? model : recorded != null ? recorded.path("model").asText(null) : null;
-        if (modelArg == null) throw new IllegalArgumentException("--model is required");
+        if (modelArg == null) modelArg = "flux-tiny-demo";
         ModelRegistry registry = ModelRegistry.standard();
         ModelDescriptor d = registry.descriptor(modelArg);
+        if (d != null && d.isGenerated()) {
+            System.err.println("note: " + d.name() + " is the bundled demo model (random weights): its images look like noise. "
+                    + "For real images use --model with a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell");
+        }
         JsonNode defaults = d != null ? d.defaults() : new ObjectMapper().createObjectNode();
         Path path = registry.resolve(modelArg);
 

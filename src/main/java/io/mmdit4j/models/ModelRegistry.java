@@ -1,19 +1,12 @@
 package io.mmdit4j.models;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.mmdit4j.flux.FluxConfig;
-import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.io.ModelFormatException;
-import io.mmdit4j.io.SafetensorsWriter;
-import io.mmdit4j.runtime.DType;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.stream.Stream;
 
 /**
@@ -78,30 +71,16 @@ public final class ModelRegistry {
                 + (modelsRoot == null ? " (MMDIT_MODELS is not set)" : " (looked in " + modelsRoot + ")"));
     }
 
-    /** Writes a generated model's diffusers {@code transformer/} folder once; later calls reuse it. */
-    Path generated(ModelDescriptor d) {
+    /** Writes a generated demo model's diffusers folder once (see {@link DemoPipeline}); later calls reuse it. */
+    synchronized Path generated(ModelDescriptor d) {
         Path root = home.resolve("target/models").resolve(d.name());
-        Path transformer = root.resolve("transformer");
-        Path weights = transformer.resolve("diffusion_pytorch_model.safetensors");
-        if (Files.isRegularFile(weights)) return root;
+        if (Files.isRegularFile(root.resolve("model_index.json"))) return root;
         if (!d.family().equals("flux")) throw new IllegalArgumentException(d.file() + ": generated models exist only for the flux family");
         try {
-            Files.createDirectories(transformer);
-            Path configJson = transformer.resolve("config.json");
-            Path tmp = Files.createTempFile(transformer, ".config", ".json");
-            new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(tmp.toFile(), d.generate().get("config"));
-            Files.move(tmp, configJson, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            FluxConfig config = FluxConfig.fromDiffusersConfig(configJson);
-            DType dtype = DType.parse(d.generate().path("dtype").asText("F32"));
-            Map<String, org.bytedeco.pytorch.Tensor> tensors = FluxTransformer.randomWeights(config, d.generate().path("seed").asLong(0), dtype);
-            try {
-                SafetensorsWriter.write(weights, tensors, Map.of("format", "pt", "generated_by", "mmdit4j " + d.name()));
-            } finally {
-                io.mmdit4j.runtime.Tensors.closeAll(tensors.values());
-            }
+            DemoPipeline.write(d, root, home.resolve("models/tokenizers"));
             return root;
         } catch (IOException e) {
-            throw new ModelFormatException(transformer + ": cannot write the generated model: " + e.getMessage(), e);
+            throw new ModelFormatException(root + ": cannot write the generated model: " + e.getMessage(), e);
         }
     }
 }

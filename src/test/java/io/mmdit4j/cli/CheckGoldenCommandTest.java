@@ -24,17 +24,20 @@ class CheckGoldenCommandTest {
 
     static Run run(String... args) {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cli = Main.commandLine();
-        cli.setOut(new PrintWriter(out));
-        cli.setErr(new PrintWriter(err));
-        java.io.PrintStream saved = System.out;
-        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
-        System.setOut(new java.io.PrintStream(captured, true));
+        java.io.PrintStream saved = System.out, savedErr = System.err;
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream(), capturedErr = new java.io.ByteArrayOutputStream();
+        System.setOut(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        System.setErr(new java.io.PrintStream(capturedErr, true, java.nio.charset.StandardCharsets.UTF_8));
         try {
+            CommandLine cli = Main.commandLine();
+            cli.setOut(new PrintWriter(out, true));
+            cli.setErr(new PrintWriter(err, true));
             int exit = cli.execute(args);
-            return new Run(exit, captured + out.toString(), err.toString());
+            return new Run(exit, captured.toString(java.nio.charset.StandardCharsets.UTF_8) + out,
+                    capturedErr.toString(java.nio.charset.StandardCharsets.UTF_8) + err);
         } finally {
             System.setOut(saved);
+            System.setErr(savedErr);
         }
     }
 

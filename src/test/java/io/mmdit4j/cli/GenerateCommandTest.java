@@ -41,6 +41,21 @@ class GenerateCommandTest {
     }
 
     @Test
+    void theBundledDemoModelWorksWithNoModelOptionAndSaysItIsTheDemo(@TempDir Path tmp) throws IOException {
+        Path wolf = tmp.resolve("wolf.png");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf on a plain background",
+                "--width", "64", "--height", "64", "--out", wolf.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("bundled demo model"), r.err());
+        assertEquals("flux-tiny-demo", new com.fasterxml.jackson.databind.ObjectMapper().readTree(PngImages.readText(wolf).get("mmdit4j"))
+                .get("model").asText());
+        Path again = tmp.resolve("again.png");
+        assertEquals(0, CheckGoldenCommandTest.run("generate", "--prompt", "a wolf on a plain background", "--width", "64", "--height", "64",
+                "--out", again.toString()).exit());
+        assertArrayEquals(Files.readAllBytes(wolf), Files.readAllBytes(again), "two runs with the same seed give identical files");
+    }
+
+    @Test
     void severalImagesGoToAFolderAndBadArgumentsAreClearErrors(@TempDir Path tmp) {
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--prompt", "b",
                 "--width", "32", "--height", "32", "--steps", "1", "--max-sequence-length", "16", "--out", tmp.resolve("out").toString());

@@ -57,11 +57,23 @@ class ModelRegistryTest {
     void generatedDemoModelIsDeterministicAndLoads(@TempDir Path home) throws IOException {
         Files.createDirectories(home.resolve("models"));
         Files.copy(Path.of("models/flux-tiny-demo.json"), home.resolve("models/flux-tiny-demo.json"));
+        for (String sub : new String[] {"clip", "t5"}) {
+            Files.createDirectories(home.resolve("models/tokenizers").resolve(sub));
+            try (var files = Files.list(Path.of("models/tokenizers").resolve(sub))) {
+                for (Path f : (Iterable<Path>) files::iterator) Files.copy(f, home.resolve("models/tokenizers").resolve(sub).resolve(f.getFileName()));
+            }
+        }
         Path root = new ModelRegistry(home, null).resolve("flux-tiny-demo");
         Path weights = root.resolve("transformer/diffusion_pytorch_model.safetensors");
         assertTrue(Files.isRegularFile(weights));
+        for (String part : new String[] {"model_index.json", "scheduler/scheduler_config.json", "text_encoder/model.safetensors",
+                "text_encoder_2/model.safetensors", "vae/diffusion_pytorch_model.safetensors", "tokenizer/vocab.json", "tokenizer_2/spiece.model"}) {
+            assertTrue(Files.isRegularFile(root.resolve(part)), part);
+        }
         byte[] first = Files.readAllBytes(weights);
-        Files.delete(weights);
+        try (var walk = Files.walk(root)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        }
         new ModelRegistry(home, null).resolve("flux-tiny-demo");
         assertTrue(java.util.Arrays.equals(first, Files.readAllBytes(weights)), "same seed, same bytes");
         try (FluxTransformer model = FluxTransformer.load(root, DType.F32)) {

@@ -98,6 +98,7 @@ final class SentencePieceModel {
         List<Integer> types = new ArrayList<>();
         Trainer t = new Trainer();
         Norm n = new Norm();
+        boolean sawTrainer = false, sawNormalizer = false;
         try {
             ProtoReader r = new ProtoReader(data);
             while (r.hasMore()) {
@@ -134,10 +135,12 @@ final class SentencePieceModel {
                     case 2 -> {
                         ProtoReader.expect(tag, ProtoReader.LENGTH_DELIMITED, "ModelProto.trainer_spec");
                         t.merge(r.readMessage());
+                        sawTrainer = true;
                     }
                     case 3 -> {
                         ProtoReader.expect(tag, ProtoReader.LENGTH_DELIMITED, "ModelProto.normalizer_spec");
                         n.merge(r.readMessage());
+                        sawNormalizer = true;
                     }
                     default -> r.skip(tag);
                 }
@@ -147,6 +150,12 @@ final class SentencePieceModel {
         }
         int size = pieces.size();
         if (size == 0) throw new T5TokenizerFileException(file, "not a sentencepiece model: no pieces (field 1) found", null);
+        // Protobuf cannot see a cut that falls between two fields; sentencepiece always writes trainer_spec and
+        // normalizer_spec after the pieces, so their absence means the file was truncated.
+        if (!sawTrainer || !sawNormalizer) {
+            throw new T5TokenizerFileException(file, "truncated or incomplete sentencepiece model: " + size
+                    + " pieces but no " + (!sawTrainer ? "trainer_spec (field 2)" : "normalizer_spec (field 3)"), null);
+        }
         String[] pa = pieces.toArray(new String[0]);
         float[] sa = new float[size];
         int[] ta = new int[size];

@@ -322,7 +322,7 @@ final class SentencePieceProcessor {
         List<String> pieces = new ArrayList<>(path.length / 3);
         List<Integer> ids = new ArrayList<>(path.length / 3);
         boolean prevUnk = false;
-        int mergeStart = -1;
+        int pendingStart = -1, pendingEnd = -1;  // a run of unknown pieces being merged, not yet emitted
         for (int k = 0; k < path.length; k += 3) {
             int b = path[k], e = path[k + 1], id = path[k + 2];
             boolean unk = model.types[id] == SentencePieceModel.UNKNOWN;
@@ -333,13 +333,26 @@ final class SentencePieceProcessor {
                     ids.add(pieceToId(piece));
                 }
             } else if (prevUnk && unk) {
-                pieces.set(pieces.size() - 1, new String(norm, mergeStart, e - mergeStart, StandardCharsets.UTF_8));
+                pendingEnd = e;  // merges continuous runs of unknown pieces
             } else {
-                pieces.add(new String(norm, b, e - b, StandardCharsets.UTF_8));
-                ids.add(id);
-                mergeStart = b;
+                if (pendingStart >= 0) {
+                    pieces.add(new String(norm, pendingStart, pendingEnd - pendingStart, StandardCharsets.UTF_8));
+                    ids.add(unkId);
+                    pendingStart = -1;
+                }
+                if (unk) {
+                    pendingStart = b;
+                    pendingEnd = e;
+                } else {
+                    pieces.add(new String(norm, b, e - b, StandardCharsets.UTF_8));
+                    ids.add(id);
+                }
             }
             prevUnk = unk;
+        }
+        if (pendingStart >= 0) {
+            pieces.add(new String(norm, pendingStart, pendingEnd - pendingStart, StandardCharsets.UTF_8));
+            ids.add(unkId);
         }
         return new Result(pieces, ids);
     }

@@ -42,8 +42,8 @@ import java.util.Set;
  * <h2>Choices where Python has no answer</h2>
  * <ul>
  *   <li>Lone UTF-16 surrogates (which a Java string can hold, and on which sentencepiece's Python binding raises
- *       {@code UnicodeEncodeError}) are replaced by U+FFFD before anything else; for T5 that is an unknown
- *       character (id 2).</li>
+ *       {@code UnicodeEncodeError}) are replaced by U+FFFD before anything else; T5's {@code nmt_nfkc} charsmap
+ *       then turns U+FFFD into a space, so "a", a lone high surrogate, "b" encodes like {@code "a b"}.</li>
  *   <li>A {@code null} prompt or {@code maxLength < 2} is an {@link IllegalArgumentException}.</li>
  *   <li>Every prompt is tokenised in full (no early stop): {@link Encoding#untruncatedIds()} is complete. Work is
  *       linear in the prompt length (a 1 MB prompt takes well under a second).</li>

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Base64;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -160,12 +159,5 @@ final class TokenizerJson {
         } else {
             out.add(n);
         }
-    }
-
-    /** Piece strings to ids, for callers that need a lookup. */
-    static Map<String, Integer> index(String[] pieces) {
-        Map<String, Integer> m = new HashMap<>();
-        for (int i = 0; i < pieces.length; i++) m.putIfAbsent(pieces[i], i);
-        return m;
     }
 }

@@ -1,0 +1,209 @@
+package io.mmdit4j.models;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.RandomWeights;
+import io.mmdit4j.io.SafetensorsWriter;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.pytorch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * Writes a generated demo model as a real diffusers FLUX folder: {@code model_index.json}, {@code scheduler/},
+ * random {@code transformer/}, {@code text_encoder/} (CLIP), {@code text_encoder_2/} (T5) and {@code vae/}
+ * from the descriptor's configs, and the real tokenizer files from {@code models/tokenizers/}. Deterministic:
+ * the same descriptor gives the same bytes. Written into a temporary folder and moved into place.
+ */
+final class DemoPipeline {
+    private DemoPipeline() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    static void write(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+        JsonNode g = d.generate();
+        long seed = g.path("seed").asLong(0);
+        DType dtype = DType.parse(g.path("dtype").asText("F32"));
+        if (!Files.isRegularFile(tokenizers.resolve("clip/vocab.json")) || !Files.isRegularFile(tokenizers.resolve("t5/spiece.model"))) {
+            throw new ModelFormatException(tokenizers + ": the demo model needs the tokenizer files (clip/vocab.json, t5/spiece.model)");
+        }
+        Files.createDirectories(root.getParent());
+        Path tmp = Files.createTempDirectory(root.getParent(), "." + root.getFileName());
+        try {
+            ObjectNode index = JSON.createObjectNode().put("_class_name", "FluxPipeline").put("_mmdit4j_demo", d.name());
+            index.putArray("scheduler").add("diffusers").add("FlowMatchEulerDiscreteScheduler");
+            index.putArray("text_encoder").add("transformers").add("CLIPTextModel");
+            index.putArray("text_encoder_2").add("transformers").add("T5EncoderModel");
+            index.putArray("tokenizer").add("transformers").add("CLIPTokenizer");
+            index.putArray("tokenizer_2").add("transformers").add("T5Tokenizer");
+            index.putArray("transformer").add("diffusers").add("FluxTransformer2DModel");
+            index.putArray("vae").add("diffusers").add("AutoencoderKL");
+            json(tmp.resolve("model_index.json"), index);
+            json(tmp.resolve("scheduler/scheduler_config.json"), g.get("scheduler"));
+
+            json(tmp.resolve("transformer/config.json"), g.get("transformer"));
+            FluxConfig fc = FluxConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
+            weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"), FluxTransformer.randomWeights(fc, seed, dtype), d);
+
+            JsonNode clip = g.get("text_encoder");
+            json(tmp.resolve("text_encoder/config.json"), clip);
+            weights(tmp.resolve("text_encoder/model.safetensors"), RandomWeights.generate(clipShapes(clip), seed + 1, dtype), d);
+
+            JsonNode t5 = g.get("text_encoder_2");
+            json(tmp.resolve("text_encoder_2/config.json"), t5);
+            weights(tmp.resolve("text_encoder_2/model.safetensors"), RandomWeights.generate(t5Shapes(t5), seed + 2, dtype), d);
+
+            JsonNode vae = g.get("vae");
+            json(tmp.resolve("vae/config.json"), vae);
+            weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"), RandomWeights.generate(vaeShapes(vae), seed + 3, dtype), d);
+
+            copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer"));
+            copyDir(tokenizers.resolve("t5"), tmp.resolve("tokenizer_2"));
+            Files.move(tmp, root, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            if (Files.exists(tmp)) deleteTree(tmp);
+        }
+    }
+
+    static Map<String, long[]> clipShapes(JsonNode c) {
+        long d = c.get("hidden_size").asLong(), inter = c.get("intermediate_size").asLong();
+        Map<String, long[]> m = new LinkedHashMap<>();
+        m.put("text_model.embeddings.token_embedding.weight", new long[] {c.path("vocab_size").asLong(49408), d});
+        m.put("text_model.embeddings.position_embedding.weight", new long[] {c.path("max_position_embeddings").asLong(77), d});
+        for (int i = 0; i < c.get("num_hidden_layers").asInt(); i++) {
+            String p = "text_model.encoder.layers." + i + ".";
+            for (String proj : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) linear(m, p + "self_attn." + proj, d, d);
+            norm(m, p + "layer_norm1", d);
+            norm(m, p + "layer_norm2", d);
+            linear(m, p + "mlp.fc1", d, inter);
+            linear(m, p + "mlp.fc2", inter, d);
+        }
+        norm(m, "text_model.final_layer_norm", d);
+        return m;
+    }
+
+    static Map<String, long[]> t5Shapes(JsonNode c) {
+        long d = c.get("d_model").asLong(), inner = c.get("d_kv").asLong() * c.get("num_heads").asLong(), ff = c.get("d_ff").asLong();
+        Map<String, long[]> m = new LinkedHashMap<>();
+        m.put("shared.weight", new long[] {c.path("vocab_size").asLong(32128), d});
+        m.put("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                new long[] {c.path("relative_attention_num_buckets").asLong(32), c.get("num_heads").asLong()});
+        for (int i = 0; i < c.get("num_layers").asInt(); i++) {
+            String p = "encoder.block." + i + ".layer.";
+            m.put(p + "0.layer_norm.weight", new long[] {d});
+            for (String proj : new String[] {"q", "k", "v"}) m.put(p + "0.SelfAttention." + proj + ".weight", new long[] {inner, d});
+            m.put(p + "0.SelfAttention.o.weight", new long[] {d, inner});
+            m.put(p + "1.layer_norm.weight", new long[] {d});
+            m.put(p + "1.DenseReluDense.wi_0.weight", new long[] {ff, d});
+            m.put(p + "1.DenseReluDense.wi_1.weight", new long[] {ff, d});
+            m.put(p + "1.DenseReluDense.wo.weight", new long[] {d, ff});
+        }
+        m.put("encoder.final_layer_norm.weight", new long[] {d});
+        return m;
+    }
+
+    /** diffusers AutoencoderKL (no quant convs): encoder and decoder parameters. */
+    static Map<String, long[]> vaeShapes(JsonNode c) {
+        long[] ch = new long[c.get("block_out_channels").size()];
+        for (int i = 0; i < ch.length; i++) ch[i] = c.get("block_out_channels").get(i).asLong();
+        int layers = c.get("layers_per_block").asInt();
+        long latent = c.get("latent_channels").asLong(), in = c.path("in_channels").asLong(3), out = c.path("out_channels").asLong(3);
+        Map<String, long[]> m = new LinkedHashMap<>();
+        conv(m, "encoder.conv_in", in, ch[0], 3);
+        long prev = ch[0];
+        for (int i = 0; i < ch.length; i++) {
+            for (int j = 0; j < layers; j++) {
+                resnet(m, "encoder.down_blocks." + i + ".resnets." + j, j == 0 ? prev : ch[i], ch[i]);
+            }
+            if (i < ch.length - 1) conv(m, "encoder.down_blocks." + i + ".downsamplers.0.conv", ch[i], ch[i], 3);
+            prev = ch[i];
+        }
+        mid(m, "encoder.mid_block", ch[ch.length - 1]);
+        norm(m, "encoder.conv_norm_out", ch[ch.length - 1]);
+        conv(m, "encoder.conv_out", ch[ch.length - 1], 2 * latent, 3);
+
+        long top = ch[ch.length - 1];
+        conv(m, "decoder.conv_in", latent, top, 3);
+        mid(m, "decoder.mid_block", top);
+        prev = top;
+        for (int i = 0; i < ch.length; i++) {
+            long o = ch[ch.length - 1 - i];
+            for (int j = 0; j <= layers; j++) resnet(m, "decoder.up_blocks." + i + ".resnets." + j, j == 0 ? prev : o, o);
+            if (i < ch.length - 1) conv(m, "decoder.up_blocks." + i + ".upsamplers.0.conv", o, o, 3);
+            prev = o;
+        }
+        norm(m, "decoder.conv_norm_out", ch[0]);
+        conv(m, "decoder.conv_out", ch[0], out, 3);
+        return m;
+    }
+
+    private static void mid(Map<String, long[]> m, String p, long c) {
+        resnet(m, p + ".resnets.0", c, c);
+        norm(m, p + ".attentions.0.group_norm", c);
+        for (String proj : new String[] {"to_q", "to_k", "to_v", "to_out.0"}) linear(m, p + ".attentions.0." + proj, c, c);
+        resnet(m, p + ".resnets.1", c, c);
+    }
+
+    private static void resnet(Map<String, long[]> m, String p, long in, long out) {
+        norm(m, p + ".norm1", in);
+        conv(m, p + ".conv1", in, out, 3);
+        norm(m, p + ".norm2", out);
+        conv(m, p + ".conv2", out, out, 3);
+        if (in != out) conv(m, p + ".conv_shortcut", in, out, 1);
+    }
+
+    private static void conv(Map<String, long[]> m, String p, long in, long out, long k) {
+        m.put(p + ".weight", new long[] {out, in, k, k});
+        m.put(p + ".bias", new long[] {out});
+    }
+
+    private static void linear(Map<String, long[]> m, String p, long in, long out) {
+        m.put(p + ".weight", new long[] {out, in});
+        m.put(p + ".bias", new long[] {out});
+    }
+
+    private static void norm(Map<String, long[]> m, String p, long c) {
+        m.put(p + ".weight", new long[] {c});
+        m.put(p + ".bias", new long[] {c});
+    }
+
+    private static void weights(Path file, Map<String, Tensor> tensors, ModelDescriptor d) {
+        try {
+            SafetensorsWriter.write(file, tensors, Map.of("format", "pt", "generated_by", "mmdit4j " + d.name()));
+        } finally {
+            Tensors.closeAll(tensors.values());
+        }
+    }
+
+    private static void json(Path file, JsonNode node) throws IOException {
+        if (node == null) throw new ModelFormatException("model descriptor lacks the config for " + file.getParent().getFileName());
+        Files.createDirectories(file.getParent());
+        JSON.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), node);
+    }
+
+    private static void copyDir(Path from, Path to) throws IOException {
+        Files.createDirectories(to);
+        try (Stream<Path> s = Files.list(from)) {
+            for (Path f : (Iterable<Path>) s::iterator) {
+                if (Files.isRegularFile(f)) Files.copy(f, to.resolve(f.getFileName().toString()));
+            }
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path f : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) Files.deleteIfExists(f);
+        }
+    }
+}

@@ -116,6 +116,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png") && allPrompts.size() * perPrompt > 1) {
             throw new IllegalArgumentException("--out " + out + " names one file but " + allPrompts.size() * perPrompt + " images will be made; give a folder");
         }
+        checkWritable(out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png") ? out.toAbsolutePath().getParent() : out);
         long t0 = System.nanoTime();
         try (FluxPipeline pipe = Files.isRegularFile(path.resolve("model_index.json")) ? FluxPipeline.load(path, compute, DeviceSpec.parse(device))
                 : FluxPipeline.loadParts(path, require(vae, "--vae"), require(textEncoders, "--text-encoders"), compute, DeviceSpec.parse(device))) {
@@ -193,6 +194,16 @@ final class GenerateCommand implements Callable<Integer> {
         if (given != null) return given;
         if (recorded != null && recorded.has(key)) return recorded.get(key).asInt();
         return dflt;
+    }
+
+    /** Fails before any work when the output folder cannot be created or written. */
+    private static void checkWritable(Path dir) throws IOException {
+        try {
+            Files.createDirectories(dir);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("--out: cannot create " + dir + ": " + e.getMessage(), e);
+        }
+        if (!Files.isWritable(dir)) throw new IllegalArgumentException("--out: " + dir + " is not writable");
     }
 
     private static Path require(Path p, String option) {

@@ -22,8 +22,10 @@ public final class Main implements Runnable {
     public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Main());
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-            if (e instanceof IllegalArgumentException || e instanceof ModelFormatException) {
-                commandLine.getErr().println("mmdit: error: " + firstLine(e.getMessage()));
+            if (e instanceof IllegalArgumentException || e instanceof ModelFormatException
+                    || e instanceof java.io.IOException || e instanceof java.io.UncheckedIOException) {
+                String m = e instanceof java.nio.file.NoSuchFileException ? e.getMessage() + ": no such file" : e.getMessage();
+                commandLine.getErr().println("mmdit: error: " + firstLine(m));
                 return 2;
             }
             throw e;

@@ -71,6 +71,15 @@ class GenerateCommandTest {
         r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--width", "30", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("multiples of 16"), r.err());
+        r = CheckGoldenCommandTest.run("generate", "--prompts-file", tmp.resolve("missing.txt").toString(), "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("missing.txt: no such file"), r.err());
+        r = CheckGoldenCommandTest.run("generate", "--model", tmp.resolve("nowhere").toString(), "--prompt", "a", "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("no such file or folder"), r.err());
+        r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--steps", "0", "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("steps must be >= 1"), r.err());
         r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--mg-preset", "sharpness", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("guidance preset 'sharpness'"), r.err());

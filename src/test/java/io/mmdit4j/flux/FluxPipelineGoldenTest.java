@@ -96,6 +96,16 @@ class FluxPipelineGoldenTest {
         assertTrue(e.getMessage().contains("99"), e.getMessage());
     }
 
+    @Test
+    void theOriginalLayoutGivesTheSameImagesAsTheDiffusersFolder() {
+        Path bfl = GoldenData.fluxModel("schnell").resolve("flux1-tiny-schnell.safetensors");
+        try (FluxPipeline parts = FluxPipeline.loadParts(bfl, folder().resolve("vae"), folder(), DType.F32, DeviceSpec.CPU);
+             FluxPipeline.Result a = parts.generate(request(List.of("a cat"), 1, new long[] {1}, null));
+             FluxPipeline.Result b = pipe.generate(request(List.of("a cat"), 1, new long[] {1}, null))) {
+            assertTrue(equal(a.images(), b.images()));
+        }
+    }
+
     static Path folder() {
         return GoldenData.root().resolve("flux_pipeline/models/flux-tiny-schnell");
     }

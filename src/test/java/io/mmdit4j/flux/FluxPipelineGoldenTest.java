@@ -106,6 +106,19 @@ class FluxPipelineGoldenTest {
         }
     }
 
+    @Test
+    void incompatibleComponentFoldersAreRejectedWithTheirNames() {
+        Path sd3 = GoldenData.root().resolve("sd3_pipeline/models/sd35-tiny-large");
+        Path bfl = GoldenData.fluxModel("schnell").resolve("flux1-tiny-schnell.safetensors");
+        RuntimeException wrong = assertThrows(RuntimeException.class,
+                () -> FluxPipeline.loadParts(bfl, folder().resolve("vae"), sd3, DType.F32, DeviceSpec.CPU));
+        assertTrue(wrong instanceof IllegalArgumentException || wrong instanceof io.mmdit4j.io.ModelFormatException, wrong.toString());
+        assertTrue(wrong.getMessage().contains("sd35-tiny-large/tokenizer_2") || wrong.getMessage().contains("text_encoder_2"), wrong.getMessage());
+        io.mmdit4j.io.ModelFormatException e = assertThrows(io.mmdit4j.io.ModelFormatException.class,
+                () -> FluxPipeline.load(GoldenData.fluxModel("schnell"), DType.F32, DeviceSpec.CPU));
+        assertTrue(e.getMessage().contains("model_index.json"), e.getMessage());
+    }
+
     static Path folder() {
         return GoldenData.root().resolve("flux_pipeline/models/flux-tiny-schnell");
     }

@@ -1,12 +1,10 @@
 package io.mmdit4j.flux;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Objects;
@@ -63,17 +61,8 @@ public record FluxConfig(int inChannels, int outChannels, int numLayers, int num
 
     /** Reads a diffusers {@code transformer/config.json}. */
     public static FluxConfig fromDiffusersConfig(Path configJson) {
-        JsonNode c;
-        try {
-            c = new ObjectMapper().readTree(Files.readString(configJson));
-        } catch (IOException e) {
-            throw new ModelFormatException(configJson + ": cannot read config: " + e.getMessage(), e);
-        }
-        if (c == null || !c.isObject()) throw new ModelFormatException(configJson + ": config must be a JSON object");
-        String cls = c.path("_class_name").asText("");
-        if (!cls.isEmpty() && !cls.equals("FluxTransformer2DModel")) {
-            throw new ModelFormatException(configJson + ": _class_name is '" + cls + "', expected FluxTransformer2DModel");
-        }
+        JsonNode c = JsonConfigs.readObject(configJson);
+        JsonConfigs.checkClass(c, configJson, "FluxTransformer2DModel");
         int in = intField(c, configJson, "in_channels", 64);
         int heads = intField(c, configJson, "num_attention_heads", 24);
         int headDim = intField(c, configJson, "attention_head_dim", 128);

@@ -1,10 +1,9 @@
 package io.mmdit4j.sampling;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Iterator;
@@ -93,13 +92,7 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
             Path direct = file.resolve("scheduler_config.json");
             file = Files.isRegularFile(direct) ? direct : file.resolve("scheduler").resolve("scheduler_config.json");
         }
-        JsonNode json;
-        try {
-            json = new ObjectMapper().readTree(Files.readString(file));
-        } catch (IOException e) {
-            throw new ModelFormatException(file + ": cannot read scheduler config: " + e.getMessage(), e);
-        }
-        return fromJson(json, file.toString());
+        return fromJson(JsonConfigs.readObject(file, "scheduler config"), file.toString());
     }
 
     /** Reads a diffusers scheduler config object; {@code origin} names it in error messages. */

@@ -1,12 +1,10 @@
 package io.mmdit4j.vae;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Objects;
@@ -121,22 +119,13 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
 
     /** Reads a diffusers {@code vae/config.json}; missing fields take diffusers' AutoencoderKL defaults. */
     public static VaeConfig read(Path configJson) {
-        JsonNode c;
-        try {
-            c = new ObjectMapper().readTree(Files.readString(configJson));
-        } catch (IOException e) {
-            throw new ModelFormatException(configJson + ": cannot read config: " + e.getMessage(), e);
-        }
-        return fromJson(c, configJson.toString());
+        return fromJson(JsonConfigs.readObject(configJson), configJson.toString());
     }
 
     /** A diffusers AutoencoderKL config as JSON (a config.json, or the {@code config} of a golden case). */
     public static VaeConfig fromJson(JsonNode c, String origin) {
         if (c == null || !c.isObject()) throw new ModelFormatException(origin + ": config must be a JSON object");
-        String cls = c.path("_class_name").asText("");
-        if (!cls.isEmpty() && !cls.equals("AutoencoderKL")) {
-            throw new ModelFormatException(origin + ": _class_name is '" + cls + "', expected AutoencoderKL");
-        }
+        JsonConfigs.checkClass(c, origin, "AutoencoderKL");
         String act = c.path("act_fn").asText("silu");
         if (!act.equals("silu")) throw new ModelFormatException(origin + ": act_fn '" + act + "' is not supported (expected silu)");
         int[] channels = intArray(c, origin, "block_out_channels", new int[] {64});

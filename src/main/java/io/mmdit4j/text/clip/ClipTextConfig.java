@@ -1,11 +1,9 @@
 package io.mmdit4j.text.clip;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** transformers {@code CLIPTextConfig} (the fields inference needs), read from a text encoder's config.json. */
@@ -32,13 +30,7 @@ public record ClipTextConfig(int vocabSize, int hiddenSize, int intermediateSize
     }
 
     public static ClipTextConfig read(Path configJson) {
-        JsonNode c;
-        try {
-            c = new ObjectMapper().readTree(Files.readString(configJson));
-        } catch (IOException e) {
-            throw new ModelFormatException(configJson + ": cannot read config: " + e.getMessage(), e);
-        }
-        if (c == null || !c.isObject()) throw new ModelFormatException(configJson + ": config must be a JSON object");
+        JsonNode c = JsonConfigs.readObject(configJson);
         if (c.has("text_config")) c = c.get("text_config"); // a full CLIPConfig
         try {
             return new ClipTextConfig(c.path("vocab_size").asInt(49408), req(c, configJson, "hidden_size"),
@@ -52,9 +44,7 @@ public record ClipTextConfig(int vocabSize, int hiddenSize, int intermediateSize
     }
 
     private static int req(JsonNode c, Path file, String name) {
-        JsonNode v = c.get(name);
-        if (v == null || !v.isInt()) throw new ModelFormatException(file + ": missing integer \"" + name + "\"");
-        return v.asInt();
+        return JsonConfigs.requireInt(c, file, name);
     }
 
     public int headDim() {

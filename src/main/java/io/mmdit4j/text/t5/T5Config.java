@@ -1,11 +1,9 @@
 package io.mmdit4j.text.t5;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** transformers {@code T5Config} fields of a v1.1 encoder (gated-GELU feed-forward). */
@@ -24,13 +22,7 @@ public record T5Config(int vocabSize, int dModel, int dKv, int dFf, int numLayer
     }
 
     public static T5Config read(Path configJson) {
-        JsonNode c;
-        try {
-            c = new ObjectMapper().readTree(Files.readString(configJson));
-        } catch (IOException e) {
-            throw new ModelFormatException(configJson + ": cannot read config: " + e.getMessage(), e);
-        }
-        if (c == null || !c.isObject()) throw new ModelFormatException(configJson + ": config must be a JSON object");
+        JsonNode c = JsonConfigs.readObject(configJson);
         try {
             return new T5Config(c.path("vocab_size").asInt(32128), req(c, configJson, "d_model"), req(c, configJson, "d_kv"),
                     req(c, configJson, "d_ff"), req(c, configJson, "num_layers"), req(c, configJson, "num_heads"),
@@ -42,9 +34,7 @@ public record T5Config(int vocabSize, int dModel, int dKv, int dFf, int numLayer
     }
 
     private static int req(JsonNode c, Path file, String name) {
-        JsonNode v = c.get(name);
-        if (v == null || !v.isInt()) throw new ModelFormatException(file + ": missing integer \"" + name + "\"");
-        return v.asInt();
+        return JsonConfigs.requireInt(c, file, name);
     }
 
     public int innerDim() {

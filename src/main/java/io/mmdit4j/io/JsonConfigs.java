@@ -1,0 +1,47 @@
+package io.mmdit4j.io;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Reading the JSON config files of model folders, with errors that name the file and the field. */
+public final class JsonConfigs {
+    private JsonConfigs() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** The file's JSON object. */
+    public static JsonNode readObject(Path file) {
+        return readObject(file, "config");
+    }
+
+    /** The file's JSON object; {@code what} names the file's role in errors (e.g. "scheduler config"). */
+    public static JsonNode readObject(Path file, String what) {
+        JsonNode c;
+        try {
+            c = JSON.readTree(Files.readString(file));
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": cannot read " + what + ": " + e.getMessage(), e);
+        }
+        if (c == null || !c.isObject()) throw new ModelFormatException(file + ": " + what + " must be a JSON object");
+        return c;
+    }
+
+    /** An integer field that must be present. */
+    public static int requireInt(JsonNode c, Object origin, String name) {
+        JsonNode v = c.get(name);
+        if (v == null || !v.isInt()) throw new ModelFormatException(origin + ": missing integer \"" + name + "\"");
+        return v.asInt();
+    }
+
+    /** Rejects a config whose {@code _class_name} names another class (an absent name is accepted). */
+    public static void checkClass(JsonNode c, Object origin, String expected) {
+        String cls = c.path("_class_name").asText("");
+        if (!cls.isEmpty() && !cls.equals(expected)) {
+            throw new ModelFormatException(origin + ": _class_name is '" + cls + "', expected " + expected);
+        }
+    }
+}

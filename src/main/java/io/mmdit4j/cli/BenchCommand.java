@@ -102,11 +102,13 @@ final class BenchCommand implements Callable<Integer> {
                     flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
                     flux.forward(in, g, 0, rope, null).close();
                 }
+                long rssBefore = rssMb("VmRSS:");
                 double[] plain = new double[reps], guided = new double[reps];
                 for (int i = 0; i < reps; i++) {
                     plain[i] = time(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
                     guided[i] = time(() -> flux.forward(in, g, 0, rope, null));
                 }
+                long rssAfter = rssMb("VmRSS:");
                 OpCounter.Recording ops;
                 try (OpCounter.Recording r = OpCounter.record()) {
                     flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
@@ -124,6 +126,8 @@ final class BenchCommand implements Callable<Integer> {
                 j.put("guided_over_plain", round4(guidedMedian / plainMedian));
                 j.put("gflop", round(ops.totalFlops() / 1e9)).put("gflops_per_s", round(ops.totalFlops() / 1e9 / (plainMedian / 1e3)));
                 j.put("gemm_floor_ms", round(floorMs)).put("forward_over_floor", round4(plainMedian / floorMs));
+                j.put("rss_mb_before_timed", rssBefore).put("rss_mb_after_timed", rssAfter)
+                        .put("rss_growth_percent", round(100.0 * (rssAfter - rssBefore) / rssBefore));
                 j.put("peak_rss_mb", peakRssMb());
                 System.out.println(j);
             }
@@ -149,8 +153,12 @@ final class BenchCommand implements Callable<Integer> {
     private static double round4(double v) { return Math.round(v * 10000) / 10000.0; }
 
     static long peakRssMb() throws IOException {
+        return rssMb("VmHWM:");
+    }
+
+    static long rssMb(String field) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+            if (line.startsWith(field)) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
         }
         return -1;
     }

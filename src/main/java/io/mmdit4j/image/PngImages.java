@@ -82,6 +82,7 @@ public final class PngImages {
                     writer.setOutput(out);
                     writer.write(null, new IIOImage(image, null, meta), null);
                 }
+                io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
                 Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             } finally {
                 Files.deleteIfExists(tmp);

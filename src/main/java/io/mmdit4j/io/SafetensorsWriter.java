@@ -73,6 +73,7 @@ public final class SafetensorsWriter {
                 while (head.hasRemaining()) ch.write(head);
                 for (Tensor t : sorted.values()) writeData(ch, t);
             }
+            io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
             Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw new ModelFormatException(file + ": cannot write: " + e.getMessage(), e);

@@ -1,0 +1,96 @@
+package io.mmdit4j.bench;
+
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxInputs;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.nn.Rope;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.sampling.FlowMatchEulerScheduler;
+import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
+import io.mmdit4j.sampling.Schedule;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Guided vs unguided FLUX forwards and a sampler step, on the demo-sized model and on a random real-width
+ * model (D 3072, 1 double + 1 single block, 256 image + 128 text tokens). Compare the pairs within one run.
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@State(org.openjdk.jmh.annotations.Scope.Benchmark)
+@Fork(value = 1, jvmArgsAppend = {"-Dorg.bytedeco.javacpp.maxPhysicalBytes=0"})
+@Warmup(iterations = 2, time = 5)
+@Measurement(iterations = 5, time = 5)
+public class FluxBenchmarks {
+    @Param({"tiny", "unit"})
+    public String size;
+
+    @Param({"fp32", "bf16"})
+    public String dtype;
+
+    private FluxTransformer model;
+    private PointerScope scope;
+    private FluxInputs inputs;
+    private Rope rope;
+    private ModulationGuidance guidance;
+    private Schedule schedule;
+    private Tensor latents;
+    private Tensor velocity;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        FluxConfig c = size.equals("tiny")
+                ? new FluxConfig(64, 64, 2, 3, 16, 2, 32, 24, false, new int[] {4, 6, 6}, 128)
+                : new FluxConfig(64, 64, 1, 1, 128, 24, 4096, 768, false, new int[] {16, 56, 56}, 4 * 3072);
+        model = FluxTransformer.random(c, 0, DType.parse(dtype));
+        scope = new PointerScope();
+        inputs = size.equals("tiny") ? FluxInputs.random(c, 1, 16, 16, 16, 0, 1.0, 3.5) : FluxInputs.random(c, 1, 32, 32, 128, 0, 1.0, 3.5);
+        rope = model.rope(inputs.txtIds(), inputs.imgIds());
+        Tensor pos = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim());
+        Tensor neg = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim()).add(new org.bytedeco.pytorch.Scalar(0.5));
+        guidance = ModulationGuidance.builder().term(model.guidanceDelta(pos, neg), 3.0, LayerSchedule.from(1)).build();
+        schedule = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxSchnell()).schedule(4, null);
+        latents = inputs.hiddenStates();
+        velocity = inputs.hiddenStates().mul(new org.bytedeco.pytorch.Scalar(0.5));
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        guidance.close();
+        rope.close();
+        scope.close();
+        model.close();
+    }
+
+    @Benchmark
+    public void forwardPlain() {
+        model.forward(inputs, ModulationGuidance.none(), 0, rope, null).close();
+    }
+
+    @Benchmark
+    public void forwardGuided() {
+        model.forward(inputs, guidance, 0, rope, null).close();
+    }
+
+    @Benchmark
+    public void samplerStep() {
+        schedule.step(velocity, 1, latents).close();
+    }
+}

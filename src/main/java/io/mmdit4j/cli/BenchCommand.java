@@ -14,6 +14,7 @@ import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.GemmFloor;
 import io.mmdit4j.runtime.OpCounter;
+import io.mmdit4j.runtime.ProcessMemory;
 import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.GeneratorOptional;
@@ -83,6 +84,7 @@ final class BenchCommand implements Callable<Integer> {
         if (threads != null) Torch.setThreads(threads);
         if ((model == null) == (randomConfig == null)) throw new IllegalArgumentException("give exactly one of --model and --random");
         if (reps < 1 || warmup < 0) throw new IllegalArgumentException("--reps must be >= 1 and --warmup >= 0");
+        if (batch < 1 || text < 1) throw new IllegalArgumentException("--batch and --text must be >= 1");
         int[] grid = ForwardCommand.parseGrid(latent);
         DType compute = DType.parse(dtype);
         LayerSchedule schedule = LayerSchedule.parse(layers);
@@ -102,13 +104,13 @@ final class BenchCommand implements Callable<Integer> {
                     flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
                     flux.forward(in, g, 0, rope, null).close();
                 }
-                long rssBefore = rssMb("VmRSS:");
+                long rssBefore = ProcessMemory.rssMb();
                 double[] plain = new double[reps], guided = new double[reps];
                 for (int i = 0; i < reps; i++) {
                     plain[i] = time(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
                     guided[i] = time(() -> flux.forward(in, g, 0, rope, null));
                 }
-                long rssAfter = rssMb("VmRSS:");
+                long rssAfter = ProcessMemory.rssMb();
                 OpCounter.Recording ops;
                 try (OpCounter.Recording r = OpCounter.record()) {
                     flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
@@ -128,7 +130,7 @@ final class BenchCommand implements Callable<Integer> {
                 j.put("gemm_floor_ms", round(floorMs)).put("forward_over_floor", round4(plainMedian / floorMs));
                 j.put("rss_mb_before_timed", rssBefore).put("rss_mb_after_timed", rssAfter)
                         .put("rss_growth_percent", round(100.0 * (rssAfter - rssBefore) / rssBefore));
-                j.put("peak_rss_mb", peakRssMb());
+                j.put("peak_rss_mb", ProcessMemory.peakRssMb());
                 System.out.println(j);
             }
         }
@@ -152,14 +154,4 @@ final class BenchCommand implements Callable<Integer> {
     private static double round(double v) { return Math.round(v * 100) / 100.0; }
     private static double round4(double v) { return Math.round(v * 10000) / 10000.0; }
 
-    static long peakRssMb() throws IOException {
-        return rssMb("VmHWM:");
-    }
-
-    static long rssMb(String field) throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith(field)) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
-        }
-        return -1;
-    }
 }

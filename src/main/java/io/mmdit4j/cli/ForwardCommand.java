@@ -84,7 +84,7 @@ final class ForwardCommand implements Callable<Integer> {
     Integer threads;
 
     @Override
-    public Integer call() throws java.io.IOException {
+    public Integer call() {
         if (threads != null) Torch.setThreads(threads);
         int[] grid = parseGrid(latent);
         if (batch < 1 || textTokens < 1 || reps < 1) throw new IllegalArgumentException("--batch, --text and --reps must be >= 1");
@@ -138,7 +138,7 @@ final class ForwardCommand implements Callable<Integer> {
                 System.out.println("relative change of the output per row (||guided - plain|| / ||plain||): [" + change + "]");
                 boolean identical = equal(plain, flux.forward(in, zero, 0, rope, null));
                 System.out.println("w = 0 reproduces the plain output bit for bit: " + identical);
-                System.out.println("peak RSS: " + BenchCommand.peakRssMb() + " MB");
+                System.out.println("peak RSS: " + io.mmdit4j.runtime.ProcessMemory.peakRssMb() + " MB");
                 plain.close();
                 guided.close();
                 return identical ? 0 : 1;

@@ -70,6 +70,7 @@ final class InspectCommand implements Callable<Integer> {
         if (width % 16 != 0 || height % 16 != 0) throw new IllegalArgumentException("--size " + size + ": width and height must be multiples of 16");
         FluxConfig c = resolveConfig();
         int textTokens = text != null ? text : defaultText();
+        if (batch < 1 || textTokens < 1) throw new IllegalArgumentException("--batch and --text must be >= 1");
         int rows = height / 16, cols = width / 16, imageTokens = rows * cols;
         try (FluxTransformer model = FluxTransformer.meta(c, compute); PointerScope scope = new PointerScope();
              Device meta = new Device("meta")) {

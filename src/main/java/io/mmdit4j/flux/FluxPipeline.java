@@ -222,11 +222,13 @@ public final class FluxPipeline implements AutoCloseable {
                 for (int i = 0; i < schedule.steps(); i++) {
                     long t0 = System.nanoTime();
                     try (PointerScope step = new PointerScope()) {
+                        // pipelineTimestep, forward and step hand out owned tensors: closed here, not by the scope
                         Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, r.batch(), Tensors.dtype(x));
                         FluxInputs in = new FluxInputs(x, emb.promptEmbeds(), emb.pooled(), t, guidanceArg, imgIds, emb.textIds());
                         Tensor v = transformer.forward(in, guidance, i, rope, observer);
                         Tensor next = schedule.step(v, i, x);
                         v.close();
+                        t.close();
                         if (x != latents) x.close();
                         x = next;
                     }
@@ -238,6 +240,8 @@ public final class FluxPipeline implements AutoCloseable {
                     }
                 }
                 return x == latents ? Tensors.keep(x.clone()) : x;
+            } finally {
+                Native.release(guidanceArg); // handed out owned by pipelineGuidance
             }
         }
     }

@@ -188,12 +188,10 @@ public final class FluxTransformer implements AutoCloseable {
             AdaLayerNormContinuous normOut = track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
             Linear projOut = track(built, Linear.load(sd, "proj_out", dim, c.outChannels(), compute));
             sd.requireAllTaken();
-            sd.handOver();
             return new FluxTransformer(c, compute, sd.device(), xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
                     normOut, projOut);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
-            sd.handOver();
             throw e;
         }
     }
@@ -284,6 +282,7 @@ public final class FluxTransformer implements AutoCloseable {
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
             FluxInputs in = inputs.normalized();
             in.validate(config);
+            guidance.validate((int) in.hiddenStates().size(0), config.innerDim(), config.totalBlocks());
             Tensor x = x_embedder.forward(place(in.hiddenStates()));                                 // [B,N,D]
             Tensor temb = timeTextEmbed(in.timestep(), in.guidance(), in.pooledProjections());       // [B,D]
             Tensor ctx = context_embedder.forward(place(in.encoderHiddenStates()));                  // [B,T,D]

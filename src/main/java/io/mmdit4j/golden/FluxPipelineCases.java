@@ -54,8 +54,10 @@ final class FluxPipelineCases implements CaseRunner {
                     actual.put("pooled_pos", Tensors.keep(pipe.textEncoders().pooled(List.of(dirs.get(0).pos())).expand(new long[] {b, -1}, false).contiguous()));
                     actual.put("pooled_neg", Tensors.keep(pipe.textEncoders().pooled(List.of(dirs.get(0).neg())).expand(new long[] {b, -1}, false).contiguous()));
                 }
-                Tensor start = pipe.noise(r);
-                Tensor last = pipe.denoise(r, emb, start, g, FluxPipeline.Progress.NONE, null, null);
+                Tensor last;
+                try (Tensor start = pipe.noise(r)) {
+                    last = pipe.denoise(r, emb, start, g, FluxPipeline.Progress.NONE, null, null);
+                }
                 actual.put("final_latents", last);
                 long h = 2L * (r.height() / 16), w = 2L * (r.width() / 16);
                 Tensor unpacked = FluxLatents.unpack(last, h, w);

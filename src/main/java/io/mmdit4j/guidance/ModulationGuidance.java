@@ -66,7 +66,7 @@ public final class ModulationGuidance implements AutoCloseable {
      */
     public BlockConditioning resolve(Tensor temb, int step, int numBlocks) {
         int batch = (int) temb.size(0);
-        long dim = temb.size(1);
+        List<double[]> factors = validate(batch, temb.size(1), numBlocks);
         Tensor plainActivated = silu(temb);
         Tensor[] vectors = new Tensor[numBlocks];
         Tensor[] activated = new Tensor[numBlocks];
@@ -74,12 +74,6 @@ public final class ModulationGuidance implements AutoCloseable {
         Arrays.fill(activated, plainActivated);
         if (terms.isEmpty()) return new BlockConditioning(temb, vectors, activated, temb, plainActivated, 1);
 
-        List<double[]> factors = new ArrayList<>(terms.size());
-        for (int j = 0; j < terms.size(); j++) {
-            GuidanceTerm term = terms.get(j);
-            checkTerm(j, term, batch, dim);
-            factors.add(term.layers().factors(numBlocks));
-        }
         Map<String, Tensor[]> byCoefficients = new HashMap<>();
         for (int l = 0; l < numBlocks; l++) {
             double[][] coefficients = new double[terms.size()][];
@@ -101,6 +95,19 @@ public final class ModulationGuidance implements AutoCloseable {
         Tensor finalVector = guideFinalNorm && numBlocks > 0 ? vectors[last] : temb;
         Tensor finalActivated = guideFinalNorm && numBlocks > 0 ? activated[last] : plainActivated;
         return new BlockConditioning(temb, vectors, activated, finalVector, finalActivated, 1 + byCoefficients.size());
+    }
+
+    /**
+     * Checks every term against a forward of {@code batch} rows, width {@code dim} and {@code numBlocks} blocks (delta
+     * shapes, row weights, layer indices) and returns each term's per-layer factors. Throws IllegalArgumentException.
+     */
+    public List<double[]> validate(int batch, long dim, int numBlocks) {
+        List<double[]> factors = new ArrayList<>(terms.size());
+        for (int j = 0; j < terms.size(); j++) {
+            checkTerm(j, terms.get(j), batch, dim);
+            factors.add(terms.get(j).layers().factors(numBlocks));
+        }
+        return factors;
     }
 
     /**

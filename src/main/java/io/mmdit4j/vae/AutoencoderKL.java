@@ -186,11 +186,9 @@ public final class AutoencoderKL implements AutoCloseable {
             Conv2d quant = c.useQuantConv() ? Encoder.track(built, Conv2d.load(sd, "quant_conv", 2 * latent, 2 * latent, 1, 1, 0, compute)) : null;
             Conv2d postQuant = c.usePostQuantConv() ? Encoder.track(built, Conv2d.load(sd, "post_quant_conv", latent, latent, 1, 1, 0, compute)) : null;
             sd.requireAllTaken();
-            sd.handOver();
             return new AutoencoderKL(c, compute, sd.device(), encoder, decoder, quant, postQuant);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
-            sd.handOver();
             throw e;
         }
     }

@@ -46,9 +46,9 @@ class RealCheckpointTest {
     @Test
     void bf16CheckpointsLoadWithoutCopyingTheWeights() throws IOException {
         for (Path p : present()) {
-            long before = rssMb();
+            long before = io.mmdit4j.runtime.ProcessMemory.rssMb();
             try (FluxTransformer model = FluxTransformer.load(p, DType.BF16)) {
-                long grown = rssMb() - before;
+                long grown = io.mmdit4j.runtime.ProcessMemory.rssMb() - before;
                 // 12B bf16 parameters are ~24 GB: views of the mapping must not bring them into memory.
                 assertTrue(grown < 2048, p + ": loading grew RSS by " + grown + " MB");
                 assertEquals(57, model.config().totalBlocks());
@@ -56,10 +56,4 @@ class RealCheckpointTest {
         }
     }
 
-    private static long rssMb() throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
-        }
-        throw new IllegalStateException("no VmRSS");
-    }
 }

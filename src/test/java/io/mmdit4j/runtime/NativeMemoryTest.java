@@ -2,6 +2,7 @@ package io.mmdit4j.runtime;
 
 import io.mmdit4j.GoldenData;
 import io.mmdit4j.flux.FluxInputs;
+import io.mmdit4j.flux.FluxPipeline;
 import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
@@ -11,20 +12,13 @@ import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Repeated forwards must not leak native memory: every temporary dies with its scope. */
 class NativeMemoryTest {
 
-    static long rssKb() throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
-        }
-        throw new IllegalStateException("no VmRSS in /proc/self/status");
-    }
 
     @Test
     void twoHundredForwardsKeepRssFlat() throws IOException {
@@ -36,13 +30,27 @@ class NativeMemoryTest {
             try (ModulationGuidance g = ModulationGuidance.builder()
                     .term(model.guidanceDelta(in.load("pooled_pos"), in.load("pooled_neg")), 3.0, LayerSchedule.from(1)).build()) {
                 for (int i = 0; i < 50; i++) run(model, inputs, g, i); // warm-up: allocator pools, JIT
-                long before = rssKb();
+                long before = ProcessMemory.rssMb();
                 for (int i = 0; i < 200; i++) run(model, inputs, g, i);
-                long after = rssKb();
-                long growthMb = (after - before) / 1024;
+                long after = ProcessMemory.rssMb();
+                long growthMb = after - before;
                 // Leaked temporaries show up here as tens to hundreds of MB (a forward makes ~300 of them); allow allocator noise only.
-                assertTrue(growthMb < 40, "RSS grew by " + growthMb + " MB over 200 forwards (" + before / 1024 + " -> " + after / 1024 + " MB)");
+                assertTrue(growthMb < 40, "RSS grew by " + growthMb + " MB over 200 forwards (" + before + " -> " + after + " MB)");
             }
+        }
+    }
+
+    @Test
+    void repeatedGenerationsKeepRssFlat() {
+        try (FluxPipeline pipe = FluxPipeline.load(GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev"), DType.F32, DeviceSpec.CPU)) {
+            List<FluxPipeline.Direction> g = List.of(new FluxPipeline.Direction("d", "vivid colors", "washed out", 3.0, LayerSchedule.from(1), null, null));
+            FluxPipeline.Request r = new FluxPipeline.Request(List.of("a cat", "a dog"), 1, 32, 32, 3, 3.5, new long[] {1}, 16, g, null);
+            for (int i = 0; i < 15; i++) pipe.generate(r).close(); // warm-up
+            long before = ProcessMemory.rssMb();
+            for (int i = 0; i < 60; i++) pipe.generate(r).close();
+            long growthMb = ProcessMemory.rssMb() - before;
+            // Each generation runs text encoders, 3 transformer steps and the VAE; leaked temporaries would add up fast.
+            assertTrue(growthMb < 40, "RSS grew by " + growthMb + " MB over 60 generations");
         }
     }
 

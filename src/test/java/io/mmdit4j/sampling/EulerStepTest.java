@@ -99,9 +99,9 @@ class EulerStepTest {
         Tensor v = Noise.randn(Noise.fluxLatentShape(1, 1024, 1024), 1, DType.BF16);
         try {
             for (int i = 0; i < 20; i++) x = replace(x, s.step(v, i % 4, x));
-            long before = rssKb();
+            long before = io.mmdit4j.runtime.ProcessMemory.rssMb();
             for (int i = 0; i < 300; i++) x = replace(x, s.step(v, i % 4, x));
-            long growthMb = (rssKb() - before) / 1024;
+            long growthMb = io.mmdit4j.runtime.ProcessMemory.rssMb() - before;
             assertTrue(growthMb < 20, "RSS grew by " + growthMb + " MB over 300 steps of a 1 MB latent");
         } finally {
             x.close();
@@ -109,12 +109,6 @@ class EulerStepTest {
         }
     }
 
-    static long rssKb() throws java.io.IOException {
-        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
-        }
-        throw new IllegalStateException("no VmRSS in /proc/self/status");
-    }
 
     private static Tensor replace(Tensor old, Tensor next) {
         old.close();

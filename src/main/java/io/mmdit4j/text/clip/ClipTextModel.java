@@ -11,6 +11,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Scalar;
@@ -21,7 +22,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 import static org.bytedeco.pytorch.global.torch.arange;
@@ -141,11 +141,9 @@ public final class ClipTextModel implements AutoCloseable {
             }
             ignore(sd, p + "text_model.embeddings.position_ids");
             sd.requireAllTaken();
-            sd.handOver();
             return new ClipTextModel(c, compute, tok, pos, List.copyOf(layers), finalNorm, projection);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
-            sd.handOver();
             throw e;
         }
     }
@@ -172,10 +170,7 @@ public final class ClipTextModel implements AutoCloseable {
      * @param allHiddenStates also return the embeddings and every layer's output
      */
     public Output forward(Tensor inputIds, boolean allHiddenStates) {
-        if (inputIds.dim() != 2 || inputIds.size(1) > config.maxPositionEmbeddings() || inputIds.size(1) < 1) {
-            throw new IllegalArgumentException("input_ids has shape " + Arrays.toString(Tensors.shape(inputIds))
-                    + ", expected [batch, 1.." + config.maxPositionEmbeddings() + "]");
-        }
+        TokenIds.check(inputIds, config.vocabSize(), config.maxPositionEmbeddings());
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
             Tensor ids = inputIds.to(ScalarType.Long);
             long b = ids.size(0), len = ids.size(1);

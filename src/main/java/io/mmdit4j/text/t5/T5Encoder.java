@@ -6,14 +6,15 @@ import io.mmdit4j.io.TensorSource;
 import io.mmdit4j.io.WeightFiles;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
+import io.mmdit4j.nn.RmsNorm;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -32,13 +33,12 @@ import static org.bytedeco.pytorch.global.torch.log;
 import static org.bytedeco.pytorch.global.torch.matmul;
 import static org.bytedeco.pytorch.global.torch.minimum;
 import static org.bytedeco.pytorch.global.torch.pow;
-import static org.bytedeco.pytorch.global.torch.rsqrt;
 import static org.bytedeco.pytorch.global.torch.softmax;
 import static org.bytedeco.pytorch.global.torch.tanh;
 import static org.bytedeco.pytorch.global.torch.where;
 
 /**
- * transformers {@code T5EncoderModel} (v1.1: RMS-style T5LayerNorm, relative position buckets shared by all
+ * transformers {@code T5EncoderModel} (v1.1: T5LayerNorm, which is {@link RmsNorm}'s math, relative position buckets shared by all
  * layers, no attention scaling, gated-GELU ({@code gelu_new}) feed-forward). Weights of a bf16 checkpoint
  * computed in bf16 are views of the mapped file: a 4.7B-parameter encoder loads without a copy.
  */
@@ -48,25 +48,24 @@ public final class T5Encoder implements AutoCloseable {
     final Tensor shared;                     // shared.weight / encoder.embed_tokens.weight [V, d_model]
     final Tensor relative_attention_bias;    // encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight [buckets, H]
     final List<Block> block;                 // encoder.block.*
-    final Tensor final_layer_norm;           // encoder.final_layer_norm.weight [d_model]
-    private final double eps;
+    final RmsNorm final_layer_norm;          // encoder.final_layer_norm.weight [d_model]
     private final Map<Long, Tensor> biasCache = new HashMap<>(); // position bias per sequence length
 
     /** One encoder block: self-attention and gated feed-forward sub-layers, each pre-normed with a residual. */
     static final class Block implements AutoCloseable {
-        final Tensor layer_0_layer_norm;       // layer.0.layer_norm.weight
+        final RmsNorm layer_0_layer_norm;      // layer.0.layer_norm.weight
         final Linear q, k, v, o;               // layer.0.SelfAttention.*
-        final Tensor layer_1_layer_norm;       // layer.1.layer_norm.weight
+        final RmsNorm layer_1_layer_norm;      // layer.1.layer_norm.weight
         final Linear wi_0, wi_1, wo;           // layer.1.DenseReluDense.*
 
         Block(StateDict sd, String p, T5Config c, DType dtype) {
             long d = c.dModel(), inner = c.innerDim();
-            layer_0_layer_norm = sd.take(p + "layer.0.layer_norm.weight", dtype, d);
+            layer_0_layer_norm = RmsNorm.load(sd, p + "layer.0.layer_norm.weight", d, c.layerNormEpsilon(), dtype);
             q = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.q", d, inner, dtype);
             k = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.k", d, inner, dtype);
             v = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.v", d, inner, dtype);
             o = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.o", inner, d, dtype);
-            layer_1_layer_norm = sd.take(p + "layer.1.layer_norm.weight", dtype, d);
+            layer_1_layer_norm = RmsNorm.load(sd, p + "layer.1.layer_norm.weight", d, c.layerNormEpsilon(), dtype);
             wi_0 = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_0", d, c.dFf(), dtype);
             wi_1 = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_1", d, c.dFf(), dtype);
             wo = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wo", c.dFf(), d, dtype);
@@ -74,9 +73,7 @@ public final class T5Encoder implements AutoCloseable {
 
         @Override
         public void close() {
-            Native.release(layer_0_layer_norm);
-            Native.release(layer_1_layer_norm);
-            Modules.closeAll(List.of(q, k, v, o, wi_0, wi_1, wo));
+            Modules.closeAll(List.of(layer_0_layer_norm, q, k, v, o, layer_1_layer_norm, wi_0, wi_1, wo));
         }
     }
 
@@ -92,14 +89,13 @@ public final class T5Encoder implements AutoCloseable {
         }
     }
 
-    private T5Encoder(T5Config config, DType dtype, Tensor shared, Tensor bias, List<Block> blocks, Tensor finalNorm) {
+    private T5Encoder(T5Config config, DType dtype, Tensor shared, Tensor bias, List<Block> blocks, RmsNorm finalNorm) {
         this.config = config;
         this.dtype = dtype;
         this.shared = shared;
         this.relative_attention_bias = bias;
         this.block = blocks;
         this.final_layer_norm = finalNorm;
-        this.eps = config.layerNormEpsilon();
     }
 
     /** Loads a transformers folder ({@code config.json} + {@code model.safetensors} or shards with an index). */
@@ -132,15 +128,14 @@ public final class T5Encoder implements AutoCloseable {
                 blocks.add(b);
                 built.add(b);
             }
-            Tensor finalNorm = sd.take("encoder.final_layer_norm.weight", compute, c.dModel());
+            RmsNorm finalNorm = RmsNorm.load(sd, "encoder.final_layer_norm.weight", c.dModel(), c.layerNormEpsilon(), compute);
+            built.add(finalNorm);
             // A full T5 checkpoint also holds a decoder; the encoder model ignores it as transformers does.
             for (String k : sd.keys()) if (k.startsWith("decoder.") || k.startsWith("lm_head.")) sd.markIgnored(k);
             sd.requireAllTaken();
-            sd.handOver();
             return new T5Encoder(c, compute, embed, bias, List.copyOf(blocks), finalNorm);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
-            sd.handOver();
             throw e;
         }
     }
@@ -153,9 +148,7 @@ public final class T5Encoder implements AutoCloseable {
      * @param attentionMask [B, L] (1 = token, 0 = padding) or null: FLUX and SD3 call T5 without a mask
      */
     public Output forward(Tensor inputIds, Tensor attentionMask, boolean allHiddenStates) {
-        if (inputIds.dim() != 2 || inputIds.size(1) < 1) {
-            throw new IllegalArgumentException("input_ids has shape " + Arrays.toString(Tensors.shape(inputIds)) + ", expected [batch, length]");
-        }
+        TokenIds.check(inputIds, config.vocabSize(), Integer.MAX_VALUE);
         if (attentionMask != null && !Arrays.equals(Tensors.shape(attentionMask), Tensors.shape(inputIds))) {
             throw new IllegalArgumentException("attention_mask has shape " + Arrays.toString(Tensors.shape(attentionMask))
                     + ", expected " + Arrays.toString(Tensors.shape(inputIds)));
@@ -174,12 +167,12 @@ public final class T5Encoder implements AutoCloseable {
             for (int i = 0; i < block.size(); i++) {
                 if (allHiddenStates) hidden.add(Tensors.keep(h));
                 Block b = block.get(i);
-                h = h.add(attention(b, norm(h, b.layer_0_layer_norm), bias));
-                Tensor x = norm(h, b.layer_1_layer_norm);
+                h = h.add(attention(b, b.layer_0_layer_norm.forward(h), bias));
+                Tensor x = b.layer_1_layer_norm.forward(h);
                 h = h.add(b.wo.forward(geluNew(b.wi_0.forward(x)).mul(b.wi_1.forward(x))));
                 if (dtype == DType.F16) h = clampFp16(h);
             }
-            Tensor last = norm(h, final_layer_norm);
+            Tensor last = final_layer_norm.forward(h);
             if (allHiddenStates) hidden.add(Tensors.keep(last));
             return new Output(Tensors.keep(last), List.copyOf(hidden));
         }
@@ -193,13 +186,6 @@ public final class T5Encoder implements AutoCloseable {
         Tensor scores = matmul(q, k.transpose(3, 2)).add(bias);                           // no 1/sqrt(dk): T5 folds it into init
         Tensor weights = softmax(scores.to(ScalarType.Float), -1).to(scores.scalar_type());
         return b.o.forward(matmul(weights, v).transpose(1, 2).reshape(bsz, len, heads * dk));
-    }
-
-    /** T5LayerNorm: fp32 variance, no mean subtraction, cast to the weight dtype, then scale. */
-    private Tensor norm(Tensor x, Tensor weight) {
-        Tensor variance = x.to(ScalarType.Float).pow(new Scalar(2)).mean(new long[] {-1}, true, new ScalarTypeOptional());
-        Tensor normed = x.mul(rsqrt(variance.add(new Scalar(eps))));
-        return weight.mul(normed.to(weight.scalar_type()));
     }
 
     /** transformers' {@code gelu_new}: the tanh approximation as separate ops (each rounded in bf16). */
@@ -252,7 +238,7 @@ public final class T5Encoder implements AutoCloseable {
         Native.release(shared);
         Native.release(relative_attention_bias);
         Modules.closeAll(block);
-        Native.release(final_layer_norm);
+        final_layer_norm.close();
         biasCache.values().forEach(Native::release);
         biasCache.clear();
     }

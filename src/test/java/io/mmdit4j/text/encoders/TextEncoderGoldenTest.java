@@ -115,6 +115,18 @@ class TextEncoderGoldenTest {
                 }
             });
             assertTrue(e.getMessage().contains("[1, 78]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> {
+                try (ClipTextModel m = ClipTextModel.load(src, DType.F32)) {
+                    m.forward(Tensors.fromFloats(new float[] {49406, 50000}, 1, 2).to(org.bytedeco.pytorch.global.torch.ScalarType.Long), false);
+                }
+            });
+            assertTrue(e.getMessage().contains("[49406, 50000]") && e.getMessage().contains("49408"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> {
+                try (T5Encoder m = T5Encoder.load(MODELS.resolve("t5/text_encoder_2"), DType.F32)) {
+                    m.forward(Tensors.fromFloats(new float[] {-1, 5}, 1, 2).to(org.bytedeco.pytorch.global.torch.ScalarType.Long), null, false);
+                }
+            });
+            assertTrue(e.getMessage().contains("[-1, 5]"), e.getMessage());
         } finally {
             Tensors.closeAll(all.values());
         }

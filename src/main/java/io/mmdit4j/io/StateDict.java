@@ -29,7 +29,6 @@ public final class StateDict {
     private final Map<String, Entry> entries;
     private final DeviceSpec device;
     private final Set<String> taken = new TreeSet<>();
-    private final java.util.List<Tensor> handedOut = new java.util.ArrayList<>();
 
     public StateDict(String origin, Map<String, Entry> entries) {
         this(origin, entries, DeviceSpec.CPU);
@@ -105,20 +104,8 @@ public final class StateDict {
             Tensor raw = e.loader().get();
             Tensor out = !device.isCpu() ? raw.to(device.torchDevice(), dtype.scalarType()).contiguous()
                     : Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
-            handedOut.add(out);
             return Tensors.keep(out);
         }
-    }
-
-    /** Releases every tensor taken so far: the clean-up of a model whose loading failed half-way. */
-    public void releaseTaken() {
-        Tensors.closeAll(handedOut);
-        handedOut.clear();
-    }
-
-    /** Forgets the taken tensors once a model owns them. */
-    public void handOver() {
-        handedOut.clear();
     }
 
     public Tensor takeOptional(String key, DType dtype, long... expectedShape) {

@@ -8,7 +8,6 @@ import io.mmdit4j.io.StateDict;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Objects;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -63,34 +62,27 @@ public record FluxConfig(int inChannels, int outChannels, int numLayers, int num
     public static FluxConfig fromDiffusersConfig(Path configJson) {
         JsonNode c = JsonConfigs.readObject(configJson);
         JsonConfigs.checkClass(c, configJson, "FluxTransformer2DModel");
-        int in = intField(c, configJson, "in_channels", 64);
-        int heads = intField(c, configJson, "num_attention_heads", 24);
-        int headDim = intField(c, configJson, "attention_head_dim", 128);
+        int in = JsonConfigs.intOr(c, configJson, "in_channels", 64);
+        int heads = JsonConfigs.intOr(c, configJson, "num_attention_heads", 24);
+        int headDim = JsonConfigs.intOr(c, configJson, "attention_head_dim", 128);
         int[] axes = new int[] {16, 56, 56};
         if (c.has("axes_dims_rope")) {
             JsonNode a = c.get("axes_dims_rope");
             axes = new int[a.size()];
             for (int i = 0; i < axes.length; i++) axes[i] = a.get(i).asInt();
         }
-        if (intField(c, configJson, "patch_size", 1) != 1) {
+        if (JsonConfigs.intOr(c, configJson, "patch_size", 1) != 1) {
             throw new ModelFormatException(configJson + ": patch_size " + c.get("patch_size") + " is not supported (FLUX uses 1)");
         }
         JsonNode out = c.get("out_channels");
         try {
-            return new FluxConfig(in, out == null || out.isNull() ? in : out.asInt(), intField(c, configJson, "num_layers", 19),
-                    intField(c, configJson, "num_single_layers", 38), headDim, heads, intField(c, configJson, "joint_attention_dim", 4096),
-                    intField(c, configJson, "pooled_projection_dim", 768), c.path("guidance_embeds").asBoolean(false), axes,
+            return new FluxConfig(in, out == null || out.isNull() ? in : out.asInt(), JsonConfigs.intOr(c, configJson, "num_layers", 19),
+                    JsonConfigs.intOr(c, configJson, "num_single_layers", 38), headDim, heads, JsonConfigs.intOr(c, configJson, "joint_attention_dim", 4096),
+                    JsonConfigs.intOr(c, configJson, "pooled_projection_dim", 768), c.path("guidance_embeds").asBoolean(false), axes,
                     4 * headDim * heads);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(configJson + ": " + e.getMessage(), e);
         }
-    }
-
-    private static int intField(JsonNode c, Path file, String name, int dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isInt()) throw new ModelFormatException(file + ": " + name + " must be an integer, found " + v);
-        return v.asInt();
     }
 
     private static final Pattern DOUBLE = Pattern.compile("^transformer_blocks\\.(\\d+)\\.");
@@ -102,22 +94,22 @@ public record FluxConfig(int inChannels, int outChannels, int numLayers, int num
      * for FLUX's split of the head dimension (1/8, 7/16, 7/16; 16/56/56 at 128).
      */
     public static FluxConfig detect(StateDict sd, int[] axesDims) {
-        long[] x = require(sd, "x_embedder.weight", 2);
-        long[] ctx = require(sd, "context_embedder.weight", 2);
-        long[] text = require(sd, "time_text_embed.text_embedder.linear_1.weight", 2);
-        long[] proj = require(sd, "proj_out.weight", 2);
-        int doubles = countBlocks(sd, DOUBLE);
-        int singles = countBlocks(sd, SINGLE);
+        long[] x = sd.requireShape("x_embedder.weight", 2, "FLUX transformer");
+        long[] ctx = sd.requireShape("context_embedder.weight", 2, "FLUX transformer");
+        long[] text = sd.requireShape("time_text_embed.text_embedder.linear_1.weight", 2, "FLUX transformer");
+        long[] proj = sd.requireShape("proj_out.weight", 2, "FLUX transformer");
+        int doubles = sd.countIndexed(DOUBLE);
+        int singles = sd.countIndexed(SINGLE);
         String qNormKey = doubles > 0 ? "transformer_blocks.0.attn.norm_q.weight" : "single_transformer_blocks.0.attn.norm_q.weight";
-        long[] qNorm = require(sd, qNormKey, 1);
+        long[] qNorm = sd.requireShape(qNormKey, 1, "FLUX transformer");
         int dim = (int) x[0];
         int headDim = (int) qNorm[0];
         if (headDim <= 0 || dim % headDim != 0) {
             throw new ModelFormatException(sd.origin() + ": '" + qNormKey + "' has " + headDim
                     + " entries, which does not divide the model width " + dim);
         }
-        long[] mlp = doubles > 0 ? require(sd, "transformer_blocks.0.ff.net.0.proj.weight", 2)
-                : require(sd, "single_transformer_blocks.0.proj_mlp.weight", 2);
+        long[] mlp = doubles > 0 ? sd.requireShape("transformer_blocks.0.ff.net.0.proj.weight", 2, "FLUX transformer")
+                : sd.requireShape("single_transformer_blocks.0.proj_mlp.weight", 2, "FLUX transformer");
         int[] axes = axesDims != null ? axesDims : defaultAxes(headDim, sd.origin());
         boolean guidance = sd.contains("time_text_embed.guidance_embedder.linear_1.weight");
         try {
@@ -136,27 +128,6 @@ public record FluxConfig(int inChannels, int outChannels, int numLayers, int num
                     + "; pass them explicitly (e.g. a bfl_params.json with \"axes_dim\" beside the file)");
         }
         return new int[] {a0, rest, rest};
-    }
-
-    private static long[] require(StateDict sd, String key, int rank) {
-        long[] s = sd.shape(key);
-        if (s == null) {
-            throw new ModelFormatException(sd.origin() + ": not a FLUX transformer checkpoint: missing tensor '" + key + "'");
-        }
-        if (s.length != rank) {
-            throw new ModelFormatException(sd.origin() + ": tensor '" + key + "' has shape " + Arrays.toString(s)
-                    + ", expected a rank-" + rank + " tensor");
-        }
-        return s;
-    }
-
-    private static int countBlocks(StateDict sd, Pattern p) {
-        int max = -1;
-        for (String k : sd.keys()) {
-            Matcher m = p.matcher(k);
-            if (m.find()) max = Math.max(max, Integer.parseInt(m.group(1)));
-        }
-        return max + 1;
     }
 
     @Override

@@ -44,4 +44,28 @@ public final class JsonConfigs {
             throw new ModelFormatException(origin + ": _class_name is '" + cls + "', expected " + expected);
         }
     }
+
+    /** An optional integer field (absent or null: {@code dflt}). */
+    public static int intOr(JsonNode c, Object origin, String name, int dflt) {
+        JsonNode v = c.get(name);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw new ModelFormatException(origin + ": " + name + " must be an integer, found " + v);
+        return v.asInt();
+    }
+
+    /** An optional number field (absent or null: {@code dflt}). */
+    public static double doubleOr(JsonNode c, Object origin, String name, double dflt) {
+        JsonNode v = c.get(name);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isNumber()) throw new ModelFormatException(origin + ": " + name + " must be a number, found " + v);
+        return v.asDouble();
+    }
+
+    /** An optional boolean field (absent or null: {@code dflt}). */
+    public static boolean boolOr(JsonNode c, Object origin, String name, boolean dflt) {
+        JsonNode v = c.get(name);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isBoolean()) throw new ModelFormatException(origin + ": " + name + " must be true or false, found " + v);
+        return v.asBoolean();
+    }
 }

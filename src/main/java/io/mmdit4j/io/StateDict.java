@@ -82,6 +82,29 @@ public final class StateDict {
     }
 
     /**
+     * The shape of {@code key} for config detection: it must exist (else the file is "not a {@code kind} checkpoint")
+     * and have rank {@code rank}.
+     */
+    public long[] requireShape(String key, int rank, String kind) {
+        long[] s = shape(key);
+        if (s == null) throw new ModelFormatException(origin + ": not a " + kind + " checkpoint: missing tensor '" + key + "'");
+        if (s.length != rank) {
+            throw new ModelFormatException(origin + ": tensor '" + key + "' has shape " + Arrays.toString(s) + ", expected a rank-" + rank + " tensor");
+        }
+        return s;
+    }
+
+    /** One more than the largest index captured by group 1 of {@code p} in any key (0 when none matches): a block count. */
+    public int countIndexed(java.util.regex.Pattern p) {
+        int max = -1;
+        for (String k : entries.keySet()) {
+            java.util.regex.Matcher m = p.matcher(k);
+            if (m.find()) max = Math.max(max, Integer.parseInt(m.group(1)));
+        }
+        return max + 1;
+    }
+
+    /**
      * The tensor {@code key}, checked against {@code expectedShape} and converted to {@code dtype}.
      * The result is owned by the caller and survives any enclosing PointerScope.
      */

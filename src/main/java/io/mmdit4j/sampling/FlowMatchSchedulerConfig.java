@@ -124,33 +124,13 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
             default: throw new ModelFormatException(origin + ": time_shift_type '" + type + "' is not supported (exponential or linear)");
         }
         try {
-            return new FlowMatchSchedulerConfig(intField(c, origin, "num_train_timesteps", 1000), numField(c, origin, "shift", 1.0),
-                    boolField(c, origin, "use_dynamic_shifting", false), numField(c, origin, "base_shift", 0.5),
-                    numField(c, origin, "max_shift", 1.15), intField(c, origin, "base_image_seq_len", 256),
-                    intField(c, origin, "max_image_seq_len", 4096), timeShift);
+            return new FlowMatchSchedulerConfig(JsonConfigs.intOr(c, origin, "num_train_timesteps", 1000), JsonConfigs.doubleOr(c, origin, "shift", 1.0),
+                    JsonConfigs.boolOr(c, origin, "use_dynamic_shifting", false), JsonConfigs.doubleOr(c, origin, "base_shift", 0.5),
+                    JsonConfigs.doubleOr(c, origin, "max_shift", 1.15), JsonConfigs.intOr(c, origin, "base_image_seq_len", 256),
+                    JsonConfigs.intOr(c, origin, "max_image_seq_len", 4096), timeShift);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(origin + ": " + e.getMessage(), e);
         }
     }
 
-    private static int intField(JsonNode c, String origin, String name, int dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw new ModelFormatException(origin + ": " + name + " must be an integer, found " + v);
-        return v.asInt();
-    }
-
-    private static double numField(JsonNode c, String origin, String name, double dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isNumber()) throw new ModelFormatException(origin + ": " + name + " must be a number, found " + v);
-        return v.asDouble();
-    }
-
-    private static boolean boolField(JsonNode c, String origin, String name, boolean dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isBoolean()) throw new ModelFormatException(origin + ": " + name + " must be true or false, found " + v);
-        return v.asBoolean();
-    }
 }

@@ -8,7 +8,6 @@ import io.mmdit4j.io.StateDict;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Objects;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -133,13 +132,13 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
         checkBlockTypes(c, origin, "up_block_types", "UpDecoderBlock2D", channels.length);
         JsonNode shift = c.get("shift_factor");
         try {
-            return new VaeConfig(intField(c, origin, "in_channels", 3), intField(c, origin, "out_channels", 3),
-                    intField(c, origin, "latent_channels", 4), channels, intField(c, origin, "layers_per_block", 1),
-                    intField(c, origin, "norm_num_groups", 32), doubleField(c, origin, "scaling_factor", 0.18215),
-                    shift == null || shift.isNull() ? null : doubleField(c, origin, "shift_factor", 0),
-                    boolField(c, origin, "use_quant_conv", true), boolField(c, origin, "use_post_quant_conv", true),
-                    boolField(c, origin, "mid_block_add_attention", true), boolField(c, origin, "force_upcast", true),
-                    intField(c, origin, "sample_size", 32));
+            return new VaeConfig(JsonConfigs.intOr(c, origin, "in_channels", 3), JsonConfigs.intOr(c, origin, "out_channels", 3),
+                    JsonConfigs.intOr(c, origin, "latent_channels", 4), channels, JsonConfigs.intOr(c, origin, "layers_per_block", 1),
+                    JsonConfigs.intOr(c, origin, "norm_num_groups", 32), JsonConfigs.doubleOr(c, origin, "scaling_factor", 0.18215),
+                    shift == null || shift.isNull() ? null : JsonConfigs.doubleOr(c, origin, "shift_factor", 0),
+                    JsonConfigs.boolOr(c, origin, "use_quant_conv", true), JsonConfigs.boolOr(c, origin, "use_post_quant_conv", true),
+                    JsonConfigs.boolOr(c, origin, "mid_block_add_attention", true), JsonConfigs.boolOr(c, origin, "force_upcast", true),
+                    JsonConfigs.intOr(c, origin, "sample_size", 32));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(origin + ": " + e.getMessage(), e);
         }
@@ -156,27 +155,6 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
                 throw new ModelFormatException(origin + ": " + name + " contains '" + t.asText() + "', only " + expected + " is supported");
             }
         }
-    }
-
-    private static int intField(JsonNode c, String origin, String name, int dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isInt()) throw new ModelFormatException(origin + ": " + name + " must be an integer, found " + v);
-        return v.asInt();
-    }
-
-    private static double doubleField(JsonNode c, String origin, String name, double dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isNumber()) throw new ModelFormatException(origin + ": " + name + " must be a number, found " + v);
-        return v.asDouble();
-    }
-
-    private static boolean boolField(JsonNode c, String origin, String name, boolean dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isBoolean()) throw new ModelFormatException(origin + ": " + name + " must be true or false, found " + v);
-        return v.asBoolean();
     }
 
     private static int[] intArray(JsonNode c, String origin, String name, int[] dflt) {
@@ -208,16 +186,16 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
      * {@link #withScaling} for SD3's VAE), other counts SD 1.x's 0.18215 without shift.
      */
     public static VaeConfig detect(StateDict sd, int normGroups) {
-        long[] decIn = require(sd, "decoder.conv_in.weight", 4);
-        long[] encIn = require(sd, "encoder.conv_in.weight", 4);
-        long[] decOut = require(sd, "decoder.conv_out.weight", 4);
-        int blocks = count(sd, DOWN_BLOCK);
+        long[] decIn = sd.requireShape("decoder.conv_in.weight", 4, "AutoencoderKL");
+        long[] encIn = sd.requireShape("encoder.conv_in.weight", 4, "AutoencoderKL");
+        long[] decOut = sd.requireShape("decoder.conv_out.weight", 4, "AutoencoderKL");
+        int blocks = sd.countIndexed(DOWN_BLOCK);
         if (blocks < 1) throw new ModelFormatException(sd.origin() + ": not an AutoencoderKL checkpoint: no 'encoder.down_blocks.*' tensors");
         int[] channels = new int[blocks];
         for (int i = 0; i < blocks; i++) {
-            channels[i] = (int) require(sd, "encoder.down_blocks." + i + ".resnets.0.conv1.weight", 4)[0];
+            channels[i] = (int) sd.requireShape("encoder.down_blocks." + i + ".resnets.0.conv1.weight", 4, "AutoencoderKL")[0];
         }
-        int layers = count(sd, FIRST_BLOCK_RESNET);
+        int layers = sd.countIndexed(FIRST_BLOCK_RESNET);
         int latent = (int) decIn[1];
         for (int c : channels) {
             if (c % normGroups != 0) {
@@ -233,24 +211,6 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(sd.origin() + ": " + e.getMessage(), e);
         }
-    }
-
-    private static long[] require(StateDict sd, String key, int rank) {
-        long[] s = sd.shape(key);
-        if (s == null) throw new ModelFormatException(sd.origin() + ": not an AutoencoderKL checkpoint: missing tensor '" + key + "'");
-        if (s.length != rank) {
-            throw new ModelFormatException(sd.origin() + ": tensor '" + key + "' has shape " + Arrays.toString(s) + ", expected a rank-" + rank + " tensor");
-        }
-        return s;
-    }
-
-    private static int count(StateDict sd, Pattern p) {
-        int max = -1;
-        for (String k : sd.keys()) {
-            Matcher m = p.matcher(k);
-            if (m.find()) max = Math.max(max, Integer.parseInt(m.group(1)));
-        }
-        return max + 1;
     }
 
     // ---------------------------------------------------------------- record plumbing (int[] field)

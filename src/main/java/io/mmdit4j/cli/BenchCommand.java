@@ -107,8 +107,8 @@ final class BenchCommand implements Callable<Integer> {
                 long rssBefore = ProcessMemory.rssMb();
                 double[] plain = new double[reps], guided = new double[reps];
                 for (int i = 0; i < reps; i++) {
-                    plain[i] = time(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
-                    guided[i] = time(() -> flux.forward(in, g, 0, rope, null));
+                    plain[i] = millis(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                    guided[i] = millis(() -> flux.forward(in, g, 0, rope, null));
                 }
                 long rssAfter = ProcessMemory.rssMb();
                 OpCounter.Recording ops;
@@ -137,7 +137,8 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static double time(java.util.function.Supplier<Tensor> forward) {
+    /** Wall time of one call in ms; the returned tensor is closed. */
+    static double millis(java.util.function.Supplier<Tensor> forward) {
         long t0 = System.nanoTime();
         forward.get().close();
         return (System.nanoTime() - t0) / 1e6;

@@ -117,12 +117,12 @@ final class ForwardCommand implements Callable<Integer> {
                         w, schedule, guidedBlocks, c.totalBlocks(), rows == null ? "" : " rows=" + Arrays.toString(rows));
                 Tensor plain = flux.forward(in, ModulationGuidance.none(), 0, rope, null);
                 Tensor guided = flux.forward(in, mg, 0, rope, null);
-                long[] plainNs = new long[reps], guidedNs = new long[reps];
+                double[] plainMs = new double[reps], guidedMs = new double[reps];
                 for (int r = 0; r < reps; r++) { // alternate so that both see the same machine state
-                    plainNs[r] = time(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
-                    guidedNs[r] = time(() -> flux.forward(in, mg, 0, rope, null));
+                    plainMs[r] = BenchCommand.millis(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                    guidedMs[r] = BenchCommand.millis(() -> flux.forward(in, mg, 0, rope, null));
                 }
-                double p = median(plainNs) / 1e6, q = median(guidedNs) / 1e6;
+                double p = BenchCommand.median(plainMs), q = BenchCommand.median(guidedMs);
                 System.out.printf(Locale.ROOT, "plain  forward: median %.2f ms%nguided forward: median %.2f ms (guided/plain %.3f)%n", p, q, q / p);
                 float[] a = Tensors.toFloats(plain), b = Tensors.toFloats(guided);
                 int perRow = a.length / batch;
@@ -144,18 +144,6 @@ final class ForwardCommand implements Callable<Integer> {
                 return identical ? 0 : 1;
             }
         }
-    }
-
-    private static long time(java.util.function.Supplier<Tensor> forward) {
-        long t0 = System.nanoTime();
-        forward.get().close();
-        return System.nanoTime() - t0;
-    }
-
-    private static double median(long[] v) {
-        long[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2.0;
     }
 
     static int[] parseGrid(String text) {

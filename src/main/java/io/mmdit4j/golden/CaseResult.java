@@ -16,6 +16,14 @@ public record CaseResult(Status status, String caseName, String output, String d
         return new CaseResult(Status.FAIL, caseName, output, "error: " + why);
     }
 
+    /** A case that threw: the exception's first line (the whole trace on stderr when MMDIT_DEBUG is set). */
+    public static CaseResult failed(String caseName, String output, Throwable e) {
+        if (System.getenv("MMDIT_DEBUG") != null) e.printStackTrace();
+        String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        int nl = m.indexOf('\n');
+        return error(caseName, output, nl < 0 ? m : m.substring(0, nl));
+    }
+
     public String line() {
         return status + " " + caseName + " " + output + ": " + detail;
     }

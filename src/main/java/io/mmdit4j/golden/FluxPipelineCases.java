@@ -68,8 +68,7 @@ final class FluxPipelineCases implements CaseRunner {
             }
             return Outputs.compare(c, c.name(), actual, out);
         } catch (RuntimeException e) {
-            if (System.getenv("MMDIT_DEBUG") != null) e.printStackTrace();
-            return List.of(CaseResult.error(c.name(), "-", FluxTransformerCases.firstLine(e)));
+            return List.of(CaseResult.failed(c.name(), "-", e));
         } finally {
             Tensors.closeAll(actual.values());
         }

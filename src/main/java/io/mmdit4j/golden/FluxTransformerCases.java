@@ -83,15 +83,8 @@ public final class FluxTransformerCases implements CaseRunner {
             results.addAll(Outputs.compare(c, name, actual, out));
             Tensors.closeAll(actual.values());
         } catch (RuntimeException e) {
-            if (System.getenv("MMDIT_DEBUG") != null) e.printStackTrace();
-            results.add(CaseResult.error(name, "-", firstLine(e)));
+            results.add(CaseResult.failed(name, "-", e));
         }
         return results;
-    }
-
-    static String firstLine(Throwable e) {
-        String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-        int nl = m.indexOf('\n');
-        return nl < 0 ? m : m.substring(0, nl);
     }
 }

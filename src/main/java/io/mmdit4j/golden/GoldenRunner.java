@@ -57,7 +57,7 @@ public final class GoldenRunner {
         try {
             c = GoldenCase.load(target);
         } catch (RuntimeException e) {
-            return List.of(CaseResult.error(target.toString(), "-", FluxTransformerCases.firstLine(e)));
+            return List.of(CaseResult.failed(target.toString(), "-", e));
         }
         CaseRunner runner = runners.get(c.kind());
         if (runner == null) return List.of(CaseResult.skip(c.name(), "unsupported kind " + c.kind()));

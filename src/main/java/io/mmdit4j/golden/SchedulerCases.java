@@ -86,8 +86,7 @@ public final class SchedulerCases {
             results.addAll(Outputs.compare(c, name, actual, out));
             return results;
         } catch (RuntimeException e) {
-            if (System.getenv("MMDIT_DEBUG") != null) e.printStackTrace();
-            results.add(CaseResult.error(name, "-", FluxTransformerCases.firstLine(e)));
+            results.add(CaseResult.failed(name, "-", e));
             return results;
         } finally {
             Tensors.closeAll(actual.values());

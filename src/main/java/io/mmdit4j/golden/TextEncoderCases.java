@@ -58,8 +58,7 @@ final class TextEncoderCases {
             body.run(c.resolve(folder), in, dtype, actual);
             return Outputs.compare(c, c.name(), actual, out);
         } catch (RuntimeException e) {
-            if (System.getenv("MMDIT_DEBUG") != null) e.printStackTrace();
-            return List.of(CaseResult.error(c.name(), "-", FluxTransformerCases.firstLine(e)));
+            return List.of(CaseResult.failed(c.name(), "-", e));
         } finally {
             Tensors.closeAll(actual.values());
         }

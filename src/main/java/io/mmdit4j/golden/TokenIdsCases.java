@@ -39,7 +39,7 @@ final class TokenIdsCases {
             ClipTokenizer clip = ClipTokenizer.fromFolder(dir.resolve("clip"));
             results.add(check(name, "clip", root, "clip", null, (p, len) -> clip.encode(p)));
         } catch (RuntimeException e) {
-            results.add(CaseResult.error(name, "clip", FluxTransformerCases.firstLine(e)));
+            results.add(CaseResult.failed(name, "clip", e));
         }
         for (String variant : new String[] {"t5", "t5_legacy"}) {
             try {
@@ -49,7 +49,7 @@ final class TokenIdsCases {
                     results.add(check(name, variant + "@" + len, root, variant, len, (p, l) -> t5.encode(p, l)));
                 }
             } catch (RuntimeException e) {
-                results.add(CaseResult.error(name, variant, FluxTransformerCases.firstLine(e)));
+                results.add(CaseResult.failed(name, variant, e));
             }
         }
         return results;

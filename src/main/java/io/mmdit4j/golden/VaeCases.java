@@ -87,8 +87,7 @@ public final class VaeCases {
             body.run(vae, in, actual);
             return Outputs.compare(c, name, actual, out);
         } catch (RuntimeException e) {
-            if (System.getenv("MMDIT_DEBUG") != null) e.printStackTrace();
-            return List.of(CaseResult.error(name, "-", FluxTransformerCases.firstLine(e)));
+            return List.of(CaseResult.failed(name, "-", e));
         } finally {
             Tensors.closeAll(actual.values());
         }

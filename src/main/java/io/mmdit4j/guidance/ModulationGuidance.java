@@ -31,6 +31,7 @@ public final class ModulationGuidance implements AutoCloseable {
     private final List<GuidanceTerm> terms;
     private final boolean guideFinalNorm;
     private final Map<String, Tensor> offsets = new HashMap<>(); // per distinct coefficient set, see offset()
+    private final Map<Integer, List<double[]>> factorsByBlocks = new java.util.concurrent.ConcurrentHashMap<>(); // per model depth
 
     private ModulationGuidance(List<GuidanceTerm> terms, boolean guideFinalNorm) {
         this.terms = terms;
@@ -102,12 +103,12 @@ public final class ModulationGuidance implements AutoCloseable {
      * shapes, row weights, layer indices) and returns each term's per-layer factors. Throws IllegalArgumentException.
      */
     public List<double[]> validate(int batch, long dim, int numBlocks) {
-        List<double[]> factors = new ArrayList<>(terms.size());
-        for (int j = 0; j < terms.size(); j++) {
-            checkTerm(j, terms.get(j), batch, dim);
-            factors.add(terms.get(j).layers().factors(numBlocks));
-        }
-        return factors;
+        for (int j = 0; j < terms.size(); j++) checkTerm(j, terms.get(j), batch, dim);
+        return factorsByBlocks.computeIfAbsent(numBlocks, n -> {
+            List<double[]> factors = new ArrayList<>(terms.size());
+            for (GuidanceTerm t : terms) factors.add(t.layers().factors(n)); // throws for layers outside the model
+            return List.copyOf(factors);
+        });
     }
 
     /**

@@ -16,14 +16,15 @@ import java.util.stream.Stream;
  * case directories, or a {@code token_ids.json}. Kinds without a runner yet are reported as SKIP.
  */
 public final class GoldenRunner {
-    private final Map<String, CaseRunner> runners = Map.of(
-            "flux_transformer", new FluxTransformerCases(),
-            "flux_pipeline", new FluxPipelineCases(),
-            "clip_text_encoder", TextEncoderCases.CLIP,
-            "t5_encoder", TextEncoderCases.T5,
-            "flow_match_euler", SchedulerCases.FLOW_MATCH_EULER,
-            "vae_decode", VaeCases.DECODE,
-            "vae_encode", VaeCases.ENCODE);
+    /** One line per kind; a new model family adds its kinds here. */
+    private final Map<String, CaseRunner> runners = Map.ofEntries(
+            Map.entry("flux_transformer", new FluxTransformerCases()),
+            Map.entry("flux_pipeline", new FluxPipelineCases()),
+            Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
+            Map.entry("t5_encoder", TextEncoderCases.T5),
+            Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),
+            Map.entry("vae_decode", VaeCases.DECODE),
+            Map.entry("vae_encode", VaeCases.ENCODE));
 
     private Path tokenizers;
 

@@ -116,7 +116,18 @@ final class BenchCommand implements Callable<Integer> {
                     flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
                     ops = r;
                 }
-                double floorMs = GemmFloor.seconds(ops, floorReps) * 1e3;
+                // where the time of a forward goes: its linears and attention kernels timed in place
+                int profiled = Math.min(reps, 5);
+                double[] inLinears = new double[profiled], inAttention = new double[profiled], whole = new double[profiled];
+                for (int i = 0; i < profiled; i++) {
+                    try (OpCounter.Recording r = OpCounter.record(true)) {
+                        whole[i] = millis(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                        inLinears[i] = r.linearNanos() / 1e6;
+                        inAttention[i] = r.attentionNanos() / 1e6;
+                    }
+                }
+                GemmFloor.Split floor = GemmFloor.split(ops, floorReps);
+                double floorMs = floor.seconds() * 1e3;
                 double plainMedian = median(plain), guidedMedian = median(guided);
                 ObjectNode j = new ObjectMapper().createObjectNode();
                 j.put("model", randomConfig != null ? "random:" + randomConfig : model);
@@ -128,6 +139,10 @@ final class BenchCommand implements Callable<Integer> {
                 j.put("guided_over_plain", round4(guidedMedian / plainMedian));
                 j.put("gflop", round(ops.totalFlops() / 1e9)).put("gflops_per_s", round(ops.totalFlops() / 1e9 / (plainMedian / 1e3)));
                 j.put("gemm_floor_ms", round(floorMs)).put("forward_over_floor", round4(plainMedian / floorMs));
+                j.put("floor_linear_ms", round(floor.linearSeconds() * 1e3)).put("floor_attention_ms", round(floor.attentionSeconds() * 1e3));
+                j.put("profiled_forward_ms", round(median(whole))).put("in_linear_ms", round(median(inLinears)))
+                        .put("in_attention_ms", round(median(inAttention)))
+                        .put("in_other_ms", round(median(whole) - median(inLinears) - median(inAttention)));
                 j.put("rss_mb_before_timed", rssBefore).put("rss_mb_after_timed", rssAfter)
                         .put("rss_growth_percent", round(100.0 * (rssAfter - rssBefore) / rssBefore));
                 j.put("peak_rss_mb", ProcessMemory.peakRssMb());

@@ -9,6 +9,7 @@ import io.mmdit4j.nn.Ops;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.List;
@@ -40,6 +41,14 @@ final class FluxDoubleBlock implements AutoCloseable {
                 JointAttention.loadFlux(sd, p + "attn", dim, c.numAttentionHeads(), dtype),
                 FeedForward.load(sd, p + "ff", dim, c.mlpHidden(), dtype),
                 FeedForward.load(sd, p + "ff_context", dim, c.mlpHidden(), dtype));
+    }
+
+    /** {@link #forward} in its own scope: the temporaries die here, both outputs are owned by the caller. */
+    Output forwardOwned(Tensor x, Tensor ctx, Tensor cond, Rope rope) {
+        try (PointerScope scope = new PointerScope()) {
+            Output o = forward(x, ctx, cond, rope);
+            return new Output(Tensors.keep(o.image()), Tensors.keep(o.text()));
+        }
     }
 
     /** @param cond SiLU of this block's conditioning vector [B, D]; the same vector drives both streams */

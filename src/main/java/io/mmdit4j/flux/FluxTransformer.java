@@ -18,6 +18,7 @@ import io.mmdit4j.nn.Timesteps;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
@@ -283,28 +284,42 @@ public final class FluxTransformer implements AutoCloseable {
             FluxInputs in = inputs.normalized();
             in.validate(config);
             guidance.validate((int) in.hiddenStates().size(0), config.innerDim(), config.totalBlocks());
-            Tensor x = x_embedder.forward(place(in.hiddenStates()));                                 // [B,N,D]
             Tensor temb = timeTextEmbed(in.timestep(), in.guidance(), in.pooledProjections());       // [B,D]
-            Tensor ctx = context_embedder.forward(place(in.encoderHiddenStates()));                  // [B,T,D]
             Rope table = rope != null ? rope : rope(in.txtIds(), in.imgIds());
             BlockConditioning cond = guidance.resolve(temb, step, config.totalBlocks());
             if (observer != null) observer.onConditioning(step, cond);
 
-            for (int i = 0; i < transformer_blocks.size(); i++) {
-                FluxDoubleBlock.Output o = transformer_blocks.get(i).forward(x, ctx, cond.activated(i), table);
-                x = o.image();
-                ctx = o.text();
+            // The streams are owned and replaced block by block: only one block's temporaries live at a time.
+            Tensor x = null, ctx = null, h = null;
+            try {
+                x = Scopes.owned(() -> x_embedder.forward(place(in.hiddenStates())));              // [B,N,D]
+                ctx = Scopes.owned(() -> context_embedder.forward(place(in.encoderHiddenStates())));  // [B,T,D]
+                for (int i = 0; i < transformer_blocks.size(); i++) {
+                    FluxDoubleBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, cond.activated(i), table);
+                    x.close();
+                    ctx.close();
+                    x = o.image();
+                    ctx = o.text();
+                }
+                long textLen = ctx.size(1), imageLen = x.size(1);
+                Tensor image = x, text = ctx;
+                h = Scopes.owned(() -> cat(new TensorVector(text, image), 1));                      // [B,T+N,D]
+                x.close();
+                ctx.close();
+                for (int j = 0; j < single_transformer_blocks.size(); j++) {
+                    FluxSingleBlock block = single_transformer_blocks.get(j);
+                    Tensor c = cond.activated(config.numLayers() + j);
+                    h = Scopes.then(h, t -> Scopes.owned(() -> block.forward(t, c, table)));
+                }
+                Tensor out = proj_out.forward(norm_out.forward(h.narrow(1, textLen, imageLen),     // [B,N,D]
+                        cond.finalActivated()));                                                    // [B,N,out]
+                return Tensors.keep(out);
+            } finally {
+                if (rope == null) table.close();
+                Native.release(x);
+                Native.release(ctx);
+                Native.release(h);
             }
-            long textLen = ctx.size(1), imageLen = x.size(1);
-            Tensor h = cat(new TensorVector(ctx, x), 1);                                             // [B,T+N,D]
-            for (int j = 0; j < single_transformer_blocks.size(); j++) {
-                h = single_transformer_blocks.get(j).forward(h, cond.activated(config.numLayers() + j), table);
-            }
-            x = h.narrow(1, textLen, imageLen);                                                      // [B,N,D]
-            x = norm_out.forward(x, cond.finalActivated());
-            Tensor out = proj_out.forward(x);                                                        // [B,N,out]
-            if (rope == null) table.close();
-            return Tensors.keep(out);
         }
     }
 

@@ -34,6 +34,12 @@ public final class Attention {
             return empty(new long[] {q.size(0), q.size(1), q.size(2), v.size(3)}, q.options(), new MemoryFormatOptional());
         }
         if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type())); // CUDA keeps libtorch's own choice
+        if (OpCounter.timing()) {
+            long t0 = System.nanoTime();
+            Tensor out = scaled_dot_product_attention(q, k, v);
+            OpCounter.attentionNanos(System.nanoTime() - t0);
+            return out;
+        }
         return scaled_dot_product_attention(q, k, v);
     }
 }

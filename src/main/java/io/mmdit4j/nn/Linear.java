@@ -37,7 +37,15 @@ public final class Linear implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., in] -> [..., out]
-        if (OpCounter.recording()) OpCounter.linear(x.numel() / in, in, out, DType.of(x.scalar_type()));
+        if (OpCounter.recording()) {
+            OpCounter.linear(x.numel() / in, in, out, DType.of(x.scalar_type()));
+            if (OpCounter.timing()) {
+                long t0 = System.nanoTime();
+                Tensor y = linear(x, weight, biasOption);
+                OpCounter.linearNanos(System.nanoTime() - t0);
+                return y;
+            }
+        }
         return linear(x, weight, biasOption);
     }
 

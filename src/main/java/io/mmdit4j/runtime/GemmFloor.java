@@ -23,16 +23,25 @@ import static org.bytedeco.pytorch.global.torch.randn;
 public final class GemmFloor {
     private GemmFloor() {}
 
+    /** The floor split into the linear layers and the attention matmuls, in seconds. */
+    public record Split(double linearSeconds, double attentionSeconds) {
+        public double seconds() { return linearSeconds + attentionSeconds; }
+    }
+
     /** Seconds. */
     public static double seconds(OpCounter.Recording ops, int reps) {
+        return split(ops, reps).seconds();
+    }
+
+    public static Split split(OpCounter.Recording ops, int reps) {
         Map<OpCounter.LinearCall, Integer> linears = new LinkedHashMap<>();
         ops.linears().forEach(l -> linears.merge(l, 1, Integer::sum));
         Map<OpCounter.AttentionCall, Integer> attentions = new LinkedHashMap<>();
         ops.attentions().forEach(a -> attentions.merge(a, 1, Integer::sum));
-        double total = 0;
-        for (Map.Entry<OpCounter.LinearCall, Integer> e : linears.entrySet()) total += e.getValue() * linearSeconds(e.getKey(), reps);
-        for (Map.Entry<OpCounter.AttentionCall, Integer> e : attentions.entrySet()) total += e.getValue() * attentionSeconds(e.getKey(), reps);
-        return total;
+        double lin = 0, att = 0;
+        for (Map.Entry<OpCounter.LinearCall, Integer> e : linears.entrySet()) lin += e.getValue() * linearSeconds(e.getKey(), reps);
+        for (Map.Entry<OpCounter.AttentionCall, Integer> e : attentions.entrySet()) att += e.getValue() * attentionSeconds(e.getKey(), reps);
+        return new Split(lin, att);
     }
 
     static double linearSeconds(OpCounter.LinearCall l, int reps) {

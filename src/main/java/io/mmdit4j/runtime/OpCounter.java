@@ -26,7 +26,15 @@ public final class OpCounter {
 
     /** Starts recording on this thread until {@link Recording#close()}. */
     public static Recording record() {
-        Recording r = new Recording(ACTIVE.get());
+        return record(false);
+    }
+
+    /**
+     * Starts recording; when {@code timed}, the ops also add their wall time (CPU ops are synchronous, so
+     * the time around the call is the op's time; on CUDA it would only be the launch).
+     */
+    public static Recording record(boolean timed) {
+        Recording r = new Recording(ACTIVE.get(), timed);
         ACTIVE.set(r);
         return r;
     }
@@ -45,15 +53,41 @@ public final class OpCounter {
         return ACTIVE.get() != null;
     }
 
+    /** Whether the active recording wants op times ({@link #linearNanos}, {@link #attentionNanos}). */
+    public static boolean timing() {
+        Recording r = ACTIVE.get();
+        return r != null && r.timed;
+    }
+
+    public static void linearNanos(long nanos) {
+        Recording r = ACTIVE.get();
+        if (r != null) r.linearNanos += nanos;
+    }
+
+    public static void attentionNanos(long nanos) {
+        Recording r = ACTIVE.get();
+        if (r != null) r.attentionNanos += nanos;
+    }
+
     /** What one recording saw. */
     public static final class Recording implements AutoCloseable {
         private final Recording outer;
         private final List<LinearCall> linears = new ArrayList<>();
         private final List<AttentionCall> attentions = new ArrayList<>();
+        private final boolean timed;
+        private long linearNanos;
+        private long attentionNanos;
 
-        private Recording(Recording outer) {
+        private Recording(Recording outer, boolean timed) {
             this.outer = outer;
+            this.timed = timed;
         }
+
+        /** Wall time spent inside linear layers (timed recordings only). */
+        public long linearNanos() { return linearNanos; }
+
+        /** Wall time spent inside attention kernels (timed recordings only). */
+        public long attentionNanos() { return attentionNanos; }
 
         public List<LinearCall> linears() { return Collections.unmodifiableList(linears); }
         public List<AttentionCall> attentions() { return Collections.unmodifiableList(attentions); }
@@ -76,6 +110,8 @@ public final class OpCounter {
             if (outer != null) {
                 outer.linears.addAll(linears);
                 outer.attentions.addAll(attentions);
+                outer.linearNanos += linearNanos;
+                outer.attentionNanos += attentionNanos;
             }
         }
     }

@@ -1,5 +1,6 @@
 package io.mmdit4j.vae;
 
+import io.mmdit4j.runtime.Scopes;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.mmdit4j.io.ModelFormatException;
@@ -257,7 +258,7 @@ public final class AutoencoderKL implements AutoCloseable {
     /** post_quant_conv + decoder on placed latents; the result is owned (attached to no scope). */
     private Tensor decodeOwned(Tensor z) {
         if (post_quant_conv == null) return decoder.forward(z);
-        return Scoped.then(Scoped.owned(() -> post_quant_conv.forward(z)), decoder::forward);
+        return Scopes.then(Scopes.owned(() -> post_quant_conv.forward(z)), decoder::forward);
     }
 
     /**
@@ -359,7 +360,7 @@ public final class AutoencoderKL implements AutoCloseable {
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
             Tensor x = place(image);
             Tensor moments = encoder.forward(x);
-            if (quant_conv != null) moments = Scoped.then(moments, m -> Scoped.owned(() -> quant_conv.forward(m)));
+            if (quant_conv != null) moments = Scopes.then(moments, m -> Scopes.owned(() -> quant_conv.forward(m)));
             try {
                 TensorVector halves = moments.chunk(2, 1);
                 Tensor mean = halves.get(0).contiguous();

@@ -1,5 +1,6 @@
 package io.mmdit4j.vae;
 
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
@@ -41,10 +42,10 @@ final class Decoder implements AutoCloseable {
 
         Tensor forward(Tensor x) { // owned by the caller
             Tensor h = resnets.get(0).forward(x);
-            for (int j = 1; j < resnets.size(); j++) h = Scoped.then(h, resnets.get(j)::forward);
+            for (int j = 1; j < resnets.size(); j++) h = Scopes.then(h, resnets.get(j)::forward);
             if (upsamplers_0_conv != null) {
                 // F.interpolate(scale_factor=2, mode="nearest"); diffusers' bf16 round trip through fp32 is exact here
-                h = Scoped.then(h, t -> Scoped.owned(() -> upsamplers_0_conv.forward(
+                h = Scopes.then(h, t -> Scopes.owned(() -> upsamplers_0_conv.forward(
                         upsample_nearest2d(t, new long[] {2 * t.size(2), 2 * t.size(3)}, NO_SCALE, NO_SCALE))));
             }
             return h;
@@ -96,10 +97,10 @@ final class Decoder implements AutoCloseable {
 
     /** {@code z [B, latent, h, w]} → {@code [B, out, f·h, f·w]}. */
     Tensor forward(Tensor z) { // owned by the caller
-        Tensor h = Scoped.owned(() -> conv_in.forward(z));
-        h = Scoped.then(h, mid_block::forward);
-        for (UpBlock b : up_blocks) h = Scoped.then(h, b::forward);
-        return Scoped.then(h, t -> Scoped.owned(() -> conv_out.forward(silu(conv_norm_out.forward(t)))));
+        Tensor h = Scopes.owned(() -> conv_in.forward(z));
+        h = Scopes.then(h, mid_block::forward);
+        for (UpBlock b : up_blocks) h = Scopes.then(h, b::forward);
+        return Scopes.then(h, t -> Scopes.owned(() -> conv_out.forward(silu(conv_norm_out.forward(t)))));
     }
 
     @Override

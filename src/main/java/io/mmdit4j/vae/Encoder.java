@@ -1,5 +1,6 @@
 package io.mmdit4j.vae;
 
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
@@ -42,9 +43,9 @@ final class Encoder implements AutoCloseable {
 
         Tensor forward(Tensor x) { // owned by the caller
             Tensor h = resnets.get(0).forward(x);
-            for (int j = 1; j < resnets.size(); j++) h = Scoped.then(h, resnets.get(j)::forward);
+            for (int j = 1; j < resnets.size(); j++) h = Scopes.then(h, resnets.get(j)::forward);
             if (downsamplers_0_conv != null) {
-                h = Scoped.then(h, t -> Scoped.owned(() -> downsamplers_0_conv.forward(constant_pad_nd(t, PAD_RIGHT_BOTTOM, ZERO))));
+                h = Scopes.then(h, t -> Scopes.owned(() -> downsamplers_0_conv.forward(constant_pad_nd(t, PAD_RIGHT_BOTTOM, ZERO))));
             }
             return h;
         }
@@ -100,10 +101,10 @@ final class Encoder implements AutoCloseable {
 
     /** {@code [B, in, H, W]} → moments {@code [B, 2·latent, ⌈H/f⌉, ⌈W/f⌉]}. */
     Tensor forward(Tensor x) { // owned by the caller
-        Tensor h = Scoped.owned(() -> conv_in.forward(x));
-        for (DownBlock b : down_blocks) h = Scoped.then(h, b::forward);
-        h = Scoped.then(h, mid_block::forward);
-        return Scoped.then(h, t -> Scoped.owned(() -> conv_out.forward(silu(conv_norm_out.forward(t)))));
+        Tensor h = Scopes.owned(() -> conv_in.forward(x));
+        for (DownBlock b : down_blocks) h = Scopes.then(h, b::forward);
+        h = Scopes.then(h, mid_block::forward);
+        return Scopes.then(h, t -> Scopes.owned(() -> conv_out.forward(silu(conv_norm_out.forward(t)))));
     }
 
     @Override

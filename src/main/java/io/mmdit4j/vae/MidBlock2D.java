@@ -1,5 +1,6 @@
 package io.mmdit4j.vae;
 
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
@@ -35,8 +36,8 @@ final class MidBlock2D implements AutoCloseable {
 
     Tensor forward(Tensor x) { // owned by the caller
         Tensor h = resnets_0.forward(x);
-        if (attentions_0 != null) h = Scoped.then(h, attentions_0::forward);
-        return Scoped.then(h, resnets_1::forward);
+        if (attentions_0 != null) h = Scopes.then(h, attentions_0::forward);
+        return Scopes.then(h, resnets_1::forward);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.mmdit4j.vae;
 
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.nn.Attention;
 import io.mmdit4j.nn.Linear;
@@ -44,7 +45,7 @@ final class MidBlockAttention implements AutoCloseable {
     }
 
     Tensor forward(Tensor x) { // [B, C, H, W] -> [B, C, H, W], owned by the caller
-        return Scoped.owned(() -> attend(x));
+        return Scopes.owned(() -> attend(x));
     }
 
     private Tensor attend(Tensor x) {

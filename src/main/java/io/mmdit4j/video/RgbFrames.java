@@ -70,7 +70,7 @@ public record RgbFrames(int width, int height, List<byte[]> frames) {
         long[] s = Tensors.shape(video);
         ScalarType type = video.scalar_type();
         if (s.length != 4) throw new IllegalArgumentException("video tensor has shape " + Arrays.toString(s) + ", expected [F, H, W, 3] uint8 or [F, 3, H, W] float");
-        boolean bytes = type == ScalarType.Byte;
+        boolean bytes = type.value == ScalarType.Byte.value; // JavaCPP enums compare by value
         if (!bytes && !video.is_floating_point()) {
             throw new IllegalArgumentException("video tensor has dtype " + type + ", expected uint8 [F, H, W, 3] or a floating [F, 3, H, W]");
         }

@@ -17,6 +17,13 @@ public enum VideoCodec {
         this.encoder = encoder;
     }
 
+    /** Why this encoder cannot take a {@code width × height} clip, or null when it can. */
+    public String unsupportedSize(int width, int height) {
+        // openh264 accepts the size in avcodec_open2 but fails on the first frame below 16 pixels a side.
+        if (this == H264 && (width < 16 || height < 16)) return "openh264 needs at least 16x16 pixels, got " + width + "x" + height;
+        return null;
+    }
+
     /** The FFmpeg encoder name. */
     public String encoder() {
         return encoder;

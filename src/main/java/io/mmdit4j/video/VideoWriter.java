@@ -148,7 +148,30 @@ public final class VideoWriter {
         });
     }
 
+    /**
+     * Encodes with the first codec that works (MP4: openh264, else mpeg4). A codec that cannot be opened or fails
+     * on a frame is followed by the next one from scratch, into the same temporary file; the error lists every reason.
+     */
     private static Written encode(Path out, VideoFormat format, List<VideoCodec> codecs, RgbFrames frames,
+                                  Map<String, String> metadata, VideoOptions options) throws IOException {
+        List<String> failures = new ArrayList<>();
+        for (VideoCodec vc : codecs) {
+            boolean pads = vc != VideoCodec.GIF;
+            String unsupported = vc.unsupportedSize(frames.width() + (pads ? frames.width() & 1 : 0), frames.height() + (pads ? frames.height() & 1 : 0));
+            if (unsupported != null) {
+                failures.add(vc.encoder() + ": " + unsupported);
+                continue;
+            }
+            try {
+                return encode(out, format, vc, frames, metadata, options);
+            } catch (IOException e) {
+                failures.add(vc.encoder() + ": " + e.getMessage());
+            }
+        }
+        throw new IOException(String.join("; ", failures));
+    }
+
+    private static Written encode(Path out, VideoFormat format, VideoCodec vc, RgbFrames frames,
                                   Map<String, String> metadata, VideoOptions options) throws IOException {
         Ffmpeg.init();
         boolean gif = format == VideoFormat.GIF;
@@ -164,29 +187,14 @@ public final class VideoWriter {
             AVStream st = avformat_new_stream(oc, null);
             if (st == null || st.isNull()) throw new IOException("avformat_new_stream failed");
 
-            // Open the first codec that works (MP4: openh264, else mpeg4), remembering why the others did not.
-            VideoCodec used = null;
-            List<String> failures = new ArrayList<>();
-            for (VideoCodec vc : codecs) {
-                AVCodec codec = avcodec_find_encoder_by_name(vc.encoder());
-                if (codec == null || codec.isNull()) {
-                    failures.add(vc.encoder() + ": not in this FFmpeg build");
-                    continue;
-                }
-                c = avcodec_alloc_context3(codec);
-                if (c == null || c.isNull()) throw new IOException("avcodec_alloc_context3(" + vc.encoder() + ") failed");
-                AVDictionary opts = configure(c, vc, w, h, options, (oc.oformat().flags() & AVFMT_GLOBALHEADER) != 0);
-                int ret = avcodec_open2(c, codec, opts);
-                av_dict_free(opts);
-                if (ret >= 0) {
-                    used = vc;
-                    break;
-                }
-                failures.add(vc.encoder() + ": " + Ffmpeg.error(ret));
-                avcodec_free_context(c);
-                c = null;
-            }
-            if (used == null) throw new IOException("no encoder could be opened for " + w + "x" + h + ": " + String.join("; ", failures));
+            AVCodec codec = avcodec_find_encoder_by_name(vc.encoder());
+            if (codec == null || codec.isNull()) throw new IOException("not in this FFmpeg build");
+            c = avcodec_alloc_context3(codec);
+            if (c == null || c.isNull()) throw new IOException("avcodec_alloc_context3 failed");
+            AVDictionary opts = configure(c, vc, w, h, options, (oc.oformat().flags() & AVFMT_GLOBALHEADER) != 0);
+            int opened = avcodec_open2(c, codec, opts);
+            av_dict_free(opts);
+            check(opened, "avcodec_open2");
             check(avcodec_parameters_from_context(st.codecpar(), c), "avcodec_parameters_from_context");
             st.time_base(c.time_base());
 
@@ -242,7 +250,7 @@ public final class VideoWriter {
             check(avcodec_send_frame(c, null), "avcodec_send_frame(flush)");
             drain(c, oc, st, pkt);
             check(av_write_trailer(oc), "av_write_trailer");
-            return new Written(out, format, used, w, h, frames.count());
+            return new Written(out, format, vc, w, h, frames.count());
         } finally {
             if (sws != null) sws_freeContext(sws);
             if (frame != null) av_frame_free(frame);

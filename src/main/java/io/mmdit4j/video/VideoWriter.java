@@ -112,7 +112,7 @@ public final class VideoWriter {
             Files.createDirectories(dir);
             tmp = Files.createTempFile(dir, "." + file.getFileName(), ".part");
         } catch (FileSystemException e) {
-            throw new UncheckedIOException(file + ": cannot write video: " + e.getFile() + (e.getReason() != null ? ": " + e.getReason() : ": " + e.getClass().getSimpleName()), e);
+            throw new UncheckedIOException(file + ": cannot write video: " + describe(e), e);
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": cannot write video: " + e.getMessage(), e);
         }
@@ -130,6 +130,15 @@ public final class VideoWriter {
                 // the move succeeded, or the original failure is more useful than this one
             }
         }
+    }
+
+    /** The file and the reason, since a FileSystemException's own message is often just a path. */
+    private static String describe(FileSystemException e) {
+        String what = e instanceof java.nio.file.FileAlreadyExistsException ? "exists and is not a directory"
+                : e instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                : e instanceof java.nio.file.NoSuchFileException ? "does not exist"
+                : e.getReason() != null ? e.getReason() : e.getClass().getSimpleName();
+        return e.getFile() + ": " + what;
     }
 
     private static List<VideoCodec> codecs(VideoFormat format, VideoCodec forced, Path file) {

@@ -63,13 +63,25 @@ public record RgbFrames(int width, int height, List<byte[]> frames) {
      * <li>uint8 {@code [F, H, W, 3]}, used as is;</li>
      * <li>floating {@code [F, 3, H, W]} in [-1, 1], the VAE decoder's output convention: mapped as
      *     {@code AutoencoderKL.toImage} then {@code PngImages.toRgb} do, {@code rint(clamp(x·0.5 + 0.5, 0, 1)·255)},
-     *     NaN to 0.</li>
+     *     NaN to 0;</li>
+     * <li>floating {@code [1, 3, F, H, W]} in [-1, 1], a video VAE's {@code [B, C, F, H, W]} output for one video,
+     *     mapped the same way.</li>
      * </ul>
      */
     public static RgbFrames fromTensor(Tensor video) {
+        if (video.dim() == 5) {
+            long[] s = Tensors.shape(video);
+            if (s[0] != 1 || s[1] != 3 || !video.is_floating_point()) {
+                throw new IllegalArgumentException("video tensor has shape " + Arrays.toString(s) + " and dtype " + video.scalar_type()
+                        + ", expected a floating [1, 3, F, H, W] (one video; select a batch row first)");
+            }
+            try (PointerScope scope = new PointerScope()) {
+                return fromTensor(video.select(0, 0).permute(1, 0, 2, 3)); // [F, 3, H, W]
+            }
+        }
         long[] s = Tensors.shape(video);
         ScalarType type = video.scalar_type();
-        if (s.length != 4) throw new IllegalArgumentException("video tensor has shape " + Arrays.toString(s) + ", expected [F, H, W, 3] uint8 or [F, 3, H, W] float");
+        if (s.length != 4) throw new IllegalArgumentException("video tensor has shape " + Arrays.toString(s) + ", expected [F, H, W, 3] uint8, [F, 3, H, W] float or [1, 3, F, H, W] float");
         boolean bytes = type.value == ScalarType.Byte.value; // JavaCPP enums compare by value
         if (!bytes && !video.is_floating_point()) {
             throw new IllegalArgumentException("video tensor has dtype " + type + ", expected uint8 [F, H, W, 3] or a floating [F, 3, H, W]");

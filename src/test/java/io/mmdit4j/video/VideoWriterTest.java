@@ -192,6 +192,18 @@ class VideoWriterTest {
                 }
             }
         }
+        // A video VAE's [1, 3, F, H, W] gives the same frames as [F, 3, H, W].
+        float[] bcfhw = new float[v.length];
+        for (int f = 0; f < 2; f++) {
+            for (int c = 0; c < 3; c++) System.arraycopy(v, (f * 3 + c) * 256, bcfhw, (c * 2 + f) * 256, 256);
+        }
+        try (PointerScope scope = new PointerScope()) {
+            RgbFrames five = RgbFrames.fromTensor(Tensors.fromFloats(bcfhw, 1, 3, 2, 16, 16));
+            for (int f = 0; f < 2; f++) assertArrayEquals(frames.frame(f), five.frame(f));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> RgbFrames.fromTensor(Tensors.fromFloats(new float[2 * v.length], 2, 3, 2, 16, 16)));
+            assertTrue(e.getMessage().contains("[1, 3, F, H, W]"), e.getMessage());
+        }
         // uint8 [F, H, W, 3] is taken byte for byte, and written straight from the tensor.
         RgbFrames grad = gradient(32, 16, 2);
         float[] bytes = new float[2 * 32 * 16 * 3];

@@ -36,9 +36,9 @@ import static org.bytedeco.pytorch.global.torch.zeros;
  * weight bytes per dtype, an activation-memory estimate and the FLOPs of one denoising step.
  */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
-        description = "Show how a PNG was made, or dry-run a transformer at its real size with meta tensors: shapes, parameters, memory and FLOPs per step.")
+        description = "Show how a PNG or video was made, or dry-run a transformer at its real size with meta tensors: shapes, parameters, memory and FLOPs per step.")
 final class InspectCommand implements Callable<Integer> {
-    @picocli.CommandLine.Parameters(arity = "0..1", paramLabel = "IMAGE.png", description = "a generated PNG: print how it was made")
+    @picocli.CommandLine.Parameters(arity = "0..1", paramLabel = "IMAGE.png", description = "a generated PNG, or a video (.mp4, .webm, .gif): print how it was made")
     Path image;
 
     @Option(names = "--config",
@@ -59,6 +59,10 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws java.io.IOException {
+        if (image != null && io.mmdit4j.video.VideoFormat.forName(image) != null) {
+            inspectVideo(image);
+            return 0;
+        }
         if (image != null) {
             io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(k + ": " + v));
             return 0;
@@ -104,6 +108,15 @@ final class InspectCommand implements Callable<Integer> {
             report(c, compute, width, height, textTokens, imageTokens, ops);
         }
         return 0;
+    }
+
+    /** A video's stream summary, then its stored settings (the container metadata) one per line. */
+    private static void inspectVideo(Path video) {
+        io.mmdit4j.video.VideoReader.Info info = io.mmdit4j.video.VideoReader.probe(video);
+        System.out.printf(Locale.ROOT, "# %s: %s, %dx%d, %.3g fps, %s frames, %s s%n", info.container(), info.codec(),
+                info.width(), info.height(), info.fps(), info.frames() < 0 ? "?" : String.valueOf(info.frames()),
+                info.durationSeconds() < 0 ? "?" : String.format(Locale.ROOT, "%.3f", info.durationSeconds()));
+        info.metadata().forEach((k, v) -> System.out.println(k + ": " + v));
     }
 
     private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops) {

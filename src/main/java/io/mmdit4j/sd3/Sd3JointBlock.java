@@ -9,6 +9,8 @@ import io.mmdit4j.nn.JointAttention;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Ops;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.Arrays;
@@ -68,6 +70,14 @@ final class Sd3JointBlock implements AutoCloseable {
     }
 
     /** @param cond SiLU of this block's conditioning vector [B, D]; the same vector drives both streams */
+    /** {@link #forward} in its own scope: the temporaries die here, the outputs are owned by the caller. */
+    Output forwardOwned(Tensor x, Tensor ctx, Tensor cond) {
+        try (PointerScope scope = new PointerScope()) {
+            Output o = forward(x, ctx, cond);
+            return new Output(Tensors.keep(o.image()), o.text() == null ? null : Tensors.keep(o.text()));
+        }
+    }
+
     Output forward(Tensor x, Tensor ctx, Tensor cond) {
         Tensor normed, gateMsa, shiftMlp, scaleMlp, gateMlp, normed2 = null, gateMsa2 = null;
         if (norm1X != null) {

@@ -16,6 +16,7 @@ import io.mmdit4j.nn.Timesteps;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
@@ -246,24 +247,32 @@ public final class Sd3Transformer implements AutoCloseable {
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
             guidance.validate((int) batch, config.innerDim(), numGuidedBlocks());
             long p = config.patchSize(), h = hiddenStates.size(2) / p, w = hiddenStates.size(3) / p;
-            Tensor x = pos_embed.forward(place(hiddenStates));                                       // [B,N,D]
             Tensor t = timestep.reshape(-1);
             if (t.size(0) == 1 && batch > 1) t = t.expand(batch);
             Tensor temb = timeTextEmbed(t, pooledProjections);                                       // [B,D]
-            Tensor ctx = context_embedder.forward(place(encoderHiddenStates));                      // [B,S,D]
             BlockConditioning cond = guidance.resolve(temb, step, numGuidedBlocks());
             if (observer != null) observer.onConditioning(step, cond);
 
-            for (int i = 0; i < transformer_blocks.size(); i++) {
-                Sd3JointBlock.Output o = transformer_blocks.get(i).forward(x, ctx, cond.activated(i));
-                x = o.image();
-                ctx = o.text();
+            // The streams are owned and replaced block by block: only one block's temporaries live at a time.
+            Tensor x = null, ctx = null;
+            try {
+                x = Scopes.owned(() -> pos_embed.forward(place(hiddenStates)));                     // [B,N,D]
+                ctx = Scopes.owned(() -> context_embedder.forward(place(encoderHiddenStates)));     // [B,S,D]
+                for (int i = 0; i < transformer_blocks.size(); i++) {
+                    Sd3JointBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, cond.activated(i));
+                    x.close();
+                    ctx.close();
+                    x = o.image();
+                    ctx = o.text(); // null after the context_pre_only block
+                }
+                Tensor out = proj_out.forward(norm_out.forward(x, cond.finalActivated()));          // [B,N,p·p·C]
+                long c = config.outChannels();
+                out = out.view(batch, h, w, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(batch, c, h * p, w * p); // [B,C,H,W]
+                return Tensors.keep(out);
+            } finally {
+                Native.release(x);
+                Native.release(ctx);
             }
-            x = norm_out.forward(x, cond.finalActivated());
-            Tensor out = proj_out.forward(x);                                                        // [B,N,p·p·C]
-            long c = config.outChannels();
-            out = out.view(batch, h, w, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(batch, c, h * p, w * p); // [B,C,H,W]
-            return Tensors.keep(out);
         }
     }
 

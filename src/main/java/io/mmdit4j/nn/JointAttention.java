@@ -58,6 +58,27 @@ public final class JointAttention implements AutoCloseable {
                 heads, true);
     }
 
+    /**
+     * Loads SD3's joint attention ({@code JointAttnProcessor2_0}): image first, biases everywhere, optional diffusers
+     * RMS q/k norms (eps 1e-6, SD3.5) and no {@code to_add_out} in the {@code context_pre_only} last block.
+     */
+    public static JointAttention loadSd3(StateDict sd, String prefix, long dim, long heads, boolean qkNorm, boolean contextPreOnly,
+                                         DType dtype) {
+        long headDim = dim / heads;
+        return new JointAttention(
+                Linear.load(sd, prefix + ".to_q", dim, dim, dtype), Linear.load(sd, prefix + ".to_k", dim, dim, dtype),
+                Linear.load(sd, prefix + ".to_v", dim, dim, dtype),
+                Linear.load(sd, prefix + ".add_q_proj", dim, dim, dtype), Linear.load(sd, prefix + ".add_k_proj", dim, dim, dtype),
+                Linear.load(sd, prefix + ".add_v_proj", dim, dim, dtype),
+                qkNorm ? RmsNorm.load(sd, prefix + ".norm_q.weight", headDim, 1e-6, dtype) : null,
+                qkNorm ? RmsNorm.load(sd, prefix + ".norm_k.weight", headDim, 1e-6, dtype) : null,
+                qkNorm ? RmsNorm.load(sd, prefix + ".norm_added_q.weight", headDim, 1e-6, dtype) : null,
+                qkNorm ? RmsNorm.load(sd, prefix + ".norm_added_k.weight", headDim, 1e-6, dtype) : null,
+                Linear.load(sd, prefix + ".to_out.0", dim, dim, dtype),
+                contextPreOnly ? null : Linear.load(sd, prefix + ".to_add_out", dim, dim, dtype),
+                heads, false);
+    }
+
     public Output forward(Tensor x, Tensor ctx, Rope rope) { // x [B,N,D], ctx [B,T,D]
         Tensor q = project(to_q, norm_q, x), k = project(to_k, norm_k, x), v = project(to_v, null, x);           // [B,H,N,Dh]
         Tensor cq = project(add_q_proj, norm_added_q, ctx), ck = project(add_k_proj, norm_added_k, ctx);

@@ -1,0 +1,312 @@
+package io.mmdit4j.sd3;
+
+import io.mmdit4j.guidance.BlockConditioning;
+import io.mmdit4j.guidance.ConditioningObserver;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.io.MetaWeights;
+import io.mmdit4j.io.RandomWeights;
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.nn.AdaLayerNormContinuous;
+import io.mmdit4j.nn.Linear;
+import io.mmdit4j.nn.MlpEmbedder;
+import io.mmdit4j.nn.Modules;
+import io.mmdit4j.nn.Timesteps;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.InferenceMode;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * SD3 / SD3.5 transformer ({@code SD3Transformer2DModel}, "MMDiT") with modulation guidance as a first-class argument:
+ * the forward takes a {@link ModulationGuidance} plan and gives every joint block its own conditioning vector (blocks
+ * are numbered 0..num_layers-1; the final norm keeps the plain {@code temb}). Loads diffusers {@code transformer/}
+ * folders, model folders with {@code transformer/}, and original single files ({@code model.diffusion_model.*}).
+ * Weights are views of the memory-mapped file when the compute dtype equals the stored dtype.
+ */
+public final class Sd3Transformer implements AutoCloseable {
+    private final Sd3Config config;
+    private final DType dtype;
+    private final DeviceSpec device;
+    private final Device torchDevice;
+
+    final Sd3PatchEmbed pos_embed;
+    final MlpEmbedder time_text_embed_timestep_embedder;
+    final MlpEmbedder time_text_embed_text_embedder;
+    final Linear context_embedder;
+    final List<Sd3JointBlock> transformer_blocks;
+    final AdaLayerNormContinuous norm_out;
+    final Linear proj_out;
+
+    private Sd3Transformer(Sd3Config config, DType dtype, DeviceSpec device, Sd3PatchEmbed pos_embed, MlpEmbedder timestep,
+                           MlpEmbedder text, Linear context_embedder, List<Sd3JointBlock> blocks, AdaLayerNormContinuous norm_out,
+                           Linear proj_out) {
+        this.config = config;
+        this.dtype = dtype;
+        this.device = device;
+        this.torchDevice = Native.keep(device.torchDevice());
+        this.pos_embed = pos_embed;
+        this.time_text_embed_timestep_embedder = timestep;
+        this.time_text_embed_text_embedder = text;
+        this.context_embedder = context_embedder;
+        this.transformer_blocks = blocks;
+        this.norm_out = norm_out;
+        this.proj_out = proj_out;
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    /** Loads on the CPU; see {@link #load(Path, DType, DeviceSpec)}. */
+    public static Sd3Transformer load(Path path, DType compute) {
+        return load(path, compute, DeviceSpec.CPU);
+    }
+
+    /**
+     * Loads a diffusers transformer folder ({@code config.json} + weights, sharded or not), a model folder with
+     * {@code transformer/}, or a single safetensors file in diffusers or original naming (configuration detected from
+     * the tensors). Bundled text encoders / VAE in an original file are ignored.
+     */
+    public static Sd3Transformer load(Path path, DType compute, DeviceSpec device) {
+        checkComputeDtype(compute);
+        device.requireAvailable();
+        Path weights = transformerPath(path);
+        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
+            StateDict sd = diffusersNamed(StateDict.of(source));
+            return fromStateDict(sd.onDevice(device), config(weights, sd), compute);
+        }
+    }
+
+    /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
+    public static Sd3Config inspect(Path path) {
+        Path weights = transformerPath(path);
+        try (TensorSource source = WeightFiles.open(weights)) {
+            return config(weights, diffusersNamed(StateDict.of(source)));
+        }
+    }
+
+    private static Path transformerPath(Path path) {
+        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
+            return path.resolve("transformer");
+        }
+        return path;
+    }
+
+    private static StateDict diffusersNamed(StateDict sd) {
+        return Sd3KeyMap.isOriginal(sd) ? Sd3KeyMap.fromOriginal(sd) : sd;
+    }
+
+    private static Sd3Config config(Path weights, StateDict sd) {
+        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
+            return Sd3Config.fromDiffusersConfig(weights.resolve("config.json"));
+        }
+        return Sd3Config.detect(sd);
+    }
+
+    /** A model with deterministic random weights ({@link RandomWeights}): demos, benchmarks and tests at any size. */
+    public static Sd3Transformer random(Sd3Config config, long seed, DType compute) {
+        Map<String, Tensor> weights = randomWeights(config, seed, compute);
+        try {
+            return fromStateDict(RandomWeights.asStateDict("random SD3 (seed " + seed + ")", weights), config, compute);
+        } finally {
+            Tensors.closeAll(weights.values()); // the model holds its own references
+        }
+    }
+
+    /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
+    public static Sd3Transformer meta(Sd3Config config, DType compute) {
+        return fromStateDict(MetaWeights.of("meta SD3 " + config, Sd3Parameters.shapes(config), compute), config, compute);
+    }
+
+    /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
+    public static Map<String, Tensor> randomWeights(Sd3Config config, long seed, DType dtype) {
+        return RandomWeights.generate(Sd3Parameters.shapes(config), seed, dtype);
+    }
+
+    /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
+    public static Sd3Transformer fromStateDict(StateDict sd, Sd3Config c, DType compute) {
+        checkComputeDtype(compute);
+        Torch.init();
+        long dim = c.innerDim();
+        List<AutoCloseable> built = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            Sd3PatchEmbed patch = track(built, Sd3PatchEmbed.load(sd, "pos_embed", c, compute));
+            MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
+            MlpEmbedder text = track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
+            Linear ctxEmb = track(built, Linear.load(sd, "context_embedder", c.jointAttentionDim(), dim, compute));
+            List<Sd3JointBlock> blocks = new ArrayList<>();
+            for (int i = 0; i < c.numLayers(); i++) {
+                blocks.add(track(built, Sd3JointBlock.load(sd, "transformer_blocks." + i + ".", i, c, compute)));
+            }
+            AdaLayerNormContinuous normOut = track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
+            Linear projOut = track(built, Linear.load(sd, "proj_out", dim, (long) c.patchSize() * c.patchSize() * c.outChannels(), compute));
+            sd.requireAllTaken();
+            return new Sd3Transformer(c, compute, sd.device(), patch, timestep, text, ctxEmb, List.copyOf(blocks), normOut, projOut);
+        } catch (RuntimeException e) {
+            Modules.closeAll(built);
+            throw e;
+        }
+    }
+
+    private static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
+        built.add(module);
+        return module;
+    }
+
+    private static void checkComputeDtype(DType compute) {
+        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
+            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
+        }
+    }
+
+    public Sd3Config config() { return config; }
+    public DType dtype() { return dtype; }
+    public DeviceSpec device() { return device; }
+
+    /** Blocks that modulation guidance numbers: the joint blocks. */
+    public int numGuidedBlocks() { return config.numGuidedBlocks(); }
+
+    /** An input on this model's device in its compute dtype (a no-op view when it already is). */
+    private Tensor place(Tensor t) {
+        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+    }
+
+    // ---------------------------------------------------------------- conditioning
+
+    /**
+     * {@code temb = timestep_embedder(proj(t)) + text_embedder(pooled)}, [B, D]. {@code t} is the scheduler's value
+     * (σ·1000) and stays fp32 up to the sinusoid: no ×1000 and no rounding to the compute dtype, unlike FLUX.
+     */
+    public Tensor timeTextEmbed(Tensor timestep, Tensor pooled) {
+        Tensor t = device.isCpu() ? timestep.to(ScalarType.Float) : timestep.to(torchDevice, ScalarType.Float);
+        Tensor temb = time_text_embed_timestep_embedder.forward(Timesteps.sinusoidal(t, 256).to(dtype.scalarType()));
+        return temb.add(time_text_embed_text_embedder.forward(place(pooled)));
+    }
+
+    /**
+     * A guidance direction {@code TextMLP(pooled+) - TextMLP(pooled-)}, [R, D] with R rows of the inputs (1 or B). The
+     * timestep terms of {@code temb} cancel, so this is computed once per request. Owned by the caller.
+     */
+    public Tensor guidanceDelta(Tensor pooledPos, Tensor pooledNeg) {
+        for (Tensor p : new Tensor[] {pooledPos, pooledNeg}) {
+            if (p.dim() != 2 || p.size(1) != config.pooledProjectionDim()) {
+                throw new IllegalArgumentException("guidance prompt embedding has shape " + Arrays.toString(Tensors.shape(p))
+                        + ", expected [rows, " + config.pooledProjectionDim() + "]");
+            }
+        }
+        if (pooledPos.size(0) != pooledNeg.size(0)) {
+            throw new IllegalArgumentException("positive and negative guidance embeddings have " + pooledPos.size(0) + " and "
+                    + pooledNeg.size(0) + " rows");
+        }
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor pos = time_text_embed_text_embedder.forward(place(pooledPos));
+            Tensor neg = time_text_embed_text_embedder.forward(place(pooledNeg));
+            return Tensors.keep(pos.sub(neg));
+        }
+    }
+
+    // ---------------------------------------------------------------- forward
+
+    /** Plain forward (no modulation guidance). */
+    public Tensor forward(Tensor hiddenStates, Tensor encoderHiddenStates, Tensor pooledProjections, Tensor timestep) {
+        return forward(hiddenStates, encoderHiddenStates, pooledProjections, timestep, ModulationGuidance.none(), 0, null);
+    }
+
+    public Tensor forward(Tensor hiddenStates, Tensor encoderHiddenStates, Tensor pooledProjections, Tensor timestep,
+                          ModulationGuidance guidance, int step) {
+        return forward(hiddenStates, encoderHiddenStates, pooledProjections, timestep, guidance, step, null);
+    }
+
+    /**
+     * @param hiddenStates        latents [B, C, H, W] (not packed); H and W multiples of the patch size
+     * @param encoderHiddenStates joint text states [B, S, joint_attention_dim]
+     * @param pooledProjections   pooled text embedding [B, pooled_projection_dim]
+     * @param timestep            [B] (or [1]) in the scheduler's 0..1000 scale
+     * @param guidance            per-block modulation guidance (rows, layers, step window)
+     * @param step                denoising step index, for guidance step windows
+     * @param observer            sees the per-block conditioning, or null
+     * @return the prediction [B, out_channels, H, W] in the compute dtype, owned by the caller
+     */
+    public Tensor forward(Tensor hiddenStates, Tensor encoderHiddenStates, Tensor pooledProjections, Tensor timestep,
+                          ModulationGuidance guidance, int step, ConditioningObserver observer) {
+        long batch = validate(hiddenStates, encoderHiddenStates, pooledProjections, timestep);
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            guidance.validate((int) batch, config.innerDim(), numGuidedBlocks());
+            long p = config.patchSize(), h = hiddenStates.size(2) / p, w = hiddenStates.size(3) / p;
+            Tensor x = pos_embed.forward(place(hiddenStates));                                       // [B,N,D]
+            Tensor t = timestep.reshape(-1);
+            if (t.size(0) == 1 && batch > 1) t = t.expand(batch);
+            Tensor temb = timeTextEmbed(t, pooledProjections);                                       // [B,D]
+            Tensor ctx = context_embedder.forward(place(encoderHiddenStates));                      // [B,S,D]
+            BlockConditioning cond = guidance.resolve(temb, step, numGuidedBlocks());
+            if (observer != null) observer.onConditioning(step, cond);
+
+            for (int i = 0; i < transformer_blocks.size(); i++) {
+                Sd3JointBlock.Output o = transformer_blocks.get(i).forward(x, ctx, cond.activated(i));
+                x = o.image();
+                ctx = o.text();
+            }
+            x = norm_out.forward(x, cond.finalActivated());
+            Tensor out = proj_out.forward(x);                                                        // [B,N,p·p·C]
+            long c = config.outChannels();
+            out = out.view(batch, h, w, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(batch, c, h * p, w * p); // [B,C,H,W]
+            return Tensors.keep(out);
+        }
+    }
+
+    /** Checks the input shapes before any native work; returns the batch size. */
+    private long validate(Tensor hidden, Tensor text, Tensor pooled, Tensor timestep) {
+        if (hidden == null || text == null || pooled == null || timestep == null) {
+            throw new IllegalArgumentException("hidden_states, encoder_hidden_states, pooled_projections and timestep are required");
+        }
+        long[] hs = Tensors.shape(hidden);
+        int p = config.patchSize();
+        if (hs.length != 4 || hs[1] != config.inChannels() || hs[2] % p != 0 || hs[3] % p != 0 || hs[2] == 0 || hs[3] == 0) {
+            throw new IllegalArgumentException("hidden_states has shape " + Arrays.toString(hs) + ", expected [B, " + config.inChannels()
+                    + ", H, W] with H and W positive multiples of the patch size " + p);
+        }
+        long b = hs[0];
+        long max = (long) config.posEmbedMaxSize() * p;
+        if (hs[2] > max || hs[3] > max) {
+            throw new IllegalArgumentException("latent " + hs[2] + "x" + hs[3] + " exceeds the positional table of "
+                    + config.posEmbedMaxSize() + " patches per side (at most " + max + "x" + max + " latent pixels, "
+                    + max * 8 + " image pixels)");
+        }
+        long[] ts = Tensors.shape(text);
+        if (ts.length != 3 || ts[0] != b || ts[2] != config.jointAttentionDim() || ts[1] < 1) {
+            throw new IllegalArgumentException("encoder_hidden_states has shape " + Arrays.toString(ts) + ", expected [" + b
+                    + ", S, " + config.jointAttentionDim() + "]");
+        }
+        long[] ps = Tensors.shape(pooled);
+        if (ps.length != 2 || ps[0] != b || ps[1] != config.pooledProjectionDim()) {
+            throw new IllegalArgumentException("pooled_projections has shape " + Arrays.toString(ps) + ", expected [" + b + ", "
+                    + config.pooledProjectionDim() + "]");
+        }
+        long[] tt = Tensors.shape(timestep);
+        if (!(tt.length == 1 && (tt[0] == b || tt[0] == 1)) && !(tt.length == 0)) {
+            throw new IllegalArgumentException("timestep has shape " + Arrays.toString(tt) + ", expected [" + b + "] or [1]");
+        }
+        return b;
+    }
+
+    @Override
+    public void close() {
+        Modules.closeAll(Arrays.asList(pos_embed, time_text_embed_timestep_embedder, time_text_embed_text_embedder, context_embedder,
+                norm_out, proj_out));
+        Modules.closeAll(transformer_blocks);
+        Native.release(torchDevice);
+    }
+}

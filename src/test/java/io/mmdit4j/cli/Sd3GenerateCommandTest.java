@@ -65,6 +65,26 @@ class Sd3GenerateCommandTest {
     }
 
     @Test
+    void sd3DescriptorsHaveTheirDefaultsAndGuidanceThatFitsTheRealModels() {
+        io.mmdit4j.models.ModelRegistry reg = new io.mmdit4j.models.ModelRegistry(Path.of("."), null);
+        for (String name : new String[] {"sd3.5-large", "sd3.5-medium"}) {
+            io.mmdit4j.models.ModelDescriptor d = reg.descriptor(name);
+            assertEquals("sd3", d.family());
+            assertEquals("sd3", Sd3Generate.family(d, Path.of("nowhere")));
+            assertEquals(3.0, d.defaults().path("scheduler").path("shift").asDouble());
+            int blocks = io.mmdit4j.sd3.Sd3Config.named(name).numGuidedBlocks();
+            d.recommendedGuidance().forEach(g -> io.mmdit4j.guidance.LayerSchedule.parse(g.layers()).factors(blocks));
+        }
+        io.mmdit4j.models.ModelDescriptor large = reg.descriptor("sd3.5-large");
+        assertEquals(28, large.defaults().get("steps").asInt());
+        assertEquals(3.5, large.defaults().get("guidance_scale").asDouble());
+        assertEquals(2.0, large.recommendedGuidance().get(0).w());
+        assertEquals("2-", large.recommendedGuidance().get(0).layers());
+        assertEquals("sd3", Sd3Generate.family(null, Path.of(MODEL)));
+        assertEquals("flux", Sd3Generate.family(null, GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev")));
+    }
+
+    @Test
     void badArgumentsAreClearErrors(@TempDir Path tmp) {
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--guidance", "3",
                 "--out", tmp.toString());

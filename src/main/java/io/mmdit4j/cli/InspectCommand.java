@@ -42,7 +42,7 @@ final class InspectCommand implements Callable<Integer> {
     Path image;
 
     @Option(names = "--config",
-            description = "a model name from models/ (flux1-dev, flux1-schnell), a diffusers config.json, or a checkpoint (headers only)")
+            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, a diffusers config.json, or a checkpoint (headers only)")
     String config;
 
     @Option(names = "--size", defaultValue = "1024x1024", description = "image size WxH in pixels (default: ${DEFAULT-VALUE})")
@@ -68,6 +68,11 @@ final class InspectCommand implements Callable<Integer> {
         int[] wh = ForwardCommand.parseGrid(size.replace('X', 'x'));
         int width = wh[0], height = wh[1];
         if (width % 16 != 0 || height % 16 != 0) throw new IllegalArgumentException("--size " + size + ": width and height must be multiples of 16");
+        io.mmdit4j.sd3.Sd3Config sd3 = Sd3Inspect.resolve(config); // SD3 / SD3.5 names, configs and checkpoints
+        if (sd3 != null) {
+            Sd3Inspect.report(sd3, width, height, text, batch, compute);
+            return 0;
+        }
         FluxConfig c = resolveConfig();
         int textTokens = text != null ? text : defaultText();
         if (batch < 1 || textTokens < 1) throw new IllegalArgumentException("--batch and --text must be >= 1");

@@ -68,6 +68,10 @@ final class Sd3Generate {
         if (c.vae != null || c.textEncoders != null) {
             throw new IllegalArgumentException("--vae / --text-encoders are for FLUX BFL files; SD3 loads from a diffusers folder (model_index.json)");
         }
+        if (!java.nio.file.Files.isDirectory(path)) {
+            throw new IllegalArgumentException(path + ": SD3 generation needs a diffusers folder (model_index.json with the text encoders, "
+                    + "tokenizers and VAE), not a single transformer file");
+        }
         if (c.guidanceScale != null) throw new IllegalArgumentException("--guidance is FLUX's embedded guidance; SD3 uses classifier-free guidance: --cfg");
 
         List<String> allPrompts = new ArrayList<>(c.prompts);

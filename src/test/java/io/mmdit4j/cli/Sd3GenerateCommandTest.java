@@ -65,21 +65,10 @@ class Sd3GenerateCommandTest {
     }
 
     @Test
-    void sd3DescriptorsHaveTheirDefaultsAndGuidanceThatFitsTheRealModels() {
+    void theFamilyComesFromTheDescriptorOrModelIndex() {
         io.mmdit4j.models.ModelRegistry reg = new io.mmdit4j.models.ModelRegistry(Path.of("."), null);
-        for (String name : new String[] {"sd3.5-large", "sd3.5-medium"}) {
-            io.mmdit4j.models.ModelDescriptor d = reg.descriptor(name);
-            assertEquals("sd3", d.family());
-            assertEquals("sd3", Sd3Generate.family(d, Path.of("nowhere")));
-            assertEquals(3.0, d.defaults().path("scheduler").path("shift").asDouble());
-            int blocks = io.mmdit4j.sd3.Sd3Config.named(name).numGuidedBlocks();
-            d.recommendedGuidance().forEach(g -> io.mmdit4j.guidance.LayerSchedule.parse(g.layers()).factors(blocks));
-        }
-        io.mmdit4j.models.ModelDescriptor large = reg.descriptor("sd3.5-large");
-        assertEquals(28, large.defaults().get("steps").asInt());
-        assertEquals(3.5, large.defaults().get("guidance_scale").asDouble());
-        assertEquals(2.0, large.recommendedGuidance().get(0).w());
-        assertEquals("2-", large.recommendedGuidance().get(0).layers());
+        assertEquals("sd3", Sd3Generate.family(reg.descriptor("sd3.5-large"), Path.of("nowhere")));
+        assertEquals("", reg.descriptor("sd3.5-large").defaults().get("negative_prompt").asText());
         assertEquals("sd3", Sd3Generate.family(null, Path.of(MODEL)));
         assertEquals("flux", Sd3Generate.family(null, GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev")));
     }
@@ -105,5 +94,8 @@ class Sd3GenerateCommandTest {
         r = CheckGoldenCommandTest.run("generate", "--model", flux, "--prompt", "a", "--cfg", "4", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("SD3 options"), r.err());
+        Path file = Path.of(MODEL).resolve("transformer/diffusion_pytorch_model.safetensors");
+        r = CheckGoldenCommandTest.run("generate", "--model", file.toString(), "--prompt", "a", "--out", tmp.toString());
+        assertEquals(2, r.exit());
     }
 }

@@ -124,6 +124,24 @@ class Sd3PipelineGoldenTest {
     }
 
     @Test
+    void bf16RunsTheSameRecipeCloseToFp32() {
+        List<Sd3Pipeline.Direction> g = List.of(dir(Sd3Pipeline.CfgRows.BOTH, null));
+        try (org.bytedeco.pytorch.Tensor noise = io.mmdit4j.sampling.Noise.randn(new long[] {1, 16, 6, 8}, 2, DType.F32);
+             Sd3Pipeline bf16 = Sd3Pipeline.load(Sd3TextEncodersGoldenTest.folder(), DType.BF16, DeviceSpec.CPU);
+             Sd3Pipeline.Result a = bf16.generate(new Sd3Pipeline.Request(List.of("a cat"), null, 1, 64, 48, 2, 3.5, null, 16, null, false, null, g, noise));
+             Sd3Pipeline.Result b = pipe.generate(new Sd3Pipeline.Request(List.of("a cat"), null, 1, 64, 48, 2, 3.5, null, 16, null, false, null, g, noise))) {
+            assertEquals(DType.BF16, Tensors.dtype(a.finalLatents()), "latents stay in the model dtype");
+            float[] x = Tensors.toFloats(a.finalLatents()), y = Tensors.toFloats(b.finalLatents());
+            double worst = 0, scale = 0;
+            for (int i = 0; i < x.length; i++) {
+                worst = Math.max(worst, Math.abs(x[i] - y[i]));
+                scale = Math.max(scale, Math.abs(y[i]));
+            }
+            assertTrue(worst < 0.05 * scale, "bf16 vs fp32 final latents differ by " + worst + " (max |latent| " + scale + ")");
+        }
+    }
+
+    @Test
     void progressCanCancelAndBadRequestsAreRejected() {
         assertThrows(CancellationException.class, () -> pipe.generate(request(List.of("a cat"), 3.5, null, null, null), (i, n, s, ns) -> false));
         assertThrows(IllegalArgumentException.class, () -> new Sd3Pipeline.Request(List.of("x"), null, 1, 60, 64, 4, 0, null, 16, null, false, null, null, null));

@@ -170,6 +170,7 @@ public final class Sd3TextEncoders implements AutoCloseable {
                     t5States = o.lastHiddenState().to(dtype.scalarType());
                 }
             } else {
+                // MODEL-SPEC D.2 and current diffusers: [B, max_sequence_length, joint]; diffusers 0.32 used 77 rows here
                 t5States = zeros(new long[] {prompts.size(), maxSequenceLength, jointDim}, options());
             }
             Tensor embeds = cat(new TensorVector(clip, t5States), 1);                              // [B, 77 + L, joint]

@@ -31,11 +31,11 @@ import java.util.concurrent.Callable;
  * {@code mmdit generate}: FLUX text-to-image with modulation guidance, PNGs carrying their settings
  * ({@code ./mmdit inspect image.png} shows them, {@code generate --from image.png} repeats them).
  */
-@Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate images with a FLUX model (diffusers folder or BFL files).")
+@Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate images with a FLUX or SD3 / SD3.5 model (diffusers folder, or BFL files for FLUX).")
 final class GenerateCommand implements Callable<Integer> {
     static final String METADATA_KEY = "mmdit4j";
 
-    @Option(names = "--model", description = "diffusers FLUX folder (model_index.json), a BFL transformer file (with --vae and --text-encoders), or a model name (default: flux-tiny-demo)")
+    @Option(names = "--model", description = "diffusers FLUX or SD3 folder (model_index.json), a BFL transformer file (with --vae and --text-encoders), or a model name (default: flux-tiny-demo)")
     String model;
     @Option(names = "--vae", description = "ae.safetensors for a BFL transformer file")
     Path vae;
@@ -81,6 +81,16 @@ final class GenerateCommand implements Callable<Integer> {
     Path from;
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
     Integer threads;
+    @Option(names = "--negative-prompt", description = "SD3: negative prompt for classifier-free guidance (one, or one per prompt; default \"\")")
+    List<String> negativePrompts = new ArrayList<>();
+    @Option(names = "--cfg", description = "SD3: classifier-free guidance scale, on when > 1 (default: the model's; 7.0 without a descriptor)")
+    Double cfg;
+    @Option(names = "--sigmas", description = "SD3: explicit sigmas used as given (no shift), e.g. 1.0,0.9454,0.8959,0.7904,0.7371,0.6022,0")
+    String sigmas;
+    @Option(names = "--shift", description = "SD3: static scheduler shift instead of the folder's scheduler config (3.0 for SD3.5)")
+    Double shift;
+    @Option(names = "--mg-rows", description = "SD3 with CFG: which halves each guidance direction steers: both (reference), cond, cond-neg (repeatable)")
+    List<String> mgRows = new ArrayList<>();
 
     @Override
     public Integer call() throws IOException {
@@ -96,6 +106,8 @@ final class GenerateCommand implements Callable<Integer> {
         }
         JsonNode defaults = d != null ? d.defaults() : new ObjectMapper().createObjectNode();
         Path path = registry.resolve(modelArg);
+        if (Sd3Generate.family(d, path).equals("sd3")) return new Sd3Generate(this).run(modelArg, path, defaults, recorded);
+        Sd3Generate.rejectSd3Options(this);
 
         List<String> allPrompts = new ArrayList<>(prompts);
         if (promptsFile != null) Files.readAllLines(promptsFile).stream().filter(l -> !l.isBlank()).forEach(allPrompts::add);
@@ -190,14 +202,14 @@ final class GenerateCommand implements Callable<Integer> {
                 k < mgSteps.size() ? StepWindow.parse(mgSteps.get(k)) : StepWindow.all(), null);
     }
 
-    private static int pick(Integer given, JsonNode recorded, String key, int dflt) {
+    static int pick(Integer given, JsonNode recorded, String key, int dflt) {
         if (given != null) return given;
         if (recorded != null && recorded.has(key)) return recorded.get(key).asInt();
         return dflt;
     }
 
     /** Fails before any work when the output folder cannot be created or written. */
-    private static void checkWritable(Path dir) throws IOException {
+    static void checkWritable(Path dir) throws IOException {
         try {
             Files.createDirectories(dir);
         } catch (IOException e) {

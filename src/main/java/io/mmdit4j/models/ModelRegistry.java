@@ -67,7 +67,7 @@ public final class ModelRegistry {
         }
         throw new IllegalArgumentException("--model " + nameOrPath + ": the weights are not on this machine. Download "
                 + d.source().path("hf_repo").asText("the model") + " and set MMDIT_MODELS to the folder holding '" + localDir
-                + "' (a diffusers folder) or '" + bflFile + "' (the original single file)"
+                + "' (a diffusers folder)" + (bflFile.isEmpty() ? "" : " or '" + bflFile + "' (the original single file)")
                 + (modelsRoot == null ? " (MMDIT_MODELS is not set)" : " (looked in " + modelsRoot + ")"));
     }
 

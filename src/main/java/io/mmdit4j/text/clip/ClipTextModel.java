@@ -165,6 +165,9 @@ public final class ClipTextModel implements AutoCloseable {
     public DType dtype() { return dtype; }
     public boolean hasProjection() { return text_projection != null; }
 
+    /** Width of {@code text_embeds} (the text_projection's output), or 0 without a projection. */
+    public int projectionDim() { return text_projection == null ? 0 : (int) text_projection.outFeatures(); }
+
     /**
      * @param inputIds [B, L] int64 token ids (L <= max_position_embeddings)
      * @param allHiddenStates also return the embeddings and every layer's output

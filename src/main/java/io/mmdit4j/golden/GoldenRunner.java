@@ -20,6 +20,7 @@ public final class GoldenRunner {
     private final Map<String, CaseRunner> runners = Map.ofEntries(
             Map.entry("flux_transformer", new FluxTransformerCases()),
             Map.entry("flux_pipeline", new FluxPipelineCases()),
+            Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
             Map.entry("t5_encoder", TextEncoderCases.T5),
             Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),

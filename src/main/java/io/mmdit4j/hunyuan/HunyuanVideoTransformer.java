@@ -90,12 +90,20 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
     /** Loads a diffusers transformer folder (or a model folder with {@code transformer/}), or an original checkpoint file. */
     public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device) {
+        return load(path, compute, device, null);
+    }
+
+    /**
+     * @param ropeAxesDim RoPE axis widths for original checkpoints (not stored in the weights); null for HunyuanVideo's
+     *                    split of the head dimension. A diffusers folder takes them from its config.json.
+     */
+    public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device, int[] ropeAxesDim) {
         checkComputeDtype(compute);
         device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
             StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd), compute);
+            return fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute);
         }
     }
 
@@ -107,7 +115,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     public static HunyuanVideoConfig inspect(Path path) {
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) {
-            return config(weights, diffusersNamed(StateDict.of(source)));
+            return config(weights, diffusersNamed(StateDict.of(source)), null);
         }
     }
 
@@ -122,11 +130,11 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
         return HunyuanVideoKeyMap.isOriginal(sd) ? HunyuanVideoKeyMap.fromOriginal(sd) : sd;
     }
 
-    private static HunyuanVideoConfig config(Path weights, StateDict sd) {
+    private static HunyuanVideoConfig config(Path weights, StateDict sd, int[] ropeAxesDim) {
         if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
             return HunyuanVideoConfig.fromDiffusersConfig(weights.resolve("config.json"));
         }
-        return HunyuanVideoConfig.detect(sd, null);
+        return HunyuanVideoConfig.detect(sd, ropeAxesDim);
     }
 
     /** A model with deterministic random weights ({@link RandomWeights}): tests, demos and benchmarks at any size. */

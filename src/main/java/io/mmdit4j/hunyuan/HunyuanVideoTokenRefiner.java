@@ -87,7 +87,7 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
     static Tensor pairMask(Tensor mask) {
         long b = mask.size(0), s = mask.size(1);
         Tensor keys = mask.to(ScalarType.Bool).view(b, 1, 1, s).expand(b, 1, s, s);
-        Tensor pair = keys.logical_and(keys.transpose(2, 3)).contiguous();
+        Tensor pair = keys.mul(keys.transpose(2, 3)).contiguous(); // bool × bool = and (logical_and has no meta kernel)
         pair.select(3, 0).fill_(new Scalar(1)); // true
         return pair;
     }

@@ -54,7 +54,7 @@ final class HunyuanVideoInspect {
         if (Files.isRegularFile(p) && p.getFileName().toString().equals("config.json")) {
             return "HunyuanVideoTransformer3DModel".equals(JsonConfigs.readObject(p).path("_class_name").asText());
         }
-        Path cfg = p.resolve("config.json");
+        Path cfg = Files.isRegularFile(p.resolve("config.json")) ? p.resolve("config.json") : p.resolve("transformer").resolve("config.json");
         if (Files.isRegularFile(cfg)) return "HunyuanVideoTransformer3DModel".equals(JsonConfigs.readObject(cfg).path("_class_name").asText());
         if (Files.isRegularFile(p)) {
             try (TensorSource s = WeightFiles.open(p)) {

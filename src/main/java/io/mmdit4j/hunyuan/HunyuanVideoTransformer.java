@@ -378,6 +378,15 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
                     + config.textEmbedDim() + "]");
         }
         requireShape("encoder attention mask", encoderMask, b, encoderHidden.size(1));
+        if (!encoderMask.is_meta()) { // an all-padding row would make the refiner's masked mean 0/0 (NaN everywhere)
+            try (PointerScope scope = new PointerScope()) {
+                Tensor valid = encoderMask.to(ScalarType.Float).sum(new long[] {1}, false, new ScalarTypeOptional());
+                if (valid.min().item_float() < 1f) {
+                    throw new IllegalArgumentException("encoder attention mask has a row without real tokens (sums per row: "
+                            + Arrays.toString(Tensors.toFloats(valid)) + "); every prompt needs at least one");
+                }
+            }
+        }
         requireShape("pooled projections", pooled, b, config.pooledProjectionDim());
         if (config.guidanceEmbeds()) {
             if (guidance == null) throw new IllegalArgumentException("this model embeds the guidance scale: guidance [" + b + "] is required");

@@ -106,6 +106,15 @@ class HunyuanVideoLoadingErrorsTest {
         try (HunyuanVideoTransformer model = HunyuanVideoTransformer.load(originalCopy(m -> { }), DType.F32, DeviceSpec.CPU, AXES)) {
             assertEquals(1, model.config().numRefinerLayers());
         }
+        Path comfy = originalCopy(m -> {
+            Map<String, Tensor> prefixed = new LinkedHashMap<>();
+            m.forEach((k, v) -> prefixed.put(HunyuanVideoKeyMap.COMFY_PREFIX + k, v));
+            m.clear();
+            m.putAll(prefixed);
+        });
+        try (HunyuanVideoTransformer model = HunyuanVideoTransformer.load(comfy, DType.F32, DeviceSpec.CPU, AXES)) {
+            assertEquals(2, model.config().numSingleLayers(), "ComfyUI's model.diffusion_model. prefix is accepted");
+        }
     }
 
     @Test
@@ -173,6 +182,8 @@ class HunyuanVideoLoadingErrorsTest {
             expect(IllegalArgumentException.class, () -> m.forward(x, t, txt.narrow(2, 0, 16), mask, pooled, g),
                     "encoder hidden states have shape [1, 10, 16], expected [1, S, 32]");
             expect(IllegalArgumentException.class, () -> m.forward(x, t, txt, mask, pooled, null), "guidance [1] is required");
+            expect(IllegalArgumentException.class, () -> m.forward(x, t, txt, mask.mul(new org.bytedeco.pytorch.Scalar(0.0)), pooled, g),
+                    "encoder attention mask has a row without real tokens");
             expect(IllegalArgumentException.class, () -> m.forward(x, t, txt, mask, pooled.narrow(1, 0, 20), g),
                     "pooled projections has shape [1, 20], expected [1, 24]");
             expect(IllegalArgumentException.class, () -> m.guidanceDelta(pooled, pooled.narrow(1, 0, 20)),

@@ -68,8 +68,8 @@ public final class Rope implements AutoCloseable {
         for (int a = 0; a < axesDims.length; a++) {
             int d = axesDims[a];
             Tensor exponent = arange(new Scalar(0), new Scalar(d), new Scalar(2), f64).narrow(0, 0, d / 2).div(new Scalar((double) d));
-            Tensor freqs = pow(new Scalar(theta), exponent).reciprocal();       // [d/2] f64
-            Tensor angles = outer(pos.select(1, a).to(freqType), freqs); // [S, d/2] f64
+            Tensor freqs = pow(new Scalar(theta), exponent).reciprocal();       // [d/2] freqType
+            Tensor angles = outer(pos.select(1, a).to(freqType), freqs); // [S, d/2] freqType
             cosParts.push_back(repeat_interleave(angles.cos(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
             sinParts.push_back(repeat_interleave(angles.sin(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
         }

@@ -15,7 +15,6 @@ class HunyuanVideoConfigTest {
     void parameterCountOfTheShippedConfigMatchesTheSpecExactly() {
         // E.1: D = 24·128, MLP 4·D, 20 dual + 40 single + 2 refiner blocks, text 4096, pooled 768, 16 channels, patch 1×2×2.
         long d = 24 * 128, m = 4 * d, hd = 128, text = 4096, pooled = 768;
-        long lin = 0;
         long patch = d * 16 * 1 * 2 * 2 + d;
         long mlpEmb256 = (256 * d + d) + (d * d + d);                         // TimestepEmbedding(256 -> D)
         long temb = 2 * mlpEmb256 + (pooled * d + d) + (d * d + d);           // timestep + guidance + pooled text
@@ -24,7 +23,7 @@ class HunyuanVideoConfigTest {
         long dual = 2 * (d * 6 * d + 6 * d) + 8 * (d * d + d) + 4 * hd + 2 * ((d * m + m) + (m * d + d));
         long single = (d * 3 * d + 3 * d) + (d * m + m) + 3 * (d * d + d) + 2 * hd + ((d + m) * d + d);
         long out = (d * 2 * d + 2 * d) + (d * 64 + 64);
-        long expected = patch + temb + refinerEmb + 2 * refinerBlock + 20 * dual + 40 * single + out + lin;
+        long expected = patch + temb + refinerEmb + 2 * refinerBlock + 20 * dual + 40 * single + out;
         assertEquals(expected, HunyuanVideoParameters.count(HunyuanVideoConfig.hunyuanVideo()));
         assertEquals(12_821_012_544L, expected, "≈ 12.8 B parameters");
     }

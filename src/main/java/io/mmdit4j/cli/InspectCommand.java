@@ -42,7 +42,7 @@ final class InspectCommand implements Callable<Integer> {
     Path image;
 
     @Option(names = "--config",
-            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, a diffusers config.json, or a checkpoint (headers only)")
+            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, hunyuan-video, a diffusers config.json, or a checkpoint (headers only)")
     String config;
 
     @Option(names = "--size", defaultValue = "1024x1024", description = "image size WxH in pixels (default: ${DEFAULT-VALUE})")
@@ -53,6 +53,9 @@ final class InspectCommand implements Callable<Integer> {
 
     @Option(names = "--batch", defaultValue = "1", description = "batch rows (default: ${DEFAULT-VALUE})")
     int batch;
+
+    @Option(names = "--frames", description = "video frames for video models (4k+1; default: 129 for HunyuanVideo)")
+    Integer frames;
 
     @Option(names = "--dtype", defaultValue = "bf16", description = "compute dtype for activations (default: ${DEFAULT-VALUE})")
     String dtype;
@@ -71,6 +74,12 @@ final class InspectCommand implements Callable<Integer> {
         DType compute = DType.parse(dtype);
         int[] wh = ForwardCommand.parseGrid(size.replace('X', 'x'));
         int width = wh[0], height = wh[1];
+        if (HunyuanVideoInspect.handles(config)) {
+            HunyuanVideoInspect.run(HunyuanVideoInspect.resolve(config), compute, width, height, frames != null ? frames : HunyuanVideoInspect.DEFAULT_FRAMES,
+                    text != null ? text : HunyuanVideoInspect.defaultText(config), batch, System.out);
+            return 0;
+        }
+        if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
         if (width % 16 != 0 || height % 16 != 0) throw new IllegalArgumentException("--size " + size + ": width and height must be multiples of 16");
         io.mmdit4j.sd3.Sd3Config sd3 = Sd3Inspect.resolve(config); // SD3 / SD3.5 names, configs and checkpoints
         if (sd3 != null) {

@@ -3,8 +3,10 @@ package io.mmdit4j.nn;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.OpCounter;
 import io.mmdit4j.runtime.Torch;
+import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
 
 import static org.bytedeco.pytorch.global.torch.empty;
 import static org.bytedeco.pytorch.global.torch.scaled_dot_product_attention;
@@ -41,5 +43,21 @@ public final class Attention {
             return out;
         }
         return scaled_dot_product_attention(q, k, v);
+    }
+
+    /**
+     * {@code softmax(QKᵀ/√Dh + mask)V} with a boolean mask broadcastable to {@code [B, H, Sq, Sk]} (true = attend),
+     * as {@code F.scaled_dot_product_attention(q, k, v, attn_mask=mask)}; a null mask is {@link #sdpa(Tensor, Tensor, Tensor)}.
+     */
+    public static Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask) {
+        if (mask == null) return sdpa(q, k, v);
+        if (OpCounter.recording()) {
+            OpCounter.attention(q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), DType.of(q.scalar_type()));
+        }
+        if (q.is_meta()) {
+            return empty(new long[] {q.size(0), q.size(1), q.size(2), v.size(3)}, q.options(), new MemoryFormatOptional());
+        }
+        if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type()));
+        return scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false);
     }
 }

@@ -79,6 +79,32 @@ public final class JointAttention implements AutoCloseable {
                 heads, false);
     }
 
+    /** As {@link #loadFlux} with the image tokens first in the joint sequence (HunyuanVideo's dual-stream blocks). */
+    public static JointAttention loadImageFirst(StateDict sd, String prefix, long dim, long heads, DType dtype) {
+        JointAttention f = loadFlux(sd, prefix, dim, heads, dtype);
+        return new JointAttention(f.to_q, f.to_k, f.to_v, f.add_q_proj, f.add_k_proj, f.add_v_proj, f.norm_q, f.norm_k,
+                f.norm_added_q, f.norm_added_k, f.to_out_0, f.to_add_out, heads, false);
+    }
+
+    /**
+     * HunyuanVideo's joint attention: RoPE rotates the image q/k only, before they join the text, and a boolean
+     * key mask ({@code [B, 1, 1, N+T]} in joint order, true = attend) hides padded text tokens.
+     */
+    public Output forward(Tensor x, Tensor ctx, Rope imageRope, Tensor mask) { // x [B,N,D], ctx [B,T,D]
+        Tensor q = project(to_q, norm_q, x), k = project(to_k, norm_k, x), v = project(to_v, null, x);           // [B,H,N,Dh]
+        if (imageRope != null) {
+            q = imageRope.apply(q);
+            k = imageRope.apply(k);
+        }
+        Tensor cq = project(add_q_proj, norm_added_q, ctx), ck = project(add_k_proj, norm_added_k, ctx);
+        Tensor cv = project(add_v_proj, null, ctx);                                                              // [B,H,T,Dh]
+        Tensor out = Attention.mergeHeads(Attention.sdpa(joint(q, cq), joint(k, ck), joint(v, cv), mask)).to(q.scalar_type());
+        long n = x.size(1), t = ctx.size(1);
+        Tensor imageOut = textFirst ? out.narrow(1, t, n) : out.narrow(1, 0, n);
+        Tensor textOut = textFirst ? out.narrow(1, 0, t) : out.narrow(1, n, t);
+        return new Output(to_out_0.forward(imageOut), to_add_out == null ? null : to_add_out.forward(textOut));
+    }
+
     public Output forward(Tensor x, Tensor ctx, Rope rope) { // x [B,N,D], ctx [B,T,D]
         Tensor q = project(to_q, norm_q, x), k = project(to_k, norm_k, x), v = project(to_v, null, x);           // [B,H,N,Dh]
         Tensor cq = project(add_q_proj, norm_added_q, ctx), ck = project(add_k_proj, norm_added_k, ctx);

@@ -42,20 +42,34 @@ public final class Rope implements AutoCloseable {
                     + " with last size " + (ids.dim() > 0 ? ids.size(-1) : 0));
         }
         try (PointerScope scope = new PointerScope()) {
-            return buildTable(ids, axesDims, theta, device);
+            return buildTable(ids, axesDims, theta, device, ScalarType.Double);
         }
     }
 
-    private static Rope buildTable(Tensor ids, int[] axesDims, double theta, io.mmdit4j.runtime.DeviceSpec device) {
+    /**
+     * As {@link #build(Tensor, int[], double, io.mmdit4j.runtime.DeviceSpec)} with frequencies and angles in
+     * <b>fp32</b> ({@code get_1d_rotary_pos_embed(..., freqs_dtype=float32)}, HunyuanVideo's RoPE).
+     */
+    public static Rope buildFp32(Tensor ids, int[] axesDims, double theta, io.mmdit4j.runtime.DeviceSpec device) {
+        if (ids.dim() != 2 || ids.size(1) != axesDims.length) {
+            throw new IllegalArgumentException("position ids must be [S, " + axesDims.length + "], got dim " + ids.dim()
+                    + " with last size " + (ids.dim() > 0 ? ids.size(-1) : 0));
+        }
+        try (PointerScope scope = new PointerScope()) {
+            return buildTable(ids, axesDims, theta, device, ScalarType.Float);
+        }
+    }
+
+    private static Rope buildTable(Tensor ids, int[] axesDims, double theta, io.mmdit4j.runtime.DeviceSpec device, ScalarType freqType) {
         TensorVector cosParts = new TensorVector();
         TensorVector sinParts = new TensorVector();
         Tensor pos = ids.to(ScalarType.Float);
-        TensorOptions f64 = new TensorOptions(ScalarType.Double);
+        TensorOptions f64 = new TensorOptions(freqType); // float64 (FLUX) or float32 (HunyuanVideo)
         for (int a = 0; a < axesDims.length; a++) {
             int d = axesDims[a];
             Tensor exponent = arange(new Scalar(0), new Scalar(d), new Scalar(2), f64).narrow(0, 0, d / 2).div(new Scalar((double) d));
-            Tensor freqs = pow(new Scalar(theta), exponent).reciprocal();       // [d/2] f64
-            Tensor angles = outer(pos.select(1, a).to(ScalarType.Double), freqs); // [S, d/2] f64
+            Tensor freqs = pow(new Scalar(theta), exponent).reciprocal();       // [d/2] freqType
+            Tensor angles = outer(pos.select(1, a).to(freqType), freqs); // [S, d/2] freqType
             cosParts.push_back(repeat_interleave(angles.cos(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
             sinParts.push_back(repeat_interleave(angles.sin(), 2, new LongOptional(1), new LongOptional()).to(ScalarType.Float));
         }

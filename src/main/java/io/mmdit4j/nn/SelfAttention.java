@@ -38,6 +38,27 @@ public final class SelfAttention implements AutoCloseable {
         return Attention.mergeHeads(Attention.sdpa(q, k, v)).to(q.scalar_type());
     }
 
+    /**
+     * HunyuanVideo's single-stream attention: RoPE rotates only the first {@code rope.length()} tokens (the image
+     * tokens, which come first), and an optional boolean key mask ({@code [B, 1, 1, S]}, true = attend) applies.
+     */
+    public Tensor forward(Tensor x, Rope leadingRope, Tensor mask) { // [B,S,D] -> [B,S,D]
+        Tensor q = norm_q.forward(Attention.splitHeads(to_q.forward(x), heads)); // [B,H,S,Dh]
+        Tensor k = norm_k.forward(Attention.splitHeads(to_k.forward(x), heads));
+        Tensor v = Attention.splitHeads(to_v.forward(x), heads);
+        if (leadingRope != null) {
+            q = rotateLeading(q, leadingRope);
+            k = rotateLeading(k, leadingRope);
+        }
+        return Attention.mergeHeads(Attention.sdpa(q, k, v, mask)).to(q.scalar_type());
+    }
+
+    private static Tensor rotateLeading(Tensor x, Rope rope) {
+        long n = rope.length(), s = x.size(2);
+        if (n == s) return rope.apply(x);
+        return org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(rope.apply(x.narrow(2, 0, n)), x.narrow(2, n, s - n)), 2);
+    }
+
     @Override
     public void close() {
         for (AutoCloseable c : new AutoCloseable[] {to_q, to_k, to_v, norm_q, norm_k}) Modules.closeQuietly(c);

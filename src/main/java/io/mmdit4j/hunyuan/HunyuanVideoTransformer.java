@@ -1,0 +1,415 @@
+package io.mmdit4j.hunyuan;
+
+import io.mmdit4j.guidance.BlockConditioning;
+import io.mmdit4j.guidance.ConditioningObserver;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.io.MetaWeights;
+import io.mmdit4j.io.RandomWeights;
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.nn.AdaLayerNormContinuous;
+import io.mmdit4j.nn.Linear;
+import io.mmdit4j.nn.MlpEmbedder;
+import io.mmdit4j.nn.Modules;
+import io.mmdit4j.nn.Rope;
+import io.mmdit4j.nn.Timesteps;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.InferenceMode;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import static org.bytedeco.pytorch.global.torch.arange;
+import static org.bytedeco.pytorch.global.torch.cat;
+import static org.bytedeco.pytorch.global.torch.ones;
+
+/**
+ * HunyuanVideo transformer ({@code HunyuanVideoTransformer3DModel}, text-to-video) with modulation guidance as a
+ * first-class argument: every dual- and single-stream block gets its own conditioning vector from a
+ * {@link ModulationGuidance} plan (global block index: dual blocks first, then single blocks); the final norm and
+ * the token refiner keep their plain conditioning. Loads diffusers {@code transformer/} folders and original
+ * HunyuanVideo checkpoints (see {@link HunyuanVideoKeyMap}).
+ *
+ * <p>Inputs follow {@code HunyuanVideoPipeline}: the timestep is {@code σ·1000} and the guidance
+ * {@code guidance_scale·1000}, both used as given (no scaling inside; the caller chooses their dtype, e.g. bf16
+ * rounding of the guidance, MODEL-SPEC H.2).
+ */
+public final class HunyuanVideoTransformer implements AutoCloseable {
+    private final HunyuanVideoConfig config;
+    private final DType dtype;
+    private final DeviceSpec device;
+    private final Device torchDevice;
+
+    final HunyuanVideoPatchEmbed x_embedder;
+    final HunyuanVideoTokenRefiner context_embedder;
+    final MlpEmbedder time_text_embed_timestep_embedder;
+    final MlpEmbedder time_text_embed_guidance_embedder; // null without guidance_embeds
+    final MlpEmbedder time_text_embed_text_embedder;
+    final List<HunyuanVideoDualBlock> transformer_blocks;
+    final List<HunyuanVideoSingleBlock> single_transformer_blocks;
+    final AdaLayerNormContinuous norm_out;
+    final Linear proj_out;
+
+    private HunyuanVideoTransformer(HunyuanVideoConfig config, DType dtype, DeviceSpec device, HunyuanVideoPatchEmbed x_embedder,
+                                    HunyuanVideoTokenRefiner context_embedder, MlpEmbedder timestep, MlpEmbedder guidance, MlpEmbedder text,
+                                    List<HunyuanVideoDualBlock> duals, List<HunyuanVideoSingleBlock> singles, AdaLayerNormContinuous norm_out,
+                                    Linear proj_out) {
+        this.config = config;
+        this.dtype = dtype;
+        this.device = device;
+        this.torchDevice = Native.keep(device.torchDevice());
+        this.x_embedder = x_embedder;
+        this.context_embedder = context_embedder;
+        this.time_text_embed_timestep_embedder = timestep;
+        this.time_text_embed_guidance_embedder = guidance;
+        this.time_text_embed_text_embedder = text;
+        this.transformer_blocks = duals;
+        this.single_transformer_blocks = singles;
+        this.norm_out = norm_out;
+        this.proj_out = proj_out;
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    /** Loads a diffusers transformer folder (or a model folder with {@code transformer/}), or an original checkpoint file. */
+    public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device) {
+        return load(path, compute, device, null);
+    }
+
+    /**
+     * @param ropeAxesDim RoPE axis widths for original checkpoints (not stored in the weights); null for HunyuanVideo's
+     *                    split of the head dimension. A diffusers folder takes them from its config.json.
+     */
+    public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device, int[] ropeAxesDim) {
+        checkComputeDtype(compute);
+        device.requireAvailable();
+        Path weights = transformerPath(path);
+        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
+            StateDict sd = diffusersNamed(StateDict.of(source));
+            return fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute);
+        }
+    }
+
+    public static HunyuanVideoTransformer load(Path path, DType compute) {
+        return load(path, compute, DeviceSpec.CPU);
+    }
+
+    /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
+    public static HunyuanVideoConfig inspect(Path path) {
+        Path weights = transformerPath(path);
+        try (TensorSource source = WeightFiles.open(weights)) {
+            return config(weights, diffusersNamed(StateDict.of(source)), null);
+        }
+    }
+
+    private static Path transformerPath(Path path) {
+        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
+            return path.resolve("transformer");
+        }
+        return path;
+    }
+
+    private static StateDict diffusersNamed(StateDict sd) {
+        return HunyuanVideoKeyMap.isOriginal(sd) ? HunyuanVideoKeyMap.fromOriginal(sd) : sd;
+    }
+
+    private static HunyuanVideoConfig config(Path weights, StateDict sd, int[] ropeAxesDim) {
+        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
+            return HunyuanVideoConfig.fromDiffusersConfig(weights.resolve("config.json"));
+        }
+        return HunyuanVideoConfig.detect(sd, ropeAxesDim);
+    }
+
+    /** A model with deterministic random weights ({@link RandomWeights}): tests, demos and benchmarks at any size. */
+    public static HunyuanVideoTransformer random(HunyuanVideoConfig config, long seed, DType compute) {
+        Map<String, Tensor> weights = RandomWeights.generate(HunyuanVideoParameters.shapes(config), seed, compute);
+        try {
+            return fromStateDict(RandomWeights.asStateDict("random HunyuanVideo (seed " + seed + ")", weights), config, compute);
+        } finally {
+            Tensors.closeAll(weights.values()); // the model holds its own references
+        }
+    }
+
+    /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
+    public static HunyuanVideoTransformer meta(HunyuanVideoConfig config, DType compute) {
+        return fromStateDict(MetaWeights.of("meta HunyuanVideo " + config, HunyuanVideoParameters.shapes(config), compute), config, compute);
+    }
+
+    /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
+    public static HunyuanVideoTransformer fromStateDict(StateDict sd, HunyuanVideoConfig c, DType compute) {
+        checkComputeDtype(compute);
+        Torch.init();
+        long dim = c.innerDim();
+        List<AutoCloseable> built = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            HunyuanVideoPatchEmbed xEmb = track(built, HunyuanVideoPatchEmbed.load(sd, "x_embedder", c, compute));
+            HunyuanVideoTokenRefiner refiner = track(built, HunyuanVideoTokenRefiner.load(sd, "context_embedder.", c, compute));
+            MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
+            MlpEmbedder guidance = c.guidanceEmbeds()
+                    ? track(built, MlpEmbedder.load(sd, "time_text_embed.guidance_embedder", 256, dim, compute)) : null;
+            MlpEmbedder text = track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
+            List<HunyuanVideoDualBlock> duals = new ArrayList<>();
+            for (int i = 0; i < c.numLayers(); i++) {
+                duals.add(track(built, HunyuanVideoDualBlock.load(sd, "transformer_blocks." + i + ".", c, compute)));
+            }
+            List<HunyuanVideoSingleBlock> singles = new ArrayList<>();
+            for (int i = 0; i < c.numSingleLayers(); i++) {
+                singles.add(track(built, HunyuanVideoSingleBlock.load(sd, "single_transformer_blocks." + i + ".", c, compute)));
+            }
+            AdaLayerNormContinuous normOut = track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
+            Linear projOut = track(built, Linear.load(sd, "proj_out", dim, c.patchValues(), compute));
+            sd.requireAllTaken();
+            return new HunyuanVideoTransformer(c, compute, sd.device(), xEmb, refiner, timestep, guidance, text, List.copyOf(duals),
+                    List.copyOf(singles), normOut, projOut);
+        } catch (RuntimeException e) {
+            Modules.closeAll(built);
+            throw e;
+        }
+    }
+
+    private static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
+        built.add(module);
+        return module;
+    }
+
+    private static void checkComputeDtype(DType compute) {
+        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
+            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
+        }
+    }
+
+    public HunyuanVideoConfig config() { return config; }
+    public DType dtype() { return dtype; }
+    public DeviceSpec device() { return device; }
+
+    /** Blocks that take a conditioning vector (and so a guidance schedule): dual-stream then single-stream. */
+    public int numGuidedBlocks() { return config.totalBlocks(); }
+
+    /** An input on this model's device in its compute dtype (a no-op view when it already is). */
+    private Tensor place(Tensor t) {
+        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+    }
+
+    /** An input on this model's device, dtype unchanged (timesteps, guidance and masks keep the caller's precision). */
+    private Tensor onDevice(Tensor t) {
+        return device.isCpu() ? t : t.to(torchDevice, t.scalar_type());
+    }
+
+    // ---------------------------------------------------------------- conditioning
+
+    /**
+     * {@code temb = (timestep_embedder(sin(t)) + guidance_embedder(sin(g))) + text_embedder(pooled)}, [B, D]; the
+     * sinusoids are fp32 and cast to the compute dtype, t and g are used as given (σ·1000 and scale·1000).
+     */
+    public Tensor timeTextEmbed(Tensor timestep, Tensor guidance, Tensor pooled) {
+        Tensor temb = time_text_embed_timestep_embedder.forward(Timesteps.sinusoidal(onDevice(timestep), 256).to(dtype.scalarType()));
+        if (time_text_embed_guidance_embedder != null) {
+            temb = temb.add(time_text_embed_guidance_embedder.forward(Timesteps.sinusoidal(onDevice(guidance), 256).to(dtype.scalarType())));
+        }
+        return temb.add(time_text_embed_text_embedder.forward(place(pooled)));
+    }
+
+    /**
+     * A guidance direction {@code text_embedder(pooled+) - text_embedder(pooled-)}, [R, D] with R rows of the inputs
+     * (1 or B), through the CLIP-pooled path of {@code temb}; the timestep and guidance terms cancel, so this is
+     * computed once per request. Owned by the caller (or by the plan it is given to).
+     */
+    public Tensor guidanceDelta(Tensor pooledPos, Tensor pooledNeg) {
+        for (Tensor p : new Tensor[] {pooledPos, pooledNeg}) {
+            if (p.dim() != 2 || p.size(1) != config.pooledProjectionDim()) {
+                throw new IllegalArgumentException("guidance prompt embedding has shape " + Arrays.toString(Tensors.shape(p))
+                        + ", expected [rows, " + config.pooledProjectionDim() + "]");
+            }
+        }
+        if (pooledPos.size(0) != pooledNeg.size(0)) {
+            throw new IllegalArgumentException("positive and negative guidance embeddings have " + pooledPos.size(0) + " and "
+                    + pooledNeg.size(0) + " rows");
+        }
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor pos = time_text_embed_text_embedder.forward(place(pooledPos));
+            Tensor neg = time_text_embed_text_embedder.forward(place(pooledNeg));
+            return Tensors.keep(pos.sub(neg));
+        }
+    }
+
+    /**
+     * RoPE table for a latent grid of {@code frames × height × width} patches (after patching): positions (t, h, w)
+     * in row-major order, per-axis fp32 frequencies with theta from the config. Build once per video size and reuse.
+     */
+    public Rope rope(long frames, long height, long width) {
+        long n = frames * height * width;
+        if (frames < 1 || height < 1 || width < 1 || n > Integer.MAX_VALUE / 3) {
+            throw new IllegalArgumentException("latent patch grid " + frames + "x" + height + "x" + width + " is empty or too large");
+        }
+        float[] ids = new float[(int) n * 3];
+        int i = 0;
+        for (long t = 0; t < frames; t++) {
+            for (long h = 0; h < height; h++) {
+                for (long w = 0; w < width; w++) {
+                    ids[i++] = t;
+                    ids[i++] = h;
+                    ids[i++] = w;
+                }
+            }
+        }
+        try (PointerScope scope = new PointerScope()) {
+            return Rope.buildFp32(Tensors.fromFloats(ids, n, 3), config.ropeAxesDim(), config.ropeTheta(), device);
+        }
+    }
+
+    // ---------------------------------------------------------------- forward
+
+    /** Plain forward (no modulation guidance); see {@link #forward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, ModulationGuidance, int, Rope, ConditioningObserver)}. */
+    public Tensor forward(Tensor hidden, Tensor timestep, Tensor encoderHidden, Tensor encoderMask, Tensor pooled, Tensor guidance) {
+        return forward(hidden, timestep, encoderHidden, encoderMask, pooled, guidance, ModulationGuidance.none(), 0, null, null);
+    }
+
+    public Tensor forward(Tensor hidden, Tensor timestep, Tensor encoderHidden, Tensor encoderMask, Tensor pooled, Tensor guidance,
+                          ModulationGuidance g, int step) {
+        return forward(hidden, timestep, encoderHidden, encoderMask, pooled, guidance, g, step, null, null);
+    }
+
+    /**
+     * One transformer call, in the argument order of diffusers' {@code forward}.
+     *
+     * @param hidden        latents {@code [B, C, F, H, W]}
+     * @param timestep      {@code [B]} σ·1000
+     * @param encoderHidden LLM states {@code [B, S, text_embed_dim]}
+     * @param encoderMask   {@code [B, S]} 1 = real token (right padding: the joint attention sees the first sum(mask) text tokens)
+     * @param pooled        CLIP pooled vector {@code [B, pooled_projection_dim]}
+     * @param guidance      {@code [B]} guidance_scale·1000, or null for a model without the guidance embedder
+     * @param g             per-block modulation guidance
+     * @param step          denoising step index, for guidance step windows
+     * @param rope          a table from {@link #rope} for this latent size, or null to build one
+     * @param observer      sees the per-block conditioning, or null
+     * @return the prediction {@code [B, C_out, F, H, W]} in the compute dtype, owned by the caller
+     */
+    public Tensor forward(Tensor hidden, Tensor timestep, Tensor encoderHidden, Tensor encoderMask, Tensor pooled, Tensor guidance,
+                          ModulationGuidance g, int step, Rope rope, ConditioningObserver observer) {
+        validate(hidden, timestep, encoderHidden, encoderMask, pooled, guidance);
+        long b = hidden.size(0);
+        long frames = hidden.size(2) / config.patchSizeT(), rows = hidden.size(3) / config.patchSize(), cols = hidden.size(4) / config.patchSize();
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            g.validate((int) b, config.innerDim(), config.totalBlocks());
+            Tensor text = place(encoderHidden);
+            Tensor mask = onDevice(encoderMask);
+            Tensor temb = timeTextEmbed(timestep, guidance, pooled);                                   // [B,D]
+            Tensor x = x_embedder.forward(place(hidden));                                             // [B,N,D]
+            Tensor ctx = context_embedder.forward(text, mask, onDevice(timestep));                    // [B,T,D]
+            Tensor keyMask = jointKeyMask(mask, x.size(1));                                           // [B,1,1,N+T]
+            Rope table = rope != null ? rope : rope(frames, rows, cols);
+            if (table.length() != x.size(1)) {
+                throw new IllegalArgumentException("RoPE table has " + table.length() + " positions, the latents give " + x.size(1) + " tokens");
+            }
+            BlockConditioning cond = g.resolve(temb, step, config.totalBlocks());
+            if (observer != null) observer.onConditioning(step, cond);
+
+            for (int i = 0; i < transformer_blocks.size(); i++) {
+                HunyuanVideoDualBlock.Output o = transformer_blocks.get(i).forward(x, ctx, cond.activated(i), table, keyMask);
+                x = o.image();
+                ctx = o.text();
+            }
+            long imageLen = x.size(1);
+            Tensor h = cat(new TensorVector(x, ctx), 1);                                              // [B,N+T,D] image first
+            for (int j = 0; j < single_transformer_blocks.size(); j++) {
+                h = single_transformer_blocks.get(j).forward(h, cond.activated(config.numLayers() + j), table, keyMask);
+            }
+            x = h.narrow(1, 0, imageLen);                                                             // [B,N,D]
+            x = norm_out.forward(x, cond.finalActivated());
+            Tensor out = unpatchify(proj_out.forward(x), b, frames, rows, cols);                      // [B,C,F,H,W]
+            if (rope == null) table.close();
+            return Tensors.keep(out);
+        }
+    }
+
+    /**
+     * The joint attention's key mask {@code [B, 1, 1, N+T]} (image first): all image tokens, and text token j when
+     * {@code j < sum(mask)}, as the reference builds it (it assumes right padding).
+     */
+    static Tensor jointKeyMask(Tensor mask, long imageTokens) {
+        long b = mask.size(0), t = mask.size(1);
+        Tensor counts = mask.sum(new long[] {1}, false, new ScalarTypeOptional(ScalarType.Int));     // [B]
+        Tensor idx = arange(new Scalar(t), new TensorOptions(ScalarType.Int)).to(mask.device(), ScalarType.Int);
+        Tensor textValid = idx.unsqueeze(0).lt(counts.unsqueeze(1));                                 // [B,T] bool
+        Tensor imageValid = ones(new long[] {b, imageTokens}, new TensorOptions(ScalarType.Bool)).to(mask.device(), ScalarType.Bool);
+        return cat(new TensorVector(imageValid, textValid), 1).view(b, 1, 1, imageTokens + t);
+    }
+
+    /** {@code [B, N, C·pt·p·p] -> [B, C, F·pt, H·p, W·p]}; per token the values are (c, pt, py, px), c outermost. */
+    private Tensor unpatchify(Tensor y, long b, long frames, long rows, long cols) {
+        int p = config.patchSize(), pt = config.patchSizeT(), c = config.outChannels();
+        return y.reshape(b, frames, rows, cols, c, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
+                .reshape(b, c, frames * pt, rows * p, cols * p);
+    }
+
+    private void validate(Tensor hidden, Tensor timestep, Tensor encoderHidden, Tensor encoderMask, Tensor pooled, Tensor guidance) {
+        if (hidden == null || timestep == null || encoderHidden == null || encoderMask == null || pooled == null) {
+            throw new IllegalArgumentException("hidden, timestep, encoderHidden, encoderMask and pooled are required");
+        }
+        if (hidden.dim() != 5 || hidden.size(1) != config.inChannels()) {
+            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
+        }
+        long b = hidden.size(0);
+        int p = config.patchSize(), pt = config.patchSizeT();
+        if (hidden.size(2) % pt != 0 || hidden.size(3) % p != 0 || hidden.size(4) % p != 0 || hidden.size(2) < 1 || hidden.size(3) < 1 || hidden.size(4) < 1) {
+            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ": frames must be a positive multiple of " + pt
+                    + " and height/width positive multiples of " + p);
+        }
+        requireShape("timestep", timestep, b);
+        if (encoderHidden.dim() != 3 || encoderHidden.size(0) != b || encoderHidden.size(2) != config.textEmbedDim() || encoderHidden.size(1) < 1) {
+            throw new IllegalArgumentException("encoder hidden states have shape " + shape(encoderHidden) + ", expected [" + b + ", S, "
+                    + config.textEmbedDim() + "]");
+        }
+        requireShape("encoder attention mask", encoderMask, b, encoderHidden.size(1));
+        if (!encoderMask.is_meta()) { // an all-padding row would make the refiner's masked mean 0/0 (NaN everywhere)
+            try (PointerScope scope = new PointerScope()) {
+                Tensor valid = encoderMask.to(ScalarType.Float).sum(new long[] {1}, false, new ScalarTypeOptional());
+                if (valid.min().item_float() < 1f) {
+                    throw new IllegalArgumentException("encoder attention mask has a row without real tokens (sums per row: "
+                            + Arrays.toString(Tensors.toFloats(valid)) + "); every prompt needs at least one");
+                }
+            }
+        }
+        requireShape("pooled projections", pooled, b, config.pooledProjectionDim());
+        if (config.guidanceEmbeds()) {
+            if (guidance == null) throw new IllegalArgumentException("this model embeds the guidance scale: guidance [" + b + "] is required");
+            requireShape("guidance", guidance, b);
+        }
+    }
+
+    private static void requireShape(String what, Tensor t, long... expected) {
+        if (!Arrays.equals(Tensors.shape(t), expected)) {
+            throw new IllegalArgumentException(what + " has shape " + shape(t) + ", expected " + Arrays.toString(expected));
+        }
+    }
+
+    private static String shape(Tensor t) {
+        return Arrays.toString(Tensors.shape(t));
+    }
+
+    @Override
+    public void close() {
+        Modules.closeAll(Arrays.asList(x_embedder, context_embedder, time_text_embed_timestep_embedder, time_text_embed_guidance_embedder,
+                time_text_embed_text_embedder, norm_out, proj_out));
+        Modules.closeAll(transformer_blocks);
+        Modules.closeAll(single_transformer_blocks);
+        Native.release(torchDevice);
+    }
+}

@@ -8,6 +8,8 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Ops;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.ArrayList;
@@ -56,6 +58,14 @@ final class HunyuanVideoDualBlock implements AutoCloseable {
     }
 
     /** @param cond SiLU of this block's conditioning [B, D]; @param mask [B,1,1,N+T] bool key mask (image first) */
+    /** {@link #forward} in its own scope: the temporaries die here, both outputs are owned by the caller. */
+    Output forwardOwned(Tensor x, Tensor ctx, Tensor cond, Rope imageRope, Tensor mask) {
+        try (PointerScope scope = new PointerScope()) {
+            Output o = forward(x, ctx, cond, imageRope, mask);
+            return new Output(Tensors.keep(o.image()), Tensors.keep(o.text()));
+        }
+    }
+
     Output forward(Tensor x, Tensor ctx, Tensor cond, Rope imageRope, Tensor mask) {
         AdaLayerNormZero.Output m = norm1.forward(x, cond);
         AdaLayerNormZero.Output cm = norm1_context.forward(ctx, cond);

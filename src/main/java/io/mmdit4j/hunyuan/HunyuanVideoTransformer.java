@@ -17,6 +17,7 @@ import io.mmdit4j.nn.Timesteps;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
@@ -311,31 +312,47 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
             Tensor text = place(encoderHidden);
             Tensor mask = onDevice(encoderMask);
             Tensor temb = timeTextEmbed(timestep, guidance, pooled);                                   // [B,D]
-            Tensor x = x_embedder.forward(place(hidden));                                             // [B,N,D]
-            Tensor ctx = context_embedder.forward(text, mask, onDevice(timestep));                    // [B,T,D]
-            Tensor keyMask = jointKeyMask(mask, x.size(1));                                           // [B,1,1,N+T]
-            Rope table = rope != null ? rope : rope(frames, rows, cols);
-            if (table.length() != x.size(1)) {
-                throw new IllegalArgumentException("RoPE table has " + table.length() + " positions, the latents give " + x.size(1) + " tokens");
-            }
-            BlockConditioning cond = g.resolve(temb, step, config.totalBlocks());
-            if (observer != null) observer.onConditioning(step, cond);
+            // The streams are owned and replaced block by block: only one block's temporaries live at a time.
+            Tensor x = null, ctx = null, h = null;
+            Rope table = null;
+            try {
+                x = Scopes.owned(() -> x_embedder.forward(place(hidden)));                            // [B,N,D]
+                ctx = Scopes.owned(() -> context_embedder.forward(text, mask, onDevice(timestep)));   // [B,T,D]
+                long imageLen = x.size(1);
+                Tensor keyMask = jointKeyMask(mask, imageLen);                                        // [B,1,1,N+T]
+                table = rope != null ? rope : rope(frames, rows, cols);
+                if (table.length() != imageLen) {
+                    throw new IllegalArgumentException("RoPE table has " + table.length() + " positions, the latents give " + imageLen + " tokens");
+                }
+                BlockConditioning cond = g.resolve(temb, step, config.totalBlocks());
+                if (observer != null) observer.onConditioning(step, cond);
 
-            for (int i = 0; i < transformer_blocks.size(); i++) {
-                HunyuanVideoDualBlock.Output o = transformer_blocks.get(i).forward(x, ctx, cond.activated(i), table, keyMask);
-                x = o.image();
-                ctx = o.text();
+                for (int i = 0; i < transformer_blocks.size(); i++) {
+                    HunyuanVideoDualBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, cond.activated(i), table, keyMask);
+                    x.close();
+                    ctx.close();
+                    x = o.image();
+                    ctx = o.text();
+                }
+                Tensor image = x, txt = ctx;
+                h = Scopes.owned(() -> cat(new TensorVector(image, txt), 1));                       // [B,N+T,D] image first
+                x.close();
+                ctx.close();
+                Rope rotary = table;
+                for (int j = 0; j < single_transformer_blocks.size(); j++) {
+                    HunyuanVideoSingleBlock block = single_transformer_blocks.get(j);
+                    Tensor c = cond.activated(config.numLayers() + j);
+                    h = Scopes.then(h, t -> Scopes.owned(() -> block.forward(t, c, rotary, keyMask)));
+                }
+                Tensor normed = norm_out.forward(h.narrow(1, 0, imageLen), cond.finalActivated());  // [B,N,D]
+                Tensor out = unpatchify(proj_out.forward(normed), b, frames, rows, cols);            // [B,C,F,H,W]
+                return Tensors.keep(out);
+            } finally {
+                if (rope == null && table != null) table.close();
+                Native.release(x);
+                Native.release(ctx);
+                Native.release(h);
             }
-            long imageLen = x.size(1);
-            Tensor h = cat(new TensorVector(x, ctx), 1);                                              // [B,N+T,D] image first
-            for (int j = 0; j < single_transformer_blocks.size(); j++) {
-                h = single_transformer_blocks.get(j).forward(h, cond.activated(config.numLayers() + j), table, keyMask);
-            }
-            x = h.narrow(1, 0, imageLen);                                                             // [B,N,D]
-            x = norm_out.forward(x, cond.finalActivated());
-            Tensor out = unpatchify(proj_out.forward(x), b, frames, rows, cols);                      // [B,C,F,H,W]
-            if (rope == null) table.close();
-            return Tensors.keep(out);
         }
     }
 

@@ -28,6 +28,7 @@ public final class ContactSheet {
     private ContactSheet() {}
 
     /**
+     * @param title one or more lines (separated by {@code \n})
      * @param cells rows × columns, all images the same size
      */
     public static BufferedImage render(String title, List<String> rowLabels, List<String> colLabels, List<List<Cell>> cells) {
@@ -47,10 +48,13 @@ public final class ContactSheet {
         for (String r : rowLabels) labelW = Math.max(labelW, fm.stringWidth(clip(r, 40)));
         labelW = Math.min(labelW + 2 * PAD, 320);
         int colW = cw + PAD;
-        int headerH = line * 2 + PAD;
+        String[] titleLines = title.split("\n");
+        int headerH = line * (titleLines.length + 1) + PAD;
         int captionH = line + 4;
         int rowH = ch + captionH + PAD;
-        int width = Math.max(labelW + colLabels.size() * colW + PAD, pg.getFontMetrics(bold).stringWidth(title) + 2 * PAD);
+        int titleW = 0;
+        for (String t : titleLines) titleW = Math.max(titleW, pg.getFontMetrics(bold).stringWidth(t));
+        int width = Math.max(labelW + colLabels.size() * colW + PAD, Math.min(titleW + 2 * PAD, 1600));
         int height = headerH + line + rowLabels.size() * rowH + PAD;
         pg.dispose();
 
@@ -61,7 +65,7 @@ public final class ContactSheet {
         g.fillRect(0, 0, width, height);
         g.setColor(Color.BLACK);
         g.setFont(bold);
-        g.drawString(title, PAD, line);
+        for (int i = 0; i < titleLines.length; i++) g.drawString(fit(titleLines[i], g.getFontMetrics(), width - 2 * PAD), PAD, line * (i + 1));
         g.setFont(font);
         int top = headerH + line;
         for (int c = 0; c < colLabels.size(); c++) {
@@ -93,7 +97,7 @@ public final class ContactSheet {
     }
 
     public static void write(Path file, BufferedImage sheet, String title) {
-        PngImages.write(file, sheet, Map.of("Title", title));
+        PngImages.write(file, sheet, Map.of("Title", title.replace('\n', ' ')));
     }
 
     private static String clip(String s, int n) {

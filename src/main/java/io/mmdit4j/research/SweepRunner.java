@@ -340,7 +340,7 @@ public final class SweepRunner {
                 if (spec.axisSize(axis) > 1) name.append('-').append(axis).append(e.getKey().get(k));
                 fixed.add(axis + ": " + axisValue(axis, e.getKey().get(k)));
             }
-            String title = String.join(" · ", fixed) + String.format(Locale.ROOT, "   [%s %dx%d, %d steps; caption: mean SSIM vs w=0]",
+            String title = String.join(" · ", fixed) + String.format(Locale.ROOT, "\n%s, %dx%d, %d steps; captions: mean SSIM against the unguided (w=0) image",
                     settings.model(), settings.width(), settings.height(), settings.steps());
             List<String> rowLabels = new ArrayList<>(), colLabels = new ArrayList<>();
             for (int r = 0; r < nr; r++) rowLabels.add(axisLabel(rowsAxis, r));

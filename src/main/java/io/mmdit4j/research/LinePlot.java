@@ -43,7 +43,8 @@ public final class LinePlot {
                 ymax = Math.max(ymax, s.y()[i]);
             }
         }
-        if (xmin > xmax) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
+        boolean empty = xmin > xmax;
+        if (empty) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
         if (xmax == xmin) { xmin -= 0.5; xmax += 0.5; }
         if (ymax == ymin) { double d = ymax == 0 ? 1 : Math.abs(ymax) * 0.1; ymin -= d; ymax += d; }
         double yStep = niceStep(ymax - ymin), xStep = Math.max(1, niceStep(xmax - xmin));
@@ -83,6 +84,12 @@ public final class LinePlot {
         g.setColor(Color.BLACK);
         g.drawRect(px, py, pw, ph);
         g.drawString(xLabel, px + (pw - fm.stringWidth(xLabel)) / 2, py + ph + 6 + line + fm.getAscent() - 2);
+        if (empty) {
+            String none = "no values (e.g. no guidance offset)";
+            g.setColor(Color.GRAY);
+            g.drawString(none, px + (pw - fm.stringWidth(none)) / 2, py + ph / 2);
+            g.setColor(Color.BLACK);
+        }
         Graphics2D rot = (Graphics2D) g.create();
         rot.rotate(-Math.PI / 2);
         rot.drawString(yLabel, -(py + (ph + fm.stringWidth(yLabel)) / 2), left + fm.getAscent());
@@ -112,7 +119,26 @@ public final class LinePlot {
         if (!named.isEmpty()) {
             int lw = 0;
             for (Series s : named) lw = Math.max(lw, fm.stringWidth(s.name()));
-            int bw = lw + 34, bh = named.size() * line + 6, bx = px + pw - bw - 4, by = py + 4;
+            int bw = lw + 34, bh = named.size() * line + 6;
+            // the corner whose box covers the fewest curve points (ties: top right, top left, bottom right, bottom left)
+            int[][] corners = {{px + pw - bw - 4, py + 4}, {px + 4, py + 4}, {px + pw - bw - 4, py + ph - bh - 4}, {px + 4, py + ph - bh - 4}};
+            int bx = corners[0][0], by = corners[0][1], best = Integer.MAX_VALUE;
+            for (int[] c : corners) {
+                int covered = 0;
+                for (Series s : series) {
+                    for (int i = 0; i < s.x().length; i++) {
+                        if (!Double.isFinite(s.y()[i])) continue;
+                        double x = px + (s.x()[i] - xmin) / (xmax - xmin) * pw, y = py + ph - (s.y()[i] - ymin) / (ymax - ymin) * ph;
+                        if (x >= c[0] - 4 && x <= c[0] + bw + 4 && y >= c[1] - 4 && y <= c[1] + bh + 4) covered++;
+                        if (i > 0 && Double.isFinite(s.y()[i - 1])) { // the segment's midpoint too
+                            double x2 = px + (s.x()[i - 1] - xmin) / (xmax - xmin) * pw, y2 = py + ph - (s.y()[i - 1] - ymin) / (ymax - ymin) * ph;
+                            double mx = (x + x2) / 2, my = (y + y2) / 2;
+                            if (mx >= c[0] && mx <= c[0] + bw && my >= c[1] && my <= c[1] + bh) covered++;
+                        }
+                    }
+                }
+                if (covered < best) { best = covered; bx = c[0]; by = c[1]; }
+            }
             g.setColor(new Color(255, 255, 255, 225));
             g.fillRect(bx, by, bw, bh);
             g.setColor(Color.GRAY);

@@ -16,10 +16,12 @@ import java.util.Map;
 /**
  * A labelled grid of images drawn with java.awt (headless): a title, column labels on top, row labels on the left, and a
  * caption under each image. Small images are enlarged by an integer factor (nearest neighbour) to at least
- * {@link #MIN_CELL} pixels so that they can be compared by eye.
+ * {@link #MIN_CELL} pixels so that they can be compared by eye; images larger than {@link #MAX_CELL} are shrunk to it.
  */
 public final class ContactSheet {
     public static final int MIN_CELL = 128;
+    /** Images larger than this (either side) are drawn shrunk to it. */
+    public static final int MAX_CELL = 320;
     private static final int PAD = 8;
 
     /** One image with its caption; a null image draws an empty frame ("missing"). */
@@ -36,8 +38,16 @@ public final class ContactSheet {
         int iw = 0, ih = 0;
         for (List<Cell> row : cells) for (Cell c : row) if (c.image() != null) { iw = c.image().getWidth(); ih = c.image().getHeight(); }
         if (iw == 0) { iw = 64; ih = 64; }
-        int scale = Math.max(1, (MIN_CELL + Math.max(iw, ih) - 1) / Math.max(iw, ih));
-        int cw = iw * scale, ch = ih * scale;
+        int big = Math.max(iw, ih);
+        int cw, ch;
+        if (big > MAX_CELL) { // large images are shrunk (bilinear) so that a sheet stays viewable
+            cw = (int) Math.round((double) iw * MAX_CELL / big);
+            ch = (int) Math.round((double) ih * MAX_CELL / big);
+        } else {
+            int scale = Math.max(1, (MIN_CELL + big - 1) / big); // small ones are enlarged by an integer factor (nearest)
+            cw = iw * scale;
+            ch = ih * scale;
+        }
         Font font = new Font(Font.SANS_SERIF, Font.PLAIN, 12);
         Font bold = font.deriveFont(Font.BOLD, 13f);
         BufferedImage probe = new BufferedImage(1, 1, BufferedImage.TYPE_INT_RGB);
@@ -61,6 +71,8 @@ public final class ContactSheet {
         BufferedImage sheet = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = sheet.createGraphics();
         g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
+        g.setRenderingHint(RenderingHints.KEY_INTERPOLATION, big > MAX_CELL ? RenderingHints.VALUE_INTERPOLATION_BILINEAR
+                : RenderingHints.VALUE_INTERPOLATION_NEAREST_NEIGHBOR);
         g.setColor(Color.WHITE);
         g.fillRect(0, 0, width, height);
         g.setColor(Color.BLACK);

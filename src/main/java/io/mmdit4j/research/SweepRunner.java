@@ -155,16 +155,19 @@ public final class SweepRunner {
         return out;
     }
 
+    /** @param made reference images made or read so far (for SSIM), by cell id */
     private void runBatch(SweepModel model, List<SweepCell> batch, Map<String, BufferedImage> made, Runnable onForward) throws IOException {
         List<String> ids = batch.stream().map(c -> c.id(settings)).toList();
         NormControl norm = batch.stream().filter(c -> !c.isReference()).map(SweepCell::norm).findFirst().orElse(NormControl.NONE);
         ModulationStats stats = spec.stats() ? new ModulationStats(model, ids) : null;
         Tensor images = model.generate(batch, norm, stats, onForward);
+        Map<String, BufferedImage> mine = new HashMap<>();
         try {
             for (int i = 0; i < batch.size(); i++) {
                 BufferedImage img = PngImages.toRgb(images.select(0, i));
                 PngImages.write(imageFile(ids.get(i)), img, metadata(batch.get(i), ids.get(i), model.family()));
-                made.put(ids.get(i), img);
+                mine.put(ids.get(i), img);
+                if (batch.get(i).isReference()) made.put(ids.get(i), img); // only references are kept for later batches
             }
         } finally {
             Tensors.closeAll(List.of(images));
@@ -183,7 +186,8 @@ public final class SweepRunner {
             SweepCell c = batch.get(i);
             String refId = c.referenceCell().id(settings);
             BufferedImage ref = made.containsKey(refId) ? made.get(refId) : read(imageFile(refId));
-            double ssim = ref == null ? Double.NaN : Ssim.mean(made.get(ids.get(i)), ref);
+            if (ref != null) made.put(refId, ref);
+            double ssim = ref == null ? Double.NaN : Ssim.mean(mine.get(ids.get(i)), ref);
             List<Object> row = resultFields(c, ids.get(i), refId, ssim, batch.size());
             csv.append(Csv.line(row)).append('\n');
             ObjectNode o = JSON.createObjectNode();
@@ -329,8 +333,8 @@ public final class SweepRunner {
         boolean refColumn = !colsAxis.equals("prompt") && !colsAxis.equals("seed");
         int nr = spec.axisSize(rowsAxis), nc = spec.axisSize(colsAxis);
         List<Path> files = new ArrayList<>();
-        Map<String, BufferedImage> cache = new HashMap<>();
         for (Map.Entry<List<Integer>, Map<List<Integer>, SweepCell>> e : sheets.entrySet()) {
+            Map<String, BufferedImage> cache = new HashMap<>(); // one sheet's images at a time
             Map<List<Integer>, SweepCell> at = e.getValue();
             SweepCell any = at.values().iterator().next();
             StringBuilder name = new StringBuilder("sheet");

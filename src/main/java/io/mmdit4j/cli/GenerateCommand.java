@@ -77,6 +77,8 @@ final class GenerateCommand implements Callable<Integer> {
     List<String> mgLayers = new ArrayList<>();
     @Option(names = "--mg-steps", description = "step window per direction, e.g. 0-2 (repeatable; default all)")
     List<String> mgSteps = new ArrayList<>();
+    @Option(names = "--mg-norm", description = "norm control of guided vectors: none, keep-temb-norm (guided vector rescaled to ||temb||) or match-guided-norm (temb rescaled to ||temb_guided||) (default: none)")
+    String mgNorm;
     @Option(names = "--from", description = "repeat the generation recorded in this PNG (other options override it)")
     Path from;
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
@@ -124,6 +126,8 @@ final class GenerateCommand implements Callable<Integer> {
         long s0 = seed != null ? seed : recorded != null ? recorded.path("seed").asLong(0) : 0;
         DType compute = DType.parse(dtype != null ? dtype : recorded != null ? recorded.path("dtype").asText("fp32") : "fp32");
         List<FluxPipeline.Direction> directions = directions(recorded);
+        io.mmdit4j.guidance.NormControl norm = io.mmdit4j.guidance.NormControl.parse(
+                mgNorm != null ? mgNorm : recorded != null ? recorded.path("mg_norm").asText("none") : "none");
 
         if (out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png") && allPrompts.size() * perPrompt > 1) {
             throw new IllegalArgumentException("--out " + out + " names one file but " + allPrompts.size() * perPrompt + " images will be made; give a folder");
@@ -133,7 +137,7 @@ final class GenerateCommand implements Callable<Integer> {
         try (FluxPipeline pipe = Files.isRegularFile(path.resolve("model_index.json")) ? FluxPipeline.load(path, compute, DeviceSpec.parse(device))
                 : FluxPipeline.loadParts(path, require(vae, "--vae"), require(textEncoders, "--text-encoders"), compute, DeviceSpec.parse(device))) {
             System.err.printf(Locale.ROOT, "loaded %s in %.1f s%n", path, (System.nanoTime() - t0) / 1e9);
-            FluxPipeline.Request r = new FluxPipeline.Request(allPrompts, perPrompt, w, h, n, g, new long[] {s0}, maxSeq, directions, null);
+            FluxPipeline.Request r = new FluxPipeline.Request(allPrompts, perPrompt, w, h, n, g, new long[] {s0}, maxSeq, directions, null, norm);
             ProgressBar bar = new ProgressBar(System.console() != null);
             try (FluxPipeline.Result result = pipe.generate(r, bar)) {
                 bar.done();
@@ -161,6 +165,7 @@ final class GenerateCommand implements Callable<Integer> {
             m.put("seed", seed).put("width", r.width()).put("height", r.height()).put("steps", r.steps())
                     .put("guidance_scale", r.guidanceScale()).put("max_sequence_length", r.maxSequenceLength())
                     .put("images_per_prompt", 1).put("dtype", compute.torchName()).put("sampler", "flow_match_euler");
+            if (r.normControl() != io.mmdit4j.guidance.NormControl.NONE) m.put("mg_norm", r.normControl().text());
             ArrayNode mg = m.putArray("modulation_guidance");
             for (FluxPipeline.Direction d : r.guidance()) {
                 mg.addObject().put("label", d.label()).put("pos", d.pos()).put("neg", d.neg()).put("w", d.w())

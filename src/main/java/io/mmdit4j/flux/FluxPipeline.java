@@ -4,6 +4,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidanceTerm;
 import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.guidance.NormControl;
 import io.mmdit4j.guidance.StepWindow;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.nn.Rope;
@@ -55,8 +56,15 @@ public final class FluxPipeline implements AutoCloseable {
      * initial noise [B·n, 16, h, w] (unpacked) instead of seeds.
      */
     public record Request(List<String> prompts, int imagesPerPrompt, int width, int height, int steps, double guidanceScale,
-                          long[] seeds, int maxSequenceLength, List<Direction> guidance, Tensor latents) {
+                          long[] seeds, int maxSequenceLength, List<Direction> guidance, Tensor latents, NormControl normControl) {
+        /** Without norm control ({@link NormControl#NONE}). */
+        public Request(List<String> prompts, int imagesPerPrompt, int width, int height, int steps, double guidanceScale,
+                       long[] seeds, int maxSequenceLength, List<Direction> guidance, Tensor latents) {
+            this(prompts, imagesPerPrompt, width, height, steps, guidanceScale, seeds, maxSequenceLength, guidance, latents, NormControl.NONE);
+        }
+
         public Request {
+            if (normControl == null) normControl = NormControl.NONE;
             if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("at least one prompt is required");
             if (imagesPerPrompt < 1) throw new IllegalArgumentException("images per prompt must be >= 1");
             if (width < 16 || height < 16 || width % 16 != 0 || height % 16 != 0) {
@@ -197,7 +205,7 @@ public final class FluxPipeline implements AutoCloseable {
 
     /** The request's guidance directions as a plan (deltas computed once for the whole request). */
     public ModulationGuidance guidance(Request r) {
-        ModulationGuidance.Builder b = ModulationGuidance.builder();
+        ModulationGuidance.Builder b = ModulationGuidance.builder().normControl(r.normControl());
         for (Direction d : r.guidance()) {
             if (d.rowWeights() != null && d.rowWeights().length != r.batch()) {
                 throw new IllegalArgumentException("guidance '" + d.label() + "': " + d.rowWeights().length + " row weights for " + r.batch() + " images");

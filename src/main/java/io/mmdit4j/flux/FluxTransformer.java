@@ -323,6 +323,31 @@ public final class FluxTransformer implements AutoCloseable {
         }
     }
 
+    private static final String[] DOUBLE_CHUNKS = {"shift_msa", "scale_msa", "gate_msa", "shift_mlp", "scale_mlp", "gate_mlp"};
+    private static final String[] SINGLE_CHUNKS = {"shift", "scale", "gate"};
+
+    /**
+     * Hands {@code visitor} the adaLN modulation vectors every block computes from {@code cond} (what the blocks of a
+     * forward with this conditioning use): double blocks' image ({@code norm1}) and text ({@code norm1_context})
+     * streams, then single blocks. For statistics; call from a {@link ConditioningObserver} (inside the forward).
+     */
+    public void modulations(BlockConditioning cond, io.mmdit4j.guidance.ModulationVisitor visitor) {
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            for (int i = 0; i < transformer_blocks.size(); i++) {
+                FluxDoubleBlock b = transformer_blocks.get(i);
+                TensorVector img = b.norm1.modulation(cond.activated(i));
+                TensorVector txt = b.norm1_context.modulation(cond.activated(i));
+                for (int k = 0; k < DOUBLE_CHUNKS.length; k++) visitor.accept(i, "img", DOUBLE_CHUNKS[k], img.get(k));
+                for (int k = 0; k < DOUBLE_CHUNKS.length; k++) visitor.accept(i, "txt", DOUBLE_CHUNKS[k], txt.get(k));
+            }
+            for (int j = 0; j < single_transformer_blocks.size(); j++) {
+                int index = config.numLayers() + j;
+                TensorVector m = single_transformer_blocks.get(j).norm.modulation(cond.activated(index));
+                for (int k = 0; k < SINGLE_CHUNKS.length; k++) visitor.accept(index, "single", SINGLE_CHUNKS[k], m.get(k));
+            }
+        }
+    }
+
     @Override
     public void close() {
         Modules.closeAll(Arrays.asList(x_embedder, time_text_embed_timestep_embedder, time_text_embed_guidance_embedder,

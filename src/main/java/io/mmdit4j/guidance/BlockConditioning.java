@@ -15,8 +15,15 @@ public final class BlockConditioning {
     private final Tensor finalVector;
     private final Tensor finalActivated;
     private final int distinct;
+    private final Tensor[] offsets;
 
     BlockConditioning(Tensor temb, Tensor[] vectors, Tensor[] activated, Tensor finalVector, Tensor finalActivated, int distinct) {
+        this(temb, vectors, activated, finalVector, finalActivated, distinct, new Tensor[vectors.length]);
+    }
+
+    BlockConditioning(Tensor temb, Tensor[] vectors, Tensor[] activated, Tensor finalVector, Tensor finalActivated, int distinct,
+                      Tensor[] offsets) {
+        this.offsets = offsets;
         this.temb = temb;
         this.vectors = vectors;
         this.activated = activated;
@@ -42,6 +49,12 @@ public final class BlockConditioning {
     public Tensor finalVector() { return finalVector; }
 
     public Tensor finalActivated() { return finalActivated; }
+
+    /**
+     * The guidance offset {@code Σ w·f(index)·rowWeight·delta} [B, D] added to {@code temb} for block {@code index} (before any
+     * {@link NormControl}), or null when the block gets the plain vector.
+     */
+    public Tensor offset(int index) { return offsets[index]; }
 
     /** How many different vectors this forward uses (1 when unguided). */
     public int distinctVectors() { return distinct; }

@@ -26,16 +26,18 @@ import static org.bytedeco.pytorch.global.torch.silu;
  * <p>The plan owns the delta tensors given to its builder and releases them on {@link #close()}.
  */
 public final class ModulationGuidance implements AutoCloseable {
-    private static final ModulationGuidance NONE = new ModulationGuidance(List.of(), false);
+    private static final ModulationGuidance NONE = new ModulationGuidance(List.of(), false, NormControl.NONE);
 
     private final List<GuidanceTerm> terms;
     private final boolean guideFinalNorm;
+    private final NormControl normControl;
     private final Map<String, Tensor> offsets = new HashMap<>(); // per distinct coefficient set, see offset()
     private final Map<Integer, List<double[]>> factorsByBlocks = new java.util.concurrent.ConcurrentHashMap<>(); // per model depth
 
-    private ModulationGuidance(List<GuidanceTerm> terms, boolean guideFinalNorm) {
+    private ModulationGuidance(List<GuidanceTerm> terms, boolean guideFinalNorm, NormControl normControl) {
         this.terms = terms;
         this.guideFinalNorm = guideFinalNorm;
+        this.normControl = normControl;
     }
 
     /** No guidance: every block gets {@code temb}. */
@@ -53,6 +55,11 @@ public final class ModulationGuidance implements AutoCloseable {
 
     public boolean guideFinalNorm() {
         return guideFinalNorm;
+    }
+
+    /** How guided vectors are rescaled ({@link NormControl#NONE} unless the builder set it). */
+    public NormControl normControl() {
+        return normControl;
     }
 
     public boolean isEmpty() {
@@ -76,6 +83,7 @@ public final class ModulationGuidance implements AutoCloseable {
         if (terms.isEmpty()) return new BlockConditioning(temb, vectors, activated, temb, plainActivated, 1);
 
         Map<String, Tensor[]> byCoefficients = new HashMap<>();
+        Tensor[] offsets = new Tensor[numBlocks];
         for (int l = 0; l < numBlocks; l++) {
             double[][] coefficients = new double[terms.size()][];
             boolean any = false;
@@ -86,16 +94,18 @@ public final class ModulationGuidance implements AutoCloseable {
             if (!any) continue;
             String key = Tensors.dtype(temb) + Arrays.deepToString(coefficients);
             Tensor[] pair = byCoefficients.computeIfAbsent(key, k -> {
-                Tensor guided = temb.add(offset(k, coefficients, temb));
-                return new Tensor[] {guided, silu(guided)};
+                Tensor offset = offset(k, coefficients, temb);
+                Tensor guided = normControl.apply(temb, temb.add(offset));
+                return new Tensor[] {guided, silu(guided), offset};
             });
             vectors[l] = pair[0];
             activated[l] = pair[1];
+            offsets[l] = pair[2];
         }
         int last = numBlocks - 1;
         Tensor finalVector = guideFinalNorm && numBlocks > 0 ? vectors[last] : temb;
         Tensor finalActivated = guideFinalNorm && numBlocks > 0 ? activated[last] : plainActivated;
-        return new BlockConditioning(temb, vectors, activated, finalVector, finalActivated, 1 + byCoefficients.size());
+        return new BlockConditioning(temb, vectors, activated, finalVector, finalActivated, 1 + byCoefficients.size(), offsets);
     }
 
     /**
@@ -160,13 +170,15 @@ public final class ModulationGuidance implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "ModulationGuidance" + terms + (guideFinalNorm ? " +finalNorm" : "");
+        return "ModulationGuidance" + terms + (guideFinalNorm ? " +finalNorm" : "")
+                + (normControl == NormControl.NONE ? "" : " norm=" + normControl);
     }
 
     /** Collects guidance terms; {@link #build()} freezes them. */
     public static final class Builder {
         private final List<GuidanceTerm> terms = new ArrayList<>();
         private boolean guideFinalNorm;
+        private NormControl normControl = NormControl.NONE;
 
         /** Adds {@code w·delta} on the layers of {@code layers}, every step, every row. Takes ownership of {@code delta}. */
         public Builder term(Tensor delta, double w, LayerSchedule layers) {
@@ -185,8 +197,14 @@ public final class ModulationGuidance implements AutoCloseable {
             return this;
         }
 
+        /** Rescales every guided vector as {@code normControl} says (default {@link NormControl#NONE}). */
+        public Builder normControl(NormControl normControl) {
+            this.normControl = normControl == null ? NormControl.NONE : normControl;
+            return this;
+        }
+
         public ModulationGuidance build() {
-            return new ModulationGuidance(Collections.unmodifiableList(new ArrayList<>(terms)), guideFinalNorm);
+            return new ModulationGuidance(Collections.unmodifiableList(new ArrayList<>(terms)), guideFinalNorm, normControl);
         }
     }
 }

@@ -27,6 +27,11 @@ public final class AdaLayerNormZero implements AutoCloseable {
         return new AdaLayerNormZero(Linear.load(sd, prefix + ".linear", dim, 6 * dim, dtype), 1e-6);
     }
 
+    /** The six modulation vectors alone (statistics), 6 x [B, D] in the order of {@link Output}. */
+    public TensorVector modulation(Tensor activatedCond) {
+        return linear.forward(activatedCond).chunk(6, 1);
+    }
+
     public Output forward(Tensor x, Tensor activatedCond) { // x [B,S,D], activatedCond [B,D]
         TensorVector c = linear.forward(activatedCond).chunk(6, 1); // 6 x [B, D]
         Tensor normed = Ops.modulate(Ops.layerNorm(x, eps), c.get(0), c.get(1));

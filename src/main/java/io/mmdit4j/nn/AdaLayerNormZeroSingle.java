@@ -21,6 +21,11 @@ public final class AdaLayerNormZeroSingle implements AutoCloseable {
         return new AdaLayerNormZeroSingle(Linear.load(sd, prefix + ".linear", dim, 3 * dim, dtype), 1e-6);
     }
 
+    /** shift, scale and gate alone (statistics), 3 x [B, D]. */
+    public TensorVector modulation(Tensor activatedCond) {
+        return linear.forward(activatedCond).chunk(3, 1);
+    }
+
     public Output forward(Tensor x, Tensor activatedCond) { // x [B,S,D], activatedCond [B,D]
         TensorVector c = linear.forward(activatedCond).chunk(3, 1);
         Tensor normed = Ops.modulate(Ops.layerNorm(x, eps), c.get(0), c.get(1));

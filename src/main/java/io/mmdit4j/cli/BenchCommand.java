@@ -79,11 +79,38 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--mg-layers", defaultValue = "all", description = "layer schedule of the guided forward (default: ${DEFAULT-VALUE})")
     String layers;
 
+    @Option(names = "--pipeline", description = "time whole generations on a FLUX model folder (--model): text encoding, each denoising step, decode")
+    boolean pipeline;
+
+    @Option(names = "--size", defaultValue = "256x256", description = "--pipeline: image size WxH (default: ${DEFAULT-VALUE})")
+    String size;
+
+    @Option(names = "--steps", defaultValue = "4", description = "--pipeline: denoising steps (default: ${DEFAULT-VALUE})")
+    int steps;
+
+    @Option(names = "--prompt", defaultValue = "a lighthouse on a cliff at dusk, oil painting", description = "--pipeline: the prompt")
+    String prompt;
+
     @Override
     public Integer call() throws IOException {
         if (threads != null) Torch.setThreads(threads);
         if ((model == null) == (randomConfig == null)) throw new IllegalArgumentException("give exactly one of --model and --random");
         if (reps < 1 || warmup < 0) throw new IllegalArgumentException("--reps must be >= 1 and --warmup >= 0");
+        if (pipeline) {
+            if (model == null) throw new IllegalArgumentException("--pipeline needs --model (a FLUX model folder or descriptor name)");
+            if (steps < 1 || batch < 1) throw new IllegalArgumentException("--steps and --batch must be >= 1");
+            String[] wh = size.toLowerCase(java.util.Locale.ROOT).split("x");
+            int width, height;
+            try {
+                width = Integer.parseInt(wh[0].trim());
+                height = Integer.parseInt(wh[1].trim());
+            } catch (RuntimeException e) {
+                throw new IllegalArgumentException("--size " + size + ": expected WxH, e.g. 256x256");
+            }
+            PipelineBench.run(new PipelineBench.Settings(model, width, height, steps, batch, text, DType.parse(dtype), warmup, reps, w,
+                    LayerSchedule.parse(layers), prompt));
+            return 0;
+        }
         if (batch < 1 || text < 1) throw new IllegalArgumentException("--batch and --text must be >= 1");
         int[] grid = ForwardCommand.parseGrid(latent);
         DType compute = DType.parse(dtype);

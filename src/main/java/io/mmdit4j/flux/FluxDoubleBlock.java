@@ -8,6 +8,7 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Ops;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -55,15 +56,19 @@ final class FluxDoubleBlock implements AutoCloseable {
     Output forward(Tensor x, Tensor ctx, Tensor cond, Rope rope) {
         AdaLayerNormZero.Output m = norm1.forward(x, cond);
         AdaLayerNormZero.Output cm = norm1_context.forward(ctx, cond);
-        JointAttention.Output a = attn.forward(m.normed(), cm.normed(), rope);
+        // attention and MLP internals die in their own scopes: a block's peak is the larger of the two
+        Tensor[] a = Scopes.localAll(() -> {
+            JointAttention.Output o = attn.forward(m.normed(), cm.normed(), rope);
+            return new Tensor[] {o.image(), o.text()};
+        });
 
-        x = Ops.gatedResidual(x, m.gateMsa(), a.image());                              // [B,N,D]
-        Tensor xn = Ops.modulate(Ops.layerNorm(x, 1e-6), m.shiftMlp(), m.scaleMlp());
-        x = Ops.gatedResidual(x, m.gateMlp(), ff.forward(xn));
+        Tensor xa = Ops.gatedResidual(x, m.gateMsa(), a[0]);                             // [B,N,D]
+        x = Scopes.local(() -> Ops.gatedResidual(xa, m.gateMlp(),
+                ff.forward(Ops.modulate(Ops.layerNorm(xa, 1e-6), m.shiftMlp(), m.scaleMlp()))));
 
-        ctx = Ops.gatedResidual(ctx, cm.gateMsa(), a.text());                          // [B,T,D]
-        Tensor cn = Ops.modulate(Ops.layerNorm(ctx, 1e-6), cm.shiftMlp(), cm.scaleMlp());
-        ctx = Ops.gatedResidual(ctx, cm.gateMlp(), ff_context.forward(cn));
+        Tensor ca = Ops.gatedResidual(ctx, cm.gateMsa(), a[1]);                          // [B,T,D]
+        ctx = Scopes.local(() -> Ops.gatedResidual(ca, cm.gateMlp(),
+                ff_context.forward(Ops.modulate(Ops.layerNorm(ca, 1e-6), cm.shiftMlp(), cm.scaleMlp()))));
         if (Tensors.dtype(ctx) == DType.F16) ctx = ctx.clamp(Fp16.MIN, Fp16.MAX);
         return new Output(x, ctx);
     }

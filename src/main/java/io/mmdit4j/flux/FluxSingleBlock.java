@@ -7,6 +7,7 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.nn.SelfAttention;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
@@ -41,10 +42,12 @@ final class FluxSingleBlock implements AutoCloseable {
     /** @param h [B, T+N, D] text then image tokens; @param cond SiLU of this block's conditioning [B, D] */
     Tensor forward(Tensor h, Tensor cond, Rope rope) {
         AdaLayerNormZeroSingle.Output m = norm.forward(h, cond);
-        Tensor mlp = gelu(proj_mlp.forward(m.normed()), "tanh");            // [B,S,mlp]
-        Tensor att = attn.forward(m.normed(), rope);                        // [B,S,D]
-        Tensor joined = cat(new TensorVector(att, mlp), 2);                 // [B,S,D+mlp]: attention first
-        Tensor out = h.add(m.gate().unsqueeze(1).mul(proj_out.forward(joined)));
+        Tensor att = Scopes.local(() -> attn.forward(m.normed(), rope));                    // [B,S,D]
+        Tensor projected = Scopes.local(() -> {
+            Tensor mlp = gelu(proj_mlp.forward(m.normed()), "tanh");                           // [B,S,mlp]
+            return proj_out.forward(cat(new TensorVector(att, mlp), 2));                       // [B,S,D+mlp] -> [B,S,D]
+        });
+        Tensor out = h.add(m.gate().unsqueeze(1).mul(projected));
         if (Tensors.dtype(out) == DType.F16) out = out.clamp(Fp16.MIN, Fp16.MAX);
         return out;
     }

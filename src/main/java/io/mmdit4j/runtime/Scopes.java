@@ -33,6 +33,25 @@ public final class Scopes {
     }
 
     /**
+     * Runs {@code body} in its own scope and returns its result as if it had been computed in the caller's
+     * scope: a module's internals (q/k/v, MLP hidden states) die before the module returns.
+     */
+    public static Tensor local(Supplier<Tensor> body) {
+        return adopt(owned(body));
+    }
+
+    /** {@link #local} for a module with several outputs (null entries allowed). */
+    public static Tensor[] localAll(Supplier<Tensor[]> body) {
+        Tensor[] out;
+        try (PointerScope scope = new PointerScope()) {
+            out = body.get().clone();
+            for (Tensor t : out) if (t != null) Tensors.keep(t);
+        }
+        for (Tensor t : out) if (t != null) adopt(t);
+        return out;
+    }
+
+    /**
      * Gives an owned tensor to the innermost open scope (it then dies with that scope, like any op result
      * there); without an open scope the caller keeps owning it.
      */

@@ -21,6 +21,7 @@ public final class GoldenRunner {
             Map.entry("flux_transformer", new FluxTransformerCases()),
             Map.entry("flux_pipeline", new FluxPipelineCases()),
             Map.entry("sd3_transformer", new Sd3TransformerCases()),
+            Map.entry("lora", new LoraCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
             Map.entry("t5_encoder", TextEncoderCases.T5),
             Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),

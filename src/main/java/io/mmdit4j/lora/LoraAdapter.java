@@ -255,13 +255,13 @@ public final class LoraAdapter implements AutoCloseable {
             throw new ModelFormatException(origin + ": none of its " + modules.size() + " LoRA module(s) targets a Linear of the " + t.model
                     + " (is it a LoRA for another model?); its keys" + listed(unmatched));
         }
+        List<Target> targets = new ArrayList<>(byLinear.values());
+        for (Target target : targets) validate(target);
         if (!unmatched.isEmpty()) {
             String msg = origin + ": " + unmatched.size() + " LoRA key(s) target nothing in the " + t.model;
             if (strict) throw new ModelFormatException(msg + listed(unmatched));
             System.err.println("mmdit4j: warning: " + msg + " and are ignored (first: '" + unmatched.get(0) + "')");
         }
-        List<Target> targets = new ArrayList<>(byLinear.values());
-        for (Target target : targets) validate(target);
 
         Applied previous = applied.get(model);
         if (previous != null) {

@@ -46,7 +46,8 @@ final class Sd3Inspect {
         }
         ModelDescriptor d = ModelRegistry.standard().descriptor(config);
         if (d != null && d.family().equals("sd3")) {
-            Sd3Config c = Sd3Config.named(d.source().path("config").asText(d.name()));
+            Sd3Config c = Sd3Config.named(d.name());
+            if (c == null) c = d.variant().equals("large") ? Sd3Config.sd35Large() : d.variant().equals("medium") ? Sd3Config.sd35Medium() : null;
             if (c == null) throw new IllegalArgumentException("--config " + config + ": descriptor " + d.file() + " names no known SD3 configuration");
             return c;
         }

@@ -48,7 +48,7 @@ final class Sd3PatchEmbed implements AutoCloseable {
     /** {@code [B, C, H, W] -> [B, (H/p)(W/p), D]}, row-major patches, positional table added. */
     Tensor forward(Tensor x) {
         long bsz = x.size(0), ch = x.size(1), h = x.size(2) / patch, w = x.size(3) / patch;
-        Tensor patches = x.view(bsz, ch, h, patch, w, patch).permute(0, 2, 4, 1, 3, 5).reshape(bsz, h * w, ch * patch * patch);
+        Tensor patches = x.reshape(bsz, ch, h, patch, w, patch).permute(0, 2, 4, 1, 3, 5).reshape(bsz, h * w, ch * patch * patch);
         Tensor tokens = proj.forward(patches);                                                       // [B, N, D]
         long top = (maxSize - h) / 2, left = (maxSize - w) / 2;
         Tensor pos = pos_embed.view(maxSize, maxSize, -1).narrow(0, top, h).narrow(1, left, w).reshape(1, h * w, -1);

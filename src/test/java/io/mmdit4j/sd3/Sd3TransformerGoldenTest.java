@@ -116,6 +116,29 @@ class Sd3TransformerGoldenTest {
     }
 
     @Test
+    void bf16ComputeStaysCloseToTheFp32Reference() {
+        // no bf16 SD3 golden exists: the bf16 path (fp32 timestep sinusoid and positional table, bf16 everything else)
+        // must stay within bf16 rounding of the fp32 reference output
+        GoldenCase c = GoldenCase.load(caseDir("sd35m_modg_w3_s1"));
+        try (Sd3Transformer m = Sd3Transformer.load(model("sd35m"), DType.BF16);
+             SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope();
+             io.mmdit4j.guidance.ModulationGuidance g = io.mmdit4j.guidance.ModulationGuidance.builder()
+                     .term(m.guidanceDelta(in.load("pooled_pos"), in.load("pooled_neg")), 3.0, io.mmdit4j.guidance.LayerSchedule.from(1)).build()) {
+            Tensor sample = m.forward(in.load("hidden_states"), in.load("encoder_hidden_states"), in.load("pooled_projections"),
+                    in.load("timestep"), g, 0);
+            assertEquals(DType.BF16, Tensors.dtype(sample));
+            float[] a = Tensors.toFloats(sample), e = Tensors.toFloats(out.load("sample"));
+            double maxErr = 0, maxRef = 0;
+            for (int i = 0; i < a.length; i++) {
+                maxErr = Math.max(maxErr, Math.abs(a[i] - e[i]));
+                maxRef = Math.max(maxRef, Math.abs(e[i]));
+            }
+            assertTrue(maxErr < 0.03 * maxRef, "bf16 max error " + maxErr + " vs output scale " + maxRef);
+            sample.close();
+        }
+    }
+
+    @Test
     void releasedConfigsMatchModelSpec() {
         Sd3Config l = Sd3Config.sd35Large(), m = Sd3Config.sd35Medium(), s = Sd3Config.sd3Medium();
         assertEquals(2432, l.innerDim());

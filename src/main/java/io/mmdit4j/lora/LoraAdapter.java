@@ -266,6 +266,7 @@ public final class LoraAdapter implements AutoCloseable {
         Applied previous = applied.get(model);
         if (previous != null) {
             requireOnTop(previous, "rescale");
+            targets = previous.targets; // the same Linears in the same order as the kept originals
             List<Tensor> merged = mergeAll(targets, previous.previous, scale);
             for (int i = 0; i < targets.size(); i++) {
                 Native.release(targets.get(i).linear().replaceWeight(merged.get(i))); // drops our previous merge

@@ -9,6 +9,7 @@ import io.mmdit4j.io.SafetensorsWriter;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.sd3.Sd3Transformer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.AfterAll;
@@ -173,6 +174,26 @@ class LoraAdapterTest {
         }
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> LoraAdapter.read(half));
         assertTrue(e.getMessage().contains("has no up (lora_B / lora_up) matrix"), e.getMessage());
+    }
+
+    @Test
+    void sd3InBf16MergesIntoBf16WeightsAndUnloadsExactly() {
+        Path caseDir = GoldenData.root().resolve("lora/cases/sd3_peft_scale1");
+        try (Sd3Transformer model = Sd3Transformer.load(GoldenData.root().resolve("sd3_transformer/models/sd35m/transformer"), DType.BF16);
+             LoraAdapter lora = LoraAdapter.read(LORAS.resolve("sd3_peft_r4.safetensors"));
+             SafetensorsFile in = SafetensorsFile.open(caseDir.resolve("inputs.safetensors")); PointerScope scope = new PointerScope()) {
+            Tensor h = in.load("hidden_states"), t = in.load("encoder_hidden_states"), p = in.load("pooled_projections"), ts = in.load("timestep");
+            Tensor plain = model.forward(h, t, p, ts);
+            Tensor before = model.linears().get("transformer_blocks.0.attn2.to_q").weight();
+            LoraReport r = lora.applyTo(model, 1.0, true);
+            assertEquals(45, r.targets().size());
+            Tensor merged = model.linears().get("transformer_blocks.0.attn2.to_q").weight();
+            assertEquals(DType.BF16, Tensors.dtype(merged));
+            assertFalse(equal(plain, model.forward(h, t, p, ts)));
+            assertTrue(lora.removeFrom(model));
+            assertSame(before, model.linears().get("transformer_blocks.0.attn2.to_q").weight());
+            assertTrue(equal(plain, model.forward(h, t, p, ts)), "bit-identical after unloading");
+        }
     }
 
     private static Map<String, Tensor> weights(FluxTransformer model) {

@@ -68,8 +68,10 @@ class LoraAdapterTest {
             Tensor merged = model.forward(inputs);
             assertFalse(equal(plain, merged), "the LoRA changes the output");
             assertEquals(1.0, lora.scaleIn(model));
+            Tensor mergedWeight = model.linears().get("transformer_blocks.0.attn.to_q").weight();
 
             assertTrue(lora.removeFrom(model));
+            assertTrue(mergedWeight.isNull(), "the merged weight is freed on unloading");
             assertFalse(lora.removeFrom(model), "removing twice is a no-op");
             weights(model).forEach((k, w) -> assertSame(before.get(k), w, k + " is the original tensor again"));
             assertTrue(equal(plain, model.forward(inputs)), "unmerged output is bit-identical");
@@ -81,7 +83,9 @@ class LoraAdapterTest {
         try (FluxTransformer a = FluxTransformer.load(MODEL, DType.F32); FluxTransformer b = FluxTransformer.load(MODEL, DType.F32);
              LoraAdapter lora = LoraAdapter.read(LORAS.resolve("flux_peft_r4.safetensors")); PointerScope scope = new PointerScope()) {
             lora.applyTo(a, 1.0, true);
+            Tensor first = a.linears().get("proj_out").weight();
             lora.applyTo(a, 0.5, true); // rescale in place
+            assertTrue(first.isNull(), "the merge at the old scale is freed");
             lora.applyTo(b, 0.5, true);
             assertEquals(0.5, lora.scaleIn(a));
             Map<String, Tensor> wa = weights(a), wb = weights(b);
@@ -105,6 +109,20 @@ class LoraAdapterTest {
             assertTrue(equal(one, model.forward(inputs)), "removing the top LoRA restores the one below exactly");
             assertTrue(peft.removeFrom(model));
             assertTrue(equal(plain, model.forward(inputs)));
+        }
+    }
+
+    @Test
+    void closingAnAppliedAdapterKeepsItsMergeAndFreesTheOriginals() {
+        try (FluxTransformer model = FluxTransformer.load(MODEL, DType.F32); PointerScope scope = new PointerScope()) {
+            Tensor original = model.linears().get("proj_out").weight();
+            LoraAdapter lora = LoraAdapter.read(LORAS.resolve("flux_peft_r4.safetensors"));
+            lora.applyTo(model, 1.0, true);
+            Tensor merged = model.forward(inputs);
+            lora.close();
+            assertTrue(original.isNull(), "the kept original is released with the adapter");
+            assertTrue(equal(merged, model.forward(inputs)), "the merge stays in the model");
+            assertThrows(IllegalStateException.class, () -> lora.removeFrom(model));
         }
     }
 

@@ -81,6 +81,9 @@ final class GenerateCommand implements Callable<Integer> {
     String mgNorm;
     @Option(names = "--from", description = "repeat the generation recorded in this PNG (other options override it)")
     Path from;
+    @picocli.CommandLine.Mixin
+    LoraOptions lora = new LoraOptions();
+
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
     Integer threads;
     @Option(names = "--negative-prompt", description = "SD3: negative prompt for classifier-free guidance (one, or one per prompt; default \"\")")
@@ -128,6 +131,8 @@ final class GenerateCommand implements Callable<Integer> {
         List<FluxPipeline.Direction> directions = directions(recorded);
         io.mmdit4j.guidance.NormControl norm = io.mmdit4j.guidance.NormControl.parse(
                 mgNorm != null ? mgNorm : recorded != null ? recorded.path("mg_norm").asText("none") : "none");
+        loras = lora.resolve(recorded);
+        loraStrict = lora.strict(recorded);
 
         if (out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png") && allPrompts.size() * perPrompt > 1) {
             throw new IllegalArgumentException("--out " + out + " names one file but " + allPrompts.size() * perPrompt + " images will be made; give a folder");
@@ -135,7 +140,8 @@ final class GenerateCommand implements Callable<Integer> {
         checkWritable(out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png") ? out.toAbsolutePath().getParent() : out);
         long t0 = System.nanoTime();
         try (FluxPipeline pipe = Files.isRegularFile(path.resolve("model_index.json")) ? FluxPipeline.load(path, compute, DeviceSpec.parse(device))
-                : FluxPipeline.loadParts(path, require(vae, "--vae"), require(textEncoders, "--text-encoders"), compute, DeviceSpec.parse(device))) {
+                : FluxPipeline.loadParts(path, require(vae, "--vae"), require(textEncoders, "--text-encoders"), compute, DeviceSpec.parse(device));
+             LoraAdapters adapters = new LoraAdapters(LoraOptions.apply(loras, pipe.transformer(), loraStrict))) {
             System.err.printf(Locale.ROOT, "loaded %s in %.1f s%n", path, (System.nanoTime() - t0) / 1e9);
             FluxPipeline.Request r = new FluxPipeline.Request(allPrompts, perPrompt, w, h, n, g, new long[] {s0}, maxSeq, directions, null, norm);
             ProgressBar bar = new ProgressBar(System.console() != null);
@@ -166,6 +172,7 @@ final class GenerateCommand implements Callable<Integer> {
                     .put("guidance_scale", r.guidanceScale()).put("max_sequence_length", r.maxSequenceLength())
                     .put("images_per_prompt", 1).put("dtype", compute.torchName()).put("sampler", "flow_match_euler");
             if (r.normControl() != io.mmdit4j.guidance.NormControl.NONE) m.put("mg_norm", r.normControl().text());
+            LoraOptions.record(m, loras, loraStrict);
             ArrayNode mg = m.putArray("modulation_guidance");
             for (FluxPipeline.Direction d : r.guidance()) {
                 mg.addObject().put("label", d.label()).put("pos", d.pos()).put("neg", d.neg()).put("w", d.w())
@@ -180,6 +187,17 @@ final class GenerateCommand implements Callable<Integer> {
             files.add(f);
         }
         return files;
+    }
+
+    private List<LoraOptions.Spec> loras = List.of();
+    private boolean loraStrict;
+
+    /** Closes the merged LoRAs (their merges stay until the pipeline closes right after). */
+    private record LoraAdapters(List<io.mmdit4j.lora.LoraAdapter> list) implements AutoCloseable {
+        @Override
+        public void close() {
+            list.forEach(io.mmdit4j.lora.LoraAdapter::close);
+        }
     }
 
     private List<FluxPipeline.Direction> directions(JsonNode recorded) {

@@ -127,6 +127,81 @@ public final class FluxKeyMap {
         }
     }
 
+    /** Rows {@code [from, from+rows)} of a BFL Linear's output that are rows {@code [to, to+rows)} of the diffusers Linear {@code module}. */
+    public record RowSlice(String module, long from, long rows, long to) {}
+
+    /**
+     * Where the output rows of the BFL Linear {@code bflModule} (a name without {@code .weight}, e.g.
+     * {@code double_blocks.0.img_attn.qkv}, optionally with the ComfyUI prefix) live in the diffusers model: fused
+     * {@code qkv} in thirds, single-block {@code linear1} as {@code dim, dim, dim, rows - 3·dim}, the final modulation
+     * with its halves swapped, everything else whole. Empty when the name is not a BFL Linear. Used to map weight deltas
+     * (LoRA) of BFL layers onto the split diffusers Linears exactly as {@link #fromBfl} splits the weights.
+     */
+    public static java.util.List<RowSlice> linearRows(String bflModule, long rows, long dim) {
+        String k = bflModule.startsWith(COMFY_PREFIX) ? bflModule.substring(COMFY_PREFIX.length()) : bflModule;
+        Matcher d = DOUBLE.matcher(k);
+        Matcher s = SINGLE.matcher(k);
+        if (d.matches()) {
+            String p = "transformer_blocks." + d.group(1) + ".";
+            String rest = d.group(2);
+            if (rest.equals("img_attn.qkv") || rest.equals("txt_attn.qkv")) {
+                if (rows % 3 != 0) throw new ModelFormatException("'" + bflModule + "' has " + rows + " output rows, expected a multiple of 3 (q, k, v)");
+                String[] t = rest.startsWith("img") ? new String[] {"attn.to_q", "attn.to_k", "attn.to_v"}
+                        : new String[] {"attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"};
+                return slices(p, t, new long[] {rows / 3, rows / 3, rows / 3});
+            }
+            return whole(p, rest, DOUBLE_RENAMES, rows);
+        }
+        if (s.matches()) {
+            String p = "single_transformer_blocks." + s.group(1) + ".";
+            if (s.group(2).equals("linear1")) {
+                if (rows <= 3 * dim) {
+                    throw new ModelFormatException("'" + bflModule + "' has " + rows + " output rows, expected 3 x " + dim + " (q, k, v) plus the MLP width");
+                }
+                return slices(p, new String[] {"attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"}, new long[] {dim, dim, dim, rows - 3 * dim});
+            }
+            return whole(p, s.group(2), SINGLE_RENAMES, rows);
+        }
+        if (k.equals("final_layer.adaLN_modulation.1")) {
+            long half = rows / 2;
+            return java.util.List.of(new RowSlice("norm_out.linear", 0, half, half), new RowSlice("norm_out.linear", half, half, 0));
+        }
+        return whole("", k, RENAMES, rows);
+    }
+
+    /** The BFL names of every Linear of a model with configuration {@code c} (without {@code .weight}). */
+    public static java.util.List<String> bflLinears(FluxConfig c) {
+        java.util.List<String> out = new java.util.ArrayList<>(java.util.List.of("img_in", "txt_in", "time_in.in_layer", "time_in.out_layer",
+                "vector_in.in_layer", "vector_in.out_layer"));
+        if (c.guidanceEmbeds()) out.addAll(java.util.List.of("guidance_in.in_layer", "guidance_in.out_layer"));
+        for (int i = 0; i < c.numLayers(); i++) {
+            for (String stream : new String[] {"img", "txt"}) {
+                for (String m : new String[] {"_mod.lin", "_attn.qkv", "_attn.proj", "_mlp.0", "_mlp.2"}) out.add("double_blocks." + i + "." + stream + m);
+            }
+        }
+        for (int i = 0; i < c.numSingleLayers(); i++) {
+            for (String m : new String[] {"linear1", "linear2", "modulation.lin"}) out.add("single_blocks." + i + "." + m);
+        }
+        out.addAll(java.util.List.of("final_layer.linear", "final_layer.adaLN_modulation.1"));
+        return out;
+    }
+
+    private static java.util.List<RowSlice> slices(String prefix, String[] targets, long[] sizes) {
+        java.util.List<RowSlice> out = new java.util.ArrayList<>();
+        long offset = 0;
+        for (int j = 0; j < targets.length; j++) {
+            out.add(new RowSlice(prefix + targets[j], offset, sizes[j], 0));
+            offset += sizes[j];
+        }
+        return out;
+    }
+
+    private static java.util.List<RowSlice> whole(String prefix, String rest, String[][] table, long rows) {
+        String renamed = rename(rest + ".", table);
+        if (renamed.equals(rest + ".") || !renamed.endsWith(".")) return java.util.List.of();
+        return java.util.List.of(new RowSlice(prefix + renamed.substring(0, renamed.length() - 1), 0, rows, 0));
+    }
+
     private static long[] thirds(String key, Entry e) {
         long rows = e.shape()[0];
         if (rows % 3 != 0) throw new ModelFormatException("tensor '" + key + "' has " + rows + " rows, expected a multiple of 3 (q, k, v)");

@@ -348,6 +348,31 @@ public final class FluxTransformer implements AutoCloseable {
         }
     }
 
+    /**
+     * Every Linear of the model under its diffusers name (also when loaded from a BFL file, whose fused layers are split
+     * at load time), in checkpoint order. Their weights can be swapped ({@link Linear#replaceWeight}), e.g. to merge a LoRA.
+     */
+    public java.util.Map<String, Linear> linears() {
+        io.mmdit4j.nn.NamedLinears n = new io.mmdit4j.nn.NamedLinears()
+                .add("x_embedder", x_embedder)
+                .add("time_text_embed.timestep_embedder", time_text_embed_timestep_embedder)
+                .add("time_text_embed.guidance_embedder", time_text_embed_guidance_embedder)
+                .add("time_text_embed.text_embedder", time_text_embed_text_embedder)
+                .add("context_embedder", context_embedder);
+        for (int i = 0; i < transformer_blocks.size(); i++) {
+            FluxDoubleBlock b = transformer_blocks.get(i);
+            String p = "transformer_blocks." + i + ".";
+            n.add(p + "norm1", b.norm1).add(p + "norm1_context", b.norm1_context).add(p + "attn", b.attn)
+                    .add(p + "ff", b.ff).add(p + "ff_context", b.ff_context);
+        }
+        for (int i = 0; i < single_transformer_blocks.size(); i++) {
+            FluxSingleBlock b = single_transformer_blocks.get(i);
+            String p = "single_transformer_blocks." + i + ".";
+            n.add(p + "norm", b.norm).add(p + "proj_mlp", b.proj_mlp).add(p + "attn", b.attn).add(p + "proj_out", b.proj_out);
+        }
+        return n.add("norm_out", norm_out).add("proj_out", proj_out).map();
+    }
+
     @Override
     public void close() {
         Modules.closeAll(Arrays.asList(x_embedder, time_text_embed_timestep_embedder, time_text_embed_guidance_embedder,

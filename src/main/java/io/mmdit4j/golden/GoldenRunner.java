@@ -23,6 +23,7 @@ public final class GoldenRunner {
             Map.entry("sd3_transformer", new Sd3TransformerCases()),
             Map.entry("sd3_pipeline", new Sd3PipelineCases()),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
+            Map.entry("lora", new LoraCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
             Map.entry("t5_encoder", TextEncoderCases.T5),
             Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),

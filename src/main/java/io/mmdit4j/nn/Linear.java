@@ -2,6 +2,7 @@ package io.mmdit4j.nn;
 
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.OpCounter;
 import org.bytedeco.pytorch.Tensor;
@@ -11,7 +12,7 @@ import static org.bytedeco.pytorch.global.torch.linear;
 
 /** {@code y = x·Wᵀ + b}, weight {@code [out, in]} as checkpoints store it. */
 public final class Linear implements AutoCloseable {
-    final Tensor weight; // [out, in]
+    Tensor weight; // [out, in]; replaced only through replaceWeight (LoRA merging)
     final Tensor bias;   // [out] or null
     private final TensorOptional biasOption;
     private final long in;
@@ -47,6 +48,27 @@ public final class Linear implements AutoCloseable {
             }
         }
         return linear(x, weight, biasOption);
+    }
+
+    /**
+     * Installs {@code w} (same shape, dtype and device as the current weight; now owned by this Linear) and returns the
+     * previous weight, whose ownership passes to the caller. Used to merge adapters (LoRA) without reloading the model;
+     * not to be called while a forward that uses this Linear is running.
+     */
+    public Tensor replaceWeight(Tensor w) {
+        if (w == null || w.isNull()) throw new IllegalArgumentException("replacement weight is null");
+        if (w.dim() != 2 || w.size(0) != out || w.size(1) != in) {
+            throw new IllegalArgumentException("replacement weight has shape " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(w))
+                    + ", expected [" + out + ", " + in + "]");
+        }
+        DeviceSpec now = DeviceSpec.of(weight), next = DeviceSpec.of(w);
+        if (DType.of(w.scalar_type()) != DType.of(weight.scalar_type()) || !now.equals(next)) {
+            throw new IllegalArgumentException("replacement weight is " + DType.of(w.scalar_type()) + " on " + next
+                    + ", expected " + DType.of(weight.scalar_type()) + " on " + now);
+        }
+        Tensor old = weight;
+        weight = w;
+        return old;
     }
 
     public long inFeatures() { return in; }

@@ -311,6 +311,28 @@ public final class Sd3Transformer implements AutoCloseable {
         return b;
     }
 
+    /**
+     * Every Linear of the model under its diffusers name (also when loaded from an original single file), in checkpoint
+     * order. Their weights can be swapped ({@link Linear#replaceWeight}), e.g. to merge a LoRA.
+     */
+    public Map<String, Linear> linears() {
+        io.mmdit4j.nn.NamedLinears n = new io.mmdit4j.nn.NamedLinears()
+                .add("time_text_embed.timestep_embedder", time_text_embed_timestep_embedder)
+                .add("time_text_embed.text_embedder", time_text_embed_text_embedder)
+                .add("context_embedder", context_embedder);
+        for (int i = 0; i < transformer_blocks.size(); i++) {
+            Sd3JointBlock b = transformer_blocks.get(i);
+            String p = "transformer_blocks." + i + ".";
+            n.add(p + "norm1", b.norm1).add(p + "norm1", b.norm1X).add(p + "norm1_context", b.norm1_context)
+                    .add(p + "norm1_context", b.norm1ContextLast).add(p + "attn", b.attn).add(p + "ff", b.ff).add(p + "ff_context", b.ff_context);
+            if (b.attn2 != null) {
+                n.add(p + "attn2.to_q", b.attn2.to_q).add(p + "attn2.to_k", b.attn2.to_k).add(p + "attn2.to_v", b.attn2.to_v)
+                        .add(p + "attn2.to_out.0", b.attn2.to_out_0);
+            }
+        }
+        return n.add("norm_out", norm_out).add("proj_out", proj_out).map();
+    }
+
     @Override
     public void close() {
         Modules.closeAll(Arrays.asList(pos_embed, time_text_embed_timestep_embedder, time_text_embed_text_embedder, context_embedder,

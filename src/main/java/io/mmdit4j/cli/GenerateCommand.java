@@ -127,7 +127,7 @@ final class GenerateCommand implements Callable<Integer> {
         double g = guidanceScale != null ? guidanceScale : recorded != null ? recorded.path("guidance_scale").asDouble(3.5)
                 : defaults.path("guidance_scale").isNumber() ? defaults.get("guidance_scale").asDouble() : 3.5;
         long s0 = seed != null ? seed : recorded != null ? recorded.path("seed").asLong(0) : 0;
-        DType compute = DType.parse(dtype != null ? dtype : recorded != null ? recorded.path("dtype").asText("fp32") : "fp32");
+        DType compute = DType.parse(dtype != null ? dtype : recorded != null ? recorded.path("dtype").asText("fp32") : defaults.path("dtype").asText("fp32"));
         List<FluxPipeline.Direction> directions = directions(recorded);
         io.mmdit4j.guidance.NormControl norm = io.mmdit4j.guidance.NormControl.parse(
                 mgNorm != null ? mgNorm : recorded != null ? recorded.path("mg_norm").asText("none") : "none");
@@ -193,7 +193,7 @@ final class GenerateCommand implements Callable<Integer> {
     private boolean loraStrict;
 
     /** Closes the merged LoRAs (their merges stay until the pipeline closes right after). */
-    private record LoraAdapters(List<io.mmdit4j.lora.LoraAdapter> list) implements AutoCloseable {
+    record LoraAdapters(List<io.mmdit4j.lora.LoraAdapter> list) implements AutoCloseable {
         @Override
         public void close() {
             list.forEach(io.mmdit4j.lora.LoraAdapter::close);

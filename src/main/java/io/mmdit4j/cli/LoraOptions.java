@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.sd3.Sd3Transformer;
 import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
 import picocli.CommandLine.Option;
@@ -62,14 +63,44 @@ final class LoraOptions {
         return new Spec(Path.of(spec), 1.0);
     }
 
+    /**
+     * The LoRA a model descriptor brings ({@code defaults.lora}: {@code file} relative to MMDIT_MODELS or absolute,
+     * {@code scale}, {@code hf_repo}), used when neither {@code --lora} nor a recorded image names any.
+     */
+    static List<Spec> fromDescriptor(JsonNode defaults, Path modelsRoot) {
+        JsonNode l = defaults.path("lora");
+        if (!l.isObject()) return List.of();
+        Path file = Path.of(l.path("file").asText(""));
+        if (!file.isAbsolute()) {
+            if (modelsRoot == null) {
+                throw new IllegalArgumentException("this model needs the LoRA " + l.path("hf_repo").asText(file.toString()) + ": download it and set "
+                        + "MMDIT_MODELS to the folder holding '" + file + "' (MMDIT_MODELS is not set), or give --lora FILE");
+            }
+            file = modelsRoot.resolve(file);
+        }
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException("this model needs the LoRA " + l.path("hf_repo").asText("") + " at " + file
+                    + ": no such file (download it there, or give --lora FILE)");
+        }
+        return List.of(new Spec(file, l.path("scale").asDouble(1.0)));
+    }
+
     /** Reads and merges every LoRA, printing each report; the caller closes the adapters after the model. */
     static List<LoraAdapter> apply(List<Spec> specs, FluxTransformer transformer, boolean strict) {
+        return apply(specs, (a, s) -> a.applyTo(transformer, s.scale(), strict));
+    }
+
+    static List<LoraAdapter> apply(List<Spec> specs, Sd3Transformer transformer, boolean strict) {
+        return apply(specs, (a, s) -> a.applyTo(transformer, s.scale(), strict));
+    }
+
+    private static List<LoraAdapter> apply(List<Spec> specs, java.util.function.BiFunction<LoraAdapter, Spec, LoraReport> merge) {
         List<LoraAdapter> adapters = new ArrayList<>();
         try {
             for (Spec s : specs) {
                 LoraAdapter a = LoraAdapter.read(s.file());
                 adapters.add(a);
-                LoraReport r = a.applyTo(transformer, s.scale(), strict);
+                LoraReport r = merge.apply(a, s);
                 System.err.println("lora: " + r.summary());
             }
         } catch (RuntimeException e) {

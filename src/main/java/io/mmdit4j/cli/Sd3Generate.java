@@ -10,6 +10,7 @@ import io.mmdit4j.guidance.StepWindow;
 import io.mmdit4j.image.PngImages;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.models.ModelDescriptor;
+import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
@@ -96,8 +97,13 @@ final class Sd3Generate {
                 : defaults.path("guidance_scale").asDouble(7.0);
         Double shift = c.shift != null ? c.shift : recorded != null && recorded.path("shift").isNumber() ? recorded.get("shift").asDouble() : null;
         long s0 = c.seed != null ? c.seed : recorded != null ? recorded.path("seed").asLong(0) : 0;
-        DType compute = DType.parse(c.dtype != null ? c.dtype : recorded != null ? recorded.path("dtype").asText("fp32") : "fp32");
+        DType compute = DType.parse(c.dtype != null ? c.dtype : recorded != null ? recorded.path("dtype").asText("fp32") : defaults.path("dtype").asText("fp32"));
         List<Sd3Pipeline.Direction> directions = directions(recorded);
+        List<LoraOptions.Spec> loras = c.lora.resolve(recorded);
+        if (loras.isEmpty() && c.lora.specs.isEmpty() && (recorded == null || !recorded.has("loras"))) {
+            loras = LoraOptions.fromDescriptor(defaults, ModelRegistry.standard().modelsRoot());
+        }
+        boolean loraStrict = c.lora.strict(recorded);
 
         if (sigmas != null) FlowMatchEulerScheduler.fromSigmas(sigmas, 1000); // a bad list fails before anything loads
         Sd3Pipeline.Request r = new Sd3Pipeline.Request(allPrompts, negatives.isEmpty() ? null : negatives, perPrompt, w, h, n, cfg,
@@ -108,12 +114,13 @@ final class Sd3Generate {
         }
         GenerateCommand.checkWritable(single ? c.out.toAbsolutePath().getParent() : c.out);
         long t0 = System.nanoTime();
-        try (Sd3Pipeline pipe = Sd3Pipeline.load(path, compute, DeviceSpec.parse(c.device))) {
+        try (Sd3Pipeline pipe = Sd3Pipeline.load(path, compute, DeviceSpec.parse(c.device));
+             GenerateCommand.LoraAdapters adapters = new GenerateCommand.LoraAdapters(LoraOptions.apply(loras, pipe.transformer(), loraStrict))) {
             System.err.printf(Locale.ROOT, "loaded %s in %.1f s%n", path, (System.nanoTime() - t0) / 1e9);
             GenerateCommand.ProgressBar bar = new GenerateCommand.ProgressBar(System.console() != null);
             try (Sd3Pipeline.Result result = pipe.generate(r, bar::onStep)) {
                 bar.done();
-                List<Path> files = write(result, r, modelArg, compute, single);
+                List<Path> files = write(result, r, modelArg, compute, single, loras, loraStrict);
                 Sd3Pipeline.Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / n, t.decode() / 1e9);
@@ -123,7 +130,8 @@ final class Sd3Generate {
         return 0;
     }
 
-    private List<Path> write(Sd3Pipeline.Result result, Sd3Pipeline.Request r, String modelArg, DType compute, boolean single) throws IOException {
+    private List<Path> write(Sd3Pipeline.Result result, Sd3Pipeline.Request r, String modelArg, DType compute, boolean single,
+                             List<LoraOptions.Spec> loras, boolean loraStrict) throws IOException {
         List<Path> files = new ArrayList<>();
         ObjectMapper json = new ObjectMapper();
         for (int i = 0; i < r.batch(); i++) {
@@ -133,6 +141,7 @@ final class Sd3Generate {
             long seed = r.seedsPerImage()[i];
             ObjectNode m = json.createObjectNode();
             m.put("model", modelArg).put("family", "sd3");
+            LoraOptions.record(m, loras, loraStrict);
             m.putArray("prompts").add(prompt);
             m.put("negative_prompt", negative);
             m.put("seed", seed).put("width", r.width()).put("height", r.height()).put("steps", r.steps())

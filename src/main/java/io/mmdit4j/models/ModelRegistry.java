@@ -30,6 +30,11 @@ public final class ModelRegistry {
         return new ModelRegistry(home, env == null || env.isBlank() ? null : Path.of(env));
     }
 
+    /** {@code $MMDIT_MODELS}, where downloaded weights are looked up; null when not set. */
+    public Path modelsRoot() {
+        return modelsRoot;
+    }
+
     public List<ModelDescriptor> descriptors() {
         Path dir = home.resolve("models");
         List<ModelDescriptor> out = new ArrayList<>();

@@ -27,8 +27,13 @@ import java.util.Objects;
 public final class LlamaTokenizer implements AutoCloseable {
     static {
         if (System.getProperty("ai.djl.offline") == null) System.setProperty("ai.djl.offline", "true");
-        // DJL logs through SLF4J; without a binding SLF4J prints a "no providers" warning. Its own no-op provider silences it.
-        if (System.getProperty("slf4j.provider") == null) System.setProperty("slf4j.provider", "org.slf4j.helpers.NOPServiceProvider");
+        // DJL logs through SLF4J; without a binding SLF4J prints a "no providers" warning. Its own no-op provider silences it
+        // (only when no binding is on the class path: a real one stays in charge).
+        if (System.getProperty("slf4j.provider") == null
+                && java.util.ServiceLoader.load(org.slf4j.spi.SLF4JServiceProvider.class).findFirst().isEmpty()) {
+            System.setProperty("slf4j.provider", "org.slf4j.helpers.NOP_FallbackServiceProvider");
+            if (System.getProperty("slf4j.internal.verbosity") == null) System.setProperty("slf4j.internal.verbosity", "WARN");
+        }
     }
 
     private final Path file;

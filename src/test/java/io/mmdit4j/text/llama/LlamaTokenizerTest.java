@@ -69,6 +69,22 @@ class LlamaTokenizerTest {
     }
 
     @Test
+    void paddingAndTruncationSettingsInTheFileAreOverridden(@TempDir Path tmp) throws IOException {
+        Path file = TinyLlamaTokenizerJson.write(tmp);
+        String json = Files.readString(file)
+                .replace("\"truncation\" : null", "\"truncation\" : {\"direction\": \"Right\", \"max_length\": 2, \"strategy\": \"LongestFirst\", \"stride\": 0}")
+                .replace("\"padding\" : null", "\"padding\" : {\"strategy\": {\"Fixed\": 9}, \"direction\": \"Left\", \"pad_to_multiple_of\": null, "
+                        + "\"pad_id\": 5, \"pad_type_id\": 0, \"pad_token\": \"x\"}");
+        assertTrue(json.contains("\"Fixed\""), "the test edits the file");
+        Files.writeString(file, json);
+        try (LlamaTokenizer t = LlamaTokenizer.fromFile(file, null)) {
+            assertEquals(5, t.padId());                                        // the file's pad id when nothing else names one
+            assertArrayEquals(new long[] {BOS, 'a', G_CAT, ' ', 's', AT}, t.ids("a cat sat"));
+            assertArrayEquals(new long[] {BOS, 'a', G_CAT, 5}, t.encode("a cat", 4).ids());
+        }
+    }
+
+    @Test
     void clearErrorsForMissingOrBadFiles(@TempDir Path tmp) throws IOException {
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> LlamaTokenizer.fromFolder(tmp.resolve("none")));
         assertTrue(e.getMessage().contains("no tokenizer.json"), e.getMessage());

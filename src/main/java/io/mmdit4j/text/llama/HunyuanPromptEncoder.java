@@ -11,6 +11,7 @@ import io.mmdit4j.text.clip.ClipTokenizer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
@@ -23,6 +24,7 @@ import java.util.Objects;
 import java.util.function.Function;
 
 import static org.bytedeco.pytorch.global.torch.empty;
+import static org.bytedeco.pytorch.global.torch.repeat_interleave;
 
 /**
  * HunyuanVideo's text conditioning as {@code HunyuanVideoPipeline.encode_prompt} computes it (spec E.2):
@@ -177,6 +179,12 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
 
     /** Prompt embeddings, mask and pooled vector for each prompt (one row per prompt). Caller-owned. */
     public Embeddings encode(List<String> prompts, int maxSequenceLength) {
+        return encode(prompts, 1, maxSequenceLength);
+    }
+
+    /** As {@link #encode(List, int)} with each prompt's rows repeated {@code videosPerPrompt} times (prompt-major, as diffusers). */
+    public Embeddings encode(List<String> prompts, int videosPerPrompt, int maxSequenceLength) {
+        if (videosPerPrompt < 1) throw new IllegalArgumentException("videos per prompt must be >= 1, got " + videosPerPrompt);
         Objects.requireNonNull(prompts, "prompts");
         if (prompts.isEmpty()) throw new IllegalArgumentException("at least one prompt is required");
         for (String p : prompts) Objects.requireNonNull(p, "prompt");
@@ -190,7 +198,8 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
             Tensor[] llamaIds = batch(prompts, p -> tokenizer.encode(template.apply(p), total));
             Tensor pooled = pooled(prompts);
             try (LlamaEmbeddings e = llamaEmbeddings(textEncoder, llamaIds[0], llamaIds[1], skipLayers, template.cropStart())) {
-                return new Embeddings(Tensors.keep(e.promptEmbeds()), Tensors.keep(e.attentionMask()), Tensors.keep(pooled));
+                return new Embeddings(Tensors.keep(repeatRows(e.promptEmbeds(), videosPerPrompt)),
+                        Tensors.keep(repeatRows(e.attentionMask(), videosPerPrompt)), Tensors.keep(repeatRows(pooled, videosPerPrompt)));
             }
         }
     }
@@ -221,6 +230,11 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
         } finally {
             states.close();
         }
+    }
+
+    /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}); in the caller's scope. */
+    private static Tensor repeatRows(Tensor t, int n) {
+        return n == 1 ? t : repeat_interleave(t, n, new LongOptional(0), new LongOptional());
     }
 
     /** Token ids [B, L] and attention mask [B, L] (int64) of the prompts' encodings; in the caller's scope. */

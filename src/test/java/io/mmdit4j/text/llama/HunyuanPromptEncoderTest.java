@@ -121,6 +121,15 @@ class HunyuanPromptEncoderTest {
                     assertTrue(equal(e.pooled(), clip.pooled()));
                 }
 
+                try (HunyuanPromptEncoder.Embeddings twice = enc.encode(prompts, 2, maxLen)) {
+                    assertArrayEquals(new long[] {4, maxLen, 32}, Tensors.shape(twice.promptEmbeds()));
+                    for (int r = 0; r < 4; r++) {
+                        assertTrue(equal(twice.promptEmbeds().select(0, r), e.promptEmbeds().select(0, r / 2)), "row " + r);
+                        assertTrue(equal(twice.attentionMask().select(0, r), e.attentionMask().select(0, r / 2)));
+                        assertTrue(equal(twice.pooled().select(0, r), e.pooled().select(0, r / 2)));
+                    }
+                }
+                assertThrows(IllegalArgumentException.class, () -> enc.encode(prompts, 0, 8));
                 assertThrows(IllegalArgumentException.class, () -> enc.encode(List.of(), 8));
                 assertThrows(IllegalArgumentException.class, () -> enc.encode(prompts, 0));
                 IllegalArgumentException tooLong = assertThrows(IllegalArgumentException.class, () -> enc.encode(prompts, 8192));

@@ -28,7 +28,8 @@ public final class GoldenRunner {
             Map.entry("t5_encoder", TextEncoderCases.T5),
             Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),
             Map.entry("vae_decode", VaeCases.DECODE),
-            Map.entry("vae_encode", VaeCases.ENCODE));
+            Map.entry("vae_encode", VaeCases.ENCODE),
+            Map.entry("llama_text_encoder", new LlamaTextEncoderCases()));
 
     private Path tokenizers;
 

@@ -36,6 +36,17 @@ public final class RmsNorm implements AutoCloseable {
         return normed.to(weight.scalar_type()).mul(weight);
     }
 
+    /**
+     * transformers' {@code LlamaRMSNorm}: the same fp32 normalisation, but cast back to the <em>input's</em> dtype before
+     * {@code weight * x} (type promotion then picks the wider dtype). Equals {@link #forward} when input and weight share a dtype.
+     */
+    public Tensor forwardCastToInput(Tensor x) { // [..., dim]
+        Tensor xf = x.to(ScalarType.Float);
+        Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
+        Tensor normed = xf.mul(rsqrt(variance.add(eps)));
+        return weight.mul(normed.to(x.scalar_type()));
+    }
+
     @Override
     public void close() {
         Native.release(weight);

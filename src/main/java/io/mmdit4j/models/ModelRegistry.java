@@ -23,10 +23,10 @@ public final class ModelRegistry {
         this.modelsRoot = modelsRoot;
     }
 
-    /** The registry of this installation: {@code -Dmmdit.home} (set by ./mmdit) or the working directory, and MMDIT_MODELS. */
+    /** The registry of this installation: {@code -Dmmdit.home} (set by ./mmdit) or the working directory, and {@code -Dmmdit.models} or MMDIT_MODELS. */
     public static ModelRegistry standard() {
         Path home = Path.of(System.getProperty("mmdit.home", "."));
-        String env = System.getenv("MMDIT_MODELS");
+        String env = System.getProperty("mmdit.models", System.getenv("MMDIT_MODELS"));
         return new ModelRegistry(home, env == null || env.isBlank() ? null : Path.of(env));
     }
 

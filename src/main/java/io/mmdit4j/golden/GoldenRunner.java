@@ -24,7 +24,9 @@ public final class GoldenRunner {
             Map.entry("t5_encoder", TextEncoderCases.T5),
             Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),
             Map.entry("vae_decode", VaeCases.DECODE),
-            Map.entry("vae_encode", VaeCases.ENCODE));
+            Map.entry("vae_encode", VaeCases.ENCODE),
+            Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
+            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE));
 
     private Path tokenizers;
 

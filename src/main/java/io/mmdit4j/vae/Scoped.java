@@ -14,18 +14,18 @@ import java.util.function.UnaryOperator;
  * as PyTorch's reference counting does. Every block {@code forward} in this package borrows its input and
  * returns an owned result.
  */
-final class Scoped {
+public final class Scoped {
     private Scoped() {}
 
     /** Runs {@code body} in its own scope; its temporaries die there, its result is returned owned. */
-    static Tensor owned(Supplier<Tensor> body) {
+    public static Tensor owned(Supplier<Tensor> body) {
         try (PointerScope scope = new PointerScope()) {
             return Tensors.keep(body.get());
         }
     }
 
     /** {@code next = step(current)}, then frees {@code current} (an owned activation), also when the step fails. */
-    static Tensor then(Tensor current, UnaryOperator<Tensor> step) {
+    public static Tensor then(Tensor current, UnaryOperator<Tensor> step) {
         try {
             return step.apply(current);
         } finally {

@@ -3,10 +3,12 @@ package io.mmdit4j.hunyuan.vae;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
+import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 
 import static org.bytedeco.pytorch.global.torch.conv3d;
+import static org.bytedeco.pytorch.global.torch.empty;
 import static org.bytedeco.pytorch.global.torch.replication_pad3d;
 
 /**
@@ -45,11 +47,25 @@ public final class CausalConv3d implements AutoCloseable {
 
     /** {@code [B, in, F, H, W] -> [B, out, F, H, W]} (stride 1); the result belongs to the enclosing scope. */
     public Tensor forward(Tensor x) {
+        if (x.is_meta()) return metaOutput(x);
         boolean padded = pad[4] > 0 || pad[0] > 0;
         Tensor input = padded ? replication_pad3d(x, pad) : x; // [B, in, F + k-1, H + 2(k//2), W + 2(k//2)]
         Tensor y = conv3d(input, weight, biasOption, stride, NO_PADDING, DILATION, 1);
         if (padded) input.close(); // the padded copy is as large as the activation: free it at once
         return y;
+    }
+
+    /** Shapes-only dry runs: libtorch has no meta kernel for convolution, so the output shape is computed here. */
+    private Tensor metaOutput(Tensor x) {
+        if (x.size(1) != weight.size(1)) {
+            throw new IllegalArgumentException("conv input has " + x.size(1) + " channels, weight expects " + weight.size(1));
+        }
+        long k = weight.size(2);
+        long[] shape = {x.size(0), weight.size(0),
+                (x.size(2) + pad[4] + pad[5] - k) / stride[0] + 1,
+                (x.size(3) + pad[2] + pad[3] - k) / stride[1] + 1,
+                (x.size(4) + pad[0] + pad[1] - k) / stride[2] + 1};
+        return empty(shape, x.options(), new MemoryFormatOptional());
     }
 
     public long inChannels() { return weight.size(1); }

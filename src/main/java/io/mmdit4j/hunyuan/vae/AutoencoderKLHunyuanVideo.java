@@ -242,6 +242,11 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         return m;
     }
 
+    /** Parameters of the decode path ({@link #decoderShapes}); weight bytes are this times the dtype's size. */
+    public static long decoderParameterCount(HunyuanVideoVaeConfig c) {
+        return decoderShapes(c).values().stream().mapToLong(AutoencoderKLHunyuanVideo::product).sum();
+    }
+
     private static void conv(Map<String, long[]> m, String p, long in, long out, int k) {
         m.put(p + ".conv.weight", new long[] {out, in, k, k, k});
         m.put(p + ".conv.bias", new long[] {out});

@@ -117,7 +117,12 @@ class HunyuanVideoVaeGoldenTest {
         try (SafetensorsFile f = SafetensorsFile.open(WEIGHTS)) {
             List<String> decoderKeys = f.keys().stream().filter(k -> !k.startsWith("encoder.") && !k.startsWith("quant_conv.")).sorted().collect(Collectors.toList());
             assertEquals(expected.keySet().stream().sorted().collect(Collectors.toList()), decoderKeys);
-            for (String k : decoderKeys) assertArrayEquals(expected.get(k), f.info(k).shape(), k);
+            long elements = 0;
+            for (String k : decoderKeys) {
+                assertArrayEquals(expected.get(k), f.info(k).shape(), k);
+                elements += java.util.Arrays.stream(f.info(k).shape()).reduce(1, (a, b) -> a * b);
+            }
+            assertEquals(elements, AutoencoderKLHunyuanVideo.decoderParameterCount(tiny));
         }
     }
 

@@ -29,7 +29,9 @@ public final class GoldenRunner {
             Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),
             Map.entry("vae_decode", VaeCases.DECODE),
             Map.entry("vae_encode", VaeCases.ENCODE),
-            Map.entry("llama_text_encoder", new LlamaTextEncoderCases()));
+            Map.entry("llama_text_encoder", new LlamaTextEncoderCases()),
+            Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
+            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE));
 
     private Path tokenizers;
 

@@ -6,6 +6,7 @@ import io.mmdit4j.runtime.Native;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 
+import static org.bytedeco.pytorch.global.torch.empty_like;
 import static org.bytedeco.pytorch.global.torch.group_norm;
 
 /** {@code nn.GroupNorm(groups, channels, eps, affine=True)} over dimension 1 of {@code [B, C, ...]}. */
@@ -37,6 +38,7 @@ public final class GroupNorm implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) {
+        if (x.is_meta()) return empty_like(x); // shapes-only dry runs: group_norm has no meta kernel (it lowers to batch_norm)
         return group_norm(x, groups, weightOption, biasOption, eps, true);
     }
 

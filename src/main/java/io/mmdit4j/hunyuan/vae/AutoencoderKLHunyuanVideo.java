@@ -1,0 +1,555 @@
+package io.mmdit4j.hunyuan.vae;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.mmdit4j.io.JsonConfigs;
+import io.mmdit4j.io.MetaWeights;
+import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.nn.Modules;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.runtime.Scopes;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.InferenceMode;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BiConsumer;
+
+import static org.bytedeco.pytorch.global.torch.cat;
+import static org.bytedeco.pytorch.global.torch.clamp;
+
+/**
+ * diffusers {@code AutoencoderKLHunyuanVideo}, decode path: {@code post_quant_conv} (1×1×1 Conv3d), then the causal
+ * 3-D decoder ({@link Decoder3D}), latents {@code [B, 16, F', h, w]} → video {@code [B, 3, 1 + 4(F'−1), 8h, 8w]}
+ * in about [−1, 1] (unclamped). Loads a diffusers {@code vae/} folder (or a model folder containing {@code vae/}, or a
+ * diffusers-named single file). The encoder is not implemented: its tensors ({@code encoder.*}, {@code quant_conv.*})
+ * are accepted and not loaded; any other unknown tensor is reported. fp32 and bf16 (and fp16) compute; everything
+ * runs in the VAE's dtype, as the pipeline does.
+ *
+ * <p><b>Scaling is the caller's (pipeline's) side</b>, as in diffusers: {@code HunyuanVideoPipeline} decodes
+ * {@code vae.decode(latents.to(vae.dtype) / scaling_factor)} (no shift). {@link #decode} takes the already un-scaled
+ * decoder input; {@link #unscaleLatents} / {@link #decodeScaled} do the pipeline's division in the VAE dtype, and
+ * {@link #toVideo} its post-processing.
+ *
+ * <p><b>Tiling</b> ({@link Tiling}) mirrors diffusers' {@code _temporal_tiled_decode} (frame chunks of
+ * {@code tile_sample_min_num_frames/4 + 1} latent frames every {@code tile_sample_stride_num_frames/4}, each chunk's
+ * first decoded frame dropped after the first chunk, overlapping frames blended linearly) and {@code tiled_decode}
+ * (spatial tiles of {@code tile_sample_min/8} latents every {@code tile_sample_stride/8}, blended linearly over
+ * {@code min − stride} pixels into the upper and left neighbours). It changes the numerics: each chunk/tile has its
+ * own GroupNorm statistics and attention context, causal padding restarts at every chunk, and seams are blended,
+ * so a tiled decode is <em>not</em> bit-identical to {@link #decode}. How far it moves depends on the model and the
+ * latents: constant latents decode identically up to rounding (~1e-3), while white-noise latents through the random tiny
+ * test model with 32-pixel tiles differ by up to ~5 (mean ~0.5) on outputs reaching ±4, the per-tile GroupNorm
+ * statistics dominating (see {@code HunyuanVideoVaeTilingTest}; the real model on real latents with 256-pixel tiles
+ * is what diffusers' defaults are tuned for). Inputs that fit in one tile/chunk are decoded untiled, bit-identical to
+ * {@link #decode}. As in diffusers, all decoded chunks/tiles are kept until blended (see {@link #plan}). diffusers' default model state is {@link Tiling#DIFFUSERS_DEFAULT}
+ * (frame-wise decoding on, spatial tiling off); {@code vae.enable_tiling()} is {@link Tiling#ENABLED}.
+ *
+ * <p>Every returned tensor is owned by the caller.
+ */
+public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
+    private static final Scalar HALF = Native.keep(new Scalar(0.5));
+    private static final ScalarOptional ZERO = Native.keep(new ScalarOptional(new Scalar(0.0)));
+    private static final ScalarOptional ONE = Native.keep(new ScalarOptional(new Scalar(1.0)));
+
+    private final HunyuanVideoVaeConfig config;
+    private final DType dtype;
+    private final DeviceSpec device;
+    private final Device torchDevice;
+    private final Scalar scaling;
+
+    final CausalConv3d post_quant_conv; // kernel 1: no padding, a plain Conv3d (keys post_quant_conv.weight/bias)
+    final Decoder3D decoder;
+
+    /**
+     * diffusers' decode tiling options, in video pixels/frames as {@code enable_tiling(...)} takes them.
+     *
+     * @param framewise      {@code use_framewise_decoding}: chunk the latent frames when there are more than {@code minFrames/4}
+     * @param spatial        {@code use_tiling}: cut H/W into tiles when the latents exceed {@code minHeight/8} or {@code minWidth/8}
+     * @param minHeight      {@code tile_sample_min_height} (256)
+     * @param minWidth       {@code tile_sample_min_width} (256)
+     * @param minFrames      {@code tile_sample_min_num_frames} (16)
+     * @param strideHeight   {@code tile_sample_stride_height} (192)
+     * @param strideWidth    {@code tile_sample_stride_width} (192)
+     * @param strideFrames   {@code tile_sample_stride_num_frames} (12)
+     */
+    public record Tiling(boolean framewise, boolean spatial, int minHeight, int minWidth, int minFrames, int strideHeight,
+                         int strideWidth, int strideFrames) {
+        /** No tiling at all: one pass over the whole latent video (the golden reference's path at its sizes). */
+        public static final Tiling NONE = new Tiling(false, false, 256, 256, 16, 192, 192, 12);
+        /** A freshly constructed diffusers model: frame-wise decoding on, spatial tiling off. */
+        public static final Tiling DIFFUSERS_DEFAULT = new Tiling(true, false, 256, 256, 16, 192, 192, 12);
+        /** After {@code vae.enable_tiling()} with default sizes. */
+        public static final Tiling ENABLED = new Tiling(true, true, 256, 256, 16, 192, 192, 12);
+
+        public Tiling {
+            if (minHeight < 1 || minWidth < 1 || minFrames < 1 || strideHeight < 1 || strideWidth < 1 || strideFrames < 1) {
+                throw new IllegalArgumentException("tile sizes and strides must be >= 1, got min " + minHeight + "x" + minWidth + "x" + minFrames
+                        + " frames, stride " + strideHeight + "x" + strideWidth + "x" + strideFrames + " frames");
+            }
+            if (strideHeight > minHeight || strideWidth > minWidth || strideFrames > minFrames) {
+                throw new IllegalArgumentException("tile strides " + strideHeight + "x" + strideWidth + "x" + strideFrames
+                        + " must not exceed the tile sizes " + minHeight + "x" + minWidth + "x" + minFrames + " (tiles must overlap or touch)");
+            }
+        }
+
+        /** Spatial and frame-wise tiling with the given sizes (in pixels and frames). */
+        public static Tiling of(int minHeight, int minWidth, int minFrames, int strideHeight, int strideWidth, int strideFrames) {
+            return new Tiling(true, true, minHeight, minWidth, minFrames, strideHeight, strideWidth, strideFrames);
+        }
+
+        void check(HunyuanVideoVaeConfig c) {
+            int s = c.spatialCompressionRatio(), t = c.temporalCompressionRatio();
+            if (spatial && (minHeight / s < 1 || minWidth / s < 1 || strideHeight / s < 1 || strideWidth / s < 1)) {
+                throw new IllegalArgumentException("spatial tile " + minHeight + "x" + minWidth + " and stride " + strideHeight + "x" + strideWidth
+                        + " pixels must be at least " + s + " (one latent)");
+            }
+            if (framewise && (minFrames / t < 1 || strideFrames / t < 1)) {
+                throw new IllegalArgumentException("frame tile " + minFrames + " and stride " + strideFrames + " must be at least " + t + " frames (one latent frame)");
+            }
+        }
+    }
+
+    private AutoencoderKLHunyuanVideo(HunyuanVideoVaeConfig config, DType dtype, DeviceSpec device, CausalConv3d postQuantConv, Decoder3D decoder) {
+        this.config = config;
+        this.dtype = dtype;
+        this.device = device;
+        this.torchDevice = Native.keep(device.torchDevice());
+        this.scaling = Native.keep(new Scalar(config.scalingFactor()));
+        this.post_quant_conv = postQuantConv;
+        this.decoder = decoder;
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    public static AutoencoderKLHunyuanVideo load(Path folderOrFile, DType compute) {
+        return load(folderOrFile, null, compute, DeviceSpec.CPU);
+    }
+
+    /**
+     * Loads a diffusers {@code vae/} folder, a model folder with {@code vae/}, or a diffusers-named single file. The
+     * config is {@code config} when given, else the folder's (or the file's neighbouring) {@code config.json}, else
+     * {@link HunyuanVideoVaeConfig#hunyuanVideo()}; every tensor shape is checked against it.
+     */
+    public static AutoencoderKLHunyuanVideo load(Path folderOrFile, HunyuanVideoVaeConfig config, DType compute, DeviceSpec device) {
+        checkComputeDtype(compute);
+        device.requireAvailable();
+        Path weights = folderOrFile;
+        if (Files.isDirectory(weights) && !Files.exists(weights.resolve("config.json")) && Files.isDirectory(weights.resolve("vae"))) {
+            weights = weights.resolve("vae");
+        }
+        HunyuanVideoVaeConfig c = config != null ? config : config(weights);
+        try (TensorSource source = WeightFiles.open(weights)) {
+            return fromStateDict(StateDict.of(source).onDevice(device), c, compute);
+        }
+    }
+
+    private static HunyuanVideoVaeConfig config(Path weights) {
+        Path json = Files.isDirectory(weights) ? weights.resolve("config.json") : weights.resolveSibling("config.json");
+        if (Files.isRegularFile(json)) {
+            JsonNode c = JsonConfigs.readObject(json);
+            if (Files.isDirectory(weights) || c.path("_class_name").asText("").equals("AutoencoderKLHunyuanVideo")) {
+                return HunyuanVideoVaeConfig.fromJson(c, json.toString());
+            }
+        }
+        return HunyuanVideoVaeConfig.hunyuanVideo();
+    }
+
+    /** Builds the decoder from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors. */
+    public static AutoencoderKLHunyuanVideo fromStateDict(StateDict sd, HunyuanVideoVaeConfig c, DType compute) {
+        checkComputeDtype(compute);
+        Torch.init();
+        if (!sd.contains("decoder.conv_in.conv.weight")) {
+            String some = sd.keys().stream().limit(3).map(k -> "'" + k + "'").reduce((a, b) -> a + ", " + b).orElse("none");
+            throw new ModelFormatException(sd.origin() + ": not an AutoencoderKLHunyuanVideo checkpoint: missing tensor 'decoder.conv_in.conv.weight'; "
+                    + sd.keys().size() + " tensors, e.g. " + some);
+        }
+        List<AutoCloseable> built = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            long latent = c.latentChannels();
+            Tensor w = sd.take("post_quant_conv.weight", compute, latent, latent, 1, 1, 1);
+            Tensor b;
+            try {
+                b = sd.take("post_quant_conv.bias", compute, latent);
+            } catch (RuntimeException e) {
+                Native.release(w);
+                throw e;
+            }
+            CausalConv3d postQuant = Decoder3D.track(built, new CausalConv3d(w, b, 1, 1));
+            Decoder3D decoder = Decoder3D.track(built, Decoder3D.load(sd, c, compute));
+            for (String k : sd.keys()) { // the encoder half is not implemented: accepted, never loaded
+                if (k.startsWith("encoder.") || k.startsWith("quant_conv.")) sd.markIgnored(k);
+            }
+            sd.requireAllTaken();
+            return new AutoencoderKLHunyuanVideo(c, compute, sd.device(), postQuant, decoder);
+        } catch (RuntimeException e) {
+            Modules.closeAll(built);
+            throw e;
+        }
+    }
+
+    /** A shapes-only model on the meta device (no weight memory): real-size dry runs of the decode. */
+    public static AutoencoderKLHunyuanVideo meta(HunyuanVideoVaeConfig config, DType compute) {
+        return fromStateDict(MetaWeights.of("meta AutoencoderKLHunyuanVideo", decoderShapes(config), compute), config, compute);
+    }
+
+    /** Names and shapes of the tensors the decode path loads ({@code post_quant_conv.*}, {@code decoder.*}), in load order. */
+    public static Map<String, long[]> decoderShapes(HunyuanVideoVaeConfig c) {
+        Map<String, long[]> m = new LinkedHashMap<>();
+        long latent = c.latentChannels();
+        m.put("post_quant_conv.weight", new long[] {latent, latent, 1, 1, 1});
+        m.put("post_quant_conv.bias", new long[] {latent});
+        conv(m, "decoder.conv_in", latent, c.topChannels(), 3);
+        long top = c.topChannels();
+        resnet(m, "decoder.mid_block.resnets.0.", top, top);
+        if (c.midBlockAddAttention()) {
+            String p = "decoder.mid_block.attentions.0.";
+            m.put(p + "group_norm.weight", new long[] {top});
+            m.put(p + "group_norm.bias", new long[] {top});
+            for (String l : new String[] {"to_q", "to_k", "to_v", "to_out.0"}) {
+                m.put(p + l + ".weight", new long[] {top, top});
+                m.put(p + l + ".bias", new long[] {top});
+            }
+        }
+        resnet(m, "decoder.mid_block.resnets.1.", top, top);
+        int n = c.numBlocks();
+        long out = c.channels(n - 1);
+        for (int i = 0; i < n; i++) {
+            long in = out;
+            out = c.channels(n - 1 - i);
+            for (int j = 0; j < c.layersPerBlock() + 1; j++) resnet(m, "decoder.up_blocks." + i + ".resnets." + j + ".", j == 0 ? in : out, out);
+            if (c.upsamplesSpatially(i) || c.upsamplesTemporally(i)) conv(m, "decoder.up_blocks." + i + ".upsamplers.0.conv", out, out, 3);
+        }
+        m.put("decoder.conv_norm_out.weight", new long[] {c.channels(0)});
+        m.put("decoder.conv_norm_out.bias", new long[] {c.channels(0)});
+        conv(m, "decoder.conv_out", c.channels(0), c.outChannels(), 3);
+        return m;
+    }
+
+    /** Parameters of the decode path ({@link #decoderShapes}); weight bytes are this times the dtype's size. */
+    public static long decoderParameterCount(HunyuanVideoVaeConfig c) {
+        return decoderShapes(c).values().stream().mapToLong(AutoencoderKLHunyuanVideo::product).sum();
+    }
+
+    private static void conv(Map<String, long[]> m, String p, long in, long out, int k) {
+        m.put(p + ".conv.weight", new long[] {out, in, k, k, k});
+        m.put(p + ".conv.bias", new long[] {out});
+    }
+
+    private static void resnet(Map<String, long[]> m, String p, long in, long out) {
+        m.put(p + "norm1.weight", new long[] {in});
+        m.put(p + "norm1.bias", new long[] {in});
+        conv(m, p + "conv1", in, out, 3);
+        m.put(p + "norm2.weight", new long[] {out});
+        m.put(p + "norm2.bias", new long[] {out});
+        conv(m, p + "conv2", out, out, 3);
+        if (in != out) conv(m, p + "conv_shortcut", in, out, 1);
+    }
+
+    private static void checkComputeDtype(DType compute) {
+        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
+            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
+        }
+    }
+
+    public HunyuanVideoVaeConfig config() { return config; }
+    public DType dtype() { return dtype; }
+    public DeviceSpec device() { return device; }
+
+    // ---------------------------------------------------------------- decode
+
+    /** The raw decoder output {@code [B, out, 1 + 4(F'−1), 8h, 8w]} of decoder input {@code [B, latent, F', h, w]}, untiled. */
+    public Tensor decode(Tensor z) {
+        return decode(z, Tiling.NONE);
+    }
+
+    /** As {@link #decode(Tensor)} with diffusers' frame-wise / spatial tiling (see the class comment for the numerics). */
+    public Tensor decode(Tensor z, Tiling tiling) {
+        check("latents", z, config.latentChannels());
+        tiling.check(config);
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return dispatch(place(z), tiling);
+        }
+    }
+
+    /** {@code decode(latents / scaling_factor)} as {@code HunyuanVideoPipeline} decodes the transformer's latents. */
+    public Tensor decodeScaled(Tensor latents, Tiling tiling) {
+        check("latents", latents, config.latentChannels());
+        tiling.check(config);
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return dispatch(place(latents).div(scaling), tiling);
+        }
+    }
+
+    /** {@code latents / scaling_factor} in the VAE dtype: the pipeline's decoder input (no shift). */
+    public Tensor unscaleLatents(Tensor latents) {
+        check("latents", latents, config.latentChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(place(latents).div(scaling));
+        }
+    }
+
+    /**
+     * {@code VideoProcessor.postprocess_video(decoded, "pt")}: {@code clamp(decoded/2 + 0.5, 0, 1)} in the VAE dtype,
+     * permuted to frames first, {@code [B, F, C, H, W]}.
+     */
+    public Tensor toVideo(Tensor decoded) {
+        if (decoded == null || decoded.isNull() || decoded.dim() != 5) {
+            throw new IllegalArgumentException("decoded video has shape " + (decoded == null || decoded.isNull() ? "null" : Arrays.toString(Tensors.shape(decoded)))
+                    + ", expected [batch, channels, frames, height, width]");
+        }
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(clamp(place(decoded).mul(HALF).add(HALF), ZERO, ONE).permute(0, 2, 1, 3, 4).contiguous());
+        }
+    }
+
+    /**
+     * The untiled decode handing intermediates to {@code observer} as they are produced ({@code post_quant_conv_out},
+     * {@code decoder_conv_in_out}, {@code decoder_mid_block_out}, {@code decoder_up_block_<i>_out}); the observer
+     * borrows each tensor and must copy what it keeps. For diagnosis against the golden debug tensors.
+     */
+    public Tensor decodeObserved(Tensor z, BiConsumer<String, Tensor> observer) {
+        check("latents", z, config.latentChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor placed = place(z);
+            Tensor post = Scopes.owned(() -> post_quant_conv.forward(placed));
+            observer.accept("post_quant_conv_out", post);
+            return Scopes.then(post, p -> decoder.forward(p, observer));
+        }
+    }
+
+    /** diffusers {@code _decode}: frame-wise first, then spatial tiling, else one pass. Owned result. */
+    private Tensor dispatch(Tensor z, Tiling t) {
+        long frames = z.size(2), h = z.size(3), w = z.size(4);
+        if (t.framewise() && frames > t.minFrames() / config.temporalCompressionRatio()) return temporalTiledDecode(z, t);
+        if (t.spatial() && (w > t.minWidth() / config.spatialCompressionRatio() || h > t.minHeight() / config.spatialCompressionRatio())) {
+            return tiledDecode(z, t);
+        }
+        return decodeOwned(z);
+    }
+
+    /** post_quant_conv + decoder; owned result. */
+    private Tensor decodeOwned(Tensor z) {
+        return Scopes.then(Scopes.owned(() -> post_quant_conv.forward(z)), decoder::forward);
+    }
+
+    /** diffusers {@code tiled_decode}: overlapping spatial tiles, blended into their upper and left neighbours. */
+    private Tensor tiledDecode(Tensor z, Tiling t) {
+        int s = config.spatialCompressionRatio();
+        long h = z.size(3), w = z.size(4);
+        int tileH = t.minHeight() / s, tileW = t.minWidth() / s, strideH = t.strideHeight() / s, strideW = t.strideWidth() / s;
+        int blendH = t.minHeight() - t.strideHeight(), blendW = t.minWidth() - t.strideWidth();
+        List<Tensor> owned = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            List<List<Tensor>> rows = new ArrayList<>();
+            for (long i = 0; i < h; i += strideH) {
+                List<Tensor> row = new ArrayList<>();
+                for (long j = 0; j < w; j += strideW) {
+                    Tensor tile = z.narrow(3, i, Math.min(tileH, h - i)).narrow(4, j, Math.min(tileW, w - j));
+                    Tensor decoded = decodeOwned(tile);
+                    owned.add(decoded);
+                    row.add(decoded);
+                }
+                rows.add(row);
+            }
+            List<Tensor> resultRows = new ArrayList<>();
+            for (int i = 0; i < rows.size(); i++) {
+                List<Tensor> row = rows.get(i);
+                List<Tensor> resultRow = new ArrayList<>();
+                for (int j = 0; j < row.size(); j++) {
+                    Tensor tile = row.get(j);
+                    if (i > 0) blend(rows.get(i - 1).get(j), tile, blendH, 3);
+                    if (j > 0) blend(row.get(j - 1), tile, blendW, 4);
+                    resultRow.add(tile.narrow(3, 0, Math.min(t.strideHeight(), tile.size(3))).narrow(4, 0, Math.min(t.strideWidth(), tile.size(4))));
+                }
+                resultRows.add(cat(new TensorVector(resultRow.toArray(new Tensor[0])), 4));
+            }
+            Tensor all = cat(new TensorVector(resultRows.toArray(new Tensor[0])), 3);
+            return Tensors.keep(all.narrow(3, 0, Math.min(h * s, all.size(3))).narrow(4, 0, Math.min(w * s, all.size(4))).contiguous());
+        } finally {
+            Tensors.closeAll(owned);
+        }
+    }
+
+    /**
+     * diffusers {@code _temporal_tiled_decode}: chunks of {@code minFrames/4 + 1} latent frames every
+     * {@code strideFrames/4}; after the first chunk, each chunk's first decoded frame is dropped and its first
+     * {@code minFrames − strideFrames} frames are blended with the previous chunk's last ones; chunks are cut to
+     * {@code strideFrames} frames (the first to {@code strideFrames + 1}) and the video to {@code 1 + 4(F'−1)} frames.
+     */
+    private Tensor temporalTiledDecode(Tensor z, Tiling t) {
+        int r = config.temporalCompressionRatio(), s = config.spatialCompressionRatio();
+        long frames = z.size(2);
+        long videoFrames = config.videoFrames(frames);
+        int tileF = t.minFrames() / r, strideF = t.strideFrames() / r;
+        int blendF = t.minFrames() - t.strideFrames();
+        List<Tensor> owned = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            List<Tensor> row = new ArrayList<>();
+            for (long i = 0; i < frames; i += strideF) {
+                Tensor chunk = z.narrow(2, i, Math.min(tileF + 1, frames - i));
+                boolean tiled = t.spatial() && (chunk.size(4) > t.minWidth() / s || chunk.size(3) > t.minHeight() / s);
+                Tensor decoded = tiled ? tiledDecode(chunk, t) : decodeOwned(chunk);
+                owned.add(decoded);
+                row.add(i > 0 ? decoded.narrow(2, 1, decoded.size(2) - 1) : decoded);
+            }
+            List<Tensor> result = new ArrayList<>();
+            for (int i = 0; i < row.size(); i++) {
+                Tensor tile = row.get(i);
+                if (i > 0) blend(row.get(i - 1), tile, blendF, 2);
+                long keep = i > 0 ? t.strideFrames() : t.strideFrames() + 1;
+                result.add(tile.narrow(2, 0, Math.min(keep, tile.size(2))));
+            }
+            Tensor all = cat(new TensorVector(result.toArray(new Tensor[0])), 2);
+            return Tensors.keep(all.narrow(2, 0, Math.min(videoFrames, all.size(2))).contiguous());
+        } finally {
+            Tensors.closeAll(owned);
+        }
+    }
+
+    /**
+     * diffusers' {@code blend_t} (dim 2) / {@code blend_v} (dim 3) / {@code blend_h} (dim 4), in place on {@code b}:
+     * {@code b[y] = a[−e + y]·(1 − y/e) + b[y]·(y/e)} for {@code y < e}, with Python-float (double) weights.
+     */
+    private static void blend(Tensor a, Tensor b, int extent, int dim) {
+        int e = (int) Math.min(Math.min(a.size(dim), b.size(dim)), extent);
+        for (int y = 0; y < e; y++) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor by = b.select(dim, y);
+                Tensor mixed = a.select(dim, a.size(dim) - e + y).mul(new Scalar(1 - (double) y / e)).add(by.mul(new Scalar((double) y / e)));
+                by.copy_(mixed);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- planning (dry runs)
+
+    /**
+     * What a decode of latents {@code latentShape = [B, C, F', h, w]} produces and roughly needs.
+     *
+     * @param videoShape           {@code [B, out, 1 + 4(F'−1), 8h, 8w]}
+     * @param peakActivationBytes  estimated peak of live activations (weights excluded) in the compute dtype: the largest
+     *                             stage of one decoder pass over the largest chunk/tile (its input, padded copy and two
+     *                             stage-sized temporaries, plus the attention scores of one query frame), plus, when
+     *                             tiled, the decoded chunks/tiles kept until blending and the output; an estimate, not a measurement
+     * @param passes               decoder passes (chunks × tiles)
+     */
+    public record DecodePlan(long[] videoShape, long peakActivationBytes, int passes) {}
+
+    /** {@link DecodePlan} of a decode with {@code tiling}; shapes only, no native memory. */
+    public static DecodePlan plan(HunyuanVideoVaeConfig c, DType dtype, long[] latentShape, Tiling tiling) {
+        if (latentShape.length != 5 || latentShape[1] != c.latentChannels() || Arrays.stream(latentShape).anyMatch(d -> d < 1)) {
+            throw new IllegalArgumentException("latent shape " + Arrays.toString(latentShape) + ", expected [batch, " + c.latentChannels()
+                    + ", frames, height, width]");
+        }
+        tiling.check(c);
+        long b = latentShape[0], f = latentShape[2], h = latentShape[3], w = latentShape[4];
+        int s = c.spatialCompressionRatio(), r = c.temporalCompressionRatio();
+        long[] video = {b, c.outChannels(), c.videoFrames(f), h * s, w * s};
+        long bytes = dtype.bytes();
+        long outputBytes = product(video) * bytes;
+        // chunking and tiling: the largest chunk/tile, the number of passes, and the decoded pieces kept for blending
+        long chunkF = f, chunks = 1;
+        if (tiling.framewise() && f > tiling.minFrames() / r) {
+            chunkF = Math.min(f, tiling.minFrames() / r + 1);
+            chunks = (f + tiling.strideFrames() / r - 1) / (tiling.strideFrames() / r);
+        }
+        long tileH = h, tileW = w, tiles = 1;
+        if (tiling.spatial() && (w > tiling.minWidth() / s || h > tiling.minHeight() / s)) {
+            tileH = Math.min(h, tiling.minHeight() / s);
+            tileW = Math.min(w, tiling.minWidth() / s);
+            tiles = ((h + tiling.strideHeight() / s - 1) / (tiling.strideHeight() / s)) * ((w + tiling.strideWidth() / s - 1) / (tiling.strideWidth() / s));
+        }
+        long pass = passBytes(c, b, chunkF, tileH, tileW, bytes);
+        long kept = chunks * tiles == 1 ? 0 : chunks * tiles * b * c.outChannels() * c.videoFrames(chunkF) * tileH * s * tileW * s * bytes;
+        long peak = chunks * tiles == 1 ? pass : pass + kept + outputBytes;
+        return new DecodePlan(video, peak, (int) Math.min(Integer.MAX_VALUE, chunks * tiles));
+    }
+
+    /** {@link #plan} for this model's config and dtype. */
+    public DecodePlan plan(long[] latentShape, Tiling tiling) {
+        return plan(config, dtype, latentShape, tiling);
+    }
+
+    /** Peak live activation bytes of one decoder pass over {@code [b, latent, f, h, w]}: the largest stage. */
+    private static long passBytes(HunyuanVideoVaeConfig c, long b, long f, long h, long w, long bytes) {
+        long top = c.topChannels();
+        long hw = h * w;
+        long peak = stage(b * top * f * hw, b * top * f * hw, f > 0);
+        // attention: tokens, normed, q, k, v, output (6 activations) + one query frame's scores over all keys
+        if (c.midBlockAddAttention()) peak = Math.max(peak, 6 * b * top * f * hw + b * hw * f * hw);
+        int n = c.numBlocks();
+        long in = top;
+        for (int i = 0; i < n; i++) {
+            long out = c.channels(n - 1 - i);
+            peak = Math.max(peak, stage(b * in * f * hw, b * out * f * hw, true));
+            if (c.upsamplesSpatially(i) || c.upsamplesTemporally(i)) {
+                long f2 = c.upsamplesTemporally(i) ? 1 + 2 * (f - 1) : f;
+                long hw2 = c.upsamplesSpatially(i) ? 4 * hw : hw;
+                peak = Math.max(peak, stage(b * out * f * hw, b * out * f2 * hw2, true) + b * out * f2 * hw2); // + the concatenated pieces
+                f = f2;
+                hw = hw2;
+            }
+            in = out;
+        }
+        peak = Math.max(peak, stage(b * c.channels(0) * f * hw, b * c.outChannels() * f * hw, true) + b * c.channels(0) * f * hw);
+        return peak * bytes;
+    }
+
+    /** A conv stage: input, its padded copy (≈ input), and two output-sized tensors (normed/activated and the conv result). */
+    private static long stage(long inElems, long outElems, boolean padded) {
+        return inElems + (padded ? inElems : 0) + 2 * Math.max(inElems, outElems);
+    }
+
+    private static long product(long[] shape) {
+        long p = 1;
+        for (long d : shape) p *= d;
+        return p;
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    private Tensor place(Tensor t) {
+        return t.to(torchDevice, dtype.scalarType());
+    }
+
+    private static void check(String what, Tensor t, long channels) {
+        if (t == null || t.isNull()) throw new IllegalArgumentException(what + " is null");
+        if (t.dim() != 5 || t.size(1) != channels || t.size(0) < 1 || t.size(2) < 1 || t.size(3) < 1 || t.size(4) < 1) {
+            throw new IllegalArgumentException(what + " has shape " + Arrays.toString(Tensors.shape(t)) + ", expected [batch, " + channels
+                    + ", frames, height, width]");
+        }
+        DType d;
+        try {
+            d = Tensors.dtype(t);
+        } catch (IllegalArgumentException e) {
+            d = null;
+        }
+        if (d == null || !d.isFloatingPoint()) {
+            throw new IllegalArgumentException(what + " has dtype " + t.scalar_type() + ", expected a floating-point tensor");
+        }
+    }
+
+    @Override
+    public void close() {
+        Modules.closeAll(Arrays.asList(post_quant_conv, decoder));
+        Native.release(scaling);
+        Native.release(torchDevice);
+    }
+}

@@ -323,6 +323,25 @@ public final class FluxTransformer implements AutoCloseable {
         }
     }
 
+    /**
+     * Double block {@code i} alone (benchmarks and experiments): {@code x} [B,N,D] and {@code ctx} [B,T,D] in the compute
+     * dtype, {@code activatedCond} = SiLU of the block's conditioning [B,D] (see {@link BlockConditioning#activated}).
+     * Returns owned {image [B,N,D], text [B,T,D]}.
+     */
+    public Tensor[] doubleBlock(int i, Tensor x, Tensor ctx, Tensor activatedCond, Rope rope) {
+        try (InferenceMode guard = new InferenceMode()) {
+            FluxDoubleBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, activatedCond, rope);
+            return new Tensor[] {o.image(), o.text()};
+        }
+    }
+
+    /** Single block {@code j} alone on {@code h} [B,T+N,D] (text first); returns an owned [B,T+N,D]. */
+    public Tensor singleBlock(int j, Tensor h, Tensor activatedCond, Rope rope) {
+        try (InferenceMode guard = new InferenceMode()) {
+            return Scopes.owned(() -> single_transformer_blocks.get(j).forward(h, activatedCond, rope));
+        }
+    }
+
     private static final String[] DOUBLE_CHUNKS = {"shift_msa", "scale_msa", "gate_msa", "shift_mlp", "scale_mlp", "gate_mlp"};
     private static final String[] SINGLE_CHUNKS = {"shift", "scale", "gate"};
 

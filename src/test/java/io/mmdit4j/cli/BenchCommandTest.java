@@ -1,0 +1,63 @@
+package io.mmdit4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.GoldenData;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code mmdit bench}: the JSON it prints is complete and self-consistent (the numbers themselves are measured in
+ * benchmarks/, never asserted here).
+ */
+class BenchCommandTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void forwardBenchReportsFloorAndWhereTheTimeGoes() throws IOException {
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("bench", "--model",
+                GoldenData.fluxModel("schnell").resolve("transformer").toString(), "--latent", "8x8", "--text", "8",
+                "--warmup", "1", "--reps", "3", "--floor-reps", "1");
+        assertEquals(0, r.exit(), r.out() + r.err());
+        JsonNode j = JSON.readTree(r.out().lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow());
+        for (String k : new String[] {"plain_ms_median", "guided_ms_median", "guided_over_plain", "gflop", "gemm_floor_ms",
+                "forward_over_floor", "floor_linear_ms", "floor_attention_ms", "in_linear_ms", "in_attention_ms", "in_other_ms", "peak_rss_mb"}) {
+            assertTrue(j.has(k), "missing " + k + " in " + j);
+        }
+        assertEquals(j.get("floor_linear_ms").asDouble() + j.get("floor_attention_ms").asDouble(), j.get("gemm_floor_ms").asDouble(), 0.02);
+        assertTrue(j.get("in_linear_ms").asDouble() > 0 && j.get("in_attention_ms").asDouble() > 0, j.toString());
+        assertTrue(j.get("in_linear_ms").asDouble() + j.get("in_attention_ms").asDouble() <= j.get("profiled_forward_ms").asDouble() + 0.01,
+                "the timed parts fit inside the forward: " + j);
+    }
+
+    @Test
+    void pipelineBenchTimesEveryPhase(@TempDir Path tmp) throws IOException {
+        Path folder = GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("bench", "--pipeline", "--model", folder.toString(),
+                "--size", "32x32", "--steps", "2", "--text", "16", "--warmup", "0", "--reps", "2");
+        assertEquals(0, r.exit(), r.out() + r.err());
+        JsonNode j = JSON.readTree(r.out().lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow());
+        assertEquals(2, j.get("steps").asInt());
+        for (String kind : new String[] {"plain", "guided"}) {
+            for (String k : new String[] {"_text_encode_ms", "_step_ms_median", "_decode_ms", "_total_ms"}) {
+                assertTrue(j.get(kind + k).asDouble() > 0, kind + k + " in " + j);
+            }
+            assertTrue(j.get(kind + "_step_ms_min").asDouble() <= j.get(kind + "_step_ms_max").asDouble());
+        }
+        assertTrue(Files.list(tmp).findAny().isEmpty(), "bench writes no files");
+    }
+
+    @Test
+    void pipelineBenchNeedsAModel() {
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("bench", "--pipeline", "--random", "benchmarks/configs/flux-unit-1x1.json");
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("--pipeline needs --model"), r.err());
+    }
+}

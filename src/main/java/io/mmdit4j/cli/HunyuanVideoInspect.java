@@ -134,7 +134,25 @@ final class HunyuanVideoInspect {
                 blockActivations / 1e9, scores / 1e9);
         out.printf(Locale.ROOT, "FLOPs per step (one transformer call): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP (%d calls), total %.2f TFLOP%n",
                 ops.linearFlops() / 1e12, ops.linears().size(), ops.attentionFlops() / 1e12, ops.attentions().size(), ops.totalFlops() / 1e12);
+        printVaeDecode(out, compute, batch, latentF, latentH, latentW);
         return params;
+    }
+
+    /** The 3-D VAE decode of this video (shipped VAE config): weights and peak activations untiled, frame-chunked, tiled. */
+    private static void printVaeDecode(java.io.PrintStream out, DType compute, long batch, long f, long h, long w) {
+        var vae = io.mmdit4j.hunyuan.vae.HunyuanVideoVaeConfig.hunyuanVideo();
+        long[] latent = {batch, vae.latentChannels(), f, h, w};
+        long vaeParams = io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.decoderParameterCount(vae);
+        StringBuilder plans = new StringBuilder();
+        for (var t : new Object[][] {{"untiled", io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.Tiling.NONE},
+                {"frame-chunked (diffusers default)", io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.Tiling.DIFFUSERS_DEFAULT},
+                {"chunked + spatial tiles", io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.Tiling.ENABLED}}) {
+            var plan = io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.plan(vae, compute, latent,
+                    (io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.Tiling) t[1]);
+            plans.append(String.format(Locale.ROOT, "%s%s %.2f GB", plans.length() == 0 ? "" : ", ", t[0], plan.peakActivationBytes() / 1e9));
+        }
+        out.printf(Locale.ROOT, "VAE decode: %,d decoder parameters (%.2f GB in %s); peak activations (estimate): %s%n",
+                vaeParams, vaeParams * (double) compute.bytes() / 1e9, compute.torchName(), plans);
     }
 
     static int defaultText(String config) {

@@ -1,5 +1,6 @@
 package io.mmdit4j.flux;
 
+import io.mmdit4j.nn.Modules;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidanceTerm;
 import io.mmdit4j.guidance.LayerSchedule;
@@ -128,9 +129,9 @@ public final class FluxPipeline implements AutoCloseable {
         }
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            FluxTextEncoders text = track(loaded, FluxTextEncoders.load(folder, dtype));
-            FluxTransformer transformer = track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device));
-            AutoencoderKL vae = track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
+            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype));
+            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device));
+            AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler"))
                     : transformer.config().guidanceEmbeds() ? FlowMatchSchedulerConfig.fluxDev() : FlowMatchSchedulerConfig.fluxSchnell();
@@ -150,9 +151,9 @@ public final class FluxPipeline implements AutoCloseable {
     public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device) {
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            FluxTextEncoders text = track(loaded, FluxTextEncoders.load(textEncoders, dtype));
-            FluxTransformer transformer = track(loaded, FluxTransformer.load(transformerFile, dtype, null, device));
-            AutoencoderKL vae = track(loaded, AutoencoderKL.load(aeFile, dtype, device));
+            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype));
+            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device));
+            AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
             checkWidths(transformerFile.toString(), text, transformer);
             return new FluxPipeline(text, transformer, vae,
                     transformer.config().guidanceEmbeds() ? FlowMatchSchedulerConfig.fluxDev() : FlowMatchSchedulerConfig.fluxSchnell());
@@ -162,10 +163,6 @@ public final class FluxPipeline implements AutoCloseable {
         }
     }
 
-    private static <T extends AutoCloseable> T track(List<AutoCloseable> list, T t) {
-        list.add(t);
-        return t;
-    }
 
     private static void checkWidths(String origin, FluxTextEncoders text, FluxTransformer t) {
         if (text.jointDim() != t.config().jointAttentionDim() || text.pooledDim() != t.config().pooledProjectionDim()) {

@@ -96,7 +96,7 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** As {@link #load(Path, DType, int[])}, with the weights placed on {@code device} (CUDA copies them there). */
     public static FluxTransformer load(Path path, DType compute, int[] axesDims, DeviceSpec device) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
@@ -167,27 +167,27 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         Torch.init();
         long dim = c.innerDim();
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
-            Linear xEmb = track(built, Linear.load(sd, "x_embedder", c.inChannels(), dim, compute));
-            MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
+            Linear xEmb = Modules.track(built, Linear.load(sd, "x_embedder", c.inChannels(), dim, compute));
+            MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
             MlpEmbedder guidance = c.guidanceEmbeds()
-                    ? track(built, MlpEmbedder.load(sd, "time_text_embed.guidance_embedder", 256, dim, compute)) : null;
-            MlpEmbedder text = track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
-            Linear ctxEmb = track(built, Linear.load(sd, "context_embedder", c.jointAttentionDim(), dim, compute));
+                    ? Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.guidance_embedder", 256, dim, compute)) : null;
+            MlpEmbedder text = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
+            Linear ctxEmb = Modules.track(built, Linear.load(sd, "context_embedder", c.jointAttentionDim(), dim, compute));
             List<FluxDoubleBlock> doubles = new ArrayList<>();
             for (int i = 0; i < c.numLayers(); i++) {
-                doubles.add(track(built, FluxDoubleBlock.load(sd, "transformer_blocks." + i + ".", c, compute)));
+                doubles.add(Modules.track(built, FluxDoubleBlock.load(sd, "transformer_blocks." + i + ".", c, compute)));
             }
             List<FluxSingleBlock> singles = new ArrayList<>();
             for (int i = 0; i < c.numSingleLayers(); i++) {
-                singles.add(track(built, FluxSingleBlock.load(sd, "single_transformer_blocks." + i + ".", c, compute)));
+                singles.add(Modules.track(built, FluxSingleBlock.load(sd, "single_transformer_blocks." + i + ".", c, compute)));
             }
-            AdaLayerNormContinuous normOut = track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
-            Linear projOut = track(built, Linear.load(sd, "proj_out", dim, c.outChannels(), compute));
+            AdaLayerNormContinuous normOut = Modules.track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
+            Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, c.outChannels(), compute));
             sd.requireAllTaken();
             return new FluxTransformer(c, compute, sd.device(), xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
                     normOut, projOut);
@@ -197,16 +197,7 @@ public final class FluxTransformer implements AutoCloseable {
         }
     }
 
-    private static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
-        built.add(module);
-        return module;
-    }
 
-    private static void checkComputeDtype(DType compute) {
-        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
-            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
-        }
-    }
 
     public FluxConfig config() { return config; }
     public DType dtype() { return dtype; }
@@ -238,21 +229,7 @@ public final class FluxTransformer implements AutoCloseable {
      * The timestep and guidance terms of {@code temb} cancel, so this is computed once per request. Owned by the caller.
      */
     public Tensor guidanceDelta(Tensor pooledPos, Tensor pooledNeg) {
-        for (Tensor p : new Tensor[] {pooledPos, pooledNeg}) {
-            if (p.dim() != 2 || p.size(1) != config.pooledProjectionDim()) {
-                throw new IllegalArgumentException("guidance prompt embedding has shape " + Arrays.toString(Tensors.shape(p))
-                        + ", expected [rows, " + config.pooledProjectionDim() + "]");
-            }
-        }
-        if (pooledPos.size(0) != pooledNeg.size(0)) {
-            throw new IllegalArgumentException("positive and negative guidance embeddings have " + pooledPos.size(0) + " and "
-                    + pooledNeg.size(0) + " rows");
-        }
-        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            Tensor pos = time_text_embed_text_embedder.forward(place(pooledPos));
-            Tensor neg = time_text_embed_text_embedder.forward(place(pooledNeg));
-            return Tensors.keep(pos.sub(neg));
-        }
+        return time_text_embed_text_embedder.direction(pooledPos, pooledNeg, this::place);
     }
 
     /** RoPE table for the joint sequence {@code [txt; img]}; build once per token layout and reuse across steps. */

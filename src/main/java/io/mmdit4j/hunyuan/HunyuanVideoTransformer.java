@@ -99,7 +99,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
      *                    split of the head dimension. A diffusers folder takes them from its config.json.
      */
     public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device, int[] ropeAxesDim) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
@@ -155,27 +155,27 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static HunyuanVideoTransformer fromStateDict(StateDict sd, HunyuanVideoConfig c, DType compute) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         Torch.init();
         long dim = c.innerDim();
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
-            HunyuanVideoPatchEmbed xEmb = track(built, HunyuanVideoPatchEmbed.load(sd, "x_embedder", c, compute));
-            HunyuanVideoTokenRefiner refiner = track(built, HunyuanVideoTokenRefiner.load(sd, "context_embedder.", c, compute));
-            MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
+            HunyuanVideoPatchEmbed xEmb = Modules.track(built, HunyuanVideoPatchEmbed.load(sd, "x_embedder", c, compute));
+            HunyuanVideoTokenRefiner refiner = Modules.track(built, HunyuanVideoTokenRefiner.load(sd, "context_embedder.", c, compute));
+            MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
             MlpEmbedder guidance = c.guidanceEmbeds()
-                    ? track(built, MlpEmbedder.load(sd, "time_text_embed.guidance_embedder", 256, dim, compute)) : null;
-            MlpEmbedder text = track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
+                    ? Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.guidance_embedder", 256, dim, compute)) : null;
+            MlpEmbedder text = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
             List<HunyuanVideoDualBlock> duals = new ArrayList<>();
             for (int i = 0; i < c.numLayers(); i++) {
-                duals.add(track(built, HunyuanVideoDualBlock.load(sd, "transformer_blocks." + i + ".", c, compute)));
+                duals.add(Modules.track(built, HunyuanVideoDualBlock.load(sd, "transformer_blocks." + i + ".", c, compute)));
             }
             List<HunyuanVideoSingleBlock> singles = new ArrayList<>();
             for (int i = 0; i < c.numSingleLayers(); i++) {
-                singles.add(track(built, HunyuanVideoSingleBlock.load(sd, "single_transformer_blocks." + i + ".", c, compute)));
+                singles.add(Modules.track(built, HunyuanVideoSingleBlock.load(sd, "single_transformer_blocks." + i + ".", c, compute)));
             }
-            AdaLayerNormContinuous normOut = track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
-            Linear projOut = track(built, Linear.load(sd, "proj_out", dim, c.patchValues(), compute));
+            AdaLayerNormContinuous normOut = Modules.track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
+            Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, c.patchValues(), compute));
             sd.requireAllTaken();
             return new HunyuanVideoTransformer(c, compute, sd.device(), xEmb, refiner, timestep, guidance, text, List.copyOf(duals),
                     List.copyOf(singles), normOut, projOut);
@@ -185,16 +185,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
         }
     }
 
-    private static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
-        built.add(module);
-        return module;
-    }
 
-    private static void checkComputeDtype(DType compute) {
-        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
-            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
-        }
-    }
 
     public HunyuanVideoConfig config() { return config; }
     public DType dtype() { return dtype; }
@@ -233,21 +224,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
      * computed once per request. Owned by the caller (or by the plan it is given to).
      */
     public Tensor guidanceDelta(Tensor pooledPos, Tensor pooledNeg) {
-        for (Tensor p : new Tensor[] {pooledPos, pooledNeg}) {
-            if (p.dim() != 2 || p.size(1) != config.pooledProjectionDim()) {
-                throw new IllegalArgumentException("guidance prompt embedding has shape " + Arrays.toString(Tensors.shape(p))
-                        + ", expected [rows, " + config.pooledProjectionDim() + "]");
-            }
-        }
-        if (pooledPos.size(0) != pooledNeg.size(0)) {
-            throw new IllegalArgumentException("positive and negative guidance embeddings have " + pooledPos.size(0) + " and "
-                    + pooledNeg.size(0) + " rows");
-        }
-        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            Tensor pos = time_text_embed_text_embedder.forward(place(pooledPos));
-            Tensor neg = time_text_embed_text_embedder.forward(place(pooledNeg));
-            return Tensors.keep(pos.sub(neg));
-        }
+        return time_text_embed_text_embedder.direction(pooledPos, pooledNeg, this::place);
     }
 
     /**

@@ -28,6 +28,29 @@ public final class MlpEmbedder implements AutoCloseable {
         return linear_2.forward(silu(linear_1.forward(x)));
     }
 
+    /**
+     * A modulation-guidance direction {@code forward(pooled+) - forward(pooled-)}, [R, D] with R rows of the inputs
+     * (1 or B): the pooled-text path of {@code temb}, whose timestep and guidance terms cancel in the difference, so it
+     * is computed once per request. Shapes are checked before any native work. Owned by the caller.
+     */
+    public Tensor direction(Tensor pooledPos, Tensor pooledNeg, java.util.function.UnaryOperator<Tensor> place) {
+        long pooledDim = linear_1.inFeatures();
+        for (Tensor p : new Tensor[] {pooledPos, pooledNeg}) {
+            if (p.dim() != 2 || p.size(1) != pooledDim) {
+                throw new IllegalArgumentException("guidance prompt embedding has shape " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(p))
+                        + ", expected [rows, " + pooledDim + "]");
+            }
+        }
+        if (pooledPos.size(0) != pooledNeg.size(0)) {
+            throw new IllegalArgumentException("positive and negative guidance embeddings have " + pooledPos.size(0) + " and "
+                    + pooledNeg.size(0) + " rows");
+        }
+        try (org.bytedeco.pytorch.InferenceMode guard = new org.bytedeco.pytorch.InferenceMode();
+             org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            return io.mmdit4j.runtime.Tensors.keep(forward(place.apply(pooledPos)).sub(forward(place.apply(pooledNeg))));
+        }
+    }
+
     @Override
     public void close() {
         linear_1.close();

@@ -5,6 +5,12 @@ public final class Modules {
     private Modules() {}
 
     /** Closes a module that may be null (optional parts such as a guidance embedder). */
+    /** Adds {@code module} to {@code built} (closed together if loading fails half-way) and returns it. */
+    public static <T extends AutoCloseable> T track(java.util.List<AutoCloseable> built, T module) {
+        built.add(module);
+        return module;
+    }
+
     public static void closeQuietly(AutoCloseable c) {
         if (c == null) return;
         try {

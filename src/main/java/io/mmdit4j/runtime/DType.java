@@ -71,4 +71,12 @@ public enum DType {
             default: return "bool";
         }
     }
+
+    /** Model compute dtypes: fp32, bf16 or fp16 (fails with a clear message otherwise). */
+    public static DType checkCompute(DType compute) {
+        if (compute != F32 && compute != BF16 && compute != F16) {
+            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
+        }
+        return compute;
+    }
 }

@@ -230,10 +230,10 @@ public final class Sd3Pipeline implements AutoCloseable {
         JsonConfigs.checkClass(JsonConfigs.readObject(index), index, CLASS_NAME);
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            Sd3Transformer transformer = track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device));
-            Sd3TextEncoders text = track(loaded, Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim()));
+            Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device));
+            Sd3TextEncoders text = Modules.track(loaded, Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim()));
             checkWidths(folder.toString(), text, transformer);
-            AutoencoderKL vae = track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
+            AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : FlowMatchSchedulerConfig.sd3();
             return new Sd3Pipeline(text, transformer, vae, sched);
@@ -243,10 +243,6 @@ public final class Sd3Pipeline implements AutoCloseable {
         }
     }
 
-    private static <T extends AutoCloseable> T track(List<AutoCloseable> list, T t) {
-        list.add(t);
-        return t;
-    }
 
     private static void checkWidths(String origin, Sd3TextEncoders text, Sd3Transformer t) {
         if (text.jointDim() != t.config().jointAttentionDim() || text.pooledDim() != t.config().pooledProjectionDim()) {

@@ -112,10 +112,10 @@ public final class Sd3TextEncoders implements AutoCloseable {
         try {
             ClipTokenizer tokL = ClipTokenizer.fromFolder(folder.resolve("tokenizer"));
             ClipTokenizer tokG = ClipTokenizer.fromFolder(folder.resolve("tokenizer_2"));
-            ClipTextModel l = track(loaded, ClipTextModel.load(folder.resolve("text_encoder"), dtype));
-            ClipTextModel g = track(loaded, ClipTextModel.load(folder.resolve("text_encoder_2"), dtype));
+            ClipTextModel l = Modules.track(loaded, ClipTextModel.load(folder.resolve("text_encoder"), dtype));
+            ClipTextModel g = Modules.track(loaded, ClipTextModel.load(folder.resolve("text_encoder_2"), dtype));
             T5Tokenizer tok3 = hasT5 ? T5Tokenizer.fromFolder(folder.resolve("tokenizer_3")) : null;
-            T5Encoder t5 = hasT5 ? track(loaded, T5Encoder.load(folder.resolve("text_encoder_3"), dtype)) : null;
+            T5Encoder t5 = hasT5 ? Modules.track(loaded, T5Encoder.load(folder.resolve("text_encoder_3"), dtype)) : null;
             return new Sd3TextEncoders(tokL, l, tokG, g, tok3, t5, t5 != null ? t5.config().dModel() : jointDimWithoutT5);
         } catch (RuntimeException e) {
             loaded.forEach(Modules::closeQuietly);
@@ -123,10 +123,6 @@ public final class Sd3TextEncoders implements AutoCloseable {
         }
     }
 
-    private static <T extends AutoCloseable> T track(List<AutoCloseable> list, T t) {
-        list.add(t);
-        return t;
-    }
 
     /** Width of the pooled vector: CLIP-L's plus CLIP-G's projection width (2048 for SD3). */
     public int pooledDim() {

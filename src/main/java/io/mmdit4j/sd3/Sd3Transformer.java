@@ -82,7 +82,7 @@ public final class Sd3Transformer implements AutoCloseable {
      * the tensors). Bundled text encoders / VAE in an original file are ignored.
      */
     public static Sd3Transformer load(Path path, DType compute, DeviceSpec device) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
@@ -139,21 +139,21 @@ public final class Sd3Transformer implements AutoCloseable {
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static Sd3Transformer fromStateDict(StateDict sd, Sd3Config c, DType compute) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         Torch.init();
         long dim = c.innerDim();
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
-            Sd3PatchEmbed patch = track(built, Sd3PatchEmbed.load(sd, "pos_embed", c, compute));
-            MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
-            MlpEmbedder text = track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
-            Linear ctxEmb = track(built, Linear.load(sd, "context_embedder", c.jointAttentionDim(), dim, compute));
+            Sd3PatchEmbed patch = Modules.track(built, Sd3PatchEmbed.load(sd, "pos_embed", c, compute));
+            MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
+            MlpEmbedder text = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
+            Linear ctxEmb = Modules.track(built, Linear.load(sd, "context_embedder", c.jointAttentionDim(), dim, compute));
             List<Sd3JointBlock> blocks = new ArrayList<>();
             for (int i = 0; i < c.numLayers(); i++) {
-                blocks.add(track(built, Sd3JointBlock.load(sd, "transformer_blocks." + i + ".", i, c, compute)));
+                blocks.add(Modules.track(built, Sd3JointBlock.load(sd, "transformer_blocks." + i + ".", i, c, compute)));
             }
-            AdaLayerNormContinuous normOut = track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
-            Linear projOut = track(built, Linear.load(sd, "proj_out", dim, (long) c.patchSize() * c.patchSize() * c.outChannels(), compute));
+            AdaLayerNormContinuous normOut = Modules.track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
+            Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, (long) c.patchSize() * c.patchSize() * c.outChannels(), compute));
             sd.requireAllTaken();
             return new Sd3Transformer(c, compute, sd.device(), patch, timestep, text, ctxEmb, List.copyOf(blocks), normOut, projOut);
         } catch (RuntimeException e) {
@@ -162,16 +162,7 @@ public final class Sd3Transformer implements AutoCloseable {
         }
     }
 
-    private static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
-        built.add(module);
-        return module;
-    }
 
-    private static void checkComputeDtype(DType compute) {
-        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
-            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
-        }
-    }
 
     public Sd3Config config() { return config; }
     public DType dtype() { return dtype; }
@@ -202,21 +193,7 @@ public final class Sd3Transformer implements AutoCloseable {
      * timestep terms of {@code temb} cancel, so this is computed once per request. Owned by the caller.
      */
     public Tensor guidanceDelta(Tensor pooledPos, Tensor pooledNeg) {
-        for (Tensor p : new Tensor[] {pooledPos, pooledNeg}) {
-            if (p.dim() != 2 || p.size(1) != config.pooledProjectionDim()) {
-                throw new IllegalArgumentException("guidance prompt embedding has shape " + Arrays.toString(Tensors.shape(p))
-                        + ", expected [rows, " + config.pooledProjectionDim() + "]");
-            }
-        }
-        if (pooledPos.size(0) != pooledNeg.size(0)) {
-            throw new IllegalArgumentException("positive and negative guidance embeddings have " + pooledPos.size(0) + " and "
-                    + pooledNeg.size(0) + " rows");
-        }
-        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            Tensor pos = time_text_embed_text_embedder.forward(place(pooledPos));
-            Tensor neg = time_text_embed_text_embedder.forward(place(pooledNeg));
-            return Tensors.keep(pos.sub(neg));
-        }
+        return time_text_embed_text_embedder.direction(pooledPos, pooledNeg, this::place);
     }
 
     // ---------------------------------------------------------------- forward

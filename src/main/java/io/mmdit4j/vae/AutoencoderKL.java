@@ -119,7 +119,7 @@ public final class AutoencoderKL implements AutoCloseable {
      * {@link VaeConfig#sd3()} for SD3's VAE in a single file, whose scaling cannot be seen in the weights.
      */
     public static AutoencoderKL load(Path folderOrFile, VaeConfig config, DType compute, DeviceSpec device) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = vaePath(folderOrFile);
         try (TensorSource source = WeightFiles.open(weights)) { // the tensors keep the mapping alive on their own
@@ -177,15 +177,15 @@ public final class AutoencoderKL implements AutoCloseable {
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static AutoencoderKL fromStateDict(StateDict sd, VaeConfig c, DType compute) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         Torch.init();
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
             long latent = c.latentChannels();
-            Encoder encoder = Encoder.track(built, Encoder.load(sd, c, compute));
-            Decoder decoder = Encoder.track(built, Decoder.load(sd, c, compute));
-            Conv2d quant = c.useQuantConv() ? Encoder.track(built, Conv2d.load(sd, "quant_conv", 2 * latent, 2 * latent, 1, 1, 0, compute)) : null;
-            Conv2d postQuant = c.usePostQuantConv() ? Encoder.track(built, Conv2d.load(sd, "post_quant_conv", latent, latent, 1, 1, 0, compute)) : null;
+            Encoder encoder = Modules.track(built, Encoder.load(sd, c, compute));
+            Decoder decoder = Modules.track(built, Decoder.load(sd, c, compute));
+            Conv2d quant = c.useQuantConv() ? Modules.track(built, Conv2d.load(sd, "quant_conv", 2 * latent, 2 * latent, 1, 1, 0, compute)) : null;
+            Conv2d postQuant = c.usePostQuantConv() ? Modules.track(built, Conv2d.load(sd, "post_quant_conv", latent, latent, 1, 1, 0, compute)) : null;
             sd.requireAllTaken();
             return new AutoencoderKL(c, compute, sd.device(), encoder, decoder, quant, postQuant);
         } catch (RuntimeException e) {
@@ -194,11 +194,6 @@ public final class AutoencoderKL implements AutoCloseable {
         }
     }
 
-    private static void checkComputeDtype(DType compute) {
-        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
-            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
-        }
-    }
 
     public VaeConfig config() { return config; }
     public DType dtype() { return dtype; }

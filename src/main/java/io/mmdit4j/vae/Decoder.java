@@ -12,7 +12,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
-import static io.mmdit4j.vae.Encoder.track;
+import static io.mmdit4j.nn.Modules.track;
 import static org.bytedeco.pytorch.global.torch.silu;
 import static org.bytedeco.pytorch.global.torch.upsample_nearest2d;
 

@@ -69,7 +69,7 @@ final class Encoder implements AutoCloseable {
         List<AutoCloseable> built = new ArrayList<>();
         long groups = c.normNumGroups();
         try {
-            Conv2d convIn = track(built, Conv2d.load(sd, "encoder.conv_in", c.inChannels(), c.channels(0), 3, 1, 1, dtype));
+            Conv2d convIn = Modules.track(built, Conv2d.load(sd, "encoder.conv_in", c.inChannels(), c.channels(0), 3, 1, 1, dtype));
             List<DownBlock> blocks = new ArrayList<>();
             long out = c.channels(0);
             for (int i = 0; i < c.numBlocks(); i++) {
@@ -78,15 +78,15 @@ final class Encoder implements AutoCloseable {
                 String p = "encoder.down_blocks." + i + ".";
                 List<ResnetBlock2D> resnets = new ArrayList<>();
                 for (int j = 0; j < c.layersPerBlock(); j++) {
-                    resnets.add(track(built, ResnetBlock2D.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, dtype)));
+                    resnets.add(Modules.track(built, ResnetBlock2D.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, dtype)));
                 }
                 Conv2d down = i < c.numBlocks() - 1
-                        ? track(built, Conv2d.load(sd, p + "downsamplers.0.conv", out, out, 3, 2, 0, dtype)) : null;
+                        ? Modules.track(built, Conv2d.load(sd, p + "downsamplers.0.conv", out, out, 3, 2, 0, dtype)) : null;
                 blocks.add(new DownBlock(List.copyOf(resnets), down));
             }
-            MidBlock2D mid = track(built, MidBlock2D.load(sd, "encoder.mid_block.", c.topChannels(), groups, c.midBlockAddAttention(), dtype));
-            GroupNorm normOut = track(built, GroupNorm.load(sd, "encoder.conv_norm_out", c.topChannels(), groups, VaeConfig.NORM_EPS, dtype));
-            Conv2d convOut = track(built, Conv2d.load(sd, "encoder.conv_out", c.topChannels(), 2L * c.latentChannels(), 3, 1, 1, dtype));
+            MidBlock2D mid = Modules.track(built, MidBlock2D.load(sd, "encoder.mid_block.", c.topChannels(), groups, c.midBlockAddAttention(), dtype));
+            GroupNorm normOut = Modules.track(built, GroupNorm.load(sd, "encoder.conv_norm_out", c.topChannels(), groups, VaeConfig.NORM_EPS, dtype));
+            Conv2d convOut = Modules.track(built, Conv2d.load(sd, "encoder.conv_out", c.topChannels(), 2L * c.latentChannels(), 3, 1, 1, dtype));
             return new Encoder(convIn, List.copyOf(blocks), mid, normOut, convOut);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
@@ -94,10 +94,6 @@ final class Encoder implements AutoCloseable {
         }
     }
 
-    static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
-        built.add(module);
-        return module;
-    }
 
     /** {@code [B, in, H, W]} → moments {@code [B, 2·latent, ⌈H/f⌉, ⌈W/f⌉]}. */
     Tensor forward(Tensor x) { // owned by the caller

@@ -148,7 +148,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
      * {@link HunyuanVideoVaeConfig#hunyuanVideo()}; every tensor shape is checked against it.
      */
     public static AutoencoderKLHunyuanVideo load(Path folderOrFile, HunyuanVideoVaeConfig config, DType compute, DeviceSpec device) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = folderOrFile;
         if (Files.isDirectory(weights) && !Files.exists(weights.resolve("config.json")) && Files.isDirectory(weights.resolve("vae"))) {
@@ -173,7 +173,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
 
     /** Builds the decoder from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors. */
     public static AutoencoderKLHunyuanVideo fromStateDict(StateDict sd, HunyuanVideoVaeConfig c, DType compute) {
-        checkComputeDtype(compute);
+        DType.checkCompute(compute);
         Torch.init();
         if (!sd.contains("decoder.conv_in.conv.weight")) {
             String some = sd.keys().stream().limit(3).map(k -> "'" + k + "'").reduce((a, b) -> a + ", " + b).orElse("none");
@@ -191,8 +191,8 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
                 Native.release(w);
                 throw e;
             }
-            CausalConv3d postQuant = Decoder3D.track(built, new CausalConv3d(w, b, 1, 1));
-            Decoder3D decoder = Decoder3D.track(built, Decoder3D.load(sd, c, compute));
+            CausalConv3d postQuant = Modules.track(built, new CausalConv3d(w, b, 1, 1));
+            Decoder3D decoder = Modules.track(built, Decoder3D.load(sd, c, compute));
             for (String k : sd.keys()) { // the encoder half is not implemented: accepted, never loaded
                 if (k.startsWith("encoder.") || k.startsWith("quant_conv.")) sd.markIgnored(k);
             }
@@ -262,11 +262,6 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         if (in != out) conv(m, p + "conv_shortcut", in, out, 1);
     }
 
-    private static void checkComputeDtype(DType compute) {
-        if (compute != DType.F32 && compute != DType.BF16 && compute != DType.F16) {
-            throw new IllegalArgumentException("compute dtype must be fp32, bf16 or fp16, got " + compute);
-        }
-    }
 
     public HunyuanVideoVaeConfig config() { return config; }
     public DType dtype() { return dtype; }

@@ -61,8 +61,8 @@ final class Decoder3D implements AutoCloseable {
         long groups = c.normNumGroups();
         int n = c.numBlocks();
         try {
-            CausalConv3d convIn = track(built, CausalConv3d.load(sd, "decoder.conv_in", c.latentChannels(), c.topChannels(), 3, dtype));
-            MidBlock3D mid = track(built, MidBlock3D.load(sd, "decoder.mid_block.", c.topChannels(), groups, c.midBlockAddAttention(), dtype));
+            CausalConv3d convIn = Modules.track(built, CausalConv3d.load(sd, "decoder.conv_in", c.latentChannels(), c.topChannels(), 3, dtype));
+            MidBlock3D mid = Modules.track(built, MidBlock3D.load(sd, "decoder.mid_block.", c.topChannels(), groups, c.midBlockAddAttention(), dtype));
             List<UpBlock> blocks = new ArrayList<>();
             long out = c.channels(n - 1);
             for (int i = 0; i < n; i++) {
@@ -71,15 +71,15 @@ final class Decoder3D implements AutoCloseable {
                 String p = "decoder.up_blocks." + i + ".";
                 List<ResnetBlockCausal3D> resnets = new ArrayList<>();
                 for (int j = 0; j < c.layersPerBlock() + 1; j++) {
-                    resnets.add(track(built, ResnetBlockCausal3D.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, dtype)));
+                    resnets.add(Modules.track(built, ResnetBlockCausal3D.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, dtype)));
                 }
                 boolean space = c.upsamplesSpatially(i), time = c.upsamplesTemporally(i);
                 UpsampleCausal3D up = space || time
-                        ? track(built, UpsampleCausal3D.load(sd, p + "upsamplers.0.", out, time ? 2 : 1, space ? 2 : 1, dtype)) : null;
+                        ? Modules.track(built, UpsampleCausal3D.load(sd, p + "upsamplers.0.", out, time ? 2 : 1, space ? 2 : 1, dtype)) : null;
                 blocks.add(new UpBlock(List.copyOf(resnets), up));
             }
-            GroupNorm normOut = track(built, GroupNorm.load(sd, "decoder.conv_norm_out", c.channels(0), groups, HunyuanVideoVaeConfig.NORM_EPS, dtype));
-            CausalConv3d convOut = track(built, CausalConv3d.load(sd, "decoder.conv_out", c.channels(0), c.outChannels(), 3, dtype));
+            GroupNorm normOut = Modules.track(built, GroupNorm.load(sd, "decoder.conv_norm_out", c.channels(0), groups, HunyuanVideoVaeConfig.NORM_EPS, dtype));
+            CausalConv3d convOut = Modules.track(built, CausalConv3d.load(sd, "decoder.conv_out", c.channels(0), c.outChannels(), 3, dtype));
             return new Decoder3D(convIn, mid, List.copyOf(blocks), normOut, convOut);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
@@ -87,10 +87,6 @@ final class Decoder3D implements AutoCloseable {
         }
     }
 
-    static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
-        built.add(module);
-        return module;
-    }
 
     /** {@code z [B, latent, F', h, w]} → {@code [B, out, 1 + 4(F'−1), 8h, 8w]}, owned by the caller. */
     Tensor forward(Tensor z) {

@@ -1,7 +1,10 @@
 package io.mmdit4j.hunyuan;
 
+import io.mmdit4j.io.ParameterShapes;
 import java.util.LinkedHashMap;
 import java.util.Map;
+
+import static io.mmdit4j.io.ParameterShapes.linear;
 
 /** Every parameter of a HunyuanVideo transformer under its diffusers name, with its shape, in forward order. */
 public final class HunyuanVideoParameters {
@@ -39,25 +42,11 @@ public final class HunyuanVideoParameters {
         linear(m, "time_text_embed.text_embedder.linear_2", d, d);
         for (int i = 0; i < c.numLayers(); i++) {
             String p = "transformer_blocks." + i + ".";
-            linear(m, p + "norm1.linear", d, 6 * d);
-            linear(m, p + "norm1_context.linear", d, 6 * d);
-            for (String proj : new String[] {"to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj"}) linear(m, p + "attn." + proj, d, d);
-            for (String norm : new String[] {"norm_q", "norm_k", "norm_added_q", "norm_added_k"}) m.put(p + "attn." + norm + ".weight", new long[] {hd});
-            linear(m, p + "attn.to_out.0", d, d);
-            linear(m, p + "attn.to_add_out", d, d);
-            linear(m, p + "ff.net.0.proj", d, mlp);
-            linear(m, p + "ff.net.2", mlp, d);
-            linear(m, p + "ff_context.net.0.proj", d, mlp);
-            linear(m, p + "ff_context.net.2", mlp, d);
+            ParameterShapes.dualStreamBlock(m, p, d, mlp, hd);
         }
         for (int i = 0; i < c.numSingleLayers(); i++) {
             String p = "single_transformer_blocks." + i + ".";
-            linear(m, p + "norm.linear", d, 3 * d);
-            linear(m, p + "proj_mlp", d, mlp);
-            for (String proj : new String[] {"to_q", "to_k", "to_v"}) linear(m, p + "attn." + proj, d, d);
-            m.put(p + "attn.norm_q.weight", new long[] {hd});
-            m.put(p + "attn.norm_k.weight", new long[] {hd});
-            linear(m, p + "proj_out", d + mlp, d);
+            ParameterShapes.singleStreamBlock(m, p, d, mlp, hd);
         }
         linear(m, "norm_out.linear", d, 2 * d);
         linear(m, "proj_out", d, c.patchValues());
@@ -66,17 +55,7 @@ public final class HunyuanVideoParameters {
 
     /** Total number of parameters. */
     public static long count(HunyuanVideoConfig c) {
-        long n = 0;
-        for (long[] s : shapes(c).values()) {
-            long k = 1;
-            for (long v : s) k *= v;
-            n += k;
-        }
-        return n;
+        return ParameterShapes.count(shapes(c));
     }
 
-    private static void linear(Map<String, long[]> m, String prefix, long in, long out) {
-        m.put(prefix + ".weight", new long[] {out, in});
-        m.put(prefix + ".bias", new long[] {out});
-    }
 }

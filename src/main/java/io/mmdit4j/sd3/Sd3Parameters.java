@@ -1,7 +1,10 @@
 package io.mmdit4j.sd3;
 
+import io.mmdit4j.io.ParameterShapes;
 import java.util.LinkedHashMap;
 import java.util.Map;
+
+import static io.mmdit4j.io.ParameterShapes.linear;
 
 /** Every tensor of an SD3 transformer under its diffusers name (and under the original names), with its shape. */
 public final class Sd3Parameters {
@@ -107,17 +110,7 @@ public final class Sd3Parameters {
 
     /** Elements of every stored tensor including the positional table (what the weight files hold). */
     public static long storedElements(Sd3Config c) {
-        long n = 0;
-        for (long[] s : shapes(c).values()) {
-            long k = 1;
-            for (long v : s) k *= v;
-            n += k;
-        }
-        return n;
+        return ParameterShapes.count(shapes(c));
     }
 
-    private static void linear(Map<String, long[]> m, String prefix, long in, long out) {
-        m.put(prefix + ".weight", new long[] {out, in});
-        m.put(prefix + ".bias", new long[] {out});
-    }
 }

@@ -112,7 +112,10 @@ final class GenerateCommand implements Callable<Integer> {
         ModelRegistry registry = ModelRegistry.standard();
         ModelDescriptor d = registry.descriptor(modelArg);
         if (d != null && d.isGenerated()) {
-            System.err.println("note: " + d.name() + " is the bundled demo model (random weights): its images look like noise. "
+            System.err.println(d.family().equals(HunyuanVideoGenerate.FAMILY)
+                    ? "note: " + d.name() + " is a generated demo model (random weights): its videos look like noise. "
+                    + "For real videos use --model with a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo"
+                    : "note: " + d.name() + " is the bundled demo model (random weights): its images look like noise. "
                     + "For real images use --model with a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell");
         }
         JsonNode defaults = d != null ? d.defaults() : new ObjectMapper().createObjectNode();

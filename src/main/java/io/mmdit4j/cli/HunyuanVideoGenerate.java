@@ -46,6 +46,9 @@ final class HunyuanVideoGenerate {
     static final String VIDEO_AESTHETICS_NEG = "Low-res, bad quality, blurred";
 
     private final GenerateCommand c;
+    /** The model descriptor's recommended video-aesthetics weight and layers (METHOD.md's otherwise). */
+    private double recommendedW = DEFAULT_W;
+    private String recommendedLayers = DEFAULT_LAYERS;
 
     HunyuanVideoGenerate(GenerateCommand c) {
         this.c = c;
@@ -95,6 +98,15 @@ final class HunyuanVideoGenerate {
         DeviceSpec device = DeviceSpec.parse(c.device);
         VideoOptions options = VideoOptions.fps(fps);
 
+        io.mmdit4j.models.ModelDescriptor descriptor = io.mmdit4j.models.ModelRegistry.standard().descriptor(modelArg);
+        if (descriptor != null) {
+            for (io.mmdit4j.models.ModelDescriptor.RecommendedGuidance rg : descriptor.recommendedGuidance()) {
+                if (rg.direction().equals("video-aesthetics")) {
+                    recommendedW = rg.w();
+                    recommendedLayers = rg.layers();
+                }
+            }
+        }
         HunyuanVideoPipeline.Request r = new HunyuanVideoPipeline.Request(allPrompts, perPrompt, w, h, f, n, g, new long[] {s0}, maxSeq,
                 directions(recorded), null);
         int blocks = io.mmdit4j.hunyuan.HunyuanVideoTransformer.inspect(path.resolve("transformer")).totalBlocks(); // headers only
@@ -209,10 +221,13 @@ final class HunyuanVideoGenerate {
         return out;
     }
 
-    /** A direction with HunyuanVideo's defaults (w 3.5 from layer 5) unless --mg-w / --mg-layers / --mg-steps say otherwise. */
+    /**
+     * A direction with HunyuanVideo's defaults (w 3.5 from layer 5, or the descriptor's recommendation) unless
+     * --mg-w / --mg-layers / --mg-steps say otherwise.
+     */
     private HunyuanVideoPipeline.Direction direction(String label, String pos, String neg, int k) {
-        return new HunyuanVideoPipeline.Direction(label, pos, neg, k < c.mgW.size() ? c.mgW.get(k) : DEFAULT_W,
-                LayerSchedule.parse(k < c.mgLayers.size() ? c.mgLayers.get(k) : DEFAULT_LAYERS),
+        return new HunyuanVideoPipeline.Direction(label, pos, neg, k < c.mgW.size() ? c.mgW.get(k) : recommendedW,
+                LayerSchedule.parse(k < c.mgLayers.size() ? c.mgLayers.get(k) : recommendedLayers),
                 k < c.mgSteps.size() ? StepWindow.parse(c.mgSteps.get(k)) : StepWindow.all(), null);
     }
 }

@@ -151,6 +151,27 @@ class HunyuanVideoGenerateCommandTest {
     }
 
     @Test
+    void theGeneratedDemoModelTakesItsDescriptorsDefaultsAndRecommendedGuidance(@TempDir Path tmp) throws IOException {
+        Path gif = tmp.resolve("demo.gif");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "hunyuan-video-tiny-demo", "--prompt", "a cat",
+                "--width", "32", "--height", "32", "--frames", "1", "--steps", "1", "--mg-preset", "video-aesthetics", "--out", gif.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertTrue(r.err().contains("videos look like noise"), r.err());
+        VideoReader.Decoded video = VideoReader.read(gif);
+        assertEquals(1, video.frames().count());
+        assertEquals(8.0, video.info().fps(), 0.5, "the descriptor's fps");
+
+        Path mp4 = tmp.resolve("demo.mp4");
+        r = CheckGoldenCommandTest.run("generate", "--model", "hunyuan-video-tiny-demo", "--prompt", "a cat",
+                "--width", "32", "--height", "32", "--frames", "1", "--steps", "1", "--mg-preset", "video-aesthetics", "--out", mp4.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        JsonNode m = new ObjectMapper().readTree(VideoReader.probe(mp4).metadata().get("mmdit4j"));
+        assertEquals("1-", m.get("modulation_guidance").get(0).get("layers").asText(), "the descriptor's recommended layers");
+        assertEquals(6.0, m.get("guidance_scale").asDouble());
+        assertEquals(16, m.get("max_sequence_length").asInt());
+    }
+
+    @Test
     void theFamilyComesFromTheModelIndexOrTheDescriptor() {
         assertEquals("hunyuan-video", Sd3Generate.family(null, Path.of(model)));
         io.mmdit4j.models.ModelRegistry reg = new io.mmdit4j.models.ModelRegistry(Path.of("."), null);

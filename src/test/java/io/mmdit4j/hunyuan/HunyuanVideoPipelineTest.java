@@ -104,6 +104,37 @@ class HunyuanVideoPipelineTest {
     }
 
     @Test
+    void denoiseIsTheReferenceLoopWrittenOutByHand() {
+        HunyuanVideoPipeline.Request r = new HunyuanVideoPipeline.Request(List.of("a cat walks"), 1, 32, 32, 5, 3, 6.0, new long[] {5}, 8,
+                List.of(aesthetics(2.0)), null);
+        try (PointerScope s = new PointerScope(); io.mmdit4j.text.llama.HunyuanPromptEncoder.Embeddings emb = pipe.encode(r);
+             Tensor noise = pipe.noise(r); io.mmdit4j.guidance.ModulationGuidance g = pipe.guidance(r);
+             Tensor out = pipe.denoise(r, emb, noise, g, HunyuanVideoPipeline.Progress.NONE, null)) {
+            // sigmas = linspace(1, 0, N+1)[:-1], shifted 7σ/(1+6σ); x += (σ_{i+1} − σ_i)·v with t = σ·1000 and guidance 6.0·1000
+            double[] sigma = new double[r.steps() + 1];
+            for (int i = 0; i < r.steps(); i++) {
+                double u = 1.0 - (double) i / r.steps();
+                sigma[i] = 7 * u / (1 + 6 * u);
+            }
+            Tensor x = noise;
+            Tensor guidance = org.bytedeco.pytorch.global.torch.full(new long[] {1}, new org.bytedeco.pytorch.Scalar(6000.0),
+                    new org.bytedeco.pytorch.TensorOptions(org.bytedeco.pytorch.global.torch.ScalarType.Float));
+            for (int i = 0; i < r.steps(); i++) {
+                Tensor t = org.bytedeco.pytorch.global.torch.full(new long[] {1}, new org.bytedeco.pytorch.Scalar((float) (sigma[i] * 1000)),
+                        new org.bytedeco.pytorch.TensorOptions(org.bytedeco.pytorch.global.torch.ScalarType.Float));
+                Tensor v = pipe.transformer().forward(x, t, emb.promptEmbeds(), emb.attentionMask(), emb.pooled(), guidance, g, i, null, null);
+                x = x.add(v.mul(new org.bytedeco.pytorch.Scalar(sigma[i + 1] - sigma[i])));
+            }
+            Schedule schedule = pipe.schedule(r);
+            for (int i = 0; i <= r.steps(); i++) assertEquals(sigma[i], schedule.sigma(i), 1e-6, "sigma " + i);
+            // float32 sigmas and step sizes in the pipeline, float64 here: equal up to a few float32 roundings
+            assertTrue(out.allclose(x, 1e-5, 1e-4, false), "pipeline loop vs hand-written loop, max |diff| "
+                    + out.sub(x).abs().max().item_float());
+            assertFalse(equal(out, noise));
+        }
+    }
+
+    @Test
     void bf16RoundsTheEmbeddedGuidanceLikeTheReference() {
         try (HunyuanVideoPipeline bf16 = HunyuanVideoPipeline.load(folder, DType.BF16, DeviceSpec.CPU); Tensor g = bf16.guidanceArgument(6.0, 1)) {
             assertArrayEquals(new float[] {6016f}, Tensors.toFloats(g.to(org.bytedeco.pytorch.global.torch.ScalarType.Float))); // MODEL-SPEC H.2
@@ -111,6 +142,8 @@ class HunyuanVideoPipelineTest {
                  HunyuanVideoPipeline.Result r = bf16.generate(request(List.of("a cat"), 1, new long[] {1}, List.of(aesthetics(3.5))))) {
                 assertArrayEquals(new long[] {1, 5, 3, 32, 32}, Tensors.shape(r.frames()));
                 assertEquals(DType.F32, Tensors.dtype(r.frames()));
+                // MODEL-SPEC E.3: fp32 initial latents, then the Euler step casts to the model-output dtype
+                assertEquals(DType.BF16, Tensors.dtype(r.finalLatents()));
             }
         }
     }

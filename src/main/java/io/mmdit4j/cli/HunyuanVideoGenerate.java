@@ -185,12 +185,12 @@ final class HunyuanVideoGenerate {
                 frames = RgbFrames.fromTensor(video.mul(new Scalar(2.0)).sub(new Scalar(1.0))); // RgbFrames maps [-1, 1]
             }
             Path file = single ? c.out : c.out.resolve(String.format(Locale.ROOT, "%03d-seed%d%s", i, seed, ext));
+            VideoWriter.write(file, frames, text, options); // atomic: a failed encode leaves nothing behind
+            files.add(file);
             if (c.pngFrames != null) {
                 Path dir = r.batch() == 1 ? c.pngFrames : c.pngFrames.resolve(String.format(Locale.ROOT, "%03d-seed%d", i, seed));
                 VideoFrames.writePngs(dir, frames, text);
             }
-            VideoWriter.write(file, frames, text, options);
-            files.add(file);
         }
         return files;
     }

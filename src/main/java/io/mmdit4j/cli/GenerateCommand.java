@@ -31,7 +31,7 @@ import java.util.concurrent.Callable;
  * {@code mmdit generate}: FLUX text-to-image with modulation guidance, PNGs carrying their settings
  * ({@code ./mmdit inspect image.png} shows them, {@code generate --from image.png} repeats them).
  */
-@Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate images with a FLUX or SD3 / SD3.5 model (diffusers folder, or BFL files for FLUX).")
+@Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate images with a FLUX or SD3 / SD3.5 model (diffusers folder, or BFL files for FLUX), or videos with HunyuanVideo (diffusers folder; .mp4, .webm or .gif).")
 final class GenerateCommand implements Callable<Integer> {
     static final String METADATA_KEY = "mmdit4j";
 
@@ -63,7 +63,7 @@ final class GenerateCommand implements Callable<Integer> {
     String dtype;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
     String device;
-    @Option(names = "--out", defaultValue = "outputs", description = "a .png file (one image) or a folder (default: ${DEFAULT-VALUE})")
+    @Option(names = "--out", defaultValue = "outputs", description = "a .png file (one image), a .mp4/.webm/.gif file (one video) or a folder (default: ${DEFAULT-VALUE})")
     Path out;
     @Option(names = "--mg-preset", description = "guidance preset: complexity, aesthetics, hands, counting (repeatable)")
     List<String> presets = new ArrayList<>();
@@ -96,6 +96,12 @@ final class GenerateCommand implements Callable<Integer> {
     Double shift;
     @Option(names = "--mg-rows", description = "SD3 with CFG: which halves each guidance direction steers: both (reference), cond, cond-neg (repeatable)")
     List<String> mgRows = new ArrayList<>();
+    @Option(names = "--frames", description = "HunyuanVideo: frames, 4k+1 (default: the model's, 61)")
+    Integer frames;
+    @Option(names = "--fps", description = "HunyuanVideo: frames per second of the written video (default: the model's, 15)")
+    Integer fps;
+    @Option(names = "--png-frames", description = "HunyuanVideo: also write every frame as a PNG into this folder")
+    Path pngFrames;
 
     @Override
     public Integer call() throws IOException {
@@ -106,12 +112,18 @@ final class GenerateCommand implements Callable<Integer> {
         ModelRegistry registry = ModelRegistry.standard();
         ModelDescriptor d = registry.descriptor(modelArg);
         if (d != null && d.isGenerated()) {
-            System.err.println("note: " + d.name() + " is the bundled demo model (random weights): its images look like noise. "
+            System.err.println(d.family().equals(HunyuanVideoGenerate.FAMILY)
+                    ? "note: " + d.name() + " is a generated demo model (random weights): its videos look like noise. "
+                    + "For real videos use --model with a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo"
+                    : "note: " + d.name() + " is the bundled demo model (random weights): its images look like noise. "
                     + "For real images use --model with a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell");
         }
         JsonNode defaults = d != null ? d.defaults() : new ObjectMapper().createObjectNode();
         Path path = registry.resolve(modelArg);
-        if (Sd3Generate.family(d, path).equals("sd3")) return new Sd3Generate(this).run(modelArg, path, defaults, recorded);
+        String family = Sd3Generate.family(d, path);
+        if (family.equals(HunyuanVideoGenerate.FAMILY)) return new HunyuanVideoGenerate(this).run(modelArg, path, defaults, recorded);
+        HunyuanVideoGenerate.rejectVideoOptions(this, family);
+        if (family.equals("sd3")) return new Sd3Generate(this).run(modelArg, path, defaults, recorded);
         Sd3Generate.rejectSd3Options(this);
 
         List<String> allPrompts = new ArrayList<>(prompts);
@@ -247,6 +259,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     static JsonNode readRecorded(Path png) throws IOException {
+        if (io.mmdit4j.video.VideoFormat.forName(png) != null) return HunyuanVideoGenerate.readRecorded(png);
         String text = PngImages.readText(png).get(METADATA_KEY);
         if (text == null) throw new IllegalArgumentException(png + ": no mmdit4j generation settings in this PNG");
         return new ObjectMapper().readTree(text);

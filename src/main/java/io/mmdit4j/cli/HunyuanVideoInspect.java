@@ -70,6 +70,8 @@ final class HunyuanVideoInspect {
         Path p = Path.of(config);
         if (Files.isRegularFile(p) && p.getFileName().toString().equals("config.json")) return HunyuanVideoConfig.fromDiffusersConfig(p);
         if (Files.exists(p) && !NAMES.contains(config)) return HunyuanVideoTransformer.inspect(p);
+        ModelDescriptor d = NAMES.contains(config) ? null : ModelRegistry.standard().descriptor(config);
+        if (d != null && d.isGenerated()) return HunyuanVideoTransformer.inspect(ModelRegistry.standard().resolve(config)); // a demo's own size
         return HunyuanVideoConfig.hunyuanVideo();
     }
 

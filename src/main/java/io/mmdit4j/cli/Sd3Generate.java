@@ -50,8 +50,9 @@ final class Sd3Generate {
         if (!Files.isRegularFile(index)) return "flux";
         String cls = JsonConfigs.readObject(index).path("_class_name").asText("");
         if (cls.startsWith("StableDiffusion3")) return "sd3";
+        if (cls.equals(io.mmdit4j.hunyuan.HunyuanVideoPipeline.CLASS_NAME)) return HunyuanVideoGenerate.FAMILY;
         if (cls.isEmpty() || cls.startsWith("Flux")) return "flux";
-        throw new IllegalArgumentException(index + ": _class_name is '" + cls + "'; generate supports FluxPipeline and StableDiffusion3Pipeline folders");
+        throw new IllegalArgumentException(index + ": _class_name is '" + cls + "'; generate supports FluxPipeline, StableDiffusion3Pipeline and HunyuanVideoPipeline folders");
     }
 
     /** Rejects the SD3-only options for a FLUX model. */

@@ -5,6 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.hunyuan.HunyuanVideoConfig;
+import io.mmdit4j.hunyuan.HunyuanVideoParameters;
+import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
+import io.mmdit4j.hunyuan.vae.HunyuanVideoVaeConfig;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.SafetensorsWriter;
@@ -74,6 +78,80 @@ final class DemoPipeline {
         } finally {
             if (Files.exists(tmp)) deleteTree(tmp);
         }
+    }
+
+    /**
+     * A generated HunyuanVideo demo folder: random {@code transformer/}, {@code vae/} (decoder path), {@code text_encoder/}
+     * (Llama) and {@code text_encoder_2/} (CLIP-L) from the descriptor's configs, a small byte-level Llama-3-style
+     * tokenizer ({@code tokenizers/llama-demo}, ids fitting the demo Llama) and the real CLIP tokenizer.
+     */
+    static void writeHunyuanVideo(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+        JsonNode g = d.generate();
+        long seed = g.path("seed").asLong(0);
+        DType dtype = DType.parse(g.path("dtype").asText("F32"));
+        if (!Files.isRegularFile(tokenizers.resolve("clip/vocab.json")) || !Files.isRegularFile(tokenizers.resolve("llama-demo/tokenizer.json"))) {
+            throw new ModelFormatException(tokenizers + ": the demo model needs the tokenizer files (clip/vocab.json, llama-demo/tokenizer.json)");
+        }
+        Files.createDirectories(root.getParent());
+        Path tmp = Files.createTempDirectory(root.getParent(), "." + root.getFileName());
+        try {
+            ObjectNode index = JSON.createObjectNode().put("_class_name", "HunyuanVideoPipeline").put("_mmdit4j_demo", d.name());
+            index.putArray("scheduler").add("diffusers").add("FlowMatchEulerDiscreteScheduler");
+            index.putArray("text_encoder").add("transformers").add("LlamaModel");
+            index.putArray("text_encoder_2").add("transformers").add("CLIPTextModel");
+            index.putArray("tokenizer").add("transformers").add("LlamaTokenizerFast");
+            index.putArray("tokenizer_2").add("transformers").add("CLIPTokenizer");
+            index.putArray("transformer").add("diffusers").add("HunyuanVideoTransformer3DModel");
+            index.putArray("vae").add("diffusers").add("AutoencoderKLHunyuanVideo");
+            json(tmp.resolve("model_index.json"), index);
+            json(tmp.resolve("scheduler/scheduler_config.json"), g.get("scheduler"));
+
+            json(tmp.resolve("transformer/config.json"), g.get("transformer"));
+            HunyuanVideoConfig hc = HunyuanVideoConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
+            weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"),
+                    RandomWeights.generate(HunyuanVideoParameters.shapes(hc), seed, dtype), d);
+
+            json(tmp.resolve("vae/config.json"), g.get("vae"));
+            HunyuanVideoVaeConfig vc = HunyuanVideoVaeConfig.read(tmp.resolve("vae/config.json"));
+            weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"),
+                    RandomWeights.generate(AutoencoderKLHunyuanVideo.decoderShapes(vc), seed + 3, dtype), d);
+
+            JsonNode llama = g.get("text_encoder");
+            json(tmp.resolve("text_encoder/config.json"), llama);
+            weights(tmp.resolve("text_encoder/model.safetensors"), RandomWeights.generate(llamaShapes(llama), seed + 1, dtype), d);
+
+            JsonNode clip = g.get("text_encoder_2");
+            json(tmp.resolve("text_encoder_2/config.json"), clip);
+            weights(tmp.resolve("text_encoder_2/model.safetensors"), RandomWeights.generate(clipShapes(clip), seed + 2, dtype), d);
+
+            copyDir(tokenizers.resolve("llama-demo"), tmp.resolve("tokenizer"));
+            copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer_2"));
+            Files.move(tmp, root, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            if (Files.exists(tmp)) deleteTree(tmp);
+        }
+    }
+
+    /** transformers' LlamaModel (no LM head): embeddings, per layer attention (grouped k/v) + SwiGLU MLP + two RMSNorms, final norm. */
+    static Map<String, long[]> llamaShapes(JsonNode c) {
+        long d = c.get("hidden_size").asLong(), inter = c.get("intermediate_size").asLong();
+        long heads = c.get("num_attention_heads").asLong(), kv = c.path("num_key_value_heads").asLong(heads), head = d / heads;
+        Map<String, long[]> m = new LinkedHashMap<>();
+        m.put("embed_tokens.weight", new long[] {c.get("vocab_size").asLong(), d});
+        for (int i = 0; i < c.get("num_hidden_layers").asInt(); i++) {
+            String p = "layers." + i + ".";
+            m.put(p + "input_layernorm.weight", new long[] {d});
+            m.put(p + "self_attn.q_proj.weight", new long[] {heads * head, d});
+            m.put(p + "self_attn.k_proj.weight", new long[] {kv * head, d});
+            m.put(p + "self_attn.v_proj.weight", new long[] {kv * head, d});
+            m.put(p + "self_attn.o_proj.weight", new long[] {d, heads * head});
+            m.put(p + "post_attention_layernorm.weight", new long[] {d});
+            m.put(p + "mlp.gate_proj.weight", new long[] {inter, d});
+            m.put(p + "mlp.up_proj.weight", new long[] {inter, d});
+            m.put(p + "mlp.down_proj.weight", new long[] {d, inter});
+        }
+        m.put("norm.weight", new long[] {d});
+        return m;
     }
 
     static Map<String, long[]> clipShapes(JsonNode c) {

@@ -80,9 +80,13 @@ public final class ModelRegistry {
     synchronized Path generated(ModelDescriptor d) {
         Path root = home.resolve("target/models").resolve(d.name());
         if (Files.isRegularFile(root.resolve("model_index.json"))) return root;
-        if (!d.family().equals("flux")) throw new IllegalArgumentException(d.file() + ": generated models exist only for the flux family");
+        boolean video = d.family().equals("hunyuan-video");
+        if (!d.family().equals("flux") && !video) {
+            throw new IllegalArgumentException(d.file() + ": generated models exist only for the flux and hunyuan-video families");
+        }
         try {
-            DemoPipeline.write(d, root, home.resolve("models/tokenizers"));
+            if (video) DemoPipeline.writeHunyuanVideo(d, root, home.resolve("models/tokenizers"));
+            else DemoPipeline.write(d, root, home.resolve("models/tokenizers"));
             return root;
         } catch (IOException e) {
             throw new ModelFormatException(root + ": cannot write the generated model: " + e.getMessage(), e);

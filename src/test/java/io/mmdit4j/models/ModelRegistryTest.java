@@ -32,7 +32,8 @@ class ModelRegistryTest {
         for (ModelDescriptor d : all) {
             assertEquals(d.file().getFileName().toString(), d.name() + ".json", "descriptor name matches its file");
             assertTrue(!d.recommendedGuidance().isEmpty(), d.name() + " recommends guidance");
-            int blocks = d.name().startsWith("flux1") ? FluxConfig.schnell().totalBlocks() : 5;
+            int blocks = d.name().startsWith("flux1") ? FluxConfig.schnell().totalBlocks()
+                    : d.family().equals("hunyuan-video") ? io.mmdit4j.hunyuan.HunyuanVideoConfig.hunyuanVideo().totalBlocks() : 5;
             d.recommendedGuidance().forEach(g -> LayerSchedule.parse(g.layers()).factors(blocks));
         }
         assertEquals("5-", new ModelRegistry(HOME, null).descriptor("flux1-schnell").recommendedGuidance().get(0).layers());

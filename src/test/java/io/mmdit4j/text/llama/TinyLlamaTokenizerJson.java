@@ -15,7 +15,7 @@ import java.util.List;
  * Llama-3's split regex, {@code ignore_merges}, and {@code <|begin_of_text|>} added by a TemplateProcessing post-processor.
  * Special ids are those of the golden tiny Llama (1016..1021), so its ids fit that model's vocabulary of 1024.
  */
-final class TinyLlamaTokenizerJson {
+public final class TinyLlamaTokenizerJson {
     static final long BOS = 1016, EOT = 1020, START_HEADER = 1018, END_HEADER = 1019, PAD = 1021;
     /** Merged tokens: "Ġc" 256, "at" 257, "Ġcat" 258, "{}" 259, "ĊĊ" 260. */
     static final long G_C = 256, AT = 257, G_CAT = 258, BRACES = 259, NEWLINES = 260;
@@ -38,7 +38,7 @@ final class TinyLlamaTokenizerJson {
         throw new IllegalArgumentException("byte " + b);
     }
 
-    static Path write(Path dir) throws IOException {
+    public static Path write(Path dir) throws IOException {
         ObjectMapper m = new ObjectMapper();
         ObjectNode root = m.createObjectNode();
         root.put("version", "1.0");

@@ -19,6 +19,19 @@ public final class ProcessMemory {
         return field("VmHWM:");
     }
 
+    /**
+     * Resets the peak ({@code VmHWM}) to the current RSS (Linux {@code clear_refs} 5), so that {@link #peakRssMb} then
+     * measures the peak of what follows. Returns false where the kernel does not allow it.
+     */
+    public static boolean resetPeak() {
+        try {
+            Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+            return true;
+        } catch (IOException | UnsupportedOperationException | SecurityException e) {
+            return false;
+        }
+    }
+
     private static long field(String name) {
         Path status = Path.of("/proc/self/status");
         if (!Files.isReadable(status)) return -1;

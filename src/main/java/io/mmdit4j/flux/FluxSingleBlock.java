@@ -15,7 +15,7 @@ import org.bytedeco.pytorch.TensorVector;
 import java.util.List;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.gelu;
+import static org.bytedeco.pytorch.global.torch.gelu_;
 
 /** {@code FluxSingleTransformerBlock}: one stream [text; image], attention and MLP in parallel. */
 final class FluxSingleBlock implements AutoCloseable {
@@ -44,7 +44,7 @@ final class FluxSingleBlock implements AutoCloseable {
         AdaLayerNormZeroSingle.Output m = norm.forward(h, cond);
         Tensor att = Scopes.local(() -> attn.forward(m.normed(), rope));                    // [B,S,D]
         Tensor projected = Scopes.local(() -> {
-            Tensor mlp = gelu(proj_mlp.forward(m.normed()), "tanh");                           // [B,S,mlp]
+            Tensor mlp = gelu_(proj_mlp.forward(m.normed()), "tanh");                           // [B,S,mlp]
             return proj_out.forward(cat(new TensorVector(att, mlp), 2));                       // [B,S,D+mlp] -> [B,S,D]
         });
         Tensor out = h.add(m.gate().unsqueeze(1).mul(projected));

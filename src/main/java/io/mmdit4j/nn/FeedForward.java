@@ -4,7 +4,7 @@ import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import org.bytedeco.pytorch.Tensor;
 
-import static org.bytedeco.pytorch.global.torch.gelu;
+import static org.bytedeco.pytorch.global.torch.gelu_;
 
 /** diffusers {@code FeedForward(dim, activation_fn="gelu-approximate")}: {@code net.2(GELU_tanh(net.0.proj(x)))}. */
 public final class FeedForward implements AutoCloseable {
@@ -22,7 +22,7 @@ public final class FeedForward implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [B,S,D] -> [B,S,D]
-        return net_2.forward(gelu(net_0_proj.forward(x), "tanh"));
+        return net_2.forward(gelu_(net_0_proj.forward(x), "tanh")); // in place: the hidden state is ours, one [B,S,4D] less
     }
 
     @Override

@@ -33,7 +33,7 @@ public final class RmsNorm implements AutoCloseable {
         Tensor xf = x.to(ScalarType.Float);
         Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
         Tensor normed = xf.mul(rsqrt(variance.add(eps)));
-        return normed.to(weight.scalar_type()).mul(weight);
+        return normed.to(weight.scalar_type()).mul_(weight); // in place: normed (or its cast) is a fresh temporary
     }
 
     /**

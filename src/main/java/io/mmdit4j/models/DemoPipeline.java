@@ -21,6 +21,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 
@@ -36,48 +37,21 @@ final class DemoPipeline {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     static void write(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
-        JsonNode g = d.generate();
-        long seed = g.path("seed").asLong(0);
-        DType dtype = DType.parse(g.path("dtype").asText("F32"));
-        if (!Files.isRegularFile(tokenizers.resolve("clip/vocab.json")) || !Files.isRegularFile(tokenizers.resolve("t5/spiece.model"))) {
-            throw new ModelFormatException(tokenizers + ": the demo model needs the tokenizer files (clip/vocab.json, t5/spiece.model)");
-        }
-        Files.createDirectories(root.getParent());
-        Path tmp = Files.createTempDirectory(root.getParent(), "." + root.getFileName());
-        try {
-            ObjectNode index = JSON.createObjectNode().put("_class_name", "FluxPipeline").put("_mmdit4j_demo", d.name());
-            index.putArray("scheduler").add("diffusers").add("FlowMatchEulerDiscreteScheduler");
-            index.putArray("text_encoder").add("transformers").add("CLIPTextModel");
-            index.putArray("text_encoder_2").add("transformers").add("T5EncoderModel");
-            index.putArray("tokenizer").add("transformers").add("CLIPTokenizer");
-            index.putArray("tokenizer_2").add("transformers").add("T5Tokenizer");
-            index.putArray("transformer").add("diffusers").add("FluxTransformer2DModel");
-            index.putArray("vae").add("diffusers").add("AutoencoderKL");
-            json(tmp.resolve("model_index.json"), index);
-            json(tmp.resolve("scheduler/scheduler_config.json"), g.get("scheduler"));
-
-            json(tmp.resolve("transformer/config.json"), g.get("transformer"));
-            FluxConfig fc = FluxConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
-            weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"), FluxTransformer.randomWeights(fc, seed, dtype), d);
-
-            JsonNode clip = g.get("text_encoder");
-            json(tmp.resolve("text_encoder/config.json"), clip);
-            weights(tmp.resolve("text_encoder/model.safetensors"), RandomWeights.generate(clipShapes(clip), seed + 1, dtype), d);
-
-            JsonNode t5 = g.get("text_encoder_2");
-            json(tmp.resolve("text_encoder_2/config.json"), t5);
-            weights(tmp.resolve("text_encoder_2/model.safetensors"), RandomWeights.generate(t5Shapes(t5), seed + 2, dtype), d);
-
-            JsonNode vae = g.get("vae");
-            json(tmp.resolve("vae/config.json"), vae);
-            weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"), RandomWeights.generate(vaeShapes(vae), seed + 3, dtype), d);
-
-            copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer"));
-            copyDir(tokenizers.resolve("t5"), tmp.resolve("tokenizer_2"));
-            Files.move(tmp, root, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            if (Files.exists(tmp)) deleteTree(tmp);
-        }
+        writeFolder(d, root, tokenizers, List.of("clip/vocab.json", "t5/spiece.model"), "FluxPipeline", new String[][] {
+                {"scheduler", "diffusers", "FlowMatchEulerDiscreteScheduler"},
+                {"text_encoder", "transformers", "CLIPTextModel"}, {"text_encoder_2", "transformers", "T5EncoderModel"},
+                {"tokenizer", "transformers", "CLIPTokenizer"}, {"tokenizer_2", "transformers", "T5Tokenizer"},
+                {"transformer", "diffusers", "FluxTransformer2DModel"}, {"vae", "diffusers", "AutoencoderKL"}},
+                (tmp, g, seed, dtype) -> {
+                    json(tmp.resolve("transformer/config.json"), g.get("transformer"));
+                    FluxConfig fc = FluxConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
+                    weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"), FluxTransformer.randomWeights(fc, seed, dtype), d);
+                    component(tmp, "text_encoder", "model.safetensors", g.get("text_encoder"), clipShapes(g.get("text_encoder")), seed + 1, dtype, d);
+                    component(tmp, "text_encoder_2", "model.safetensors", g.get("text_encoder_2"), t5Shapes(g.get("text_encoder_2")), seed + 2, dtype, d);
+                    component(tmp, "vae", "diffusion_pytorch_model.safetensors", g.get("vae"), vaeShapes(g.get("vae")), seed + 3, dtype, d);
+                    copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer"));
+                    copyDir(tokenizers.resolve("t5"), tmp.resolve("tokenizer_2"));
+                });
     }
 
     /**
@@ -86,50 +60,66 @@ final class DemoPipeline {
      * tokenizer ({@code tokenizers/llama-demo}, ids fitting the demo Llama) and the real CLIP tokenizer.
      */
     static void writeHunyuanVideo(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+        writeFolder(d, root, tokenizers, List.of("clip/vocab.json", "llama-demo/tokenizer.json"), "HunyuanVideoPipeline", new String[][] {
+                {"scheduler", "diffusers", "FlowMatchEulerDiscreteScheduler"},
+                {"text_encoder", "transformers", "LlamaModel"}, {"text_encoder_2", "transformers", "CLIPTextModel"},
+                {"tokenizer", "transformers", "LlamaTokenizerFast"}, {"tokenizer_2", "transformers", "CLIPTokenizer"},
+                {"transformer", "diffusers", "HunyuanVideoTransformer3DModel"}, {"vae", "diffusers", "AutoencoderKLHunyuanVideo"}},
+                (tmp, g, seed, dtype) -> {
+                    json(tmp.resolve("transformer/config.json"), g.get("transformer"));
+                    HunyuanVideoConfig hc = HunyuanVideoConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
+                    weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"),
+                            RandomWeights.generate(HunyuanVideoParameters.shapes(hc), seed, dtype), d);
+                    json(tmp.resolve("vae/config.json"), g.get("vae"));
+                    HunyuanVideoVaeConfig vc = HunyuanVideoVaeConfig.read(tmp.resolve("vae/config.json"));
+                    weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"),
+                            RandomWeights.generate(AutoencoderKLHunyuanVideo.decoderShapes(vc), seed + 3, dtype), d);
+                    component(tmp, "text_encoder", "model.safetensors", g.get("text_encoder"), llamaShapes(g.get("text_encoder")), seed + 1, dtype, d);
+                    component(tmp, "text_encoder_2", "model.safetensors", g.get("text_encoder_2"), clipShapes(g.get("text_encoder_2")), seed + 2, dtype, d);
+                    copyDir(tokenizers.resolve("llama-demo"), tmp.resolve("tokenizer"));
+                    copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer_2"));
+                });
+    }
+
+    /** Writes the components of a demo folder into {@code tmp}. */
+    @FunctionalInterface
+    private interface Components {
+        void write(Path tmp, JsonNode generate, long seed, DType dtype) throws IOException;
+    }
+
+    /**
+     * A generated diffusers folder: checks the tokenizer files, writes {@code model_index.json} and the scheduler config,
+     * lets {@code components} write the rest into a temporary folder, then moves it into place (no half-written folder).
+     */
+    private static void writeFolder(ModelDescriptor d, Path root, Path tokenizers, List<String> tokenizerFiles, String className,
+                                    String[][] index, Components components) throws IOException {
         JsonNode g = d.generate();
         long seed = g.path("seed").asLong(0);
         DType dtype = DType.parse(g.path("dtype").asText("F32"));
-        if (!Files.isRegularFile(tokenizers.resolve("clip/vocab.json")) || !Files.isRegularFile(tokenizers.resolve("llama-demo/tokenizer.json"))) {
-            throw new ModelFormatException(tokenizers + ": the demo model needs the tokenizer files (clip/vocab.json, llama-demo/tokenizer.json)");
+        for (String f : tokenizerFiles) {
+            if (!Files.isRegularFile(tokenizers.resolve(f))) {
+                throw new ModelFormatException(tokenizers + ": the demo model needs the tokenizer files " + tokenizerFiles);
+            }
         }
         Files.createDirectories(root.getParent());
         Path tmp = Files.createTempDirectory(root.getParent(), "." + root.getFileName());
         try {
-            ObjectNode index = JSON.createObjectNode().put("_class_name", "HunyuanVideoPipeline").put("_mmdit4j_demo", d.name());
-            index.putArray("scheduler").add("diffusers").add("FlowMatchEulerDiscreteScheduler");
-            index.putArray("text_encoder").add("transformers").add("LlamaModel");
-            index.putArray("text_encoder_2").add("transformers").add("CLIPTextModel");
-            index.putArray("tokenizer").add("transformers").add("LlamaTokenizerFast");
-            index.putArray("tokenizer_2").add("transformers").add("CLIPTokenizer");
-            index.putArray("transformer").add("diffusers").add("HunyuanVideoTransformer3DModel");
-            index.putArray("vae").add("diffusers").add("AutoencoderKLHunyuanVideo");
-            json(tmp.resolve("model_index.json"), index);
+            ObjectNode modelIndex = JSON.createObjectNode().put("_class_name", className).put("_mmdit4j_demo", d.name());
+            for (String[] c : index) modelIndex.putArray(c[0]).add(c[1]).add(c[2]);
+            json(tmp.resolve("model_index.json"), modelIndex);
             json(tmp.resolve("scheduler/scheduler_config.json"), g.get("scheduler"));
-
-            json(tmp.resolve("transformer/config.json"), g.get("transformer"));
-            HunyuanVideoConfig hc = HunyuanVideoConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
-            weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"),
-                    RandomWeights.generate(HunyuanVideoParameters.shapes(hc), seed, dtype), d);
-
-            json(tmp.resolve("vae/config.json"), g.get("vae"));
-            HunyuanVideoVaeConfig vc = HunyuanVideoVaeConfig.read(tmp.resolve("vae/config.json"));
-            weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"),
-                    RandomWeights.generate(AutoencoderKLHunyuanVideo.decoderShapes(vc), seed + 3, dtype), d);
-
-            JsonNode llama = g.get("text_encoder");
-            json(tmp.resolve("text_encoder/config.json"), llama);
-            weights(tmp.resolve("text_encoder/model.safetensors"), RandomWeights.generate(llamaShapes(llama), seed + 1, dtype), d);
-
-            JsonNode clip = g.get("text_encoder_2");
-            json(tmp.resolve("text_encoder_2/config.json"), clip);
-            weights(tmp.resolve("text_encoder_2/model.safetensors"), RandomWeights.generate(clipShapes(clip), seed + 2, dtype), d);
-
-            copyDir(tokenizers.resolve("llama-demo"), tmp.resolve("tokenizer"));
-            copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer_2"));
+            components.write(tmp, g, seed, dtype);
             Files.move(tmp, root, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             if (Files.exists(tmp)) deleteTree(tmp);
         }
+    }
+
+    /** {@code name/config.json} and {@code name/file} with random weights of the given shapes. */
+    private static void component(Path tmp, String name, String file, JsonNode config, Map<String, long[]> shapes, long seed, DType dtype,
+                                  ModelDescriptor d) throws IOException {
+        json(tmp.resolve(name).resolve("config.json"), config);
+        weights(tmp.resolve(name).resolve(file), RandomWeights.generate(shapes, seed, dtype), d);
     }
 
     /** transformers' LlamaModel (no LM head): embeddings, per layer attention (grouped k/v) + SwiGLU MLP + two RMSNorms, final norm. */

@@ -14,6 +14,8 @@ import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.sampling.Progress;
+import io.mmdit4j.sampling.Timings;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -160,7 +162,7 @@ final class GenerateCommand implements Callable<Integer> {
             try (FluxPipeline.Result result = pipe.generate(r, bar)) {
                 bar.done();
                 List<Path> files = write(result, r, modelArg, compute);
-                FluxPipeline.Timings t = result.timings();
+                Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / n, t.decode() / 1e9);
                 files.forEach(f -> System.out.println(f));
@@ -266,7 +268,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     /** A progress bar on a terminal, a plain line per step otherwise. */
-    static final class ProgressBar implements FluxPipeline.Progress {
+    static final class ProgressBar implements Progress {
         private final boolean terminal;
         private long total;
 

@@ -10,6 +10,7 @@ import io.mmdit4j.guidance.StepWindow;
 import io.mmdit4j.hunyuan.HunyuanVideoPipeline;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.video.RgbFrames;
 import io.mmdit4j.video.VideoFormat;
 import io.mmdit4j.video.VideoFrames;
@@ -132,7 +133,7 @@ final class HunyuanVideoGenerate {
             try (HunyuanVideoPipeline.Result result = pipe.generate(r, bar::onStep)) {
                 bar.done();
                 List<Path> files = write(result, r, modelArg, compute, fps, single != null, options);
-                HunyuanVideoPipeline.Timings t = result.timings();
+                Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / n, t.decode() / 1e9);
                 files.forEach(file -> System.out.println(file));

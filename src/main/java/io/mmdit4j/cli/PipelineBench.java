@@ -11,6 +11,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.ProcessMemory;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.sampling.Timings;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -40,7 +41,7 @@ final class PipelineBench {
                 pipe.generate(guided).close();
             }
             long rssBefore = ProcessMemory.rssMb();
-            List<FluxPipeline.Timings> p = new ArrayList<>(), g = new ArrayList<>();
+            List<Timings> p = new ArrayList<>(), g = new ArrayList<>();
             for (int i = 0; i < s.reps(); i++) {
                 try (FluxPipeline.Result r = pipe.generate(plain)) { p.add(r.timings()); }
                 try (FluxPipeline.Result r = pipe.generate(guided)) { g.add(r.timings()); }
@@ -63,7 +64,7 @@ final class PipelineBench {
                 s.maxSequenceLength(), directions, null);
     }
 
-    private static void put(ObjectNode j, String kind, List<FluxPipeline.Timings> runs) {
+    private static void put(ObjectNode j, String kind, List<Timings> runs) {
         j.put(kind + "_text_encode_ms", round(median(runs.stream().mapToDouble(t -> t.textEncode() / 1e6).toArray())));
         double[] steps = stepsMs(runs);
         j.put(kind + "_step_ms_median", round(median(steps)));
@@ -74,11 +75,11 @@ final class PipelineBench {
     }
 
     /** Every denoising step of every run, in ms. */
-    private static double[] stepsMs(List<FluxPipeline.Timings> runs) {
+    private static double[] stepsMs(List<Timings> runs) {
         return runs.stream().flatMapToLong(t -> Arrays.stream(t.steps())).mapToDouble(n -> n / 1e6).toArray();
     }
 
-    private static double medianTotal(List<FluxPipeline.Timings> runs) {
+    private static double medianTotal(List<Timings> runs) {
         return median(runs.stream().mapToDouble(t -> (t.textEncode() + t.denoise() + t.decode()) / 1e6).toArray());
     }
 

@@ -14,6 +14,7 @@ import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
+import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.sd3.Sd3Pipeline;
 
 import java.io.IOException;
@@ -122,7 +123,7 @@ final class Sd3Generate {
             try (Sd3Pipeline.Result result = pipe.generate(r, bar::onStep)) {
                 bar.done();
                 List<Path> files = write(result, r, modelArg, compute, single, loras, loraStrict);
-                Sd3Pipeline.Timings t = result.timings();
+                Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / n, t.decode() / 1e9);
                 files.forEach(f -> System.out.println(f));

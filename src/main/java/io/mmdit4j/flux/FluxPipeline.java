@@ -1,6 +1,5 @@
 package io.mmdit4j.flux;
 
-import io.mmdit4j.nn.Modules;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidanceTerm;
 import io.mmdit4j.guidance.LayerSchedule;
@@ -8,6 +7,7 @@ import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.guidance.NormControl;
 import io.mmdit4j.guidance.StepWindow;
 import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -17,7 +17,9 @@ import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.FluxTimesteps;
 import io.mmdit4j.sampling.Noise;
+import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -90,20 +92,7 @@ public final class FluxPipeline implements AutoCloseable {
         }
     }
 
-    /** Called after every denoising step; return false to cancel (the generation throws CancellationException). */
-    @FunctionalInterface
-    public interface Progress {
-        boolean onStep(int step, int steps, float sigma, long elapsedNanos);
 
-        Progress NONE = (step, steps, sigma, elapsed) -> true;
-    }
-
-    /** Wall time per phase, in nanoseconds. */
-    public record Timings(long textEncode, long[] steps, long decode) {
-        public long denoise() {
-            return Arrays.stream(steps).sum();
-        }
-    }
 
     /** Images [B·n, 3, H, W] in [0, 1] (fp32, CPU) and the final packed latents; owned by this result. */
     public record Result(Tensor images, Tensor finalLatents, Timings timings) implements AutoCloseable {

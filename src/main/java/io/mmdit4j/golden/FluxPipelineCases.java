@@ -10,6 +10,7 @@ import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.sampling.Progress;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
@@ -56,7 +57,7 @@ final class FluxPipelineCases implements CaseRunner {
                 }
                 Tensor last;
                 try (Tensor start = pipe.noise(r)) {
-                    last = pipe.denoise(r, emb, start, g, FluxPipeline.Progress.NONE, null, null);
+                    last = pipe.denoise(r, emb, start, g, Progress.NONE, null, null);
                 }
                 actual.put("final_latents", last);
                 long h = 2L * (r.height() / 16), w = 2L * (r.width() / 16);

@@ -7,6 +7,7 @@ import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sd3.Sd3Pipeline;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -47,7 +48,7 @@ final class Sd3PipelineCases implements CaseRunner {
                 }
                 Tensor last;
                 try (Tensor start = pipe.noise(r)) {
-                    last = pipe.denoise(r, cond, start, g, Sd3Pipeline.Progress.NONE, null);
+                    last = pipe.denoise(r, cond, start, g, Progress.NONE, null);
                 }
                 actual.put("final_latents", last);
                 Tensor decoded = pipe.vae().decodeScaled(last);

@@ -16,7 +16,9 @@ import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
+import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.text.llama.HunyuanPromptEncoder;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
@@ -140,20 +142,7 @@ public final class HunyuanVideoPipeline implements AutoCloseable {
         }
     }
 
-    /** Called after every denoising step; return false to cancel (the generation throws CancellationException). */
-    @FunctionalInterface
-    public interface Progress {
-        boolean onStep(int step, int steps, float sigma, long elapsedNanos);
 
-        Progress NONE = (step, steps, sigma, elapsed) -> true;
-    }
-
-    /** Wall time per phase, in nanoseconds. */
-    public record Timings(long textEncode, long[] steps, long decode) {
-        public long denoise() {
-            return Arrays.stream(steps).sum();
-        }
-    }
 
     /** Frames {@code [B·n, F, 3, H, W]} in [0, 1] (fp32, CPU) and the final latents {@code [B·n, 16, F', h, w]}; owned by this result. */
     public record Result(Tensor frames, Tensor finalLatents, Timings timings) implements AutoCloseable {

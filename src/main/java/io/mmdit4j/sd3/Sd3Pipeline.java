@@ -14,7 +14,9 @@ import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
+import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
@@ -175,20 +177,7 @@ public final class Sd3Pipeline implements AutoCloseable {
         }
     }
 
-    /** Called after every denoising step; return false to cancel (the generation throws CancellationException). */
-    @FunctionalInterface
-    public interface Progress {
-        boolean onStep(int step, int steps, float sigma, long elapsedNanos);
 
-        Progress NONE = (step, steps, sigma, elapsed) -> true;
-    }
-
-    /** Wall time per phase, in nanoseconds. */
-    public record Timings(long textEncode, long[] steps, long decode) {
-        public long denoise() {
-            return Arrays.stream(steps).sum();
-        }
-    }
 
     /** Images [B·n, 3, H, W] in [0, 1] (fp32, CPU) and the final latents [B·n, 16, H/8, W/8]; owned by this result. */
     public record Result(Tensor images, Tensor finalLatents, Timings timings) implements AutoCloseable {

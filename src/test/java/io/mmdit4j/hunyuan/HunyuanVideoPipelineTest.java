@@ -6,6 +6,7 @@ import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -109,7 +110,7 @@ class HunyuanVideoPipelineTest {
                 List.of(aesthetics(2.0)), null);
         try (PointerScope s = new PointerScope(); io.mmdit4j.text.llama.HunyuanPromptEncoder.Embeddings emb = pipe.encode(r);
              Tensor noise = pipe.noise(r); io.mmdit4j.guidance.ModulationGuidance g = pipe.guidance(r);
-             Tensor out = pipe.denoise(r, emb, noise, g, HunyuanVideoPipeline.Progress.NONE, null)) {
+             Tensor out = pipe.denoise(r, emb, noise, g, Progress.NONE, null)) {
             // sigmas = linspace(1, 0, N+1)[:-1], shifted 7σ/(1+6σ); x += (σ_{i+1} − σ_i)·v with t = σ·1000 and guidance 6.0·1000
             double[] sigma = new double[r.steps() + 1];
             for (int i = 0; i < r.steps(); i++) {

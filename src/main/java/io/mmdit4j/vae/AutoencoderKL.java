@@ -281,50 +281,9 @@ public final class AutoencoderKL implements AutoCloseable {
         int stride = tileLatent - overlapLatent;
         int blend = overlapLatent * f;
         int rowLimit = tileLatent * f - blend;
-        List<Tensor> tiles = new ArrayList<>();
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            Tensor z = place(latents);
-            List<List<Tensor>> rows = new ArrayList<>();
-            for (long i = 0; i < h; i += stride) {
-                List<Tensor> row = new ArrayList<>();
-                for (long j = 0; j < w; j += stride) {
-                    Tensor tile = z.narrow(2, i, Math.min(tileLatent, h - i)).narrow(3, j, Math.min(tileLatent, w - j));
-                    Tensor decoded = decodeOwned(tile);
-                    tiles.add(decoded);
-                    row.add(decoded);
-                }
-                rows.add(row);
-            }
-            List<Tensor> resultRows = new ArrayList<>();
-            for (int i = 0; i < rows.size(); i++) {
-                List<Tensor> row = rows.get(i);
-                List<Tensor> resultRow = new ArrayList<>();
-                for (int j = 0; j < row.size(); j++) {
-                    Tensor tile = row.get(j);
-                    if (i > 0) blend(rows.get(i - 1).get(j), tile, blend, 2);
-                    if (j > 0) blend(row.get(j - 1), tile, blend, 3);
-                    resultRow.add(tile.narrow(2, 0, Math.min(rowLimit, tile.size(2))).narrow(3, 0, Math.min(rowLimit, tile.size(3))));
-                }
-                resultRows.add(cat(new TensorVector(resultRow.toArray(new Tensor[0])), 3));
-            }
-            return Tensors.keep(cat(new TensorVector(resultRows.toArray(new Tensor[0])), 2));
-        } finally {
-            Tensors.closeAll(tiles);
-        }
-    }
-
-    /**
-     * diffusers' {@code blend_v} (dim 2) / {@code blend_h} (dim 3), in place on {@code b}:
-     * {@code b[y] = a[-e + y]·(1 - y/e) + b[y]·(y/e)} for {@code y < e}, with Python-float weights.
-     */
-    private static void blend(Tensor a, Tensor b, int extent, int dim) {
-        int e = (int) Math.min(Math.min(a.size(dim), b.size(dim)), extent);
-        for (int y = 0; y < e; y++) {
-            try (PointerScope scope = new PointerScope()) {
-                Tensor by = b.select(dim, y);
-                Tensor mixed = a.select(dim, a.size(dim) - e + y).mul(new Scalar(1 - (double) y / e)).add(by.mul(new Scalar((double) y / e)));
-                by.copy_(mixed);
-            }
+            return Tensors.keep(TiledDecode.spatial(place(latents), 2, tileLatent, tileLatent, stride, stride, blend, blend,
+                    rowLimit, rowLimit, this::decodeOwned));
         }
     }
 

@@ -1,5 +1,6 @@
 package io.mmdit4j.hunyuan.vae;
 
+import io.mmdit4j.vae.TiledDecode;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.MetaWeights;
@@ -350,35 +351,10 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         long h = z.size(3), w = z.size(4);
         int tileH = t.minHeight() / s, tileW = t.minWidth() / s, strideH = t.strideHeight() / s, strideW = t.strideWidth() / s;
         int blendH = t.minHeight() - t.strideHeight(), blendW = t.minWidth() - t.strideWidth();
-        List<Tensor> owned = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
-            List<List<Tensor>> rows = new ArrayList<>();
-            for (long i = 0; i < h; i += strideH) {
-                List<Tensor> row = new ArrayList<>();
-                for (long j = 0; j < w; j += strideW) {
-                    Tensor tile = z.narrow(3, i, Math.min(tileH, h - i)).narrow(4, j, Math.min(tileW, w - j));
-                    Tensor decoded = decodeOwned(tile);
-                    owned.add(decoded);
-                    row.add(decoded);
-                }
-                rows.add(row);
-            }
-            List<Tensor> resultRows = new ArrayList<>();
-            for (int i = 0; i < rows.size(); i++) {
-                List<Tensor> row = rows.get(i);
-                List<Tensor> resultRow = new ArrayList<>();
-                for (int j = 0; j < row.size(); j++) {
-                    Tensor tile = row.get(j);
-                    if (i > 0) blend(rows.get(i - 1).get(j), tile, blendH, 3);
-                    if (j > 0) blend(row.get(j - 1), tile, blendW, 4);
-                    resultRow.add(tile.narrow(3, 0, Math.min(t.strideHeight(), tile.size(3))).narrow(4, 0, Math.min(t.strideWidth(), tile.size(4))));
-                }
-                resultRows.add(cat(new TensorVector(resultRow.toArray(new Tensor[0])), 4));
-            }
-            Tensor all = cat(new TensorVector(resultRows.toArray(new Tensor[0])), 3);
+            Tensor all = TiledDecode.spatial(z, 3, tileH, tileW, strideH, strideW, blendH, blendW, t.strideHeight(), t.strideWidth(),
+                    this::decodeOwned);
             return Tensors.keep(all.narrow(3, 0, Math.min(h * s, all.size(3))).narrow(4, 0, Math.min(w * s, all.size(4))).contiguous());
-        } finally {
-            Tensors.closeAll(owned);
         }
     }
 
@@ -407,7 +383,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
             List<Tensor> result = new ArrayList<>();
             for (int i = 0; i < row.size(); i++) {
                 Tensor tile = row.get(i);
-                if (i > 0) blend(row.get(i - 1), tile, blendF, 2);
+                if (i > 0) TiledDecode.blend(row.get(i - 1), tile, blendF, 2);
                 long keep = i > 0 ? t.strideFrames() : t.strideFrames() + 1;
                 result.add(tile.narrow(2, 0, Math.min(keep, tile.size(2))));
             }
@@ -422,16 +398,6 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
      * diffusers' {@code blend_t} (dim 2) / {@code blend_v} (dim 3) / {@code blend_h} (dim 4), in place on {@code b}:
      * {@code b[y] = a[−e + y]·(1 − y/e) + b[y]·(y/e)} for {@code y < e}, with Python-float (double) weights.
      */
-    private static void blend(Tensor a, Tensor b, int extent, int dim) {
-        int e = (int) Math.min(Math.min(a.size(dim), b.size(dim)), extent);
-        for (int y = 0; y < e; y++) {
-            try (PointerScope scope = new PointerScope()) {
-                Tensor by = b.select(dim, y);
-                Tensor mixed = a.select(dim, a.size(dim) - e + y).mul(new Scalar(1 - (double) y / e)).add(by.mul(new Scalar((double) y / e)));
-                by.copy_(mixed);
-            }
-        }
-    }
 
     // ---------------------------------------------------------------- planning (dry runs)
 

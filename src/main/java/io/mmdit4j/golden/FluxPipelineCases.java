@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.flux.FluxLatents;
 import io.mmdit4j.flux.FluxPipeline;
 import io.mmdit4j.flux.FluxTextEncoders;
-import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
@@ -36,10 +35,8 @@ final class FluxPipelineCases implements CaseRunner {
             List<FluxPipeline.Direction> dirs = new ArrayList<>();
             JsonNode mg = p.path("modulation_guidance");
             if (mg.isObject()) {
-                JsonNode end = mg.get("end_layer");
-                int start = mg.path("start_layer").asInt(0);
                 dirs.add(new FluxPipeline.Direction("case", mg.path("pos_prompt").asText(), mg.path("neg_prompt").asText(), mg.path("w").asDouble(),
-                        end == null || end.isNull() ? LayerSchedule.from(start) : LayerSchedule.interval(start, end.asInt()), null, null));
+                        CaseGuidance.layers(mg), null, null));
             }
             Tensor noise = in.info("noise_unpacked") != null ? in.load("noise_unpacked")
                     : FluxLatents.unpack(in.load("latents"), p.path("latent_hw").get(0).asLong(), p.path("latent_hw").get(1).asLong());

@@ -4,8 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.flux.FluxInputs;
 import io.mmdit4j.flux.FluxLatents;
 import io.mmdit4j.flux.FluxTransformer;
-import io.mmdit4j.guidance.LayerSchedule;
-import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
@@ -15,9 +13,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * {@code flux_transformer} cases: the forward (plain or with modulation guidance) from the diffusers folder
@@ -55,33 +51,15 @@ public final class FluxTransformerCases implements CaseRunner {
             FluxInputs inputs = new FluxInputs(in.load("hidden_states"), in.load("encoder_hidden_states"),
                     in.load("pooled_projections"), in.load("timestep"),
                     model.config().guidanceEmbeds() ? in.load("guidance") : null, in.load("img_ids"), in.load("txt_ids"));
-            JsonNode mg = c.params().path("modulation_guidance");
-            int guidedLayer = -1;
-            ModulationGuidance guidance = ModulationGuidance.none();
-            if (mg.isObject()) {
-                int start = mg.path("start_layer").asInt(0);
-                JsonNode end = mg.get("end_layer");
-                LayerSchedule layers = end == null || end.isNull() ? LayerSchedule.from(start) : LayerSchedule.interval(start, end.asInt());
-                guidance = ModulationGuidance.builder()
-                        .term(model.guidanceDelta(in.load("pooled_pos"), in.load("pooled_neg")), mg.path("w").asDouble(), layers)
-                        .build();
-                guidedLayer = start;
+            try (CaseGuidance cg = CaseGuidance.read(c, in, model::guidanceDelta)) {
+                Tensor sample = model.forward(inputs, cg.plan, 0, null, cg);
+                cg.actual.put("sample", sample);
+                JsonNode grid = c.params().path("latent_grid_hw");
+                if (grid.isArray() && grid.size() == 2) {
+                    cg.actual.put("sample_unpacked", Tensors.keep(FluxLatents.unpack(sample, grid.get(0).asLong(), grid.get(1).asLong())));
+                }
+                results.addAll(Outputs.compare(c, name, cg.actual, out));
             }
-            Map<String, Tensor> actual = new HashMap<>();
-            int layer = guidedLayer;
-            try (ModulationGuidance g = guidance) {
-                Tensor sample = model.forward(inputs, g, 0, null, (step, cond) -> {
-                    actual.put("temb", Tensors.keep(cond.temb().clone()));
-                    if (layer >= 0) actual.put("temb_guided", Tensors.keep(cond.vector(layer).clone()));
-                });
-                actual.put("sample", sample);
-            }
-            JsonNode grid = c.params().path("latent_grid_hw");
-            if (grid.isArray() && grid.size() == 2) {
-                actual.put("sample_unpacked", Tensors.keep(FluxLatents.unpack(actual.get("sample"), grid.get(0).asLong(), grid.get(1).asLong())));
-            }
-            results.addAll(Outputs.compare(c, name, actual, out));
-            Tensors.closeAll(actual.values());
         } catch (RuntimeException e) {
             results.add(CaseResult.failed(name, "-", e));
         }

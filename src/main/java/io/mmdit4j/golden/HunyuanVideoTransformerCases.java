@@ -1,20 +1,14 @@
 package io.mmdit4j.golden;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.mmdit4j.guidance.LayerSchedule;
-import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.hunyuan.HunyuanVideoTransformer;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Tensor;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /** {@code hunyuan_video_transformer} cases: the forward (plain or with modulation guidance) from the diffusers folder. */
 public final class HunyuanVideoTransformerCases implements CaseRunner {
@@ -29,32 +23,12 @@ public final class HunyuanVideoTransformerCases implements CaseRunner {
         try (HunyuanVideoTransformer m = HunyuanVideoTransformer.load(modelPath, compute);
              SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs();
              PointerScope scope = new PointerScope()) {
-            JsonNode mg = c.params().path("modulation_guidance");
-            int guidedLayer = -1;
-            ModulationGuidance guidance = ModulationGuidance.none();
-            if (mg.isObject()) {
-                int start = mg.path("start_layer").asInt(0);
-                JsonNode end = mg.get("end_layer");
-                LayerSchedule layers = end == null || end.isNull() ? LayerSchedule.from(start) : LayerSchedule.interval(start, end.asInt());
-                guidance = ModulationGuidance.builder()
-                        .term(m.guidanceDelta(in.load("pooled_pos"), in.load("pooled_neg")), mg.path("w").asDouble(), layers)
-                        .build();
-                guidedLayer = start;
-            }
-            Map<String, Tensor> actual = new HashMap<>();
-            int layer = guidedLayer;
-            try (ModulationGuidance g = guidance) {
-                Tensor sample = m.forward(in.load("hidden_states"), in.load("timestep"), in.load("encoder_hidden_states"),
+            try (CaseGuidance cg = CaseGuidance.read(c, in, m::guidanceDelta)) {
+                cg.actual.put("sample", m.forward(in.load("hidden_states"), in.load("timestep"), in.load("encoder_hidden_states"),
                         in.load("encoder_attention_mask"), in.load("pooled_projections"),
-                        m.config().guidanceEmbeds() ? in.load("guidance") : null, g, 0, null, (step, cond) -> {
-                            actual.put("temb", Tensors.keep(cond.temb().clone()));
-                            if (layer >= 0) actual.put("temb_guided", Tensors.keep(cond.vector(layer).clone()));
-                        });
-                actual.put("sample", sample);
+                        m.config().guidanceEmbeds() ? in.load("guidance") : null, cg.plan, 0, null, cg));
+                return Outputs.compare(c, c.name(), cg.actual, out);
             }
-            List<CaseResult> results = Outputs.compare(c, c.name(), actual, out);
-            Tensors.closeAll(actual.values());
-            return results;
         } catch (RuntimeException e) {
             return List.of(CaseResult.failed(c.name(), "-", e));
         }

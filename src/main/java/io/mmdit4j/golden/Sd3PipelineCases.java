@@ -1,7 +1,6 @@
 package io.mmdit4j.golden;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
@@ -81,10 +80,8 @@ final class Sd3PipelineCases implements CaseRunner {
         List<Sd3Pipeline.Direction> dirs = new ArrayList<>();
         JsonNode mg = p.path("modulation_guidance");
         if (mg.isObject()) {
-            JsonNode end = mg.get("end_layer");
-            int start = mg.path("start_layer").asInt(0);
             dirs.add(new Sd3Pipeline.Direction("case", mg.path("pos_prompt").asText(), mg.path("neg_prompt").asText(), mg.path("w").asDouble(),
-                    end == null || end.isNull() ? LayerSchedule.from(start) : LayerSchedule.interval(start, end.asInt()), null, null,
+                    CaseGuidance.layers(mg), null, null,
                     Sd3Pipeline.CfgRows.parse(mg.path("rows").asText("both"))));
         }
         double[] sigmas = null;

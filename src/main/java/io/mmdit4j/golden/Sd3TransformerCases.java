@@ -1,21 +1,15 @@
 package io.mmdit4j.golden;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.mmdit4j.guidance.LayerSchedule;
-import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sd3.Sd3Transformer;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Tensor;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * {@code sd3_transformer} cases: the SD3 / SD3.5 forward (plain or with modulation guidance) from the diffusers folder
@@ -52,30 +46,11 @@ public final class Sd3TransformerCases implements CaseRunner {
     public static List<CaseResult> runWith(GoldenCase c, String name, Sd3Transformer model) {
         List<CaseResult> results = new ArrayList<>();
         try (SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope()) {
-            JsonNode mg = c.params().path("modulation_guidance");
-            int guidedLayer = -1;
-            ModulationGuidance guidance = ModulationGuidance.none();
-            if (mg.isObject()) {
-                int start = mg.path("start_layer").asInt(0);
-                JsonNode end = mg.get("end_layer");
-                LayerSchedule layers = end == null || end.isNull() ? LayerSchedule.from(start) : LayerSchedule.interval(start, end.asInt());
-                guidance = ModulationGuidance.builder()
-                        .term(model.guidanceDelta(in.load("pooled_pos"), in.load("pooled_neg")), mg.path("w").asDouble(), layers)
-                        .build();
-                guidedLayer = start;
+            try (CaseGuidance cg = CaseGuidance.read(c, in, model::guidanceDelta)) {
+                cg.actual.put("sample", model.forward(in.load("hidden_states"), in.load("encoder_hidden_states"),
+                        in.load("pooled_projections"), in.load("timestep"), cg.plan, 0, cg));
+                results.addAll(Outputs.compare(c, name, cg.actual, out));
             }
-            Map<String, Tensor> actual = new HashMap<>();
-            int layer = guidedLayer;
-            try (ModulationGuidance g = guidance) {
-                Tensor sample = model.forward(in.load("hidden_states"), in.load("encoder_hidden_states"), in.load("pooled_projections"),
-                        in.load("timestep"), g, 0, (step, cond) -> {
-                            actual.put("temb", Tensors.keep(cond.temb().clone()));
-                            if (layer >= 0) actual.put("temb_guided", Tensors.keep(cond.vector(layer).clone()));
-                        });
-                actual.put("sample", sample);
-            }
-            results.addAll(Outputs.compare(c, name, actual, out));
-            Tensors.closeAll(actual.values());
         } catch (RuntimeException e) {
             results.add(CaseResult.failed(name, "-", e));
         }

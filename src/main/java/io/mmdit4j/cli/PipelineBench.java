@@ -29,13 +29,13 @@ final class PipelineBench {
                     int warmup, int reps, double w, LayerSchedule layers, String prompt) {}
 
     static void run(Settings s) {
-        ModelRegistry registry = ModelRegistry.standard();
-        Path folder = registry.resolve(s.model());
+        // the requests validate size, steps and guidance before the model loads
+        List<String> prompts = java.util.Collections.nCopies(s.batch(), s.prompt());
+        FluxPipeline.Request plain = request(s, prompts, List.of());
+        FluxPipeline.Request guided = request(s, prompts, List.of(new FluxPipeline.Direction("aesthetics",
+                Presets.AESTHETICS.pos, Presets.AESTHETICS.neg, s.w(), s.layers(), null, null)));
+        Path folder = ModelRegistry.standard().resolve(s.model());
         try (FluxPipeline pipe = FluxPipeline.load(folder, s.dtype(), DeviceSpec.CPU)) {
-            List<String> prompts = java.util.Collections.nCopies(s.batch(), s.prompt());
-            FluxPipeline.Request plain = request(s, prompts, List.of());
-            FluxPipeline.Request guided = request(s, prompts, List.of(new FluxPipeline.Direction("aesthetics",
-                    Presets.AESTHETICS.pos, Presets.AESTHETICS.neg, s.w(), s.layers(), null, null)));
             for (int i = 0; i < s.warmup(); i++) {
                 pipe.generate(plain).close();
                 pipe.generate(guided).close();

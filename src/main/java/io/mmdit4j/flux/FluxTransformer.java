@@ -34,6 +34,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 
 import static org.bytedeco.pytorch.global.torch.cat;
 
@@ -306,6 +307,10 @@ public final class FluxTransformer implements AutoCloseable {
      * Returns owned {image [B,N,D], text [B,T,D]}.
      */
     public Tensor[] doubleBlock(int i, Tensor x, Tensor ctx, Tensor activatedCond, Rope rope) {
+        Objects.checkIndex(i, transformer_blocks.size());
+        checkStream("x", x);
+        checkStream("ctx", ctx);
+        checkStream("activatedCond", activatedCond);
         try (InferenceMode guard = new InferenceMode()) {
             FluxDoubleBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, activatedCond, rope);
             return new Tensor[] {o.image(), o.text()};
@@ -314,8 +319,19 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** Single block {@code j} alone on {@code h} [B,T+N,D] (text first); returns an owned [B,T+N,D]. */
     public Tensor singleBlock(int j, Tensor h, Tensor activatedCond, Rope rope) {
+        Objects.checkIndex(j, single_transformer_blocks.size());
+        checkStream("h", h);
+        checkStream("activatedCond", activatedCond);
         try (InferenceMode guard = new InferenceMode()) {
             return Scopes.owned(() -> single_transformer_blocks.get(j).forward(h, activatedCond, rope));
+        }
+    }
+
+    /** A block input: the last dimension must be the model width (checked before any native call). */
+    private void checkStream(String name, Tensor t) {
+        if (t == null || t.dim() < 2 || t.size(-1) != config.innerDim()) {
+            throw new IllegalArgumentException(name + " has shape " + (t == null ? "null" : Arrays.toString(Tensors.shape(t)))
+                    + ", expected [..., " + config.innerDim() + "]");
         }
     }
 

@@ -3,6 +3,10 @@ package io.mmdit4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.mmdit4j.GoldenData;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -11,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -52,6 +57,31 @@ class BenchCommandTest {
             assertTrue(j.get(kind + "_step_ms_min").asDouble() <= j.get(kind + "_step_ms_max").asDouble());
         }
         assertTrue(Files.list(tmp).findAny().isEmpty(), "bench writes no files");
+    }
+
+    @Test
+    void pipelineBenchRejectsABadSizeBeforeLoading() {
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("bench", "--pipeline", "--model", "/no/such/folder", "--size", "30x30");
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("multiples of 16") && r.err().contains("30x30"), r.err());
+    }
+
+    @Test
+    void blockApiChecksItsInputsBeforeNativeCalls() {
+        try (FluxTransformer t = FluxTransformer.load(GoldenData.fluxModel("schnell").resolve("transformer"),
+                DType.F32)) {
+            long d = t.config().innerDim();
+            Tensor ok = Tensors.fromFloats(new float[(int) (4 * d)], 1, 4, d);
+            Tensor wrong = Tensors.fromFloats(new float[12], 1, 4, 3);
+            Tensor cond = Tensors.fromFloats(new float[(int) d], 1, d);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> t.doubleBlock(0, ok, wrong, cond, null));
+            assertTrue(e.getMessage().contains("ctx has shape [1, 4, 3]"), e.getMessage());
+            assertThrows(IndexOutOfBoundsException.class, () -> t.singleBlock(99, ok, cond, null));
+            ok.close();
+            wrong.close();
+            cond.close();
+        }
     }
 
     @Test

@@ -145,7 +145,7 @@ final class GenerateCommand implements Callable<Integer> {
         List<FluxPipeline.Direction> directions = directions(recorded);
         io.mmdit4j.guidance.NormControl norm = io.mmdit4j.guidance.NormControl.parse(
                 mgNorm != null ? mgNorm : recorded != null ? recorded.path("mg_norm").asText("none") : "none");
-        loras = lora.resolve(recorded);
+        loras = lora.resolve(recorded, defaults);
         loraStrict = lora.strict(recorded);
 
         if (out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png") && allPrompts.size() * perPrompt > 1) {

@@ -4,9 +4,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.flux.FluxTransformer;
-import io.mmdit4j.sd3.Sd3Transformer;
 import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
+import io.mmdit4j.models.ModelRegistry;
+import io.mmdit4j.sd3.Sd3Transformer;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
@@ -29,11 +30,16 @@ final class LoraOptions {
     /** One requested LoRA. */
     record Spec(Path file, double scale) {}
 
-    /** The LoRAs to merge: the options', else the recorded ones; files are checked to exist before any work. */
-    List<Spec> resolve(JsonNode recorded) {
+    /**
+     * The LoRAs to merge: the options', else the recorded image's, else the one the model's descriptor brings
+     * ({@link #fromDescriptor}); files are checked to exist before any work.
+     */
+    List<Spec> resolve(JsonNode recorded, JsonNode defaults) {
         List<Spec> out = new ArrayList<>();
-        if (specs.isEmpty() && recorded != null) {
+        if (specs.isEmpty() && recorded != null && recorded.has("loras")) {
             for (JsonNode l : recorded.path("loras")) out.add(new Spec(Path.of(l.path("file").asText()), l.path("scale").asDouble(1.0)));
+        } else if (specs.isEmpty()) {
+            out.addAll(fromDescriptor(defaults, ModelRegistry.standard().modelsRoot()));
         } else {
             for (String s : specs) out.add(parse(s));
         }
@@ -67,7 +73,7 @@ final class LoraOptions {
      * The LoRA a model descriptor brings ({@code defaults.lora}: {@code file} relative to MMDIT_MODELS or absolute,
      * {@code scale}, {@code hf_repo}), used when neither {@code --lora} nor a recorded image names any.
      */
-    static List<Spec> fromDescriptor(JsonNode defaults, Path modelsRoot) {
+    private static List<Spec> fromDescriptor(JsonNode defaults, Path modelsRoot) {
         JsonNode l = defaults.path("lora");
         if (!l.isObject()) return List.of();
         Path file = Path.of(l.path("file").asText(""));

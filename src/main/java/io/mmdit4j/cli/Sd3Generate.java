@@ -10,7 +10,6 @@ import io.mmdit4j.guidance.StepWindow;
 import io.mmdit4j.image.PngImages;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.models.ModelDescriptor;
-import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
@@ -101,10 +100,7 @@ final class Sd3Generate {
         long s0 = c.seed != null ? c.seed : recorded != null ? recorded.path("seed").asLong(0) : 0;
         DType compute = DType.parse(c.dtype != null ? c.dtype : recorded != null ? recorded.path("dtype").asText("fp32") : defaults.path("dtype").asText("fp32"));
         List<Sd3Pipeline.Direction> directions = directions(recorded);
-        List<LoraOptions.Spec> loras = c.lora.resolve(recorded);
-        if (loras.isEmpty() && c.lora.specs.isEmpty() && (recorded == null || !recorded.has("loras"))) {
-            loras = LoraOptions.fromDescriptor(defaults, ModelRegistry.standard().modelsRoot());
-        }
+        List<LoraOptions.Spec> loras = c.lora.resolve(recorded, defaults);
         boolean loraStrict = c.lora.strict(recorded);
 
         if (sigmas != null) FlowMatchEulerScheduler.fromSigmas(sigmas, 1000); // a bad list fails before anything loads

@@ -56,12 +56,10 @@ public class FluxBenchmarks {
 
     @Setup(Level.Trial)
     public void setUp() {
-        FluxConfig c = size.equals("tiny")
-                ? new FluxConfig(64, 64, 2, 3, 16, 2, 32, 24, false, new int[] {4, 6, 6}, 128)
-                : new FluxConfig(64, 64, 1, 1, 128, 24, 4096, 768, false, new int[] {16, 56, 56}, 4 * 3072);
+        FluxConfig c = Sizes.config(size);
         model = FluxTransformer.random(c, 0, DType.parse(dtype));
         scope = new PointerScope();
-        inputs = size.equals("tiny") ? FluxInputs.random(c, 1, 16, 16, 16, 0, 1.0, 3.5) : FluxInputs.random(c, 1, 32, 32, 128, 0, 1.0, 3.5);
+        inputs = Sizes.inputs(size, c);
         rope = model.rope(inputs.txtIds(), inputs.imgIds());
         Tensor pos = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim());
         Tensor neg = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim()).add(new org.bytedeco.pytorch.Scalar(0.5));

@@ -61,14 +61,12 @@ public class FluxBlockBenchmarks {
 
     @Setup(Level.Trial)
     public void setUp() {
-        FluxConfig c = size.equals("tiny")
-                ? new FluxConfig(64, 64, 2, 3, 16, 2, 32, 24, false, new int[] {4, 6, 6}, 128)
-                : new FluxConfig(64, 64, 1, 1, 128, 24, 4096, 768, false, new int[] {16, 56, 56}, 4 * 3072);
+        FluxConfig c = Sizes.config(size);
         DType d = DType.parse(dtype);
         model = FluxTransformer.random(c, 0, d);
         blocks = c.totalBlocks();
         scope = new PointerScope();
-        inputs = size.equals("tiny") ? FluxInputs.random(c, 1, 16, 16, 16, 0, 1.0, 3.5) : FluxInputs.random(c, 1, 32, 32, 128, 0, 1.0, 3.5);
+        inputs = Sizes.inputs(size, c);
         rope = model.rope(inputs.txtIds(), inputs.imgIds());
         Tensor pos = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim());
         Tensor neg = pos.add(new Scalar(0.5));

@@ -64,11 +64,11 @@ final class FluxDoubleBlock implements AutoCloseable {
 
         Tensor xa = Ops.gatedResidual(x, m.gateMsa(), a[0]);                             // [B,N,D]
         x = Scopes.local(() -> Ops.gatedResidual(xa, m.gateMlp(),
-                ff.forward(Ops.modulate(Ops.layerNorm(xa, 1e-6), m.shiftMlp(), m.scaleMlp()))));
+                ff.forward(Ops.layerNormModulate(xa, 1e-6, m.shiftMlp(), m.scaleMlp()))));
 
         Tensor ca = Ops.gatedResidual(ctx, cm.gateMsa(), a[1]);                          // [B,T,D]
         ctx = Scopes.local(() -> Ops.gatedResidual(ca, cm.gateMlp(),
-                ff_context.forward(Ops.modulate(Ops.layerNorm(ca, 1e-6), cm.shiftMlp(), cm.scaleMlp()))));
+                ff_context.forward(Ops.layerNormModulate(ca, 1e-6, cm.shiftMlp(), cm.scaleMlp()))));
         if (Tensors.dtype(ctx) == DType.F16) ctx = ctx.clamp(Fp16.MIN, Fp16.MAX);
         return new Output(x, ctx);
     }

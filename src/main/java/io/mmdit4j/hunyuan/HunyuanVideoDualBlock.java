@@ -73,8 +73,8 @@ final class HunyuanVideoDualBlock implements AutoCloseable {
 
         x = Ops.gatedResidual(x, m.gateMsa(), a.image());                                   // [B,N,D]
         ctx = Ops.gatedResidual(ctx, cm.gateMsa(), a.text());                               // [B,T,D]
-        Tensor xn = Ops.modulate(Ops.layerNorm(x, 1e-6), m.shiftMlp(), m.scaleMlp());
-        Tensor cn = Ops.modulate(Ops.layerNorm(ctx, 1e-6), cm.shiftMlp(), cm.scaleMlp());
+        Tensor xn = Ops.layerNormModulate(x, 1e-6, m.shiftMlp(), m.scaleMlp());
+        Tensor cn = Ops.layerNormModulate(ctx, 1e-6, cm.shiftMlp(), cm.scaleMlp());
         x = Ops.gatedResidual(x, m.gateMlp(), ff.forward(xn));
         ctx = Ops.gatedResidual(ctx, cm.gateMlp(), ff_context.forward(cn));
         return new Output(x, ctx);

@@ -24,7 +24,7 @@ public final class AdaLayerNormContinuous implements AutoCloseable {
 
     public Tensor forward(Tensor x, Tensor activatedCond) { // x [B,S,D], activatedCond = SiLU(cond) [B,D]
         TensorVector c = linear.forward(activatedCond.to(x.scalar_type())).chunk(2, 1);
-        return Ops.modulate(Ops.layerNorm(x, eps), c.get(1), c.get(0));
+        return Ops.layerNormModulate(x, eps, c.get(1), c.get(0));
     }
 
     @Override

@@ -34,7 +34,7 @@ public final class AdaLayerNormZero implements AutoCloseable {
 
     public Output forward(Tensor x, Tensor activatedCond) { // x [B,S,D], activatedCond [B,D]
         TensorVector c = linear.forward(activatedCond).chunk(6, 1); // 6 x [B, D]
-        Tensor normed = Ops.modulate(Ops.layerNorm(x, eps), c.get(0), c.get(1));
+        Tensor normed = Ops.layerNormModulate(x, eps, c.get(0), c.get(1));
         return new Output(normed, c.get(0), c.get(1), c.get(2), c.get(3), c.get(4), c.get(5));
     }
 

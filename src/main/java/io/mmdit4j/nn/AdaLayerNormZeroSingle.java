@@ -28,7 +28,7 @@ public final class AdaLayerNormZeroSingle implements AutoCloseable {
 
     public Output forward(Tensor x, Tensor activatedCond) { // x [B,S,D], activatedCond [B,D]
         TensorVector c = linear.forward(activatedCond).chunk(3, 1);
-        Tensor normed = Ops.modulate(Ops.layerNorm(x, eps), c.get(0), c.get(1));
+        Tensor normed = Ops.layerNormModulate(x, eps, c.get(0), c.get(1));
         return new Output(normed, c.get(0), c.get(1), c.get(2));
     }
 

@@ -1,5 +1,9 @@
 package io.mmdit4j.nn;
 
+import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Scopes;
+import java.util.function.Supplier;
+
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.OpCounter;
 import io.mmdit4j.runtime.Torch;
@@ -25,6 +29,38 @@ public final class Attention {
     public static Tensor mergeHeads(Tensor x) {
         long b = x.size(0), h = x.size(1), s = x.size(2), dh = x.size(3);
         return x.transpose(1, 2).reshape(b, s, h * dh);
+    }
+
+    /**
+     * One of q/k/v of one stream: {@code norm(splitHeads(proj(x)))} [B,H,S,Dh] ({@code norm} may be null); the
+     * projection's output dies as soon as the norm has made its own.
+     */
+    public static Tensor project(Linear proj, RmsNorm norm, Tensor x, long heads) { // x [B,S,D]
+        return Scopes.local(() -> {
+            Tensor h = splitHeads(proj.forward(x), heads);
+            return norm == null ? h : norm.forward(h);
+        });
+    }
+
+    /**
+     * {@code mergeHeads(sdpa(q, k, v, mask))} in q's dtype, [B,S,H·Dh], with q, k and v built one after another by
+     * the suppliers ([B,H,S,Dh] each): each is made in its own scope, so its projection, norm and RoPE temporaries
+     * die before the next one starts, and all three are freed as soon as the attention has run — before the
+     * caller's output projection. This bounds an attention's peak to the three inputs plus one input's temporaries.
+     */
+    public static Tensor attend(Supplier<Tensor> q, Supplier<Tensor> k, Supplier<Tensor> v, Tensor mask) {
+        Tensor tq = null, tk = null, tv = null;
+        try {
+            tq = Scopes.owned(q);
+            tk = Scopes.owned(k);
+            tv = Scopes.owned(v);
+            Tensor fq = tq, fk = tk, fv = tv;
+            return Scopes.local(() -> mergeHeads(sdpa(fq, fk, fv, mask)).to(fq.scalar_type()));
+        } finally {
+            Native.release(tq);
+            Native.release(tk);
+            Native.release(tv);
+        }
     }
 
     /** {@code softmax(QKᵀ/√Dh)V} without a mask, on the backend chosen for the dtype (see {@link Torch}). */

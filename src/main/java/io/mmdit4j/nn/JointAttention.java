@@ -2,6 +2,7 @@ package io.mmdit4j.nn;
 
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Scopes;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
@@ -91,39 +92,42 @@ public final class JointAttention implements AutoCloseable {
      * key mask ({@code [B, 1, 1, N+T]} in joint order, true = attend) hides padded text tokens.
      */
     public Output forward(Tensor x, Tensor ctx, Rope imageRope, Tensor mask) { // x [B,N,D], ctx [B,T,D]
-        Tensor q = project(to_q, norm_q, x), k = project(to_k, norm_k, x), v = project(to_v, null, x);           // [B,H,N,Dh]
-        if (imageRope != null) {
-            q = imageRope.apply(q);
-            k = imageRope.apply(k);
-        }
-        Tensor cq = project(add_q_proj, norm_added_q, ctx), ck = project(add_k_proj, norm_added_k, ctx);
-        Tensor cv = project(add_v_proj, null, ctx);                                                              // [B,H,T,Dh]
-        Tensor out = Attention.mergeHeads(Attention.sdpa(joint(q, cq), joint(k, ck), joint(v, cv), mask)).to(q.scalar_type());
-        long n = x.size(1), t = ctx.size(1);
-        Tensor imageOut = textFirst ? out.narrow(1, t, n) : out.narrow(1, 0, n);
-        Tensor textOut = textFirst ? out.narrow(1, 0, t) : out.narrow(1, n, t);
-        return new Output(to_out_0.forward(imageOut), to_add_out == null ? null : to_add_out.forward(textOut));
+        Tensor out = Attention.attend(                                                                           // [B,N+T,D]
+                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, imageRope, null),
+                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, imageRope, null),
+                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), mask);
+        return outputs(out, x.size(1), ctx.size(1));
     }
 
     public Output forward(Tensor x, Tensor ctx, Rope rope) { // x [B,N,D], ctx [B,T,D]
-        Tensor q = project(to_q, norm_q, x), k = project(to_k, norm_k, x), v = project(to_v, null, x);           // [B,H,N,Dh]
-        Tensor cq = project(add_q_proj, norm_added_q, ctx), ck = project(add_k_proj, norm_added_k, ctx);
-        Tensor cv = project(add_v_proj, null, ctx);                                                              // [B,H,T,Dh]
-        Tensor jq = joint(q, cq), jk = joint(k, ck), jv = joint(v, cv);                                          // [B,H,N+T,Dh]
-        if (rope != null) {
-            jq = rope.apply(jq);
-            jk = rope.apply(jk);
-        }
-        Tensor out = Attention.mergeHeads(Attention.sdpa(jq, jk, jv)).to(jq.scalar_type());                     // [B,N+T,D]
-        long n = x.size(1), t = ctx.size(1);
+        Tensor out = Attention.attend(                                                                           // [B,N+T,D]
+                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, null, rope),
+                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, null, rope),
+                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), null);
+        return outputs(out, x.size(1), ctx.size(1));
+    }
+
+    /**
+     * q, k or v over the joint sequence [B,H,N+T,Dh]: both streams projected (and q/k-normed), the image part rotated
+     * by {@code imageRope} (HunyuanVideo), joined in this attention's order, then rotated by {@code jointRope}
+     * (FLUX). The per-stream tensors die once joined.
+     */
+    private Tensor jointHeads(Linear imageProj, RmsNorm imageNorm, Tensor x, Linear textProj, RmsNorm textNorm, Tensor ctx,
+                              Rope imageRope, Rope jointRope) {
+        Tensor joined = Scopes.local(() -> joint(rotate(imageRope, Attention.project(imageProj, imageNorm, x, heads)),
+                Attention.project(textProj, textNorm, ctx, heads)));
+        return rotate(jointRope, joined);
+    }
+
+    /** Splits the joint attention output back into the streams and projects each: image [B,N,D], text [B,T,D]. */
+    private Output outputs(Tensor out, long n, long t) {
         Tensor imageOut = textFirst ? out.narrow(1, t, n) : out.narrow(1, 0, n);
         Tensor textOut = textFirst ? out.narrow(1, 0, t) : out.narrow(1, n, t);
         return new Output(to_out_0.forward(imageOut), to_add_out == null ? null : to_add_out.forward(textOut));
     }
 
-    private Tensor project(Linear proj, RmsNorm norm, Tensor x) {
-        Tensor h = Attention.splitHeads(proj.forward(x), heads);
-        return norm == null ? h : norm.forward(h);
+    private static Tensor rotate(Rope rope, Tensor x) {
+        return rope == null ? x : rope.apply(x);
     }
 
     private Tensor joint(Tensor image, Tensor text) {

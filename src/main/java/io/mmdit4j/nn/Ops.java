@@ -32,6 +32,11 @@ public final class Ops {
         return addcmul(shift.unsqueeze(1), normed, scale.add(ONE).unsqueeze(1));
     }
 
+    /** {@link #modulate} of {@link #layerNorm}: the un-modulated normalisation dies at once instead of with the block. */
+    public static Tensor layerNormModulate(Tensor x, double eps, Tensor shift, Tensor scale) { // x [B,S,D] -> [B,S,D]
+        return io.mmdit4j.runtime.Scopes.local(() -> modulate(layerNorm(x, eps), shift, scale));
+    }
+
     /** {@code x + gate[:, None] * y} as one fused pass ({@code addcmul}). */
     public static Tensor gatedResidual(Tensor x, Tensor gate, Tensor y) {
         return addcmul(x, gate.unsqueeze(1), y);

@@ -3,6 +3,7 @@ package io.mmdit4j.nn;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Scopes;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
@@ -30,10 +31,12 @@ public final class RmsNorm implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., dim]
-        Tensor xf = x.to(ScalarType.Float);
-        Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
-        Tensor normed = xf.mul(rsqrt(variance.add(eps)));
-        return normed.to(weight.scalar_type()).mul_(weight); // in place: normed (or its cast) is a fresh temporary
+        return Scopes.local(() -> { // x², the fp32 copy and the unscaled result die here
+            Tensor xf = x.to(ScalarType.Float);
+            Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
+            Tensor normed = xf.mul(rsqrt(variance.add(eps)));
+            return normed.to(weight.scalar_type()).mul_(weight); // in place: normed (or its cast) is a fresh temporary
+        });
     }
 
     /**

@@ -90,13 +90,14 @@ public final class Rope implements AutoCloseable {
      * {@code out = x·cos + rot(x)·sin} in fp32 with {@code rot(x) = [-x1, x0, -x3, x2, ...]}, cast back.
      */
     public Tensor apply(Tensor x) {
-        long b = x.size(0), h = x.size(1), s = x.size(2), dh = x.size(3);
-        TensorVector parts = x.reshape(b, h, s, dh / 2, 2).unbind(-1);
-        Tensor real = parts.get(0);
-        Tensor imag = parts.get(1);
-        Tensor rotated = stack(new TensorVector(imag.neg(), real), -1).flatten(3, 4);
-        Tensor out = x.to(ScalarType.Float).mul(cos).add(rotated.to(ScalarType.Float).mul(sin));
-        return out.to(x.scalar_type());
+        return io.mmdit4j.runtime.Scopes.local(() -> { // the halves, rot(x) and the fp32 product die here
+            long b = x.size(0), h = x.size(1), s = x.size(2), dh = x.size(3);
+            TensorVector parts = x.reshape(b, h, s, dh / 2, 2).unbind(-1);
+            Tensor rotated = stack(new TensorVector(parts.get(1).neg(), parts.get(0)), -1).flatten(3, 4).to(ScalarType.Float);
+            Tensor out = x.to(ScalarType.Float).mul(cos);
+            out.addcmul_(rotated, sin); // x·cos + rot(x)·sin, accumulated in place (returns out itself)
+            return out.to(x.scalar_type());
+        });
     }
 
     @Override

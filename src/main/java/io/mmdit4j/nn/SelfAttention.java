@@ -28,14 +28,10 @@ public final class SelfAttention implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x, Rope rope) { // [B,S,D] -> [B,S,D]
-        Tensor q = norm_q.forward(Attention.splitHeads(to_q.forward(x), heads)); // [B,H,S,Dh]
-        Tensor k = norm_k.forward(Attention.splitHeads(to_k.forward(x), heads));
-        Tensor v = Attention.splitHeads(to_v.forward(x), heads);
-        if (rope != null) {
-            q = rope.apply(q);
-            k = rope.apply(k);
-        }
-        return Attention.mergeHeads(Attention.sdpa(q, k, v)).to(q.scalar_type());
+        return Attention.attend(
+                () -> rotateLeading(Attention.project(to_q, norm_q, x, heads), rope),          // [B,H,S,Dh]
+                () -> rotateLeading(Attention.project(to_k, norm_k, x, heads), rope),
+                () -> Attention.project(to_v, null, x, heads), null);
     }
 
     /**
@@ -43,17 +39,15 @@ public final class SelfAttention implements AutoCloseable {
      * tokens, which come first), and an optional boolean key mask ({@code [B, 1, 1, S]}, true = attend) applies.
      */
     public Tensor forward(Tensor x, Rope leadingRope, Tensor mask) { // [B,S,D] -> [B,S,D]
-        Tensor q = norm_q.forward(Attention.splitHeads(to_q.forward(x), heads)); // [B,H,S,Dh]
-        Tensor k = norm_k.forward(Attention.splitHeads(to_k.forward(x), heads));
-        Tensor v = Attention.splitHeads(to_v.forward(x), heads);
-        if (leadingRope != null) {
-            q = rotateLeading(q, leadingRope);
-            k = rotateLeading(k, leadingRope);
-        }
-        return Attention.mergeHeads(Attention.sdpa(q, k, v, mask)).to(q.scalar_type());
+        return Attention.attend(
+                () -> rotateLeading(Attention.project(to_q, norm_q, x, heads), leadingRope),   // [B,H,S,Dh]
+                () -> rotateLeading(Attention.project(to_k, norm_k, x, heads), leadingRope),
+                () -> Attention.project(to_v, null, x, heads), mask);
     }
 
+    /** RoPE on the first {@code rope.length()} tokens of {@code x} [B,H,S,Dh]; no rope: x itself. */
     private static Tensor rotateLeading(Tensor x, Rope rope) {
+        if (rope == null) return x;
         long n = rope.length(), s = x.size(2);
         if (n == s) return rope.apply(x);
         return org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(rope.apply(x.narrow(2, 0, n)), x.narrow(2, n, s - n)), 2);

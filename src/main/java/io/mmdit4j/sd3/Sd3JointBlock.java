@@ -103,12 +103,12 @@ final class Sd3JointBlock implements AutoCloseable {
 
         x = Ops.gatedResidual(x, gateMsa, a.image());                                  // [B,N,D]
         if (attn2 != null) x = Ops.gatedResidual(x, gateMsa2, attn2.forward(normed2));
-        Tensor xn = Ops.modulate(Ops.layerNorm(x, 1e-6), shiftMlp, scaleMlp);
+        Tensor xn = Ops.layerNormModulate(x, 1e-6, shiftMlp, scaleMlp);
         x = Ops.gatedResidual(x, gateMlp, ff.forward(xn));
         if (cm == null) return new Output(x, null);
 
         ctx = Ops.gatedResidual(ctx, cm.gateMsa(), a.text());                           // [B,T,D]
-        Tensor cn = Ops.modulate(Ops.layerNorm(ctx, 1e-6), cm.shiftMlp(), cm.scaleMlp());
+        Tensor cn = Ops.layerNormModulate(ctx, 1e-6, cm.shiftMlp(), cm.scaleMlp());
         ctx = Ops.gatedResidual(ctx, cm.gateMlp(), ff_context.forward(cn));
         return new Output(x, ctx);
     }

@@ -4,17 +4,16 @@ import io.mmdit4j.io.StateDict;
 import io.mmdit4j.nn.AdaLayerNormZeroSingle;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
+import io.mmdit4j.nn.Ops;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.nn.SelfAttention;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 
 import java.util.List;
 
-import static org.bytedeco.pytorch.global.torch.cat;
 import static org.bytedeco.pytorch.global.torch.gelu_;
 
 /** {@code FluxSingleTransformerBlock}: one stream [text; image], attention and MLP in parallel. */
@@ -45,9 +44,9 @@ final class FluxSingleBlock implements AutoCloseable {
         Tensor att = Scopes.local(() -> attn.forward(m.normed(), rope));                    // [B,S,D]
         Tensor projected = Scopes.local(() -> {
             Tensor mlp = gelu_(proj_mlp.forward(m.normed()), "tanh");                           // [B,S,mlp]
-            return proj_out.forward(cat(new TensorVector(att, mlp), 2));                       // [B,S,D+mlp] -> [B,S,D]
+            return proj_out.forwardConcat(att, mlp);                                           // [B,S,D+mlp] -> [B,S,D]
         });
-        Tensor out = h.add(m.gate().unsqueeze(1).mul(projected));
+        Tensor out = Ops.gatedResidual(h, m.gate(), projected);                                // [B,S,D]
         if (Tensors.dtype(out) == DType.F16) out = out.clamp(Fp16.MIN, Fp16.MAX);
         return out;
     }

@@ -51,6 +51,39 @@ public final class Linear implements AutoCloseable {
     }
 
     /**
+     * {@code [a, b]·Wᵀ + bias} for {@code a [..., ka]} and {@code b [..., in - ka]} without materialising the
+     * concatenation: one GEMM on the column view {@code W[:, :ka]} and one on {@code W[:, ka:]} accumulated into its
+     * output ({@code addmm_}). The views are strided, not copied (BLAS reads them with a leading dimension), so this
+     * saves a {@code [..., in]} temporary — 24 MB in a FLUX single block at 384 tokens, 0.7 GB at 4,608 — for the
+     * same FLOPs. Sums the two halves of the dot product separately, so it differs from {@link #forward} of the
+     * concatenation by fp rounding only.
+     */
+    public Tensor forwardConcat(Tensor a, Tensor b) { // [..., ka] and [..., in-ka] -> [..., out]
+        long ka = a.size(-1), kb = b.size(-1);
+        if (ka + kb != in || a.numel() / ka != b.numel() / kb) {
+            throw new IllegalArgumentException("concatenated input " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(a))
+                    + " + " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(b)) + " does not match weight [" + out + ", " + in + "]");
+        }
+        long rows = a.numel() / ka;
+        boolean timed = OpCounter.timing();
+        if (OpCounter.recording()) {
+            OpCounter.linear(rows, ka, out, DType.of(a.scalar_type()));
+            OpCounter.linear(rows, kb, out, DType.of(b.scalar_type()));
+        }
+        long t0 = timed ? System.nanoTime() : 0;
+        Tensor y;
+        try (Tensor wa = weight.narrow(1, 0, ka); Tensor wb = weight.narrow(1, ka, kb); Tensor wbT = wb.t();
+             Tensor b2 = b.reshape(rows, kb)) {
+            y = linear(a, wa, biasOption);                                   // [..., out]
+            try (Tensor flat = y.view(rows, out)) {
+                flat.addmm_(b2, wbT);                                        // += b·W[:, ka:]ᵀ in place (returns flat itself)
+            }
+        }
+        if (timed) OpCounter.linearNanos(System.nanoTime() - t0);
+        return y;
+    }
+
+    /**
      * Installs {@code w} (same shape, dtype and device as the current weight; now owned by this Linear) and returns the
      * previous weight, whose ownership passes to the caller. Used to merge adapters (LoRA) without reloading the model;
      * not to be called while a forward that uses this Linear is running.

@@ -172,7 +172,7 @@ final class BenchCommand implements Callable<Integer> {
                         .put("in_other_ms", round(median(whole) - median(inLinears) - median(inAttention)));
                 j.put("rss_mb_before_timed", rssBefore).put("rss_mb_after_timed", rssAfter)
                         .put("rss_growth_percent", round(100.0 * (rssAfter - rssBefore) / rssBefore));
-                j.put("peak_rss_mb", ProcessMemory.peakRssMb());
+                j.put("peak_rss_mb", ProcessMemory.peakRssMb()).put("memory_profile", io.mmdit4j.runtime.MemoryProfile.name());
                 System.out.println(j);
             }
         }

@@ -21,6 +21,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
@@ -83,6 +84,10 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
     Integer threads;
 
+    @Option(names = "--single", description = "only load the model and run one plain forward, then print its time and the peak RSS"
+            + " against the size of the weight files (the memory check of benchmarks/README.md)")
+    boolean single;
+
     @Override
     public Integer call() {
         if (threads != null) Torch.setThreads(threads);
@@ -99,6 +104,7 @@ final class ForwardCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "model: %s%n       %s, %.1fM parameters, compute %s%n", path, c,
                     FluxParameters.count(c) / 1e6, compute.torchName());
             FluxInputs in = FluxInputs.random(c, batch, grid[0], grid[1], textTokens, seed, sigma, guidanceScale);
+            if (single) return single(flux, in, randomConfig != null ? null : path);
             Tensor txtIds = in.txtIds(), imgIds = in.imgIds();
             TensorOptions f32 = new TensorOptions(ScalarType.Float);
             GeneratorOptional gen = new GeneratorOptional(createCPUGenerator(seed + 1));
@@ -143,6 +149,39 @@ final class ForwardCommand implements Callable<Integer> {
                 guided.close();
                 return identical ? 0 : 1;
             }
+        }
+    }
+
+    /** One plain forward: its time, and the peak RSS of the whole run (load included) against the weight files. */
+    private static int single(FluxTransformer flux, FluxInputs in, Path weights) {
+        long t0 = System.nanoTime();
+        flux.forward(in).close();
+        double ms = (System.nanoTime() - t0) / 1e6;
+        long peak = io.mmdit4j.runtime.ProcessMemory.peakRssMb();
+        System.out.printf(Locale.ROOT, "one forward: %.1f ms (batch %d, %d image + %d text tokens)%n", ms,
+                in.hiddenStates().size(0), in.hiddenStates().size(1), in.encoderHiddenStates().size(1));
+        System.out.println("memory profile: " + io.mmdit4j.runtime.MemoryProfile.describe());
+        if (weights == null) {
+            System.out.println("peak RSS: " + peak + " MB (random in-memory weights)");
+        } else {
+            Path folder = Files.isDirectory(weights.resolve("transformer")) ? weights.resolve("transformer") : weights;
+            double fileMb = safetensorsBytes(folder) / 1048576.0;
+            System.out.printf(Locale.ROOT, "peak RSS: %d MB = %.3fx the %.0f MB of safetensors files in %s%n", peak, peak / fileMb, fileMb, folder);
+        }
+        return 0;
+    }
+
+    /** The file itself, or the .safetensors files directly in a folder. */
+    private static long safetensorsBytes(Path path) {
+        try {
+            if (Files.isRegularFile(path)) return Files.size(path);
+            try (var files = Files.list(path)) {
+                long sum = 0;
+                for (Path f : (Iterable<Path>) files.filter(f -> f.toString().endsWith(".safetensors"))::iterator) sum += Files.size(f);
+                return sum;
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 

@@ -33,13 +33,28 @@ class BenchCommandTest {
         assertEquals(0, r.exit(), r.out() + r.err());
         JsonNode j = JSON.readTree(r.out().lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow());
         for (String k : new String[] {"plain_ms_median", "guided_ms_median", "guided_over_plain", "gflop", "gemm_floor_ms",
-                "forward_over_floor", "floor_linear_ms", "floor_attention_ms", "in_linear_ms", "in_attention_ms", "in_other_ms", "peak_rss_mb"}) {
+                "forward_over_floor", "floor_linear_ms", "floor_attention_ms", "in_linear_ms", "in_attention_ms", "in_other_ms", "peak_rss_mb", "memory_profile"}) {
             assertTrue(j.has(k), "missing " + k + " in " + j);
         }
         assertEquals(j.get("floor_linear_ms").asDouble() + j.get("floor_attention_ms").asDouble(), j.get("gemm_floor_ms").asDouble(), 0.02);
         assertTrue(j.get("in_linear_ms").asDouble() > 0 && j.get("in_attention_ms").asDouble() > 0, j.toString());
         assertTrue(j.get("in_linear_ms").asDouble() + j.get("in_attention_ms").asDouble() <= j.get("profiled_forward_ms").asDouble() + 0.01,
                 "the timed parts fit inside the forward: " + j);
+    }
+
+    @Test
+    void forwardSingleReportsPeakRssAgainstTheWeightFiles() throws IOException {
+        Path transformer = GoldenData.fluxModel("schnell").resolve("transformer");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("forward", "--model", transformer.toString(),
+                "--latent", "8x8", "--text", "8", "--batch", "1", "--single");
+        assertEquals(0, r.exit(), r.out() + r.err());
+        long bytes;
+        try (var files = Files.list(transformer)) {
+            bytes = files.filter(f -> f.toString().endsWith(".safetensors")).mapToLong(f -> f.toFile().length()).sum();
+        }
+        String peak = r.out().lines().filter(l -> l.startsWith("peak RSS: ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
+        assertTrue(peak.contains(String.format(java.util.Locale.ROOT, "the %.0f MB of safetensors files", bytes / 1048576.0)), peak);
+        assertTrue(r.out().contains("one forward: ") && r.out().contains("memory profile: "), r.out());
     }
 
     @Test

@@ -88,6 +88,11 @@ final class ForwardCommand implements Callable<Integer> {
             + " against the size of the weight files (the memory check of benchmarks/README.md)")
     boolean single;
 
+    @Option(names = "--save-random", paramLabel = "DIR", description = "with --random: write the random model as a diffusers"
+            + " transformer folder (config.json + diffusion_pytorch_model.safetensors in --dtype) and exit; e.g. the 2 GB work-unit"
+            + " checkpoint of benchmarks/README.md")
+    Path saveRandom;
+
     @Override
     public Integer call() {
         if (threads != null) Torch.setThreads(threads);
@@ -95,6 +100,7 @@ final class ForwardCommand implements Callable<Integer> {
         if (batch < 1 || textTokens < 1 || reps < 1) throw new IllegalArgumentException("--batch, --text and --reps must be >= 1");
         LayerSchedule schedule = LayerSchedule.parse(layers);
         DType compute = DType.parse(dtype);
+        if (saveRandom != null) return saveRandom(compute);
         Path path = randomConfig != null ? randomConfig : ModelRegistry.standard().resolve(model);
         try (FluxTransformer flux = randomConfig != null
                 ? FluxTransformer.random(io.mmdit4j.flux.FluxConfig.fromDiffusersConfig(randomConfig), seed, compute)
@@ -150,6 +156,24 @@ final class ForwardCommand implements Callable<Integer> {
                 return identical ? 0 : 1;
             }
         }
+    }
+
+    private int saveRandom(DType dtype) {
+        if (randomConfig == null) throw new IllegalArgumentException("--save-random needs --random <config.json>");
+        FluxConfig c = io.mmdit4j.flux.FluxConfig.fromDiffusersConfig(randomConfig);
+        try {
+            Files.createDirectories(saveRandom);
+            try (PointerScope scope = new PointerScope()) { // the weights are freed once written
+                io.mmdit4j.io.SafetensorsWriter.write(saveRandom.resolve("diffusion_pytorch_model.safetensors"),
+                        FluxTransformer.randomWeights(c, seed, dtype));
+            }
+            Files.copy(randomConfig, saveRandom.resolve("config.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("--save-random " + saveRandom + ": " + e.getMessage(), e);
+        }
+        System.out.printf(Locale.ROOT, "wrote %s: %s, %.1fM parameters in %s, seed %d%n", saveRandom, c,
+                FluxParameters.count(c) / 1e6, dtype.torchName(), seed);
+        return 0;
     }
 
     /** One plain forward: its time, and the peak RSS of the whole run (load included) against the weight files. */

@@ -58,6 +58,24 @@ class BenchCommandTest {
     }
 
     @Test
+    void saveRandomWritesALoadableTransformerFolder(@TempDir Path tmp) {
+        Path config = GoldenData.fluxModel("schnell").resolve("transformer/config.json");
+        Path out = tmp.resolve("unit/transformer");
+        CheckGoldenCommandTest.Run w = CheckGoldenCommandTest.run("forward", "--random", config.toString(), "--save-random", out.toString());
+        assertEquals(0, w.exit(), w.out() + w.err());
+        assertTrue(Files.isRegularFile(out.resolve("config.json")) && Files.isRegularFile(out.resolve("diffusion_pytorch_model.safetensors")));
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("forward", "--model", tmp.resolve("unit").toString(),
+                "--latent", "8x8", "--text", "8", "--single");
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertTrue(r.out().contains("safetensors files in " + out), r.out());
+
+        CheckGoldenCommandTest.Run bad = CheckGoldenCommandTest.run("forward", "--save-random", tmp.resolve("x").toString());
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--save-random needs --random"), bad.err());
+        assertTrue(Files.notExists(tmp.resolve("x")), "nothing written on bad input");
+    }
+
+    @Test
     void pipelineBenchTimesEveryPhase(@TempDir Path tmp) throws IOException {
         Path folder = GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev");
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("bench", "--pipeline", "--model", folder.toString(),

@@ -100,7 +100,7 @@ final class ForwardCommand implements Callable<Integer> {
         if (batch < 1 || textTokens < 1 || reps < 1) throw new IllegalArgumentException("--batch, --text and --reps must be >= 1");
         LayerSchedule schedule = LayerSchedule.parse(layers);
         DType compute = DType.parse(dtype);
-        if (saveRandom != null) return saveRandom(compute);
+        if (saveRandom != null) return writeRandom(compute);
         Path path = randomConfig != null ? randomConfig : ModelRegistry.standard().resolve(model);
         try (FluxTransformer flux = randomConfig != null
                 ? FluxTransformer.random(io.mmdit4j.flux.FluxConfig.fromDiffusersConfig(randomConfig), seed, compute)
@@ -158,7 +158,7 @@ final class ForwardCommand implements Callable<Integer> {
         }
     }
 
-    private int saveRandom(DType dtype) {
+    private int writeRandom(DType dtype) {
         if (randomConfig == null) throw new IllegalArgumentException("--save-random needs --random <config.json>");
         FluxConfig c = io.mmdit4j.flux.FluxConfig.fromDiffusersConfig(randomConfig);
         try {
@@ -188,7 +188,7 @@ final class ForwardCommand implements Callable<Integer> {
         if (weights == null) {
             System.out.println("peak RSS: " + peak + " MB (random in-memory weights)");
         } else {
-            Path folder = Files.isDirectory(weights.resolve("transformer")) ? weights.resolve("transformer") : weights;
+            Path folder = FluxTransformer.transformerPath(weights);
             double fileMb = safetensorsBytes(folder) / 1048576.0;
             System.out.printf(Locale.ROOT, "peak RSS: %d MB = %.3fx the %.0f MB of safetensors files in %s%n", peak, peak / fileMb, fileMb, folder);
         }

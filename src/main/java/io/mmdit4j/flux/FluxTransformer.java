@@ -114,7 +114,8 @@ public final class FluxTransformer implements AutoCloseable {
         }
     }
 
-    private static Path transformerPath(Path path) {
+    /** The transformer weights {@link #load} reads for {@code path}: a model folder's {@code transformer/}, else the path. */
+    public static Path transformerPath(Path path) {
         if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
             return path.resolve("transformer");
         }

@@ -1,11 +1,9 @@
 package io.mmdit4j.nn;
 
-import io.mmdit4j.runtime.Native;
-import io.mmdit4j.runtime.Scopes;
-import java.util.function.Supplier;
-
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.OpCounter;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Torch;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -13,6 +11,8 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 
 import static org.bytedeco.pytorch.global.torch.empty;
+import java.util.function.Supplier;
+
 import static org.bytedeco.pytorch.global.torch.scaled_dot_product_attention;
 
 /** Head layout and the attention kernel, as diffusers' attention processors use them. */

@@ -19,6 +19,7 @@ import io.mmdit4j.sampling.FluxTimesteps;
 import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.TimedGeneration;
 import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
@@ -262,24 +263,12 @@ public final class FluxPipeline implements AutoCloseable {
     public Result generate(Request r, Progress progress) {
         long t0 = System.nanoTime();
         try (FluxTextEncoders.Embeddings emb = encode(r); ModulationGuidance g = guidance(r)) {
-            long textNanos = System.nanoTime() - t0;
-            long[] stepNanos = new long[r.steps()];
-            Tensor noise = noise(r);
-            Tensor latents;
-            try {
-                latents = denoise(r, emb, noise, g, progress, null, stepNanos);
-            } finally {
-                noise.close();
-            }
-            long t1 = System.nanoTime();
-            Tensor images;
-            try {
-                images = decode(latents, r.width(), r.height());
-            } catch (RuntimeException e) {
-                latents.close();
-                throw e;
-            }
-            return new Result(images, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1));
+            TimedGeneration.Output o = TimedGeneration.denoiseAndDecode(System.nanoTime() - t0, r.steps(), stepNanos -> {
+                try (Tensor noise = noise(r)) {
+                    return denoise(r, emb, noise, g, progress, null, stepNanos);
+                }
+            }, latents -> decode(latents, r.width(), r.height()));
+            return new Result(o.decoded(), o.latents(), o.timings());
         }
     }
 

@@ -18,6 +18,7 @@ import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.TimedGeneration;
 import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.text.llama.HunyuanPromptEncoder;
 import org.bytedeco.javacpp.PointerScope;
@@ -368,21 +369,12 @@ public final class HunyuanVideoPipeline implements AutoCloseable {
         for (Direction d : r.guidance()) d.layers().factors(transformer.numGuidedBlocks()); // bad layers fail before any work
         long t0 = System.nanoTime();
         try (HunyuanPromptEncoder.Embeddings emb = encode(r); ModulationGuidance g = guidance(r)) {
-            long textNanos = System.nanoTime() - t0;
-            long[] stepNanos = new long[r.steps()];
-            Tensor latents;
-            try (Tensor noise = noise(r)) {
-                latents = denoise(r, emb, noise, g, progress, stepNanos);
-            }
-            long t1 = System.nanoTime();
-            Tensor frames;
-            try {
-                frames = decode(latents);
-            } catch (RuntimeException e) {
-                latents.close();
-                throw e;
-            }
-            return new Result(frames, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1));
+            TimedGeneration.Output o = TimedGeneration.denoiseAndDecode(System.nanoTime() - t0, r.steps(), stepNanos -> {
+                try (Tensor noise = noise(r)) {
+                    return denoise(r, emb, noise, g, progress, stepNanos);
+                }
+            }, this::decode);
+            return new Result(o.decoded(), o.latents(), o.timings());
         }
     }
 

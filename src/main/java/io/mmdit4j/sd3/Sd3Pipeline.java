@@ -16,6 +16,7 @@ import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.TimedGeneration;
 import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
@@ -427,21 +428,12 @@ public final class Sd3Pipeline implements AutoCloseable {
         schedule(r); // reject a bad sigma list before any work
         long t0 = System.nanoTime();
         try (Conditioning cond = encode(r); ModulationGuidance g = guidance(r)) {
-            long textNanos = System.nanoTime() - t0;
-            long[] stepNanos = new long[r.steps()];
-            Tensor latents;
-            try (Tensor noise = noise(r)) {
-                latents = denoise(r, cond, noise, g, progress, stepNanos);
-            }
-            long t1 = System.nanoTime();
-            Tensor images;
-            try {
-                images = decode(latents);
-            } catch (RuntimeException e) {
-                latents.close();
-                throw e;
-            }
-            return new Result(images, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1));
+            TimedGeneration.Output o = TimedGeneration.denoiseAndDecode(System.nanoTime() - t0, r.steps(), stepNanos -> {
+                try (Tensor noise = noise(r)) {
+                    return denoise(r, cond, noise, g, progress, stepNanos);
+                }
+            }, this::decode);
+            return new Result(o.decoded(), o.latents(), o.timings());
         }
     }
 

@@ -9,7 +9,7 @@ import org.bytedeco.pytorch.TensorOptional;
 import static org.bytedeco.pytorch.global.torch.conv2d;
 
 /** {@code nn.Conv2d(in, out, k, stride, padding)} with bias, weight {@code [out, in, k, k]} as checkpoints store it. */
-public final class Conv2d implements AutoCloseable {
+public final class Conv2d implements Conv {
     final Tensor weight; // [out, in, k, k]
     final Tensor bias;   // [out]
     private final TensorOptional biasOption;
@@ -36,6 +36,12 @@ public final class Conv2d implements AutoCloseable {
         }
     }
 
+    /** A stride-1 conv with padding {@code kernel / 2}, which keeps H and W (a {@link Conv.Loader}). */
+    public static Conv2d same(StateDict sd, String prefix, long in, long out, int kernel, DType dtype) {
+        return load(sd, prefix, in, out, kernel, 1, kernel / 2, dtype);
+    }
+
+    @Override
     public Tensor forward(Tensor x) { // [B, in, H, W] -> [B, out, H', W']
         return conv2d(x, weight, biasOption, stride, padding, DILATION, 1);
     }

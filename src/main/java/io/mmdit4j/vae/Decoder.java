@@ -25,17 +25,17 @@ final class Decoder implements AutoCloseable {
     private static final DoubleOptional NO_SCALE = Native.keep(new DoubleOptional());
 
     final Conv2d conv_in;
-    final MidBlock2D mid_block;
+    final MidBlock mid_block;
     final List<UpBlock> up_blocks;
     final GroupNorm conv_norm_out;
     final Conv2d conv_out;
 
     /** {@code UpDecoderBlock2D}. */
     static final class UpBlock implements AutoCloseable {
-        final List<ResnetBlock2D> resnets;
+        final List<ResnetBlock> resnets;
         final Conv2d upsamplers_0_conv; // null in the last block
 
-        UpBlock(List<ResnetBlock2D> resnets, Conv2d upsampler) {
+        UpBlock(List<ResnetBlock> resnets, Conv2d upsampler) {
             this.resnets = resnets;
             this.upsamplers_0_conv = upsampler;
         }
@@ -58,7 +58,7 @@ final class Decoder implements AutoCloseable {
         }
     }
 
-    private Decoder(Conv2d convIn, MidBlock2D mid, List<UpBlock> upBlocks, GroupNorm normOut, Conv2d convOut) {
+    private Decoder(Conv2d convIn, MidBlock mid, List<UpBlock> upBlocks, GroupNorm normOut, Conv2d convOut) {
         this.conv_in = convIn;
         this.mid_block = mid;
         this.up_blocks = upBlocks;
@@ -72,16 +72,17 @@ final class Decoder implements AutoCloseable {
         int n = c.numBlocks();
         try {
             Conv2d convIn = track(built, Conv2d.load(sd, "decoder.conv_in", c.latentChannels(), c.topChannels(), 3, 1, 1, dtype));
-            MidBlock2D mid = track(built, MidBlock2D.load(sd, "decoder.mid_block.", c.topChannels(), groups, c.midBlockAddAttention(), dtype));
+            MidBlock mid = track(built, MidBlock.load(sd, "decoder.mid_block.", c.topChannels(), groups, VaeConfig.NORM_EPS, Conv2d::same,
+                    c.midBlockAddAttention() ? MidBlockAttention::load : null, dtype));
             List<UpBlock> blocks = new ArrayList<>();
             long out = c.channels(n - 1);
             for (int i = 0; i < n; i++) {
                 long in = out;
                 out = c.channels(n - 1 - i);
                 String p = "decoder.up_blocks." + i + ".";
-                List<ResnetBlock2D> resnets = new ArrayList<>();
+                List<ResnetBlock> resnets = new ArrayList<>();
                 for (int j = 0; j < c.layersPerBlock() + 1; j++) {
-                    resnets.add(track(built, ResnetBlock2D.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, dtype)));
+                    resnets.add(track(built, ResnetBlock.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, VaeConfig.NORM_EPS, Conv2d::same, dtype)));
                 }
                 Conv2d up = i < n - 1 ? track(built, Conv2d.load(sd, p + "upsamplers.0.conv", out, out, 3, 1, 1, dtype)) : null;
                 blocks.add(new UpBlock(List.copyOf(resnets), up));

@@ -27,16 +27,16 @@ final class Encoder implements AutoCloseable {
 
     final Conv2d conv_in;
     final List<DownBlock> down_blocks;
-    final MidBlock2D mid_block;
+    final MidBlock mid_block;
     final GroupNorm conv_norm_out;
     final Conv2d conv_out;
 
     /** {@code DownEncoderBlock2D}. */
     static final class DownBlock implements AutoCloseable {
-        final List<ResnetBlock2D> resnets;
+        final List<ResnetBlock> resnets;
         final Conv2d downsamplers_0_conv; // null in the last block
 
-        DownBlock(List<ResnetBlock2D> resnets, Conv2d downsampler) {
+        DownBlock(List<ResnetBlock> resnets, Conv2d downsampler) {
             this.resnets = resnets;
             this.downsamplers_0_conv = downsampler;
         }
@@ -57,7 +57,7 @@ final class Encoder implements AutoCloseable {
         }
     }
 
-    private Encoder(Conv2d convIn, List<DownBlock> downBlocks, MidBlock2D mid, GroupNorm normOut, Conv2d convOut) {
+    private Encoder(Conv2d convIn, List<DownBlock> downBlocks, MidBlock mid, GroupNorm normOut, Conv2d convOut) {
         this.conv_in = convIn;
         this.down_blocks = downBlocks;
         this.mid_block = mid;
@@ -76,15 +76,16 @@ final class Encoder implements AutoCloseable {
                 long in = out;
                 out = c.channels(i);
                 String p = "encoder.down_blocks." + i + ".";
-                List<ResnetBlock2D> resnets = new ArrayList<>();
+                List<ResnetBlock> resnets = new ArrayList<>();
                 for (int j = 0; j < c.layersPerBlock(); j++) {
-                    resnets.add(Modules.track(built, ResnetBlock2D.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, dtype)));
+                    resnets.add(Modules.track(built, ResnetBlock.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, VaeConfig.NORM_EPS, Conv2d::same, dtype)));
                 }
                 Conv2d down = i < c.numBlocks() - 1
                         ? Modules.track(built, Conv2d.load(sd, p + "downsamplers.0.conv", out, out, 3, 2, 0, dtype)) : null;
                 blocks.add(new DownBlock(List.copyOf(resnets), down));
             }
-            MidBlock2D mid = Modules.track(built, MidBlock2D.load(sd, "encoder.mid_block.", c.topChannels(), groups, c.midBlockAddAttention(), dtype));
+            MidBlock mid = Modules.track(built, MidBlock.load(sd, "encoder.mid_block.", c.topChannels(), groups, VaeConfig.NORM_EPS, Conv2d::same,
+                    c.midBlockAddAttention() ? MidBlockAttention::load : null, dtype));
             GroupNorm normOut = Modules.track(built, GroupNorm.load(sd, "encoder.conv_norm_out", c.topChannels(), groups, VaeConfig.NORM_EPS, dtype));
             Conv2d convOut = Modules.track(built, Conv2d.load(sd, "encoder.conv_out", c.topChannels(), 2L * c.latentChannels(), 3, 1, 1, dtype));
             return new Encoder(convIn, List.copyOf(blocks), mid, normOut, convOut);

@@ -15,7 +15,7 @@ import java.util.Arrays;
  * runs it: GroupNorm over {@code [B, C, HW]}, q/k/v Linear(C→C) over the H·W tokens, SDPA with scale
  * 1/√C, {@code to_out.0}, back to {@code [B, C, H, W]}, plus the residual (rescale factor 1).
  */
-final class MidBlockAttention implements AutoCloseable {
+final class MidBlockAttention implements Block {
     final GroupNorm group_norm;
     final Linear to_q, to_k, to_v;
     final Linear to_out_0; // to_out.0
@@ -44,7 +44,8 @@ final class MidBlockAttention implements AutoCloseable {
         }
     }
 
-    Tensor forward(Tensor x) { // [B, C, H, W] -> [B, C, H, W], owned by the caller
+    @Override
+    public Tensor forward(Tensor x) { // [B, C, H, W] -> [B, C, H, W], owned by the caller
         return Scopes.owned(() -> attend(x));
     }
 

@@ -3,6 +3,7 @@ package io.mmdit4j.hunyuan.vae;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.vae.Conv;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
@@ -17,7 +18,7 @@ import static org.bytedeco.pytorch.global.torch.replication_pad3d;
  * front only (frame t never sees frames after t); H and W are padded by k//2 on both sides, also by <em>replication</em>
  * (not zeros). Weights {@code prefix.conv.weight [out, in, k, k, k]} and {@code prefix.conv.bias [out]}.
  */
-public final class CausalConv3d implements AutoCloseable {
+public final class CausalConv3d implements Conv {
     final Tensor weight; // [out, in, k, k, k]
     final Tensor bias;   // [out]
     private final TensorOptional biasOption;
@@ -46,6 +47,7 @@ public final class CausalConv3d implements AutoCloseable {
     }
 
     /** {@code [B, in, F, H, W] -> [B, out, F, H, W]} (stride 1); the result belongs to the enclosing scope. */
+    @Override
     public Tensor forward(Tensor x) {
         if (x.is_meta()) return metaOutput(x);
         boolean padded = pad[4] > 0 || pad[0] > 0;

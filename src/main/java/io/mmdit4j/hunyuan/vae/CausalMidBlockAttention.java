@@ -5,6 +5,7 @@ import io.mmdit4j.nn.Attention;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.vae.Block;
 import io.mmdit4j.vae.GroupNorm;
 import io.mmdit4j.runtime.Scopes;
 import org.bytedeco.pytorch.Tensor;
@@ -25,7 +26,7 @@ import static org.bytedeco.pytorch.global.torch.cat;
  * reference (exp(−∞) = 0), so this is the same function; only the summation order of the softmax denominators
  * and of PV may differ in the last bits.
  */
-final class CausalMidBlockAttention implements AutoCloseable {
+final class CausalMidBlockAttention implements Block {
     final GroupNorm group_norm;
     final Linear to_q, to_k, to_v;
     final Linear to_out_0; // to_out.0
@@ -54,7 +55,8 @@ final class CausalMidBlockAttention implements AutoCloseable {
         }
     }
 
-    Tensor forward(Tensor x) { // [B, C, F, H, W] -> [B, C, F, H, W], owned by the caller
+    @Override
+    public Tensor forward(Tensor x) { // [B, C, F, H, W] -> [B, C, F, H, W], owned by the caller
         return Scopes.owned(() -> attend(x));
     }
 

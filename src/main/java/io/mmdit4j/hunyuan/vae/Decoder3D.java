@@ -4,6 +4,8 @@ import io.mmdit4j.io.StateDict;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.vae.GroupNorm;
+import io.mmdit4j.vae.MidBlock;
+import io.mmdit4j.vae.ResnetBlock;
 import io.mmdit4j.runtime.Scopes;
 import org.bytedeco.pytorch.Tensor;
 
@@ -20,17 +22,17 @@ import static org.bytedeco.pytorch.global.torch.silu;
  */
 final class Decoder3D implements AutoCloseable {
     final CausalConv3d conv_in;
-    final MidBlock3D mid_block;
+    final MidBlock mid_block;
     final List<UpBlock> up_blocks;
     final GroupNorm conv_norm_out;
     final CausalConv3d conv_out;
 
     /** {@code HunyuanVideoUpBlock3D}. */
     static final class UpBlock implements AutoCloseable {
-        final List<ResnetBlockCausal3D> resnets;
+        final List<ResnetBlock> resnets;
         final UpsampleCausal3D upsamplers_0; // null without up-sampling (the last block)
 
-        UpBlock(List<ResnetBlockCausal3D> resnets, UpsampleCausal3D upsampler) {
+        UpBlock(List<ResnetBlock> resnets, UpsampleCausal3D upsampler) {
             this.resnets = resnets;
             this.upsamplers_0 = upsampler;
         }
@@ -48,7 +50,7 @@ final class Decoder3D implements AutoCloseable {
         }
     }
 
-    private Decoder3D(CausalConv3d convIn, MidBlock3D mid, List<UpBlock> upBlocks, GroupNorm normOut, CausalConv3d convOut) {
+    private Decoder3D(CausalConv3d convIn, MidBlock mid, List<UpBlock> upBlocks, GroupNorm normOut, CausalConv3d convOut) {
         this.conv_in = convIn;
         this.mid_block = mid;
         this.up_blocks = upBlocks;
@@ -62,16 +64,17 @@ final class Decoder3D implements AutoCloseable {
         int n = c.numBlocks();
         try {
             CausalConv3d convIn = Modules.track(built, CausalConv3d.load(sd, "decoder.conv_in", c.latentChannels(), c.topChannels(), 3, dtype));
-            MidBlock3D mid = Modules.track(built, MidBlock3D.load(sd, "decoder.mid_block.", c.topChannels(), groups, c.midBlockAddAttention(), dtype));
+            MidBlock mid = Modules.track(built, MidBlock.load(sd, "decoder.mid_block.", c.topChannels(), groups, HunyuanVideoVaeConfig.NORM_EPS, CausalConv3d::load,
+                    c.midBlockAddAttention() ? CausalMidBlockAttention::load : null, dtype));
             List<UpBlock> blocks = new ArrayList<>();
             long out = c.channels(n - 1);
             for (int i = 0; i < n; i++) {
                 long in = out;
                 out = c.channels(n - 1 - i);
                 String p = "decoder.up_blocks." + i + ".";
-                List<ResnetBlockCausal3D> resnets = new ArrayList<>();
+                List<ResnetBlock> resnets = new ArrayList<>();
                 for (int j = 0; j < c.layersPerBlock() + 1; j++) {
-                    resnets.add(Modules.track(built, ResnetBlockCausal3D.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, dtype)));
+                    resnets.add(Modules.track(built, ResnetBlock.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, HunyuanVideoVaeConfig.NORM_EPS, CausalConv3d::load, dtype)));
                 }
                 boolean space = c.upsamplesSpatially(i), time = c.upsamplesTemporally(i);
                 UpsampleCausal3D up = space || time

@@ -79,7 +79,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--mg-layers", defaultValue = "all", description = "layer schedule of the guided forward (default: ${DEFAULT-VALUE})")
     String layers;
 
-    @Option(names = "--pipeline", description = "time whole generations on a FLUX model folder (--model): text encoding, each denoising step, decode")
+    @Option(names = "--pipeline", description = "time whole generations of a model (--model, any family): text encoding, each denoising step, decode")
     boolean pipeline;
 
     @Option(names = "--size", defaultValue = "256x256", description = "--pipeline: image size WxH (default: ${DEFAULT-VALUE})")
@@ -97,7 +97,7 @@ final class BenchCommand implements Callable<Integer> {
         if ((model == null) == (randomConfig == null)) throw new IllegalArgumentException("give exactly one of --model and --random");
         if (reps < 1 || warmup < 0) throw new IllegalArgumentException("--reps must be >= 1 and --warmup >= 0");
         if (pipeline) {
-            if (model == null) throw new IllegalArgumentException("--pipeline needs --model (a FLUX model folder or descriptor name)");
+            if (model == null) throw new IllegalArgumentException("--pipeline needs --model (a model folder or name)");
             if (steps < 1 || batch < 1) throw new IllegalArgumentException("--steps and --batch must be >= 1");
             String[] wh = size.toLowerCase(java.util.Locale.ROOT).split("x");
             int width, height;

@@ -2,25 +2,30 @@ package io.mmdit4j.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.mmdit4j.flux.FluxPipeline;
+import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.guidance.LayerSchedule;
-import io.mmdit4j.guidance.Presets;
-import io.mmdit4j.models.ModelDescriptor;
-import io.mmdit4j.models.ModelRegistry;
+import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.GenerationResult;
+import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.Pipeline;
+import io.mmdit4j.pipeline.Pipelines;
+import io.mmdit4j.pipeline.PreparedModel;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.ProcessMemory;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.sampling.StepListener;
 import io.mmdit4j.sampling.Timings;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 
 /**
- * {@code mmdit bench --pipeline}: whole FLUX generations on a model folder, plain and guided alternated, with the
- * time of each phase (text encoding, every denoising step, VAE decode) as one JSON line.
+ * {@code mmdit bench --pipeline}: whole generations of any model family, plain and guided alternated, with the time of
+ * each phase (text encoding, every denoising step, decode) as one JSON line. Runs through the same API as
+ * {@code generate} ({@link Pipelines}).
  */
 final class PipelineBench {
     private PipelineBench() {}
@@ -29,26 +34,29 @@ final class PipelineBench {
                     int warmup, int reps, double w, LayerSchedule layers, String prompt) {}
 
     static void run(Settings s) {
-        // the requests validate size, steps and guidance before the model loads
-        List<String> prompts = java.util.Collections.nCopies(s.batch(), s.prompt());
-        FluxPipeline.Request plain = request(s, prompts, List.of());
-        FluxPipeline.Request guided = request(s, prompts, List.of(new FluxPipeline.Direction("aesthetics",
-                Presets.AESTHETICS.pos, Presets.AESTHETICS.neg, s.w(), s.layers(), null, null)));
-        Path folder = ModelRegistry.standard().resolve(s.model());
-        try (FluxPipeline pipe = FluxPipeline.load(folder, s.dtype(), DeviceSpec.CPU)) {
+        GenerationRequest.checkSize(s.width(), s.height()); // before the model is even looked up
+        PreparedModel prepared = Pipelines.prepare(s.model(), LoadOptions.builder().dtype(s.dtype()).build());
+        GenerationRequest.Builder b = GenerationRequest.builder().prompts(Collections.nCopies(s.batch(), s.prompt())).size(s.width(), s.height())
+                .steps(s.steps()).seed(0).maxSequenceLength(s.maxSequenceLength());
+        // both requests are checked (size, steps, guidance layers) before the model loads
+        GenerationSettings plain = prepared.resolve(b.build());
+        GenerationSettings guided = prepared.resolve(b.guide(Direction.preset(prepared.family().video() ? "video-aesthetics" : "aesthetics")
+                .w(s.w()).layers(s.layers())).build());
+        try (Pipeline pipe = prepared.load()) {
             for (int i = 0; i < s.warmup(); i++) {
-                pipe.generate(plain).close();
-                pipe.generate(guided).close();
+                pipe.generate(plain, StepListener.NONE, null).close();
+                pipe.generate(guided, StepListener.NONE, null).close();
             }
             long rssBefore = ProcessMemory.rssMb();
             List<Timings> p = new ArrayList<>(), g = new ArrayList<>();
             for (int i = 0; i < s.reps(); i++) {
-                try (FluxPipeline.Result r = pipe.generate(plain)) { p.add(r.timings()); }
-                try (FluxPipeline.Result r = pipe.generate(guided)) { g.add(r.timings()); }
+                try (GenerationResult r = pipe.generate(plain, StepListener.NONE, null)) { p.add(r.timings()); }
+                try (GenerationResult r = pipe.generate(guided, StepListener.NONE, null)) { g.add(r.timings()); }
             }
             ObjectNode j = new ObjectMapper().createObjectNode();
-            j.put("model", s.model()).put("size", s.width() + "x" + s.height()).put("steps", s.steps()).put("batch", s.batch());
-            j.put("max_sequence_length", s.maxSequenceLength()).put("dtype", s.dtype().torchName()).put("threads", Torch.threads());
+            j.put("model", s.model()).put("family", prepared.family().name()).put("size", s.width() + "x" + s.height()).put("steps", s.steps())
+                    .put("batch", s.batch());
+            j.put("max_sequence_length", s.maxSequenceLength()).put("dtype", pipe.dtype().torchName()).put("threads", Torch.threads());
             j.put("reps", s.reps());
             put(j, "plain", p);
             put(j, "guided", g);
@@ -57,11 +65,6 @@ final class PipelineBench {
             j.put("rss_mb_before_timed", rssBefore).put("rss_mb_after_timed", ProcessMemory.rssMb()).put("peak_rss_mb", ProcessMemory.peakRssMb());
             System.out.println(j);
         }
-    }
-
-    private static FluxPipeline.Request request(Settings s, List<String> prompts, List<FluxPipeline.Direction> directions) {
-        return new FluxPipeline.Request(prompts, 1, s.width(), s.height(), s.steps(), 3.5, new long[] {0},
-                s.maxSequenceLength(), directions, null);
     }
 
     private static void put(ObjectNode j, String kind, List<Timings> runs) {

@@ -1,14 +1,19 @@
 package io.mmdit4j.flux;
 
+import io.mmdit4j.guidance.BlockConditioning;
 import io.mmdit4j.guidance.ConditioningObserver;
-import io.mmdit4j.guidance.GuidanceTerm;
-import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.guidance.NormControl;
-import io.mmdit4j.guidance.StepWindow;
+import io.mmdit4j.guidance.ModulationVisitor;
 import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.lora.LoraAdapter;
+import io.mmdit4j.lora.LoraReport;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
+import io.mmdit4j.pipeline.EmbeddedGuidance;
+import io.mmdit4j.pipeline.FamilyPipeline;
+import io.mmdit4j.pipeline.GenerationOption;
+import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
@@ -17,10 +22,7 @@ import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.FluxTimesteps;
 import io.mmdit4j.sampling.Noise;
-import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
-import io.mmdit4j.sampling.TimedGeneration;
-import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -30,85 +32,30 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.CancellationException;
+import java.util.Set;
 
 /**
  * FLUX.1 text-to-image as diffusers' {@code FluxPipeline.__call__}: prompts → T5 + CLIP → seeded noise → packed
  * latents → flow-matching Euler loop with per-step, per-row modulation guidance → unpack → VAE → images in [0, 1].
- * The steps are also public ({@link #encode}, {@link #noise}, {@link #denoise}, {@link #decode}) for callers that
- * need intermediate results.
+ * The shared skeleton ({@link io.mmdit4j.pipeline.Pipeline#generate}) runs the steps; they are also public for callers
+ * that need intermediate results.
  */
-public final class FluxPipeline implements AutoCloseable {
+public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embeddings> {
+    /** FluxPipeline passes {@code sigmas = linspace(1, 1/N, N)} and {@code mu}. */
+    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N;
+
     private final FluxTextEncoders text;
     private final FluxTransformer transformer;
     private final AutoencoderKL vae;
     private final FlowMatchEulerScheduler scheduler;
     private final DType dtype;
 
-    /** A modulation-guidance direction given as prompts (p+, p−) with its weight, layers, steps and rows. */
-    public record Direction(String label, String pos, String neg, double w, LayerSchedule layers, StepWindow steps, double[] rowWeights) {
-        public Direction {
-            if (pos == null || neg == null) throw new IllegalArgumentException("guidance direction '" + label + "' needs both prompts");
-            if (layers == null) layers = LayerSchedule.all();
-            if (steps == null) steps = StepWindow.all();
-        }
-    }
-
-    /**
-     * One generation. {@code seeds}: one per image (B·n), or one seed for image 0 and seed+i for image i.
-     * {@code guidanceScale}: embedded guidance (dev models; ignored for schnell). {@code latents}: optional
-     * initial noise [B·n, 16, h, w] (unpacked) instead of seeds.
-     */
-    public record Request(List<String> prompts, int imagesPerPrompt, int width, int height, int steps, double guidanceScale,
-                          long[] seeds, int maxSequenceLength, List<Direction> guidance, Tensor latents, NormControl normControl) {
-        /** Without norm control ({@link NormControl#NONE}). */
-        public Request(List<String> prompts, int imagesPerPrompt, int width, int height, int steps, double guidanceScale,
-                       long[] seeds, int maxSequenceLength, List<Direction> guidance, Tensor latents) {
-            this(prompts, imagesPerPrompt, width, height, steps, guidanceScale, seeds, maxSequenceLength, guidance, latents, NormControl.NONE);
-        }
-
-        public Request {
-            if (normControl == null) normControl = NormControl.NONE;
-            if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("at least one prompt is required");
-            if (imagesPerPrompt < 1) throw new IllegalArgumentException("images per prompt must be >= 1");
-            if (width < 16 || height < 16 || width % 16 != 0 || height % 16 != 0) {
-                throw new IllegalArgumentException("width and height must be positive multiples of 16, got " + width + "x" + height);
-            }
-            if (steps < 1) throw new IllegalArgumentException("steps must be >= 1, got " + steps);
-            prompts = List.copyOf(prompts);
-            guidance = guidance == null ? List.of() : List.copyOf(guidance);
-        }
-
-        public int batch() {
-            return prompts.size() * imagesPerPrompt;
-        }
-
-        public long[] seedsPerImage() {
-            long[] s = new long[batch()];
-            for (int i = 0; i < s.length; i++) s[i] = seeds == null || seeds.length == 0 ? i : seeds.length == s.length ? seeds[i] : seeds[0] + i;
-            if (seeds != null && seeds.length > 1 && seeds.length != s.length) {
-                throw new IllegalArgumentException(seeds.length + " seeds for " + s.length + " images: give one seed, or one per image");
-            }
-            return s;
-        }
-    }
-
-
-
-    /** Images [B·n, 3, H, W] in [0, 1] (fp32, CPU) and the final packed latents; owned by this result. */
-    public record Result(Tensor images, Tensor finalLatents, Timings timings) implements AutoCloseable {
-        @Override
-        public void close() {
-            Native.release(images);
-            Native.release(finalLatents);
-        }
-    }
-
     public FluxPipeline(FluxTextEncoders text, FluxTransformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
+        checkWidths("FLUX pipeline", text, transformer);
         this.text = text;
         this.transformer = transformer;
         this.vae = vae;
-        this.scheduler = FlowMatchEulerScheduler.flux(schedulerConfig);
+        this.scheduler = new FlowMatchEulerScheduler(schedulerConfig, SIGMA_SPACING);
         this.dtype = transformer.dtype();
     }
 
@@ -123,12 +70,10 @@ public final class FluxPipeline implements AutoCloseable {
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
-                    ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler"))
-                    : transformer.config().guidanceEmbeds() ? FlowMatchSchedulerConfig.fluxDev() : FlowMatchSchedulerConfig.fluxSchnell();
-            checkWidths(folder.toString(), text, transformer);
+                    ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : defaultScheduler(transformer);
             return new FluxPipeline(text, transformer, vae, sched);
         } catch (RuntimeException e) {
-            loaded.forEach(io.mmdit4j.nn.Modules::closeQuietly);
+            loaded.forEach(Modules::closeQuietly);
             throw e;
         }
     }
@@ -144,15 +89,16 @@ public final class FluxPipeline implements AutoCloseable {
             FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
-            checkWidths(transformerFile.toString(), text, transformer);
-            return new FluxPipeline(text, transformer, vae,
-                    transformer.config().guidanceEmbeds() ? FlowMatchSchedulerConfig.fluxDev() : FlowMatchSchedulerConfig.fluxSchnell());
+            return new FluxPipeline(text, transformer, vae, defaultScheduler(transformer));
         } catch (RuntimeException e) {
-            loaded.forEach(io.mmdit4j.nn.Modules::closeQuietly);
+            loaded.forEach(Modules::closeQuietly);
             throw e;
         }
     }
 
+    private static FlowMatchSchedulerConfig defaultScheduler(FluxTransformer t) {
+        return t.config().guidanceEmbeds() ? FlowMatchSchedulerConfig.fluxDev() : FlowMatchSchedulerConfig.fluxSchnell();
+    }
 
     private static void checkWidths(String origin, FluxTextEncoders text, FluxTransformer t) {
         if (text.jointDim() != t.config().jointAttentionDim() || text.pooledDim() != t.config().pooledProjectionDim()) {
@@ -166,82 +112,98 @@ public final class FluxPipeline implements AutoCloseable {
     public FluxTextEncoders textEncoders() { return text; }
     public FlowMatchEulerScheduler scheduler() { return scheduler; }
 
-    // ---------------------------------------------------------------- steps
+    @Override public int numGuidedBlocks() { return transformer.config().totalBlocks(); }
+    @Override public DType dtype() { return dtype; }
+    @Override public DeviceSpec device() { return transformer.device(); }
 
-    public FluxTextEncoders.Embeddings encode(Request r) {
-        return text.encode(r.prompts(), r.imagesPerPrompt(), r.maxSequenceLength());
+    /** Embedded guidance for guidance-distilled models (dev); schnell has no guidance embedding. */
+    @Override
+    public Set<Class<? extends GenerationOption>> supportedOptions() {
+        return FluxFamily.options(transformer.config());
     }
 
-    /** Initial packed latents [B·n, N, 64] in the model dtype: the request's latents, else seeded noise per image. Caller-owned. */
-    public Tensor noise(Request r) {
+    // ---------------------------------------------------------------- steps
+
+    @Override
+    public FluxTextEncoders.Embeddings encode(GenerationSettings s) {
+        return text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+    }
+
+    @Override
+    public Tensor delta(String pos, String neg) {
+        return text.direction(transformer, pos, neg);
+    }
+
+    /** FLUX's sigmas for the request: {@code linspace(1, 1/N, N)} shifted by the scheduler (dynamically by image size). */
+    @Override
+    public Schedule schedule(GenerationSettings s) {
+        return scheduler.schedule(s.steps(), Noise.fluxImageSeqLen(s.height(), s.width()));
+    }
+
+    /** Initial packed latents [B·n, N, 64] in the model dtype: the request's latents (unpacked [B·n, 16, h, w]), else seeded noise per image. Caller-owned. */
+    @Override
+    public Tensor noise(GenerationSettings s) {
         try (PointerScope scope = new PointerScope()) {
-            long[] shape = Noise.fluxLatentShape(r.batch(), r.height(), r.width());
+            long[] shape = Noise.fluxLatentShape(s.images(), s.height(), s.width());
             Tensor unpacked;
-            if (r.latents() != null) {
-                if (!Arrays.equals(Tensors.shape(r.latents()), shape)) {
-                    throw new IllegalArgumentException("latents have shape " + Arrays.toString(Tensors.shape(r.latents())) + ", expected "
+            if (s.initialNoise() != null) {
+                if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
+                    throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
                             + Arrays.toString(shape));
                 }
-                unpacked = r.latents().to(dtype.scalarType());
+                unpacked = s.initialNoise().to(dtype.scalarType());
             } else {
-                unpacked = Noise.randnPerRow(shape, r.seedsPerImage(), dtype);
+                unpacked = Noise.randnPerRow(shape, s.seeds(), dtype);
             }
             return Tensors.keep(FluxLatents.pack(unpacked).contiguous());
         }
     }
 
-    /** The request's guidance directions as a plan (deltas computed once for the whole request). */
-    public ModulationGuidance guidance(Request r) {
-        ModulationGuidance.Builder b = ModulationGuidance.builder().normControl(r.normControl());
-        for (Direction d : r.guidance()) {
-            if (d.rowWeights() != null && d.rowWeights().length != r.batch()) {
-                throw new IllegalArgumentException("guidance '" + d.label() + "': " + d.rowWeights().length + " row weights for " + r.batch() + " images");
-            }
-            d.layers().factors(transformer.config().totalBlocks()); // reject out-of-range layers before any work
-            b.add(new GuidanceTerm(d.label(), text.direction(transformer, d.pos(), d.neg()), d.w(), d.layers(), d.steps(), d.rowWeights()));
-        }
-        return b.build();
-    }
-
-    /** The denoising loop from packed latents; returns the final packed latents (caller-owned) and fills stepNanos. */
-    public Tensor denoise(Request r, FluxTextEncoders.Embeddings emb, Tensor latents, ModulationGuidance guidance, Progress progress,
-                          ConditioningObserver observer, long[] stepNanos) {
-        long tokens = latents.size(1);
-        Schedule schedule = scheduler.schedule(r.steps(), (int) tokens);
-        long rows = (long) r.height() / 16, cols = (long) r.width() / 16;
+    @Override
+    public Velocity velocity(GenerationSettings s, Schedule schedule, FluxTextEncoders.Embeddings emb, ModulationGuidance guidance,
+                             ConditioningObserver observer) {
+        int batch = s.images();
+        EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
+        Tensor imgIds = null, guidanceArg = null;
+        Rope rope = null;
         try (PointerScope scope = new PointerScope()) {
-            Tensor imgIds = FluxInputs.imageIds(rows, cols);
-            Tensor guidanceArg = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(r.guidanceScale(), r.batch()) : null;
-            try (Rope rope = transformer.rope(emb.textIds(), imgIds)) {
-                Tensor x = latents;
-                for (int i = 0; i < schedule.steps(); i++) {
-                    long t0 = System.nanoTime();
-                    try (PointerScope step = new PointerScope()) {
-                        // pipelineTimestep, forward and step hand out owned tensors: closed here, not by the scope
-                        Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, r.batch(), Tensors.dtype(x));
-                        FluxInputs in = new FluxInputs(x, emb.promptEmbeds(), emb.pooled(), t, guidanceArg, imgIds, emb.textIds());
-                        Tensor v = transformer.forward(in, guidance, i, rope, observer);
-                        Tensor next = schedule.step(v, i, x);
-                        v.close();
-                        t.close();
-                        if (x != latents) x.close();
-                        x = next;
-                    }
-                    long elapsed = System.nanoTime() - t0;
-                    if (stepNanos != null) stepNanos[i] = elapsed;
-                    if (!progress.onStep(i, schedule.steps(), schedule.sigma(i + 1), elapsed)) {
-                        if (x != latents) x.close();
-                        throw new CancellationException("generation cancelled after step " + (i + 1) + " of " + schedule.steps());
-                    }
-                }
-                return x == latents ? Tensors.keep(x.clone()) : x;
-            } finally {
-                Native.release(guidanceArg); // handed out owned by pipelineGuidance
-            }
+            imgIds = Tensors.keep(FluxInputs.imageIds(s.height() / 16, s.width() / 16));
+            guidanceArg = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), batch) : null;
+            rope = transformer.rope(emb.textIds(), imgIds);
+        } catch (RuntimeException e) {
+            Native.release(imgIds);
+            Native.release(guidanceArg);
+            if (rope != null) rope.close();
+            throw e;
         }
+        Tensor ids = imgIds, gArg = guidanceArg;
+        Rope r = rope;
+        return new Velocity() {
+            @Override
+            public Tensor at(Tensor x, int i) {
+                // pipelineTimestep and forward hand out owned tensors
+                try (Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, batch, Tensors.dtype(x))) {
+                    return transformer.forward(new FluxInputs(x, emb.promptEmbeds(), emb.pooled(), t, gArg, ids, emb.textIds()), guidance, i, r,
+                            observer);
+                }
+            }
+
+            @Override
+            public void close() {
+                r.close();
+                Native.release(ids);
+                Native.release(gArg);
+            }
+        };
     }
 
     /** Packed latents → images [B, 3, H, W] in [0, 1], fp32 on the CPU. Caller-owned. */
+    @Override
+    public Tensor decode(Tensor packed, GenerationSettings s) {
+        return decode(packed, s.width(), s.height());
+    }
+
+    /** Packed latents of a {@code width}×{@code height} image → images [B, 3, H, W] in [0, 1], fp32 on the CPU. Caller-owned. */
     public Tensor decode(Tensor packed, int width, int height) {
         try (PointerScope scope = new PointerScope()) {
             Tensor unpacked = FluxLatents.unpack(packed, 2L * (height / 16), 2L * (width / 16));
@@ -254,22 +216,14 @@ public final class FluxPipeline implements AutoCloseable {
         }
     }
 
-    // ---------------------------------------------------------------- all together
-
-    public Result generate(Request r) {
-        return generate(r, Progress.NONE);
+    @Override
+    public void modulations(BlockConditioning cond, ModulationVisitor visitor) {
+        transformer.modulations(cond, visitor);
     }
 
-    public Result generate(Request r, Progress progress) {
-        long t0 = System.nanoTime();
-        try (FluxTextEncoders.Embeddings emb = encode(r); ModulationGuidance g = guidance(r)) {
-            TimedGeneration.Output o = TimedGeneration.denoiseAndDecode(System.nanoTime() - t0, r.steps(), stepNanos -> {
-                try (Tensor noise = noise(r)) {
-                    return denoise(r, emb, noise, g, progress, null, stepNanos);
-                }
-            }, latents -> decode(latents, r.width(), r.height()));
-            return new Result(o.decoded(), o.latents(), o.timings());
-        }
+    @Override
+    public LoraReport applyLora(LoraAdapter lora, double scale, boolean strict) {
+        return lora.applyTo(transformer, scale, strict);
     }
 
     @Override

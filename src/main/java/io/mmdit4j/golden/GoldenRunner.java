@@ -19,9 +19,9 @@ public final class GoldenRunner {
     /** One line per kind; a new model family adds its kinds here. */
     private final Map<String, CaseRunner> runners = Map.ofEntries(
             Map.entry("flux_transformer", new FluxTransformerCases()),
-            Map.entry("flux_pipeline", new FluxPipelineCases()),
+            Map.entry("flux_pipeline", new PipelineCases()),
             Map.entry("sd3_transformer", new Sd3TransformerCases()),
-            Map.entry("sd3_pipeline", new Sd3PipelineCases()),
+            Map.entry("sd3_pipeline", new PipelineCases()),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
             Map.entry("lora", new LoraCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),

@@ -3,7 +3,10 @@ package io.mmdit4j.golden;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.flux.FluxPipeline;
+import io.mmdit4j.hunyuan.HunyuanVideoPipeline;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
+import io.mmdit4j.sd3.Sd3Pipeline;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Schedule;
 import org.bytedeco.javacpp.PointerScope;
@@ -30,19 +33,19 @@ public final class SchedulerCases {
 
     public static final CaseRunner FLOW_MATCH_EULER = SchedulerCases::run;
 
-    /** Which pipeline convention a case describes. */
-    static FlowMatchEulerScheduler.Pipeline pipelineOf(GoldenCase c) {
+    /** Which pipeline's sigma spacing a case describes (each family configures its own). */
+    static FlowMatchEulerScheduler.Spacing spacingOf(GoldenCase c) {
         String description = c.spec().path("description").asText("");
         String explicit = c.params().path("pipeline").asText("").toLowerCase(Locale.ROOT);
-        if (explicit.contains("sd3") || explicit.contains("stablediffusion3")) return FlowMatchEulerScheduler.Pipeline.SD3;
-        if (explicit.contains("hunyuan")) return FlowMatchEulerScheduler.Pipeline.HUNYUAN_VIDEO;
-        if (explicit.contains("flux")) return FlowMatchEulerScheduler.Pipeline.FLUX;
-        if (description.startsWith("StableDiffusion3Pipeline")) return FlowMatchEulerScheduler.Pipeline.SD3;
-        if (description.startsWith("HunyuanVideoPipeline")) return FlowMatchEulerScheduler.Pipeline.HUNYUAN_VIDEO;
-        if (description.startsWith("FluxPipeline")) return FlowMatchEulerScheduler.Pipeline.FLUX;
+        if (explicit.contains("sd3") || explicit.contains("stablediffusion3")) return Sd3Pipeline.SIGMA_SPACING;
+        if (explicit.contains("hunyuan")) return HunyuanVideoPipeline.SIGMA_SPACING;
+        if (explicit.contains("flux")) return FluxPipeline.SIGMA_SPACING;
+        if (description.startsWith("StableDiffusion3Pipeline")) return Sd3Pipeline.SIGMA_SPACING;
+        if (description.startsWith("HunyuanVideoPipeline")) return HunyuanVideoPipeline.SIGMA_SPACING;
+        if (description.startsWith("FluxPipeline")) return FluxPipeline.SIGMA_SPACING;
         // No description: FLUX cases name their image sequence length, SD3 cases do not.
         return c.params().path("image_seq_len").isNull() || c.params().path("image_seq_len").isMissingNode()
-                ? FlowMatchEulerScheduler.Pipeline.SD3 : FlowMatchEulerScheduler.Pipeline.FLUX;
+                ? Sd3Pipeline.SIGMA_SPACING : FluxPipeline.SIGMA_SPACING;
     }
 
     private static List<CaseResult> run(GoldenCase c) {
@@ -53,7 +56,7 @@ public final class SchedulerCases {
         try (SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope()) {
             FlowMatchSchedulerConfig config = FlowMatchSchedulerConfig.fromJson(c.spec().get("scheduler_config"),
                     c.dir().resolve("case.json") + " scheduler_config");
-            FlowMatchEulerScheduler scheduler = new FlowMatchEulerScheduler(config, pipelineOf(c));
+            FlowMatchEulerScheduler scheduler = new FlowMatchEulerScheduler(config, spacingOf(c));
             JsonNode params = c.params();
             if (!params.path("num_inference_steps").canConvertToInt()) {
                 return List.of(CaseResult.error(name, "-", "params.num_inference_steps is missing"));

@@ -38,8 +38,11 @@ import java.util.regex.Pattern;
  * schedule. Equality is structural: the same items, with the same factors, in the same order.
  *
  * <p>Layer indices are checked against the model only when the schedule is resolved with {@link #factors(int)}:
- * any explicit index (a start, an interval end, a single layer, a bump centre, or a nonzero list entry) outside
- * {@code 0..numLayers-1} is an error. A bump whose tails reach past either end of the model is fine.
+ * any explicit index (an interval start or end, a single layer, a bump centre, or a nonzero list entry) outside
+ * {@code 0..numLayers-1} is an error. An open range {@code N-} that starts past the last block selects no block, as
+ * the reference code does ({@code start_layer <= idx} matches nothing): schedules written for FLUX's 57 blocks then
+ * travel to smaller models; {@link #unreachable(int)} names such items so callers can warn. A bump whose tails reach
+ * past either end of the model is fine.
  */
 public final class LayerSchedule {
     private static final String EXPECTED_ITEM =
@@ -226,6 +229,21 @@ public final class LayerSchedule {
                     + " (0.." + (numLayers - 1) + ")");
         }
         return all[layer];
+    }
+
+    /**
+     * The items that select no block of a model with {@code numLayers} blocks because they are open ranges starting past
+     * its last block (e.g. {@code 7-} on a 5-block model), as a warning text; null when there are none.
+     */
+    public String unreachable(int numLayers) {
+        List<String> open = new ArrayList<>();
+        for (Item item : items) {
+            if (item instanceof Span s && s.selectsNothing(numLayers)) open.add(item.text());
+        }
+        if (open.isEmpty()) return null;
+        return "layer schedule \"" + this + "\": " + String.join(", ", open) + (open.size() == 1 ? " starts" : " start")
+                + " past the last block of this model's " + numLayers + (numLayers == 1 ? " block" : " blocks") + " (0.." + (numLayers - 1)
+                + ") and " + (open.size() == 1 ? "selects" : "select") + " no block";
     }
 
     /** True if no item can give a nonzero factor ({@code none}, factor 0, an all-zero list). */
@@ -485,9 +503,15 @@ public final class LayerSchedule {
 
         @Override
         public String outsideIndex(int numLayers) {
+            if (last == OPEN) return null; // "N-" past the end selects nothing, as the reference's start_layer <= idx
             if (first >= numLayers) return "layer " + first;
             if (last >= numLayers) return "layer " + last;
             return null;
+        }
+
+        /** An open range {@code N-} with {@code N >= numLayers}: it selects no block of this model. */
+        boolean selectsNothing(int numLayers) {
+            return last == OPEN && first >= numLayers && factor != 0;
         }
 
         @Override

@@ -1,14 +1,18 @@
 package io.mmdit4j.hunyuan;
 
-import io.mmdit4j.guidance.GuidanceTerm;
-import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.guidance.StepWindow;
 import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
+import io.mmdit4j.pipeline.EmbeddedGuidance;
+import io.mmdit4j.pipeline.FamilyPipeline;
+import io.mmdit4j.pipeline.GenerationOption;
+import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.VideoFrames;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
@@ -16,10 +20,7 @@ import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
-import io.mmdit4j.sampling.Progress;
 import io.mmdit4j.sampling.Schedule;
-import io.mmdit4j.sampling.TimedGeneration;
-import io.mmdit4j.sampling.Timings;
 import io.mmdit4j.text.llama.HunyuanPromptEncoder;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
@@ -33,7 +34,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.CancellationException;
+import java.util.Set;
 
 import static org.bytedeco.pytorch.global.torch.full;
 
@@ -49,8 +50,10 @@ import static org.bytedeco.pytorch.global.torch.full;
  * {@code timestep = t.to(latents.dtype)}; {@code guidance = tensor([scale]·B, dtype=transformer_dtype)·1000} (bf16:
  * 6.0 → 6016). Nothing is negated or rescaled; there is no classifier-free guidance.
  */
-public final class HunyuanVideoPipeline implements AutoCloseable {
+public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptEncoder.Embeddings> {
     public static final String CLASS_NAME = "HunyuanVideoPipeline";
+    /** HunyuanVideoPipeline passes {@code sigmas = linspace(1, 0, N+1)[:-1]} and no {@code mu}. */
+    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ZERO_EXCLUSIVE;
 
     private final HunyuanPromptEncoder text;
     private final HunyuanVideoTransformer transformer;
@@ -61,69 +64,6 @@ public final class HunyuanVideoPipeline implements AutoCloseable {
     /** HunyuanVideo's shipped scheduler config: static shift 7.0, no dynamic shifting. */
     public static FlowMatchSchedulerConfig defaultSchedulerConfig() {
         return FlowMatchSchedulerConfig.sd3().withShift(7.0);
-    }
-
-    /** A modulation-guidance direction given as prompts (p+, p−) with its weight, layers, steps and per-video weights (null = all 1). */
-    public record Direction(String label, String pos, String neg, double w, LayerSchedule layers, StepWindow steps, double[] rowWeights) {
-        public Direction {
-            if (pos == null || neg == null) throw new IllegalArgumentException("guidance direction '" + label + "' needs both prompts");
-            if (!Double.isFinite(w)) throw new IllegalArgumentException("guidance direction '" + label + "': w must be finite, got " + w);
-            if (layers == null) layers = LayerSchedule.all();
-            if (steps == null) steps = StepWindow.all();
-            if (rowWeights != null) rowWeights = rowWeights.clone();
-        }
-    }
-
-    /**
-     * One generation.
-     *
-     * @param videosPerPrompt   videos per prompt (diffusers' {@code num_videos_per_prompt})
-     * @param width             pixels, a positive multiple of 16 (8× VAE compression, then 2×2 patches)
-     * @param height            pixels, a positive multiple of 16
-     * @param frames            frames of the video, {@code 4k + 1} (the VAE's 4× causal temporal compression)
-     * @param guidanceScale     the embedded guidance scale (6.0 for HunyuanVideo)
-     * @param seeds             one per video (B·n), or one seed for video 0 and seed+i for video i
-     * @param maxSequenceLength LLM tokens after the template crop (256 in the reference)
-     * @param latents           optional initial latents {@code [B·n, 16, (F−1)/4+1, H/8, W/8]} instead of seeds
-     */
-    public record Request(List<String> prompts, int videosPerPrompt, int width, int height, int frames, int steps, double guidanceScale,
-                          long[] seeds, int maxSequenceLength, List<Direction> guidance, Tensor latents) {
-        public Request {
-            if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("at least one prompt is required");
-            if (videosPerPrompt < 1) throw new IllegalArgumentException("videos per prompt must be >= 1, got " + videosPerPrompt);
-            checkSize(width, height);
-            checkFrames(frames);
-            if (steps < 1) throw new IllegalArgumentException("steps must be >= 1, got " + steps);
-            if (!Double.isFinite(guidanceScale)) throw new IllegalArgumentException("guidance scale must be finite, got " + guidanceScale);
-            if (maxSequenceLength < 1) throw new IllegalArgumentException("max sequence length must be >= 1, got " + maxSequenceLength);
-            int batch = prompts.size() * videosPerPrompt;
-            if (seeds != null && seeds.length > 1 && seeds.length != batch) {
-                throw new IllegalArgumentException(seeds.length + " seeds for " + batch + " videos: give one seed, or one per video");
-            }
-            prompts = List.copyOf(prompts);
-            seeds = seeds == null ? null : seeds.clone();
-            guidance = guidance == null ? List.of() : List.copyOf(guidance);
-            for (Direction d : guidance) {
-                if (d.rowWeights() != null && d.rowWeights().length != batch) {
-                    throw new IllegalArgumentException("guidance '" + d.label() + "': " + d.rowWeights().length + " row weights for " + batch + " videos");
-                }
-            }
-        }
-
-        public int batch() {
-            return prompts.size() * videosPerPrompt;
-        }
-
-        /** Latent frames {@code (F − 1)/4 + 1}. */
-        public int latentFrames() {
-            return (frames - 1) / 4 + 1;
-        }
-
-        public long[] seedsPerVideo() {
-            long[] s = new long[batch()];
-            for (int i = 0; i < s.length; i++) s[i] = seeds == null || seeds.length == 0 ? i : seeds.length == s.length ? seeds[i] : seeds[0] + i;
-            return s;
-        }
     }
 
     /** Width and height must be positive multiples of 16: the VAE compresses 8× and the transformer patches 2×2. */
@@ -144,15 +84,6 @@ public final class HunyuanVideoPipeline implements AutoCloseable {
     }
 
 
-
-    /** Frames {@code [B·n, F, 3, H, W]} in [0, 1] (fp32, CPU) and the final latents {@code [B·n, 16, F', h, w]}; owned by this result. */
-    public record Result(Tensor frames, Tensor finalLatents, Timings timings) implements AutoCloseable {
-        @Override
-        public void close() {
-            Native.release(frames);
-            Native.release(finalLatents);
-        }
-    }
 
     /** Takes ownership of the three models; the VAE decodes with {@code tiling} (diffusers' default frame chunking). */
     public HunyuanVideoPipeline(HunyuanPromptEncoder text, HunyuanVideoTransformer transformer, AutoencoderKLHunyuanVideo vae,
@@ -222,61 +153,68 @@ public final class HunyuanVideoPipeline implements AutoCloseable {
     public HunyuanPromptEncoder textEncoder() { return text; }
     public FlowMatchSchedulerConfig schedulerConfig() { return schedulerConfig; }
 
+    @Override public int numGuidedBlocks() { return transformer.numGuidedBlocks(); }
+    @Override public DType dtype() { return transformer.dtype(); }
+    @Override public DeviceSpec device() { return transformer.device(); }
+
+    @Override
+    public Set<Class<? extends GenerationOption>> supportedOptions() {
+        return HunyuanVideoFamily.OPTIONS;
+    }
+
+    /** The request's frame count (its {@link VideoFrames}). */
+    static int frames(GenerationSettings s) {
+        VideoFrames v = s.option(VideoFrames.class);
+        if (v == null) throw new InvalidRequestException("a HunyuanVideo generation needs a frame count (--frames)");
+        return v.frames();
+    }
+
+    /** Latent frames {@code (F − 1)/4 + 1}. */
+    static int latentFrames(GenerationSettings s) {
+        return (frames(s) - 1) / 4 + 1;
+    }
+
     // ---------------------------------------------------------------- steps
 
     /** {@code linspace(1, 0, N+1)[:-1]} with the config's static shift, timesteps σ·1000. */
-    public Schedule schedule(Request r) {
-        return FlowMatchEulerScheduler.hunyuanVideo(schedulerConfig).schedule(r.steps(), null);
+    @Override
+    public Schedule schedule(GenerationSettings s) {
+        return new FlowMatchEulerScheduler(schedulerConfig, SIGMA_SPACING).schedule(s.steps(), null);
     }
 
     /** The latent shape of a request: {@code [B·n, C, (F−1)/4+1, H/8, W/8]}. */
-    public long[] latentShape(Request r) {
-        return new long[] {r.batch(), transformer.config().inChannels(), r.latentFrames(), r.height() / 8, r.width() / 8};
+    public long[] latentShape(GenerationSettings s) {
+        return new long[] {s.images(), transformer.config().inChannels(), latentFrames(s), s.height() / 8, s.width() / 8};
     }
 
     /** Prompt embeddings, mask and pooled vector, each prompt's rows repeated per video. Caller-owned. */
-    public HunyuanPromptEncoder.Embeddings encode(Request r) {
-        return text.encode(r.prompts(), r.videosPerPrompt(), r.maxSequenceLength());
+    @Override
+    public HunyuanPromptEncoder.Embeddings encode(GenerationSettings s) {
+        return text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
     }
 
     /**
      * Initial latents in fp32 (as {@code prepare_latents(..., torch.float32)}): the request's latents, else
      * {@code randn} per video with its own CPU generator. Caller-owned.
      */
-    public Tensor noise(Request r) {
-        long[] shape = latentShape(r);
-        if (r.latents() != null) {
-            if (!Arrays.equals(Tensors.shape(r.latents()), shape)) {
-                throw new IllegalArgumentException("latents have shape " + Arrays.toString(Tensors.shape(r.latents())) + ", expected "
+    @Override
+    public Tensor noise(GenerationSettings s) {
+        long[] shape = latentShape(s);
+        if (s.initialNoise() != null) {
+            if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
+                throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
                         + Arrays.toString(shape));
             }
             try (PointerScope scope = new PointerScope()) {
-                return Tensors.keep(r.latents().to(ScalarType.Float).clone());
+                return Tensors.keep(s.initialNoise().to(ScalarType.Float).clone());
             }
         }
-        return Noise.randnPerRow(shape, r.seedsPerVideo(), DType.F32);
-    }
-
-    /** The request's guidance directions as a plan over the batch (deltas computed once per request). */
-    public ModulationGuidance guidance(Request r) {
-        ModulationGuidance.Builder b = ModulationGuidance.builder();
-        List<Tensor> made = new ArrayList<>();
-        try {
-            for (Direction d : r.guidance()) {
-                d.layers().factors(transformer.numGuidedBlocks()); // reject out-of-range layers before any work
-                Tensor delta = direction(d.pos(), d.neg());
-                made.add(delta);
-                b.add(new GuidanceTerm(d.label(), delta, d.w(), d.layers(), d.steps(), d.rowWeights()));
-            }
-        } catch (RuntimeException e) {
-            made.forEach(Native::release);
-            throw e;
-        }
-        return b.build();
+        return Noise.randnPerRow(shape, s.seeds(), DType.F32);
     }
 
     /** {@code text_embedder(pooled(pos)) − text_embedder(pooled(neg))}, [1, D], owned by the caller. */
-    public Tensor direction(String pos, String neg) {
+    @Override
+    public Tensor delta(String pos, String neg) {
         try (PointerScope scope = new PointerScope()) {
             Tensor p = text.pooled(List.of(pos));
             Tensor n = text.pooled(List.of(neg));
@@ -295,60 +233,48 @@ public final class HunyuanVideoPipeline implements AutoCloseable {
         }
     }
 
-    /** The denoising loop from fp32 initial latents; returns the final latents (caller-owned) and fills stepNanos. */
-    public Tensor denoise(Request r, HunyuanPromptEncoder.Embeddings emb, Tensor latents, ModulationGuidance guidance, Progress progress,
-                          long[] stepNanos) {
-        Schedule schedule = schedule(r);
+    /** The forward at each step: {@code timestep = t.expand(B).to(latents.dtype)} (fp32 at step 0, the model-output dtype afterwards). */
+    @Override
+    public Velocity velocity(GenerationSettings s, Schedule schedule, HunyuanPromptEncoder.Embeddings emb, ModulationGuidance guidance,
+                             ConditioningObserver observer) {
         HunyuanVideoConfig c = transformer.config();
-        if (!Arrays.equals(Tensors.shape(latents), latentShape(r)) || emb.promptEmbeds().size(0) != r.batch()) {
-            throw new IllegalArgumentException("latents " + Arrays.toString(Tensors.shape(latents)) + " and " + emb.promptEmbeds().size(0)
-                    + " prompt rows do not fit this request (expected " + Arrays.toString(latentShape(r)) + " and " + r.batch() + ")");
+        int batch = s.images();
+        if (emb.promptEmbeds().size(0) != batch) {
+            throw new IllegalArgumentException(emb.promptEmbeds().size(0) + " prompt rows do not fit this request (expected " + batch + ")");
         }
-        Tensor g = c.guidanceEmbeds() ? guidanceArgument(r.guidanceScale(), r.batch()) : null;
-        Tensor x = latents;
-        try (Rope rope = transformer.rope(r.latentFrames() / c.patchSizeT(), r.height() / 8 / c.patchSize(), r.width() / 8 / c.patchSize())) {
-            if (!transformer.device().isCpu()) { // the Euler step runs where the velocity is
-                try (PointerScope scope = new PointerScope()) {
-                    x = Tensors.keep(latents.to(transformer.device().torchDevice(), latents.scalar_type()));
-                }
-            }
-            for (int i = 0; i < schedule.steps(); i++) {
-                long t0 = System.nanoTime();
-                try (PointerScope step = new PointerScope()) {
-                    // timestep = t.expand(B).to(latents.dtype): fp32 at step 0, the model-output dtype afterwards
-                    Tensor t = full(new long[] {r.batch()}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float))
-                            .to(x.scalar_type());
-                    Tensor v = transformer.forward(x, t, emb.promptEmbeds(), emb.attentionMask(), emb.pooled(), g, guidance, i, rope, null);
-                    Tensor next = schedule.step(v, i, x);                                                // [B, C, F', h, w]
-                    v.close();
-                    if (x != latents) x.close();
-                    x = next;
-                }
-                long elapsed = System.nanoTime() - t0;
-                if (stepNanos != null) stepNanos[i] = elapsed;
-                if (!progress.onStep(i, schedule.steps(), schedule.sigma(i + 1), elapsed)) {
-                    throw new CancellationException("generation cancelled after step " + (i + 1) + " of " + schedule.steps());
-                }
-            }
-            if (x != latents) {
-                Tensor done = x;
-                x = latents; // handed to the caller, not released below
-                return done;
-            }
-            try (PointerScope scope = new PointerScope()) {
-                return Tensors.keep(x.clone());
-            }
-        } finally {
-            if (x != latents) Native.release(x);
+        EmbeddedGuidance eg = s.option(EmbeddedGuidance.class);
+        Tensor g = c.guidanceEmbeds() ? guidanceArgument(eg == null ? 6.0 : eg.scale(), batch) : null;
+        Rope rope;
+        try {
+            rope = transformer.rope(latentFrames(s) / c.patchSizeT(), s.height() / 8 / c.patchSize(), s.width() / 8 / c.patchSize());
+        } catch (RuntimeException e) {
             Native.release(g);
+            throw e;
         }
+        return new Velocity() {
+            @Override
+            public Tensor at(Tensor x, int i) {
+                try (PointerScope scope = new PointerScope()) {
+                    Tensor t = full(new long[] {batch}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float))
+                            .to(x.scalar_type());
+                    return transformer.forward(x, t, emb.promptEmbeds(), emb.attentionMask(), emb.pooled(), g, guidance, i, rope, observer);
+                }
+            }
+
+            @Override
+            public void close() {
+                rope.close();
+                Native.release(g);
+            }
+        };
     }
 
     /**
      * Latents {@code [B, 16, F', h, w]} → frames {@code [B, F, 3, H, W]} in [0, 1], fp32 on the CPU:
      * {@code decode(latents.to(vae.dtype) / scaling_factor)} then {@code postprocess_video}. Caller-owned.
      */
-    public Tensor decode(Tensor latents) {
+    @Override
+    public Tensor decode(Tensor latents, GenerationSettings s) {
         try (PointerScope scope = new PointerScope()) {
             Tensor decoded = vae.decodeScaled(latents, tiling);   // [B, 3, F, H, W] in [-1, 1]
             Tensor video = vae.toVideo(decoded);                  // [B, F, 3, H, W] in [0, 1]
@@ -356,25 +282,6 @@ public final class HunyuanVideoPipeline implements AutoCloseable {
             decoded.close();
             video.close();
             return Tensors.keep(cpu);
-        }
-    }
-
-    // ---------------------------------------------------------------- all together
-
-    public Result generate(Request r) {
-        return generate(r, Progress.NONE);
-    }
-
-    public Result generate(Request r, Progress progress) {
-        for (Direction d : r.guidance()) d.layers().factors(transformer.numGuidedBlocks()); // bad layers fail before any work
-        long t0 = System.nanoTime();
-        try (HunyuanPromptEncoder.Embeddings emb = encode(r); ModulationGuidance g = guidance(r)) {
-            TimedGeneration.Output o = TimedGeneration.denoiseAndDecode(System.nanoTime() - t0, r.steps(), stepNanos -> {
-                try (Tensor noise = noise(r)) {
-                    return denoise(r, emb, noise, g, progress, stepNanos);
-                }
-            }, this::decode);
-            return new Result(o.decoded(), o.latents(), o.timings());
         }
     }
 

@@ -12,10 +12,12 @@ import java.util.List;
 
 /**
  * A supported model as {@code models/<name>.json} describes it: family, variant, where its files come from,
- * sampler defaults and recommended modulation guidance.
+ * sampler defaults (the keys of the settings record), the guidance recommendation for any direction ({@code guidance}:
+ * {@code w}, {@code layers}) and the directions recommended for this model ({@code recommended_guidance}, which take the
+ * place of the presets of the same name).
  */
 public record ModelDescriptor(Path file, String name, String family, String variant, String description, JsonNode source,
-                              JsonNode generate, JsonNode defaults, List<RecommendedGuidance> recommendedGuidance) {
+                              JsonNode generate, JsonNode defaults, JsonNode guidance, List<RecommendedGuidance> recommendedGuidance) {
 
     /** One recommended direction: prompts p+/p-, weight and layer schedule text. */
     public record RecommendedGuidance(String direction, String pos, String neg, double w, String layers) {}
@@ -36,7 +38,7 @@ public record ModelDescriptor(Path file, String name, String family, String vari
                     g.path("w").asDouble(), g.path("layers").asText("all")));
         }
         return new ModelDescriptor(file, j.get("name").asText(), j.get("family").asText(), j.get("variant").asText(),
-                j.path("description").asText(""), j.path("source"), j.get("generate"), j.path("defaults"), List.copyOf(rec));
+                j.path("description").asText(""), j.path("source"), j.get("generate"), j.path("defaults"), j.get("guidance"), List.copyOf(rec));
     }
 
     public boolean isGenerated() {

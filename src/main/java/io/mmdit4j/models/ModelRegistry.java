@@ -1,33 +1,61 @@
 package io.mmdit4j.models;
 
 import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.Resources;
+import io.mmdit4j.pipeline.UnknownModelException;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /**
- * Resolves what users type after {@code --model}: a path, or a descriptor name from {@code models/}.
- * Downloaded checkpoints are looked up under {@code $MMDIT_MODELS/<local_dir>} (a diffusers folder) or
- * {@code $MMDIT_MODELS/<bfl_file>}; generated demo models are written once under {@code target/models/}.
+ * Resolves what users type after {@code --model}: a path, or a model descriptor name. Descriptors and the demo models'
+ * tokenizer files are bundled in the library (resources {@code io/mmdit4j/models/}, from the checkout's {@code models/}),
+ * so names resolve in any application; a checkout's own {@code models/} folder (when {@code -Dmmdit.home} points at it)
+ * takes precedence. Downloaded checkpoints are looked up under {@code $MMDIT_MODELS/<local_dir>} (a diffusers folder) or
+ * {@code $MMDIT_MODELS/<bfl_file>}; generated demo models are written once into a cache folder.
  */
 public final class ModelRegistry {
-    private final Path home;
-    private final Path modelsRoot;
+    /** Where the descriptors are bundled on the class path. */
+    public static final String BUNDLED = "/io/mmdit4j/models";
 
-    public ModelRegistry(Path home, Path modelsRoot) {
-        this.home = home;
+    private final Path descriptorDir;
+    private final Path modelsRoot;
+    private final Path cacheDir;
+
+    /**
+     * @param descriptorDir a folder of descriptors (and {@code tokenizers/}) taking precedence over the bundled ones, or null
+     * @param modelsRoot    {@code $MMDIT_MODELS}, or null
+     * @param cacheDir      where generated demo models are written
+     */
+    public ModelRegistry(Path descriptorDir, Path modelsRoot, Path cacheDir) {
+        this.descriptorDir = descriptorDir;
         this.modelsRoot = modelsRoot;
+        this.cacheDir = cacheDir;
     }
 
-    /** The registry of this installation: {@code -Dmmdit.home} (set by ./mmdit) or the working directory, and {@code -Dmmdit.models} or MMDIT_MODELS. */
+    /** A checkout's registry: {@code home/models} descriptors, demos generated under {@code home/target/models}. */
+    public ModelRegistry(Path home, Path modelsRoot) {
+        this(home.resolve("models"), modelsRoot, home.resolve("target/models"));
+    }
+
+    /**
+     * The registry of this process: {@code -Dmmdit.home} (set by {@code ./mmdit}) for a checkout, else the bundled
+     * descriptors with demos cached in {@code -Dmmdit.cache} or {@code ~/.cache/mmdit4j/models}; and {@code -Dmmdit.models}
+     * or {@code MMDIT_MODELS}.
+     */
     public static ModelRegistry standard() {
-        Path home = Path.of(System.getProperty("mmdit.home", "."));
         String env = System.getProperty("mmdit.models", System.getenv("MMDIT_MODELS"));
-        return new ModelRegistry(home, env == null || env.isBlank() ? null : Path.of(env));
+        Path root = env == null || env.isBlank() ? null : Path.of(env);
+        String home = System.getProperty("mmdit.home");
+        if (home != null) return new ModelRegistry(Path.of(home), root);
+        String cache = System.getProperty("mmdit.cache");
+        return new ModelRegistry(null, root, cache != null ? Path.of(cache) : Path.of(System.getProperty("user.home"), ".cache", "mmdit4j", "models"));
     }
 
     /** {@code $MMDIT_MODELS}, where downloaded weights are looked up; null when not set. */
@@ -35,22 +63,32 @@ public final class ModelRegistry {
         return modelsRoot;
     }
 
+    /** Every descriptor, by name: the bundled ones and those of the descriptor folder (which win). */
     public List<ModelDescriptor> descriptors() {
-        Path dir = home.resolve("models");
-        List<ModelDescriptor> out = new ArrayList<>();
-        if (!Files.isDirectory(dir)) return out;
-        try (Stream<Path> s = Files.list(dir)) {
-            s.filter(p -> p.toString().endsWith(".json")).sorted().forEach(p -> out.add(ModelDescriptor.read(p)));
-        } catch (IOException e) {
-            throw new ModelFormatException(dir + ": cannot list model descriptors: " + e.getMessage(), e);
+        Map<String, ModelDescriptor> byName = new TreeMap<>();
+        for (Path dir : new Path[] {Resources.folder(BUNDLED), descriptorDir}) {
+            if (dir == null || !Files.isDirectory(dir)) continue;
+            try (Stream<Path> s = Files.list(dir)) {
+                s.filter(p -> p.getFileName().toString().endsWith(".json")).sorted().forEach(p -> {
+                    ModelDescriptor d = ModelDescriptor.read(p);
+                    byName.put(d.name(), d);
+                });
+            } catch (IOException e) {
+                throw new ModelFormatException(dir + ": cannot list model descriptors: " + e.getMessage(), e);
+            }
         }
-        return out;
+        return new ArrayList<>(byName.values());
     }
 
+    /** The descriptor of a name, or null. */
     public ModelDescriptor descriptor(String name) {
-        Path file = home.resolve("models").resolve(name + ".json");
-        if (!Files.isRegularFile(file)) return null;
-        return ModelDescriptor.read(file);
+        if (name == null || name.isBlank() || name.contains("/") || name.contains("\\") || name.startsWith(".")) return null;
+        for (Path dir : new Path[] {descriptorDir, Resources.folder(BUNDLED)}) {
+            if (dir == null) continue;
+            Path file = dir.resolve(name + ".json");
+            if (Files.isRegularFile(file)) return ModelDescriptor.read(file);
+        }
+        return null;
     }
 
     /** A path on disk for {@code nameOrPath}: the path itself, a generated demo model, or a downloaded checkpoint. */
@@ -60,7 +98,7 @@ public final class ModelRegistry {
         ModelDescriptor d = descriptor(nameOrPath);
         if (d == null) {
             List<String> names = descriptors().stream().map(ModelDescriptor::name).toList();
-            throw new IllegalArgumentException("--model " + nameOrPath + ": no such file or folder, and no model descriptor of that name "
+            throw new UnknownModelException("--model " + nameOrPath + ": no such file or folder, and no model descriptor of that name "
                     + "(known: " + names + ")");
         }
         if (d.isGenerated()) return generated(d);
@@ -70,23 +108,26 @@ public final class ModelRegistry {
             if (!localDir.isEmpty() && Files.isDirectory(modelsRoot.resolve(localDir))) return modelsRoot.resolve(localDir);
             if (!bflFile.isEmpty() && Files.isRegularFile(modelsRoot.resolve(bflFile))) return modelsRoot.resolve(bflFile);
         }
-        throw new IllegalArgumentException("--model " + nameOrPath + ": the weights are not on this machine. Download "
+        throw new UnknownModelException("--model " + nameOrPath + ": the weights are not on this machine. Download "
                 + d.source().path("hf_repo").asText("the model") + " and set MMDIT_MODELS to the folder holding '" + localDir
                 + "' (a diffusers folder)" + (bflFile.isEmpty() ? "" : " or '" + bflFile + "' (the original single file)")
                 + (modelsRoot == null ? " (MMDIT_MODELS is not set)" : " (looked in " + modelsRoot + ")"));
     }
 
-    /** Writes a generated demo model's diffusers folder once (see {@link DemoPipeline}); later calls reuse it. */
+    /** The tokenizer files of the demo models: the descriptor folder's {@code tokenizers/}, else the bundled ones. */
+    public Path tokenizers() {
+        if (descriptorDir != null && Files.isDirectory(descriptorDir.resolve("tokenizers"))) return descriptorDir.resolve("tokenizers");
+        Path bundled = Resources.folder(BUNDLED + "/tokenizers");
+        if (bundled == null) throw new ModelFormatException("the demo models' tokenizer files are not on the class path (" + BUNDLED + "/tokenizers)");
+        return bundled;
+    }
+
+    /** Writes a generated demo model's diffusers folder once (see {@link ModelFamily#writeDemo}); later calls reuse it. */
     synchronized Path generated(ModelDescriptor d) {
-        Path root = home.resolve("target/models").resolve(d.name());
+        Path root = cacheDir.resolve(d.name());
         if (Files.isRegularFile(root.resolve("model_index.json"))) return root;
-        boolean video = d.family().equals("hunyuan-video");
-        if (!d.family().equals("flux") && !video) {
-            throw new IllegalArgumentException(d.file() + ": generated models exist only for the flux and hunyuan-video families");
-        }
         try {
-            if (video) DemoPipeline.writeHunyuanVideo(d, root, home.resolve("models/tokenizers"));
-            else DemoPipeline.write(d, root, home.resolve("models/tokenizers"));
+            Families.byName(d.family()).writeDemo(d, root, tokenizers());
             return root;
         } catch (IOException e) {
             throw new ModelFormatException(root + ": cannot write the generated model: " + e.getMessage(), e);

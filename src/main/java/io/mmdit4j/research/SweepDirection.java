@@ -3,9 +3,9 @@ package io.mmdit4j.research;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mmdit4j.guidance.Preset;
 import io.mmdit4j.guidance.Presets;
 
-import java.util.Locale;
 
 /** A guidance direction of a sweep: a prompt pair p+ / p− with a label (a preset's name, or the user's). */
 public record SweepDirection(String label, String pos, String neg) {
@@ -17,8 +17,8 @@ public record SweepDirection(String label, String pos, String neg) {
     }
 
     public static SweepDirection preset(String name) {
-        Presets p = Presets.parse(name);
-        return new SweepDirection(p.name().toLowerCase(Locale.ROOT), p.pos, p.neg);
+        Preset p = Presets.get(name);
+        return new SweepDirection(p.name(), p.pos(), p.neg());
     }
 
     /** {@code "aesthetics"}, {@code {"preset": "hands"}} or {@code {"label": "vivid", "pos": "...", "neg": "..."}}. */

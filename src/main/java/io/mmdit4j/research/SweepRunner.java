@@ -122,7 +122,11 @@ public final class SweepRunner {
             dropUnfinished(done.keySet());
             int[] count = {0};
             try (SweepModel model = loader.get()) {
-                for (String l : spec.layers()) model.checkLayers(l);
+                for (String l : spec.layers()) {
+                    model.checkLayers(l);
+                    String unreachable = io.mmdit4j.guidance.LayerSchedule.parse(l).unreachable(model.numBlocks());
+                    if (unreachable != null) log.accept("sweep: warning: " + unreachable + " (its cells equal their w = 0 reference)");
+                }
                 Map<String, BufferedImage> made = new HashMap<>();
                 for (List<SweepCell> batch : batches(pending)) {
                     batches++;

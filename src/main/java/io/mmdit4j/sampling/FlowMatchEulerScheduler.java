@@ -5,19 +5,20 @@ import java.util.Objects;
 
 /**
  * diffusers' {@code FlowMatchEulerDiscreteScheduler.set_timesteps}, reproduced bit for bit (float32 results equal to
- * the reference's) together with the way each pipeline calls it:
+ * the reference's), with the sigma {@link Spacing} a pipeline passes it. Each family configures its own spacing
+ * ({@code FluxPipeline.SIGMA_SPACING} and so on):
  *
  * <ul>
- *   <li>{@link Pipeline#FLUX}: {@code FluxPipeline} passes {@code sigmas = np.linspace(1.0, 1/N, N)} (float64) and
- *       {@code mu = calculate_shift(image_seq_len, ...)}. The scheduler casts the sigmas to <b>float32</b> and shifts
- *       them in float32 numpy arithmetic (dynamic: {@code e^mu / (e^mu + (1/σ − 1))} with a float64 {@code e^mu}
- *       rounded to float32; static: {@code shift·σ / (1 + (shift−1)·σ)}).</li>
- *   <li>{@link Pipeline#SD3}: {@code StableDiffusion3Pipeline} passes no sigmas. The scheduler then spaces
+ *   <li>{@link Spacing#LINSPACE_TO_ONE_OVER_N} ({@code FluxPipeline}): {@code sigmas = np.linspace(1.0, 1/N, N)}
+ *       (float64) and {@code mu = calculate_shift(image_seq_len, ...)}. The scheduler casts the sigmas to <b>float32</b>
+ *       and shifts them in float32 numpy arithmetic (dynamic: {@code e^mu / (e^mu + (1/σ − 1))} with a float64
+ *       {@code e^mu} rounded to float32; static: {@code shift·σ / (1 + (shift−1)·σ)}).</li>
+ *   <li>{@link Spacing#SCHEDULER_DEFAULT} ({@code StableDiffusion3Pipeline}): no sigmas. The scheduler then spaces
  *       {@code linspace(1000·σ_max, 1000·σ_min, N)} in <b>float64</b>, where {@code σ_min} is the already shifted
  *       float32 value from its constructor ({@code shift(0.001)}), and shifts again in float64 before rounding to
  *       float32: the "double shift" at the low end.</li>
- *   <li>{@link Pipeline#HUNYUAN_VIDEO}: {@code HunyuanVideoPipeline} passes {@code sigmas = np.linspace(1, 0, N+1)[:-1]}
- *       (float32 path, static shift 7 in its config).</li>
+ *   <li>{@link Spacing#LINSPACE_TO_ZERO_EXCLUSIVE} ({@code HunyuanVideoPipeline}): {@code sigmas = np.linspace(1, 0,
+ *       N+1)[:-1]} (float32 path, static shift 7 in its config), and no {@code mu}.</li>
  * </ul>
  *
  * In every case {@code timesteps = σ'·num_train_timesteps} in float32 and the sigmas get a terminal 0.
@@ -26,17 +27,31 @@ import java.util.Objects;
  */
 public final class FlowMatchEulerScheduler {
 
-    /** How a pipeline calls {@code set_timesteps}. */
-    public enum Pipeline { FLUX, SD3, HUNYUAN_VIDEO }
+    /** The sigmas a pipeline passes to {@code set_timesteps} for N steps, and whether it passes {@code mu}. */
+    public enum Spacing {
+        /** {@code linspace(1, 1/N, N)} with {@code mu} (dynamic shifting allowed). */
+        LINSPACE_TO_ONE_OVER_N(true),
+        /** No sigmas: the scheduler's own {@code linspace(σ_max·T, σ_min·T, N)}, with {@code mu} when dynamic. */
+        SCHEDULER_DEFAULT(true),
+        /** {@code linspace(1, 0, N+1)[:-1]}, without {@code mu} (a dynamic-shifting config is an error). */
+        LINSPACE_TO_ZERO_EXCLUSIVE(false);
+
+        /** Whether the pipeline computes and passes {@code mu} for dynamic shifting. */
+        public final boolean passesMu;
+
+        Spacing(boolean passesMu) {
+            this.passesMu = passesMu;
+        }
+    }
 
     private final FlowMatchSchedulerConfig config;
-    private final Pipeline pipeline;
+    private final Spacing spacing;
     private final float sigmaMin;
     private final float sigmaMax;
 
-    public FlowMatchEulerScheduler(FlowMatchSchedulerConfig config, Pipeline pipeline) {
+    public FlowMatchEulerScheduler(FlowMatchSchedulerConfig config, Spacing spacing) {
         this.config = Objects.requireNonNull(config, "config");
-        this.pipeline = Objects.requireNonNull(pipeline, "pipeline");
+        this.spacing = Objects.requireNonNull(spacing, "spacing");
         // __init__: timesteps = linspace(1, T, T, float32)[::-1]; sigmas = timesteps / T (torch float32);
         // shifted in float32 unless dynamic shifting is on. sigma_max/sigma_min are its first and last values.
         float t = config.numTrainTimesteps();
@@ -50,20 +65,8 @@ public final class FlowMatchEulerScheduler {
         this.sigmaMin = last;
     }
 
-    public static FlowMatchEulerScheduler flux(FlowMatchSchedulerConfig config) {
-        return new FlowMatchEulerScheduler(config, Pipeline.FLUX);
-    }
-
-    public static FlowMatchEulerScheduler sd3(FlowMatchSchedulerConfig config) {
-        return new FlowMatchEulerScheduler(config, Pipeline.SD3);
-    }
-
-    public static FlowMatchEulerScheduler hunyuanVideo(FlowMatchSchedulerConfig config) {
-        return new FlowMatchEulerScheduler(config, Pipeline.HUNYUAN_VIDEO);
-    }
-
     public FlowMatchSchedulerConfig config() { return config; }
-    public Pipeline pipeline() { return pipeline; }
+    public Spacing spacing() { return spacing; }
 
     /** The scheduler's {@code sigma_min} (float32, shifted by the constructor unless dynamic shifting is on). */
     public float sigmaMin() { return sigmaMin; }
@@ -72,7 +75,7 @@ public final class FlowMatchEulerScheduler {
     public float sigmaMax() { return sigmaMax; }
 
     /**
-     * The schedule the configured pipeline uses for {@code steps} denoising steps.
+     * The schedule of this spacing for {@code steps} denoising steps.
      *
      * @param imageSeqLen number of image tokens (FLUX: packed latent tokens, {@code (h/2)(w/2)}; SD3: patches); required
      *                    when the config uses dynamic shifting, ignored otherwise (may be null)
@@ -81,8 +84,8 @@ public final class FlowMatchEulerScheduler {
         if (steps < 1) throw new IllegalArgumentException("the number of inference steps must be >= 1, got " + steps);
         Double mu = null;
         if (config.useDynamicShifting()) {
-            if (pipeline == Pipeline.HUNYUAN_VIDEO) {
-                throw new IllegalArgumentException("HunyuanVideoPipeline passes no mu, but this scheduler config uses dynamic shifting");
+            if (!spacing.passesMu) {
+                throw new IllegalArgumentException("this pipeline passes no mu, but its scheduler config uses dynamic shifting");
             }
             if (imageSeqLen == null) {
                 throw new IllegalArgumentException("this scheduler config uses dynamic shifting: the image sequence length "
@@ -91,10 +94,10 @@ public final class FlowMatchEulerScheduler {
             if (imageSeqLen < 1) throw new IllegalArgumentException("image sequence length must be >= 1, got " + imageSeqLen);
             mu = config.mu(imageSeqLen);
         }
-        switch (pipeline) {
-            case FLUX:
+        switch (spacing) {
+            case LINSPACE_TO_ONE_OVER_N:
                 return setTimesteps(null, linspace(1.0, 1.0 / steps, steps), mu);
-            case HUNYUAN_VIDEO:
+            case LINSPACE_TO_ZERO_EXCLUSIVE:
                 return setTimesteps(null, Arrays.copyOf(linspace(1.0, 0.0, steps + 1), steps), mu);
             default:
                 return setTimesteps(steps, null, mu);

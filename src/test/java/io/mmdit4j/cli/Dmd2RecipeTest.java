@@ -53,7 +53,7 @@ class Dmd2RecipeTest {
         for (int i = 0; i < sigmas.length; i++) sigmas[i] = defaults.get("sigmas").get(i).asDouble();
         assertArrayEquals(SIGMAS, sigmas);
         assertEquals(6, defaults.get("steps").asInt());
-        assertTrue(defaults.get("guidance_scale").asDouble() <= 1.0, "no CFG");
+        assertTrue(defaults.get("cfg_scale").asDouble() <= 1.0, "no CFG");
         assertNotEquals("fp16", defaults.get("dtype").asText(), "fp16 weights are computed in a safe dtype");
         assertEquals("yresearch/stable-diffusion-3.5-large-dmd2", defaults.path("lora").path("hf_repo").asText());
         assertEquals(2.0, d.recommendedGuidance().get(0).w());
@@ -91,7 +91,7 @@ class Dmd2RecipeTest {
             assertEquals(6, m.get("steps").asInt());
             assertEquals(7, m.get("sigmas").size());
             assertEquals(0.9454, m.get("sigmas").get(1).asDouble());
-            assertTrue(!m.path("cfg").asBoolean(false), "no CFG: " + m);
+            assertTrue(m.path("cfg_scale").asDouble(0) <= 1.0, "no CFG: " + m);
             assertEquals(lora.toString(), m.get("loras").get(0).get("file").asText());
             assertEquals(2.0, m.get("modulation_guidance").get(0).get("w").asDouble());
             assertEquals("2-", m.get("modulation_guidance").get(0).get("layers").asText());

@@ -102,7 +102,7 @@ class HunyuanVideoGenerateCommandTest {
         Path out = tmp.resolve("sub");
         String[][] cases = {
                 {"--frames", "6", "4k+1"},
-                {"--frames", "0", "4k+1"},
+                {"--frames", "0", "frames must be in 1.."},
                 {"--width", "40", "multiples of 16"},
                 {"--height", "33", "multiples of 16"},
                 {"--steps", "0", "steps"},
@@ -135,9 +135,10 @@ class HunyuanVideoGenerateCommandTest {
         assertEquals(2, r.exit(), r.err());
         assertTrue(r.err().contains("--cfg"), r.err());
 
-        r = generate("--prompt", "x", "--width", "32", "--height", "32", "--frames", "5", "--mg-preset", "video-aesthetics",
-                "--out", out.resolve("v.mp4").toString()); // layers 5- on a 4-block model
+        r = generate("--prompt", "x", "--width", "32", "--height", "32", "--frames", "5", "--mg-preset", "video-aesthetics", "--mg-layers", "2-9",
+                "--out", out.resolve("v.mp4").toString()); // a closed range past the 4-block model's end
         assertEquals(2, r.exit(), r.err());
+        assertTrue(r.err().contains("layer 9 is outside this model's 4 blocks") && !r.err().contains("loaded"), r.err());
 
         try (Stream<Path> s = Files.walk(tmp)) {
             assertEquals(List.of(file), s.filter(Files::isRegularFile).toList(), "no partial files");
@@ -173,10 +174,10 @@ class HunyuanVideoGenerateCommandTest {
 
     @Test
     void theFamilyComesFromTheModelIndexOrTheDescriptor() {
-        assertEquals("hunyuan-video", Sd3Generate.family(null, Path.of(model)));
+        assertEquals("hunyuan-video", io.mmdit4j.models.Families.detect(null, Path.of(model)).name());
         io.mmdit4j.models.ModelRegistry reg = new io.mmdit4j.models.ModelRegistry(Path.of("."), null);
         io.mmdit4j.models.ModelDescriptor d = reg.descriptor("hunyuan-video");
-        assertEquals("hunyuan-video", Sd3Generate.family(d, Path.of("nowhere")));
+        assertEquals("hunyuan-video", io.mmdit4j.models.Families.detect(d, Path.of("nowhere")).name());
         assertEquals(61, d.defaults().get("frames").asInt());
         assertEquals(15, d.defaults().get("fps").asInt());
         assertEquals("hunyuanvideo-community/HunyuanVideo", d.source().get("hf_repo").asText());

@@ -1,5 +1,6 @@
 package io.mmdit4j.cli;
 
+import io.mmdit4j.lora.LoraSpec;
 import io.mmdit4j.GoldenData;
 import io.mmdit4j.image.PngImages;
 import org.junit.jupiter.api.Test;
@@ -21,10 +22,10 @@ class LoraOptionsTest {
 
     @Test
     void specsTakeAnOptionalScaleAfterTheLastColon() {
-        assertEquals(new LoraOptions.Spec(Path.of("a.safetensors"), 0.8), LoraOptions.parse("a.safetensors:0.8"));
-        assertEquals(new LoraOptions.Spec(Path.of("a.safetensors"), 1.0), LoraOptions.parse("a.safetensors"));
-        assertEquals(new LoraOptions.Spec(Path.of("d:x/a.safetensors"), -1.5), LoraOptions.parse("d:x/a.safetensors:-1.5"));
-        assertEquals(new LoraOptions.Spec(Path.of("d:x/a.safetensors"), 1.0), LoraOptions.parse("d:x/a.safetensors"));
+        assertEquals(new LoraSpec(Path.of("a.safetensors"), 0.8), LoraSpec.parse("a.safetensors:0.8"));
+        assertEquals(new LoraSpec(Path.of("a.safetensors"), 1.0), LoraSpec.parse("a.safetensors"));
+        assertEquals(new LoraSpec(Path.of("d:x/a.safetensors"), -1.5), LoraSpec.parse("d:x/a.safetensors:-1.5"));
+        assertEquals(new LoraSpec(Path.of("d:x/a.safetensors"), 1.0), LoraSpec.parse("d:x/a.safetensors"));
     }
 
     @Test

@@ -33,8 +33,8 @@ class Sd3GenerateCommandTest {
         assertEquals("blurry", text.get("negative_prompt"));
         JsonNode m = new ObjectMapper().readTree(text.get("mmdit4j"));
         assertEquals("sd3", m.get("family").asText());
-        assertEquals(4.5, m.get("guidance_scale").asDouble());
-        assertTrue(m.get("cfg").asBoolean());
+        assertEquals(4.5, m.get("cfg_scale").asDouble());
+        assertFalse(m.has("guidance_scale"), "SD3 has no embedded guidance");
         assertEquals("blurry", m.get("negative_prompt").asText());
         assertEquals(2, m.get("steps").asInt());
         assertEquals(16, m.get("max_sequence_length").asInt());
@@ -60,17 +60,17 @@ class Sd3GenerateCommandTest {
         assertTrue(Files.isRegularFile(f) && Files.isRegularFile(tmp.resolve("001-seed4.png")), r.out());
         JsonNode m = new ObjectMapper().readTree(PngImages.readText(f).get("mmdit4j"));
         assertEquals(6, m.get("steps").asInt(), "steps follow the sigma list");
-        assertFalse(m.get("cfg").asBoolean());
+        assertTrue(m.get("cfg_scale").asDouble() <= 1, "no CFG");
         assertEquals(7, m.get("sigmas").size());
     }
 
     @Test
     void theFamilyComesFromTheDescriptorOrModelIndex() {
         io.mmdit4j.models.ModelRegistry reg = new io.mmdit4j.models.ModelRegistry(Path.of("."), null);
-        assertEquals("sd3", Sd3Generate.family(reg.descriptor("sd3.5-large"), Path.of("nowhere")));
+        assertEquals("sd3", io.mmdit4j.models.Families.detect(reg.descriptor("sd3.5-large"), Path.of("nowhere")).name());
         assertEquals("", reg.descriptor("sd3.5-large").defaults().get("negative_prompt").asText());
-        assertEquals("sd3", Sd3Generate.family(null, Path.of(MODEL)));
-        assertEquals("flux", Sd3Generate.family(null, GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev")));
+        assertEquals("sd3", io.mmdit4j.models.Families.detect(null, Path.of(MODEL)).name());
+        assertEquals("flux", io.mmdit4j.models.Families.detect(null, GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev")).name());
     }
 
     @Test
@@ -93,7 +93,7 @@ class Sd3GenerateCommandTest {
         String flux = GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev").toString();
         r = CheckGoldenCommandTest.run("generate", "--model", flux, "--prompt", "a", "--cfg", "4", "--out", tmp.toString());
         assertEquals(2, r.exit());
-        assertTrue(r.err().contains("SD3 options"), r.err());
+        assertTrue(r.err().contains("--cfg") && r.err().contains("not supported") && r.err().contains("flux family"), r.err());
         Path file = Path.of(MODEL).resolve("transformer/diffusion_pytorch_model.safetensors");
         r = CheckGoldenCommandTest.run("generate", "--model", file.toString(), "--prompt", "a", "--out", tmp.toString());
         assertEquals(2, r.exit());

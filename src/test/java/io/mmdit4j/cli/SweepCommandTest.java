@@ -46,10 +46,14 @@ class SweepCommandTest {
 
     @Test
     void badSweepArgumentsAreClearErrors(@TempDir Path tmp) {
-        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("sweep", "--prompt", "a", "--layers", "9-", "--width", "32", "--height", "32",
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("sweep", "--prompt", "a", "--layers", "2-9", "--width", "32", "--height", "32",
                 "--steps", "1", "--out", tmp.resolve("s").toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("outside this model's 5 blocks"), r.err());
+        r = CheckGoldenCommandTest.run("sweep", "--prompt", "a", "--layers", "9-", "--w", "2", "--width", "32", "--height", "32",
+                "--steps", "1", "--no-stats", "--out", tmp.resolve("open").toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("warning") && r.err().contains("selects no block"), "an open range past the last block warns: " + r.err());
         r = CheckGoldenCommandTest.run("sweep", "--prompt", "a", "--mg-norm", "unit", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("norm control 'unit'"), r.err());

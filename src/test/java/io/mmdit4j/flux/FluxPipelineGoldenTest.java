@@ -3,7 +3,14 @@ package io.mmdit4j.flux;
 import io.mmdit4j.GoldenData;
 import io.mmdit4j.golden.CaseResult;
 import io.mmdit4j.golden.GoldenRunner;
+import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.GenerationResult;
+import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.Pipeline;
+import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
@@ -24,13 +31,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** FluxPipeline end to end against diffusers, seeds, batching, progress and cancellation. */
+/** FLUX through the generation API end to end against diffusers: seeds, batching, progress and cancellation. */
 class FluxPipelineGoldenTest {
-    private static FluxPipeline pipe;
+    private static Pipeline pipe;
 
     @BeforeAll
     static void load() {
-        pipe = FluxPipeline.load(GoldenData.root().resolve("flux_pipeline/models/flux-tiny-schnell"), DType.F32, DeviceSpec.CPU);
+        pipe = Pipelines.load(folder(), LoadOptions.defaults());
     }
 
     @AfterAll
@@ -46,15 +53,18 @@ class FluxPipelineGoldenTest {
         assertEquals(4, results.stream().map(CaseResult::caseName).distinct().count());
     }
 
-    private static FluxPipeline.Request request(List<String> prompts, int n, long[] seeds, List<FluxPipeline.Direction> g) {
-        return new FluxPipeline.Request(prompts, n, 64, 48, 2, 3.5, seeds, 32, g, null);
+    private static GenerationRequest request(List<String> prompts, int n, long[] seeds, Direction g) {
+        GenerationRequest.Builder b = GenerationRequest.builder().prompts(prompts).imagesPerPrompt(n).size(64, 48).steps(2).maxSequenceLength(32);
+        if (seeds != null) b.seeds(seeds);
+        if (g != null) b.guide(g);
+        return b.build();
     }
 
     @Test
     void sameSeedSameImageAndEachImageOfABatchIsReproducibleAlone() {
-        try (FluxPipeline.Result batch = pipe.generate(request(List.of("a cat", "a dog"), 1, new long[] {7, 8}, null));
-             FluxPipeline.Result again = pipe.generate(request(List.of("a cat", "a dog"), 1, new long[] {7, 8}, null));
-             FluxPipeline.Result alone = pipe.generate(request(List.of("a dog"), 1, new long[] {8}, null))) {
+        try (GenerationResult batch = pipe.generate(request(List.of("a cat", "a dog"), 1, new long[] {7, 8}, null));
+             GenerationResult again = pipe.generate(request(List.of("a cat", "a dog"), 1, new long[] {7, 8}, null));
+             GenerationResult alone = pipe.generate(request(List.of("a dog"), 1, new long[] {8}, null))) {
             assertArrayEquals(new long[] {2, 3, 48, 64}, Tensors.shape(batch.images()));
             assertTrue(equal(batch.images(), again.images()), "same seeds, same images");
             float[] a = Tensors.toFloats(batch.images().select(0, 1)), b = Tensors.toFloats(alone.images().select(0, 0));
@@ -64,44 +74,46 @@ class FluxPipelineGoldenTest {
 
     @Test
     void imagesPerPromptAndGuidanceOnOneRow() {
-        List<FluxPipeline.Direction> g = List.of(new FluxPipeline.Direction("vivid", "vivid colors", "washed out", 3.0,
-                LayerSchedule.from(1), null, new double[] {0, 1}));
-        try (FluxPipeline.Result plain = pipe.generate(request(List.of("a cat"), 2, new long[] {3, 4}, null));
-             FluxPipeline.Result guided = pipe.generate(request(List.of("a cat"), 2, new long[] {3, 4}, g))) {
+        Direction g = Direction.of("vivid colors", "washed out").label("vivid").w(3.0).layers(LayerSchedule.from(1)).rowWeights(0, 1);
+        try (GenerationResult plain = pipe.generate(request(List.of("a cat"), 2, new long[] {3, 4}, null));
+             GenerationResult guided = pipe.generate(request(List.of("a cat"), 2, new long[] {3, 4}, g))) {
             assertEquals(2, plain.images().size(0));
             assertTrue(equal(plain.images().select(0, 0), guided.images().select(0, 0)), "row 0 is not guided");
             assertFalse(equal(plain.images().select(0, 1), guided.images().select(0, 1)), "row 1 is guided");
+            assertEquals(0, guided.settings().forImage(0).guidance().size(), "image 0's own settings carry no guidance");
+            assertEquals(3.0, guided.settings().forImage(1).guidance().get(0).w(), "image 1's carry w 3");
         }
     }
 
     @Test
     void progressIsReportedPerStepAndCanCancel() {
         List<Integer> steps = new ArrayList<>();
-        try (FluxPipeline.Result r = pipe.generate(request(List.of("a cat"), 1, null, null), (i, n, sigma, ns) -> steps.add(i))) {
+        try (GenerationResult r = pipe.generate(request(List.of("a cat"), 1, null, null), step -> steps.add(step.index()))) {
             assertEquals(List.of(0, 1), steps);
             assertEquals(2, r.timings().steps().length);
         }
-        assertThrows(CancellationException.class, () -> pipe.generate(request(List.of("a cat"), 1, null, null), (i, n, s, ns) -> false));
+        assertThrows(CancellationException.class, () -> pipe.generate(request(List.of("a cat"), 1, null, null), step -> false));
     }
 
     @Test
     void badRequestsAreRejectedBeforeAnyWork() {
-        assertThrows(IllegalArgumentException.class, () -> new FluxPipeline.Request(List.of("x"), 1, 60, 64, 4, 0, null, 32, null, null));
-        assertThrows(IllegalArgumentException.class, () -> new FluxPipeline.Request(List.of(), 1, 64, 64, 4, 0, null, 32, null, null));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> pipe.generate(new FluxPipeline.Request(List.of("x"), 1, 64, 64, 1, 0, null, 600, null, null)));
-        assertTrue(e.getMessage().contains("max_sequence_length"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> pipe.generate(request(List.of("x"), 1, null,
-                List.of(new FluxPipeline.Direction("bad", "a", "b", 1, LayerSchedule.from(99), null, null)))));
-        assertTrue(e.getMessage().contains("99"), e.getMessage());
+        assertThrows(InvalidRequestException.class, () -> GenerationRequest.builder().prompt("x").size(60, 64).build());
+        assertThrows(InvalidRequestException.class, () -> GenerationRequest.builder().build());
+        IllegalArgumentException e = assertThrows(InvalidRequestException.class,
+                () -> pipe.generate(GenerationRequest.builder().prompt("x").size(64, 64).steps(1).maxSequenceLength(600).build()));
+        assertTrue(e.getMessage().contains("512"), e.getMessage());
+        e = assertThrows(InvalidRequestException.class, () -> pipe.generate(request(List.of("x"), 1, null,
+                Direction.of("a", "b").label("bad").w(1).layers(LayerSchedule.interval(2, 99)))));
+        assertTrue(e.getMessage().contains("99") && e.getMessage().contains("bad"), e.getMessage());
     }
 
     @Test
     void theOriginalLayoutGivesTheSameImagesAsTheDiffusersFolder() {
         Path bfl = GoldenData.fluxModel("schnell").resolve("flux1-tiny-schnell.safetensors");
-        try (FluxPipeline parts = FluxPipeline.loadParts(bfl, folder().resolve("vae"), folder(), DType.F32, DeviceSpec.CPU);
-             FluxPipeline.Result a = parts.generate(request(List.of("a cat"), 1, new long[] {1}, null));
-             FluxPipeline.Result b = pipe.generate(request(List.of("a cat"), 1, new long[] {1}, null))) {
+        try (Pipeline parts = Pipelines.load(bfl, LoadOptions.builder().vae(folder().resolve("vae")).textEncoders(folder()).build());
+             GenerationResult a = parts.generate(request(List.of("a cat"), 1, new long[] {1}, null));
+             GenerationResult b = pipe.generate(request(List.of("a cat"), 1, new long[] {1}, null))) {
+            assertEquals("flux", parts.family().name());
             assertTrue(equal(a.images(), b.images()));
         }
     }
@@ -117,6 +129,8 @@ class FluxPipelineGoldenTest {
         io.mmdit4j.io.ModelFormatException e = assertThrows(io.mmdit4j.io.ModelFormatException.class,
                 () -> FluxPipeline.load(GoldenData.fluxModel("schnell"), DType.F32, DeviceSpec.CPU));
         assertTrue(e.getMessage().contains("model_index.json"), e.getMessage());
+        InvalidRequestException noParts = assertThrows(InvalidRequestException.class, () -> Pipelines.load(bfl, LoadOptions.defaults()));
+        assertTrue(noParts.getMessage().contains("--vae") && noParts.getMessage().contains("--text-encoders"), noParts.getMessage());
     }
 
     static Path folder() {

@@ -445,9 +445,20 @@ class LayerScheduleTest {
     }
 
     @Test
+    void anOpenRangePastTheLastBlockSelectsNothingWithAWarningAsTheReferenceDoes() {
+        // the reference guides block idx when start_layer <= idx: nothing matches, so schedules written for FLUX's 57
+        // blocks travel to smaller models
+        assertArrayEquals(new double[5], LayerSchedule.parse("7-").factors(5));
+        assertEquals("layer schedule \"7-\": 7- starts past the last block of this model's 5 blocks (0..4) and selects no block",
+                LayerSchedule.parse("7-").unreachable(5));
+        assertArrayEquals(new double[] {0, 0, 1, 1, 1}, LayerSchedule.parse("2-3,9-:2,4").factors(5), "the other items still apply");
+        assertTrue(LayerSchedule.parse("2-3,9-:2,4").unreachable(5).contains("9-:2"));
+        assertEquals(null, LayerSchedule.parse("5-").unreachable(57));
+        assertEquals(null, LayerSchedule.parse("9-:0").unreachable(5), "a zero factor selects nothing anyway");
+    }
+
+    @Test
     void indicesOutsideTheModelAreReported() {
-        assertOutOfRange(LayerSchedule.parse("60-"), FLUX,
-                "layer schedule \"60-\": layer 60 is outside this model's 57 blocks (0..56)");
         assertOutOfRange(LayerSchedule.parse("57"), FLUX,
                 "layer schedule \"57\": layer 57 is outside this model's 57 blocks (0..56)");
         assertOutOfRange(LayerSchedule.parse("2-60"), FLUX,
@@ -459,8 +470,8 @@ class LayerScheduleTest {
                         + " (0..56)");
         assertOutOfRange(LayerSchedule.parse("list:0,0,1,1.5"), 3,
                 "layer schedule \"list:0,0,1,1.5\": list entry 3 (1.5) is outside this model's 3 blocks (0..2)");
-        assertOutOfRange(LayerSchedule.parse("5-"), 5,
-                "layer schedule \"5-\": layer 5 is outside this model's 5 blocks (0..4)");
+        assertOutOfRange(LayerSchedule.parse("5-7"), 5,
+                "layer schedule \"5-7\": layer 5 is outside this model's 5 blocks (0..4)");
         assertOutOfRange(LayerSchedule.parse("1"), 1,
                 "layer schedule \"1\": layer 1 is outside this model's 1 block (0..0)");
 

@@ -147,7 +147,7 @@ class ModulationGuidanceTest {
             e = assertThrows(IllegalArgumentException.class, () -> model.forward(inputs(), rows, 0));
             assertTrue(e.getMessage().contains("3 row weights for a batch of 2"), e.getMessage());
 
-            ModulationGuidance outside = ModulationGuidance.builder().term(delta(), 1.0, LayerSchedule.from(9)).build();
+            ModulationGuidance outside = ModulationGuidance.builder().term(delta(), 1.0, LayerSchedule.interval(2, 9)).build();
             e = assertThrows(IllegalArgumentException.class, () -> model.forward(inputs(), outside, 0));
             assertTrue(e.getMessage().contains("9"), e.getMessage());
 

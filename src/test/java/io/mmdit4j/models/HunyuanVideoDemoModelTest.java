@@ -1,6 +1,11 @@
 package io.mmdit4j.models;
 
 import io.mmdit4j.hunyuan.HunyuanVideoPipeline;
+import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.GenerationResult;
+import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.Pipeline;
+import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
@@ -44,10 +49,10 @@ class HunyuanVideoDemoModelTest {
         new ModelRegistry(home, null).resolve("hunyuan-video-tiny-demo");
         assertTrue(Arrays.equals(first, Files.readAllBytes(weights)), "same seed, same bytes");
 
-        try (HunyuanVideoPipeline pipe = HunyuanVideoPipeline.load(root, DType.F32, DeviceSpec.CPU); PointerScope s = new PointerScope();
-             HunyuanVideoPipeline.Result r = pipe.generate(new HunyuanVideoPipeline.Request(List.of("a cat"), 1, 32, 32, 5, 1, 6.0,
-                     new long[] {0}, 8, null, null))) {
-            assertEquals(7.0, pipe.schedulerConfig().shift());
+        try (Pipeline pipe = Pipelines.load(root, LoadOptions.defaults()); PointerScope s = new PointerScope();
+             GenerationResult r = pipe.generate(GenerationRequest.builder().prompt("a cat").size(32, 32).frames(5).steps(1).guidanceScale(6.0)
+                     .seed(0).maxSequenceLength(8).build())) {
+            assertEquals(7.0, pipe.unwrap(HunyuanVideoPipeline.class).schedulerConfig().shift());
             assertArrayEquals(new long[] {1, 5, 3, 32, 32}, Tensors.shape(r.frames()));
             for (float v : Tensors.toFloats(r.frames())) assertTrue(v >= 0f && v <= 1f, "finite frames in [0, 1], got " + v);
         }

@@ -15,8 +15,8 @@ final class DemoModel {
         return new SweepSettings("flux-tiny-demo", "flux", "float32", size, size, steps, 3.5, 16);
     }
 
-    static FluxSweepModel load(SweepSettings s) {
-        return (FluxSweepModel) Sweeps.loader(s, REGISTRY, DeviceSpec.CPU).get();
+    static PipelineSweepModel load(SweepSettings s) {
+        return (PipelineSweepModel) Sweeps.loader(s, REGISTRY, DeviceSpec.CPU).get();
     }
 
     static Path folder() {

@@ -27,7 +27,7 @@ class ModulationStatsTest {
     private static final SweepDirection DIR = new SweepDirection("vivid", "vivid colors, sharp focus", "washed out, blurry");
     private static final String PROMPT = "a red fox in the snow";
     private static final double W = 2.5;
-    private static FluxSweepModel model;
+    private static PipelineSweepModel model;
     private static SafetensorsFile weights;
     private static List<ModulationStats.Row> rows;
     private static String refId, guidedId;
@@ -111,7 +111,7 @@ class ModulationStatsTest {
 
     private static double[] pooled(String prompt) {
         try (PointerScope s = new PointerScope()) {
-            float[] f = Tensors.toFloats(model.pipeline().textEncoders().pooled(List.of(prompt)));
+            float[] f = Tensors.toFloats(model.pipeline().unwrap(io.mmdit4j.flux.FluxPipeline.class).textEncoders().pooled(List.of(prompt)));
             double[] d = new double[f.length];
             for (int i = 0; i < f.length; i++) d[i] = f[i];
             return d;
@@ -140,7 +140,7 @@ class ModulationStatsTest {
 
     @Test
     void aGuidedCellMatchesTembDeltaAndModulationsComputedFromTheWeights() {
-        Schedule schedule = model.pipeline().scheduler().schedule(S.steps(), (S.width() / 16) * (S.height() / 16));
+        Schedule schedule = model.pipeline().unwrap(io.mmdit4j.flux.FluxPipeline.class).scheduler().schedule(S.steps(), (S.width() / 16) * (S.height() / 16));
         double g = FluxTimesteps.modelGuidance(S.guidanceScale(), DType.F32);
         double[] text = mlp("time_text_embed.text_embedder", pooled(PROMPT));
         double[] delta = add(mlp("time_text_embed.text_embedder", pooled(DIR.pos())), mlp("time_text_embed.text_embedder", pooled(DIR.neg())), -1);
@@ -176,7 +176,11 @@ class ModulationStatsTest {
                 for (int k = 0; k < 3; k++) close(norm(single, k, d), m.get("single_" + names[k]), at + names[k]);
             }
         }
-        // the guided and unguided rows share temb (same prompt, seed and step)
-        for (int i = 0; i < guided.size(); i++) assertEquals(of(refId).get(i).tembNorm(), guided.get(i).tembNorm(), 1e-9);
+        // the guided and unguided rows share temb (same prompt, seed and step; their prompts are encoded in one batch, whose
+        // GEMM blocking may round the two rows differently in the last bits)
+        for (int i = 0; i < guided.size(); i++) {
+            double ref = of(refId).get(i).tembNorm();
+            assertEquals(ref, guided.get(i).tembNorm(), 1e-6 * ref);
+        }
     }
 }

@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SweepBatchingTest {
     private static final double ATOL = 2e-4, RTOL = 2e-4; // golden flux_pipeline case.json, "image"
     private static final SweepDirection VIVID = new SweepDirection("vivid", "vivid colors, sharp focus", "washed out, blurry");
-    private static FluxSweepModel model;
+    private static PipelineSweepModel model;
 
     @BeforeAll
     static void load() {

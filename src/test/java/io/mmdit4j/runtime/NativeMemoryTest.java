@@ -2,7 +2,11 @@ package io.mmdit4j.runtime;
 
 import io.mmdit4j.GoldenData;
 import io.mmdit4j.flux.FluxInputs;
-import io.mmdit4j.flux.FluxPipeline;
+import io.mmdit4j.guidance.Direction;
+import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.Pipeline;
+import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
@@ -42,9 +46,9 @@ class NativeMemoryTest {
 
     @Test
     void repeatedGenerationsKeepRssFlat() {
-        try (FluxPipeline pipe = FluxPipeline.load(GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev"), DType.F32, DeviceSpec.CPU)) {
-            List<FluxPipeline.Direction> g = List.of(new FluxPipeline.Direction("d", "vivid colors", "washed out", 3.0, LayerSchedule.from(1), null, null));
-            FluxPipeline.Request r = new FluxPipeline.Request(List.of("a cat", "a dog"), 1, 32, 32, 3, 3.5, new long[] {1}, 16, g, null);
+        try (Pipeline pipe = Pipelines.load(GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev"), LoadOptions.defaults())) {
+            GenerationRequest r = GenerationRequest.builder().prompt("a cat").prompt("a dog").size(32, 32).steps(3).guidanceScale(3.5).seed(1)
+                    .maxSequenceLength(16).guide(Direction.of("vivid colors", "washed out").w(3.0).layers(LayerSchedule.from(1))).build();
             for (int i = 0; i < 15; i++) pipe.generate(r).close(); // warm-up
             long before = ProcessMemory.rssMb();
             for (int i = 0; i < 60; i++) pipe.generate(r).close();

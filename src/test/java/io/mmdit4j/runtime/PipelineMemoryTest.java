@@ -1,10 +1,14 @@
 package io.mmdit4j.runtime;
 
 import io.mmdit4j.GoldenData;
+import io.mmdit4j.guidance.CfgRows;
+import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.guidance.LayerSchedule;
-import io.mmdit4j.hunyuan.HunyuanVideoPipeline;
+import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.Pipeline;
+import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.hunyuan.TinyHunyuanVideoFolder;
-import io.mmdit4j.sd3.Sd3Pipeline;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,20 +27,19 @@ class PipelineMemoryTest {
 
     @Test
     void sd3GenerationsKeepRssFlat() {
-        try (Sd3Pipeline pipe = Sd3Pipeline.load(GoldenData.root().resolve("sd3_pipeline/models/sd35-tiny-large"), DType.F32, DeviceSpec.CPU)) {
-            List<Sd3Pipeline.Direction> g = List.of(new Sd3Pipeline.Direction("d", "vivid colors", "washed out", 2.0, LayerSchedule.from(1),
-                    null, null, Sd3Pipeline.CfgRows.BOTH));
-            Sd3Pipeline.Request r = new Sd3Pipeline.Request(List.of("a cat", "a dog"), "blurry", 1, 32, 32, 3, 4.5, new long[] {1}, 16, g);
+        try (Pipeline pipe = Pipelines.load(GoldenData.root().resolve("sd3_pipeline/models/sd35-tiny-large"), LoadOptions.defaults())) {
+            GenerationRequest r = GenerationRequest.builder().prompt("a cat").prompt("a dog").size(32, 32).steps(3).seed(1).maxSequenceLength(16)
+                    .cfg(4.5, List.of("blurry")).guide(Direction.of("vivid colors", "washed out").w(2.0).layers(LayerSchedule.from(1)).rows(CfgRows.BOTH))
+                    .build();
             assertFlat("SD3 generations", () -> pipe.generate(r).close());
         }
     }
 
     @Test
     void hunyuanVideoGenerationsKeepRssFlat(@TempDir Path tmp) throws IOException {
-        try (HunyuanVideoPipeline pipe = HunyuanVideoPipeline.load(TinyHunyuanVideoFolder.write(tmp.resolve("hv")), DType.F32, DeviceSpec.CPU)) {
-            List<HunyuanVideoPipeline.Direction> g = List.of(new HunyuanVideoPipeline.Direction("d", "cinematic", "blurred", 3.5,
-                    LayerSchedule.from(1), null, null));
-            HunyuanVideoPipeline.Request r = new HunyuanVideoPipeline.Request(List.of("a cat walks"), 1, 32, 32, 5, 2, 6.0, new long[] {1}, 8, g, null);
+        try (Pipeline pipe = Pipelines.load(TinyHunyuanVideoFolder.write(tmp.resolve("hv")), LoadOptions.defaults())) {
+            GenerationRequest r = GenerationRequest.builder().prompt("a cat walks").size(32, 32).frames(5).steps(2).guidanceScale(6.0).seed(1)
+                    .maxSequenceLength(8).guide(Direction.of("cinematic", "blurred").w(3.5).layers(LayerSchedule.from(1))).build();
             assertFlat("HunyuanVideo generations", () -> pipe.generate(r).close());
         }
     }

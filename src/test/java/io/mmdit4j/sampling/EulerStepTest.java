@@ -24,7 +24,7 @@ class EulerStepTest {
     /** flux_pipeline/dev_plain's schedule (4 steps, 24 tokens). */
     /** The inputs were drawn by PyTorch 2.13, whose bf16 draw is the rounded float32 one. */
     private static final Noise.Kernel PY213 = Noise.Kernel.FLOAT32_THEN_CAST;
-    private static final Schedule DEV4 = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxDev()).schedule(4, 24);
+    private static final Schedule DEV4 = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxDev(), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N).schedule(4, 24);
 
     @Test
     void bf16StepIsDiffusersBitForBit() {
@@ -94,7 +94,7 @@ class EulerStepTest {
     /** A 1024² FLUX latent stepped 300 times, each result closed by its owner: native memory stays flat. */
     @Test
     void steppingDoesNotLeak() throws java.io.IOException {
-        Schedule s = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxSchnell()).schedule(4, null);
+        Schedule s = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxSchnell(), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N).schedule(4, null);
         Tensor x = Noise.randn(Noise.fluxLatentShape(1, 1024, 1024), 0, DType.BF16);
         Tensor v = Noise.randn(Noise.fluxLatentShape(1, 1024, 1024), 1, DType.BF16);
         try {

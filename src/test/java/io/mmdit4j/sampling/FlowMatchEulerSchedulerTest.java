@@ -17,9 +17,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Schedules: MODEL-SPEC test vectors, the pipelines' golden parameters, DMD2 sigma lists, and argument errors. */
 class FlowMatchEulerSchedulerTest {
-    private static final FlowMatchEulerScheduler SCHNELL = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxSchnell());
-    private static final FlowMatchEulerScheduler DEV = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxDev());
-    private static final FlowMatchEulerScheduler SD3 = FlowMatchEulerScheduler.sd3(FlowMatchSchedulerConfig.sd3());
+    private static final FlowMatchEulerScheduler SCHNELL = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxSchnell(), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N);
+    private static final FlowMatchEulerScheduler DEV = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxDev(), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N);
+    private static final FlowMatchEulerScheduler SD3 = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.sd3(), FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT);
 
     static JsonNode params(String area, String caseName) throws IOException {
         Path json = GoldenData.root().resolve(area).resolve("cases").resolve(caseName).resolve("case.json");
@@ -77,7 +77,7 @@ class FlowMatchEulerSchedulerTest {
 
     @Test
     void hunyuanVideoStaticShiftSeven() {
-        FlowMatchEulerScheduler h = FlowMatchEulerScheduler.hunyuanVideo(FlowMatchSchedulerConfig.sd3().withShift(7.0));
+        FlowMatchEulerScheduler h = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.sd3().withShift(7.0), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ZERO_EXCLUSIVE);
         Schedule s = h.schedule(50, null);
         assertEquals(1f, s.sigma(0));
         assertEquals(0.997093f, s.sigma(1), 1e-6);
@@ -108,7 +108,7 @@ class FlowMatchEulerSchedulerTest {
         FlowMatchSchedulerConfig config = FlowMatchSchedulerConfig.fromFile(
                 GoldenData.root().resolve("sd3_pipeline/models/sd35-tiny-large/scheduler/scheduler_config.json"));
         assertEquals(FlowMatchSchedulerConfig.sd3(), config);
-        Schedule s = FlowMatchEulerScheduler.sd3(config).schedule(p.get("num_inference_steps").asInt(), null);
+        Schedule s = new FlowMatchEulerScheduler(config, FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT).schedule(p.get("num_inference_steps").asInt(), null);
         assertArrayEquals(floats(p.get("timesteps")), s.timesteps(), 0f);
         assertArrayEquals(floats(p.get("sigmas")), s.sigmas(), 0f);
     }
@@ -136,7 +136,7 @@ class FlowMatchEulerSchedulerTest {
         assertArrayEquals(floats(p.get("naive_shift3_timesteps")), naive.timesteps(), 0f);
         // ... and with the case's scheduler_override shift 1 it is the recipe again.
         double overrideShift = p.path("scheduler_override").path("shift").asDouble();
-        Schedule overridden = FlowMatchEulerScheduler.sd3(FlowMatchSchedulerConfig.sd3().withShift(overrideShift)).setTimesteps(null, argument, null);
+        Schedule overridden = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.sd3().withShift(overrideShift), FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT).setTimesteps(null, argument, null);
         assertEquals(a, overridden);
     }
 

@@ -16,7 +16,7 @@ class FluxTimestepsTest {
 
     @Test
     void schnellTimestepsInBf16() {
-        Schedule s = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxSchnell()).schedule(4, null);
+        Schedule s = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxSchnell(), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N).schedule(4, null);
         float[] expected = {1000f, 752f, 500f, 250f};
         for (int i = 0; i < 4; i++) assertEquals(expected[i], FluxTimesteps.modelTimestep(s.timestep(i), DType.BF16, DType.BF16), 0f);
         // In float32 nothing is rounded away.
@@ -25,7 +25,7 @@ class FluxTimestepsTest {
 
     @Test
     void devAt1024SquaredInBf16() {
-        Schedule s = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxDev()).schedule(28, 4096);
+        Schedule s = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxDev(), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N).schedule(28, 4096);
         float[] raw = {1000f, 988.41f, 976.22f, 963.39f, 949.87f, 935.60f};
         float[] expected = {1000f, 988f, 976f, 964f, 948f, 936f};
         for (int i = 0; i < expected.length; i++) {
@@ -45,7 +45,7 @@ class FluxTimestepsTest {
     /** The pipeline's argument itself, checked against Python ({@code t.expand(2).to(bf16) / 1000}, PyTorch 2.13). */
     @Test
     void pipelineArgumentsAsPythonGivesThem() {
-        Schedule s = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxDev()).schedule(4, 24);
+        Schedule s = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxDev(), FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N).schedule(4, 24);
         float[] arg = {1.0f, 0.828125f, 0.61328125f, 0.345703125f};
         float[] model = {1000f, 828f, 612f, 346f};
         try (PointerScope sc = new PointerScope()) {

@@ -62,7 +62,7 @@ class SchedulerGoldenTest {
         FlowMatchSchedulerConfig config = FlowMatchSchedulerConfig.fromJson(c.spec().get("scheduler_config"), dir.toString());
         JsonNode p = c.params();
         boolean sd3 = p.path("image_seq_len").isNull();
-        FlowMatchEulerScheduler scheduler = sd3 ? FlowMatchEulerScheduler.sd3(config) : FlowMatchEulerScheduler.flux(config);
+        FlowMatchEulerScheduler scheduler = sd3 ? new FlowMatchEulerScheduler(config, FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT) : new FlowMatchEulerScheduler(config, FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N);
         Schedule s = scheduler.schedule(p.get("num_inference_steps").asInt(), sd3 ? null : p.get("image_seq_len").asInt());
         if (!sd3) assertEquals(p.get("mu").asDouble(), config.mu(p.get("image_seq_len").asInt()), 0.0, "calculate_shift");
         try (SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope()) {
@@ -81,7 +81,7 @@ class SchedulerGoldenTest {
         FlowMatchSchedulerConfig config = FlowMatchSchedulerConfig.fromJson(c.spec().get("scheduler_config"), dir.toString());
         JsonNode p = c.params();
         boolean sd3 = p.path("image_seq_len").isNull();
-        FlowMatchEulerScheduler scheduler = sd3 ? FlowMatchEulerScheduler.sd3(config) : FlowMatchEulerScheduler.flux(config);
+        FlowMatchEulerScheduler scheduler = sd3 ? new FlowMatchEulerScheduler(config, FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT) : new FlowMatchEulerScheduler(config, FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N);
         Schedule s = scheduler.schedule(p.get("num_inference_steps").asInt(), sd3 ? null : p.get("image_seq_len").asInt());
         try (SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope()) {
             Tensor v = in.load("model_outputs");

@@ -31,12 +31,13 @@ import java.util.stream.Stream;
  * from the descriptor's configs, and the real tokenizer files from {@code models/tokenizers/}. Deterministic:
  * the same descriptor gives the same bytes. Written into a temporary folder and moved into place.
  */
-final class DemoPipeline {
-    private DemoPipeline() {}
+public final class DemoModels {
+    private DemoModels() {}
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    static void write(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+    /** A generated FLUX demo folder (see the class comment). */
+    public static void writeFlux(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
         writeFolder(d, root, tokenizers, List.of("clip/vocab.json", "t5/spiece.model"), "FluxPipeline", new String[][] {
                 {"scheduler", "diffusers", "FlowMatchEulerDiscreteScheduler"},
                 {"text_encoder", "transformers", "CLIPTextModel"}, {"text_encoder_2", "transformers", "T5EncoderModel"},
@@ -59,7 +60,7 @@ final class DemoPipeline {
      * (Llama) and {@code text_encoder_2/} (CLIP-L) from the descriptor's configs, a small byte-level Llama-3-style
      * tokenizer ({@code tokenizers/llama-demo}, ids fitting the demo Llama) and the real CLIP tokenizer.
      */
-    static void writeHunyuanVideo(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+    public static void writeHunyuanVideo(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
         writeFolder(d, root, tokenizers, List.of("clip/vocab.json", "llama-demo/tokenizer.json"), "HunyuanVideoPipeline", new String[][] {
                 {"scheduler", "diffusers", "FlowMatchEulerDiscreteScheduler"},
                 {"text_encoder", "transformers", "LlamaModel"}, {"text_encoder_2", "transformers", "CLIPTextModel"},
@@ -109,7 +110,12 @@ final class DemoPipeline {
             json(tmp.resolve("model_index.json"), modelIndex);
             json(tmp.resolve("scheduler/scheduler_config.json"), g.get("scheduler"));
             components.write(tmp, g, seed, dtype);
-            Files.move(tmp, root, StandardCopyOption.ATOMIC_MOVE);
+            try {
+                Files.move(tmp, root, StandardCopyOption.ATOMIC_MOVE);
+            } catch (java.nio.file.FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
+                // another process wrote the same demo meanwhile (the bytes are deterministic): use theirs
+                if (!Files.isRegularFile(root.resolve("model_index.json"))) throw e;
+            }
         } finally {
             if (Files.exists(tmp)) deleteTree(tmp);
         }

@@ -1,0 +1,72 @@
+package io.mmdit4j.models;
+
+import io.mmdit4j.pipeline.FamilyPipeline;
+import io.mmdit4j.pipeline.GenerationDefaults;
+import io.mmdit4j.pipeline.GenerationOption;
+import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LoadOptions;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Set;
+
+/**
+ * A model family (FLUX, SD3, HunyuanVideo, ...): how to recognise its checkpoints, load them, and what it generates by
+ * default. A family is its package plus one line in {@link Families}; everything else (requests, guidance, the
+ * denoising loop, outputs and their metadata, the command line) is shared.
+ */
+public interface ModelFamily {
+    /** The family's name in model descriptors and settings records ({@code flux}, {@code sd3}, {@code hunyuan-video}). */
+    String name();
+
+    /** Whether a diffusers folder whose {@code model_index.json} names {@code className} is this family's. */
+    boolean loadsPipelineClass(String className);
+
+    /** Whether a single checkpoint file with these tensor names is this family's (e.g. an original BFL FLUX file). */
+    default boolean recognizesWeights(Set<String> tensorNames) {
+        return false;
+    }
+
+    /** True for video models (outputs are frames, written as MP4 / WebM / GIF). */
+    default boolean video() {
+        return false;
+    }
+
+    /** The family's defaults, before a model descriptor's ({@link GenerationDefaults#withDescriptor}). */
+    GenerationDefaults defaults();
+
+    /** Whether LoRAs can be merged into this family's transformer ({@link FamilyPipeline#applyLora}). */
+    default boolean supportsLora() {
+        return false;
+    }
+
+    /**
+     * What a checkpoint can do, read from its headers only (no weights are loaded): its guidance blocks and the option
+     * types it takes (e.g. embedded guidance only for a guidance-distilled FLUX), so requests are checked completely
+     * before loading.
+     */
+    Capabilities capabilities(Path model, LoadOptions options);
+
+    /** Blocks counted with the global guidance counter, and the option types a model takes. */
+    record Capabilities(int numGuidedBlocks, Set<Class<? extends GenerationOption>> options) {
+        public Capabilities {
+            options = Set.copyOf(options);
+        }
+    }
+
+    /** The family's rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any model loads. */
+    default void validate(GenerationSettings settings) {}
+
+    /** Loads a diffusers folder (or the family's single-file layout) with {@code options}' dtype and device. */
+    FamilyPipeline<?> load(Path model, LoadOptions options);
+
+    /** Writes a generated demo model (random weights, real tokenizers) described by {@code d} into {@code root}. */
+    default void writeDemo(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+        throw new IllegalArgumentException(d.file() + ": generated demo models do not exist for the " + name() + " family");
+    }
+
+    /** The sampler recorded with each image. */
+    default String sampler() {
+        return "flow_match_euler";
+    }
+}

@@ -1,0 +1,19 @@
+package io.mmdit4j.pipeline;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+/**
+ * A family-specific setting of a generation request, as a typed extension of {@link GenerationRequest}: classifier-free
+ * guidance, embedded guidance, explicit sigmas, a scheduler shift, a video's length. A family states which it supports
+ * ({@link FamilyPipeline#supportedOptions}); any other is rejected with {@link UnsupportedOptionException}, never
+ * ignored. Options are recorded in the settings JSON of every image ({@link GenerationOptions} reads them back).
+ */
+public interface GenerationOption {
+    /** What the option is called in messages, with its command-line flag, e.g. {@code classifier-free guidance (--cfg)}. */
+    default String description() {
+        return GenerationOptions.describe(getClass());
+    }
+
+    /** Writes the option's keys into a settings record (the same keys a model descriptor's {@code defaults} uses). */
+    void write(ObjectNode settings);
+}

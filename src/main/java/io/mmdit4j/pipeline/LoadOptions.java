@@ -1,0 +1,111 @@
+package io.mmdit4j.pipeline;
+
+import io.mmdit4j.lora.LoraSpec;
+import io.mmdit4j.models.ModelRegistry;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
+ * (default: those the descriptor's recipe brings), and for single-file FLUX checkpoints the VAE file and the folder of
+ * text encoders. Immutable; build with {@link #builder()}.
+ */
+public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
+                          ModelRegistry registry) {
+    public LoadOptions {
+        if (device == null) device = DeviceSpec.CPU;
+        if (loras != null) loras = List.copyOf(loras);
+    }
+
+    public static LoadOptions defaults() {
+        return builder().build();
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The registry that resolves model names (default: {@link ModelRegistry#standard()}). */
+    public ModelRegistry registryOrStandard() {
+        return registry != null ? registry : ModelRegistry.standard();
+    }
+
+    public Builder toBuilder() {
+        Builder b = new Builder();
+        b.dtype = dtype;
+        b.device = device;
+        b.loras = loras == null ? null : new ArrayList<>(loras);
+        b.loraStrict = loraStrict;
+        b.vae = vae;
+        b.textEncoders = textEncoders;
+        b.registry = registry;
+        return b;
+    }
+
+    public static final class Builder {
+        private DType dtype;
+        private DeviceSpec device = DeviceSpec.CPU;
+        private List<LoraSpec> loras;
+        private boolean loraStrict;
+        private Path vae;
+        private Path textEncoders;
+        private ModelRegistry registry;
+
+        private Builder() {}
+
+        /** Compute dtype (fp32, bf16); default: the model descriptor's, else fp32. */
+        public Builder dtype(DType dtype) {
+            this.dtype = dtype;
+            return this;
+        }
+
+        public Builder device(DeviceSpec device) {
+            this.device = device;
+            return this;
+        }
+
+        /** Adds a LoRA to merge (in order); giving any replaces the LoRA a model recipe brings. */
+        public Builder lora(Path file, double scale) {
+            if (loras == null) loras = new ArrayList<>();
+            loras.add(new LoraSpec(file, scale));
+            return this;
+        }
+
+        /** The LoRAs to merge (an empty list: none, not even the recipe's; null: the recipe's). */
+        public Builder loras(List<LoraSpec> loras) {
+            this.loras = loras == null ? null : new ArrayList<>(loras);
+            return this;
+        }
+
+        /** Fail when a LoRA has keys that target nothing in the model (default: a warning). */
+        public Builder loraStrict(boolean strict) {
+            this.loraStrict = strict;
+            return this;
+        }
+
+        /** {@code ae.safetensors} for an original single-file FLUX transformer. */
+        public Builder vae(Path vae) {
+            this.vae = vae;
+            return this;
+        }
+
+        /** A folder with {@code tokenizer/}, {@code text_encoder/}, {@code tokenizer_2/}, {@code text_encoder_2/} for a single-file FLUX transformer. */
+        public Builder textEncoders(Path folder) {
+            this.textEncoders = folder;
+            return this;
+        }
+
+        public Builder registry(ModelRegistry registry) {
+            this.registry = registry;
+            return this;
+        }
+
+        public LoadOptions build() {
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry);
+        }
+    }
+}

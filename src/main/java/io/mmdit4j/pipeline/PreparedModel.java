@@ -1,0 +1,140 @@
+package io.mmdit4j.pipeline;
+
+import io.mmdit4j.guidance.Direction;
+import io.mmdit4j.guidance.GuidanceDefaults;
+import io.mmdit4j.guidance.GuidancePlan;
+import io.mmdit4j.lora.LoraSpec;
+import io.mmdit4j.models.ModelDescriptor;
+import io.mmdit4j.models.ModelFamily;
+import io.mmdit4j.runtime.DType;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A model found and recognised, not yet loaded ({@link Pipelines#prepare}): its family, descriptor, defaults and load
+ * options. {@link #resolve} checks a request completely from checkpoint headers alone, so bad input fails in a second,
+ * before gigabytes of weights load; {@link #load} then loads it.
+ */
+public final class PreparedModel {
+    private final String model;
+    private final ModelDescriptor descriptor;
+    private final Path path;
+    private final ModelFamily family;
+    private final GenerationDefaults defaults;
+    private final LoadOptions options;
+    private ModelFamily.Capabilities capabilities;
+
+    PreparedModel(String model, ModelDescriptor descriptor, Path path, ModelFamily family, GenerationDefaults defaults, LoadOptions options) {
+        this.model = model;
+        this.descriptor = descriptor;
+        this.path = path;
+        this.family = family;
+        this.defaults = defaults;
+        this.options = options;
+    }
+
+    public String model() { return model; }
+    public ModelDescriptor descriptor() { return descriptor; }
+    /** The model's files on disk. */
+    public Path path() { return path; }
+    public ModelFamily family() { return family; }
+    public GenerationDefaults defaults() { return defaults; }
+    /** The load options with the dtype and LoRAs that will be used. */
+    public LoadOptions options() { return options; }
+
+    /** The checkpoint's guidance blocks and option types, from its headers. */
+    public synchronized ModelFamily.Capabilities capabilities() {
+        if (capabilities == null) capabilities = family.capabilities(path, options);
+        return capabilities;
+    }
+
+    /** Blocks counted with the global guidance counter, from the checkpoint headers. */
+    public int numGuidedBlocks() {
+        return capabilities().numGuidedBlocks();
+    }
+
+    /** See {@link Pipeline#resolve}: the same checks, from the checkpoint headers. */
+    public GenerationSettings resolve(GenerationRequest r) {
+        return resolve(r, capabilities().options(), numGuidedBlocks());
+    }
+
+    public List<String> warnings(GenerationSettings s) {
+        return GuidancePlan.warnings(s.guidance(), numGuidedBlocks(), s.steps());
+    }
+
+    /** Loads the model (and merges its LoRAs). */
+    public Pipeline load() {
+        for (LoraSpec l : options.loras()) {
+            if (!Files.isRegularFile(l.file())) throw new InvalidRequestException("--lora: no such file: " + l.file());
+        }
+        if (!options.loras().isEmpty() && !family.supportsLora()) {
+            throw new UnsupportedOptionException("LoRA (--lora): not supported for " + family.name() + " models");
+        }
+        return LoadedPipeline.load(this);
+    }
+
+    /** The one resolution of a request against a model, shared by the prepared and the loaded model. */
+    GenerationSettings resolve(GenerationRequest r, Set<Class<? extends GenerationOption>> supported, int blocks) {
+        for (GenerationOption o : r.options()) {
+            if (!supported.contains(o.getClass())) {
+                throw new UnsupportedOptionException(o.description() + ": not supported by " + (descriptor != null ? descriptor.name() : path)
+                        + " (" + family.name() + " family)" + supportedText(supported));
+            }
+        }
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
+        defaults.options().forEach((type, o) -> {
+            if (supported.contains(type)) opts.put(type, o);
+        });
+        r.options().forEach(o -> opts.put(o.getClass(), o));
+        int width = r.width() != null ? r.width() : defaults.width(), height = r.height() != null ? r.height() : defaults.height();
+        GenerationRequest.checkSize(width, height);
+        CustomSigmas sigmas = (CustomSigmas) opts.get(CustomSigmas.class);
+        int steps;
+        if (r.steps() != null) steps = r.steps();
+        else steps = sigmas != null ? sigmas.steps() : defaults.steps();
+        if (sigmas != null && sigmas.steps() != steps) {
+            throw new InvalidRequestException(sigmas.sigmas().length + " sigmas describe " + sigmas.steps() + " steps, but steps is " + steps);
+        }
+        GuidanceDefaults g = defaults.guidance();
+        List<Direction> dirs = new ArrayList<>();
+        for (Direction d : r.guidance()) {
+            try {
+                dirs.add(d.isResolved() ? d : g.resolve(d));
+            } catch (IllegalArgumentException e) {
+                throw new InvalidRequestException(e.getMessage(), e);
+            }
+        }
+        ClassifierFreeGuidance cfg = (ClassifierFreeGuidance) opts.get(ClassifierFreeGuidance.class);
+        if (cfg != null) cfg.negatives(r.prompts().size()); // one, or one per prompt
+        GenerationSettings s = new GenerationSettings(model, family.name(), options.dtype(), r.prompts(), r.imagesPerPrompt(),
+                width, height, steps, r.seedsPerImage(),
+                r.maxSequenceLength() != null ? r.maxSequenceLength() : defaults.maxSequenceLength(), dirs, r.normControl(), opts,
+                options.loras(), options.loraStrict(), family.sampler(), r.initialNoise());
+        try {
+            GuidancePlan.check(s.guidance(), s.images(), blocks);
+            family.validate(s);
+        } catch (IllegalArgumentException e) {
+            throw e instanceof InvalidRequestException ? e : new InvalidRequestException(e.getMessage(), e);
+        }
+        return s;
+    }
+
+    private static String supportedText(Set<Class<? extends GenerationOption>> supported) {
+        if (supported.isEmpty()) return "; this model takes no family options";
+        List<String> names = new ArrayList<>();
+        for (Class<? extends GenerationOption> c : supported) names.add(GenerationOptions.describe(c));
+        names.sort(null);
+        return "; this model takes " + String.join(", ", names);
+    }
+
+    /** The dtype a model loads with: the option's, else the descriptor's default, else fp32. */
+    static DType dtype(LoadOptions o, GenerationDefaults d) {
+        return o.dtype() != null ? o.dtype() : d.dtype() != null ? d.dtype() : DType.F32;
+    }
+}

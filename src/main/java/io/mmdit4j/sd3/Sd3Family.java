@@ -1,0 +1,76 @@
+package io.mmdit4j.sd3;
+
+import io.mmdit4j.guidance.GuidanceDefaults;
+import io.mmdit4j.models.ModelFamily;
+import io.mmdit4j.pipeline.ClassifierFreeGuidance;
+import io.mmdit4j.pipeline.CustomSigmas;
+import io.mmdit4j.pipeline.FamilyPipeline;
+import io.mmdit4j.pipeline.GenerationDefaults;
+import io.mmdit4j.pipeline.GenerationOption;
+import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.SchedulerShift;
+import io.mmdit4j.runtime.DType;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+
+/** SD3 / SD3.5 (Large, Medium, SD3 Medium): diffusers {@code StableDiffusion3Pipeline} folders. */
+public final class Sd3Family implements ModelFamily {
+    public static final Sd3Family INSTANCE = new Sd3Family();
+    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, CustomSigmas.class, SchedulerShift.class);
+
+    private Sd3Family() {}
+
+    @Override
+    public String name() {
+        return "sd3";
+    }
+
+    @Override
+    public boolean loadsPipelineClass(String className) {
+        return className.startsWith("StableDiffusion3");
+    }
+
+    @Override
+    public boolean recognizesWeights(Set<String> tensorNames) {
+        return tensorNames.stream().anyMatch(k -> k.startsWith("joint_blocks.") || k.startsWith(Sd3KeyMap.PREFIX + "joint_blocks."));
+    }
+
+    /** diffusers' defaults (CFG 7, negative prompt ""); METHOD.md §4: SD3.5 w 2 from block 2. */
+    @Override
+    public GenerationDefaults defaults() {
+        return GenerationDefaults.of(1024, 1024, 28, 256, DType.F32, GuidanceDefaults.of(2.0, "2-"), new ClassifierFreeGuidance(7.0));
+    }
+
+    @Override
+    public boolean supportsLora() {
+        return true;
+    }
+
+    @Override
+    public Capabilities capabilities(Path model, LoadOptions options) {
+        return new Capabilities(Sd3Transformer.inspect(Files.isDirectory(model.resolve("transformer")) ? model.resolve("transformer") : model)
+                .numGuidedBlocks(), OPTIONS);
+    }
+
+    @Override
+    public void validate(GenerationSettings s) {
+        if (s.maxSequenceLength() > 512) throw new InvalidRequestException("max sequence length must be in 1..512 (SD3's T5), got " + s.maxSequenceLength());
+    }
+
+    @Override
+    public FamilyPipeline<?> load(Path model, LoadOptions o) {
+        if (o.vae() != null || o.textEncoders() != null) {
+            throw new InvalidRequestException("--vae / --text-encoders are for an original single-file FLUX transformer; SD3 loads from a "
+                    + "diffusers folder (model_index.json)");
+        }
+        if (!Files.isDirectory(model)) {
+            throw new InvalidRequestException(model + ": SD3 generation needs a diffusers folder (model_index.json with the text encoders, "
+                    + "tokenizers and VAE), not a single transformer file");
+        }
+        return Sd3Pipeline.load(model, o.dtype(), o.device());
+    }
+}

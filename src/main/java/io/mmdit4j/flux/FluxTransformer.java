@@ -159,7 +159,7 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
     public static FluxTransformer meta(FluxConfig config, DType compute) {
-        return fromStateDict(io.mmdit4j.io.MetaWeights.of("meta FLUX " + config, FluxParameters.shapes(config), compute), config, compute);
+        return fromStateDict(StateDict.recording("meta FLUX " + config), config, compute);
     }
 
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */

@@ -3,7 +3,6 @@ package io.mmdit4j.sd3;
 import io.mmdit4j.guidance.BlockConditioning;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.io.MetaWeights;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.TensorSource;
@@ -129,7 +128,7 @@ public final class Sd3Transformer implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
     public static Sd3Transformer meta(Sd3Config config, DType compute) {
-        return fromStateDict(MetaWeights.of("meta SD3 " + config, Sd3Parameters.shapes(config), compute), config, compute);
+        return fromStateDict(StateDict.recording("meta SD3 " + config), config, compute);
     }
 
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */

@@ -202,21 +202,10 @@ public final class FluxKeyMap {
         return name == null ? key : prefix + name;
     }
 
-    /** The BFL names of every Linear of a model with configuration {@code c} (without {@code .weight}). */
-    public static java.util.List<String> bflLinears(FluxConfig c) {
-        java.util.List<String> out = new java.util.ArrayList<>(java.util.List.of("img_in", "txt_in", "time_in.in_layer", "time_in.out_layer",
-                "vector_in.in_layer", "vector_in.out_layer"));
-        if (c.guidanceEmbeds()) out.addAll(java.util.List.of("guidance_in.in_layer", "guidance_in.out_layer"));
-        for (int i = 0; i < c.numLayers(); i++) {
-            for (String stream : new String[] {"img", "txt"}) {
-                for (String m : new String[] {"_mod.lin", "_attn.qkv", "_attn.proj", "_mlp.0", "_mlp.2"}) out.add("double_blocks." + i + "." + stream + m);
-            }
-        }
-        for (int i = 0; i < c.numSingleLayers(); i++) {
-            for (String m : new String[] {"linear1", "linear2", "modulation.lin"}) out.add("single_blocks." + i + "." + m);
-        }
-        out.addAll(java.util.List.of("final_layer.linear", "final_layer.adaLN_modulation.1"));
-        return out;
+    /** The BFL names of the given diffusers Linears (names without {@code .weight}), a fused layer once, in order. */
+    public static java.util.List<String> bflLinears(java.util.Collection<String> linears) {
+        String w = ".weight";
+        return linears.stream().map(n -> bflName(n + w)).map(k -> k.substring(0, k.length() - w.length())).distinct().toList();
     }
 
     /** Row slices of a fused row's parts ({@code fused[1..]}, without their trailing dot) with the given row counts. */

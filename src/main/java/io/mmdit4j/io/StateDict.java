@@ -33,6 +33,7 @@ public final class StateDict {
     private final DeviceSpec device;
     private final Set<String> taken = new TreeSet<>();
     private final Map<String, long[]> recorded; // key -> shape in call order; null unless this is a recording
+    private final Map<String, Object> built = new LinkedHashMap<>();
 
     public StateDict(String origin, Map<String, Entry> entries) {
         this(origin, entries, DeviceSpec.CPU, null);
@@ -167,6 +168,28 @@ public final class StateDict {
                     + Arrays.toString(shape));
         }
         return MetaWeights.entry(key, shape.clone(), dtype);
+    }
+
+    /**
+     * Notes that {@code module} was built from the tensors under {@code name} (e.g. by {@code Linear.load}) and returns it.
+     * A name built again (the same StateDict loaded twice) keeps its place and the newer module.
+     */
+    public <T> T built(String name, T module) {
+        built.put(name, module);
+        return module;
+    }
+
+    /**
+     * The modules of {@code type} {@linkplain #built(String, Object) built} from this StateDict under their names, in
+     * build order (unmodifiable): models list their parts (e.g. every Linear, for LoRA) from what they loaded instead of
+     * spelling the names again.
+     */
+    public <T> Map<String, T> built(Class<T> type) {
+        Map<String, T> out = new LinkedHashMap<>();
+        built.forEach((name, m) -> {
+            if (type.isInstance(m)) out.put(name, type.cast(m));
+        });
+        return Collections.unmodifiableMap(out);
     }
 
     /** Accepts a tensor the model deliberately does not use (e.g. a buffer such as {@code position_ids}). */

@@ -18,7 +18,9 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -63,12 +65,13 @@ class ParameterTablesTest {
             try (TensorSource s = WeightFiles.open(folder); FluxTransformer m = FluxTransformer.fromStateDict(StateDict.of(s), c, DType.F32)) {
                 assertEquals(named(fileShapes(s)), named(table), variant);
                 assertEquals(elements(s), FluxParameters.count(c), variant);
+                assertEquals(matrices(table), m.linears().keySet(), "every Linear, under the name its loader gave it");
             }
             Path bfl = GoldenData.fluxModel(variant).resolve("flux1-tiny-" + variant + ".safetensors");
             try (TensorSource s = WeightFiles.open(bfl)) {
                 assertEquals(named(fileShapes(s)), named(FluxParameters.bflShapes(c)), "BFL names through FluxKeyMap: " + variant);
                 try (FluxTransformer m = FluxTransformer.fromStateDict(FluxKeyMap.fromBfl(StateDict.of(s)), c, DType.F32)) {
-                    assertEquals(c, m.config());
+                    assertEquals(matrices(fileShapes(s)), Set.copyOf(FluxKeyMap.bflLinears(m.linears().keySet())), "BFL Linears for LoRA");
                 }
             }
         }
@@ -83,6 +86,8 @@ class ParameterTablesTest {
             try (TensorSource s = WeightFiles.open(folder); Sd3Transformer m = Sd3Transformer.fromStateDict(StateDict.of(s), c, DType.F32)) {
                 assertEquals(named(fileShapes(s)), named(table), variant);
                 assertEquals(elements(s), Sd3Parameters.storedElements(c), variant);
+                Set<String> linears = matrices(table);
+                assertEquals(linears, m.linears().keySet(), "every Linear, under the name its loader gave it");
             }
         }
     }
@@ -113,5 +118,11 @@ class ParameterTablesTest {
 
     private static long elements(TensorSource s) {
         return s.keys().stream().mapToLong(k -> s.info(k).numel()).sum();
+    }
+
+    /** The modules whose {@code .weight} is a matrix: the Linears. */
+    private static Set<String> matrices(Map<String, long[]> shapes) {
+        return shapes.entrySet().stream().filter(e -> e.getKey().endsWith(".weight") && e.getValue().length == 2)
+                .map(e -> e.getKey().substring(0, e.getKey().length() - ".weight".length())).collect(Collectors.toSet());
     }
 }

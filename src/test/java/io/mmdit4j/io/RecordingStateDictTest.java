@@ -11,10 +11,11 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** A recording StateDict: what a loader takes, in call order, as meta tensors. */
+/** A recording StateDict: what a loader takes, in call order, as meta tensors; the modules it names. */
 class RecordingStateDictTest {
 
     @Test
@@ -33,6 +34,8 @@ class RecordingStateDictTest {
             assertArrayEquals(new long[] {4, 3}, recorded.get("proj.weight"));
             assertArrayEquals(new long[] {1, 6, 2}, recorded.get("table"));
             sd.requireAllTaken();
+            assertEquals(Map.of("proj", proj), sd.built(Linear.class), "Linear.load names the Linear it builds");
+            assertSame(proj, sd.built(Linear.class).get("proj"));
         }
     }
 

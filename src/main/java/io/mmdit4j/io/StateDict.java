@@ -55,6 +55,11 @@ public final class StateDict {
         return new StateDict(origin, Map.of(), DeviceSpec.META, new LinkedHashMap<>());
     }
 
+    /** True for a {@link #recording}: it holds no tensors, so a loader's checks of what a checkpoint holds do not apply. */
+    public boolean isRecording() {
+        return recorded != null;
+    }
+
     /** The keys a loader took from this {@link #recording} with their shapes, in call order (a copy). */
     public Map<String, long[]> recorded() {
         if (recorded == null) throw new IllegalStateException(origin + ": not a recording StateDict");

@@ -8,6 +8,8 @@ import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.hunyuan.HunyuanVideoConfig;
 import io.mmdit4j.hunyuan.HunyuanVideoParameters;
 import io.mmdit4j.hunyuan.HunyuanVideoTransformer;
+import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
+import io.mmdit4j.hunyuan.vae.HunyuanVideoVaeConfig;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.sd3.Sd3Config;
 import io.mmdit4j.sd3.Sd3Parameters;
@@ -33,6 +35,7 @@ class ParameterTablesTest {
 
     @Test
     void realSizeTablesHaveTheReleasedParameterCounts() {
+        assertEquals(146_136_339L, AutoencoderKLHunyuanVideo.decoderParameterCount(HunyuanVideoVaeConfig.hunyuanVideo()), "VAE decoder");
         assertEquals(11_901_408_320L, FluxParameters.count(FluxConfig.dev()));
         assertEquals(11_891_178_560L, FluxParameters.count(FluxConfig.schnell()));
         assertEquals(8_056_627_520L, Sd3Parameters.count(Sd3Config.sd35Large()));
@@ -50,6 +53,7 @@ class ParameterTablesTest {
         assertEquals(1_677_068_475, order(Sd3Parameters.shapes(Sd3Config.sd35Large())));
         assertEquals(1_135_561_133, order(Sd3Parameters.shapes(Sd3Config.sd35Medium())), "dual blocks; the positional table first");
         assertEquals(-808_926_440, order(HunyuanVideoParameters.shapes(HunyuanVideoConfig.hunyuanVideo())));
+        assertEquals(1_705_861_742, order(AutoencoderKLHunyuanVideo.decoderShapes(HunyuanVideoVaeConfig.hunyuanVideo())), "VAE decoder");
     }
 
     private static int order(Map<String, long[]> shapes) {

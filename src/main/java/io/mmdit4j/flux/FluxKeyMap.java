@@ -1,5 +1,6 @@
 package io.mmdit4j.flux;
 
+import io.mmdit4j.io.KeyRenames;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
@@ -59,8 +60,22 @@ public final class FluxKeyMap {
             {"linear2.", "proj_out."},
     };
 
+    /** Fused BFL projections (after the block prefix) and the diffusers projections their output rows hold, in row order. */
+    private static final String[][] DOUBLE_FUSED = {
+            {"img_attn.qkv.", "attn.to_q.", "attn.to_k.", "attn.to_v."},
+            {"txt_attn.qkv.", "attn.add_q_proj.", "attn.add_k_proj.", "attn.add_v_proj."},
+    };
+    /** Single-block {@code linear1}: q, k, v ({@code dim} rows each), then the MLP's input projection (the other rows). */
+    private static final String[][] SINGLE_FUSED = {{"linear1.", "attn.to_q.", "attn.to_k.", "attn.to_v.", "proj_mlp."}};
+
+    /** The final modulation, stored (shift, scale) by BFL and chunked (scale, shift) by diffusers. */
+    private static final String FINAL_MOD = "final_layer.adaLN_modulation.1.";
+    private static final String NORM_OUT = "norm_out.linear.";
+
     private static final Pattern DOUBLE = Pattern.compile("^double_blocks\\.(\\d+)\\.(.*)$");
     private static final Pattern SINGLE = Pattern.compile("^single_blocks\\.(\\d+)\\.(.*)$");
+    private static final Pattern DIFFUSERS_DOUBLE = Pattern.compile("^transformer_blocks\\.(\\d+)\\.(.*)$");
+    private static final Pattern DIFFUSERS_SINGLE = Pattern.compile("^single_transformer_blocks\\.(\\d+)\\.(.*)$");
 
     /** True when the tensors use BFL names (with or without the ComfyUI prefix). */
     public static boolean isBfl(StateDict sd) {
@@ -88,10 +103,10 @@ public final class FluxKeyMap {
                 mapDouble(d.group(1), d.group(2), key, e, out);
             } else if (s.matches()) {
                 mapSingle(s.group(1), s.group(2), key, e, dim, out);
-            } else if (k.startsWith("final_layer.adaLN_modulation.1.")) {
-                out.put("norm_out.linear." + k.substring("final_layer.adaLN_modulation.1.".length()), swapHalves(key, e));
+            } else if (k.startsWith(FINAL_MOD)) {
+                out.put(NORM_OUT + k.substring(FINAL_MOD.length()), swapHalves(key, e));
             } else {
-                put(out, rename(k, RENAMES), e);
+                put(out, rename(k, RENAMES, false), e);
             }
         }
         return new StateDict(bfl.origin(), out);
@@ -99,30 +114,28 @@ public final class FluxKeyMap {
 
     private static void mapDouble(String i, String rest, String key, Entry e, Map<String, Entry> out) {
         String p = "transformer_blocks." + i + ".";
-        if (rest.startsWith("img_attn.qkv.")) {
-            splitRows(key, e, out, rest.substring("img_attn.qkv.".length()), thirds(key, e),
-                    p + "attn.to_q.", p + "attn.to_k.", p + "attn.to_v.");
-        } else if (rest.startsWith("txt_attn.qkv.")) {
-            splitRows(key, e, out, rest.substring("txt_attn.qkv.".length()), thirds(key, e),
-                    p + "attn.add_q_proj.", p + "attn.add_k_proj.", p + "attn.add_v_proj.");
-        } else {
-            String renamed = rename(rest, DOUBLE_RENAMES);
-            put(out, renamed.equals(rest) ? "double_blocks." + i + "." + rest : p + renamed, e);
+        for (String[] f : DOUBLE_FUSED) {
+            if (rest.startsWith(f[0])) {
+                splitRows(key, e, out, rest.substring(f[0].length()), thirds(key, e), p + f[1], p + f[2], p + f[3]);
+                return;
+            }
         }
+        String renamed = rename(rest, DOUBLE_RENAMES, false);
+        put(out, renamed.equals(rest) ? "double_blocks." + i + "." + rest : p + renamed, e);
     }
 
     private static void mapSingle(String i, String rest, String key, Entry e, long dim, Map<String, Entry> out) {
         String p = "single_transformer_blocks." + i + ".";
-        if (rest.startsWith("linear1.")) {
+        String[] f = SINGLE_FUSED[0];
+        if (rest.startsWith(f[0])) {
             long rows = e.shape()[0];
             if (rows <= 3 * dim) {
                 throw new ModelFormatException("tensor '" + key + "' has " + rows + " rows, expected 3 x " + dim
                         + " (q, k, v) plus the MLP width");
             }
-            splitRows(key, e, out, rest.substring("linear1.".length()), new long[] {dim, dim, dim, rows - 3 * dim},
-                    p + "attn.to_q.", p + "attn.to_k.", p + "attn.to_v.", p + "proj_mlp.");
+            splitRows(key, e, out, rest.substring(f[0].length()), new long[] {dim, dim, dim, rows - 3 * dim}, p + f[1], p + f[2], p + f[3], p + f[4]);
         } else {
-            String renamed = rename(rest, SINGLE_RENAMES);
+            String renamed = rename(rest, SINGLE_RENAMES, false);
             put(out, renamed.equals(rest) ? "single_blocks." + i + "." + rest : p + renamed, e);
         }
     }
@@ -144,60 +157,71 @@ public final class FluxKeyMap {
         if (d.matches()) {
             String p = "transformer_blocks." + d.group(1) + ".";
             String rest = d.group(2);
-            if (rest.equals("img_attn.qkv") || rest.equals("txt_attn.qkv")) {
-                if (rows % 3 != 0) throw new ModelFormatException("'" + bflModule + "' has " + rows + " output rows, expected a multiple of 3 (q, k, v)");
-                String[] t = rest.startsWith("img") ? new String[] {"attn.to_q", "attn.to_k", "attn.to_v"}
-                        : new String[] {"attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"};
-                return slices(p, t, new long[] {rows / 3, rows / 3, rows / 3});
+            for (String[] f : DOUBLE_FUSED) {
+                if ((rest + ".").equals(f[0])) {
+                    if (rows % 3 != 0) throw new ModelFormatException("'" + bflModule + "' has " + rows + " output rows, expected a multiple of 3 (q, k, v)");
+                    return slices(p, f, new long[] {rows / 3, rows / 3, rows / 3});
+                }
             }
             return whole(p, rest, DOUBLE_RENAMES, rows);
         }
         if (s.matches()) {
             String p = "single_transformer_blocks." + s.group(1) + ".";
-            if (s.group(2).equals("linear1")) {
+            if ((s.group(2) + ".").equals(SINGLE_FUSED[0][0])) {
                 if (rows <= 3 * dim) {
                     throw new ModelFormatException("'" + bflModule + "' has " + rows + " output rows, expected 3 x " + dim + " (q, k, v) plus the MLP width");
                 }
-                return slices(p, new String[] {"attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"}, new long[] {dim, dim, dim, rows - 3 * dim});
+                return slices(p, SINGLE_FUSED[0], new long[] {dim, dim, dim, rows - 3 * dim});
             }
             return whole(p, s.group(2), SINGLE_RENAMES, rows);
         }
-        if (k.equals("final_layer.adaLN_modulation.1")) {
+        if ((k + ".").equals(FINAL_MOD)) {
             long half = rows / 2;
-            return java.util.List.of(new RowSlice("norm_out.linear", 0, half, half), new RowSlice("norm_out.linear", half, half, 0));
+            String normOut = NORM_OUT.substring(0, NORM_OUT.length() - 1);
+            return java.util.List.of(new RowSlice(normOut, 0, half, half), new RowSlice(normOut, half, half, 0));
         }
         return whole("", k, RENAMES, rows);
     }
 
-    /** The BFL names of every Linear of a model with configuration {@code c} (without {@code .weight}). */
-    public static java.util.List<String> bflLinears(FluxConfig c) {
-        java.util.List<String> out = new java.util.ArrayList<>(java.util.List.of("img_in", "txt_in", "time_in.in_layer", "time_in.out_layer",
-                "vector_in.in_layer", "vector_in.out_layer"));
-        if (c.guidanceEmbeds()) out.addAll(java.util.List.of("guidance_in.in_layer", "guidance_in.out_layer"));
-        for (int i = 0; i < c.numLayers(); i++) {
-            for (String stream : new String[] {"img", "txt"}) {
-                for (String m : new String[] {"_mod.lin", "_attn.qkv", "_attn.proj", "_mlp.0", "_mlp.2"}) out.add("double_blocks." + i + "." + stream + m);
-            }
-        }
-        for (int i = 0; i < c.numSingleLayers(); i++) {
-            for (String m : new String[] {"linear1", "linear2", "modulation.lin"}) out.add("single_blocks." + i + "." + m);
-        }
-        out.addAll(java.util.List.of("final_layer.linear", "final_layer.adaLN_modulation.1"));
-        return out;
+    /**
+     * The BFL name of a diffusers-named tensor (without the ComfyUI prefix): the inverse of {@link #fromBfl} for names,
+     * the parts of a fused projection sharing its name. Names the map does not know stay as they are.
+     */
+    public static String bflName(String key) {
+        Matcher d = DIFFUSERS_DOUBLE.matcher(key);
+        if (d.matches()) return bflBlockName(key, "double_blocks." + d.group(1) + ".", d.group(2), DOUBLE_FUSED, DOUBLE_RENAMES);
+        Matcher s = DIFFUSERS_SINGLE.matcher(key);
+        if (s.matches()) return bflBlockName(key, "single_blocks." + s.group(1) + ".", s.group(2), SINGLE_FUSED, SINGLE_RENAMES);
+        if (key.startsWith(NORM_OUT)) return FINAL_MOD + key.substring(NORM_OUT.length());
+        return rename(key, RENAMES, true);
     }
 
-    private static java.util.List<RowSlice> slices(String prefix, String[] targets, long[] sizes) {
+    private static String bflBlockName(String key, String prefix, String rest, String[][] fused, String[][] renames) {
+        String name = KeyRenames.fusedName(rest, fused);
+        if (name == null) name = KeyRenames.rename(rest, renames, true);
+        return name == null ? key : prefix + name;
+    }
+
+    /** The BFL names of the given diffusers Linears (names without {@code .weight}), a fused layer once, in order. */
+    public static java.util.List<String> bflLinears(java.util.Collection<String> linears) {
+        String w = ".weight";
+        return linears.stream().map(n -> bflName(n + w)).map(k -> k.substring(0, k.length() - w.length())).distinct().toList();
+    }
+
+    /** Row slices of a fused row's parts ({@code fused[1..]}, without their trailing dot) with the given row counts. */
+    private static java.util.List<RowSlice> slices(String prefix, String[] fused, long[] sizes) {
         java.util.List<RowSlice> out = new java.util.ArrayList<>();
         long offset = 0;
-        for (int j = 0; j < targets.length; j++) {
-            out.add(new RowSlice(prefix + targets[j], offset, sizes[j], 0));
+        for (int j = 0; j < sizes.length; j++) {
+            String part = fused[j + 1];
+            out.add(new RowSlice(prefix + part.substring(0, part.length() - 1), offset, sizes[j], 0));
             offset += sizes[j];
         }
         return out;
     }
 
     private static java.util.List<RowSlice> whole(String prefix, String rest, String[][] table, long rows) {
-        String renamed = rename(rest + ".", table);
+        String renamed = rename(rest + ".", table, false);
         if (renamed.equals(rest + ".") || !renamed.endsWith(".")) return java.util.List.of();
         return java.util.List.of(new RowSlice(prefix + renamed.substring(0, renamed.length() - 1), 0, rows, 0));
     }
@@ -239,11 +263,9 @@ public final class FluxKeyMap {
         throw new ModelFormatException(bfl.origin() + ": not a FLUX transformer checkpoint: missing tensor 'img_in.weight'");
     }
 
-    private static String rename(String k, String[][] table) {
-        for (String[] r : table) {
-            if (k.startsWith(r[0])) return r[1] + k.substring(r[0].length());
-        }
-        return k;
+    /** {@code k} renamed by {@code table} ({@link KeyRenames#rename}), or {@code k} itself when no row applies. */
+    private static String rename(String k, String[][] table, boolean inverse) {
+        return java.util.Objects.requireNonNullElse(KeyRenames.rename(k, table, inverse), k);
     }
 
     private static void put(Map<String, Entry> out, String name, Entry e) {

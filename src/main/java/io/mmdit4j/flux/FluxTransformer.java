@@ -34,6 +34,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 import static org.bytedeco.pytorch.global.torch.cat;
@@ -61,10 +62,11 @@ public final class FluxTransformer implements AutoCloseable {
     final List<FluxSingleBlock> single_transformer_blocks;
     final AdaLayerNormContinuous norm_out;
     final Linear proj_out;
+    private final Map<String, Linear> linears; // every Linear under its diffusers name, as loaded
 
     private FluxTransformer(FluxConfig config, DType dtype, DeviceSpec device, Linear x_embedder, MlpEmbedder timestep, MlpEmbedder guidance,
                             MlpEmbedder text, Linear context_embedder, List<FluxDoubleBlock> doubles, List<FluxSingleBlock> singles,
-                            AdaLayerNormContinuous norm_out, Linear proj_out) {
+                            AdaLayerNormContinuous norm_out, Linear proj_out, Map<String, Linear> linears) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
@@ -78,6 +80,7 @@ public final class FluxTransformer implements AutoCloseable {
         this.single_transformer_blocks = singles;
         this.norm_out = norm_out;
         this.proj_out = proj_out;
+        this.linears = linears;
     }
 
     // ---------------------------------------------------------------- loading
@@ -149,7 +152,7 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** A model with deterministic random weights ({@link io.mmdit4j.io.RandomWeights}): demos and benchmarks at any size. */
     public static FluxTransformer random(FluxConfig config, long seed, DType compute) {
-        java.util.Map<String, Tensor> weights = randomWeights(config, seed, compute);
+        Map<String, Tensor> weights = randomWeights(config, seed, compute);
         try {
             return fromStateDict(io.mmdit4j.io.RandomWeights.asStateDict("random FLUX (seed " + seed + ")", weights), config, compute);
         } finally {
@@ -159,11 +162,11 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
     public static FluxTransformer meta(FluxConfig config, DType compute) {
-        return fromStateDict(io.mmdit4j.io.MetaWeights.of("meta FLUX " + config, FluxParameters.shapes(config), compute), config, compute);
+        return fromStateDict(StateDict.recording("meta FLUX " + config), config, compute);
     }
 
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
-    public static java.util.Map<String, Tensor> randomWeights(FluxConfig config, long seed, DType dtype) {
+    public static Map<String, Tensor> randomWeights(FluxConfig config, long seed, DType dtype) {
         return io.mmdit4j.io.RandomWeights.generate(FluxParameters.shapes(config), seed, dtype);
     }
 
@@ -192,7 +195,7 @@ public final class FluxTransformer implements AutoCloseable {
             Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, c.outChannels(), compute));
             sd.requireAllTaken();
             return new FluxTransformer(c, compute, sd.device(), xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
-                    normOut, projOut);
+                    normOut, projOut, sd.built(Linear.class));
         } catch (RuntimeException e) {
             Modules.closeAll(built);
             throw e;
@@ -363,27 +366,11 @@ public final class FluxTransformer implements AutoCloseable {
 
     /**
      * Every Linear of the model under its diffusers name (also when loaded from a BFL file, whose fused layers are split
-     * at load time), in checkpoint order. Their weights can be swapped ({@link Linear#replaceWeight}), e.g. to merge a LoRA.
+     * at load time), in load order: the names its loader gave them ({@link StateDict#built(Class)}). Their weights can be
+     * swapped ({@link Linear#replaceWeight}), e.g. to merge a LoRA.
      */
-    public java.util.Map<String, Linear> linears() {
-        io.mmdit4j.nn.NamedLinears n = new io.mmdit4j.nn.NamedLinears()
-                .add("x_embedder", x_embedder)
-                .add("time_text_embed.timestep_embedder", time_text_embed_timestep_embedder)
-                .add("time_text_embed.guidance_embedder", time_text_embed_guidance_embedder)
-                .add("time_text_embed.text_embedder", time_text_embed_text_embedder)
-                .add("context_embedder", context_embedder);
-        for (int i = 0; i < transformer_blocks.size(); i++) {
-            FluxDoubleBlock b = transformer_blocks.get(i);
-            String p = "transformer_blocks." + i + ".";
-            n.add(p + "norm1", b.norm1).add(p + "norm1_context", b.norm1_context).add(p + "attn", b.attn)
-                    .add(p + "ff", b.ff).add(p + "ff_context", b.ff_context);
-        }
-        for (int i = 0; i < single_transformer_blocks.size(); i++) {
-            FluxSingleBlock b = single_transformer_blocks.get(i);
-            String p = "single_transformer_blocks." + i + ".";
-            n.add(p + "norm", b.norm).add(p + "proj_mlp", b.proj_mlp).add(p + "attn", b.attn).add(p + "proj_out", b.proj_out);
-        }
-        return n.add("norm_out", norm_out).add("proj_out", proj_out).map();
+    public Map<String, Linear> linears() {
+        return linears;
     }
 
     @Override

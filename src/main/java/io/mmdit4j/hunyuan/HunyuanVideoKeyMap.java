@@ -1,5 +1,6 @@
 package io.mmdit4j.hunyuan;
 
+import io.mmdit4j.io.KeyRenames;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
@@ -129,13 +130,13 @@ public final class HunyuanVideoKeyMap {
                 if (f != null) {
                     splitRows(key, e, out, p, rest.substring(f.original().length()), f, dim);
                 } else {
-                    String renamed = rename(rest, s.renames(), false);
+                    String renamed = KeyRenames.rename(rest, s.renames(), false);
                     put(out, renamed == null ? k : p + renamed, e);
                 }
                 break;
             }
             if (!scoped) {
-                String renamed = rename(k, TOP, false);
+                String renamed = KeyRenames.rename(k, TOP, false);
                 put(out, renamed == null ? k : renamed, e);
             }
         }
@@ -174,13 +175,13 @@ public final class HunyuanVideoKeyMap {
                     }
                 }
                 if (!fusedPart) {
-                    String renamed = rename(rest, s.renames(), true);
+                    String renamed = KeyRenames.rename(rest, s.renames(), true);
                     out.put(renamed == null ? k : p + renamed, t.clone());
                 }
                 break;
             }
             if (!scoped) {
-                String renamed = rename(k, TOP, true);
+                String renamed = KeyRenames.rename(k, TOP, true);
                 out.put(renamed == null ? k : renamed, t.clone());
             }
         }
@@ -234,15 +235,6 @@ public final class HunyuanVideoKeyMap {
         }
         throw new ModelFormatException(src.origin() + ": not a HunyuanVideo transformer checkpoint: missing tensor 'img_in.proj.weight' "
                 + "(rank 5, the Conv3d patch embedding)");
-    }
-
-    /** The renamed key, or null when no rule applies; {@code inverse} maps diffusers names back to original ones. */
-    private static String rename(String k, String[][] table, boolean inverse) {
-        for (String[] r : table) {
-            String from = inverse ? r[1] : r[0], to = inverse ? r[0] : r[1];
-            if (k.startsWith(from)) return to + k.substring(from.length());
-        }
-        return null;
     }
 
     private static void put(Map<String, Entry> out, String name, Entry e) {

@@ -3,7 +3,6 @@ package io.mmdit4j.hunyuan;
 import io.mmdit4j.guidance.BlockConditioning;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.io.MetaWeights;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.TensorSource;
@@ -150,7 +149,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
     public static HunyuanVideoTransformer meta(HunyuanVideoConfig config, DType compute) {
-        return fromStateDict(MetaWeights.of("meta HunyuanVideo " + config, HunyuanVideoParameters.shapes(config), compute), config, compute);
+        return fromStateDict(StateDict.recording("meta HunyuanVideo " + config), config, compute);
     }
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */

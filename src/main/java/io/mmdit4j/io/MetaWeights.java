@@ -18,11 +18,16 @@ public final class MetaWeights {
 
     public static StateDict of(String origin, Map<String, long[]> shapes, DType dtype) {
         Map<String, StateDict.Entry> entries = new LinkedHashMap<>();
-        shapes.forEach((k, shape) -> entries.put(k, new StateDict.Entry(shape, dtype, k, () -> {
+        shapes.forEach((k, shape) -> entries.put(k, entry(k, shape, dtype)));
+        return new StateDict(origin, entries).onDevice(DeviceSpec.META);
+    }
+
+    /** The entry {@code key}: a meta tensor of {@code shape} and {@code dtype} on every load. */
+    static StateDict.Entry entry(String key, long[] shape, DType dtype) {
+        return new StateDict.Entry(shape, dtype, key, () -> {
             try (Device meta = new Device("meta")) {
                 return empty(shape, new TensorOptions(dtype.scalarType()).device(new DeviceOptional(meta)), new MemoryFormatOptional());
             }
-        })));
-        return new StateDict(origin, entries).onDevice(DeviceSpec.META);
+        });
     }
 }

@@ -20,6 +20,9 @@ import java.util.stream.Collectors;
  * they need with the shape they expect, converted to their compute dtype (a view of the file when the
  * dtype already matches); {@link #requireAllTaken} then reports tensors the model did not use.
  * Every error names the origin, the key, and expected versus found.
+ *
+ * <p>A {@link #recording} holds no tensors: it answers every {@link #take} with a meta tensor of the expected shape and
+ * records the key and shape, so a model's own loader is also its parameter list ({@link ParameterShapes#of}).
  */
 public final class StateDict {
     /** A tensor that can be materialised on demand; shape and dtype are known without native calls. */
@@ -29,20 +32,46 @@ public final class StateDict {
     private final Map<String, Entry> entries;
     private final DeviceSpec device;
     private final Set<String> taken = new TreeSet<>();
+    private final Map<String, long[]> recorded; // key -> shape in call order; null unless this is a recording
+    private final Map<String, Object> built = new LinkedHashMap<>();
 
     public StateDict(String origin, Map<String, Entry> entries) {
-        this(origin, entries, DeviceSpec.CPU);
+        this(origin, entries, DeviceSpec.CPU, null);
     }
 
-    private StateDict(String origin, Map<String, Entry> entries, DeviceSpec device) {
+    private StateDict(String origin, Map<String, Entry> entries, DeviceSpec device, Map<String, long[]> recorded) {
         this.origin = origin;
         this.entries = Collections.unmodifiableMap(new LinkedHashMap<>(entries));
         this.device = device;
+        this.recorded = recorded;
+    }
+
+    /**
+     * A StateDict that reads nothing: {@link #take} and {@link #takeOptional} return a meta tensor (no memory) of the
+     * expected shape and dtype and record the key and shape ({@link #recorded}); {@link #requireAllTaken} passes. A model
+     * loaded from it is a shapes-only model. Loaders that detect the configuration from shapes need the config given.
+     */
+    public static StateDict recording(String origin) {
+        return new StateDict(origin, Map.of(), DeviceSpec.META, new LinkedHashMap<>());
+    }
+
+    /** True for a {@link #recording}: it holds no tensors, so a loader's checks of what a checkpoint holds do not apply. */
+    public boolean isRecording() {
+        return recorded != null;
+    }
+
+    /** The keys a loader took from this {@link #recording} with their shapes, in call order (a copy). */
+    public Map<String, long[]> recorded() {
+        if (recorded == null) throw new IllegalStateException(origin + ": not a recording StateDict");
+        Map<String, long[]> out = new LinkedHashMap<>();
+        recorded.forEach((k, shape) -> out.put(k, shape.clone()));
+        return out;
     }
 
     /** The same tensors, delivered on {@code device} by {@link #take} (a copy for CUDA; CPU tensors stay views). */
     public StateDict onDevice(DeviceSpec device) {
-        return new StateDict(origin, entries, device);
+        if (recorded != null) throw new IllegalStateException(origin + ": a recording stays on the meta device");
+        return new StateDict(origin, entries, device, null);
     }
 
     public DeviceSpec device() {
@@ -109,7 +138,7 @@ public final class StateDict {
      * The result is owned by the caller and survives any enclosing PointerScope.
      */
     public Tensor take(String key, DType dtype, long... expectedShape) {
-        Entry e = entries.get(key);
+        Entry e = recorded != null ? record(key, dtype, expectedShape) : entries.get(key);
         if (e == null) {
             throw new ModelFormatException(origin + ": missing tensor '" + key + "' (expected shape "
                     + Arrays.toString(expectedShape) + ")");
@@ -131,8 +160,41 @@ public final class StateDict {
         }
     }
 
+    /** {@link #take} when the tensor exists, else null; a {@link #recording} takes (and lists) it. */
     public Tensor takeOptional(String key, DType dtype, long... expectedShape) {
-        return contains(key) ? take(key, dtype, expectedShape) : null;
+        return contains(key) || recorded != null ? take(key, dtype, expectedShape) : null;
+    }
+
+    /** A recording's answer to {@code take}: a meta entry of the expected shape, listed unless taken before with it. */
+    private Entry record(String key, DType dtype, long[] shape) {
+        long[] before = recorded.putIfAbsent(key, shape.clone());
+        if (before != null && !Arrays.equals(before, shape)) {
+            throw new ModelFormatException(origin + ": tensor '" + key + "' taken as " + Arrays.toString(before) + " and as "
+                    + Arrays.toString(shape));
+        }
+        return MetaWeights.entry(key, shape.clone(), dtype);
+    }
+
+    /**
+     * Notes that {@code module} was built from the tensors under {@code name} (e.g. by {@code Linear.load}) and returns it.
+     * A name built again (the same StateDict loaded twice) keeps its place and the newer module.
+     */
+    public <T> T built(String name, T module) {
+        built.put(name, module);
+        return module;
+    }
+
+    /**
+     * The modules of {@code type} {@linkplain #built(String, Object) built} from this StateDict under their names, in
+     * build order (unmodifiable): models list their parts (e.g. every Linear, for LoRA) from what they loaded instead of
+     * spelling the names again.
+     */
+    public <T> Map<String, T> built(Class<T> type) {
+        Map<String, T> out = new LinkedHashMap<>();
+        built.forEach((name, m) -> {
+            if (type.isInstance(m)) out.put(name, type.cast(m));
+        });
+        return Collections.unmodifiableMap(out);
     }
 
     /** Accepts a tensor the model deliberately does not use (e.g. a buffer such as {@code position_ids}). */

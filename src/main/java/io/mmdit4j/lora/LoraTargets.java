@@ -40,7 +40,8 @@ final class LoraTargets {
     /** FLUX: diffusers names, BFL names (fused qkv / linear1 split with the model's hidden size) and kohya's form of both. */
     static LoraTargets of(FluxTransformer t) {
         long dim = t.config().innerDim();
-        return new LoraTargets("FLUX transformer", t.linears(), FluxKeyMap.bflLinears(t.config()),
+        Map<String, Linear> linears = t.linears();
+        return new LoraTargets("FLUX transformer", linears, FluxKeyMap.bflLinears(linears.keySet()),
                 (name, rows) -> FluxKeyMap.linearRows(name, rows, dim));
     }
 

@@ -10,10 +10,13 @@ import io.mmdit4j.hunyuan.HunyuanVideoParameters;
 import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
 import io.mmdit4j.hunyuan.vae.HunyuanVideoVaeConfig;
 import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.ParameterShapes;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.SafetensorsWriter;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.vae.AutoencoderKL;
+import io.mmdit4j.vae.VaeConfig;
 import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
@@ -187,59 +190,10 @@ public final class DemoModels {
         return m;
     }
 
-    /** diffusers AutoencoderKL (no quant convs): encoder and decoder parameters. */
+    /** diffusers AutoencoderKL: encoder and decoder parameters, as its loader takes them. */
     static Map<String, long[]> vaeShapes(JsonNode c) {
-        long[] ch = new long[c.get("block_out_channels").size()];
-        for (int i = 0; i < ch.length; i++) ch[i] = c.get("block_out_channels").get(i).asLong();
-        int layers = c.get("layers_per_block").asInt();
-        long latent = c.get("latent_channels").asLong(), in = c.path("in_channels").asLong(3), out = c.path("out_channels").asLong(3);
-        Map<String, long[]> m = new LinkedHashMap<>();
-        conv(m, "encoder.conv_in", in, ch[0], 3);
-        long prev = ch[0];
-        for (int i = 0; i < ch.length; i++) {
-            for (int j = 0; j < layers; j++) {
-                resnet(m, "encoder.down_blocks." + i + ".resnets." + j, j == 0 ? prev : ch[i], ch[i]);
-            }
-            if (i < ch.length - 1) conv(m, "encoder.down_blocks." + i + ".downsamplers.0.conv", ch[i], ch[i], 3);
-            prev = ch[i];
-        }
-        mid(m, "encoder.mid_block", ch[ch.length - 1]);
-        norm(m, "encoder.conv_norm_out", ch[ch.length - 1]);
-        conv(m, "encoder.conv_out", ch[ch.length - 1], 2 * latent, 3);
-
-        long top = ch[ch.length - 1];
-        conv(m, "decoder.conv_in", latent, top, 3);
-        mid(m, "decoder.mid_block", top);
-        prev = top;
-        for (int i = 0; i < ch.length; i++) {
-            long o = ch[ch.length - 1 - i];
-            for (int j = 0; j <= layers; j++) resnet(m, "decoder.up_blocks." + i + ".resnets." + j, j == 0 ? prev : o, o);
-            if (i < ch.length - 1) conv(m, "decoder.up_blocks." + i + ".upsamplers.0.conv", o, o, 3);
-            prev = o;
-        }
-        norm(m, "decoder.conv_norm_out", ch[0]);
-        conv(m, "decoder.conv_out", ch[0], out, 3);
-        return m;
-    }
-
-    private static void mid(Map<String, long[]> m, String p, long c) {
-        resnet(m, p + ".resnets.0", c, c);
-        norm(m, p + ".attentions.0.group_norm", c);
-        for (String proj : new String[] {"to_q", "to_k", "to_v", "to_out.0"}) linear(m, p + ".attentions.0." + proj, c, c);
-        resnet(m, p + ".resnets.1", c, c);
-    }
-
-    private static void resnet(Map<String, long[]> m, String p, long in, long out) {
-        norm(m, p + ".norm1", in);
-        conv(m, p + ".conv1", in, out, 3);
-        norm(m, p + ".norm2", out);
-        conv(m, p + ".conv2", out, out, 3);
-        if (in != out) conv(m, p + ".conv_shortcut", in, out, 1);
-    }
-
-    private static void conv(Map<String, long[]> m, String p, long in, long out, long k) {
-        m.put(p + ".weight", new long[] {out, in, k, k});
-        m.put(p + ".bias", new long[] {out});
+        VaeConfig config = VaeConfig.fromJson(c, "demo vae config");
+        return ParameterShapes.of("demo AutoencoderKL parameters", sd -> AutoencoderKL.fromStateDict(sd, config, DType.F32));
     }
 
     private static void linear(Map<String, long[]> m, String p, long in, long out) {

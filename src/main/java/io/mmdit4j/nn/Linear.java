@@ -26,15 +26,18 @@ public final class Linear implements AutoCloseable {
         this.biasOption = Native.keep(bias == null ? new TensorOptional() : new TensorOptional(bias));
     }
 
-    /** Loads {@code prefix.weight} {@code [out, in]} and {@code prefix.bias} {@code [out]}. */
+    /**
+     * Loads {@code prefix.weight} {@code [out, in]} and {@code prefix.bias} {@code [out]}; the Linear is listed under
+     * {@code prefix} in {@code sd}'s {@linkplain StateDict#built(Class) built modules} (how models name their Linears).
+     */
     public static Linear load(StateDict sd, String prefix, long in, long out, DType dtype) {
         Tensor w = sd.take(prefix + ".weight", dtype, out, in);
         Tensor b = sd.take(prefix + ".bias", dtype, out);
-        return new Linear(w, b);
+        return sd.built(prefix, new Linear(w, b));
     }
 
     public static Linear loadNoBias(StateDict sd, String prefix, long in, long out, DType dtype) {
-        return new Linear(sd.take(prefix + ".weight", dtype, out, in), null);
+        return sd.built(prefix, new Linear(sd.take(prefix + ".weight", dtype, out, in), null));
     }
 
     public Tensor forward(Tensor x) { // [..., in] -> [..., out]

@@ -1,6 +1,7 @@
 package io.mmdit4j.sd3;
 
 import io.mmdit4j.io.EntryViews;
+import io.mmdit4j.io.KeyRenames;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
@@ -58,8 +59,10 @@ public final class Sd3KeyMap {
     };
 
     private static final Pattern BLOCK = Pattern.compile("^joint_blocks\\.(\\d+)\\.(.*)$");
-    private static final String CONTEXT_MOD = "context_block.adaLN_modulation.1.";
-    private static final String FINAL_MOD = "final_layer.adaLN_modulation.1.";
+    private static final Pattern DIFFUSERS_BLOCK = Pattern.compile("^transformer_blocks\\.(\\d+)\\.(.*)$");
+    private static final String POS_EMBED = "pos_embed", DIFFUSERS_POS_EMBED = "pos_embed.pos_embed";
+    private static final String CONTEXT_MOD = "context_block.adaLN_modulation.1.", NORM1_CONTEXT = "norm1_context.linear.";
+    private static final String FINAL_MOD = "final_layer.adaLN_modulation.1.", NORM_OUT = "norm_out.linear.";
 
     /** True when the tensors use the original names (with or without the {@code model.diffusion_model.} prefix). */
     public static boolean isOriginal(StateDict sd) {
@@ -86,12 +89,12 @@ public final class Sd3KeyMap {
             Matcher b = BLOCK.matcher(k);
             if (b.matches()) {
                 mapBlock("transformer_blocks." + b.group(1) + ".", b.group(2), k, e, dim, out);
-            } else if (k.equals("pos_embed")) {
-                put(out, "pos_embed.pos_embed", e);
+            } else if (k.equals(POS_EMBED)) {
+                put(out, DIFFUSERS_POS_EMBED, e);
             } else if (k.startsWith(FINAL_MOD)) {
-                put(out, "norm_out.linear." + k.substring(FINAL_MOD.length()), EntryViews.swapHalves(e));
+                put(out, NORM_OUT + k.substring(FINAL_MOD.length()), EntryViews.swapHalves(e));
             } else {
-                put(out, rename(k, RENAMES), e);
+                put(out, rename(k, RENAMES, false), e);
             }
         }
         return new StateDict(sd.origin(), out);
@@ -109,11 +112,28 @@ public final class Sd3KeyMap {
         if (rest.startsWith(CONTEXT_MOD)) {
             // The last block's text modulation is an AdaLayerNormContinuous: 2D rows stored (shift, scale).
             Entry mapped = e.shape()[0] == 2 * dim ? EntryViews.swapHalves(e) : e;
-            put(out, p + "norm1_context.linear." + rest.substring(CONTEXT_MOD.length()), mapped);
+            put(out, p + NORM1_CONTEXT + rest.substring(CONTEXT_MOD.length()), mapped);
             return;
         }
-        String renamed = rename(rest, BLOCK_RENAMES);
+        String renamed = rename(rest, BLOCK_RENAMES, false);
         put(out, renamed.equals(rest) ? k : p + renamed, e);
+    }
+
+    /**
+     * The original name of a diffusers-named tensor (without the {@code model.diffusion_model.} prefix): the inverse of
+     * {@link #fromOriginal} for names, q, k and v sharing their fused {@code qkv}. Names the map does not know stay.
+     */
+    public static String originalName(String key) {
+        Matcher b = DIFFUSERS_BLOCK.matcher(key);
+        if (b.matches()) {
+            String rest = b.group(2);
+            String name = rest.startsWith(NORM1_CONTEXT) ? CONTEXT_MOD + rest.substring(NORM1_CONTEXT.length()) : KeyRenames.fusedName(rest, QKV);
+            if (name == null) name = KeyRenames.rename(rest, BLOCK_RENAMES, true);
+            return name == null ? key : "joint_blocks." + b.group(1) + "." + name;
+        }
+        if (key.equals(DIFFUSERS_POS_EMBED)) return POS_EMBED;
+        if (key.startsWith(NORM_OUT)) return FINAL_MOD + key.substring(NORM_OUT.length());
+        return rename(key, RENAMES, true);
     }
 
     private static long width(StateDict sd, boolean prefixed) {
@@ -126,11 +146,9 @@ public final class Sd3KeyMap {
         return s[0];
     }
 
-    private static String rename(String k, String[][] table) {
-        for (String[] r : table) {
-            if (k.startsWith(r[0])) return r[1] + k.substring(r[0].length());
-        }
-        return k;
+    /** {@code k} renamed by {@code table} ({@link KeyRenames#rename}), or {@code k} itself when no row applies. */
+    private static String rename(String k, String[][] table, boolean inverse) {
+        return java.util.Objects.requireNonNullElse(KeyRenames.rename(k, table, inverse), k);
     }
 
     private static void put(Map<String, Entry> out, String name, Entry e) {

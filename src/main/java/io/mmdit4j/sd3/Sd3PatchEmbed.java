@@ -31,9 +31,10 @@ final class Sd3PatchEmbed implements AutoCloseable {
         long d = c.innerDim(), p = c.patchSize(), m = c.posEmbedMaxSize(), in = c.inChannels();
         Tensor w = null, b = null, pos = null;
         try (PointerScope scope = new PointerScope()) {
+            // the table first: the order of takes is the parameter list's (Sd3Parameters), which seeds random weights
+            pos = sd.take(prefix + ".pos_embed", DType.F32, 1, m * m, d); // stays fp32 whatever the compute dtype
             w = sd.take(prefix + ".proj.weight", dtype, d, in, p, p);
             b = sd.take(prefix + ".proj.bias", dtype, d);
-            pos = sd.take(prefix + ".pos_embed", DType.F32, 1, m * m, d); // stays fp32 whatever the compute dtype
             Linear linear = new Linear(Tensors.keep(w.view(d, in * p * p)), b);
             Native.release(w);
             return new Sd3PatchEmbed(linear, pos, c.patchSize(), m);

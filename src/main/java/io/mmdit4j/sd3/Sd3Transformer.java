@@ -3,7 +3,6 @@ package io.mmdit4j.sd3;
 import io.mmdit4j.guidance.BlockConditioning;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.io.MetaWeights;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.TensorSource;
@@ -52,10 +51,11 @@ public final class Sd3Transformer implements AutoCloseable {
     final List<Sd3JointBlock> transformer_blocks;
     final AdaLayerNormContinuous norm_out;
     final Linear proj_out;
+    private final Map<String, Linear> linears; // every Linear under its diffusers name, as loaded
 
     private Sd3Transformer(Sd3Config config, DType dtype, DeviceSpec device, Sd3PatchEmbed pos_embed, MlpEmbedder timestep,
                            MlpEmbedder text, Linear context_embedder, List<Sd3JointBlock> blocks, AdaLayerNormContinuous norm_out,
-                           Linear proj_out) {
+                           Linear proj_out, Map<String, Linear> linears) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
@@ -67,6 +67,7 @@ public final class Sd3Transformer implements AutoCloseable {
         this.transformer_blocks = blocks;
         this.norm_out = norm_out;
         this.proj_out = proj_out;
+        this.linears = linears;
     }
 
     // ---------------------------------------------------------------- loading
@@ -129,7 +130,7 @@ public final class Sd3Transformer implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
     public static Sd3Transformer meta(Sd3Config config, DType compute) {
-        return fromStateDict(MetaWeights.of("meta SD3 " + config, Sd3Parameters.shapes(config), compute), config, compute);
+        return fromStateDict(StateDict.recording("meta SD3 " + config), config, compute);
     }
 
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
@@ -155,7 +156,8 @@ public final class Sd3Transformer implements AutoCloseable {
             AdaLayerNormContinuous normOut = Modules.track(built, AdaLayerNormContinuous.load(sd, "norm_out", dim, compute));
             Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, (long) c.patchSize() * c.patchSize() * c.outChannels(), compute));
             sd.requireAllTaken();
-            return new Sd3Transformer(c, compute, sd.device(), patch, timestep, text, ctxEmb, List.copyOf(blocks), normOut, projOut);
+            return new Sd3Transformer(c, compute, sd.device(), patch, timestep, text, ctxEmb, List.copyOf(blocks), normOut, projOut,
+                    sd.built(Linear.class));
         } catch (RuntimeException e) {
             Modules.closeAll(built);
             throw e;
@@ -289,25 +291,12 @@ public final class Sd3Transformer implements AutoCloseable {
     }
 
     /**
-     * Every Linear of the model under its diffusers name (also when loaded from an original single file), in checkpoint
-     * order. Their weights can be swapped ({@link Linear#replaceWeight}), e.g. to merge a LoRA.
+     * Every Linear of the model under its diffusers name (also when loaded from an original single file), in load order:
+     * the names its loader gave them ({@link StateDict#built(Class)}; the patch embedding's convolution is not one). Their
+     * weights can be swapped ({@link Linear#replaceWeight}), e.g. to merge a LoRA.
      */
     public Map<String, Linear> linears() {
-        io.mmdit4j.nn.NamedLinears n = new io.mmdit4j.nn.NamedLinears()
-                .add("time_text_embed.timestep_embedder", time_text_embed_timestep_embedder)
-                .add("time_text_embed.text_embedder", time_text_embed_text_embedder)
-                .add("context_embedder", context_embedder);
-        for (int i = 0; i < transformer_blocks.size(); i++) {
-            Sd3JointBlock b = transformer_blocks.get(i);
-            String p = "transformer_blocks." + i + ".";
-            n.add(p + "norm1", b.norm1).add(p + "norm1", b.norm1X).add(p + "norm1_context", b.norm1_context)
-                    .add(p + "norm1_context", b.norm1ContextLast).add(p + "attn", b.attn).add(p + "ff", b.ff).add(p + "ff_context", b.ff_context);
-            if (b.attn2 != null) {
-                n.add(p + "attn2.to_q", b.attn2.to_q).add(p + "attn2.to_k", b.attn2.to_k).add(p + "attn2.to_v", b.attn2.to_v)
-                        .add(p + "attn2.to_out.0", b.attn2.to_out_0);
-            }
-        }
-        return n.add("norm_out", norm_out).add("proj_out", proj_out).map();
+        return linears;
     }
 
     @Override

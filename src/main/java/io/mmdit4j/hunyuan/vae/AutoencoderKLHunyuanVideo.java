@@ -3,8 +3,8 @@ package io.mmdit4j.hunyuan.vae;
 import io.mmdit4j.vae.TiledDecode;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.JsonConfigs;
-import io.mmdit4j.io.MetaWeights;
 import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.ParameterShapes;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.TensorSource;
 import io.mmdit4j.io.WeightFiles;
@@ -27,7 +27,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
@@ -176,7 +175,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     public static AutoencoderKLHunyuanVideo fromStateDict(StateDict sd, HunyuanVideoVaeConfig c, DType compute) {
         DType.checkCompute(compute);
         Torch.init();
-        if (!sd.contains("decoder.conv_in.conv.weight")) {
+        if (!sd.isRecording() && !sd.contains("decoder.conv_in.conv.weight")) {
             String some = sd.keys().stream().limit(3).map(k -> "'" + k + "'").reduce((a, b) -> a + ", " + b).orElse("none");
             throw new ModelFormatException(sd.origin() + ": not an AutoencoderKLHunyuanVideo checkpoint: missing tensor 'decoder.conv_in.conv.weight'; "
                     + sd.keys().size() + " tensors, e.g. " + some);
@@ -207,62 +206,21 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): real-size dry runs of the decode. */
     public static AutoencoderKLHunyuanVideo meta(HunyuanVideoVaeConfig config, DType compute) {
-        return fromStateDict(MetaWeights.of("meta AutoencoderKLHunyuanVideo", decoderShapes(config), compute), config, compute);
+        return fromStateDict(StateDict.recording("meta AutoencoderKLHunyuanVideo"), config, compute);
     }
 
-    /** Names and shapes of the tensors the decode path loads ({@code post_quant_conv.*}, {@code decoder.*}), in load order. */
+    /**
+     * Names and shapes of the tensors the decode path loads ({@code post_quant_conv.*}, {@code decoder.*}), in load order:
+     * what {@link #fromStateDict} takes, recorded on meta tensors.
+     */
     public static Map<String, long[]> decoderShapes(HunyuanVideoVaeConfig c) {
-        Map<String, long[]> m = new LinkedHashMap<>();
-        long latent = c.latentChannels();
-        m.put("post_quant_conv.weight", new long[] {latent, latent, 1, 1, 1});
-        m.put("post_quant_conv.bias", new long[] {latent});
-        conv(m, "decoder.conv_in", latent, c.topChannels(), 3);
-        long top = c.topChannels();
-        resnet(m, "decoder.mid_block.resnets.0.", top, top);
-        if (c.midBlockAddAttention()) {
-            String p = "decoder.mid_block.attentions.0.";
-            m.put(p + "group_norm.weight", new long[] {top});
-            m.put(p + "group_norm.bias", new long[] {top});
-            for (String l : new String[] {"to_q", "to_k", "to_v", "to_out.0"}) {
-                m.put(p + l + ".weight", new long[] {top, top});
-                m.put(p + l + ".bias", new long[] {top});
-            }
-        }
-        resnet(m, "decoder.mid_block.resnets.1.", top, top);
-        int n = c.numBlocks();
-        long out = c.channels(n - 1);
-        for (int i = 0; i < n; i++) {
-            long in = out;
-            out = c.channels(n - 1 - i);
-            for (int j = 0; j < c.layersPerBlock() + 1; j++) resnet(m, "decoder.up_blocks." + i + ".resnets." + j + ".", j == 0 ? in : out, out);
-            if (c.upsamplesSpatially(i) || c.upsamplesTemporally(i)) conv(m, "decoder.up_blocks." + i + ".upsamplers.0.conv", out, out, 3);
-        }
-        m.put("decoder.conv_norm_out.weight", new long[] {c.channels(0)});
-        m.put("decoder.conv_norm_out.bias", new long[] {c.channels(0)});
-        conv(m, "decoder.conv_out", c.channels(0), c.outChannels(), 3);
-        return m;
+        return ParameterShapes.of("AutoencoderKLHunyuanVideo parameters", sd -> fromStateDict(sd, c, DType.F32));
     }
 
     /** Parameters of the decode path ({@link #decoderShapes}); weight bytes are this times the dtype's size. */
     public static long decoderParameterCount(HunyuanVideoVaeConfig c) {
-        return decoderShapes(c).values().stream().mapToLong(AutoencoderKLHunyuanVideo::product).sum();
+        return ParameterShapes.count(decoderShapes(c));
     }
-
-    private static void conv(Map<String, long[]> m, String p, long in, long out, int k) {
-        m.put(p + ".conv.weight", new long[] {out, in, k, k, k});
-        m.put(p + ".conv.bias", new long[] {out});
-    }
-
-    private static void resnet(Map<String, long[]> m, String p, long in, long out) {
-        m.put(p + "norm1.weight", new long[] {in});
-        m.put(p + "norm1.bias", new long[] {in});
-        conv(m, p + "conv1", in, out, 3);
-        m.put(p + "norm2.weight", new long[] {out});
-        m.put(p + "norm2.bias", new long[] {out});
-        conv(m, p + "conv2", out, out, 3);
-        if (in != out) conv(m, p + "conv_shortcut", in, out, 1);
-    }
-
 
     public HunyuanVideoVaeConfig config() { return config; }
     public DType dtype() { return dtype; }

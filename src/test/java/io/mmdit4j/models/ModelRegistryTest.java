@@ -31,7 +31,7 @@ class ModelRegistryTest {
     @Test
     void demoVaeParameterListKeepsTheOrderThatSeedsItsWeights() {
         var vae = new ModelRegistry(HOME, null).descriptor("flux-tiny-demo").generate().get("vae");
-        assertEquals(-1_893_940_792, String.join(",", DemoPipeline.vaeShapes(vae).keySet()).hashCode());
+        assertEquals(-1_893_940_792, String.join(",", DemoModels.vaeShapes(vae).keySet()).hashCode());
     }
 
     @Test

@@ -12,6 +12,7 @@ import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -21,6 +22,8 @@ import java.util.Set;
 /** FLUX.1 (schnell, dev): diffusers {@code FluxPipeline} folders, or an original BFL transformer file with its VAE and text encoders. */
 public final class FluxFamily implements ModelFamily {
     public static final FluxFamily INSTANCE = new FluxFamily();
+    /** FluxPipeline passes {@code sigmas = linspace(1, 1/N, N)} and {@code mu}. */
+    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N;
 
     private FluxFamily() {}
 

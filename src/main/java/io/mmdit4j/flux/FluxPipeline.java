@@ -41,9 +41,6 @@ import java.util.Set;
  * that need intermediate results.
  */
 public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embeddings> {
-    /** FluxPipeline passes {@code sigmas = linspace(1, 1/N, N)} and {@code mu}. */
-    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ONE_OVER_N;
-
     private final FluxTextEncoders text;
     private final FluxTransformer transformer;
     private final AutoencoderKL vae;
@@ -55,7 +52,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         this.text = text;
         this.transformer = transformer;
         this.vae = vae;
-        this.scheduler = new FlowMatchEulerScheduler(schedulerConfig, SIGMA_SPACING);
+        this.scheduler = new FlowMatchEulerScheduler(schedulerConfig, FluxFamily.SIGMA_SPACING);
         this.dtype = transformer.dtype();
     }
 
@@ -206,13 +203,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** Packed latents of a {@code width}×{@code height} image → images [B, 3, H, W] in [0, 1], fp32 on the CPU. Caller-owned. */
     public Tensor decode(Tensor packed, int width, int height) {
         try (PointerScope scope = new PointerScope()) {
-            Tensor unpacked = FluxLatents.unpack(packed, 2L * (height / 16), 2L * (width / 16));
-            Tensor decoded = vae.decodeScaled(unpacked);
-            Tensor image = vae.toImage(decoded);
-            Tensor cpu = image.to(new org.bytedeco.pytorch.Device("cpu"), org.bytedeco.pytorch.global.torch.ScalarType.Float);
-            decoded.close();
-            image.close();
-            return Tensors.keep(cpu);
+            return vae.decodeToImages(FluxLatents.unpack(packed, 2L * (height / 16), 2L * (width / 16)));
         }
     }
 

@@ -14,6 +14,7 @@ import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.FrameRate;
 import io.mmdit4j.pipeline.VideoFrames;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -23,6 +24,10 @@ import java.util.Set;
 /** HunyuanVideo text-to-video: diffusers {@code HunyuanVideoPipeline} folders. */
 public final class HunyuanVideoFamily implements ModelFamily {
     public static final HunyuanVideoFamily INSTANCE = new HunyuanVideoFamily();
+    /** The {@code _class_name} of its diffusers folders. */
+    public static final String CLASS_NAME = "HunyuanVideoPipeline";
+    /** HunyuanVideoPipeline passes {@code sigmas = linspace(1, 0, N+1)[:-1]} and no {@code mu}. */
+    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ZERO_EXCLUSIVE;
     static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(EmbeddedGuidance.class, VideoFrames.class, FrameRate.class);
 
     private HunyuanVideoFamily() {}
@@ -34,7 +39,7 @@ public final class HunyuanVideoFamily implements ModelFamily {
 
     @Override
     public boolean loadsPipelineClass(String className) {
-        return className.equals(HunyuanVideoPipeline.CLASS_NAME);
+        return className.equals(CLASS_NAME);
     }
 
     @Override

@@ -51,10 +51,6 @@ import static org.bytedeco.pytorch.global.torch.full;
  * 6.0 → 6016). Nothing is negated or rescaled; there is no classifier-free guidance.
  */
 public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptEncoder.Embeddings> {
-    public static final String CLASS_NAME = "HunyuanVideoPipeline";
-    /** HunyuanVideoPipeline passes {@code sigmas = linspace(1, 0, N+1)[:-1]} and no {@code mu}. */
-    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ZERO_EXCLUSIVE;
-
     private final HunyuanPromptEncoder text;
     private final HunyuanVideoTransformer transformer;
     private final AutoencoderKLHunyuanVideo vae;
@@ -107,7 +103,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
     public static HunyuanVideoPipeline load(Path folder, DType dtype, DeviceSpec device) {
         Path index = folder.resolve("model_index.json");
         if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers HunyuanVideo folder)");
-        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, CLASS_NAME);
+        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, HunyuanVideoFamily.CLASS_NAME);
         for (String part : new String[] {"transformer", "vae"}) {
             if (!Files.isDirectory(folder.resolve(part))) throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers HunyuanVideo folder)");
         }
@@ -179,7 +175,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
     /** {@code linspace(1, 0, N+1)[:-1]} with the config's static shift, timesteps σ·1000. */
     @Override
     public Schedule schedule(GenerationSettings s) {
-        return new FlowMatchEulerScheduler(schedulerConfig, SIGMA_SPACING).schedule(s.steps(), null);
+        return new FlowMatchEulerScheduler(schedulerConfig, HunyuanVideoFamily.SIGMA_SPACING).schedule(s.steps(), null);
     }
 
     /** The latent shape of a request: {@code [B·n, C, (F−1)/4+1, H/8, W/8]}. */

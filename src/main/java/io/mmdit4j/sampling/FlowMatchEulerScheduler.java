@@ -6,7 +6,7 @@ import java.util.Objects;
 /**
  * diffusers' {@code FlowMatchEulerDiscreteScheduler.set_timesteps}, reproduced bit for bit (float32 results equal to
  * the reference's), with the sigma {@link Spacing} a pipeline passes it. Each family configures its own spacing
- * ({@code FluxPipeline.SIGMA_SPACING} and so on):
+ * ({@code FluxFamily.SIGMA_SPACING} and so on):
  *
  * <ul>
  *   <li>{@link Spacing#LINSPACE_TO_ONE_OVER_N} ({@code FluxPipeline}): {@code sigmas = np.linspace(1.0, 1/N, N)}

@@ -12,6 +12,7 @@ import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,6 +21,10 @@ import java.util.Set;
 /** SD3 / SD3.5 (Large, Medium, SD3 Medium): diffusers {@code StableDiffusion3Pipeline} folders. */
 public final class Sd3Family implements ModelFamily {
     public static final Sd3Family INSTANCE = new Sd3Family();
+    /** The {@code _class_name} its diffusers folders are checked for. */
+    public static final String CLASS_NAME = "StableDiffusion3Pipeline";
+    /** StableDiffusion3Pipeline passes no sigmas: the scheduler's own spacing. */
+    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT;
     static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, CustomSigmas.class, SchedulerShift.class);
 
     private Sd3Family() {}

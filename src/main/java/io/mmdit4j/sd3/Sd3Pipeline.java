@@ -49,10 +49,6 @@ import static org.bytedeco.pytorch.global.torch.full;
  * The shared skeleton runs the steps; they are also public for callers that need intermediate results.
  */
 public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditioning> {
-    public static final String CLASS_NAME = "StableDiffusion3Pipeline";
-    /** StableDiffusion3Pipeline passes no sigmas: the scheduler's own spacing. */
-    public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT;
-
     private final Sd3TextEncoders text;
     private final Sd3Transformer transformer;
     private final AutoencoderKL vae;
@@ -87,7 +83,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device) {
         Path index = folder.resolve("model_index.json");
         if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers SD3 folder)");
-        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, CLASS_NAME);
+        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, Sd3Family.CLASS_NAME);
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
             Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device));
@@ -132,7 +128,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     public Schedule schedule(GenerationSettings s) {
         SchedulerShift shift = s.option(SchedulerShift.class);
         FlowMatchSchedulerConfig c = shift == null ? schedulerConfig : schedulerConfig.withShift(shift.shift());
-        FlowMatchEulerScheduler sched = new FlowMatchEulerScheduler(c, SIGMA_SPACING);
+        FlowMatchEulerScheduler sched = new FlowMatchEulerScheduler(c, Sd3Family.SIGMA_SPACING);
         CustomSigmas sigmas = s.option(CustomSigmas.class);
         if (sigmas == null) return sched.schedule(s.steps(), null);
         if (!sigmas.shifted()) return sched.fromSigmas(sigmas.sigmas());
@@ -230,14 +226,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     /** Latents [B, 16, h, w] → images [B, 3, H, W] in [0, 1], fp32 on the CPU ({@code decode(z/scaling + shift)}). Caller-owned. */
     @Override
     public Tensor decode(Tensor latents, GenerationSettings s) {
-        try (PointerScope scope = new PointerScope()) {
-            Tensor decoded = vae.decodeScaled(latents);
-            Tensor image = vae.toImage(decoded);
-            Tensor cpu = image.to(new Device("cpu"), ScalarType.Float);
-            decoded.close();
-            image.close();
-            return Tensors.keep(cpu);
-        }
+        return vae.decodeToImages(latents);
     }
 
     @Override

@@ -291,6 +291,18 @@ public final class AutoencoderKL implements AutoCloseable {
         return decodeTiled(latents, config.defaultTileLatent(), config.defaultOverlapLatent());
     }
 
+    /** Normalised latents → images {@code [B, 3, H, W]} in [0, 1], fp32 on the CPU: {@link #decodeScaled} then {@link #toImage}. Owned by the caller. */
+    public Tensor decodeToImages(Tensor latents) {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor decoded = decodeScaled(latents);
+            Tensor image = toImage(decoded);
+            Tensor cpu = image.to(new org.bytedeco.pytorch.Device("cpu"), org.bytedeco.pytorch.global.torch.ScalarType.Float);
+            decoded.close();
+            image.close();
+            return Tensors.keep(cpu);
+        }
+    }
+
     /**
      * The pipelines' post-processing before uint8 ({@code VaeImageProcessor.postprocess(..., "pt")}):
      * {@code clamp(decoded·0.5 + 0.5, 0, 1)} in the VAE dtype.

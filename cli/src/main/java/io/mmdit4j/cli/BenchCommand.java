@@ -58,8 +58,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    Integer threads;
+    @picocli.CommandLine.Mixin
+    ThreadsOption threads = new ThreadsOption();
 
     @Option(names = "--warmup", defaultValue = "2", description = "untimed forwards of each kind (default: ${DEFAULT-VALUE})")
     int warmup;
@@ -93,7 +93,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (threads != null) Torch.setThreads(threads);
+        threads.apply();
         if ((model == null) == (randomConfig == null)) throw new IllegalArgumentException("give exactly one of --model and --random");
         if (reps < 1 || warmup < 0) throw new IllegalArgumentException("--reps must be >= 1 and --warmup >= 0");
         if (pipeline) {

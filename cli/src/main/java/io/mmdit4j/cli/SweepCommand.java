@@ -74,12 +74,12 @@ final class SweepCommand implements Callable<Integer> {
     boolean plot;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
     String device;
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    Integer threads;
+    @picocli.CommandLine.Mixin
+    ThreadsOption threads = new ThreadsOption();
 
     @Override
     public Integer call() throws IOException {
-        if (threads != null) Torch.setThreads(threads);
+        threads.apply();
         SweepSpec.Builder b = spec != null ? SweepSpec.read(spec).toBuilder() : new SweepSpec.Builder();
         if (model != null) b.model = model;
         if (!prompts.isEmpty()) b.prompts = prompts;

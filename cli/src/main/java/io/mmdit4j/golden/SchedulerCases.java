@@ -3,10 +3,10 @@ package io.mmdit4j.golden;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.flux.FluxPipeline;
-import io.mmdit4j.hunyuan.HunyuanVideoPipeline;
+import io.mmdit4j.flux.FluxFamily;
+import io.mmdit4j.hunyuan.HunyuanVideoFamily;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
-import io.mmdit4j.sd3.Sd3Pipeline;
+import io.mmdit4j.sd3.Sd3Family;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Schedule;
 import org.bytedeco.javacpp.PointerScope;
@@ -37,15 +37,15 @@ public final class SchedulerCases {
     static FlowMatchEulerScheduler.Spacing spacingOf(GoldenCase c) {
         String description = c.spec().path("description").asText("");
         String explicit = c.params().path("pipeline").asText("").toLowerCase(Locale.ROOT);
-        if (explicit.contains("sd3") || explicit.contains("stablediffusion3")) return Sd3Pipeline.SIGMA_SPACING;
-        if (explicit.contains("hunyuan")) return HunyuanVideoPipeline.SIGMA_SPACING;
-        if (explicit.contains("flux")) return FluxPipeline.SIGMA_SPACING;
-        if (description.startsWith("StableDiffusion3Pipeline")) return Sd3Pipeline.SIGMA_SPACING;
-        if (description.startsWith("HunyuanVideoPipeline")) return HunyuanVideoPipeline.SIGMA_SPACING;
-        if (description.startsWith("FluxPipeline")) return FluxPipeline.SIGMA_SPACING;
+        if (explicit.contains("sd3") || explicit.contains("stablediffusion3")) return Sd3Family.SIGMA_SPACING;
+        if (explicit.contains("hunyuan")) return HunyuanVideoFamily.SIGMA_SPACING;
+        if (explicit.contains("flux")) return FluxFamily.SIGMA_SPACING;
+        if (description.startsWith("StableDiffusion3Pipeline")) return Sd3Family.SIGMA_SPACING;
+        if (description.startsWith("HunyuanVideoPipeline")) return HunyuanVideoFamily.SIGMA_SPACING;
+        if (description.startsWith("FluxPipeline")) return FluxFamily.SIGMA_SPACING;
         // No description: FLUX cases name their image sequence length, SD3 cases do not.
         return c.params().path("image_seq_len").isNull() || c.params().path("image_seq_len").isMissingNode()
-                ? Sd3Pipeline.SIGMA_SPACING : FluxPipeline.SIGMA_SPACING;
+                ? Sd3Family.SIGMA_SPACING : FluxFamily.SIGMA_SPACING;
     }
 
     private static List<CaseResult> run(GoldenCase c) {

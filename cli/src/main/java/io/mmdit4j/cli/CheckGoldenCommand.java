@@ -22,12 +22,12 @@ final class CheckGoldenCommand implements Callable<Integer> {
     @Option(names = "--tokenizers", description = "folder with clip/ and t5/ vocabularies for token_ids.json (default: found near the file)")
     Path tokenizers;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    Integer threads;
+    @picocli.CommandLine.Mixin
+    ThreadsOption threads = new ThreadsOption();
 
     @Override
     public Integer call() {
-        if (threads != null) Torch.setThreads(threads);
+        threads.apply();
         List<CaseResult> results = new GoldenRunner().tokenizers(tokenizers).run(paths, r -> System.out.println(r.line()));
         long pass = results.stream().filter(r -> r.status() == CaseResult.Status.PASS).count();
         long fail = results.stream().filter(r -> r.status() == CaseResult.Status.FAIL).count();

@@ -81,8 +81,8 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--reps", defaultValue = "3", description = "timed repetitions of each forward (default: ${DEFAULT-VALUE})")
     int reps;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    Integer threads;
+    @picocli.CommandLine.Mixin
+    ThreadsOption threads = new ThreadsOption();
 
     @Option(names = "--single", description = "only load the model and run one plain forward, then print its time and the peak RSS"
             + " against the size of the weight files (the memory check of benchmarks/README.md)")
@@ -95,7 +95,7 @@ final class ForwardCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (threads != null) Torch.setThreads(threads);
+        threads.apply();
         int[] grid = parseGrid(latent);
         if (batch < 1 || textTokens < 1 || reps < 1) throw new IllegalArgumentException("--batch, --text and --reps must be >= 1");
         LayerSchedule schedule = LayerSchedule.parse(layers);

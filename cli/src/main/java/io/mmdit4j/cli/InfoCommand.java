@@ -16,12 +16,12 @@ final class InfoCommand implements Callable<Integer> {
     @Option(names = "--gemm", defaultValue = "2048", description = "square GEMM size to time (0 skips the measurement)")
     int size;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    Integer threads;
+    @picocli.CommandLine.Mixin
+    ThreadsOption threads = new ThreadsOption();
 
     @Override
     public Integer call() {
-        if (threads != null) Torch.setThreads(threads);
+        threads.apply();
         System.out.println(Torch.describe());
         if (size > 0) {
             int n = Torch.threads();

@@ -1,0 +1,63 @@
+package io.mmdit4j.cli;
+
+import io.mmdit4j.pipeline.GenerationRequest;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The prompts, size, steps, seeds and text length of a request as command-line flags; what is not given stays open. */
+final class RequestOptions {
+    @Option(names = "--prompt", description = "a prompt (repeatable)")
+    List<String> prompts = new ArrayList<>();
+    @Option(names = "--prompts-file", description = "a file with one prompt per line (blank lines and lines starting with # are skipped)")
+    Path promptsFile;
+    @Option(names = "--width", description = "width in pixels, multiple of 16 (default: the model's)")
+    Integer width;
+    @Option(names = "--height", description = "height in pixels, multiple of 16 (default: the model's)")
+    Integer height;
+    @Option(names = "--steps", description = "denoising steps (default: the model's)")
+    Integer steps;
+    @Option(names = "--seed", paramLabel = "SEED", description = "seed 0..2^64-1: once (image i gets seed+i) or once per image (default: 0)")
+    List<String> seeds = new ArrayList<>();
+    @Option(names = "--batch", description = "images per prompt (default: 1)")
+    Integer batch;
+    @Option(names = "--max-sequence-length", description = "text-encoder tokens (default: the model's; FLUX-schnell 256, dev 512)")
+    Integer maxSequenceLength;
+
+    /** Sets the given values on {@code b}; {@code required}: fail when no prompt is given at all. */
+    void apply(GenerationRequest.Builder b, boolean required) throws IOException {
+        List<String> all = new ArrayList<>(prompts);
+        if (promptsFile != null) {
+            for (String line : Files.readAllLines(promptsFile)) {
+                if (!line.isBlank() && !line.stripLeading().startsWith("#")) all.add(line);
+            }
+        }
+        if (!all.isEmpty()) b.prompts(all);
+        else if (required) throw new IllegalArgumentException("give at least one --prompt (or --prompts-file / --from)");
+        if (batch != null) b.imagesPerPrompt(batch);
+        if (width != null) b.width(width);
+        if (height != null) b.height(height);
+        if (steps != null) b.steps(steps);
+        if (!seeds.isEmpty()) b.seeds(parseSeeds(seeds));
+        if (maxSequenceLength != null) b.maxSequenceLength(maxSequenceLength);
+    }
+
+    /** Seeds 0..2^64-1 (PyTorch's range) as 64-bit patterns. */
+    static long[] parseSeeds(List<String> texts) {
+        long[] out = new long[texts.size()];
+        for (int i = 0; i < out.length; i++) {
+            String t = texts.get(i).trim();
+            try {
+                if (t.startsWith("-") || t.startsWith("+")) throw new NumberFormatException();
+                out[i] = Long.parseUnsignedLong(t);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--seed " + t + ": expected a whole number in 0..18446744073709551615 (2^64-1)");
+            }
+        }
+        return out;
+    }
+}

@@ -64,7 +64,7 @@ public class FluxBenchmarks {
         Tensor pos = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim());
         Tensor neg = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim()).add(new org.bytedeco.pytorch.Scalar(0.5));
         guidance = ModulationGuidance.builder().term(model.guidanceDelta(pos, neg), 3.0, LayerSchedule.from(1)).build();
-        schedule = FlowMatchEulerScheduler.flux(FlowMatchSchedulerConfig.fluxSchnell()).schedule(4, null);
+        schedule = new FlowMatchEulerScheduler(FlowMatchSchedulerConfig.fluxSchnell(), io.mmdit4j.flux.FluxFamily.SIGMA_SPACING).schedule(4, null);
         latents = inputs.hiddenStates();
         velocity = inputs.hiddenStates().mul(new org.bytedeco.pytorch.Scalar(0.5));
     }

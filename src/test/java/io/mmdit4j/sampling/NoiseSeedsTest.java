@@ -32,11 +32,12 @@ class NoiseSeedsTest {
     void latentSizedDrawsMatchPyTorch() {
         try (Tensor t = Noise.randn(new long[] {1, 16, 8, 12}, 1234, DType.F32)) {
             float[] v = Tensors.toFloats(t);
-            assertArrayEquals(new float[] {-0.1117185652256012f, -0.49659010767936707f, 0.16307370364665985f, -0.8816877603530884f},
-                    new float[] {v[0], v[1], v[2], v[3]}, 0f);
+            NoiseTest.assertDrawnByPyTorch(new float[] {-0.1117185652256012f, -0.49659010767936707f, 0.16307370364665985f,
+                    -0.8816877603530884f}, new float[] {v[0], v[1], v[2], v[3]}, "seed 1234, 1536 values");
             double sum = 0;
             for (float f : v) sum += f;
-            assertEquals(-89.12345886230469, sum, 1e-3);
+            double perValue = io.mmdit4j.AtenCapability.vectorisedX86() ? 0 : NoiseTest.SCALAR_FILL;   // see NoiseTest
+            assertEquals(-89.12345886230469, sum, 1e-3 + v.length * perValue);
         }
     }
 }

@@ -13,7 +13,7 @@ import java.util.Map;
 public final class Resources {
     private Resources() {}
 
-    /** The resource folder {@code name} (e.g. {@code /io/mmdit4j/models}) as a path, or null when it is not on the class path. */
+    /** The resource folder {@code name} (e.g. {@code /mmdit4j/models}; the first class-path entry that has it) as a path, or null when it is not on the class path. */
     public static Path folder(String name) {
         URL url = Resources.class.getResource(name);
         if (url == null) return null;

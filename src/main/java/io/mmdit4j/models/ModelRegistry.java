@@ -15,14 +15,14 @@ import java.util.stream.Stream;
 
 /**
  * Resolves what users type after {@code --model}: a path, or a model descriptor name. Descriptors and the demo models'
- * tokenizer files are bundled in the library (resources {@code io/mmdit4j/models/}, from the checkout's {@code models/}),
+ * tokenizer files are bundled in the library (resources {@code mmdit4j/models/}, from the checkout's {@code models/}),
  * so names resolve in any application; a checkout's own {@code models/} folder (when {@code -Dmmdit.home} points at it)
  * takes precedence. Downloaded checkpoints are looked up under {@code $MMDIT_MODELS/<local_dir>} (a diffusers folder) or
  * {@code $MMDIT_MODELS/<bfl_file>}; generated demo models are written once into a cache folder.
  */
 public final class ModelRegistry {
     /** Where the descriptors are bundled on the class path. */
-    public static final String BUNDLED = "/io/mmdit4j/models";
+    public static final String BUNDLED = "/mmdit4j/models";
 
     private final Path descriptorDir;
     private final Path modelsRoot;

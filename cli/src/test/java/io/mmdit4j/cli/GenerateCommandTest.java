@@ -12,6 +12,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@code mmdit generate}: PNGs with their settings, reproduction with --from, inspect, argument errors. */
@@ -83,5 +84,43 @@ class GenerateCommandTest {
         r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--mg-preset", "sharpness", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("guidance preset 'sharpness'"), r.err());
+    }
+
+    @Test
+    void presetsAndCustomDirectionsWorkOnTheDemoModelsAndSeveralSeedsAndAPromptsFileAreTaken(@TempDir Path tmp) throws IOException {
+        Path prompts = tmp.resolve("prompts.txt");
+        Files.writeString(prompts, "# a comment line\na red fox\n\n  # another comment\na lighthouse\n");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompts-file", prompts.toString(), "--seed", "3", "--seed", "9",
+                "--mg-preset", "aesthetics", "--width", "32", "--height", "32", "--steps", "1", "--out", tmp.resolve("out").toString());
+        assertEquals(0, r.exit(), r.err());
+        assertFalse(r.err().contains("warning"), "the demo's recommended layers guide its blocks: " + r.err());
+        Map<String, String> fox = PngImages.readText(tmp.resolve("out/000-seed3.png"));
+        assertEquals("a red fox", fox.get("prompt"));
+        assertEquals("a lighthouse", PngImages.readText(tmp.resolve("out/001-seed9.png")).get("prompt"), "one seed per image");
+        assertTrue(fox.get("mmdit4j").contains("\"w\":3.0") && fox.get("mmdit4j").contains("\"layers\":\"1-\""), fox.get("mmdit4j"));
+
+        r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--mg-pos", "vivid colors", "--mg-neg", "grey", "--width", "32",
+                "--height", "32", "--steps", "1", "--out", tmp.resolve("custom.png").toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(PngImages.readText(tmp.resolve("custom.png")).get("mmdit4j").contains("\"label\":\"custom0\""));
+
+        r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--mg-preset", "aesthetics", "--mg-layers", "7-", "--width", "32",
+                "--height", "32", "--steps", "1", "--out", tmp.resolve("open.png").toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("warning") && r.err().contains("7- starts past the last block of this model's 5 blocks"), r.err());
+
+        r = CheckGoldenCommandTest.run("generate", "--model", "hunyuan-video-tiny-demo", "--prompt", "a cat", "--mg-preset", "video-aesthetics",
+                "--width", "32", "--height", "32", "--frames", "5", "--steps", "1", "--out", tmp.resolve("cat.mp4").toString());
+        assertEquals(0, r.exit(), r.err());
+
+        r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--seed", "-3", "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("2^64-1"), r.err());
+        r = CheckGoldenCommandTest.run("generate", "--prompt", "a", "--prompt", "b", "--seed", "1", "--seed", "2", "--seed", "3", "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("3 seeds for 2 images"), r.err());
+        r = CheckGoldenCommandTest.run("generate", "--model", "no-such-model", "--prompt", "a", "--out", tmp.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("no model descriptor of that name"), r.err());
     }
 }

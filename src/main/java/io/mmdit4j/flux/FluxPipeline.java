@@ -119,6 +119,11 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         return FluxFamily.options(transformer.config());
     }
 
+    @Override
+    public LoraReport applyLora(LoraAdapter lora, double scale, boolean strict) {
+        return lora.applyTo(transformer, scale, strict);
+    }
+
     // ---------------------------------------------------------------- steps
 
     @Override
@@ -213,14 +218,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     }
 
     @Override
-    public LoraReport applyLora(LoraAdapter lora, double scale, boolean strict) {
-        return lora.applyTo(transformer, scale, strict);
-    }
-
-    @Override
     public void close() {
-        text.close();
-        transformer.close();
-        vae.close();
+        Modules.closeAll(text, transformer, vae);
     }
 }

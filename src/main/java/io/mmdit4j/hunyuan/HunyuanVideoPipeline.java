@@ -283,8 +283,6 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
 
     @Override
     public void close() {
-        text.close();
-        transformer.close();
-        vae.close();
+        Modules.closeAll(text, transformer, vae);
     }
 }

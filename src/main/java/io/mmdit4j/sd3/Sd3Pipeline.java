@@ -236,8 +236,6 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
 
     @Override
     public void close() {
-        text.close();
-        transformer.close();
-        vae.close();
+        Modules.closeAll(text, transformer, vae);
     }
 }

@@ -23,23 +23,16 @@ public final class FluxTransformerCases implements CaseRunner {
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
-        List<CaseResult> results = new ArrayList<>();
-        JsonNode model = c.spec().path("model");
         DType compute = DType.parse(c.spec().path("compute_dtype").asText("float32"));
-        if (model.hasNonNull("diffusers_folder")) {
-            results.addAll(runFrom(c, c.name(), c.resolve(model.get("diffusers_folder").asText()), null, compute));
+        JsonNode a = c.spec().path("model").path("bfl_params").path("axes_dim"); // a BFL file has no config: its RoPE axes
+        int[] axes = null;
+        if (a.isArray()) {
+            axes = new int[a.size()];
+            for (int i = 0; i < axes.length; i++) axes[i] = a.get(i).asInt();
         }
-        if (model.hasNonNull("bfl_checkpoint")) {
-            int[] axes = null;
-            JsonNode a = model.path("bfl_params").path("axes_dim");
-            if (a.isArray()) {
-                axes = new int[a.size()];
-                for (int i = 0; i < axes.length; i++) axes[i] = a.get(i).asInt();
-            }
-            results.addAll(runFrom(c, c.name() + "[bfl]", c.resolve(model.get("bfl_checkpoint").asText()), axes, compute));
-        }
-        if (results.isEmpty()) results.add(CaseResult.error(c.name(), "-", "case names no model (diffusers_folder / bfl_checkpoint)"));
-        return results;
+        int[] bflAxes = axes;
+        return CaseRunner.fromEachCheckpoint(c, "bfl_checkpoint", "bfl",
+                (name, path) -> runFrom(c, name, path, name.endsWith("[bfl]") ? bflAxes : null, compute));
     }
 
     private List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, int[] axes, DType compute) {

@@ -19,17 +19,8 @@ public final class Sd3TransformerCases implements CaseRunner {
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
-        List<CaseResult> results = new ArrayList<>();
-        JsonNode model = c.spec().path("model");
         DType compute = DType.parse(c.spec().path("compute_dtype").asText("float32"));
-        if (model.hasNonNull("diffusers_folder")) {
-            results.addAll(runFrom(c, c.name(), c.resolve(model.get("diffusers_folder").asText()), compute));
-        }
-        if (model.hasNonNull("original_checkpoint")) {
-            results.addAll(runFrom(c, c.name() + "[original]", c.resolve(model.get("original_checkpoint").asText()), compute));
-        }
-        if (results.isEmpty()) results.add(CaseResult.error(c.name(), "-", "case names no model (diffusers_folder / original_checkpoint)"));
-        return results;
+        return CaseRunner.fromEachCheckpoint(c, "original_checkpoint", "original", (name, path) -> runFrom(c, name, path, compute));
     }
 
     /** Runs one case against {@code modelPath}; public so that tests can run the cases on converted copies of the model. */

@@ -61,9 +61,21 @@ public final class GuidancePlan {
         }
     }
 
-    /** Per transformer row: the image's weight times its CFG half's sign; null when every row weighs 1. */
+    /**
+     * Per transformer row: the image's weight times its CFG half's sign; null when every row weighs 1. With
+     * {@link CfgRows#REFERENCE_PAIR} the sign follows the transformer batch instead: {@code −, +} on a batch of exactly 2
+     * rows (with or without CFG), {@code +} on every row of any other.
+     */
     public static double[] transformerRowWeights(Direction d, int images, boolean cfg) {
         double[] perImage = d.rowWeights();
+        if (d.rows() == CfgRows.REFERENCE_PAIR) {
+            int rows = cfg ? 2 * images : images;
+            double[] w = new double[rows];
+            for (int r = 0; r < rows; r++) w[r] = perImage == null ? 1.0 : perImage[r % images];
+            if (rows == 2) w[0] = -w[0];
+            else if (perImage == null) return null;
+            return w;
+        }
         if (!cfg) return perImage;
         if (d.rows() == CfgRows.BOTH && perImage == null) return null;
         double[] w = new double[2 * images];
@@ -73,6 +85,24 @@ public final class GuidancePlan {
             w[images + i] = d.rows().cond * r;
         }
         return w;
+    }
+
+    /**
+     * The direction that guides image {@code image} of a request of {@code images} images made alone as it was guided in
+     * the request (its settings record): its row weight folded into {@code w}, and the batch-dependent sign of
+     * {@link CfgRows#REFERENCE_PAIR} made explicit; null when it did not guide that image.
+     */
+    public static Direction alone(Direction d, int image, int images, boolean cfg) {
+        double rw = d.rowWeights() == null ? 1.0 : d.rowWeights()[image];
+        CfgRows rows = d.rows();
+        if (rows == CfgRows.REFERENCE_PAIR && d.w() != null) {
+            int batch = cfg ? 2 * images : images;
+            if (!cfg && batch == 2 && image == 0) rw = -rw;           // alone (batch 1) the rule gives +: fold the −
+            else if (batch != 2) rows = CfgRows.BOTH;                 // + on every row, also on a CFG pair made alone
+        }
+        if (rw == 0) return null;
+        if (rw == 1 && rows == d.rows() && d.rowWeights() == null) return d;
+        return new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w() == null ? null : d.w() * rw, d.layers(), d.steps(), rows, null);
     }
 
     /**

@@ -88,13 +88,10 @@ public record GenerationSettings(String model, String family, DType dtype, List<
             opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), List.of(cfg.negatives(prompts.size()).get(p))));
         }
         List<Direction> dirs = new ArrayList<>();
+        boolean cfgActive = cfg != null && cfg.active();
         for (Direction d : guidance) {
-            if (d.rowWeights() == null) {
-                dirs.add(d);
-                continue;
-            }
-            double rw = d.rowWeights()[i];
-            if (rw != 0) dirs.add(new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w() * rw, d.layers(), d.steps(), d.rows(), null));
+            Direction alone = io.mmdit4j.guidance.GuidancePlan.alone(d, i, images(), cfgActive);
+            if (alone != null) dirs.add(alone);
         }
         return new GenerationSettings(model, family, dtype, List.of(prompts.get(p)), 1, width, height, steps, new long[] {seeds[i]},
                 maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, null);

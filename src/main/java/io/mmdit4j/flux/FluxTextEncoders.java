@@ -113,20 +113,11 @@ public final class FluxTextEncoders implements AutoCloseable {
 
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */
     static Tensor repeatRows(Tensor t, int n) {
-        return n == 1 ? t.clone() : org.bytedeco.pytorch.global.torch.repeat_interleave(t, n, new org.bytedeco.pytorch.LongOptional(0),
-                new org.bytedeco.pytorch.LongOptional());
+        return n == 1 ? t.clone() : Tensors.repeatRows(t, n, 0);
     }
 
     private static Tensor ids(List<String> prompts, java.util.function.Function<String, Encoding> tokenize) {
-        long[][] rows = new long[prompts.size()][];
-        for (int i = 0; i < rows.length; i++) rows[i] = tokenize.apply(prompts.get(i)).ids();
-        int len = rows[0].length;
-        long[] flat = new long[rows.length * len];
-        for (int i = 0; i < rows.length; i++) System.arraycopy(rows[i], 0, flat, i * len, len);
-        Tensor t = org.bytedeco.pytorch.global.torch.empty(new long[] {rows.length, len}, new TensorOptions(ScalarType.Long),
-                new org.bytedeco.pytorch.MemoryFormatOptional());
-        new org.bytedeco.javacpp.LongPointer(t.data_ptr()).put(flat);
-        return t;
+        return Encoding.batch(prompts, tokenize)[0];
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.mmdit4j.models;
 
 import io.mmdit4j.flux.FluxFamily;
+import io.mmdit4j.hidream.HiDreamFamily;
 import io.mmdit4j.hunyuan.HunyuanVideoFamily;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
@@ -25,7 +26,8 @@ public final class Families {
     private static final List<ModelFamily> FAMILIES = new CopyOnWriteArrayList<>(List.of(
             FluxFamily.INSTANCE,
             Sd3Family.INSTANCE,
-            HunyuanVideoFamily.INSTANCE));
+            HunyuanVideoFamily.INSTANCE,
+            HiDreamFamily.INSTANCE));
 
     /** Adds a family (for families outside this library); built-in families are listed above. */
     public static void register(ModelFamily family) {

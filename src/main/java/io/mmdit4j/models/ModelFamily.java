@@ -40,6 +40,16 @@ public interface ModelFamily {
         return false;
     }
 
+    /** Whether its pipeline can release the text encoders before the transformer loads ({@link LoadOptions#offloadText}). */
+    default boolean supportsOffload() {
+        return false;
+    }
+
+    /** The pipeline components a {@link LoadOptions#component} may replace (e.g. HiDream's {@code text_encoder_4}). */
+    default Set<String> components() {
+        return Set.of();
+    }
+
     /**
      * What a checkpoint can do, read from its headers only (no weights are loaded): its guidance blocks and the option
      * types it takes (e.g. embedded guidance only for a guidance-distilled FLUX), so requests are checked completely

@@ -9,6 +9,7 @@ import io.mmdit4j.lora.LoraReport;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Denoiser;
+import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import org.bytedeco.pytorch.Tensor;
 
@@ -41,7 +42,7 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
         return c != null && c.active();
     }
 
-    /** HiDream-style: the final norm also receives the guided vector. */
+    /** HiDream-style: the final norm always receives the guided vector ({@link ModulationGuidance.Builder#guideFinalNorm}). */
     default boolean guideFinalNorm() {
         return false;
     }
@@ -54,6 +55,15 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
 
     /** The sampler's sigmas and timesteps for the request (errors for bad sigma lists come from here, before any work). */
     Schedule schedule(GenerationSettings s);
+
+    /**
+     * The update rule of the request's denoising loop on {@code schedule} (closed after the loop): diffusers'
+     * flow-matching Euler step unless the family's scheduler is another ({@link io.mmdit4j.sampling.FlowMatchLcmScheduler}
+     * with fresh seeded noise every step, {@link io.mmdit4j.sampling.UniPcMultistepScheduler}).
+     */
+    default Sampler sampler(GenerationSettings s, Schedule schedule) {
+        return Sampler.euler(schedule);
+    }
 
     /** The initial latents: the request's initial noise, else seeded noise per image. Owned by the caller. */
     Tensor noise(GenerationSettings s);

@@ -7,7 +7,9 @@ import io.mmdit4j.runtime.DeviceSpec;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
@@ -15,10 +17,16 @@ import java.util.List;
  * text encoders. Immutable; build with {@link #builder()}.
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry) {
+                          ModelRegistry registry, Map<String, Path> components, Boolean offloadText) {
     public LoadOptions {
         if (device == null) device = DeviceSpec.CPU;
         if (loras != null) loras = List.copyOf(loras);
+        components = components == null ? Map.of() : Map.copyOf(components);
+    }
+
+    /** The folder given for a pipeline component (e.g. {@code text_encoder_4}), or null: the model folder's own. */
+    public Path component(String name) {
+        return components.get(name);
     }
 
     public static LoadOptions defaults() {
@@ -43,6 +51,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.vae = vae;
         b.textEncoders = textEncoders;
         b.registry = registry;
+        b.components = new LinkedHashMap<>(components);
+        b.offloadText = offloadText;
         return b;
     }
 
@@ -54,8 +64,30 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Path vae;
         private Path textEncoders;
         private ModelRegistry registry;
+        private Map<String, Path> components = new LinkedHashMap<>();
+        private Boolean offloadText;
 
         private Builder() {}
+
+        /**
+         * A folder that replaces the model folder's component {@code name} (a diffusers component such as
+         * {@code text_encoder_4} or {@code tokenizer_4}): HiDream's Llama-3.1-8B-Instruct lives outside its folder.
+         */
+        public Builder component(String name, Path folder) {
+            if (name == null || name.isBlank()) throw new IllegalArgumentException("component name is empty");
+            if (folder == null) components.remove(name);
+            else components.put(name, folder);
+            return this;
+        }
+
+        /**
+         * Run the text encoders one at a time and release them before the transformer loads (and the transformer before
+         * the next request's text encoding): peak memory is the largest part instead of the sum (null: the model's default).
+         */
+        public Builder offloadText(Boolean offload) {
+            this.offloadText = offload;
+            return this;
+        }
 
         /** Compute dtype (fp32, bf16); default: the model descriptor's, else fp32. */
         public Builder dtype(DType dtype) {
@@ -105,7 +137,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         }
 
         public LoadOptions build() {
-            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry);
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, components, offloadText);
         }
     }
 }

@@ -13,6 +13,7 @@ import io.mmdit4j.models.ModelFamily;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Denoiser;
+import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.sampling.StepListener;
 import io.mmdit4j.sampling.Timings;
@@ -118,8 +119,9 @@ final class LoadedPipeline implements Pipeline {
             long textNanos = System.nanoTime() - t0;
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
-            try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
-                latents = Denoiser.run(schedule, noise, v, f.device(), listener, stepNanos);
+            try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer);
+                 Sampler sampler = f.sampler(s, schedule)) {
+                latents = Denoiser.run(schedule, sampler, noise, v, f.device(), listener, stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;

@@ -10,7 +10,8 @@ import java.util.concurrent.CancellationException;
 
 /**
  * The denoising loop every family shares: for each step of a {@link Schedule}, the family's {@link Velocity} (its
- * transformer forward, plus CFG or whatever it combines), the Euler step, the step's wall time, and the
+ * transformer forward, plus CFG or whatever it combines), the update of its {@link Sampler} (the Euler step unless the
+ * family brings another), the step's wall time, and the
  * {@link StepListener}, which may cancel. The latents move to the model's device once, before the first step; each step
  * runs in its own native-memory scope, so nothing accumulates over the loop.
  */
@@ -30,6 +31,15 @@ public final class Denoiser {
      * @throws CancellationException when the listener returns false (nothing is leaked)
      */
     public static Tensor run(Schedule schedule, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener, long[] stepNanos) {
+        return run(schedule, Sampler.euler(schedule), initial, velocity, device, listener, stepNanos);
+    }
+
+    /**
+     * {@link #run(Schedule, Tensor, Velocity, DeviceSpec, StepListener, long[])} with another update rule than the Euler
+     * step ({@link FlowMatchLcmScheduler}, {@link UniPcMultistepScheduler}); {@code sampler} is not closed here.
+     */
+    public static Tensor run(Schedule schedule, Sampler sampler, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener,
+                             long[] stepNanos) {
         if (stepNanos != null && stepNanos.length < schedule.steps()) {
             throw new IllegalArgumentException(stepNanos.length + " timing slots for " + schedule.steps() + " steps");
         }
@@ -45,7 +55,7 @@ public final class Denoiser {
                 long t0 = System.nanoTime();
                 try (PointerScope step = new PointerScope()) {
                     Tensor v = velocity.at(x, i);          // owned
-                    Tensor next = schedule.step(v, i, x); // owned
+                    Tensor next = sampler.step(v, i, x);  // owned
                     v.close();
                     if (x != initial) x.close();
                     x = next;

@@ -36,13 +36,17 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
     }
 
     public static final String CLASS_NAME = "FlowMatchEulerDiscreteScheduler";
+    /** diffusers' {@code FlowMatchLCMScheduler} (HiDream-I1 Fast / Dev): the same config, a stochastic step ({@link FlowMatchLcmScheduler}). */
+    public static final String LCM_CLASS_NAME = "FlowMatchLCMScheduler";
 
     /** Keys this class reads. */
     private static final Set<String> READ = Set.of("num_train_timesteps", "shift", "use_dynamic_shifting", "base_shift",
             "max_shift", "base_image_seq_len", "max_image_seq_len", "time_shift_type");
     /** Options that change the schedule and are not implemented: allowed only when null or false. */
     private static final Set<String> UNSUPPORTED = Set.of("invert_sigmas", "shift_terminal", "use_karras_sigmas",
-            "use_exponential_sigmas", "use_beta_sigmas", "stochastic_sampling");
+            "use_exponential_sigmas", "use_beta_sigmas", "stochastic_sampling", "scale_factors");
+    /** {@code FlowMatchLCMScheduler}'s interpolation mode: used only with {@code scale_factors} (refused above). */
+    private static final Set<String> LCM_IGNORED = Set.of("upscale_mode");
 
     public FlowMatchSchedulerConfig {
         if (numTrainTimesteps < 1) throw new IllegalArgumentException("num_train_timesteps must be >= 1, got " + numTrainTimesteps);
@@ -99,14 +103,15 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
     public static FlowMatchSchedulerConfig fromJson(JsonNode c, String origin) {
         if (c == null || !c.isObject()) throw new ModelFormatException(origin + ": scheduler config must be a JSON object");
         String cls = c.path("_class_name").asText("");
-        if (!cls.isEmpty() && !cls.equals(CLASS_NAME)) {
-            throw new ModelFormatException(origin + ": _class_name is '" + cls + "', only " + CLASS_NAME + " is supported");
+        if (!cls.isEmpty() && !cls.equals(CLASS_NAME) && !cls.equals(LCM_CLASS_NAME)) {
+            throw new ModelFormatException(origin + ": _class_name is '" + cls + "', only " + CLASS_NAME + " and " + LCM_CLASS_NAME + " are supported");
         }
+        boolean lcm = cls.equals(LCM_CLASS_NAME);
         for (Iterator<Map.Entry<String, JsonNode>> it = c.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             String key = e.getKey();
             JsonNode v = e.getValue();
-            if (key.startsWith("_") || READ.contains(key)) continue;
+            if (key.startsWith("_") || READ.contains(key) || (lcm && LCM_IGNORED.contains(key))) continue;
             boolean unset = v.isNull() || (v.isBoolean() && !v.asBoolean());
             if (UNSUPPORTED.contains(key) && !unset) {
                 throw new ModelFormatException(origin + ": scheduler option " + key + " = " + v + " is not supported "

@@ -10,14 +10,10 @@ import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
 import io.mmdit4j.text.t5.T5Encoder;
 import io.mmdit4j.text.t5.T5Tokenizer;
-import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.LongOptional;
-import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,8 +22,6 @@ import java.util.List;
 import java.util.function.Function;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.empty;
-import static org.bytedeco.pytorch.global.torch.repeat_interleave;
 import static org.bytedeco.pytorch.global.torch.zeros;
 
 /**
@@ -216,21 +210,11 @@ public final class Sd3TextEncoders implements AutoCloseable {
 
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */
     static Tensor repeatRows(Tensor t, int n) {
-        return n == 1 ? t : repeat_interleave(t, n, new LongOptional(0), new LongOptional());
+        return Tensors.repeatRows(t, n, 0);
     }
 
     private static Tensor ids(List<String> prompts, Function<String, Encoding> tokenize) {
-        long[][] rows = new long[prompts.size()][];
-        for (int i = 0; i < rows.length; i++) {
-            if (prompts.get(i) == null) throw new IllegalArgumentException("prompt " + i + " is null");
-            rows[i] = tokenize.apply(prompts.get(i)).ids();
-        }
-        int len = rows[0].length;
-        long[] flat = new long[rows.length * len];
-        for (int i = 0; i < rows.length; i++) System.arraycopy(rows[i], 0, flat, i * len, len);
-        Tensor t = empty(new long[] {rows.length, len}, new TensorOptions(ScalarType.Long), new MemoryFormatOptional());
-        new LongPointer(t.data_ptr()).put(flat);
-        return t;
+        return Encoding.batch(prompts, tokenize)[0];
     }
 
     @Override

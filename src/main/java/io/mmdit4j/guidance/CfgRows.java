@@ -39,7 +39,7 @@ public enum CfgRows {
             case "cond": return COND;
             case "cond-neg": return COND_NEG;
             case "reference-pair": return REFERENCE_PAIR;
-            default: throw new IllegalArgumentException("guidance rows '" + s + "': expected both, cond, cond-neg or reference-pair");
+            default: throw new IllegalArgumentException("guidance rows '" + s + "': expected both, cond or cond-neg (or reference-pair, the HiDream reference code's batch-of-2 rule)");
         }
     }
 

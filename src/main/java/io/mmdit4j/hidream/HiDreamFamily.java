@@ -99,11 +99,15 @@ public final class HiDreamFamily implements ModelFamily {
         return HiDreamPipeline.load(model, llama[0], llama[1], o.dtype(), o.device(), offload);
     }
 
+    /** A diffusers HiDream folder: its model_index.json names {@value #CLASS_NAME}. */
     private static void requireFolder(Path model) {
         if (!Files.isDirectory(model)) {
             throw new InvalidRequestException(model + ": HiDream generation needs a diffusers folder (model_index.json with transformer/, vae/, "
                     + "the text encoders and tokenizers), not a single file");
         }
+        Path index = model.resolve("model_index.json");
+        if (!Files.isRegularFile(index)) throw new ModelFormatException(model + ": no model_index.json (expected a diffusers HiDream folder)");
+        io.mmdit4j.io.JsonConfigs.checkClass(io.mmdit4j.io.JsonConfigs.readObject(index), index, CLASS_NAME);
     }
 
     /**

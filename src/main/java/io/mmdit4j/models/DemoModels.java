@@ -114,6 +114,9 @@ public final class DemoModels {
                     copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer_2"));
                     copyDir(tokenizers.resolve("t5"), tmp.resolve("tokenizer_3"));
                     copyDir(tokenizers.resolve("llama-demo"), tmp.resolve("tokenizer_4"));
+                    // Llama-3.1-Instruct's special tokens: HiDream pads with the eos token, <|eot_id|>
+                    json(tmp.resolve("tokenizer_4/tokenizer_config.json"), JSON.createObjectNode().put("bos_token", "<|begin_of_text|>")
+                            .put("eos_token", "<|eot_id|>").put("padding_side", "right").put("model_max_length", 8192));
                 });
     }
 

@@ -45,6 +45,22 @@ public final class GuidancePlan {
         return b.build();
     }
 
+    /**
+     * A family's guidance delta {@code mlp(pooled(pos)) − mlp(pooled(neg))} from its pooled text vectors (one row each) and its
+     * pooled-text MLP's {@code direction}, the pooled vectors freed at once; owned by the caller.
+     */
+    public static Tensor direction(java.util.function.Function<List<String>, Tensor> pooled, java.util.function.BinaryOperator<Tensor> direction,
+                                   String pos, String neg) {
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            Tensor p = pooled.apply(List.of(pos));
+            Tensor n = pooled.apply(List.of(neg));
+            Tensor d = direction.apply(p, n);
+            p.close();
+            n.close();
+            return d;
+        }
+    }
+
     /** Rejects unresolved directions, row weights of the wrong length and explicit layers outside the model, before any work. */
     public static void check(List<Direction> directions, int images, int numBlocks) {
         for (Direction d : directions) {

@@ -2,6 +2,7 @@ package io.mmdit4j.hidream;
 
 import io.mmdit4j.guidance.BlockConditioning;
 import io.mmdit4j.guidance.ConditioningObserver;
+import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.guidance.ModulationVisitor;
 import io.mmdit4j.io.JsonConfigs;
@@ -338,30 +339,14 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
     /** {@code p_embedder(pooled(pos)) − p_embedder(pooled(neg))}, [1, D], owned by the caller (the transformer need not be loaded). */
     @Override
     public Tensor delta(String pos, String neg) {
-        try (PointerScope scope = new PointerScope()) {
-            Tensor p = text.pooled(List.of(pos));
-            Tensor n = text.pooled(List.of(neg));
-            Tensor d = pooledEmbedder.direction(p, n);
-            p.close();
-            n.close();
-            return d;
-        }
+        return GuidancePlan.direction(text::pooled, pooledEmbedder::direction, pos, neg);
     }
 
     /** Initial latents in the model dtype: the request's, else {@code randn} per image with its own CPU generator. Caller-owned. */
     @Override
     public Tensor noise(GenerationSettings s) {
         long[] shape = latentShape(s);
-        if (s.initialNoise() != null) {
-            if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
-                throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
-                        + Arrays.toString(shape));
-            }
-            try (PointerScope scope = new PointerScope()) {
-                return Tensors.keep(s.initialNoise().to(dtype.scalarType()).clone());
-            }
-        }
-        return Noise.randnPerRow(shape, s.seeds(), dtype);
+        return s.initialLatents(shape, dtype);
     }
 
     /** The forward on {@code [x; x]} with CFG, else on {@code x}; the velocity is the negated output ({@code v_u + s·(v_c − v_u)} with CFG). */

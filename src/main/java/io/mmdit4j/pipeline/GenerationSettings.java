@@ -97,6 +97,21 @@ public record GenerationSettings(String model, String family, DType dtype, List<
                 maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, null);
     }
 
+    /**
+     * The initial latents of {@code shape} in {@code dtype}: the request's initial noise (checked against the shape, a
+     * converted copy), else {@code randn} per image with its own seeded CPU generator. Owned by the caller.
+     */
+    public org.bytedeco.pytorch.Tensor initialLatents(long[] shape, io.mmdit4j.runtime.DType dtype) {
+        if (initialNoise == null) return io.mmdit4j.sampling.Noise.randnPerRow(shape, seeds, dtype);
+        long[] given = io.mmdit4j.runtime.Tensors.shape(initialNoise);
+        if (!java.util.Arrays.equals(given, shape)) {
+            throw new InvalidRequestException("initial noise has shape " + java.util.Arrays.toString(given) + ", expected " + java.util.Arrays.toString(shape));
+        }
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            return io.mmdit4j.runtime.Tensors.keep(initialNoise.to(dtype.scalarType()).clone());
+        }
+    }
+
     /** The same settings with another model reference (e.g. the path a descriptor resolved to). */
     public GenerationSettings withModel(String model) {
         return new GenerationSettings(model, family, dtype, prompts, imagesPerPrompt, width, height, steps, seeds, maxSequenceLength, guidance,

@@ -54,10 +54,8 @@ public final class FlowMatchLcmScheduler {
             @Override
             public Tensor step(Tensor velocity, int i, Tensor sample) {
                 if (i != next) throw new IllegalStateException("FlowMatchLCM steps must run in order: step " + i + " after " + (next - 1));
-                long[] vs = Tensors.shape(velocity), ss = Tensors.shape(sample);
-                if (!Arrays.equals(vs, ss)) {
-                    throw new IllegalArgumentException("velocity " + Tensors.shapeString(vs) + " and sample " + Tensors.shapeString(ss) + " differ in shape");
-                }
+                Sampler.requireSameShape(velocity, sample);
+                long[] ss = Tensors.shape(sample);
                 float sigma = schedule.sigma(i), sigmaNext = schedule.sigma(i + 1);
                 DType out = Tensors.dtype(velocity);
                 try (PointerScope scope = new PointerScope()) {

@@ -6,9 +6,7 @@ import io.mmdit4j.io.ModelFormatException;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Iterator;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -91,12 +89,15 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
      * folder that contains {@code scheduler/}.
      */
     public static FlowMatchSchedulerConfig fromFile(Path path) {
-        Path file = path;
-        if (Files.isDirectory(file)) {
-            Path direct = file.resolve("scheduler_config.json");
-            file = Files.isRegularFile(direct) ? direct : file.resolve("scheduler").resolve("scheduler_config.json");
-        }
+        Path file = configFile(path);
         return fromJson(JsonConfigs.readObject(file, "scheduler config"), file.toString());
+    }
+
+    /** {@code scheduler_config.json} of {@code path}: the file itself, a {@code scheduler/} folder's, or a model folder's {@code scheduler/}. */
+    static Path configFile(Path path) {
+        if (!Files.isDirectory(path)) return path;
+        Path direct = path.resolve("scheduler_config.json");
+        return Files.isRegularFile(direct) ? direct : path.resolve("scheduler").resolve("scheduler_config.json");
     }
 
     /** Reads a diffusers scheduler config object; {@code origin} names it in error messages. */
@@ -106,21 +107,8 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
         if (!cls.isEmpty() && !cls.equals(CLASS_NAME) && !cls.equals(LCM_CLASS_NAME)) {
             throw new ModelFormatException(origin + ": _class_name is '" + cls + "', only " + CLASS_NAME + " and " + LCM_CLASS_NAME + " are supported");
         }
-        boolean lcm = cls.equals(LCM_CLASS_NAME);
-        for (Iterator<Map.Entry<String, JsonNode>> it = c.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            String key = e.getKey();
-            JsonNode v = e.getValue();
-            if (key.startsWith("_") || READ.contains(key) || (lcm && LCM_IGNORED.contains(key))) continue;
-            boolean unset = v.isNull() || (v.isBoolean() && !v.asBoolean());
-            if (UNSUPPORTED.contains(key) && !unset) {
-                throw new ModelFormatException(origin + ": scheduler option " + key + " = " + v + " is not supported "
-                        + "(only the plain, static-shift or dynamic-shift FlowMatchEulerDiscreteScheduler is)");
-            }
-            if (!UNSUPPORTED.contains(key) && !unset) {
-                throw new ModelFormatException(origin + ": unknown scheduler option " + key + " = " + v);
-            }
-        }
+        JsonConfigs.rejectUnread(c, origin, READ, cls.equals(LCM_CLASS_NAME) ? LCM_IGNORED : Set.of(), UNSUPPORTED,
+                " (only the plain, static-shift or dynamic-shift FlowMatchEulerDiscreteScheduler is)");
         String type = c.hasNonNull("time_shift_type") ? c.get("time_shift_type").asText() : "exponential";
         TimeShiftType timeShift;
         switch (type.toLowerCase(Locale.ROOT)) {

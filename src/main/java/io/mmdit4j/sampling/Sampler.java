@@ -16,6 +16,18 @@ public interface Sampler extends AutoCloseable {
     @Override
     default void close() {}
 
+    /** A clear error unless the velocity and the sample are tensors of one shape (before any native work). */
+    static void requireSameShape(Tensor velocity, Tensor sample) {
+        if (velocity == null || velocity.isNull() || sample == null || sample.isNull()) {
+            throw new IllegalArgumentException("velocity and sample are required");
+        }
+        long[] vs = io.mmdit4j.runtime.Tensors.shape(velocity), ss = io.mmdit4j.runtime.Tensors.shape(sample);
+        if (!java.util.Arrays.equals(vs, ss)) {
+            throw new IllegalArgumentException("velocity " + io.mmdit4j.runtime.Tensors.shapeString(vs) + " and sample "
+                    + io.mmdit4j.runtime.Tensors.shapeString(ss) + " differ in shape");
+        }
+    }
+
     /** diffusers' {@code FlowMatchEulerDiscreteScheduler.step} on {@code schedule} ({@link Schedule#step}): stateless. */
     static Sampler euler(Schedule schedule) {
         return schedule::step;

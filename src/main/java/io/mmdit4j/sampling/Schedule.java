@@ -98,13 +98,7 @@ public final class Schedule {
      */
     public Tensor step(Tensor velocity, int i, Tensor sample) {
         checkStep(i);
-        if (velocity == null || velocity.isNull() || sample == null || sample.isNull()) {
-            throw new IllegalArgumentException("velocity and sample are required");
-        }
-        long[] vs = Tensors.shape(velocity), ss = Tensors.shape(sample);
-        if (!Arrays.equals(vs, ss)) {
-            throw new IllegalArgumentException("velocity " + Tensors.shapeString(vs) + " and sample " + Tensors.shapeString(ss) + " differ in shape");
-        }
+        Sampler.requireSameShape(velocity, sample);
         DType vd = Tensors.dtype(velocity), sd = Tensors.dtype(sample);
         if (!vd.isFloatingPoint() || !sd.isFloatingPoint()) {
             throw new IllegalArgumentException("velocity and sample must be floating tensors, got " + vd.torchName() + " and " + sd.torchName());

@@ -9,14 +9,11 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -67,11 +64,7 @@ public final class UniPcMultistepScheduler {
 
     /** Reads {@code scheduler_config.json} (the file, a {@code scheduler/} folder or a model folder with one). */
     public static Config fromFile(Path path) {
-        Path file = path;
-        if (Files.isDirectory(file)) {
-            Path direct = file.resolve("scheduler_config.json");
-            file = Files.isRegularFile(direct) ? direct : file.resolve("scheduler").resolve("scheduler_config.json");
-        }
+        Path file = FlowMatchSchedulerConfig.configFile(path);
         return fromJson(JsonConfigs.readObject(file, "scheduler config"), file.toString());
     }
 
@@ -79,17 +72,7 @@ public final class UniPcMultistepScheduler {
         if (c == null || !c.isObject()) throw new ModelFormatException(origin + ": scheduler config must be a JSON object");
         String cls = c.path("_class_name").asText("");
         if (!cls.isEmpty() && !cls.equals(CLASS_NAME)) throw new ModelFormatException(origin + ": _class_name is '" + cls + "', expected " + CLASS_NAME);
-        for (Iterator<Map.Entry<String, JsonNode>> it = c.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            String key = e.getKey();
-            JsonNode v = e.getValue();
-            if (key.startsWith("_") || READ.contains(key) || INERT.contains(key)) continue;
-            boolean unset = v.isNull() || (v.isBoolean() && !v.asBoolean());
-            if (!unset) {
-                throw new ModelFormatException(origin + ": scheduler option " + key + " = " + v + (UNSUPPORTED.contains(key) ? " is not supported" : " is unknown")
-                        + " (this UniPCMultistepScheduler implements flow sigmas with flow_prediction only)");
-            }
-        }
+        JsonConfigs.rejectUnread(c, origin, READ, INERT, UNSUPPORTED, " (this UniPCMultistepScheduler implements flow sigmas with flow_prediction only)");
         String prediction = c.path("prediction_type").asText("epsilon");
         if (!prediction.equals("flow_prediction") || !c.path("use_flow_sigmas").asBoolean(false) || !c.path("predict_x0").asBoolean(true)) {
             throw new ModelFormatException(origin + ": only prediction_type \"flow_prediction\" with use_flow_sigmas true and predict_x0 true is supported, found "
@@ -162,10 +145,7 @@ public final class UniPcMultistepScheduler {
         @Override
         public Tensor step(Tensor velocity, int i, Tensor sample) {
             if (i != stepIndex) throw new IllegalStateException("UniPC steps must run in order: step " + i + " after " + (stepIndex - 1));
-            long[] vs = Tensors.shape(velocity), ss = Tensors.shape(sample);
-            if (!Arrays.equals(vs, ss)) {
-                throw new IllegalArgumentException("velocity " + Tensors.shapeString(vs) + " and sample " + Tensors.shapeString(ss) + " differ in shape");
-            }
+            Sampler.requireSameShape(velocity, sample);
             try (PointerScope scope = new PointerScope()) {
                 float sigma = schedule.sigma(i);
                 Tensor x0 = sample.sub(velocity.mul(new Scalar((double) sigma)));                 // convert_model_output

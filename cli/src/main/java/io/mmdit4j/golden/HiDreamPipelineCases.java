@@ -48,15 +48,17 @@ final class HiDreamPipelineCases implements CaseRunner {
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
+        return CaseRunner.withModel(c, "diffusers_pipeline_folder", folder -> runFrom(c, folder));
+    }
+
+    private static List<CaseResult> runFrom(GoldenCase c, Path folder) {
         JsonNode p = c.params();
-        String folder = c.spec().path("model").path("diffusers_pipeline_folder").asText("");
-        if (folder.isEmpty()) return List.of(CaseResult.error(c.name(), "-", "case names no model.diffusers_pipeline_folder"));
-        DType dtype = DType.parse(c.spec().path("compute_dtype").asText("float32"));
+        DType dtype = c.computeDtype();
         Map<String, Tensor> actual = new HashMap<>();
         Path work = null;
         try (SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope()) {
             work = Files.createTempDirectory("hidream-case");
-            Path model = modelWithScheduler(c, work);
+            Path model = modelWithScheduler(c, folder, work);
             Path tokenizer = standInTokenizer(p, in, work.resolve("tokenizer_4"));
             try (Pipeline pipe = Pipelines.load(model, LoadOptions.builder().dtype(dtype).loras(List.of()).component("tokenizer_4", tokenizer).build())) {
                 GenerationSettings s = pipe.resolve(request(p, in));
@@ -103,8 +105,7 @@ final class HiDreamPipelineCases implements CaseRunner {
     }
 
     /** The case's model folder with its scheduler: a folder of links to the model's parts, and the case's {@code scheduler/}. */
-    private static Path modelWithScheduler(GoldenCase c, Path work) throws IOException {
-        Path model = c.resolve(c.spec().path("model").path("diffusers_pipeline_folder").asText());
+    private static Path modelWithScheduler(GoldenCase c, Path model, Path work) throws IOException {
         String sched = c.spec().path("model").path("scheduler_folder").asText("");
         if (sched.isEmpty()) return model;
         Path out = Files.createDirectories(work.resolve("model"));

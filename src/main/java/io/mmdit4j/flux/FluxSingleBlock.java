@@ -1,7 +1,7 @@
 package io.mmdit4j.flux;
 
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.nn.AdaLayerNormZeroSingle;
+import io.mmdit4j.nn.AdaLayerNormZero;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Ops;
@@ -18,12 +18,12 @@ import static org.bytedeco.pytorch.global.torch.gelu_;
 
 /** {@code FluxSingleTransformerBlock}: one stream [text; image], attention and MLP in parallel. */
 final class FluxSingleBlock implements AutoCloseable {
-    final AdaLayerNormZeroSingle norm;
+    final AdaLayerNormZero norm;
     final Linear proj_mlp;
     final SelfAttention attn;
     final Linear proj_out;
 
-    private FluxSingleBlock(AdaLayerNormZeroSingle norm, Linear proj_mlp, SelfAttention attn, Linear proj_out) {
+    private FluxSingleBlock(AdaLayerNormZero norm, Linear proj_mlp, SelfAttention attn, Linear proj_out) {
         this.norm = norm;
         this.proj_mlp = proj_mlp;
         this.attn = attn;
@@ -32,7 +32,7 @@ final class FluxSingleBlock implements AutoCloseable {
 
     static FluxSingleBlock load(StateDict sd, String p, FluxConfig c, DType dtype) {
         long dim = c.innerDim();
-        return new FluxSingleBlock(AdaLayerNormZeroSingle.load(sd, p + "norm", dim, dtype),
+        return new FluxSingleBlock(AdaLayerNormZero.loadSingle(sd, p + "norm", dim, dtype),
                 Linear.load(sd, p + "proj_mlp", dim, c.mlpHidden(), dtype),
                 SelfAttention.loadFlux(sd, p + "attn", dim, c.numAttentionHeads(), dtype),
                 Linear.load(sd, p + "proj_out", dim + c.mlpHidden(), dim, dtype));
@@ -40,13 +40,13 @@ final class FluxSingleBlock implements AutoCloseable {
 
     /** @param h [B, T+N, D] text then image tokens; @param cond SiLU of this block's conditioning [B, D] */
     Tensor forward(Tensor h, Tensor cond, Rope rope) {
-        AdaLayerNormZeroSingle.Output m = norm.forward(h, cond);
+        AdaLayerNormZero.Output m = norm.forward(h, cond);
         Tensor att = Scopes.local(() -> attn.forward(m.normed(), rope));                    // [B,S,D]
         Tensor projected = Scopes.local(() -> {
             Tensor mlp = gelu_(proj_mlp.forward(m.normed()), "tanh");                           // [B,S,mlp]
             return proj_out.forwardConcat(att, mlp);                                           // [B,S,D+mlp] -> [B,S,D]
         });
-        Tensor out = Ops.gatedResidual(h, m.gate(), projected);                                // [B,S,D]
+        Tensor out = Ops.gatedResidual(h, m.gateMsa(), projected);                                // [B,S,D]
         if (Tensors.dtype(out) == DType.F16) out = out.clamp(Fp16.MIN, Fp16.MAX);
         return out;
     }

@@ -1,16 +1,34 @@
 package io.mmdit4j.nn;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+
 /** Closing groups of modules. */
 public final class Modules {
     private Modules() {}
 
-    /** Closes a module that may be null (optional parts such as a guidance embedder). */
     /** Adds {@code module} to {@code built} (closed together if loading fails half-way) and returns it. */
-    public static <T extends AutoCloseable> T track(java.util.List<AutoCloseable> built, T module) {
+    public static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
         built.add(module);
         return module;
     }
 
+    /**
+     * Runs {@code load}, which {@link #track}s each part it loads in the list it is given; if it fails half-way, the
+     * parts loaded so far are closed before the exception propagates, so a failed load leaves no native memory behind.
+     */
+    public static <T> T loading(Function<List<AutoCloseable>, T> load) {
+        List<AutoCloseable> built = new ArrayList<>();
+        try {
+            return load.apply(built);
+        } catch (RuntimeException e) {
+            closeAll(built);
+            throw e;
+        }
+    }
+
+    /** Closes a module that may be null (optional parts such as a guidance embedder). */
     public static void closeQuietly(AutoCloseable c) {
         if (c == null) return;
         try {

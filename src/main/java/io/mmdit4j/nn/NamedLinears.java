@@ -29,14 +29,6 @@ public final class NamedLinears {
         return n == null ? this : add(prefix + ".linear", n.linear);
     }
 
-    public NamedLinears add(String prefix, AdaLayerNormZeroSingle n) {
-        return n == null ? this : add(prefix + ".linear", n.linear);
-    }
-
-    public NamedLinears add(String prefix, AdaLayerNormZeroX n) {
-        return n == null ? this : add(prefix + ".linear", n.linear);
-    }
-
     public NamedLinears add(String prefix, AdaLayerNormContinuous n) {
         return n == null ? this : add(prefix + ".linear", n.linear);
     }
@@ -49,7 +41,8 @@ public final class NamedLinears {
     }
 
     public NamedLinears add(String prefix, SelfAttention a) {
-        return a == null ? this : add(prefix + ".to_q", a.to_q).add(prefix + ".to_k", a.to_k).add(prefix + ".to_v", a.to_v);
+        return a == null ? this : add(prefix + ".to_q", a.to_q).add(prefix + ".to_k", a.to_k).add(prefix + ".to_v", a.to_v)
+                .add(prefix + ".to_out.0", a.to_out_0);
     }
 
     /** The collected Linears in the order they were added (unmodifiable). */

@@ -300,12 +300,9 @@ public final class Sd3Transformer implements AutoCloseable {
         for (int i = 0; i < transformer_blocks.size(); i++) {
             Sd3JointBlock b = transformer_blocks.get(i);
             String p = "transformer_blocks." + i + ".";
-            n.add(p + "norm1", b.norm1).add(p + "norm1", b.norm1X).add(p + "norm1_context", b.norm1_context)
-                    .add(p + "norm1_context", b.norm1ContextLast).add(p + "attn", b.attn).add(p + "ff", b.ff).add(p + "ff_context", b.ff_context);
-            if (b.attn2 != null) {
-                n.add(p + "attn2.to_q", b.attn2.to_q).add(p + "attn2.to_k", b.attn2.to_k).add(p + "attn2.to_v", b.attn2.to_v)
-                        .add(p + "attn2.to_out.0", b.attn2.to_out_0);
-            }
+            n.add(p + "norm1", b.norm1).add(p + "norm1_context", b.norm1_context)
+                    .add(p + "norm1_context", b.norm1ContextLast).add(p + "attn", b.attn).add(p + "ff", b.ff).add(p + "ff_context", b.ff_context)
+                    .add(p + "attn2", b.attn2);
         }
         return n.add("norm_out", norm_out).add("proj_out", proj_out).map();
     }

@@ -45,8 +45,7 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
 
     static HunyuanVideoTokenRefiner load(StateDict sd, String p, HunyuanVideoConfig c, DType dtype) {
         long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try {
+        return Modules.loading(built -> {
             MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, p + "time_text_embed.timestep_embedder", 256, dim, dtype));
             MlpEmbedder text = track(built, MlpEmbedder.load(sd, p + "time_text_embed.text_embedder", c.textEmbedDim(), dim, dtype));
             Linear projIn = track(built, Linear.load(sd, p + "proj_in", c.textEmbedDim(), dim, dtype));
@@ -55,10 +54,7 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
                 blocks.add(track(built, RefinerBlock.load(sd, p + "token_refiner.refiner_blocks." + i + ".", c, dtype)));
             }
             return new HunyuanVideoTokenRefiner(timestep, text, projIn, List.copyOf(blocks), dtype);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     /** The refiner's conditioning {@code [B, D]}: timestep plus the masked mean of the text states (computed in fp32). */
@@ -113,17 +109,11 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
 
         static RefinerBlock load(StateDict sd, String p, HunyuanVideoConfig c, DType dtype) {
             long d = c.innerDim();
-            List<AutoCloseable> built = new ArrayList<>();
-            try {
-                return new RefinerBlock(track(built, LayerNorm.load(sd, p + "norm1", d, 1e-6, dtype)),
-                        track(built, SelfAttention.load(sd, p + "attn", d, c.numAttentionHeads(), false, true, dtype)),
-                        track(built, LayerNorm.load(sd, p + "norm2", d, 1e-6, dtype)),
-                        track(built, FeedForward.load(sd, p + "ff", d, c.mlpHidden(), true, dtype)),
-                        track(built, Linear.load(sd, p + "norm_out.linear", d, 2 * d, dtype)));
-            } catch (RuntimeException e) {
-                Modules.closeAll(built);
-                throw e;
-            }
+            return Modules.loading(built -> new RefinerBlock(track(built, LayerNorm.load(sd, p + "norm1", d, 1e-6, dtype)),
+                    track(built, SelfAttention.load(sd, p + "attn", d, c.numAttentionHeads(), false, true, dtype)),
+                    track(built, LayerNorm.load(sd, p + "norm2", d, 1e-6, dtype)),
+                    track(built, FeedForward.load(sd, p + "ff", d, c.mlpHidden(), true, dtype)),
+                    track(built, Linear.load(sd, p + "norm_out.linear", d, 2 * d, dtype))));
         }
 
         /** @param activated SiLU of the refiner conditioning [B, D]; @param mask [B, 1, S, S] bool */

@@ -30,7 +30,7 @@ public final class MidBlock implements Block {
         Block attn = null;
         try {
             r0 = ResnetBlock.load(sd, p + "resnets.0.", channels, channels, groups, eps, conv, dtype);
-            if (attention != null) attn = attention.load(sd, p + "attentions.0.", channels, groups, dtype);
+            if (attention != null) attn = attention.load(sd, p + "attentions.0.", channels, groups, eps, dtype);
             r1 = ResnetBlock.load(sd, p + "resnets.1.", channels, channels, groups, eps, conv, dtype);
             return new MidBlock(r0, attn, r1);
         } catch (RuntimeException e) {

@@ -28,9 +28,7 @@ public final class Linear implements AutoCloseable {
 
     /** Loads {@code prefix.weight} {@code [out, in]} and {@code prefix.bias} {@code [out]}. */
     public static Linear load(StateDict sd, String prefix, long in, long out, DType dtype) {
-        Tensor w = sd.take(prefix + ".weight", dtype, out, in);
-        Tensor b = sd.take(prefix + ".bias", dtype, out);
-        return new Linear(w, b);
+        return Modules.weightAndBias(sd, prefix, dtype, Linear::new, out, in);
     }
 
     public static Linear loadNoBias(StateDict sd, String prefix, long in, long out, DType dtype) {

@@ -1,10 +1,16 @@
 package io.mmdit4j.nn;
 
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Native;
+import org.bytedeco.pytorch.Tensor;
+
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 
-/** Closing groups of modules. */
+/** Loading and closing groups of modules. */
 public final class Modules {
     private Modules() {}
 
@@ -26,6 +32,22 @@ public final class Modules {
             closeAll(built);
             throw e;
         }
+    }
+
+    /**
+     * Takes {@code prefix.weight} of shape {@code weightShape} and {@code prefix.bias} {@code [weightShape[0]]} and makes
+     * the module of them (norms, convolutions); the weight is released when the bias is missing.
+     */
+    public static <T> T weightAndBias(StateDict sd, String prefix, DType dtype, BiFunction<Tensor, Tensor, T> make, long... weightShape) {
+        Tensor w = sd.take(prefix + ".weight", dtype, weightShape);
+        Tensor b;
+        try {
+            b = sd.take(prefix + ".bias", dtype, weightShape[0]);
+        } catch (RuntimeException e) {
+            Native.release(w);
+            throw e;
+        }
+        return make.apply(w, b);
     }
 
     /** Closes a module that may be null (optional parts such as a guidance embedder). */

@@ -182,15 +182,8 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
             long latent = c.latentChannels();
-            Tensor w = sd.take("post_quant_conv.weight", compute, latent, latent, 1, 1, 1);
-            Tensor b;
-            try {
-                b = sd.take("post_quant_conv.bias", compute, latent);
-            } catch (RuntimeException e) {
-                Native.release(w);
-                throw e;
-            }
-            CausalConv3d postQuant = Modules.track(built, new CausalConv3d(w, b, 1, 1));
+            CausalConv3d postQuant = Modules.track(built, Modules.weightAndBias(sd, "post_quant_conv", compute,
+                    (w, b) -> new CausalConv3d(w, b, 1, 1), latent, latent, 1, 1, 1));
             Decoder decoder = Modules.track(built, Decoder.load(sd, c, CausalConv3d::load, MidBlockAttention::loadCausal,
                     (s, p, i, channels, dtype) -> UpsampleCausal3D.load(s, p, c, i, channels, dtype), compute));
             for (String k : sd.keys()) { // the encoder half is not implemented: accepted, never loaded

@@ -33,14 +33,12 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
     final MlpEmbedder time_text_embed_text_embedder;
     final Linear proj_in;
     final List<RefinerBlock> refiner_blocks;
-    private final DType dtype;
 
-    private HunyuanVideoTokenRefiner(MlpEmbedder timestep, MlpEmbedder text, Linear projIn, List<RefinerBlock> blocks, DType dtype) {
+    private HunyuanVideoTokenRefiner(MlpEmbedder timestep, MlpEmbedder text, Linear projIn, List<RefinerBlock> blocks) {
         this.time_text_embed_timestep_embedder = timestep;
         this.time_text_embed_text_embedder = text;
         this.proj_in = projIn;
         this.refiner_blocks = blocks;
-        this.dtype = dtype;
     }
 
     static HunyuanVideoTokenRefiner load(StateDict sd, String p, HunyuanVideoConfig c, DType dtype) {
@@ -53,7 +51,7 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
             for (int i = 0; i < c.numRefinerLayers(); i++) {
                 blocks.add(track(built, RefinerBlock.load(sd, p + "token_refiner.refiner_blocks." + i + ".", c, dtype)));
             }
-            return new HunyuanVideoTokenRefiner(timestep, text, projIn, List.copyOf(blocks), dtype);
+            return new HunyuanVideoTokenRefiner(timestep, text, projIn, List.copyOf(blocks));
         });
     }
 

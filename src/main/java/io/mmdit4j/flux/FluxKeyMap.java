@@ -1,17 +1,18 @@
 package io.mmdit4j.flux;
 
+import io.mmdit4j.io.EntryViews;
+import io.mmdit4j.io.KeyMaps;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
-import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import static org.bytedeco.pytorch.global.torch.cat;
+import static io.mmdit4j.io.KeyMaps.put;
+import static io.mmdit4j.io.KeyMaps.rename;
 
 /**
  * Original Black Forest Labs FLUX checkpoint names ({@code flux1-dev.safetensors}, optionally with ComfyUI's
@@ -23,7 +24,7 @@ import static org.bytedeco.pytorch.global.torch.cat;
 public final class FluxKeyMap {
     private FluxKeyMap() {}
 
-    public static final String COMFY_PREFIX = "model.diffusion_model.";
+    public static final String COMFY_PREFIX = KeyMaps.DIFFUSION_MODEL_PREFIX;
 
     private static final String[][] RENAMES = {
             {"img_in.", "x_embedder."},
@@ -69,11 +70,7 @@ public final class FluxKeyMap {
     }
 
     public static StateDict fromBfl(StateDict bfl) {
-        try {
-            return map(bfl);
-        } catch (ModelFormatException e) {
-            throw e.getMessage().startsWith(bfl.origin()) ? e : new ModelFormatException(bfl.origin() + ": " + e.getMessage(), e);
-        }
+        return KeyMaps.mapped(bfl, FluxKeyMap::map);
     }
 
     private static StateDict map(StateDict bfl) {
@@ -85,11 +82,11 @@ public final class FluxKeyMap {
             Matcher d = DOUBLE.matcher(k);
             Matcher s = SINGLE.matcher(k);
             if (d.matches()) {
-                mapDouble(d.group(1), d.group(2), key, e, out);
+                mapDouble(d.group(1), d.group(2), e, out);
             } else if (s.matches()) {
-                mapSingle(s.group(1), s.group(2), key, e, dim, out);
+                mapSingle(s.group(1), s.group(2), e, dim, out);
             } else if (k.startsWith("final_layer.adaLN_modulation.1.")) {
-                out.put("norm_out.linear." + k.substring("final_layer.adaLN_modulation.1.".length()), swapHalves(key, e));
+                out.put("norm_out.linear." + k.substring("final_layer.adaLN_modulation.1.".length()), EntryViews.swapHalves(e));
             } else {
                 put(out, rename(k, RENAMES), e);
             }
@@ -97,30 +94,25 @@ public final class FluxKeyMap {
         return new StateDict(bfl.origin(), out);
     }
 
-    private static void mapDouble(String i, String rest, String key, Entry e, Map<String, Entry> out) {
+    private static void mapDouble(String i, String rest, Entry e, Map<String, Entry> out) {
         String p = "transformer_blocks." + i + ".";
         if (rest.startsWith("img_attn.qkv.")) {
-            splitRows(key, e, out, rest.substring("img_attn.qkv.".length()), thirds(key, e),
-                    p + "attn.to_q.", p + "attn.to_k.", p + "attn.to_v.");
+            String suffix = rest.substring("img_attn.qkv.".length());
+            KeyMaps.putChunks(out, e, p + "attn.to_q." + suffix, p + "attn.to_k." + suffix, p + "attn.to_v." + suffix);
         } else if (rest.startsWith("txt_attn.qkv.")) {
-            splitRows(key, e, out, rest.substring("txt_attn.qkv.".length()), thirds(key, e),
-                    p + "attn.add_q_proj.", p + "attn.add_k_proj.", p + "attn.add_v_proj.");
+            String suffix = rest.substring("txt_attn.qkv.".length());
+            KeyMaps.putChunks(out, e, p + "attn.add_q_proj." + suffix, p + "attn.add_k_proj." + suffix, p + "attn.add_v_proj." + suffix);
         } else {
             String renamed = rename(rest, DOUBLE_RENAMES);
             put(out, renamed.equals(rest) ? "double_blocks." + i + "." + rest : p + renamed, e);
         }
     }
 
-    private static void mapSingle(String i, String rest, String key, Entry e, long dim, Map<String, Entry> out) {
+    private static void mapSingle(String i, String rest, Entry e, long dim, Map<String, Entry> out) {
         String p = "single_transformer_blocks." + i + ".";
         if (rest.startsWith("linear1.")) {
-            long rows = e.shape()[0];
-            if (rows <= 3 * dim) {
-                throw new ModelFormatException("tensor '" + key + "' has " + rows + " rows, expected 3 x " + dim
-                        + " (q, k, v) plus the MLP width");
-            }
-            splitRows(key, e, out, rest.substring("linear1.".length()), new long[] {dim, dim, dim, rows - 3 * dim},
-                    p + "attn.to_q.", p + "attn.to_k.", p + "attn.to_v.", p + "proj_mlp.");
+            String suffix = rest.substring("linear1.".length());
+            KeyMaps.putQkvMlp(out, e, dim, p + "attn.to_q." + suffix, p + "attn.to_k." + suffix, p + "attn.to_v." + suffix, p + "proj_mlp." + suffix);
         } else {
             String renamed = rename(rest, SINGLE_RENAMES);
             put(out, renamed.equals(rest) ? "single_blocks." + i + "." + rest : p + renamed, e);
@@ -202,53 +194,11 @@ public final class FluxKeyMap {
         return java.util.List.of(new RowSlice(prefix + renamed.substring(0, renamed.length() - 1), 0, rows, 0));
     }
 
-    private static long[] thirds(String key, Entry e) {
-        long rows = e.shape()[0];
-        if (rows % 3 != 0) throw new ModelFormatException("tensor '" + key + "' has " + rows + " rows, expected a multiple of 3 (q, k, v)");
-        return new long[] {rows / 3, rows / 3, rows / 3};
-    }
-
-    private static void splitRows(String key, Entry e, Map<String, Entry> out, String suffix, long[] sizes, String... targets) {
-        long offset = 0;
-        for (int j = 0; j < targets.length; j++) {
-            long start = offset, len = sizes[j];
-            long[] shape = e.shape().clone();
-            shape[0] = len;
-            put(out, targets[j] + suffix, new Entry(shape, e.dtype(), key, () -> {
-                try (Tensor full = e.loader().get()) {
-                    return full.narrow(0, start, len);
-                }
-            }));
-            offset += len;
-        }
-    }
-
-    private static Entry swapHalves(String key, Entry e) {
-        long half = e.shape()[0] / 2;
-        return new Entry(e.shape(), e.dtype(), key, () -> {
-            Tensor full = e.loader().get();
-            return cat(new TensorVector(full.narrow(0, half, half), full.narrow(0, 0, half)), 0);
-        });
-    }
-
     private static long hiddenSize(StateDict bfl) {
         for (String k : new String[] {"img_in.weight", COMFY_PREFIX + "img_in.weight"}) {
             long[] s = bfl.shape(k);
             if (s != null && s.length == 2) return s[0];
         }
         throw new ModelFormatException(bfl.origin() + ": not a FLUX transformer checkpoint: missing tensor 'img_in.weight'");
-    }
-
-    private static String rename(String k, String[][] table) {
-        for (String[] r : table) {
-            if (k.startsWith(r[0])) return r[1] + k.substring(r[0].length());
-        }
-        return k;
-    }
-
-    private static void put(Map<String, Entry> out, String name, Entry e) {
-        if (out.putIfAbsent(name, e) != null) {
-            throw new ModelFormatException("checkpoint maps two tensors to '" + name + "' ('" + out.get(name).from() + "' and '" + e.from() + "')");
-        }
     }
 }

@@ -1,5 +1,7 @@
 package io.mmdit4j.hunyuan;
 
+import io.mmdit4j.io.EntryViews;
+import io.mmdit4j.io.KeyMaps;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
@@ -12,6 +14,8 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import static io.mmdit4j.io.KeyMaps.put;
+import static io.mmdit4j.io.KeyMaps.rename;
 import static org.bytedeco.pytorch.global.torch.cat;
 
 /**
@@ -25,7 +29,7 @@ import static org.bytedeco.pytorch.global.torch.cat;
 public final class HunyuanVideoKeyMap {
     private HunyuanVideoKeyMap() {}
 
-    public static final String COMFY_PREFIX = "model.diffusion_model.";
+    public static final String COMFY_PREFIX = KeyMaps.DIFFUSION_MODEL_PREFIX;
 
     /** Top-level renames (original prefix, diffusers prefix). */
     private static final String[][] TOP = {
@@ -102,11 +106,7 @@ public final class HunyuanVideoKeyMap {
     }
 
     public static StateDict fromOriginal(StateDict original) {
-        try {
-            return map(original);
-        } catch (ModelFormatException e) {
-            throw e.getMessage().startsWith(original.origin()) ? e : new ModelFormatException(original.origin() + ": " + e.getMessage(), e);
-        }
+        return KeyMaps.mapped(original, HunyuanVideoKeyMap::map);
     }
 
     private static StateDict map(StateDict src) {
@@ -116,7 +116,7 @@ public final class HunyuanVideoKeyMap {
             Entry e = src.entry(key);
             String k = key.startsWith(COMFY_PREFIX) ? key.substring(COMFY_PREFIX.length()) : key;
             if (k.startsWith(FINAL_MOD)) {
-                put(out, NORM_OUT + k.substring(FINAL_MOD.length()), swapHalves(e));
+                put(out, NORM_OUT + k.substring(FINAL_MOD.length()), EntryViews.swapHalves(e));
                 continue;
             }
             boolean scoped = false;
@@ -127,7 +127,7 @@ public final class HunyuanVideoKeyMap {
                 String p = s.diffusersPrefix() + m.group(1) + ".", rest = m.group(2);
                 Fused f = s.fused().stream().filter(x -> rest.startsWith(x.original())).findFirst().orElse(null);
                 if (f != null) {
-                    splitRows(key, e, out, p, rest.substring(f.original().length()), f, dim);
+                    splitRows(e, out, p, rest.substring(f.original().length()), f, dim);
                 } else {
                     String renamed = rename(rest, s.renames(), false);
                     put(out, renamed == null ? k : p + renamed, e);
@@ -193,38 +193,10 @@ public final class HunyuanVideoKeyMap {
         return out;
     }
 
-    private static void splitRows(String key, Entry e, Map<String, Entry> out, String prefix, String suffix, Fused f, long dim) {
-        long rows = e.shape()[0];
-        long[] sizes = new long[f.parts().size()];
-        if (f == LINEAR1) {
-            if (rows <= 3 * dim) {
-                throw new ModelFormatException("tensor '" + key + "' has " + rows + " rows, expected 3 x " + dim + " (q, k, v) plus the MLP width");
-            }
-            sizes = new long[] {dim, dim, dim, rows - 3 * dim};
-        } else {
-            if (rows % 3 != 0) throw new ModelFormatException("tensor '" + key + "' has " + rows + " rows, expected a multiple of 3 (q, k, v)");
-            java.util.Arrays.fill(sizes, rows / 3);
-        }
-        long offset = 0;
-        for (int j = 0; j < sizes.length; j++) {
-            long start = offset, len = sizes[j];
-            long[] shape = e.shape().clone();
-            shape[0] = len;
-            put(out, prefix + f.parts().get(j) + suffix, new Entry(shape, e.dtype(), key, () -> {
-                try (Tensor full = e.loader().get()) {
-                    return full.narrow(0, start, len);
-                }
-            }));
-            offset += len;
-        }
-    }
-
-    private static Entry swapHalves(Entry e) {
-        long half = e.shape()[0] / 2;
-        return new Entry(e.shape(), e.dtype(), e.from(), () -> {
-            Tensor full = e.loader().get();
-            return cat(new TensorVector(full.narrow(0, half, half), full.narrow(0, 0, half)), 0);
-        });
+    private static void splitRows(Entry e, Map<String, Entry> out, String prefix, String suffix, Fused f, long dim) {
+        String[] names = f.parts().stream().map(part -> prefix + part + suffix).toArray(String[]::new);
+        if (f == LINEAR1) KeyMaps.putQkvMlp(out, e, dim, names[0], names[1], names[2], names[3]);
+        else KeyMaps.putChunks(out, e, names);
     }
 
     private static long hiddenSize(StateDict src) {
@@ -234,20 +206,5 @@ public final class HunyuanVideoKeyMap {
         }
         throw new ModelFormatException(src.origin() + ": not a HunyuanVideo transformer checkpoint: missing tensor 'img_in.proj.weight' "
                 + "(rank 5, the Conv3d patch embedding)");
-    }
-
-    /** The renamed key, or null when no rule applies; {@code inverse} maps diffusers names back to original ones. */
-    private static String rename(String k, String[][] table, boolean inverse) {
-        for (String[] r : table) {
-            String from = inverse ? r[1] : r[0], to = inverse ? r[0] : r[1];
-            if (k.startsWith(from)) return to + k.substring(from.length());
-        }
-        return null;
-    }
-
-    private static void put(Map<String, Entry> out, String name, Entry e) {
-        if (out.putIfAbsent(name, e) != null) {
-            throw new ModelFormatException("checkpoint maps two tensors to '" + name + "' ('" + out.get(name).from() + "' and '" + e.from() + "')");
-        }
     }
 }

@@ -1,6 +1,7 @@
 package io.mmdit4j.sd3;
 
 import io.mmdit4j.io.EntryViews;
+import io.mmdit4j.io.KeyMaps;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
@@ -9,6 +10,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+
+import static io.mmdit4j.io.KeyMaps.put;
+import static io.mmdit4j.io.KeyMaps.rename;
 
 /**
  * Original Stability AI single-file names ({@code sd3_medium.safetensors}, {@code sd3.5_large.safetensors}: keys under
@@ -21,7 +25,7 @@ import java.util.regex.Pattern;
 public final class Sd3KeyMap {
     private Sd3KeyMap() {}
 
-    public static final String PREFIX = "model.diffusion_model.";
+    public static final String PREFIX = KeyMaps.DIFFUSION_MODEL_PREFIX;
 
     private static final String[][] RENAMES = {
             {"x_embedder.proj.", "pos_embed.proj."},
@@ -68,11 +72,7 @@ public final class Sd3KeyMap {
 
     /** Diffusers-named view of an original checkpoint (no tensor is read). */
     public static StateDict fromOriginal(StateDict original) {
-        try {
-            return map(original);
-        } catch (ModelFormatException e) {
-            throw e.getMessage().startsWith(original.origin()) ? e : new ModelFormatException(original.origin() + ": " + e.getMessage(), e);
-        }
+        return KeyMaps.mapped(original, Sd3KeyMap::map);
     }
 
     private static StateDict map(StateDict sd) {
@@ -101,8 +101,7 @@ public final class Sd3KeyMap {
         for (String[] q : QKV) {
             if (rest.startsWith(q[0])) {
                 String suffix = rest.substring(q[0].length());
-                Entry[] parts = EntryViews.chunks(e, 3);
-                for (int j = 0; j < 3; j++) put(out, p + q[j + 1] + suffix, parts[j]);
+                KeyMaps.putChunks(out, e, p + q[1] + suffix, p + q[2] + suffix, p + q[3] + suffix);
                 return;
             }
         }
@@ -124,18 +123,5 @@ public final class Sd3KeyMap {
                     + "' (the patch embedding, [D, C, p, p])");
         }
         return s[0];
-    }
-
-    private static String rename(String k, String[][] table) {
-        for (String[] r : table) {
-            if (k.startsWith(r[0])) return r[1] + k.substring(r[0].length());
-        }
-        return k;
-    }
-
-    private static void put(Map<String, Entry> out, String name, Entry e) {
-        if (out.putIfAbsent(name, e) != null) {
-            throw new ModelFormatException("checkpoint maps two tensors to '" + name + "' ('" + out.get(name).from() + "' and '" + e.from() + "')");
-        }
     }
 }

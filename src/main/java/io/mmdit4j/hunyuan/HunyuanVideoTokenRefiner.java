@@ -90,20 +90,12 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
     }
 
     /** {@code HunyuanVideoIndividualTokenRefinerBlock}: affine LayerNorms, biased self-attention, SiLU MLP, gates only. */
-    static final class RefinerBlock implements AutoCloseable {
-        final LayerNorm norm1;
-        final SelfAttention attn;     // biased q/k/v and to_out.0, no q/k norms, no RoPE
-        final LayerNorm norm2;
-        final FeedForward ff;         // "linear-silu"
-        final Linear norm_out_linear; // SiLU(c) -> (gate_msa, gate_mlp)
-
-        private RefinerBlock(LayerNorm norm1, SelfAttention attn, LayerNorm norm2, FeedForward ff, Linear mod) {
-            this.norm1 = norm1;
-            this.attn = attn;
-            this.norm2 = norm2;
-            this.ff = ff;
-            this.norm_out_linear = mod;
-        }
+    record RefinerBlock(LayerNorm norm1,
+                        SelfAttention attn,      // biased q/k/v and to_out.0, no q/k norms, no RoPE
+                        LayerNorm norm2,
+                        FeedForward ff,          // "linear-silu"
+                        Linear norm_out_linear)  // SiLU(c) -> (gate_msa, gate_mlp)
+            implements AutoCloseable {
 
         static RefinerBlock load(StateDict sd, String p, HunyuanVideoConfig c, DType dtype) {
             long d = c.innerDim();

@@ -13,7 +13,11 @@ import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+
+import static io.mmdit4j.nn.Modules.track;
 
 /**
  * {@code JointTransformerBlock}: image and text streams with their own adaLN modulation and one joint attention (image
@@ -33,35 +37,26 @@ final class Sd3JointBlock implements AutoCloseable {
     /** Both streams after the block: image [B,N,D], text [B,T,D] (null after the last block). */
     record Output(Tensor image, Tensor text) {}
 
-    private Sd3JointBlock(AdaLayerNormZero norm1, AdaLayerNormZero norm1_context, AdaLayerNormContinuous norm1ContextLast,
-                          JointAttention attn, SelfAttention attn2, FeedForward ff, FeedForward ff_context) {
-        this.norm1 = norm1;
-        this.norm1_context = norm1_context;
-        this.norm1ContextLast = norm1ContextLast;
-        this.attn = attn;
-        this.attn2 = attn2;
-        this.ff = ff;
-        this.ff_context = ff_context;
+    private Sd3JointBlock(StateDict sd, String p, int index, Sd3Config c, DType dtype) {
+        long dim = c.innerDim(), heads = c.numAttentionHeads();
+        boolean dual = c.isDual(index), last = c.isContextPreOnly(index);
+        List<AutoCloseable> built = new ArrayList<>();
+        try {
+            norm1 = track(built, dual ? AdaLayerNormZero.loadX(sd, p + "norm1", dim, dtype) : AdaLayerNormZero.load(sd, p + "norm1", dim, dtype));
+            norm1_context = last ? null : track(built, AdaLayerNormZero.load(sd, p + "norm1_context", dim, dtype));
+            norm1ContextLast = last ? track(built, AdaLayerNormContinuous.load(sd, p + "norm1_context", dim, dtype)) : null;
+            attn = track(built, JointAttention.loadSd3(sd, p + "attn", dim, heads, c.qkNorm(), last, dtype));
+            attn2 = dual ? track(built, SelfAttention.load(sd, p + "attn2", dim, heads, c.qkNorm(), true, dtype)) : null;
+            ff = track(built, FeedForward.load(sd, p + "ff", dim, c.mlpHidden(), dtype));
+            ff_context = last ? null : track(built, FeedForward.load(sd, p + "ff_context", dim, c.mlpHidden(), dtype));
+        } catch (RuntimeException e) {
+            Modules.closeAll(built);
+            throw e;
+        }
     }
 
     static Sd3JointBlock load(StateDict sd, String p, int index, Sd3Config c, DType dtype) {
-        long dim = c.innerDim();
-        boolean dual = c.isDual(index), last = c.isContextPreOnly(index);
-        AutoCloseable[] parts = new AutoCloseable[7];
-        try {
-            parts[0] = dual ? AdaLayerNormZero.loadX(sd, p + "norm1", dim, dtype) : AdaLayerNormZero.load(sd, p + "norm1", dim, dtype);
-            parts[1] = last ? null : AdaLayerNormZero.load(sd, p + "norm1_context", dim, dtype);
-            parts[2] = last ? AdaLayerNormContinuous.load(sd, p + "norm1_context", dim, dtype) : null;
-            parts[3] = JointAttention.loadSd3(sd, p + "attn", dim, c.numAttentionHeads(), c.qkNorm(), last, dtype);
-            parts[4] = dual ? SelfAttention.load(sd, p + "attn2", dim, c.numAttentionHeads(), c.qkNorm(), true, dtype) : null;
-            parts[5] = FeedForward.load(sd, p + "ff", dim, c.mlpHidden(), dtype);
-            parts[6] = last ? null : FeedForward.load(sd, p + "ff_context", dim, c.mlpHidden(), dtype);
-        } catch (RuntimeException e) {
-            Modules.closeAll(Arrays.asList(parts));
-            throw e;
-        }
-        return new Sd3JointBlock((AdaLayerNormZero) parts[0], (AdaLayerNormZero) parts[1], (AdaLayerNormContinuous) parts[2],
-                (JointAttention) parts[3], (SelfAttention) parts[4], (FeedForward) parts[5], (FeedForward) parts[6]);
+        return new Sd3JointBlock(sd, p, index, c, dtype);
     }
 
     /** {@link #forward} in its own scope: the temporaries die here, the outputs are owned by the caller. */

@@ -20,18 +20,8 @@ import static org.bytedeco.pytorch.global.torch.upsample_nearest3d;
  * along time, then a 3×3×3 causal conv ({@code upsamplers.0.conv.conv.*}). So F frames become {@code 1 + 2(F−1)} with
  * time up-sampling: the causal first frame stays a single frame, as in the encoder's compression.
  */
-final class UpsampleCausal3D implements Block {
+record UpsampleCausal3D(CausalConv3d conv, int timeFactor, int spaceFactor) implements Block {
     private static final DoubleOptional NO_SCALE = Native.keep(new DoubleOptional());
-
-    final CausalConv3d conv;
-    private final int timeFactor;
-    private final int spaceFactor;
-
-    private UpsampleCausal3D(CausalConv3d conv, int timeFactor, int spaceFactor) {
-        this.conv = conv;
-        this.timeFactor = timeFactor;
-        this.spaceFactor = spaceFactor;
-    }
 
     /** Up block {@code block}'s up-sampler as config {@code c} asks for it, or null where it asks for none (a {@link Decoder.UpsamplerLoader}). */
     static UpsampleCausal3D load(StateDict sd, String p, HunyuanVideoVaeConfig c, int block, long channels, DType dtype) {

@@ -87,18 +87,19 @@ public final class JointAttention implements AutoCloseable {
      * key mask ({@code [B, 1, 1, N+T]} in joint order, true = attend) hides padded text tokens.
      */
     public Output forward(Tensor x, Tensor ctx, Rope imageRope, Tensor mask) { // x [B,N,D], ctx [B,T,D]
-        Tensor out = Attention.attend(                                                                           // [B,N+T,D]
-                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, imageRope, null),
-                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, imageRope, null),
-                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), mask);
-        return outputs(out, x.size(1), ctx.size(1));
+        return attend(x, ctx, imageRope, null, mask);
     }
 
+    /** FLUX's and SD3's joint attention: RoPE (FLUX; null: none, SD3) over the whole joint sequence, no mask. */
     public Output forward(Tensor x, Tensor ctx, Rope rope) { // x [B,N,D], ctx [B,T,D]
+        return attend(x, ctx, null, rope, null);
+    }
+
+    private Output attend(Tensor x, Tensor ctx, Rope imageRope, Rope jointRope, Tensor mask) {
         Tensor out = Attention.attend(                                                                           // [B,N+T,D]
-                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, null, rope),
-                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, null, rope),
-                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), null);
+                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, imageRope, jointRope),
+                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, imageRope, jointRope),
+                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), mask);
         return outputs(out, x.size(1), ctx.size(1));
     }
 

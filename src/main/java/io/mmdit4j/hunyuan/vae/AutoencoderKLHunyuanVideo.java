@@ -66,7 +66,6 @@ import static org.bytedeco.pytorch.global.torch.cat;
  * <p>Every returned tensor is owned by the caller.
  */
 public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
-
     private final HunyuanVideoVaeConfig config;
     private final DType dtype;
     private final DeviceSpec device;

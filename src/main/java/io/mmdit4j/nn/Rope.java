@@ -81,6 +81,17 @@ public final class Rope implements AutoCloseable {
         return new Rope(Native.keep(cos), Native.keep(sin));
     }
 
+    /**
+     * FLUX's and HunyuanVideo's split of the head dimension into the (t, h, w) RoPE axes, 1/8, 7/16 and 7/16 (16/56/56 at
+     * 128), for checkpoints that do not record theirs; null where {@code headDim} does not split so into even widths.
+     */
+    public static int[] defaultAxes(int headDim) {
+        int a0 = headDim / 8;
+        int rest = (headDim - a0) / 2;
+        if (headDim % 8 != 0 || a0 % 2 != 0 || rest % 2 != 0 || a0 + 2 * rest != headDim) return null;
+        return new int[] {a0, rest, rest};
+    }
+
     public Tensor cos() { return cos; }
     public Tensor sin() { return sin; }
     public long length() { return cos.size(0); }

@@ -44,8 +44,6 @@ import static org.bytedeco.pytorch.global.torch.exp;
  */
 public final class AutoencoderKL implements AutoCloseable {
     private static final Scalar HALF = Native.keep(new Scalar(0.5));
-    private static final ScalarOptional ZERO = Native.keep(new ScalarOptional(new Scalar(0.0)));
-    private static final ScalarOptional ONE = Native.keep(new ScalarOptional(new Scalar(1.0)));
     private static final ScalarOptional LOGVAR_MIN = Native.keep(new ScalarOptional(new Scalar(-30.0)));
     private static final ScalarOptional LOGVAR_MAX = Native.keep(new ScalarOptional(new Scalar(20.0)));
 
@@ -182,7 +180,8 @@ public final class AutoencoderKL implements AutoCloseable {
         try (PointerScope scope = new PointerScope()) {
             long latent = c.latentChannels();
             Encoder encoder = Modules.track(built, Encoder.load(sd, c, compute));
-            Decoder decoder = Modules.track(built, Decoder.load(sd, c, compute));
+            Decoder decoder = Modules.track(built, Decoder.load(sd, c, Conv2d::same, MidBlockAttention::load,
+                    (s, p, i, channels, dtype) -> i < c.numBlocks() - 1 ? Upsample2D.load(s, p, channels, dtype) : null, compute));
             Conv2d quant = c.useQuantConv() ? Modules.track(built, Conv2d.load(sd, "quant_conv", 2 * latent, 2 * latent, 1, 1, 0, compute)) : null;
             Conv2d postQuant = c.usePostQuantConv() ? Modules.track(built, Conv2d.load(sd, "post_quant_conv", latent, latent, 1, 1, 0, compute)) : null;
             sd.requireAllTaken();
@@ -311,9 +310,9 @@ public final class AutoencoderKL implements AutoCloseable {
         if (decoded.dim() != 4) {
             throw new IllegalArgumentException("decoded image has shape " + Arrays.toString(Tensors.shape(decoded)) + ", expected [batch, channels, height, width]");
         }
-        requireFloating("decoded image", decoded);
+        VaeTensors.requireFloating("decoded image", decoded);
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            return Tensors.keep(clamp(place(decoded).mul(HALF).add(HALF), ZERO, ONE));
+            return Tensors.keep(VaeTensors.toUnitRange(place(decoded)));
         }
     }
 
@@ -345,24 +344,7 @@ public final class AutoencoderKL implements AutoCloseable {
     }
 
     private static void check(String what, Tensor t, long channels) {
-        if (t == null || t.isNull()) throw new IllegalArgumentException(what + " is null");
-        if (t.dim() != 4 || t.size(1) != channels || t.size(0) < 1 || t.size(2) < 1 || t.size(3) < 1) {
-            throw new IllegalArgumentException(what + " has shape " + Arrays.toString(Tensors.shape(t)) + ", expected [batch, " + channels
-                    + ", height, width]");
-        }
-        requireFloating(what, t);
-    }
-
-    private static void requireFloating(String what, Tensor t) {
-        DType d;
-        try {
-            d = Tensors.dtype(t);
-        } catch (IllegalArgumentException e) {
-            d = null;
-        }
-        if (d == null || !d.isFloatingPoint()) {
-            throw new IllegalArgumentException(what + " has dtype " + t.scalar_type() + ", expected a floating-point tensor");
-        }
+        VaeTensors.check(what, t, channels, "height", "width");
     }
 
     @Override

@@ -2,8 +2,6 @@ package io.mmdit4j.text.t5;
 
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.RmsNorm;
@@ -11,6 +9,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.text.TextEncoders;
 import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
@@ -19,7 +18,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -100,11 +98,7 @@ public final class T5Encoder implements AutoCloseable {
 
     /** Loads a transformers folder ({@code config.json} + {@code model.safetensors} or shards with an index). */
     public static T5Encoder load(Path folder, DType compute) {
-        Path config = folder.resolve("config.json");
-        if (!Files.isRegularFile(config)) throw new ModelFormatException(folder + ": no config.json (expected a T5 encoder folder)");
-        try (TensorSource source = WeightFiles.open(folder)) {
-            return fromStateDict(StateDict.of(source), T5Config.read(config), compute);
-        }
+        return TextEncoders.load(folder, "a T5 encoder", T5Config::read, (sd, c) -> fromStateDict(sd, c, compute));
     }
 
     public static T5Encoder fromStateDict(StateDict sd, T5Config c, DType compute) {
@@ -161,7 +155,7 @@ public final class T5Encoder implements AutoCloseable {
             if (attentionMask != null) {
                 // (1 - mask) * lowest: padded keys get the dtype's lowest value, as transformers' extended mask
                 Tensor m = attentionMask.to(dtype.scalarType()).unsqueeze(1).unsqueeze(1);
-                bias = bias.add(m.neg().add(new Scalar(1.0)).mul(new Scalar(lowest())));
+                bias = bias.add(m.neg().add(new Scalar(1.0)).mul(new Scalar(TextEncoders.lowest(dtype))));
             }
             List<Tensor> hidden = new ArrayList<>();
             for (int i = 0; i < block.size(); i++) {
@@ -197,10 +191,6 @@ public final class T5Encoder implements AutoCloseable {
     private static Tensor clampFp16(Tensor h) {
         double limit = 65504.0 - 1000.0;
         return h.clamp(new org.bytedeco.pytorch.ScalarOptional(new Scalar(-limit)), new org.bytedeco.pytorch.ScalarOptional(new Scalar(limit)));
-    }
-
-    private double lowest() {
-        return dtype == DType.BF16 ? -3.3895313892515355e38 : dtype == DType.F16 ? -65504.0 : -Float.MAX_VALUE;
     }
 
     /** Relative position bias [1, H, L, L], computed once per length and kept. */

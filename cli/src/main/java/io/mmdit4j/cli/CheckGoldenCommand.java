@@ -2,7 +2,6 @@ package io.mmdit4j.cli;
 
 import io.mmdit4j.golden.CaseResult;
 import io.mmdit4j.golden.GoldenRunner;
-import io.mmdit4j.runtime.Torch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;

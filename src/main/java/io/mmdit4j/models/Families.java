@@ -56,11 +56,15 @@ public final class Families {
      */
     public static ModelFamily detect(ModelDescriptor descriptor, Path path) {
         if (descriptor != null) return byName(descriptor.family());
+        if (Files.isDirectory(path) && !(Files.isReadable(path) && Files.isExecutable(path))) {
+            // Else model_index.json merely looks absent, and the message below would send the user looking for it.
+            throw new UnknownModelException(path + ": cannot read folder: permission denied");
+        }
         Path index = path.resolve("model_index.json");
         if (Files.isRegularFile(index)) {
-            String cls = JsonConfigs.readObject(index).path("_class_name").asText("");
+            String cls = JsonConfigs.readObject(index, "model index").path("_class_name").asText("");
             for (ModelFamily f : FAMILIES) if (f.loadsPipelineClass(cls)) return f;
-            throw new UnknownModelException(index + ": _class_name is '" + cls + "'; this engine loads "
+            throw new UnknownModelException(index + ": _class_name is " + io.mmdit4j.io.FileErrors.quote(cls) + "; this engine loads "
                     + FAMILIES.stream().map(ModelFamily::name).collect(Collectors.joining(", ")) + " pipelines");
         }
         if (Files.isDirectory(path)) {

@@ -12,10 +12,11 @@ import java.util.List;
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
  * (default: those the descriptor's recipe brings), and for single-file FLUX checkpoints the VAE file and the folder of
- * text encoders. Immutable; build with {@link #builder()}.
+ * text encoders, and whether weights stay memory-mapped views of the checkpoint files (default) or are read into memory.
+ * Immutable; build with {@link #builder()}.
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry) {
+                          ModelRegistry registry, boolean memoryMapped) {
     public LoadOptions {
         if (device == null) device = DeviceSpec.CPU;
         if (loras != null) loras = List.copyOf(loras);
@@ -43,6 +44,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.vae = vae;
         b.textEncoders = textEncoders;
         b.registry = registry;
+        b.memoryMapped = memoryMapped;
         return b;
     }
 
@@ -54,6 +56,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Path vae;
         private Path textEncoders;
         private ModelRegistry registry;
+        private boolean memoryMapped = true;
 
         private Builder() {}
 
@@ -104,8 +107,18 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /**
+         * True (default): weights are views of the memory-mapped checkpoints (no copy, pages load on demand), and a checkpoint
+         * that changes on disk fails the next generation; truncating one while a forward pass reads it crashes the process
+         * (SIGBUS). False: every tensor is read into memory, so the files may change once the model is loaded.
+         */
+        public Builder memoryMapped(boolean memoryMapped) {
+            this.memoryMapped = memoryMapped;
+            return this;
+        }
+
         public LoadOptions build() {
-            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry);
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, memoryMapped);
         }
     }
 }

@@ -5,6 +5,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.guidance.ModulationVisitor;
+import io.mmdit4j.io.CheckpointFiles;
 import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
 import io.mmdit4j.lora.LoraSpec;
@@ -31,6 +32,7 @@ final class LoadedPipeline implements Pipeline {
     private final FamilyPipeline<?> impl;
     private final List<LoraAdapter> adapters;
     private final List<LoraReport> reports;
+    private final CheckpointFiles files; // what the weights were read from: checked before each phase of a generation
     /**
      * Guidance deltas by (p+, p−): they depend only on the loaded weights, so each distinct direction is encoded once per
      * pipeline (sweeps and servers reuse a few directions across many requests). Bounded, least recently used first out.
@@ -45,24 +47,27 @@ final class LoadedPipeline implements Pipeline {
     };
     private static final int DELTA_CACHE = 256;
 
-    private LoadedPipeline(PreparedModel prepared, FamilyPipeline<?> impl, List<LoraAdapter> adapters, List<LoraReport> reports) {
+    private LoadedPipeline(PreparedModel prepared, FamilyPipeline<?> impl, List<LoraAdapter> adapters, List<LoraReport> reports,
+                           CheckpointFiles files) {
         this.prepared = prepared;
+        this.files = files;
         this.impl = impl;
         this.adapters = adapters;
         this.reports = List.copyOf(reports);
     }
 
     static LoadedPipeline load(PreparedModel p) {
-        FamilyPipeline<?> impl = p.family().load(p.path(), p.options());
+        CheckpointFiles files = new CheckpointFiles(p.options().memoryMapped());
+        FamilyPipeline<?> impl = files.load(() -> p.family().load(p.path(), p.options()));
         List<LoraAdapter> adapters = new ArrayList<>();
         List<LoraReport> reports = new ArrayList<>();
         try {
             for (LoraSpec l : p.options().loras()) {
-                LoraAdapter a = LoraAdapter.read(l.file());
+                LoraAdapter a = files.load(() -> LoraAdapter.read(l.file()));
                 adapters.add(a);
                 reports.add(impl.applyLora(a, l.scale(), p.options().loraStrict()));
             }
-            return new LoadedPipeline(p, impl, adapters, reports);
+            return new LoadedPipeline(p, impl, adapters, reports, files);
         } catch (RuntimeException | Error e) {
             adapters.forEach(LoraAdapter::close);
             impl.close();
@@ -97,6 +102,7 @@ final class LoadedPipeline implements Pipeline {
         if (!s.family().equals(family().name())) {
             throw new InvalidRequestException("settings of a " + s.family() + " model, but this pipeline is " + family().name());
         }
+        files.requireUnchanged(); // before any forward reads a page of a mapped checkpoint that shrank (SIGBUS) or was rewritten
         return run(impl, s, listener, observer);
     }
 
@@ -118,12 +124,14 @@ final class LoadedPipeline implements Pipeline {
             long textNanos = System.nanoTime() - t0;
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
+            files.requireUnchanged(); // again before the first forward: text encoding can take a while
             try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
                 latents = Denoiser.run(schedule, noise, v, f.device(), listener, stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;
             try {
+                files.requireUnchanged(); // and before the VAE reads its file, minutes later for a long run
                 decoded = f.decode(latents, s);
             } catch (RuntimeException | Error e) {
                 latents.close();

@@ -49,6 +49,8 @@ final class GenerateCommand implements Callable<Integer> {
     Path from;
     @Option(names = "--png-frames", description = "also write every video frame as a PNG into this folder")
     Path pngFrames;
+    @Option(names = "--no-mmap", description = "read the weights into memory instead of mapping the checkpoint files, so that files changed or truncated while the model runs cannot affect (or crash) it")
+    boolean noMmap;
     @Mixin
     RequestOptions requestOptions = new RequestOptions();
     @Mixin
@@ -66,7 +68,7 @@ final class GenerateCommand implements Callable<Integer> {
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders)
-                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded));
+                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap);
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
         PreparedModel prepared = Pipelines.prepare(modelArg, load.build());

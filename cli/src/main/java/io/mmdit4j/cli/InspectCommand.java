@@ -6,6 +6,7 @@ import io.mmdit4j.flux.FluxParameters;
 import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.io.FileErrors;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
@@ -67,7 +68,8 @@ final class InspectCommand implements Callable<Integer> {
             return 0;
         }
         if (image != null) {
-            io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(k + ": " + v));
+            // Text from a file, printed with its control characters escaped: a PNG must not drive the terminal.
+            io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
             return 0;
         }
         if (config == null) throw new IllegalArgumentException("give a PNG to inspect, or --config for a dry run");
@@ -125,7 +127,7 @@ final class InspectCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "# %s: %s, %dx%d, %.3g fps, %s frames, %s s%n", info.container(), info.codec(),
                 info.width(), info.height(), info.fps(), info.frames() < 0 ? "?" : String.valueOf(info.frames()),
                 info.durationSeconds() < 0 ? "?" : String.format(Locale.ROOT, "%.3f", info.durationSeconds()));
-        info.metadata().forEach((k, v) -> System.out.println(k + ": " + v));
+        info.metadata().forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
     }
 
     private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops) {

@@ -13,6 +13,7 @@ import io.mmdit4j.models.ModelFamily;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Denoiser;
+import io.mmdit4j.sampling.NonFiniteException;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.sampling.StepListener;
 import io.mmdit4j.sampling.Timings;
@@ -125,6 +126,7 @@ final class LoadedPipeline implements Pipeline {
             Tensor decoded;
             try {
                 decoded = f.decode(latents, s);
+                requireFinite(decoded);
             } catch (RuntimeException | Error e) {
                 latents.close();
                 throw e;
@@ -132,6 +134,19 @@ final class LoadedPipeline implements Pipeline {
             return new GenerationResult(decoded, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1), s, warnings);
         } catch (Exception e) {
             throw rethrow(e);
+        }
+    }
+
+    /** Finite latents can still decode to NaN (broken VAE weights, fp16 overflow): fail rather than save black images. */
+    private static void requireFinite(Tensor decoded) {
+        boolean finite;
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            finite = decoded.isfinite().all().item_bool();
+        }
+        if (!finite) {
+            Native.release(decoded);
+            throw new NonFiniteException(NonFiniteException.Stage.DECODE, -1,
+                    "the decoded images contain NaN or infinity although the latents are finite: the VAE's weights are broken or overflow");
         }
     }
 

@@ -19,7 +19,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -49,6 +48,8 @@ final class GenerateCommand implements Callable<Integer> {
     Path from;
     @Option(names = "--png-frames", description = "also write every video frame as a PNG into this folder")
     Path pngFrames;
+    @Option(names = "--overwrite", description = "replace an --out file that exists; a folder is then numbered from 000 again, replacing files of the same names (default: never overwrite, continue a folder's numbering)")
+    boolean overwrite;
     @Mixin
     RequestOptions requestOptions = new RequestOptions();
     @Mixin
@@ -67,6 +68,7 @@ final class GenerateCommand implements Callable<Integer> {
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders)
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded));
+        Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
         PreparedModel prepared = Pipelines.prepare(modelArg, load.build());
@@ -79,11 +81,10 @@ final class GenerateCommand implements Callable<Integer> {
         GenerationSettings settings = prepared.resolve(request(recorded));
         prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));
         boolean video = prepared.family().video();
-        Outputs.check(out, settings.images(), video);
+        Outputs.check(out, settings, video, existing);
         if (pngFrames != null) {
             if (!video) throw new IllegalArgumentException("--png-frames: the model makes images, not videos");
-            if (Files.exists(pngFrames) && !Files.isDirectory(pngFrames)) throw new IllegalArgumentException("--png-frames " + pngFrames + ": not a folder");
-            Outputs.checkWritable(pngFrames);
+            Outputs.checkFramePngs(pngFrames, settings.images(), existing);
         }
 
         long t0 = System.nanoTime();
@@ -93,8 +94,8 @@ final class GenerateCommand implements Callable<Integer> {
             ProgressBar bar = ProgressBar.stderr();
             try (GenerationResult result = pipe.generate(settings, bar, null)) {
                 bar.done();
-                List<Path> files = result.save(out); // video first, then the optional PNG frames
-                if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames);
+                List<Path> files = result.save(out, existing); // video first, then the optional PNG frames
+                if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames, files, existing);
                 Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / settings.steps(), t.decode() / 1e9);

@@ -12,13 +12,27 @@ import java.util.List;
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
  * (default: those the descriptor's recipe brings), and for single-file FLUX checkpoints the VAE file and the folder of
- * text encoders. Immutable; build with {@link #builder()}.
+ * text encoders; and the memory policy of its generations (the budget they are checked against before any work, and the
+ * most images run as one batch, {@link MemoryPlanner}). Immutable; build with {@link #builder()}.
+ *
+ * @param memoryBudget bytes a generation may need: {@link #MEASURED} (the default: the memory available when it starts),
+ *                     {@link #UNCHECKED}, or a fixed budget
+ * @param maxBatch     the most images one transformer batch holds; larger requests run in chunks
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry) {
+                          ModelRegistry registry, long memoryBudget, int maxBatch) {
+    /** {@link #memoryBudget}: check against the memory available when each generation starts. */
+    public static final long MEASURED = 0;
+    /** {@link #memoryBudget}: no memory check. */
+    public static final long UNCHECKED = -1;
+    /** Images per chunk unless set: enough rows to fill a CPU's GEMMs, few enough that activations stay small. */
+    public static final int DEFAULT_MAX_BATCH = 8;
+
     public LoadOptions {
         if (device == null) device = DeviceSpec.CPU;
         if (loras != null) loras = List.copyOf(loras);
+        if (memoryBudget < UNCHECKED) throw new IllegalArgumentException("memory budget must be a byte count, MEASURED or UNCHECKED, got " + memoryBudget);
+        if (maxBatch < 1) throw new IllegalArgumentException("max batch must be >= 1, got " + maxBatch);
     }
 
     public static LoadOptions defaults() {
@@ -43,6 +57,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.vae = vae;
         b.textEncoders = textEncoders;
         b.registry = registry;
+        b.memoryBudget = memoryBudget;
+        b.maxBatch = maxBatch;
         return b;
     }
 
@@ -54,6 +70,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Path vae;
         private Path textEncoders;
         private ModelRegistry registry;
+        private long memoryBudget = MEASURED;
+        private int maxBatch = DEFAULT_MAX_BATCH;
 
         private Builder() {}
 
@@ -104,8 +122,26 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /** Whether generations are refused when their memory estimate exceeds the memory available (default: true). */
+        public Builder checkMemory(boolean check) {
+            this.memoryBudget = check ? MEASURED : UNCHECKED;
+            return this;
+        }
+
+        /** Checks generations against a fixed budget of {@code bytes} instead of the memory available. */
+        public Builder memoryBudget(long bytes) {
+            this.memoryBudget = bytes;
+            return this;
+        }
+
+        /** The most images one transformer batch holds (default {@value LoadOptions#DEFAULT_MAX_BATCH}); larger requests run in chunks. */
+        public Builder maxBatch(int images) {
+            this.maxBatch = images;
+            return this;
+        }
+
         public LoadOptions build() {
-            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry);
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, memoryBudget, maxBatch);
         }
     }
 }

@@ -14,6 +14,12 @@ import java.util.List;
  * half. The same code serves every family; deltas made before a failure are released.
  */
 public final class GuidancePlan {
+    /**
+     * The largest weight {@code |w·f(l)·row weight|} any block may receive: room for strong schedules (w 100 on a factor-3
+     * item is 300) while keeping {@code temb + weight·delta} far from the compute dtype's overflow.
+     */
+    public static final double MAX_EFFECTIVE_W = 1000;
+
     private GuidancePlan() {}
 
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))} of a family, {@code [1, D]}, owned by the caller. */
@@ -53,11 +59,28 @@ public final class GuidancePlan {
                 throw new IllegalArgumentException("guidance '" + d.name() + "': " + d.rowWeights().length + " row weights for " + images
                         + (images == 1 ? " image" : " images"));
             }
+            double[] factors;
             try {
-                d.layers().factors(numBlocks);
+                factors = d.layers().factors(numBlocks);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("guidance '" + d.name() + "': " + e.getMessage(), e);
             }
+            checkEffectiveWeight(d, factors);
+        }
+    }
+
+    /** The largest weight a block receives from {@code d} must stay within {@link #MAX_EFFECTIVE_W}. */
+    private static void checkEffectiveWeight(Direction d, double[] factors) {
+        int block = 0;
+        for (int l = 1; l < factors.length; l++) if (Math.abs(factors[l]) > Math.abs(factors[block])) block = l;
+        double row = 1;
+        if (d.rowWeights() != null) for (double r : d.rowWeights()) row = Math.max(row, Math.abs(r));
+        double f = factors.length == 0 ? 0 : Math.abs(factors[block]);
+        double effective = Math.abs(d.w()) * f * row;
+        if (effective > MAX_EFFECTIVE_W) {
+            throw new IllegalArgumentException("guidance '" + d.name() + "': block " + block + " would receive weight " + effective + " (w " + d.w()
+                    + " x layer factor " + f + (row != 1 ? " x row weight " + row : "") + "); w x factor x row weight must stay within "
+                    + (long) MAX_EFFECTIVE_W);
         }
     }
 

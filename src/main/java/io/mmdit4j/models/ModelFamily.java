@@ -5,6 +5,7 @@ import io.mmdit4j.pipeline.GenerationDefaults;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryModel;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -52,6 +53,25 @@ public interface ModelFamily {
         public Capabilities {
             options = Set.copyOf(options);
         }
+    }
+
+    /**
+     * What a generation with this checkpoint needs in memory besides its weights, from its configuration (headers and
+     * config files; no weights loaded), for the check before any work and for batch chunking. The default counts only the
+     * decoded images; families give their transformer's and decoder's activations.
+     */
+    default MemoryModel memoryModel(Path model, LoadOptions options) {
+        return new MemoryModel() {
+            @Override
+            public long workingBytes(GenerationSettings s, int images) {
+                return (long) images * resultBytes(s);
+            }
+
+            @Override
+            public long resultBytes(GenerationSettings s) {
+                return 3L * s.width() * s.height() * Float.BYTES;
+            }
+        };
     }
 
     /** The family's rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any model loads. */

@@ -100,6 +100,42 @@ public record GenerationSettings(String model, String family, DType dtype, List<
                 maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, null);
     }
 
+    /**
+     * The settings of images {@code from..to-1} as a request of their own, for chunked generation ({@link MemoryPlanner}):
+     * whole prompts, or images of one prompt; each image keeps its prompt, negative prompt, seed and row weights, so it
+     * gets the same noise and guidance as in the whole batch. {@code initialNoise}: the chunk's rows of the request's
+     * initial noise (borrowed), or null.
+     */
+    public GenerationSettings chunk(int from, int to, Tensor initialNoise) {
+        int n = imagesPerPrompt;
+        if (from < 0 || to > images() || from >= to) throw new IndexOutOfBoundsException("images " + from + ".." + to + " of " + images());
+        List<String> ps;
+        int perPrompt;
+        List<String> negatives = null;
+        ClassifierFreeGuidance cfg = option(ClassifierFreeGuidance.class);
+        if (from % n == 0 && to % n == 0) {
+            ps = prompts.subList(from / n, to / n);
+            perPrompt = n;
+            if (cfg != null && cfg.negativePrompts().size() > 1) negatives = cfg.negativePrompts().subList(from / n, to / n);
+        } else if (from / n == (to - 1) / n) {
+            ps = List.of(prompts.get(from / n));
+            perPrompt = to - from;
+            if (cfg != null && cfg.negativePrompts().size() > 1) negatives = List.of(cfg.negativePrompts().get(from / n));
+        } else {
+            throw new IllegalArgumentException("a chunk is whole prompts or images of one prompt, not images " + from + ".." + to
+                    + " with " + n + " per prompt");
+        }
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>(options);
+        if (negatives != null) opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), negatives));
+        List<Direction> dirs = new ArrayList<>();
+        for (Direction d : guidance) {
+            dirs.add(d.rowWeights() == null ? d : new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w(), d.layers(), d.steps(), d.rows(),
+                    Arrays.copyOfRange(d.rowWeights(), from, to)));
+        }
+        return new GenerationSettings(model, family, dtype, ps, perPrompt, width, height, steps, Arrays.copyOfRange(seeds, from, to),
+                maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, initialNoise);
+    }
+
     /** The same settings with another model reference (e.g. the path a descriptor resolved to). */
     public GenerationSettings withModel(String model) {
         return new GenerationSettings(model, family, dtype, prompts, imagesPerPrompt, width, height, steps, seeds, maxSequenceLength, guidance,

@@ -12,14 +12,28 @@ import java.util.List;
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
  * (default: those the descriptor's recipe brings), and for single-file FLUX checkpoints the VAE file and the folder of
- * text encoders, and whether weights stay memory-mapped views of the checkpoint files (default) or are read into memory.
- * Immutable; build with {@link #builder()}.
+ * text encoders; whether weights stay memory-mapped views of the checkpoint files (default) or are read into memory;
+ * and the memory policy of its generations (the budget they are checked against before any work, and the most images
+ * run as one batch, {@link MemoryPlanner}). Immutable; build with {@link #builder()}.
+ *
+ * @param memoryBudget bytes a generation may need: {@link #MEASURED} (the default: the memory available when it starts),
+ *                     {@link #UNCHECKED}, or a fixed budget
+ * @param maxBatch     the most images one transformer batch holds; larger requests run in chunks
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry, boolean memoryMapped) {
+                          ModelRegistry registry, boolean memoryMapped, long memoryBudget, int maxBatch) {
+    /** {@link #memoryBudget}: check against the memory available when each generation starts. */
+    public static final long MEASURED = 0;
+    /** {@link #memoryBudget}: no memory check. */
+    public static final long UNCHECKED = -1;
+    /** Images per chunk unless set: enough rows to fill a CPU's GEMMs, few enough that activations stay small. */
+    public static final int DEFAULT_MAX_BATCH = 8;
+
     public LoadOptions {
         if (device == null) device = DeviceSpec.CPU;
         if (loras != null) loras = List.copyOf(loras);
+        if (memoryBudget < UNCHECKED) throw new IllegalArgumentException("memory budget must be a byte count, MEASURED or UNCHECKED, got " + memoryBudget);
+        if (maxBatch < 1) throw new IllegalArgumentException("max batch must be >= 1, got " + maxBatch);
     }
 
     public static LoadOptions defaults() {
@@ -45,6 +59,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.textEncoders = textEncoders;
         b.registry = registry;
         b.memoryMapped = memoryMapped;
+        b.memoryBudget = memoryBudget;
+        b.maxBatch = maxBatch;
         return b;
     }
 
@@ -57,6 +73,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Path textEncoders;
         private ModelRegistry registry;
         private boolean memoryMapped = true;
+        private long memoryBudget = MEASURED;
+        private int maxBatch = DEFAULT_MAX_BATCH;
 
         private Builder() {}
 
@@ -117,8 +135,26 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /** Whether generations are refused when their memory estimate exceeds the memory available (default: true). */
+        public Builder checkMemory(boolean check) {
+            this.memoryBudget = check ? MEASURED : UNCHECKED;
+            return this;
+        }
+
+        /** Checks generations against a fixed budget of {@code bytes} instead of the memory available. */
+        public Builder memoryBudget(long bytes) {
+            this.memoryBudget = bytes;
+            return this;
+        }
+
+        /** The most images one transformer batch holds (default {@value LoadOptions#DEFAULT_MAX_BATCH}); larger requests run in chunks. */
+        public Builder maxBatch(int images) {
+            this.maxBatch = images;
+            return this;
+        }
+
         public LoadOptions build() {
-            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, memoryMapped);
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, memoryMapped, memoryBudget, maxBatch);
         }
     }
 }

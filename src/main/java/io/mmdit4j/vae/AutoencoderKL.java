@@ -290,6 +290,27 @@ public final class AutoencoderKL implements AutoCloseable {
         return decodeTiled(latents, config.defaultTileLatent(), config.defaultOverlapLatent());
     }
 
+    /**
+     * Estimated peak bytes of live activations while {@code images} latents decode to {@code width}×{@code height} images
+     * with {@link #decodeToImages} (weights excluded; an estimate for planning, not a measurement). The peak is at full
+     * resolution: the last upsampler's output and the last up block's resnet input with its normed copy at the width
+     * {@code c[1]}, and temporaries at {@code c[0]}, about {@code (3·c[1] + 2·c[0])·H·W} values per image; plus the mid
+     * block's single-head attention scores over the latent tokens where the math kernel runs (not fp32), and the fp32
+     * images. With the demo VAE (channels 8, 16) this is 17 MB per 256² image; peak RSS grew by 18 MB per image from a
+     * batch of 1 to one of 32.
+     */
+    public static long decodePeakBytes(VaeConfig c, long images, int width, int height, DType dtype) {
+        int[] ch = c.blockOutChannels();
+        double pixels = (double) width * height, c0 = ch[0], c1 = ch[Math.min(1, ch.length - 1)];
+        double perImage = (3 * c1 + 2 * c0) * pixels * dtype.bytes() + 2 * 3 * pixels * Float.BYTES;
+        if (Torch.usesMathAttention(dtype)) {
+            double tokens = pixels / ((double) c.scaleFactor() * c.scaleFactor());
+            perImage += tokens * tokens * 4;
+        }
+        double total = perImage * images;
+        return total >= Long.MAX_VALUE ? Long.MAX_VALUE : (long) total;
+    }
+
     /** Normalised latents → images {@code [B, 3, H, W]} in [0, 1], fp32 on the CPU: {@link #decodeScaled} then {@link #toImage}. Owned by the caller. */
     public Tensor decodeToImages(Tensor latents) {
         try (PointerScope scope = new PointerScope()) {

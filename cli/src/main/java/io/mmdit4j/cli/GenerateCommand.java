@@ -19,7 +19,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -51,6 +50,10 @@ final class GenerateCommand implements Callable<Integer> {
     Path pngFrames;
     @Option(names = "--no-mmap", description = "read the weights into memory instead of mapping the checkpoint files, so that files changed or truncated while the model runs cannot affect (or crash) it")
     boolean noMmap;
+    @Option(names = "--overwrite", description = "replace an --out file that exists; a folder is then numbered from 000 again, replacing files of the same names (default: never overwrite, continue a folder's numbering)")
+    boolean overwrite;
+    @Option(names = "--ignore-memory-check", description = "run even when the memory estimate exceeds the memory available (the run may be killed)")
+    boolean ignoreMemoryCheck;
     @Mixin
     RequestOptions requestOptions = new RequestOptions();
     @Mixin
@@ -68,7 +71,8 @@ final class GenerateCommand implements Callable<Integer> {
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders)
-                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap);
+                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
+        Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
         PreparedModel prepared = Pipelines.prepare(modelArg, load.build());
@@ -78,14 +82,20 @@ final class GenerateCommand implements Callable<Integer> {
                     + " look like noise. For real ones use --model with " + (prepared.family().video()
                     ? "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
         }
-        GenerationSettings settings = prepared.resolve(request(recorded));
-        prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));
         boolean video = prepared.family().video();
-        Outputs.check(out, settings.images(), video);
+        GenerationRequest request = request(recorded);
+        Outputs.check(out, request.images(), video, existing); // before the memory estimate: a bad --out is the simpler message
+        GenerationSettings settings = prepared.resolve(request);
+        prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));
+        Outputs.check(out, settings, video, existing);
         if (pngFrames != null) {
             if (!video) throw new IllegalArgumentException("--png-frames: the model makes images, not videos");
-            if (Files.exists(pngFrames) && !Files.isDirectory(pngFrames)) throw new IllegalArgumentException("--png-frames " + pngFrames + ": not a folder");
-            Outputs.checkWritable(pngFrames);
+            Outputs.checkFramePngs(pngFrames, settings.images(), existing);
+        }
+        var memory = prepared.memory(settings);
+        if (memory.chunks() > 1) {
+            System.err.printf(Locale.ROOT, "%d images in %d chunks of up to %d (memory estimate %s)%n", settings.images(), memory.chunks(),
+                    memory.chunkImages(), memory.describe());
         }
 
         long t0 = System.nanoTime();
@@ -95,8 +105,8 @@ final class GenerateCommand implements Callable<Integer> {
             ProgressBar bar = ProgressBar.stderr();
             try (GenerationResult result = pipe.generate(settings, bar, null)) {
                 bar.done();
-                List<Path> files = result.save(out); // video first, then the optional PNG frames
-                if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames);
+                List<Path> files = result.save(out, existing); // video first, then the optional PNG frames
+                if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames, files, existing);
                 Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / settings.steps(), t.decode() / 1e9);

@@ -1,6 +1,12 @@
 package io.mmdit4j.cli;
 
 import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxMemory;
+import io.mmdit4j.nn.Rope;
+import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.runtime.SystemMemory;
+import io.mmdit4j.vae.VaeConfig;
 import io.mmdit4j.flux.FluxInputs;
 import io.mmdit4j.flux.FluxParameters;
 import io.mmdit4j.flux.FluxTransformer;
@@ -61,6 +67,9 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "bf16", description = "compute dtype for activations (default: ${DEFAULT-VALUE})")
     String dtype;
 
+    @Option(names = "--ignore-memory-check", description = "dry-run even when the run's own host tables (RoPE) exceed the memory available")
+    boolean ignoreMemoryCheck;
+
     @Override
     public Integer call() throws java.io.IOException {
         if (image != null && io.mmdit4j.video.VideoFormat.forName(image) != null) {
@@ -74,15 +83,15 @@ final class InspectCommand implements Callable<Integer> {
         }
         if (config == null) throw new IllegalArgumentException("give a PNG to inspect, or --config for a dry run");
         DType compute = DType.parse(dtype);
-        int[] wh = ForwardCommand.parseGrid(size.replace('X', 'x'));
+        int[] wh = parseSize(size);
         int width = wh[0], height = wh[1];
+        checkLimits(width, height);
         if (HunyuanVideoInspect.handles(config)) {
             HunyuanVideoInspect.run(HunyuanVideoInspect.resolve(config), compute, width, height, frames != null ? frames : HunyuanVideoInspect.DEFAULT_FRAMES,
-                    text != null ? text : HunyuanVideoInspect.defaultText(config), batch, System.out);
+                    text != null ? text : HunyuanVideoInspect.defaultText(config), batch, ignoreMemoryCheck, System.out);
             return 0;
         }
         if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
-        if (width % 16 != 0 || height % 16 != 0) throw new IllegalArgumentException("--size " + size + ": width and height must be multiples of 16");
         io.mmdit4j.sd3.Sd3Config sd3 = Sd3Inspect.resolve(config); // SD3 / SD3.5 names, configs and checkpoints
         if (sd3 != null) {
             Sd3Inspect.report(sd3, width, height, text, batch, compute);
@@ -90,8 +99,8 @@ final class InspectCommand implements Callable<Integer> {
         }
         FluxConfig c = resolveConfig();
         int textTokens = text != null ? text : defaultText();
-        if (batch < 1 || textTokens < 1) throw new IllegalArgumentException("--batch and --text must be >= 1");
         int rows = height / 16, cols = width / 16, imageTokens = rows * cols;
+        checkDryRunMemory(Rope.buildBytes((long) textTokens + imageTokens, c.axesDimsRope()), ignoreMemoryCheck);
         try (FluxTransformer model = FluxTransformer.meta(c, compute); PointerScope scope = new PointerScope();
              Device meta = new Device("meta")) {
             TensorOptions onMeta = new TensorOptions(compute.scalarType()).device(new DeviceOptional(meta));
@@ -121,6 +130,52 @@ final class InspectCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** {@code WxH} → {width, height}. */
+    static int[] parseSize(String text) {
+        String[] p = text.toLowerCase(Locale.ROOT).split("x");
+        try {
+            if (p.length == 2) return new int[] {Integer.parseInt(p[0].trim()), Integer.parseInt(p[1].trim())};
+        } catch (NumberFormatException ignored) {
+            // the message below
+        }
+        throw new IllegalArgumentException("--size " + text + ": expected WxH, e.g. 1024x1024");
+    }
+
+    /** The limits {@code generate} has: a dry run of a size no request may have only risks the machine. */
+    private void checkLimits(int width, int height) {
+        try {
+            GenerationRequest.checkSize(width, height);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--size " + size + ": " + e.getMessage(), e);
+        }
+        if (batch < 1 || batch > GenerationRequest.MAX_IMAGES) {
+            throw new IllegalArgumentException("--batch " + batch + ": must be in 1.." + GenerationRequest.MAX_IMAGES);
+        }
+        if (text != null && (text < 1 || text > 4096)) throw new IllegalArgumentException("--text " + text + ": must be in 1..4096");
+    }
+
+    /**
+     * Refuses a dry run whose own host allocations exceed the memory available: the meta tensors take none, but RoPE tables
+     * are built on the CPU ({@link Rope#buildBytes}), about 5 KB per token.
+     */
+    static void checkDryRunMemory(long bytes, boolean ignore) {
+        long available = SystemMemory.available();
+        if (ignore || available < 0 || bytes <= available) return;
+        throw new InvalidRequestException(String.format(Locale.ROOT, "--size: the dry run builds %.1f GB of RoPE tables on the CPU, but %.1f GB are "
+                + "available; give a smaller --size (or --frames), or --ignore-memory-check", bytes / 1e9, available / 1e9));
+    }
+
+    /** What {@code generate} would need for this batch, by the same formulas (weights at the compute dtype). */
+    static String generateEstimate(double weightBytes, long workingBytes, double transformerBytes, double decodeBytes, double resultBytes, DType compute) {
+        long available = SystemMemory.available();
+        double total = weightBytes + workingBytes + resultBytes + io.mmdit4j.pipeline.MemoryPlanner.RUNTIME_BYTES;
+        return String.format(Locale.ROOT, "memory to generate this batch on the CPU in %s (estimate): %.2f GB = weights %.2f GB + working set %.2f GB "
+                        + "(the larger of a transformer step %.2f GB and the decode %.2f GB, plus kept tensors) + results %.2f GB + runtime %.2f GB; "
+                        + "available here: %s", compute.torchName(), total / 1e9, weightBytes / 1e9, workingBytes / 1e9, transformerBytes / 1e9,
+                decodeBytes / 1e9, resultBytes / 1e9, io.mmdit4j.pipeline.MemoryPlanner.RUNTIME_BYTES / 1e9,
+                available < 0 ? "unknown" : String.format(Locale.ROOT, "%.2f GB", available / 1e9));
+    }
+
     /** A video's stream summary, then its stored settings (the container metadata) one per line. */
     private static void inspectVideo(Path video) {
         io.mmdit4j.video.VideoReader.Info info = io.mmdit4j.video.VideoReader.probe(video);
@@ -132,12 +187,11 @@ final class InspectCommand implements Callable<Integer> {
 
     private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops) {
         long params = FluxParameters.count(c);
-        long seq = (long) textTokens + imageTokens, d = c.innerDim();
-        int elem = compute.bytes();
-        // Largest set of live activations: a single block's [B,S,*] tensors (residual, normed input, q/k/v,
-        // MLP before and after GELU, the attention|MLP concat, the projection) plus the text/image streams.
-        double blockActivations = (double) batch * seq * elem * (2 * d + 3 * d + 2L * c.mlpHidden() + (d + c.mlpHidden()) + 2 * d);
-        double scores = (double) batch * c.numAttentionHeads() * seq * seq * 4; // fp32 score matrix of math attention
+        long seq = (long) textTokens + imageTokens;
+        // the same formulas the memory check of generate uses (FluxMemory)
+        double blockActivations = FluxMemory.blockActivationBytes(c, batch, seq, compute);
+        double scores = FluxMemory.attentionScoreBytes(c, batch, seq);
+        FluxMemory memory = new FluxMemory(c, VaeConfig.flux(), compute);
         System.out.printf(Locale.ROOT, "model: %s%n", c);
         System.out.printf(Locale.ROOT, "image %dx%d -> %d image tokens, %d text tokens, batch %d, compute %s%n",
                 width, height, imageTokens, textTokens, batch, compute.torchName());
@@ -148,6 +202,10 @@ final class InspectCommand implements Callable<Integer> {
                 blockActivations / 1e9, scores / 1e9);
         System.out.printf(Locale.ROOT, "FLOPs per step (one transformer call): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP (%d calls), total %.2f TFLOP%n",
                 ops.linearFlops() / 1e12, ops.linears().size(), ops.attentionFlops() / 1e12, ops.attentions().size(), ops.totalFlops() / 1e12);
+        double results = (double) batch * (3L * width * height * Float.BYTES + (double) imageTokens * c.inChannels() * compute.bytes());
+        System.out.println(generateEstimate((double) params * compute.bytes(), memory.workingBytes(batch, width, height, textTokens),
+                memory.stepBytes(batch, width, height, textTokens), io.mmdit4j.vae.AutoencoderKL.decodePeakBytes(VaeConfig.flux(), batch, width, height, compute),
+                results, compute) + " (without the text encoders' weights)");
     }
 
     private FluxConfig resolveConfig() {

@@ -18,10 +18,17 @@ public final class Main implements Runnable {
         System.exit(commandLine().execute(args));
     }
 
-    /** The command line with this project's error policy: bad input is one clear line and exit status 2. */
+    /**
+     * The command line with this project's error policy: bad input is one clear line and exit status 2; a generation that
+     * went non-finite (NaN weights) is one line and exit status 1, with nothing written.
+     */
     public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Main());
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            if (e instanceof io.mmdit4j.sampling.NonFiniteException) {
+                commandLine.getErr().println("mmdit: error: " + firstLine(e.getMessage()) + "; nothing was written");
+                return 1;
+            }
             if (e instanceof IllegalArgumentException || e instanceof ModelFormatException
                     || e instanceof java.io.IOException || e instanceof java.io.UncheckedIOException) {
                 String m = e instanceof java.nio.file.NoSuchFileException ? e.getMessage() + ": no such file" : e.getMessage();

@@ -44,7 +44,13 @@ public final class GoldenRunner {
     public List<CaseResult> run(List<Path> paths, Consumer<CaseResult> onResult) {
         List<CaseResult> all = new ArrayList<>();
         for (Path p : paths) {
-            for (Path target : expand(p)) {
+            List<Path> targets = expand(p);
+            if (targets.isEmpty()) { // a folder without cases (a wrong path, a checkout without the golden data) passes nothing
+                CaseResult r = CaseResult.error(p.toString(), "-", "no golden cases here (no case.json or token_ids.json below this folder)");
+                onResult.accept(r);
+                all.add(r);
+            }
+            for (Path target : targets) {
                 for (CaseResult r : runOne(target)) {
                     onResult.accept(r);
                     all.add(r);

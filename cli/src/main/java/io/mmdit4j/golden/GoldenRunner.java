@@ -32,7 +32,8 @@ public final class GoldenRunner {
             Map.entry("vae_encode", VaeCases.ENCODE),
             Map.entry("llama_text_encoder", new LlamaTextEncoderCases()),
             Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
-            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE));
+            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE),
+            Map.entry("wan_vae_decode", WanVaeCases.DECODE));
 
     private Path tokenizers;
 

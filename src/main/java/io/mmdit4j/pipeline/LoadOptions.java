@@ -11,11 +11,12 @@ import java.util.List;
 
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
- * (default: those the descriptor's recipe brings), and for single-file FLUX checkpoints the VAE file and the folder of
- * text encoders. Immutable; build with {@link #builder()}.
+ * (default: those the descriptor's recipe brings), for single-file FLUX checkpoints the VAE file and the folder of
+ * text encoders (COSMOS: the folder of its pooled CLIP-L), and a family's add-on weights file ({@code adapter}: COSMOS's
+ * pooled-CLIP adapter). Immutable; build with {@link #builder()}.
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry) {
+                          ModelRegistry registry, Path adapter) {
     public LoadOptions {
         if (device == null) device = DeviceSpec.CPU;
         if (loras != null) loras = List.copyOf(loras);
@@ -43,6 +44,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.vae = vae;
         b.textEncoders = textEncoders;
         b.registry = registry;
+        b.adapter = adapter;
         return b;
     }
 
@@ -54,6 +56,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Path vae;
         private Path textEncoders;
         private ModelRegistry registry;
+        private Path adapter;
 
         private Builder() {}
 
@@ -99,13 +102,19 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /** Add-on weights a family loads with the model (COSMOS: the pooled-CLIP adapter file); families without any refuse it. */
+        public Builder adapter(Path file) {
+            this.adapter = file;
+            return this;
+        }
+
         public Builder registry(ModelRegistry registry) {
             this.registry = registry;
             return this;
         }
 
         public LoadOptions build() {
-            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry);
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, adapter);
         }
     }
 }

@@ -37,8 +37,12 @@ final class GenerateCommand implements Callable<Integer> {
     String model;
     @Option(names = "--vae", description = "ae.safetensors for a single-file FLUX transformer")
     Path vae;
-    @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX transformer")
+    @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX "
+            + "transformer; COSMOS: the folder of its CLIP-L (e.g. FLUX.1-schnell)")
     Path textEncoders;
+    @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "
+            + "a wrapper state dict, or an adapter trained with `mmdit train`); default: the model folder's, else $MMDIT_MODELS/cosmos-pooled")
+    Path adapter;
     @Option(names = "--dtype", description = "fp32 or bf16 (default: the model's)")
     String dtype;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
@@ -65,7 +69,7 @@ final class GenerateCommand implements Callable<Integer> {
         threads.apply();
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
-        LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders)
+        LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded));
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
@@ -74,7 +78,9 @@ final class GenerateCommand implements Callable<Integer> {
         if (d != null && d.isGenerated()) {
             System.err.println("note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
                     + " look like noise. For real ones use --model with " + (prepared.family().video()
-                    ? "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
+                    ? "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo"
+                    : prepared.family().name().equals("cosmos") ? "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, "
+                    + "cosmos-pooled and FLUX.1-schnell's CLIP-L)" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
         }
         GenerationSettings settings = prepared.resolve(request(recorded));
         prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));

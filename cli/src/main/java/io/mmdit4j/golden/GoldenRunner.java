@@ -24,6 +24,7 @@ public final class GoldenRunner {
             Map.entry("sd3_pipeline", new PipelineCases()),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
             Map.entry("cosmos_transformer", new CosmosTransformerCases()),
+            Map.entry("cosmos_pipeline", new CosmosPipelineCases()),
             Map.entry("lora", new LoraCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
             Map.entry("t5_encoder", TextEncoderCases.T5),

@@ -113,8 +113,8 @@ public final class T5Encoder implements AutoCloseable {
         Torch.init();
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
-            String embedKey = sd.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
-            if (!sd.contains(embedKey)) {
+            String embedKey = sd.contains("shared.weight") || sd.isRecording() ? "shared.weight" : "encoder.embed_tokens.weight";
+            if (!sd.contains(embedKey) && !sd.isRecording()) {
                 throw new ModelFormatException(sd.origin() + ": not a T5 encoder: neither 'shared.weight' nor 'encoder.embed_tokens.weight' found");
             }
             Tensor embed = sd.take(embedKey, compute, c.vocabSize(), c.dModel());

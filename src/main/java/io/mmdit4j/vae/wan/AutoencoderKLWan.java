@@ -115,6 +115,30 @@ public final class AutoencoderKLWan implements AutoCloseable {
         return ParameterShapes.of("AutoencoderKLWan " + c, sd -> fromStateDict(sd, c, DType.F32));
     }
 
+    /**
+     * An estimate of the decode's peak activation bytes for one latent frame of {@code h × w} (an image): per decoder stage the
+     * live tensors of a residual block (its input, the normalised input, the conv output, the second conv's input and output)
+     * and of an upsampler (input, the ×2 copy, the conv output), at that stage's channels and resolution; the largest stage.
+     */
+    public static double peakActivationBytes(WanVaeConfig c, DType dtype, long batch, long h, long w) {
+        int[] mult = c.dimMult();
+        int n = mult.length;
+        double bytes = dtype.bytes() * (double) batch, peak = 0;
+        long res = h * w;
+        long channels = (long) c.decoderBaseDim() * mult[n - 1];
+        peak = Math.max(peak, 5.0 * channels * res * bytes);
+        for (int i = 0; i < n; i++) {
+            long in = i > 0 ? channels / 2 : channels, out = (long) c.decoderBaseDim() * mult[n - 1 - i];
+            peak = Math.max(peak, 5.0 * Math.max(in, out) * res * bytes);
+            if (i != n - 1) {
+                peak = Math.max(peak, (out * res + out * 4 * res + out / 2 * 4 * res) * bytes);
+                res *= 4;
+            }
+            channels = out;
+        }
+        return peak;
+    }
+
     public WanVaeConfig config() { return config; }
     public DType dtype() { return dtype; }
     public DeviceSpec device() { return device; }

@@ -53,6 +53,9 @@ final class GenerateCommand implements Callable<Integer> {
     Path from;
     @Option(names = "--png-frames", description = "also write every video frame as a PNG into this folder")
     Path pngFrames;
+    @Option(names = "--save-latents", description = "also write each image's final latents next to it (<image>.latents.safetensors, prompt in the "
+            + "metadata): training pairs for `mmdit train`")
+    boolean saveLatents;
     @Mixin
     RequestOptions requestOptions = new RequestOptions();
     @Mixin
@@ -101,6 +104,7 @@ final class GenerateCommand implements Callable<Integer> {
                 bar.done();
                 List<Path> files = result.save(out); // video first, then the optional PNG frames
                 if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames);
+                if (saveLatents) files = withLatents(result, files);
                 Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / settings.steps(), t.decode() / 1e9);
@@ -108,6 +112,22 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Writes {@code <image>.latents.safetensors} next to each image (its latents row, prompt and seed in the metadata). */
+    private static List<Path> withLatents(GenerationResult result, List<Path> images) {
+        if (result.isVideo()) throw new IllegalArgumentException("--save-latents: images only");
+        List<Path> all = new java.util.ArrayList<>(images);
+        GenerationSettings s = result.settings();
+        for (int i = 0; i < images.size(); i++) {
+            Path file = images.get(i).resolveSibling(images.get(i).getFileName().toString().replaceFirst("\\.png$", "") + ".latents.safetensors");
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                io.mmdit4j.io.SafetensorsWriter.write(file, java.util.Map.of("latents", result.latents().select(0, i).contiguous()),
+                        java.util.Map.of("prompt", s.prompt(i), "seed", String.valueOf(s.seeds()[i]), "model", String.valueOf(s.model())));
+            }
+            all.add(file);
+        }
+        return all;
     }
 
     /** The request: the options given, else the recorded image's values, else (left open) the model's defaults. */

@@ -79,6 +79,38 @@ class CosmosCommandTest {
     }
 
     @Test
+    void trainsTheAdapterOnItsOwnSamplesResumesAndGeneratesWithIt(@TempDir Path tmp) throws IOException {
+        Path data = Files.createDirectories(tmp.resolve("data")), out = tmp.resolve("adapter");
+        for (String p : new String[] {"a red fox", "a blue house"}) {
+            CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "cosmos-tiny-demo", "--prompt", p, "--width", "32", "--height", "32",
+                    "--steps", "2", "--save-latents", "--out", data.resolve(p.replace(' ', '_') + ".png").toString());
+            assertEquals(0, r.exit(), r.out() + r.err());
+            assertTrue(r.out().contains(".latents.safetensors"), r.out());
+        }
+        String[] train = {"train", "--recipe", "pooled-adapter", "--base", "cosmos-tiny-demo", "--data", data.toString(), "--out", out.toString(),
+                "--steps", "4", "--save-every", "2", "--max-sequence-length", "16"};
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run(train);
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertTrue(r.out().contains("checkpoint_4.safetensors") && Files.isRegularFile(out.resolve("optimizer_4.pt")), r.out());
+        String[] more = train.clone();
+        more[10] = "6";
+        String[] resumed = java.util.Arrays.copyOf(more, more.length + 1);
+        resumed[more.length] = "--resume";
+        r = CheckGoldenCommandTest.run(resumed);
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertTrue(r.err().contains("resuming") && r.err().contains("step 5/6"), r.err());
+        r = CheckGoldenCommandTest.run("generate", "--model", "cosmos-tiny-demo", "--adapter", out.resolve("checkpoint_6.safetensors").toString(),
+                "--prompt", "a red fox", "--width", "32", "--height", "32", "--steps", "2", "--mg-preset", "aesthetics", "--out", tmp.resolve("g.png").toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "lora", "--base", "cosmos-tiny-demo", "--data", data.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("pooled-adapter"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "pooled-adapter", "--base", "flux-tiny-demo", "--data", data.toString(), "--out", tmp.resolve("f").toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("trains COSMOS"), r.err());
+    }
+
+    @Test
     void inspectDryRunsTheRealSizeModel() {
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("inspect", "--config", "cosmos-predict2-2b");
         assertEquals(0, r.exit(), r.out() + r.err());

@@ -142,6 +142,25 @@ class CosmosPipelineTest {
     }
 
     @Test
+    void theRealModelsDescriptorCarriesThePapersSettings() {
+        io.mmdit4j.models.ModelDescriptor d = io.mmdit4j.models.ModelRegistry.standard().descriptor("cosmos-predict2-2b-pooled");
+        assertEquals("cosmos", d.family());
+        io.mmdit4j.pipeline.GenerationDefaults g = CosmosFamily.INSTANCE.defaults().withDescriptor(d, null);
+        assertEquals(768, g.width());
+        assertEquals(768, g.height());
+        assertEquals(35, g.steps());
+        assertEquals(512, g.maxSequenceLength());
+        assertEquals(DType.BF16, g.dtype());
+        assertEquals(7.0, g.option(io.mmdit4j.pipeline.ClassifierFreeGuidance.class).scale());
+        Direction realism = g.guidance().resolve(Direction.preset("realism"));
+        assertEquals(3.0, realism.w());
+        assertEquals(LayerSchedule.parse("0-"), realism.layers());
+        assertEquals(CfgRows.COND, realism.rows());
+        assertEquals("Low-res, flat, cartoonish", realism.neg());
+        assertEquals("very simple, no details at all", g.guidance().resolve(Direction.preset("complexity")).neg(), "the COSMOS reference's wording");
+    }
+
+    @Test
     void generationsKeepRssFlat() {
         try (Pipeline pipe = Pipelines.load("cosmos-tiny-demo")) {
             GenerationRequest r = GenerationRequest.builder().prompt("a cat").prompt("a dog").size(32, 32).steps(2).seed(1).maxSequenceLength(8)

@@ -267,10 +267,9 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
                     float sigma = schedule.sigma(i);
                     float t = sigma / (sigma + 1f);                                     // float32, as the reference's 0-dim tensors
                     float cSkip = 1f - t, cOut = -t;
-                    Tensor latent = x.to(ScalarType.Float);
-                    Tensor in = latent.mul(new Scalar(cSkip)).to(dtype.scalarType()); // x·c_in, then the model dtype
+                    Tensor skipped = x.to(ScalarType.Float).mul(new Scalar(cSkip));      // c_skip·x = c_in·x (both 1 − t)
+                    Tensor in = skipped.to(dtype.scalarType());                           // the model input in its dtype
                     Tensor ts = full(new long[] {images}, new Scalar((double) t), new TensorOptions(ScalarType.Float)).to(dtype.scalarType());
-                    Tensor skipped = latent.mul(new Scalar(cSkip));
                     Tensor fc = transformer.forward(in, ts, cond.text(), null, cond.pooled(), condPlan, i, null, observer);
                     Tensor x0 = skipped.add(fc.to(ScalarType.Float).mul(new Scalar(cOut))).to(dtype.scalarType());
                     fc.close();

@@ -127,6 +127,17 @@ class CosmosLoadingTest {
         Path flux = GoldenData.root().resolve("flux_transformer/models/schnell/transformer");
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> CosmosTransformer.load(flux, DType.F32, DeviceSpec.CPU));
         assertTrue(e.getMessage().contains("CosmosTransformer3DModel"), e.getMessage());
+        Path fluxPipeline = GoldenData.root().resolve("flux_pipeline/models");
+        try (java.util.stream.Stream<Path> s = Files.list(fluxPipeline)) {
+            Path folder = s.filter(p -> Files.isRegularFile(p.resolve("model_index.json"))).findFirst().orElseThrow();
+            e = assertThrows(ModelFormatException.class, () -> CosmosPipeline.load(folder, null, null, DType.F32, DeviceSpec.CPU));
+            assertTrue(e.getMessage().contains("Cosmos2TextToImagePipeline"), e.getMessage());
+        } catch (IOException x) {
+            throw new java.io.UncheckedIOException(x);
+        }
+        e = assertThrows(ModelFormatException.class, () -> io.mmdit4j.vae.wan.AutoencoderKLWan.load(
+                GoldenData.root().resolve("hunyuan_video_vae/models/vae"), DType.F32, DeviceSpec.CPU));
+        assertTrue(e.getMessage().contains("AutoencoderKLWan"), e.getMessage());
     }
 
     private static byte[] bytes(String latin1) {

@@ -85,6 +85,9 @@ final class GenerateCommand implements Callable<Integer> {
                     : prepared.family().name().equals("cosmos") ? "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, "
                     + "cosmos-pooled and FLUX.1-schnell's CLIP-L)" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
         }
+        if (adapter != null) {
+            System.err.println("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter " + adapter);
+        }
         GenerationSettings settings = prepared.resolve(request(recorded));
         prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));
         boolean video = prepared.family().video();

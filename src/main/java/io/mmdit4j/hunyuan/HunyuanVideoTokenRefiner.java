@@ -102,7 +102,7 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
             return Modules.loading(built -> new RefinerBlock(track(built, LayerNorm.load(sd, p + "norm1", d, 1e-6, dtype)),
                     track(built, SelfAttention.load(sd, p + "attn", d, c.numAttentionHeads(), false, true, dtype)),
                     track(built, LayerNorm.load(sd, p + "norm2", d, 1e-6, dtype)),
-                    track(built, FeedForward.load(sd, p + "ff", d, c.mlpHidden(), true, dtype)),
+                    track(built, FeedForward.load(sd, p + "ff", d, c.mlpHidden(), FeedForward.Activation.SILU, dtype)),
                     track(built, Linear.load(sd, p + "norm_out.linear", d, 2 * d, dtype))));
         }
 

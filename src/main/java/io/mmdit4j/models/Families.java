@@ -1,5 +1,6 @@
 package io.mmdit4j.models;
 
+import io.mmdit4j.cosmos.CosmosFamily;
 import io.mmdit4j.flux.FluxFamily;
 import io.mmdit4j.hunyuan.HunyuanVideoFamily;
 import io.mmdit4j.io.JsonConfigs;
@@ -25,7 +26,8 @@ public final class Families {
     private static final List<ModelFamily> FAMILIES = new CopyOnWriteArrayList<>(List.of(
             FluxFamily.INSTANCE,
             Sd3Family.INSTANCE,
-            HunyuanVideoFamily.INSTANCE));
+            HunyuanVideoFamily.INSTANCE,
+            CosmosFamily.INSTANCE));
 
     /** Adds a family (for families outside this library); built-in families are listed above. */
     public static void register(ModelFamily family) {

@@ -41,6 +41,11 @@ public interface ModelFamily {
         return false;
     }
 
+    /** Whether models of this family load add-on weights ({@link LoadOptions#adapter}: COSMOS's pooled-CLIP adapter). */
+    default boolean supportsAdapter() {
+        return false;
+    }
+
     /**
      * What a checkpoint can do, read from its headers only (no weights are loaded): its guidance blocks and the option
      * types it takes (e.g. embedded guidance only for a guidance-distilled FLUX), so requests are checked completely

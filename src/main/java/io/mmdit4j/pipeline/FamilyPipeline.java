@@ -9,6 +9,7 @@ import io.mmdit4j.lora.LoraReport;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Denoiser;
+import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import org.bytedeco.pytorch.Tensor;
 
@@ -55,10 +56,22 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** The sampler's sigmas and timesteps for the request (errors for bad sigma lists come from here, before any work). */
     Schedule schedule(GenerationSettings s);
 
+    /**
+     * The update rule the denoising loop applies to {@link #velocity}'s predictions over {@code schedule}, one instance per
+     * request: by default the schedule's own flow-matching Euler step on a velocity; a family with another sampler (e.g.
+     * COSMOS's Euler step on a denoised prediction) returns its rule here.
+     */
+    default Sampler sampler(GenerationSettings s, Schedule schedule) {
+        return schedule;
+    }
+
     /** The initial latents: the request's initial noise, else seeded noise per image. Owned by the caller. */
     Tensor noise(GenerationSettings s);
 
-    /** The model's velocity at each step of {@code schedule} (forward, CFG combination), with its per-request state; closed after the loop. */
+    /**
+     * The model's prediction at each step of {@code schedule} (forward, CFG combination) in the form {@link #sampler} steps
+     * with, with its per-request state; closed after the loop.
+     */
     Velocity velocity(GenerationSettings s, Schedule schedule, C conditioning, ModulationGuidance guidance, ConditioningObserver observer);
 
     /** Final latents → images {@code [N, 3, H, W]} or frames {@code [N, F, 3, H, W]} in [0, 1], fp32 on the CPU. Owned by the caller. */

@@ -11,17 +11,18 @@ import java.util.List;
 
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
- * (default: those the descriptor's recipe brings), and for single-file FLUX checkpoints the VAE file and the folder of
- * text encoders; whether weights stay memory-mapped views of the checkpoint files (default) or are read into memory;
- * and the memory policy of its generations (the budget they are checked against before any work, and the most images
- * run as one batch, {@link MemoryPlanner}). Immutable; build with {@link #builder()}.
+ * (default: those the descriptor's recipe brings), for single-file FLUX checkpoints the VAE file and the folder of
+ * text encoders (COSMOS: the folder of its pooled CLIP-L), a family's add-on weights file ({@code adapter}: COSMOS's
+ * pooled-CLIP adapter); whether weights stay memory-mapped views of the checkpoint files (default) or are read into
+ * memory; and the memory policy of its generations (the budget they are checked against before any work, and the most
+ * images run as one batch, {@link MemoryPlanner}). Immutable; build with {@link #builder()}.
  *
  * @param memoryBudget bytes a generation may need: {@link #MEASURED} (the default: the memory available when it starts),
  *                     {@link #UNCHECKED}, or a fixed budget
  * @param maxBatch     the most images one transformer batch holds; larger requests run in chunks
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry, boolean memoryMapped, long memoryBudget, int maxBatch) {
+                          ModelRegistry registry, Path adapter, boolean memoryMapped, long memoryBudget, int maxBatch) {
     /** {@link #memoryBudget}: check against the memory available when each generation starts. */
     public static final long MEASURED = 0;
     /** {@link #memoryBudget}: no memory check. */
@@ -58,6 +59,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.vae = vae;
         b.textEncoders = textEncoders;
         b.registry = registry;
+        b.adapter = adapter;
         b.memoryMapped = memoryMapped;
         b.memoryBudget = memoryBudget;
         b.maxBatch = maxBatch;
@@ -72,6 +74,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Path vae;
         private Path textEncoders;
         private ModelRegistry registry;
+        private Path adapter;
         private boolean memoryMapped = true;
         private long memoryBudget = MEASURED;
         private int maxBatch = DEFAULT_MAX_BATCH;
@@ -120,6 +123,12 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /** Add-on weights a family loads with the model (COSMOS: the pooled-CLIP adapter file); families without any refuse it. */
+        public Builder adapter(Path file) {
+            this.adapter = file;
+            return this;
+        }
+
         public Builder registry(ModelRegistry registry) {
             this.registry = registry;
             return this;
@@ -154,7 +163,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         }
 
         public LoadOptions build() {
-            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, memoryMapped, memoryBudget, maxBatch);
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, adapter, memoryMapped, memoryBudget, maxBatch);
         }
     }
 }

@@ -195,7 +195,7 @@ final class LoadedPipeline implements Pipeline {
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
             try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
-                latents = Denoiser.run(schedule, noise, v, f.device(), listener, stepNanos);
+                latents = Denoiser.run(f.sampler(s, schedule), noise, v, f.device(), listener, stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;

@@ -109,6 +109,12 @@ public final class PreparedModel {
         if (!options.loras().isEmpty() && !family.supportsLora()) {
             throw new UnsupportedOptionException("LoRA (--lora): not supported for " + family.name() + " models");
         }
+        if (options.adapter() != null && !family.supportsAdapter()) {
+            throw new UnsupportedOptionException("adapter weights (--adapter): not supported for " + family.name() + " models");
+        }
+        if (options.adapter() != null && !Files.exists(options.adapter())) {
+            throw new InvalidRequestException("--adapter: no such file: " + options.adapter());
+        }
         memoryModel(); // read from the checkpoint headers now: the files may change or go once the weights are loaded
         return LoadedPipeline.load(this);
     }

@@ -12,9 +12,9 @@ import java.util.Locale;
 import java.util.concurrent.CancellationException;
 
 /**
- * The denoising loop every family shares: for each step of a {@link Schedule}, the family's {@link Velocity} (its
- * transformer forward, plus CFG or whatever it combines), the Euler step, the step's wall time, and the
- * {@link StepListener}, which may cancel. The latents move to the model's device once, before the first step; each step
+ * The denoising loop every family shares: for each step of a {@link Sampler} (a {@link Schedule}'s flow-matching Euler
+ * step, or the family's own rule), the family's {@link Velocity} (its transformer forward, plus CFG or whatever it
+ * combines), the sampler's step, the step's wall time, and the {@link StepListener}, which may cancel. The latents move to the model's device once, before the first step; each step
  * runs in its own native-memory scope, so nothing accumulates over the loop.
  *
  * <p>Non-finite latents fail the run ({@link NonFiniteException}) naming the first step that produced them: NaN or
@@ -30,7 +30,10 @@ public final class Denoiser {
 
     private Denoiser() {}
 
-    /** The model's flow prediction for latents {@code x} at step {@code step}; the result is owned by the caller. */
+    /**
+     * The model's prediction for latents {@code x} at step {@code step}, in the form the sampler steps with (a flow
+     * velocity for {@link Schedule}, a denoised x0 for {@link DenoisedEulerSampler}); the result is owned by the caller.
+     */
     @FunctionalInterface
     public interface Velocity {
         Tensor at(Tensor x, int step);
@@ -42,7 +45,7 @@ public final class Denoiser {
      *
      * @throws CancellationException when the listener returns false (nothing is leaked)
      */
-    public static Tensor run(Schedule schedule, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener, long[] stepNanos) {
+    public static Tensor run(Sampler schedule, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener, long[] stepNanos) {
         if (stepNanos != null && stepNanos.length < schedule.steps()) {
             throw new IllegalArgumentException(stepNanos.length + " timing slots for " + schedule.steps() + " steps");
         }

@@ -5,15 +5,13 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.text.Encoding;
+import io.mmdit4j.text.TokenIds;
 import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
 import io.mmdit4j.text.t5.T5Encoder;
 import io.mmdit4j.text.t5.T5Tokenizer;
-import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.LongOptional;
-import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
@@ -23,10 +21,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Function;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.empty;
 import static org.bytedeco.pytorch.global.torch.repeat_interleave;
 import static org.bytedeco.pytorch.global.torch.zeros;
 
@@ -161,7 +157,7 @@ public final class Sd3TextEncoders implements AutoCloseable {
             }
             Tensor t5States;                                                                        // [B, L, joint]
             if (t5 != null) {
-                Tensor ids = ids(prompts, p -> t5Tokenizer.encode(p, maxSequenceLength));
+                Tensor ids = TokenIds.ids(prompts, p -> t5Tokenizer.encode(p, maxSequenceLength));
                 try (T5Encoder.Output o = t5.forward(ids, null, false)) {
                     t5States = o.lastHiddenState().to(dtype.scalarType());
                 }
@@ -180,10 +176,10 @@ public final class Sd3TextEncoders implements AutoCloseable {
         if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("at least one prompt is required");
         try (PointerScope scope = new PointerScope()) {
             Tensor l, g;
-            try (ClipTextModel.Output o = clipL.forward(ids(prompts, tokenizerL::encode), false)) {
+            try (ClipTextModel.Output o = clipL.forward(TokenIds.ids(prompts, tokenizerL::encode), false)) {
                 l = o.textEmbeds().clone();
             }
-            try (ClipTextModel.Output o = clipG.forward(ids(prompts, tokenizerG::encode), false)) {
+            try (ClipTextModel.Output o = clipG.forward(TokenIds.ids(prompts, tokenizerG::encode), false)) {
                 g = o.textEmbeds().clone();
             }
             return Tensors.keep(cat(new TensorVector(l, g), 1));
@@ -199,11 +195,11 @@ public final class Sd3TextEncoders implements AutoCloseable {
     /** Penultimate CLIP-L and CLIP-G states side by side; {@code pooled[0..1]} receive the projected EOS states. Scope temporaries. */
     private Tensor clipStates(List<String> prompts, Tensor[] pooled) {
         Tensor l, g;
-        try (ClipTextModel.Output o = clipL.forward(ids(prompts, tokenizerL::encode), true)) {
+        try (ClipTextModel.Output o = clipL.forward(TokenIds.ids(prompts, tokenizerL::encode), true)) {
             l = o.penultimate().clone();
             pooled[0] = o.textEmbeds().clone();
         }
-        try (ClipTextModel.Output o = clipG.forward(ids(prompts, tokenizerG::encode), true)) {
+        try (ClipTextModel.Output o = clipG.forward(TokenIds.ids(prompts, tokenizerG::encode), true)) {
             g = o.penultimate().clone();
             pooled[1] = o.textEmbeds().clone();
         }
@@ -217,20 +213,6 @@ public final class Sd3TextEncoders implements AutoCloseable {
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */
     static Tensor repeatRows(Tensor t, int n) {
         return n == 1 ? t : repeat_interleave(t, n, new LongOptional(0), new LongOptional());
-    }
-
-    private static Tensor ids(List<String> prompts, Function<String, Encoding> tokenize) {
-        long[][] rows = new long[prompts.size()][];
-        for (int i = 0; i < rows.length; i++) {
-            if (prompts.get(i) == null) throw new IllegalArgumentException("prompt " + i + " is null");
-            rows[i] = tokenize.apply(prompts.get(i)).ids();
-        }
-        int len = rows[0].length;
-        long[] flat = new long[rows.length * len];
-        for (int i = 0; i < rows.length; i++) System.arraycopy(rows[i], 0, flat, i * len, len);
-        Tensor t = empty(new long[] {rows.length, len}, new TensorOptions(ScalarType.Long), new MemoryFormatOptional());
-        new LongPointer(t.data_ptr()).put(flat);
-        return t;
     }
 
     @Override

@@ -36,8 +36,12 @@ final class GenerateCommand implements Callable<Integer> {
     String model;
     @Option(names = "--vae", description = "ae.safetensors for a single-file FLUX transformer")
     Path vae;
-    @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX transformer")
+    @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX "
+            + "transformer; COSMOS: the folder of its CLIP-L (e.g. FLUX.1-schnell)")
     Path textEncoders;
+    @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "
+            + "a wrapper state dict, or an adapter trained with `mmdit train`); default: the model folder's, else $MMDIT_MODELS/cosmos-pooled")
+    Path adapter;
     @Option(names = "--dtype", description = "fp32 or bf16 (default: the model's)")
     String dtype;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
@@ -54,6 +58,9 @@ final class GenerateCommand implements Callable<Integer> {
     boolean overwrite;
     @Option(names = "--ignore-memory-check", description = "run even when the memory estimate exceeds the memory available (the run may be killed)")
     boolean ignoreMemoryCheck;
+    @Option(names = "--save-latents", description = "also write each image's final latents next to it (<image>.latents.safetensors, prompt in the "
+            + "metadata): training pairs for `mmdit train`")
+    boolean saveLatents;
     @Mixin
     RequestOptions requestOptions = new RequestOptions();
     @Mixin
@@ -70,7 +77,7 @@ final class GenerateCommand implements Callable<Integer> {
         threads.apply();
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
-        LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders)
+        LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
@@ -80,7 +87,12 @@ final class GenerateCommand implements Callable<Integer> {
         if (d != null && d.isGenerated()) {
             System.err.println("note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
                     + " look like noise. For real ones use --model with " + (prepared.family().video()
-                    ? "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
+                    ? "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo"
+                    : prepared.family().name().equals("cosmos") ? "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, "
+                    + "cosmos-pooled and FLUX.1-schnell's CLIP-L)" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
+        }
+        if (adapter != null) {
+            System.err.println("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter " + adapter);
         }
         boolean video = prepared.family().video();
         GenerationRequest request = request(recorded);
@@ -107,6 +119,7 @@ final class GenerateCommand implements Callable<Integer> {
                 bar.done();
                 List<Path> files = result.save(out, existing); // video first, then the optional PNG frames
                 if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames, files, existing);
+                if (saveLatents) files = withLatents(result, files);
                 Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / settings.steps(), t.decode() / 1e9);
@@ -114,6 +127,22 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Writes {@code <image>.latents.safetensors} next to each image (its latents row, prompt and seed in the metadata). */
+    private static List<Path> withLatents(GenerationResult result, List<Path> images) {
+        if (result.isVideo()) throw new IllegalArgumentException("--save-latents: images only");
+        List<Path> all = new java.util.ArrayList<>(images);
+        GenerationSettings s = result.settings();
+        for (int i = 0; i < images.size(); i++) {
+            Path file = images.get(i).resolveSibling(images.get(i).getFileName().toString().replaceFirst("\\.png$", "") + ".latents.safetensors");
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                io.mmdit4j.io.SafetensorsWriter.write(file, java.util.Map.of("latents", result.latents().select(0, i).contiguous()),
+                        java.util.Map.of("prompt", s.prompt(i), "seed", String.valueOf(s.seeds()[i]), "model", String.valueOf(s.model())));
+            }
+            all.add(file);
+        }
+        return all;
     }
 
     /** The request: the options given, else the recorded image's values, else (left open) the model's defaults. */

@@ -49,10 +49,10 @@ final class InspectCommand implements Callable<Integer> {
     Path image;
 
     @Option(names = "--config",
-            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, hunyuan-video, a diffusers config.json, or a checkpoint (headers only)")
+            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, hunyuan-video, cosmos-predict2-2b, a diffusers config.json, or a checkpoint (headers only)")
     String config;
 
-    @Option(names = "--size", defaultValue = "1024x1024", description = "image size WxH in pixels (default: ${DEFAULT-VALUE})")
+    @Option(names = "--size", description = "image size WxH in pixels (default: 1024x1024; COSMOS: 768x768)")
     String size;
 
     @Option(names = "--text", description = "text tokens (default: the model's max_sequence_length, else 512)")
@@ -83,9 +83,17 @@ final class InspectCommand implements Callable<Integer> {
         }
         if (config == null) throw new IllegalArgumentException("give a PNG to inspect, or --config for a dry run");
         DType compute = DType.parse(dtype);
+        boolean cosmos = CosmosInspect.handles(config);
+        if (size == null) size = cosmos ? "768x768" : "1024x1024";
         int[] wh = parseSize(size);
         int width = wh[0], height = wh[1];
         checkLimits(width, height);
+        if (cosmos) {
+            if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
+            CosmosInspect.run(CosmosInspect.resolve(config), compute, width, height, text != null ? text : CosmosInspect.defaultText(config), batch,
+                    7.0, System.out);
+            return 0;
+        }
         if (HunyuanVideoInspect.handles(config)) {
             HunyuanVideoInspect.run(HunyuanVideoInspect.resolve(config), compute, width, height, frames != null ? frames : HunyuanVideoInspect.DEFAULT_FRAMES,
                     text != null ? text : HunyuanVideoInspect.defaultText(config), batch, ignoreMemoryCheck, System.out);

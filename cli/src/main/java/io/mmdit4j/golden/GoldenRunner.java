@@ -23,6 +23,8 @@ public final class GoldenRunner {
             Map.entry("sd3_transformer", new Sd3TransformerCases()),
             Map.entry("sd3_pipeline", new PipelineCases()),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
+            Map.entry("cosmos_transformer", new CosmosTransformerCases()),
+            Map.entry("cosmos_pipeline", new CosmosPipelineCases()),
             Map.entry("lora", new LoraCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
             Map.entry("t5_encoder", TextEncoderCases.T5),
@@ -31,7 +33,8 @@ public final class GoldenRunner {
             Map.entry("vae_encode", VaeCases.ENCODE),
             Map.entry("llama_text_encoder", new LlamaTextEncoderCases()),
             Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
-            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE));
+            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE),
+            Map.entry("wan_vae_decode", WanVaeCases.DECODE));
 
     private Path tokenizers;
 

@@ -5,14 +5,12 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.text.Encoding;
+import io.mmdit4j.text.TokenIds;
 import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
-import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.LongOptional;
-import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -21,9 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
-import java.util.function.Function;
 
-import static org.bytedeco.pytorch.global.torch.empty;
 import static org.bytedeco.pytorch.global.torch.repeat_interleave;
 
 /**
@@ -195,7 +191,7 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
                     + " exceeds the text encoder's max_position_embeddings " + textEncoder.config().maxPositionEmbeddings());
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor[] llamaIds = batch(prompts, p -> tokenizer.encode(template.apply(p), total));
+            Tensor[] llamaIds = TokenIds.batch(prompts, p -> tokenizer.encode(template.apply(p), total));
             Tensor pooled = pooled(prompts);
             try (LlamaEmbeddings e = llamaEmbeddings(textEncoder, llamaIds[0], llamaIds[1], skipLayers, template.cropStart())) {
                 return new Embeddings(Tensors.keep(repeatRows(e.promptEmbeds(), videosPerPrompt)),
@@ -206,7 +202,7 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
 
     /** CLIP-L pooled outputs [B, 768] of the prompts at 77 tokens; belongs to the caller's scope. */
     public Tensor pooled(List<String> prompts) {
-        Tensor ids = batch(prompts, clipTokenizer::encode)[0];
+        Tensor ids = TokenIds.batch(prompts, clipTokenizer::encode)[0];
         try (ClipTextModel.Output o = clip.forward(ids, false)) {
             return o.pooled().clone();
         }
@@ -235,25 +231,6 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}); in the caller's scope. */
     private static Tensor repeatRows(Tensor t, int n) {
         return n == 1 ? t : repeat_interleave(t, n, new LongOptional(0), new LongOptional());
-    }
-
-    /** Token ids [B, L] and attention mask [B, L] (int64) of the prompts' encodings; in the caller's scope. */
-    private static Tensor[] batch(List<String> prompts, Function<String, Encoding> tokenize) {
-        Encoding[] rows = new Encoding[prompts.size()];
-        for (int i = 0; i < rows.length; i++) rows[i] = tokenize.apply(prompts.get(i));
-        int len = rows[0].ids().length;
-        long[] ids = new long[rows.length * len], mask = new long[rows.length * len];
-        for (int i = 0; i < rows.length; i++) {
-            System.arraycopy(rows[i].ids(), 0, ids, i * len, len);
-            System.arraycopy(rows[i].attentionMask(), 0, mask, i * len, len);
-        }
-        return new Tensor[] {longs(ids, rows.length, len), longs(mask, rows.length, len)};
-    }
-
-    private static Tensor longs(long[] data, long rows, long cols) {
-        Tensor t = empty(new long[] {rows, cols}, new TensorOptions(ScalarType.Long), new MemoryFormatOptional());
-        new LongPointer(t.data_ptr()).put(data);
-        return t;
     }
 
     @Override

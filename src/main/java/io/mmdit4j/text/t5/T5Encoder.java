@@ -31,13 +31,15 @@ import static org.bytedeco.pytorch.global.torch.log;
 import static org.bytedeco.pytorch.global.torch.matmul;
 import static org.bytedeco.pytorch.global.torch.minimum;
 import static org.bytedeco.pytorch.global.torch.pow;
+import static org.bytedeco.pytorch.global.torch.relu;
 import static org.bytedeco.pytorch.global.torch.softmax;
 import static org.bytedeco.pytorch.global.torch.tanh;
 import static org.bytedeco.pytorch.global.torch.where;
 
 /**
  * transformers {@code T5EncoderModel} (v1.1: T5LayerNorm, which is {@link RmsNorm}'s math, relative position buckets shared by all
- * layers, no attention scaling, gated-GELU ({@code gelu_new}) feed-forward). Weights of a bf16 checkpoint
+ * layers, no attention scaling, gated-GELU ({@code gelu_new}) feed-forward; the original T5's {@code relu} feed-forward
+ * when the config says so). Weights of a bf16 checkpoint
  * computed in bf16 are views of the mapped file: a 4.7B-parameter encoder loads without a copy.
  */
 public final class T5Encoder implements AutoCloseable {
@@ -54,7 +56,7 @@ public final class T5Encoder implements AutoCloseable {
         final RmsNorm layer_0_layer_norm;      // layer.0.layer_norm.weight
         final Linear q, k, v, o;               // layer.0.SelfAttention.*
         final RmsNorm layer_1_layer_norm;      // layer.1.layer_norm.weight
-        final Linear wi_0, wi_1, wo;           // layer.1.DenseReluDense.*
+        final Linear wi_0, wi_1, wo;           // layer.1.DenseReluDense.* (gated-gelu; relu: wi_0 is 'wi', wi_1 null)
 
         Block(StateDict sd, String p, T5Config c, DType dtype) {
             long d = c.dModel(), inner = c.innerDim();
@@ -64,14 +66,14 @@ public final class T5Encoder implements AutoCloseable {
             v = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.v", d, inner, dtype);
             o = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.o", inner, d, dtype);
             layer_1_layer_norm = RmsNorm.load(sd, p + "layer.1.layer_norm.weight", d, c.layerNormEpsilon(), dtype);
-            wi_0 = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_0", d, c.dFf(), dtype);
-            wi_1 = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_1", d, c.dFf(), dtype);
+            wi_0 = Linear.loadNoBias(sd, p + (c.gated() ? "layer.1.DenseReluDense.wi_0" : "layer.1.DenseReluDense.wi"), d, c.dFf(), dtype);
+            wi_1 = c.gated() ? Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_1", d, c.dFf(), dtype) : null;
             wo = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wo", c.dFf(), d, dtype);
         }
 
         @Override
         public void close() {
-            Modules.closeAll(List.of(layer_0_layer_norm, q, k, v, o, layer_1_layer_norm, wi_0, wi_1, wo));
+            Modules.closeAll(java.util.Arrays.asList(layer_0_layer_norm, q, k, v, o, layer_1_layer_norm, wi_0, wi_1, wo));
         }
     }
 
@@ -105,8 +107,8 @@ public final class T5Encoder implements AutoCloseable {
         Torch.init();
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
-            String embedKey = sd.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
-            if (!sd.contains(embedKey)) {
+            String embedKey = sd.contains("shared.weight") || sd.isRecording() ? "shared.weight" : "encoder.embed_tokens.weight";
+            if (!sd.contains(embedKey) && !sd.isRecording()) {
                 throw new ModelFormatException(sd.origin() + ": not a T5 encoder: neither 'shared.weight' nor 'encoder.embed_tokens.weight' found");
             }
             Tensor embed = sd.take(embedKey, compute, c.vocabSize(), c.dModel());
@@ -163,7 +165,8 @@ public final class T5Encoder implements AutoCloseable {
                 Block b = block.get(i);
                 h = h.add(attention(b, b.layer_0_layer_norm.forward(h), bias));
                 Tensor x = b.layer_1_layer_norm.forward(h);
-                h = h.add(b.wo.forward(geluNew(b.wi_0.forward(x)).mul(b.wi_1.forward(x))));
+                Tensor ff = b.wi_1 != null ? geluNew(b.wi_0.forward(x)).mul(b.wi_1.forward(x)) : relu(b.wi_0.forward(x));
+                h = h.add(b.wo.forward(ff));
                 if (dtype == DType.F16) h = clampFp16(h);
             }
             Tensor last = final_layer_norm.forward(h);

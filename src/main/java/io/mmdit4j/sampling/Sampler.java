@@ -1,0 +1,26 @@
+package io.mmdit4j.sampling;
+
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * The update rule of a denoising loop over its schedule: how the latents move from step {@code i} to {@code i + 1} given the
+ * model's prediction at step {@code i}. {@link Schedule} is diffusers' flow-matching Euler step on a velocity;
+ * {@link DenoisedEulerSampler} is the Euler step on a denoised (x0) prediction of EDM/Karras-style samplers (COSMOS). A
+ * family picks its rule ({@code FamilyPipeline.sampler}); one instance serves one request, so a multistep rule may keep the
+ * history it needs.
+ */
+public interface Sampler {
+    /** Number of denoising steps N. */
+    int steps();
+
+    /** σ_i for i in [0, N] (σ_N is the terminal sigma): what the step listener reports after step i−1. */
+    float sigma(int i);
+
+    /**
+     * The latents after step {@code i}, owned by the caller; temporaries are freed.
+     *
+     * @param prediction the model's prediction at step i, in the form this rule steps with (same shape as {@code sample})
+     * @param sample     the latents x_i (not consumed)
+     */
+    Tensor step(Tensor prediction, int i, Tensor sample);
+}

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
+import io.mmdit4j.nn.Rope;
 
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -110,7 +111,11 @@ public record FluxConfig(int inChannels, int outChannels, int numLayers, int num
         }
         long[] mlp = doubles > 0 ? sd.requireShape("transformer_blocks.0.ff.net.0.proj.weight", 2, "FLUX transformer")
                 : sd.requireShape("single_transformer_blocks.0.proj_mlp.weight", 2, "FLUX transformer");
-        int[] axes = axesDims != null ? axesDims : defaultAxes(headDim, sd.origin());
+        int[] axes = axesDims != null ? axesDims : Rope.defaultAxes(headDim);
+        if (axes == null) {
+            throw new ModelFormatException(sd.origin() + ": cannot infer RoPE axes_dims for head dim " + headDim
+                    + "; pass them explicitly (e.g. a bfl_params.json with \"axes_dim\" beside the file)");
+        }
         boolean guidance = sd.contains("time_text_embed.guidance_embedder.linear_1.weight");
         try {
             return new FluxConfig((int) x[1], (int) proj[0], doubles, singles, headDim, dim / headDim, (int) ctx[1], (int) text[1],
@@ -118,16 +123,6 @@ public record FluxConfig(int inChannels, int outChannels, int numLayers, int num
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(sd.origin() + ": " + e.getMessage(), e);
         }
-    }
-
-    static int[] defaultAxes(int headDim, String origin) {
-        int a0 = headDim / 8;
-        int rest = (headDim - a0) / 2;
-        if (headDim % 8 != 0 || a0 % 2 != 0 || rest % 2 != 0 || a0 + 2 * rest != headDim) {
-            throw new ModelFormatException(origin + ": cannot infer RoPE axes_dims for head dim " + headDim
-                    + "; pass them explicitly (e.g. a bfl_params.json with \"axes_dim\" beside the file)");
-        }
-        return new int[] {a0, rest, rest};
     }
 
     @Override

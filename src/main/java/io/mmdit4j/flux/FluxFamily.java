@@ -11,6 +11,9 @@ import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryModel;
+import io.mmdit4j.vae.AutoencoderKL;
+import io.mmdit4j.vae.VaeConfig;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 
@@ -60,6 +63,14 @@ public final class FluxFamily implements ModelFamily {
     public Capabilities capabilities(Path model, LoadOptions options) {
         FluxConfig c = FluxTransformer.inspect(model, null);
         return new Capabilities(c.totalBlocks(), options(c));
+    }
+
+    /** The transformer's configuration from its headers; the VAE's from its config (FLUX's own for a BFL file without one). */
+    @Override
+    public MemoryModel memoryModel(Path model, LoadOptions o) {
+        VaeConfig vae = Files.isDirectory(model.resolve("vae")) ? AutoencoderKL.inspect(model.resolve("vae"))
+                : o.vae() != null ? AutoencoderKL.inspect(o.vae()) : VaeConfig.flux();
+        return new FluxMemory(FluxTransformer.inspect(model, null), vae, o.dtype() != null ? o.dtype() : DType.F32);
     }
 
     static Set<Class<? extends GenerationOption>> options(FluxConfig c) {

@@ -4,7 +4,7 @@ import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.text.Encoding;
+import io.mmdit4j.text.TokenIds;
 import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
 import io.mmdit4j.text.t5.T5Encoder;
@@ -85,7 +85,7 @@ public final class FluxTextEncoders implements AutoCloseable {
             throw new IllegalArgumentException("max_sequence_length must be in 1..512 (FLUX), got " + maxSequenceLength);
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor t5Ids = ids(prompts, p -> t5Tokenizer.encode(p, maxSequenceLength));
+            Tensor t5Ids = TokenIds.ids(prompts, p -> t5Tokenizer.encode(p, maxSequenceLength));
             Tensor states;
             try (T5Encoder.Output o = t5.forward(t5Ids, null, false)) {
                 states = repeatRows(o.lastHiddenState(), imagesPerPrompt);
@@ -98,7 +98,7 @@ public final class FluxTextEncoders implements AutoCloseable {
 
     /** CLIP pooled outputs [B, d_clip] of the prompts (FLUX's pooled_prompt_embeds). Belongs to the caller's scope. */
     public Tensor pooled(List<String> prompts) {
-        Tensor clipIds = ids(prompts, clipTokenizer::encode);
+        Tensor clipIds = TokenIds.ids(prompts, clipTokenizer::encode);
         try (ClipTextModel.Output o = clip.forward(clipIds, false)) {
             return o.pooled().clone();
         }
@@ -114,10 +114,6 @@ public final class FluxTextEncoders implements AutoCloseable {
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */
     static Tensor repeatRows(Tensor t, int n) {
         return n == 1 ? t.clone() : Tensors.repeatRows(t, n, 0);
-    }
-
-    private static Tensor ids(List<String> prompts, java.util.function.Function<String, Encoding> tokenize) {
-        return Encoding.batch(prompts, tokenize)[0];
     }
 
     @Override

@@ -32,6 +32,21 @@ public final class BlockConditioning {
         this.distinct = distinct;
     }
 
+    /**
+     * The conditioning of a family whose blocks receive vectors the plan does not form by itself (COSMOS: {@code temb}
+     * plus a per-block, gated pooled term): {@code vectors[i]} is what block {@code i} receives, {@code offsets[i]} its
+     * guidance offset or null; the {@code SiLU}s are computed once per distinct vector. Tensors of the caller's scope.
+     */
+    public static BlockConditioning of(Tensor temb, Tensor[] vectors, Tensor finalVector, Tensor[] offsets) {
+        if (offsets.length != vectors.length) throw new IllegalArgumentException(vectors.length + " vectors and " + offsets.length + " offsets");
+        java.util.Map<Tensor, Tensor> silus = new java.util.IdentityHashMap<>();
+        Tensor[] activated = new Tensor[vectors.length];
+        for (int i = 0; i < vectors.length; i++) activated[i] = silus.computeIfAbsent(vectors[i], org.bytedeco.pytorch.global.torch::silu);
+        Tensor finalActivated = silus.computeIfAbsent(finalVector, org.bytedeco.pytorch.global.torch::silu);
+        silus.computeIfAbsent(temb, org.bytedeco.pytorch.global.torch::silu);
+        return new BlockConditioning(temb, vectors.clone(), activated, finalVector, finalActivated, silus.size(), offsets.clone());
+    }
+
     /** The plain (unguided) conditioning vector {@code [B, D]}. */
     public Tensor temb() { return temb; }
 

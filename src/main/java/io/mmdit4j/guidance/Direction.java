@@ -13,21 +13,42 @@ import java.util.Objects;
  * recommendation. {@code Direction.preset("aesthetics")} on FLUX is w 3 from block 5, on SD3.5 w 2 from block 2.
  * Immutable; the {@code with}-style methods return copies.
  *
+ * <p>Weights are bounded: {@code |w|}, each {@code |row weight|} and their product (the weight an image's row gets) are at
+ * most {@link #MAX_W}; the weight a block finally receives, {@code w·f(l)·row weight}, is bounded by
+ * {@link GuidancePlan#MAX_EFFECTIVE_W} once the schedule meets a model. The paper's weights are single digits; a weight of
+ * 1e308 only overflows the modulation vector to infinity, which the blocks turn into NaN and the decoder into a black image.
+ *
  * @param rowWeights one weight per image (null: every image 1), e.g. {@code {1, 0}} guides image 0 only
  */
 public record Direction(String label, String preset, String pos, String neg, Double w, LayerSchedule layers, StepWindow steps,
                         CfgRows rows, double[] rowWeights) {
+    /** The largest |w|, |row weight| and |w·row weight| a direction takes. */
+    public static final double MAX_W = 100;
+
     public Direction {
         if (preset == null && (pos == null || neg == null)) {
             throw new IllegalArgumentException("guidance direction" + (label == null ? "" : " '" + label + "'") + " needs a preset or both prompts (p+ and p-)");
         }
-        if (w != null && !Double.isFinite(w)) throw new IllegalArgumentException("guidance direction '" + name(label, preset) + "': w must be finite, got " + w);
+        String name = name(label, preset);
+        if (w != null && !(Math.abs(w) <= MAX_W)) { // also NaN
+            throw new IllegalArgumentException("guidance direction '" + name + "': w must be in " + range() + ", got " + w);
+        }
         if (rowWeights != null) {
             rowWeights = rowWeights.clone();
             for (double r : rowWeights) {
-                if (!Double.isFinite(r)) throw new IllegalArgumentException("guidance direction '" + name(label, preset) + "': row weights must be finite");
+                if (!(Math.abs(r) <= MAX_W)) {
+                    throw new IllegalArgumentException("guidance direction '" + name + "': row weights must be in " + range() + ", got " + r);
+                }
+                if (w != null && Math.abs(w * r) > MAX_W) {
+                    throw new IllegalArgumentException("guidance direction '" + name + "': w " + w + " x row weight " + r + " = " + w * r
+                            + " is outside " + range() + " (the weight of that image)");
+                }
             }
         }
+    }
+
+    private static String range() {
+        return "-" + (long) MAX_W + ".." + (long) MAX_W;
     }
 
     /** A direction given by its prompts; everything else from the model's recommendation. */

@@ -14,6 +14,12 @@ import java.util.List;
  * half. The same code serves every family; deltas made before a failure are released.
  */
 public final class GuidancePlan {
+    /**
+     * The largest weight {@code |w·f(l)·row weight|} any block may receive: room for strong schedules (w 100 on a factor-3
+     * item is 300) while keeping {@code temb + weight·delta} far from the compute dtype's overflow.
+     */
+    public static final double MAX_EFFECTIVE_W = 1000;
+
     private GuidancePlan() {}
 
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))} of a family, {@code [1, D]}, owned by the caller. */
@@ -69,11 +75,28 @@ public final class GuidancePlan {
                 throw new IllegalArgumentException("guidance '" + d.name() + "': " + d.rowWeights().length + " row weights for " + images
                         + (images == 1 ? " image" : " images"));
             }
+            double[] factors;
             try {
-                d.layers().factors(numBlocks);
+                factors = d.layers().factors(numBlocks);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("guidance '" + d.name() + "': " + e.getMessage(), e);
             }
+            checkEffectiveWeight(d, factors);
+        }
+    }
+
+    /** The largest weight a block receives from {@code d} must stay within {@link #MAX_EFFECTIVE_W}. */
+    private static void checkEffectiveWeight(Direction d, double[] factors) {
+        int block = 0;
+        for (int l = 1; l < factors.length; l++) if (Math.abs(factors[l]) > Math.abs(factors[block])) block = l;
+        double row = 1;
+        if (d.rowWeights() != null) for (double r : d.rowWeights()) row = Math.max(row, Math.abs(r));
+        double f = factors.length == 0 ? 0 : Math.abs(factors[block]);
+        double effective = Math.abs(d.w()) * f * row;
+        if (effective > MAX_EFFECTIVE_W) {
+            throw new IllegalArgumentException("guidance '" + d.name() + "': block " + block + " would receive weight " + effective + " (w " + d.w()
+                    + " x layer factor " + f + (row != 1 ? " x row weight " + row : "") + "); w x factor x row weight must stay within "
+                    + (long) MAX_EFFECTIVE_W);
         }
     }
 
@@ -104,21 +127,44 @@ public final class GuidancePlan {
     }
 
     /**
-     * The direction that guides image {@code image} of a request of {@code images} images made alone as it was guided in
-     * the request (its settings record): its row weight folded into {@code w}, and the batch-dependent sign of
-     * {@link CfgRows#REFERENCE_PAIR} made explicit; null when it did not guide that image.
+     * The direction that guides images {@code from..to-1} of a request of {@code images} images made as a request of their
+     * own (a chunk, {@code GenerationSettings.chunk}) as they were guided in the whole request: their row weights, and the
+     * batch-dependent sign of {@link CfgRows#REFERENCE_PAIR} made explicit. On a whole batch of 2 rows without CFG (two
+     * images) the rule gave image 0 {@code −}, which becomes its row weight's sign (a part has one image, which the rule gives
+     * {@code +}); on any other whole batch it gave {@code +} everywhere, which is {@link CfgRows#BOTH} (a part's batch may
+     * be 2 rows, where the rule would give {@code −, +}).
      */
-    public static Direction alone(Direction d, int image, int images, boolean cfg) {
-        double rw = d.rowWeights() == null ? 1.0 : d.rowWeights()[image];
+    public static Direction forImages(Direction d, int from, int to, int images, boolean cfg) {
+        if (from < 0 || to > images || from >= to) throw new IndexOutOfBoundsException("images " + from + ".." + to + " of " + images);
+        double[] rw = d.rowWeights() == null ? null : Arrays.copyOfRange(d.rowWeights(), from, to);
         CfgRows rows = d.rows();
         if (rows == CfgRows.REFERENCE_PAIR && d.w() != null) {
             int batch = cfg ? 2 * images : images;
-            if (!cfg && batch == 2 && image == 0) rw = -rw;           // alone (batch 1) the rule gives +: fold the −
-            else if (batch != 2) rows = CfgRows.BOTH;                 // + on every row, also on a CFG pair made alone
+            if (batch != 2) {
+                rows = CfgRows.BOTH;
+            } else if (!cfg && from == 0 && to < images) {
+                if (rw == null) {
+                    rw = new double[to - from];
+                    Arrays.fill(rw, 1.0);
+                }
+                rw[0] = -rw[0];
+            }
         }
+        if (rows == d.rows() && rw == null) return d;
+        return new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w(), d.layers(), d.steps(), rows, rw);
+    }
+
+    /**
+     * The direction that guides image {@code image} of a request of {@code images} images made alone as it was guided in
+     * the request (its settings record): {@link #forImages} of that image with its row weight folded into {@code w}; null
+     * when it did not guide that image.
+     */
+    public static Direction alone(Direction d, int image, int images, boolean cfg) {
+        Direction p = forImages(d, image, image + 1, images, cfg);
+        double rw = p.rowWeights() == null ? 1.0 : p.rowWeights()[0];
         if (rw == 0) return null;
-        if (rw == 1 && rows == d.rows() && d.rowWeights() == null) return d;
-        return new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w() == null ? null : d.w() * rw, d.layers(), d.steps(), rows, null);
+        if (rw == 1 && p.rows() == d.rows() && d.rowWeights() == null) return d;
+        return new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w() == null ? null : d.w() * rw, d.layers(), d.steps(), p.rows(), null);
     }
 
     /**

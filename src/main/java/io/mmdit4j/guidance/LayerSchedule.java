@@ -473,7 +473,7 @@ public final class LayerSchedule {
 
     // ------------------------------------------------------------------------------------------------- items
 
-    private sealed interface Item permits Span, Bump, PerLayer {
+    private sealed interface Item permits Weighted, PerLayer {
         /** Adds this item's factors to {@code out} (whose indices have been checked). */
         void addTo(double[] out);
 
@@ -489,8 +489,39 @@ public final class LayerSchedule {
         String text();
     }
 
+    /** An item that scales one shape by one {@code factor}: its scaling, zero and finite tests, and its text are the factor's. */
+    private sealed interface Weighted extends Item permits Span, Bump {
+        double factor();
+
+        /** The same shape with {@code factor} in place of this one's. */
+        Item withFactor(double factor);
+
+        /** The text of the shape, without the factor. */
+        String body();
+
+        @Override
+        default Item times(double f) {
+            return withFactor(normalize(factor() * f));
+        }
+
+        @Override
+        default boolean isZero() {
+            return factor() == 0;
+        }
+
+        @Override
+        default boolean isFinite() {
+            return Double.isFinite(factor());
+        }
+
+        @Override
+        default String text() {
+            return factor() == 1 ? body() : body() + ":" + format(factor());
+        }
+    }
+
     /** {@code first..last} inclusive, or {@code first..} when {@code last == OPEN}. */
-    private record Span(int first, int last, double factor) implements Item {
+    private record Span(int first, int last, double factor) implements Weighted {
         static final int OPEN = -1;
 
         @Override
@@ -515,30 +546,18 @@ public final class LayerSchedule {
         }
 
         @Override
-        public Item times(double f) {
-            return new Span(first, last, normalize(factor * f));
+        public Item withFactor(double f) {
+            return new Span(first, last, f);
         }
 
         @Override
-        public boolean isZero() {
-            return factor == 0;
-        }
-
-        @Override
-        public boolean isFinite() {
-            return Double.isFinite(factor);
-        }
-
-        @Override
-        public String text() {
-            String body;
-            if (last == OPEN) body = first == 0 ? "all" : first + "-";
-            else body = first == last ? Integer.toString(first) : first + "-" + last;
-            return factor == 1 ? body : body + ":" + format(factor);
+        public String body() {
+            if (last == OPEN) return first == 0 ? "all" : first + "-";
+            return first == last ? Integer.toString(first) : first + "-" + last;
         }
     }
 
-    private record Bump(int centre, double radius, double factor) implements Item {
+    private record Bump(int centre, double radius, double factor) implements Weighted {
         @Override
         public void addTo(double[] out) {
             int lo = (int) Math.max(0, Math.ceil(centre - radius));
@@ -557,24 +576,13 @@ public final class LayerSchedule {
         }
 
         @Override
-        public Item times(double f) {
-            return new Bump(centre, radius, normalize(factor * f));
+        public Item withFactor(double f) {
+            return new Bump(centre, radius, f);
         }
 
         @Override
-        public boolean isZero() {
-            return factor == 0;
-        }
-
-        @Override
-        public boolean isFinite() {
-            return Double.isFinite(factor);
-        }
-
-        @Override
-        public String text() {
-            String body = centre + "~" + format(radius);
-            return factor == 1 ? body : body + ":" + format(factor);
+        public String body() {
+            return centre + "~" + format(radius);
         }
     }
 

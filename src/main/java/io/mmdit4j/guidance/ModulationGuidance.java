@@ -34,13 +34,73 @@ public final class ModulationGuidance implements AutoCloseable {
     private final List<GuidanceTerm> terms;
     private final boolean guideFinalNorm;
     private final NormControl normControl;
+    private final List<Tensor> ownedDeltas; // released on close: the builder's deltas, or a row view's narrowed deltas
     private final Map<String, Tensor> offsets = new HashMap<>(); // per distinct coefficient set, see offset()
     private final Map<Integer, List<double[]>> factorsByBlocks = new java.util.concurrent.ConcurrentHashMap<>(); // per model depth
 
     private ModulationGuidance(List<GuidanceTerm> terms, boolean guideFinalNorm, NormControl normControl) {
+        this(terms, guideFinalNorm, normControl, terms.stream().map(GuidanceTerm::delta).toList());
+    }
+
+    private ModulationGuidance(List<GuidanceTerm> terms, boolean guideFinalNorm, NormControl normControl, List<Tensor> ownedDeltas) {
         this.terms = terms;
         this.guideFinalNorm = guideFinalNorm;
         this.normControl = normControl;
+        this.ownedDeltas = ownedDeltas;
+    }
+
+    /**
+     * The plan of the batch rows {@code [from, from + count)} of this plan's batch, for families that run parts of a batch
+     * as separate forwards (e.g. the two classifier-free-guidance halves, one pass each): every term keeps its weight,
+     * layers and steps, its row weights are sliced (none stay none) and a per-row delta {@code [B, D]} is narrowed. The
+     * view shares this plan's deltas and does not release them; close it before this plan.
+     */
+    public ModulationGuidance rows(int from, int count) {
+        if (from < 0 || count < 1) throw new IllegalArgumentException("rows [" + from + ", " + (from + count) + ") of a guidance plan");
+        List<GuidanceTerm> sliced = new ArrayList<>();
+        List<Tensor> narrowed = new ArrayList<>();
+        for (GuidanceTerm t : terms) {
+            double[] rw = t.rowWeights();
+            if (rw != null && from + count > rw.length) {
+                throw new IllegalArgumentException("rows [" + from + ", " + (from + count) + ") of a plan with " + rw.length + " row weights");
+            }
+            Tensor delta = t.delta();
+            if (delta.dim() == 2 && delta.size(0) > 1) {
+                if (from + count > delta.size(0)) {
+                    throw new IllegalArgumentException("rows [" + from + ", " + (from + count) + ") of a delta with " + delta.size(0) + " rows");
+                }
+                delta = Native.keep(delta.narrow(0, from, count));
+                narrowed.add(delta);
+            }
+            sliced.add(new GuidanceTerm(t.label(), delta, t.w(), t.layers(), t.steps(),
+                    rw == null ? null : Arrays.copyOfRange(rw, from, from + count)));
+        }
+        return new ModulationGuidance(Collections.unmodifiableList(sliced), guideFinalNorm, normControl, List.copyOf(narrowed));
+    }
+
+    /**
+     * Which blocks each row's guidance reaches at denoising step {@code step}: {@code [block][row]} is true when some
+     * term's coefficient {@code w·f(block)·rowWeight} is non-zero there. Families whose guidance changes more than the
+     * added offset (COSMOS: with guidance on, the pooled term leaves the blocks it does not reach) read it. Checks the
+     * layer schedules against {@code numBlocks}.
+     */
+    public boolean[][] reach(int step, int batch, int numBlocks) {
+        boolean[][] out = new boolean[numBlocks][batch];
+        if (terms.isEmpty()) return out;
+        for (GuidanceTerm t : terms) {
+            if (t.rowWeights() != null && t.rowWeights().length != batch) {
+                throw new IllegalArgumentException("guidance term '" + t.label() + "': " + t.rowWeights().length + " row weights for a batch of " + batch);
+            }
+        }
+        List<double[]> factors = new ArrayList<>(terms.size());
+        for (GuidanceTerm t : terms) factors.add(t.layers().factors(numBlocks));
+        for (int l = 0; l < numBlocks; l++) {
+            for (int j = 0; j < terms.size(); j++) {
+                double[] c = terms.get(j).coefficients(l, numBlocks, step, batch, factors.get(j));
+                for (int b = 0; b < batch; b++) out[l][b] |= c[b] != 0.0;
+            }
+        }
+        return out;
     }
 
     /** No guidance: every block gets {@code temb}. */
@@ -182,7 +242,7 @@ public final class ModulationGuidance implements AutoCloseable {
 
     @Override
     public synchronized void close() {
-        for (GuidanceTerm t : terms) Native.release(t.delta());
+        for (Tensor d : ownedDeltas) Native.release(d);
         offsets.values().forEach(Native::release);
         offsets.clear();
     }

@@ -13,8 +13,11 @@ import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationDefaults;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryModel;
 import io.mmdit4j.pipeline.SampleSize;
+import io.mmdit4j.pipeline.WeightBytes;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.vae.AutoencoderKL;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -38,6 +41,9 @@ public final class HiDreamFamily implements ModelFamily {
     public static final String CLASS_NAME = "HiDreamImagePipeline";
     /** Where a Llama-3.1-8B-Instruct folder is looked for, beside the model or under {@code $MMDIT_MODELS}. */
     public static final List<String> LLAMA_FOLDERS = List.of("Meta-Llama-3.1-8B-Instruct", "Llama-3.1-8B-Instruct");
+    /** The text encoders inside the folder (the Llama, {@code text_encoder_4}, may be elsewhere: {@link #llama}). */
+    static final List<String> TEXT_ENCODERS = List.of("text_encoder", "text_encoder_2", "text_encoder_3");
+
 
     private HiDreamFamily() {}
 
@@ -85,6 +91,33 @@ public final class HiDreamFamily implements ModelFamily {
         HiDreamConfig c = HiDreamTransformer.inspect(model.resolve("transformer"));
         llama(model, options);
         return new Capabilities(c.totalBlocks(), HiDreamPipeline.OPTIONS);
+    }
+
+    /** The transformer's configuration from its headers, the VAE's from its config. */
+    @Override
+    public MemoryModel memoryModel(Path model, LoadOptions o) {
+        requireFolder(model);
+        return new HiDreamMemory(HiDreamTransformer.inspect(model.resolve("transformer")), AutoencoderKL.inspect(model.resolve("vae")),
+                o.dtype() != null ? o.dtype() : DType.F32);
+    }
+
+    /**
+     * The transformer, the VAE and the four text encoders (the Llama wherever {@link #llama} finds it); with the text
+     * encoders offloaded ({@link LoadOptions#offloadText}, or by default when {@link #needsOffload}) only the largest of
+     * them or the transformer is loaded at a time.
+     */
+    @Override
+    public long weightBytes(Path model, LoadOptions o, DType compute) {
+        Path llama = llama(model, o)[0];
+        long transformer = WeightBytes.of(model.resolve("transformer"), compute), vae = WeightBytes.of(model.resolve("vae"), compute);
+        long largest = WeightBytes.of(llama, compute), text = largest;
+        for (String part : TEXT_ENCODERS) {
+            long b = WeightBytes.of(model.resolve(part), compute);
+            text += b;
+            largest = Math.max(largest, b);
+        }
+        boolean offload = o.offloadText() != null ? o.offloadText() : needsOffload(model, llama);
+        return vae + (offload ? Math.max(transformer, largest) : transformer + text);
     }
 
     @Override
@@ -149,7 +182,7 @@ public final class HiDreamFamily implements ModelFamily {
     /** Whether the weights (transformer and text encoders) exceed three quarters of this machine's memory. */
     static boolean needsOffload(Path model, Path llama) {
         long bytes = size(model.resolve("transformer")) + size(llama);
-        for (String part : new String[] {"text_encoder", "text_encoder_2", "text_encoder_3"}) bytes += size(model.resolve(part));
+        for (String part : TEXT_ENCODERS) bytes += size(model.resolve(part));
         long physical = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
         return bytes > physical / 4 * 3;
     }

@@ -267,8 +267,8 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
             long[] expected = new long[shape.length + 1];
             expected[0] = s.steps();
             System.arraycopy(shape, 0, expected, 1, shape.length);
-            if (!Arrays.equals(Tensors.shape(n.noise()), expected)) {
-                throw new InvalidRequestException("step noise has shape " + Arrays.toString(Tensors.shape(n.noise())) + ", expected " + Arrays.toString(expected));
+            if (!Arrays.equals(n.shape(), expected)) {
+                throw new InvalidRequestException("step noise has shape " + Arrays.toString(n.shape()) + ", expected " + Arrays.toString(expected));
             }
             if (!(scheduler instanceof Lcm)) throw new InvalidRequestException("step noise: this model's scheduler (" + scheduler.name() + ") draws no noise");
         }
@@ -287,22 +287,11 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
     public Sampler sampler(GenerationSettings s, Schedule schedule) {
         if (scheduler instanceof UniPc u) return new UniPcMultistepScheduler(u.config()).sampler(schedule);
         StepNoise given = s.option(StepNoise.class);
-        if (given != null) return FlowMatchLcmScheduler.sampler(schedule, i -> Tensors.keep(given.noise().select(0, i).clone()));
+        if (given != null) return FlowMatchLcmScheduler.sampler(schedule, given::step);
         long[] shape = latentShape(s);
         Noise.Stream stream = Noise.Stream.perRow(shape, s.seeds());
         stream.next(dtype).close(); // the initial latents were this generator's first draw (in the latents' dtype)
-        Sampler lcm = FlowMatchLcmScheduler.sampler(schedule, i -> stream.next(DType.F32));
-        return new Sampler() {
-            @Override
-            public Tensor step(Tensor velocity, int i, Tensor sample) {
-                return lcm.step(velocity, i, sample);
-            }
-
-            @Override
-            public void close() {
-                stream.close();
-            }
-        };
+        return FlowMatchLcmScheduler.sampler(schedule, i -> stream.next(DType.F32), stream);
     }
 
     /** Prompt (and, with CFG, negative prompt) embeddings in transformer-batch order; releases the transformer first when offloading. */

@@ -6,7 +6,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Offloadable;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.text.Encoding;
+import io.mmdit4j.text.TokenIds;
 import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
 import io.mmdit4j.text.llama.LlamaModel;
@@ -190,14 +190,14 @@ public final class HiDreamTextEncoders implements AutoCloseable {
         if (maxSequenceLength < 1) throw new IllegalArgumentException("max_sequence_length must be >= 1, got " + maxSequenceLength);
         try (PointerScope scope = new PointerScope()) {
             Tensor pooled = pooledOf(prompts, maxSequenceLength);                                          // [B, P]
-            Tensor[] t5Ids = Encoding.batch(prompts, p -> t5Tokenizer.encode(p, Math.min(maxSequenceLength, 512)));
+            Tensor[] t5Ids = TokenIds.batch(prompts, p -> t5Tokenizer.encode(p, Math.min(maxSequenceLength, 512)));
             Tensor t5States = t5.use(m -> {
                 try (T5Encoder.Output o = m.forward(t5Ids[0], t5Ids[1], false)) {
                     return Tensors.keep(o.lastHiddenState().clone());
                 }
             });
             Tensor[] ids = llamaIds != null ? llamaIds
-                    : Encoding.batch(prompts, p -> llamaTokenizer.encode(p, Math.min(maxSequenceLength, llamaTokenizer.modelMaxLength())));
+                    : TokenIds.batch(prompts, p -> llamaTokenizer.encode(p, Math.min(maxSequenceLength, llamaTokenizer.modelMaxLength())));
             Tensor states = llama.use(m -> {
                 try (LlamaModel.Output o = m.forward(ids[0], ids[1])) {
                     List<Tensor> h = o.hiddenStates();
@@ -221,8 +221,8 @@ public final class HiDreamTextEncoders implements AutoCloseable {
     /** {@code cat([CLIP-L text_embeds, CLIP-G text_embeds])} with {@code max_length = min(L, 218)}; in the caller's scope. */
     private Tensor pooledOf(List<String> prompts, int maxSequenceLength) {
         int len = Math.min(maxSequenceLength, CLIP_MAX_LENGTH);
-        Tensor l = clipPooled(clipL, Encoding.batch(prompts, p -> tokenizerL.encode(p, len))[0]);
-        Tensor g = clipPooled(clipG, Encoding.batch(prompts, p -> tokenizerG.encode(p, len))[0]);
+        Tensor l = clipPooled(clipL, TokenIds.batch(prompts, p -> tokenizerL.encode(p, len))[0]);
+        Tensor g = clipPooled(clipG, TokenIds.batch(prompts, p -> tokenizerG.encode(p, len))[0]);
         return cat(new TensorVector(l, g), 1);
     }
 

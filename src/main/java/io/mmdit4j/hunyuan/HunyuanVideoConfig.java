@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
+import io.mmdit4j.nn.Rope;
 
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -119,7 +120,8 @@ public record HunyuanVideoConfig(int inChannels, int outChannels, int numAttenti
         if (proj[0] % perToken != 0) {
             throw new ModelFormatException(sd.origin() + ": 'proj_out.weight' has " + proj[0] + " rows, not a multiple of patch_t·patch·patch = " + perToken);
         }
-        int[] axes = ropeAxesDim != null ? ropeAxesDim : defaultAxes(headDim, sd.origin());
+        int[] axes = ropeAxesDim != null ? ropeAxesDim : Rope.defaultAxes(headDim);
+        if (axes == null) throw new ModelFormatException(sd.origin() + ": cannot infer rope_axes_dim for head dim " + headDim + "; give them explicitly");
         try {
             return new HunyuanVideoConfig((int) x[1], (int) (proj[0] / perToken), dim / headDim, headDim, duals, singles, refiners, (int) mlp[0],
                     (int) x[3], (int) x[2], sd.contains("time_text_embed.guidance_embedder.linear_1.weight"), (int) text[1], (int) pooled[1],
@@ -127,15 +129,6 @@ public record HunyuanVideoConfig(int inChannels, int outChannels, int numAttenti
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(sd.origin() + ": " + e.getMessage(), e);
         }
-    }
-
-    static int[] defaultAxes(int headDim, String origin) {
-        int a0 = headDim / 8;
-        int rest = (headDim - a0) / 2;
-        if (headDim % 8 != 0 || a0 % 2 != 0 || rest % 2 != 0 || a0 + 2 * rest != headDim) {
-            throw new ModelFormatException(origin + ": cannot infer rope_axes_dim for head dim " + headDim + "; give them explicitly");
-        }
-        return new int[] {a0, rest, rest};
     }
 
     public HunyuanVideoConfig withRopeAxesDim(int[] axes) {

@@ -11,6 +11,8 @@ import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryModel;
+import io.mmdit4j.hunyuan.vae.HunyuanVideoVaeConfig;
 import io.mmdit4j.pipeline.FrameRate;
 import io.mmdit4j.pipeline.VideoFrames;
 import io.mmdit4j.runtime.DType;
@@ -57,6 +59,14 @@ public final class HunyuanVideoFamily implements ModelFamily {
     @Override
     public Capabilities capabilities(Path model, LoadOptions options) {
         return new Capabilities(HunyuanVideoTransformer.inspect(model.resolve("transformer")).totalBlocks(), OPTIONS);
+    }
+
+    /** The transformer's configuration from its headers; the VAE's from its config.json (the released VAE's without one). */
+    @Override
+    public MemoryModel memoryModel(Path model, LoadOptions o) {
+        Path vaeJson = model.resolve("vae").resolve("config.json");
+        HunyuanVideoVaeConfig vae = Files.isRegularFile(vaeJson) ? HunyuanVideoVaeConfig.read(vaeJson) : HunyuanVideoVaeConfig.hunyuanVideo();
+        return new HunyuanVideoMemory(HunyuanVideoTransformer.inspect(model.resolve("transformer")), vae, o.dtype() != null ? o.dtype() : DType.F32);
     }
 
     /** Frames {@code 4k + 1}; sizes multiples of 16. */

@@ -1,11 +1,12 @@
 package io.mmdit4j.hunyuan;
 
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.nn.Attention;
+import io.mmdit4j.nn.FeedForward;
 import io.mmdit4j.nn.LayerNorm;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
 import io.mmdit4j.nn.Modules;
+import io.mmdit4j.nn.SelfAttention;
 import io.mmdit4j.nn.Timesteps;
 import io.mmdit4j.runtime.DType;
 import org.bytedeco.pytorch.Scalar;
@@ -18,6 +19,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
+import static io.mmdit4j.nn.Modules.track;
 import static org.bytedeco.pytorch.global.torch.silu;
 
 /**
@@ -31,37 +33,26 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
     final MlpEmbedder time_text_embed_text_embedder;
     final Linear proj_in;
     final List<RefinerBlock> refiner_blocks;
-    private final DType dtype;
 
-    private HunyuanVideoTokenRefiner(MlpEmbedder timestep, MlpEmbedder text, Linear projIn, List<RefinerBlock> blocks, DType dtype) {
+    private HunyuanVideoTokenRefiner(MlpEmbedder timestep, MlpEmbedder text, Linear projIn, List<RefinerBlock> blocks) {
         this.time_text_embed_timestep_embedder = timestep;
         this.time_text_embed_text_embedder = text;
         this.proj_in = projIn;
         this.refiner_blocks = blocks;
-        this.dtype = dtype;
     }
 
     static HunyuanVideoTokenRefiner load(StateDict sd, String p, HunyuanVideoConfig c, DType dtype) {
         long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try {
-            MlpEmbedder timestep = add(built, MlpEmbedder.load(sd, p + "time_text_embed.timestep_embedder", 256, dim, dtype));
-            MlpEmbedder text = add(built, MlpEmbedder.load(sd, p + "time_text_embed.text_embedder", c.textEmbedDim(), dim, dtype));
-            Linear projIn = add(built, Linear.load(sd, p + "proj_in", c.textEmbedDim(), dim, dtype));
+        return Modules.loading(built -> {
+            MlpEmbedder timestep = track(built, MlpEmbedder.load(sd, p + "time_text_embed.timestep_embedder", 256, dim, dtype));
+            MlpEmbedder text = track(built, MlpEmbedder.load(sd, p + "time_text_embed.text_embedder", c.textEmbedDim(), dim, dtype));
+            Linear projIn = track(built, Linear.load(sd, p + "proj_in", c.textEmbedDim(), dim, dtype));
             List<RefinerBlock> blocks = new ArrayList<>();
             for (int i = 0; i < c.numRefinerLayers(); i++) {
-                blocks.add(add(built, RefinerBlock.load(sd, p + "token_refiner.refiner_blocks." + i + ".", c, dtype)));
+                blocks.add(track(built, RefinerBlock.load(sd, p + "token_refiner.refiner_blocks." + i + ".", c, dtype)));
             }
-            return new HunyuanVideoTokenRefiner(timestep, text, projIn, List.copyOf(blocks), dtype);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
-    }
-
-    private static <T extends AutoCloseable> T add(List<AutoCloseable> built, T m) {
-        built.add(m);
-        return m;
+            return new HunyuanVideoTokenRefiner(timestep, text, projIn, List.copyOf(blocks));
+        });
     }
 
     /** The refiner's conditioning {@code [B, D]}: timestep plus the masked mean of the text states (computed in fp32). */
@@ -99,61 +90,33 @@ final class HunyuanVideoTokenRefiner implements AutoCloseable {
     }
 
     /** {@code HunyuanVideoIndividualTokenRefinerBlock}: affine LayerNorms, biased self-attention, SiLU MLP, gates only. */
-    static final class RefinerBlock implements AutoCloseable {
-        final LayerNorm norm1;
-        final Linear attn_to_q, attn_to_k, attn_to_v, attn_to_out_0;
-        final LayerNorm norm2;
-        final Linear ff_net_0_proj, ff_net_2;
-        final Linear norm_out_linear; // SiLU(c) -> (gate_msa, gate_mlp)
-        private final long heads;
-
-        private RefinerBlock(LayerNorm norm1, Linear q, Linear k, Linear v, Linear out, LayerNorm norm2, Linear ff0, Linear ff2, Linear mod,
-                             long heads) {
-            this.norm1 = norm1;
-            this.attn_to_q = q;
-            this.attn_to_k = k;
-            this.attn_to_v = v;
-            this.attn_to_out_0 = out;
-            this.norm2 = norm2;
-            this.ff_net_0_proj = ff0;
-            this.ff_net_2 = ff2;
-            this.norm_out_linear = mod;
-            this.heads = heads;
-        }
+    record RefinerBlock(LayerNorm norm1,
+                        SelfAttention attn,      // biased q/k/v and to_out.0, no q/k norms, no RoPE
+                        LayerNorm norm2,
+                        FeedForward ff,          // "linear-silu"
+                        Linear norm_out_linear)  // SiLU(c) -> (gate_msa, gate_mlp)
+            implements AutoCloseable {
 
         static RefinerBlock load(StateDict sd, String p, HunyuanVideoConfig c, DType dtype) {
             long d = c.innerDim();
-            List<AutoCloseable> built = new ArrayList<>();
-            try {
-                return new RefinerBlock(add(built, LayerNorm.load(sd, p + "norm1", d, 1e-6, dtype)),
-                        add(built, Linear.load(sd, p + "attn.to_q", d, d, dtype)), add(built, Linear.load(sd, p + "attn.to_k", d, d, dtype)),
-                        add(built, Linear.load(sd, p + "attn.to_v", d, d, dtype)), add(built, Linear.load(sd, p + "attn.to_out.0", d, d, dtype)),
-                        add(built, LayerNorm.load(sd, p + "norm2", d, 1e-6, dtype)),
-                        add(built, Linear.load(sd, p + "ff.net.0.proj", d, c.mlpHidden(), dtype)),
-                        add(built, Linear.load(sd, p + "ff.net.2", c.mlpHidden(), d, dtype)),
-                        add(built, Linear.load(sd, p + "norm_out.linear", d, 2 * d, dtype)), c.numAttentionHeads());
-            } catch (RuntimeException e) {
-                Modules.closeAll(built);
-                throw e;
-            }
+            return Modules.loading(built -> new RefinerBlock(track(built, LayerNorm.load(sd, p + "norm1", d, 1e-6, dtype)),
+                    track(built, SelfAttention.load(sd, p + "attn", d, c.numAttentionHeads(), false, true, dtype)),
+                    track(built, LayerNorm.load(sd, p + "norm2", d, 1e-6, dtype)),
+                    track(built, FeedForward.load(sd, p + "ff", d, c.mlpHidden(), FeedForward.Activation.SILU, dtype)),
+                    track(built, Linear.load(sd, p + "norm_out.linear", d, 2 * d, dtype))));
         }
 
         /** @param activated SiLU of the refiner conditioning [B, D]; @param mask [B, 1, S, S] bool */
         Tensor forward(Tensor x, Tensor activated, Tensor mask) {
-            Tensor h = norm1.forward(x);
-            Tensor q = Attention.splitHeads(attn_to_q.forward(h), heads);                                   // [B,H,S,Dh]
-            Tensor k = Attention.splitHeads(attn_to_k.forward(h), heads);
-            Tensor v = Attention.splitHeads(attn_to_v.forward(h), heads);
-            Tensor attn = attn_to_out_0.forward(Attention.mergeHeads(Attention.sdpa(q, k, v, mask)).to(q.scalar_type()));
-            TensorVector gates = norm_out_linear.forward(activated).chunk(2, 1);                            // gate_msa, gate_mlp [B,D]
-            x = x.add(attn.mul(gates.get(0).unsqueeze(1)));
-            Tensor ff = ff_net_2.forward(silu(ff_net_0_proj.forward(norm2.forward(x))));
-            return x.add(ff.mul(gates.get(1).unsqueeze(1)));
+            Tensor a = attn.forward(norm1.forward(x), null, mask);                                       // [B,S,D]
+            TensorVector gates = norm_out_linear.forward(activated).chunk(2, 1);                          // gate_msa, gate_mlp [B,D]
+            x = x.add(a.mul(gates.get(0).unsqueeze(1)));
+            return x.add(ff.forward(norm2.forward(x)).mul(gates.get(1).unsqueeze(1)));
         }
 
         @Override
         public void close() {
-            Modules.closeAll(Arrays.asList(norm1, attn_to_q, attn_to_k, attn_to_v, attn_to_out_0, norm2, ff_net_0_proj, ff_net_2, norm_out_linear));
+            Modules.closeAll(Arrays.asList(norm1, attn, norm2, ff, norm_out_linear));
         }
     }
 }

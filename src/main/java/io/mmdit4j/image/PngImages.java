@@ -1,27 +1,26 @@
 package io.mmdit4j.image;
 
+import io.mmdit4j.io.FileErrors;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.pytorch.Tensor;
-import org.w3c.dom.Node;
 
 import javax.imageio.IIOImage;
 import javax.imageio.ImageIO;
-import javax.imageio.ImageReader;
 import javax.imageio.ImageTypeSpecifier;
 import javax.imageio.ImageWriter;
 import javax.imageio.metadata.IIOMetadata;
 import javax.imageio.metadata.IIOMetadataNode;
-import javax.imageio.stream.ImageInputStream;
 import javax.imageio.stream.ImageOutputStream;
 import java.awt.image.BufferedImage;
+import java.io.BufferedInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
@@ -94,33 +93,17 @@ public final class PngImages {
         }
     }
 
-    /** The text chunks (tEXt, zTXt and iTXt) of a PNG, in file order. */
+    /**
+     * The text chunks (tEXt, zTXt and iTXt) of a PNG, keyword to text in file order. Every chunk's CRC is checked and
+     * compressed text is bounded ({@link PngText}); anything wrong with the file is an {@link ImageFormatException}.
+     */
     public static Map<String, String> readText(Path file) {
-        Map<String, String> out = new LinkedHashMap<>();
-        try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
-            if (in == null) throw new IllegalArgumentException(file + ": cannot open");
-            Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
-            if (!readers.hasNext()) throw new IllegalArgumentException(file + ": not an image ImageIO can read");
-            ImageReader reader = readers.next();
-            try {
-                reader.setInput(in);
-                if (!reader.getFormatName().equalsIgnoreCase("png")) throw new IllegalArgumentException(file + ": not a PNG");
-                Node root = reader.getImageMetadata(0).getAsTree(FORMAT);
-                for (Node n = root.getFirstChild(); n != null; n = n.getNextSibling()) {
-                    String kind = n.getNodeName();
-                    if (!kind.equals("tEXt") && !kind.equals("iTXt") && !kind.equals("zTXt")) continue;
-                    for (Node e = n.getFirstChild(); e != null; e = e.getNextSibling()) {
-                        IIOMetadataNode entry = (IIOMetadataNode) e;
-                        String value = kind.equals("tEXt") ? entry.getAttribute("value") : entry.getAttribute("text");
-                        out.put(entry.getAttribute("keyword"), value);
-                    }
-                }
-            } finally {
-                reader.dispose();
-            }
+        try (InputStream in = new BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
+            return PngText.read(file.toString(), in);
+        } catch (NoSuchFileException e) {
+            throw new ImageFormatException(file + ": no such file");
         } catch (IOException e) {
-            throw new IllegalArgumentException(file + ": cannot read PNG: " + e.getMessage(), e);
+            throw new ImageFormatException(file + ": cannot read PNG: " + FileErrors.reason(e), e);
         }
-        return out;
     }
 }

@@ -24,7 +24,7 @@ public final class JsonConfigs {
         try {
             c = JSON.readTree(Files.readString(file));
         } catch (IOException e) {
-            throw new ModelFormatException(file + ": cannot read " + what + ": " + e.getMessage(), e);
+            throw new ModelFormatException(file + ": cannot read " + what + ": " + FileErrors.reason(e), e);
         }
         if (c == null || !c.isObject()) throw new ModelFormatException(file + ": " + what + " must be a JSON object");
         return c;

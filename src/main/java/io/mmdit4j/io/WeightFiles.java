@@ -23,7 +23,7 @@ public final class WeightFiles {
         try (Stream<Path> s = Files.list(path)) {
             files = s.filter(Files::isRegularFile).sorted().collect(Collectors.toList());
         } catch (IOException e) {
-            throw new ModelFormatException(path + ": cannot list folder: " + e.getMessage(), e);
+            throw new ModelFormatException(path + ": cannot list folder: " + FileErrors.reason(e), e);
         }
         for (String stem : PREFERRED) {
             Path index = path.resolve(stem + ".safetensors.index.json");

@@ -6,7 +6,6 @@ import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.io.TensorInfo;
 import io.mmdit4j.nn.Linear;
-import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;

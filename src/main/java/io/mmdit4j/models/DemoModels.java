@@ -3,6 +3,9 @@ package io.mmdit4j.models;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mmdit4j.cosmos.CosmosConfig;
+import io.mmdit4j.cosmos.CosmosTransformer;
+import io.mmdit4j.cosmos.PooledClipAdapter;
 import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.hidream.HiDreamConfig;
@@ -19,6 +22,8 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.vae.AutoencoderKL;
 import io.mmdit4j.vae.VaeConfig;
+import io.mmdit4j.vae.wan.AutoencoderKLWan;
+import io.mmdit4j.vae.wan.WanVaeConfig;
 import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
@@ -131,6 +136,33 @@ public final class DemoModels {
         return m;
     }
 
+    /**
+     * A generated COSMOS demo folder laid out as nvidia/Cosmos-Predict2-2B-Text2Image: random {@code transformer/}, {@code vae/}
+     * (Wan 2.1, decoder path), {@code text_encoder/} (T5 with its {@code feed_forward_proj}) with the real T5 tokenizer, plus what the
+     * paper adds: {@code text_encoder_2/} + {@code tokenizer_2/} (CLIP-L) and {@code pooled_adapter.safetensors} (random, non-zero gains).
+     */
+    public static void writeCosmos(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+        writeFolder(d, root, tokenizers, List.of("clip/vocab.json", "t5/spiece.model"), "Cosmos2TextToImagePipeline", new String[][] {
+                {"scheduler", "diffusers", "FlowMatchEulerDiscreteScheduler"},
+                {"text_encoder", "transformers", "T5EncoderModel"}, {"tokenizer", "transformers", "T5TokenizerFast"},
+                {"transformer", "diffusers", "CosmosTransformer3DModel"}, {"vae", "diffusers", "AutoencoderKLWan"}},
+                (tmp, g, seed, dtype) -> {
+                    json(tmp.resolve("transformer/config.json"), g.get("transformer"));
+                    CosmosConfig cc = CosmosConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
+                    weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"),
+                            RandomWeights.generate(CosmosTransformer.parameterShapes(cc), seed, dtype), d);
+                    json(tmp.resolve("vae/config.json"), g.get("vae"));
+                    WanVaeConfig vc = WanVaeConfig.read(tmp.resolve("vae/config.json"));
+                    weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"), RandomWeights.generate(AutoencoderKLWan.decoderShapes(vc), seed + 3, dtype), d);
+                    component(tmp, "text_encoder", "model.safetensors", g.get("text_encoder"), t5Shapes(g.get("text_encoder")), seed + 1, dtype, d);
+                    component(tmp, "text_encoder_2", "model.safetensors", g.get("text_encoder_2"), clipShapes(g.get("text_encoder_2")), seed + 2, dtype, d);
+                    weights(tmp.resolve("pooled_adapter.safetensors"), RandomWeights.generate(PooledClipAdapter.parameterShapes(cc.numLayers(),
+                            cc.conditioningDim(), g.get("text_encoder_2").get("hidden_size").asLong()), seed + 4, dtype), d);
+                    copyDir(tokenizers.resolve("t5"), tmp.resolve("tokenizer"));
+                    copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer_2"));
+                });
+    }
+
     /** Writes the components of a demo folder into {@code tmp}. */
     @FunctionalInterface
     private interface Components {
@@ -228,8 +260,12 @@ public final class DemoModels {
             for (String proj : new String[] {"q", "k", "v"}) m.put(p + "0.SelfAttention." + proj + ".weight", new long[] {inner, d});
             m.put(p + "0.SelfAttention.o.weight", new long[] {d, inner});
             m.put(p + "1.layer_norm.weight", new long[] {d});
-            m.put(p + "1.DenseReluDense.wi_0.weight", new long[] {ff, d});
-            m.put(p + "1.DenseReluDense.wi_1.weight", new long[] {ff, d});
+            if (c.path("feed_forward_proj").asText("gated-gelu").equals("relu")) {
+                m.put(p + "1.DenseReluDense.wi.weight", new long[] {ff, d});
+            } else {
+                m.put(p + "1.DenseReluDense.wi_0.weight", new long[] {ff, d});
+                m.put(p + "1.DenseReluDense.wi_1.weight", new long[] {ff, d});
+            }
             m.put(p + "1.DenseReluDense.wo.weight", new long[] {d, ff});
         }
         m.put("encoder.final_layer_norm.weight", new long[] {d});

@@ -1,5 +1,6 @@
 package io.mmdit4j.models;
 
+import io.mmdit4j.cosmos.CosmosFamily;
 import io.mmdit4j.flux.FluxFamily;
 import io.mmdit4j.hidream.HiDreamFamily;
 import io.mmdit4j.hunyuan.HunyuanVideoFamily;
@@ -27,7 +28,8 @@ public final class Families {
             FluxFamily.INSTANCE,
             Sd3Family.INSTANCE,
             HunyuanVideoFamily.INSTANCE,
-            HiDreamFamily.INSTANCE));
+            HiDreamFamily.INSTANCE,
+            CosmosFamily.INSTANCE));
 
     /** Adds a family (for families outside this library); built-in families are listed above. */
     public static void register(ModelFamily family) {
@@ -58,11 +60,15 @@ public final class Families {
      */
     public static ModelFamily detect(ModelDescriptor descriptor, Path path) {
         if (descriptor != null) return byName(descriptor.family());
+        if (Files.isDirectory(path) && !(Files.isReadable(path) && Files.isExecutable(path))) {
+            // Else model_index.json merely looks absent, and the message below would send the user looking for it.
+            throw new UnknownModelException(path + ": cannot read folder: permission denied");
+        }
         Path index = path.resolve("model_index.json");
         if (Files.isRegularFile(index)) {
-            String cls = JsonConfigs.readObject(index).path("_class_name").asText("");
+            String cls = JsonConfigs.readObject(index, "model index").path("_class_name").asText("");
             for (ModelFamily f : FAMILIES) if (f.loadsPipelineClass(cls)) return f;
-            throw new UnknownModelException(index + ": _class_name is '" + cls + "'; this engine loads "
+            throw new UnknownModelException(index + ": _class_name is " + io.mmdit4j.io.FileErrors.quote(cls) + "; this engine loads "
                     + FAMILIES.stream().map(ModelFamily::name).collect(Collectors.joining(", ")) + " pipelines");
         }
         if (Files.isDirectory(path)) {

@@ -27,7 +27,7 @@ public record ModelDescriptor(Path file, String name, String family, String vari
         try {
             j = new ObjectMapper().readTree(Files.readString(file));
         } catch (IOException e) {
-            throw new ModelFormatException(file + ": cannot read model descriptor: " + e.getMessage(), e);
+            throw new ModelFormatException(file + ": cannot read model descriptor: " + io.mmdit4j.io.FileErrors.reason(e), e);
         }
         for (String field : new String[] {"name", "family", "variant"}) {
             if (!j.path(field).isTextual()) throw new ModelFormatException(file + ": model descriptor needs a \"" + field + "\" string");

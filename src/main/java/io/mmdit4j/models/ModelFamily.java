@@ -5,6 +5,9 @@ import io.mmdit4j.pipeline.GenerationDefaults;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryModel;
+import io.mmdit4j.pipeline.WeightBytes;
+import io.mmdit4j.runtime.DType;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -50,6 +53,11 @@ public interface ModelFamily {
         return Set.of();
     }
 
+    /** Whether models of this family load add-on weights ({@link LoadOptions#adapter}: COSMOS's pooled-CLIP adapter). */
+    default boolean supportsAdapter() {
+        return false;
+    }
+
     /**
      * What a checkpoint can do, read from its headers only (no weights are loaded): its guidance blocks and the option
      * types it takes (e.g. embedded guidance only for a guidance-distilled FLUX), so requests are checked completely
@@ -62,6 +70,35 @@ public interface ModelFamily {
         public Capabilities {
             options = Set.copyOf(options);
         }
+    }
+
+    /**
+     * What a generation with this checkpoint needs in memory besides its weights, from its configuration (headers and
+     * config files; no weights loaded), for the check before any work and for batch chunking. The default counts only the
+     * decoded images; families give their transformer's and decoder's activations.
+     */
+    default MemoryModel memoryModel(Path model, LoadOptions options) {
+        return new MemoryModel() {
+            @Override
+            public long workingBytes(GenerationSettings s, int images) {
+                return (long) images * resultBytes(s);
+            }
+
+            @Override
+            public long resultBytes(GenerationSettings s) {
+                return 3L * s.width() * s.height() * Float.BYTES;
+            }
+        };
+    }
+
+    /**
+     * The bytes the weights of a generation's model take at their peak once loaded in {@code compute}, from the checkpoint
+     * headers (the memory check before loading). The default counts every weights file of the model folder and the VAE
+     * file and text-encoder folder the options give ({@link WeightBytes#of(Path, LoadOptions, DType)}); a family whose
+     * loader reads weights from elsewhere, only part of a folder, or not all at once counts its own parts.
+     */
+    default long weightBytes(Path model, LoadOptions options, DType compute) {
+        return WeightBytes.of(model, options, compute);
     }
 
     /** The family's rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any model loads. */

@@ -65,20 +65,7 @@ public final class Attention {
 
     /** {@code softmax(QKᵀ/√Dh)V} without a mask, on the backend chosen for the dtype (see {@link Torch}). */
     public static Tensor sdpa(Tensor q, Tensor k, Tensor v) { // [B,H,S,Dh] each
-        if (OpCounter.recording()) {
-            OpCounter.attention(q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), DType.of(q.scalar_type()));
-        }
-        if (q.is_meta()) { // shapes only (dry runs): the math kernel has no meta implementation
-            return empty(new long[] {q.size(0), q.size(1), q.size(2), v.size(3)}, q.options(), new MemoryFormatOptional());
-        }
-        if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type())); // CUDA keeps libtorch's own choice
-        if (OpCounter.timing()) {
-            long t0 = System.nanoTime();
-            Tensor out = scaled_dot_product_attention(q, k, v);
-            OpCounter.attentionNanos(System.nanoTime() - t0);
-            return out;
-        }
-        return scaled_dot_product_attention(q, k, v);
+        return sdpa(q, k, v, null);
     }
 
     /**
@@ -86,14 +73,17 @@ public final class Attention {
      * as {@code F.scaled_dot_product_attention(q, k, v, attn_mask=mask)}; a null mask is {@link #sdpa(Tensor, Tensor, Tensor)}.
      */
     public static Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask) {
-        if (mask == null) return sdpa(q, k, v);
         if (OpCounter.recording()) {
             OpCounter.attention(q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), DType.of(q.scalar_type()));
         }
-        if (q.is_meta()) {
+        if (q.is_meta()) { // shapes only (dry runs): the math kernel has no meta implementation
             return empty(new long[] {q.size(0), q.size(1), q.size(2), v.size(3)}, q.options(), new MemoryFormatOptional());
         }
-        if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type()));
-        return scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false);
+        if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type())); // CUDA keeps libtorch's own choice
+        long t0 = OpCounter.timing() ? System.nanoTime() : 0;
+        Tensor out = mask == null ? scaled_dot_product_attention(q, k, v)
+                : scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false);
+        if (OpCounter.timing()) OpCounter.attentionNanos(System.nanoTime() - t0);
+        return out;
     }
 }

@@ -6,6 +6,7 @@ import io.mmdit4j.runtime.Scopes;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
+import static io.mmdit4j.nn.Modules.track;
 import static org.bytedeco.pytorch.global.torch.cat;
 
 /**
@@ -44,19 +45,9 @@ public final class JointAttention implements AutoCloseable {
         this.textFirst = textFirst;
     }
 
-    /** Loads {@code prefix.{to_q,...}} with RMS q/k norms (eps 1e-6) and biases everywhere, as FLUX has them. */
+    /** Loads {@code prefix.{to_q,...}} with RMS q/k norms (eps 1e-6) and biases everywhere, text first, as FLUX has them. */
     public static JointAttention loadFlux(StateDict sd, String prefix, long dim, long heads, DType dtype) {
-        long headDim = dim / heads;
-        return new JointAttention(
-                Linear.load(sd, prefix + ".to_q", dim, dim, dtype), Linear.load(sd, prefix + ".to_k", dim, dim, dtype),
-                Linear.load(sd, prefix + ".to_v", dim, dim, dtype),
-                Linear.load(sd, prefix + ".add_q_proj", dim, dim, dtype), Linear.load(sd, prefix + ".add_k_proj", dim, dim, dtype),
-                Linear.load(sd, prefix + ".add_v_proj", dim, dim, dtype),
-                RmsNorm.load(sd, prefix + ".norm_q.weight", headDim, 1e-6, dtype), RmsNorm.load(sd, prefix + ".norm_k.weight", headDim, 1e-6, dtype),
-                RmsNorm.load(sd, prefix + ".norm_added_q.weight", headDim, 1e-6, dtype),
-                RmsNorm.load(sd, prefix + ".norm_added_k.weight", headDim, 1e-6, dtype),
-                Linear.load(sd, prefix + ".to_out.0", dim, dim, dtype), Linear.load(sd, prefix + ".to_add_out", dim, dim, dtype),
-                heads, true);
+        return load(sd, prefix, dim, heads, true, true, true, dtype);
     }
 
     /**
@@ -65,26 +56,30 @@ public final class JointAttention implements AutoCloseable {
      */
     public static JointAttention loadSd3(StateDict sd, String prefix, long dim, long heads, boolean qkNorm, boolean contextPreOnly,
                                          DType dtype) {
-        long headDim = dim / heads;
-        return new JointAttention(
-                Linear.load(sd, prefix + ".to_q", dim, dim, dtype), Linear.load(sd, prefix + ".to_k", dim, dim, dtype),
-                Linear.load(sd, prefix + ".to_v", dim, dim, dtype),
-                Linear.load(sd, prefix + ".add_q_proj", dim, dim, dtype), Linear.load(sd, prefix + ".add_k_proj", dim, dim, dtype),
-                Linear.load(sd, prefix + ".add_v_proj", dim, dim, dtype),
-                qkNorm ? RmsNorm.load(sd, prefix + ".norm_q.weight", headDim, 1e-6, dtype) : null,
-                qkNorm ? RmsNorm.load(sd, prefix + ".norm_k.weight", headDim, 1e-6, dtype) : null,
-                qkNorm ? RmsNorm.load(sd, prefix + ".norm_added_q.weight", headDim, 1e-6, dtype) : null,
-                qkNorm ? RmsNorm.load(sd, prefix + ".norm_added_k.weight", headDim, 1e-6, dtype) : null,
-                Linear.load(sd, prefix + ".to_out.0", dim, dim, dtype),
-                contextPreOnly ? null : Linear.load(sd, prefix + ".to_add_out", dim, dim, dtype),
-                heads, false);
+        return load(sd, prefix, dim, heads, qkNorm, !contextPreOnly, false, dtype);
     }
 
     /** As {@link #loadFlux} with the image tokens first in the joint sequence (HunyuanVideo's dual-stream blocks). */
     public static JointAttention loadImageFirst(StateDict sd, String prefix, long dim, long heads, DType dtype) {
-        JointAttention f = loadFlux(sd, prefix, dim, heads, dtype);
-        return new JointAttention(f.to_q, f.to_k, f.to_v, f.add_q_proj, f.add_k_proj, f.add_v_proj, f.norm_q, f.norm_k,
-                f.norm_added_q, f.norm_added_k, f.to_out_0, f.to_add_out, heads, false);
+        return load(sd, prefix, dim, heads, true, true, false, dtype);
+    }
+
+    private static JointAttention load(StateDict sd, String prefix, long dim, long heads, boolean qkNorm, boolean textOut,
+                                       boolean textFirst, DType dtype) {
+        long headDim = dim / heads;
+        return Modules.loading(built -> new JointAttention(
+                track(built, Linear.load(sd, prefix + ".to_q", dim, dim, dtype)), track(built, Linear.load(sd, prefix + ".to_k", dim, dim, dtype)),
+                track(built, Linear.load(sd, prefix + ".to_v", dim, dim, dtype)),
+                track(built, Linear.load(sd, prefix + ".add_q_proj", dim, dim, dtype)),
+                track(built, Linear.load(sd, prefix + ".add_k_proj", dim, dim, dtype)),
+                track(built, Linear.load(sd, prefix + ".add_v_proj", dim, dim, dtype)),
+                qkNorm ? track(built, RmsNorm.load(sd, prefix + ".norm_q.weight", headDim, 1e-6, dtype)) : null,
+                qkNorm ? track(built, RmsNorm.load(sd, prefix + ".norm_k.weight", headDim, 1e-6, dtype)) : null,
+                qkNorm ? track(built, RmsNorm.load(sd, prefix + ".norm_added_q.weight", headDim, 1e-6, dtype)) : null,
+                qkNorm ? track(built, RmsNorm.load(sd, prefix + ".norm_added_k.weight", headDim, 1e-6, dtype)) : null,
+                track(built, Linear.load(sd, prefix + ".to_out.0", dim, dim, dtype)),
+                textOut ? track(built, Linear.load(sd, prefix + ".to_add_out", dim, dim, dtype)) : null,
+                heads, textFirst));
     }
 
     /**
@@ -92,18 +87,19 @@ public final class JointAttention implements AutoCloseable {
      * key mask ({@code [B, 1, 1, N+T]} in joint order, true = attend) hides padded text tokens.
      */
     public Output forward(Tensor x, Tensor ctx, Rope imageRope, Tensor mask) { // x [B,N,D], ctx [B,T,D]
-        Tensor out = Attention.attend(                                                                           // [B,N+T,D]
-                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, imageRope, null),
-                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, imageRope, null),
-                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), mask);
-        return outputs(out, x.size(1), ctx.size(1));
+        return attend(x, ctx, imageRope, null, mask);
     }
 
+    /** FLUX's and SD3's joint attention: RoPE (FLUX; null: none, SD3) over the whole joint sequence, no mask. */
     public Output forward(Tensor x, Tensor ctx, Rope rope) { // x [B,N,D], ctx [B,T,D]
+        return attend(x, ctx, null, rope, null);
+    }
+
+    private Output attend(Tensor x, Tensor ctx, Rope imageRope, Rope jointRope, Tensor mask) {
         Tensor out = Attention.attend(                                                                           // [B,N+T,D]
-                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, null, rope),
-                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, null, rope),
-                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), null);
+                () -> jointHeads(to_q, norm_q, x, add_q_proj, norm_added_q, ctx, imageRope, jointRope),
+                () -> jointHeads(to_k, norm_k, x, add_k_proj, norm_added_k, ctx, imageRope, jointRope),
+                () -> jointHeads(to_v, null, x, add_v_proj, null, ctx, null, null), mask);
         return outputs(out, x.size(1), ctx.size(1));
     }
 

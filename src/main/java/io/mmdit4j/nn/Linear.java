@@ -31,9 +31,7 @@ public final class Linear implements AutoCloseable {
      * {@code prefix} in {@code sd}'s {@linkplain StateDict#built(Class) built modules} (how models name their Linears).
      */
     public static Linear load(StateDict sd, String prefix, long in, long out, DType dtype) {
-        Tensor w = sd.take(prefix + ".weight", dtype, out, in);
-        Tensor b = sd.take(prefix + ".bias", dtype, out);
-        return sd.built(prefix, new Linear(w, b));
+        return sd.built(prefix, Modules.weightAndBias(sd, prefix, dtype, Linear::new, out, in));
     }
 
     public static Linear loadNoBias(StateDict sd, String prefix, long in, long out, DType dtype) {

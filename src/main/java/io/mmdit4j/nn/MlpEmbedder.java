@@ -24,6 +24,9 @@ public final class MlpEmbedder implements AutoCloseable {
                 Linear.load(sd, prefix + ".linear_2", dim, dim, dtype));
     }
 
+    public Linear linear1() { return linear_1; }
+    public Linear linear2() { return linear_2; }
+
     public Tensor forward(Tensor x) { // [B, in] -> [B, dim]
         return linear_2.forward(silu(linear_1.forward(x)));
     }

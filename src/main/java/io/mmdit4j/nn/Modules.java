@@ -1,13 +1,53 @@
 package io.mmdit4j.nn;
 
-/** Closing groups of modules. */
+import io.mmdit4j.io.StateDict;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.Native;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.BiFunction;
+import java.util.function.Function;
+
+/** Loading and closing groups of modules. */
 public final class Modules {
     private Modules() {}
 
     /** Adds {@code module} to {@code built} (closed together if loading fails half-way) and returns it. */
-    public static <T extends AutoCloseable> T track(java.util.List<AutoCloseable> built, T module) {
+    public static <T extends AutoCloseable> T track(List<AutoCloseable> built, T module) {
         built.add(module);
         return module;
+    }
+
+    /**
+     * Runs {@code load}, which {@link #track}s each part it loads in the list it is given; if it fails half-way, the
+     * parts loaded so far are closed before the exception propagates, so a failed load leaves no native memory behind.
+     */
+    public static <T> T loading(Function<List<AutoCloseable>, T> load) {
+        List<AutoCloseable> built = new ArrayList<>();
+        try {
+            return load.apply(built);
+        } catch (RuntimeException e) {
+            closeAll(built);
+            throw e;
+        }
+    }
+
+    /**
+     * Takes {@code prefix.weight} of shape {@code weightShape} and {@code prefix.bias} {@code [weightShape[0]]} and makes
+     * the module of them (norms, convolutions); the weight is released when the bias is missing.
+     */
+    public static <T> T weightAndBias(StateDict sd, String prefix, DType dtype, BiFunction<Tensor, Tensor, T> make, long... weightShape) {
+        Tensor w = sd.take(prefix + ".weight", dtype, weightShape);
+        Tensor b;
+        try {
+            b = sd.take(prefix + ".bias", dtype, weightShape[0]);
+        } catch (RuntimeException e) {
+            Native.release(w);
+            throw e;
+        }
+        return make.apply(w, b);
     }
 
     /** Closes a module that may be null (optional parts such as a guidance embedder). */

@@ -31,12 +31,8 @@ public final class RmsNorm implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., dim]
-        return Scopes.local(() -> { // x², the fp32 copy and the unscaled result die here
-            Tensor xf = x.to(ScalarType.Float);
-            Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
-            Tensor normed = xf.mul(rsqrt(variance.add(eps)));
-            return normed.to(weight.scalar_type()).mul_(weight); // in place: normed (or its cast) is a fresh temporary
-        });
+        // x², the fp32 copy and the unscaled result die here; in place: the normalised tensor (or its cast) is a fresh temporary
+        return Scopes.local(() -> normalized(x).to(weight.scalar_type()).mul_(weight));
     }
 
     /**
@@ -44,10 +40,14 @@ public final class RmsNorm implements AutoCloseable {
      * {@code weight * x} (type promotion then picks the wider dtype). Equals {@link #forward} when input and weight share a dtype.
      */
     public Tensor forwardCastToInput(Tensor x) { // [..., dim]
+        return weight.mul(normalized(x).to(x.scalar_type()));
+    }
+
+    /** {@code x / sqrt(mean(x²) + eps)} over the last dimension, in fp32. */
+    private Tensor normalized(Tensor x) {
         Tensor xf = x.to(ScalarType.Float);
         Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
-        Tensor normed = xf.mul(rsqrt(variance.add(eps)));
-        return weight.mul(normed.to(x.scalar_type()));
+        return xf.mul(rsqrt(variance.add(eps)));
     }
 
     @Override

@@ -57,18 +57,23 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     Schedule schedule(GenerationSettings s);
 
     /**
-     * The update rule of the request's denoising loop on {@code schedule} (closed after the loop): diffusers'
-     * flow-matching Euler step unless the family's scheduler is another ({@link io.mmdit4j.sampling.FlowMatchLcmScheduler}
-     * with fresh seeded noise every step, {@link io.mmdit4j.sampling.UniPcMultistepScheduler}).
+     * The update rule the denoising loop applies to {@link #velocity}'s predictions over {@code schedule}, one instance per
+     * request, closed after the loop: by default the schedule's own flow-matching Euler step on a velocity; a family with
+     * another sampler returns its rule here (COSMOS: {@link io.mmdit4j.sampling.DenoisedEulerSampler} on a denoised
+     * prediction; HiDream: {@link io.mmdit4j.sampling.FlowMatchLcmScheduler} with fresh seeded noise every step or
+     * {@link io.mmdit4j.sampling.UniPcMultistepScheduler}'s multistep history).
      */
     default Sampler sampler(GenerationSettings s, Schedule schedule) {
-        return Sampler.euler(schedule);
+        return schedule;
     }
 
     /** The initial latents: the request's initial noise, else seeded noise per image. Owned by the caller. */
     Tensor noise(GenerationSettings s);
 
-    /** The model's velocity at each step of {@code schedule} (forward, CFG combination), with its per-request state; closed after the loop. */
+    /**
+     * The model's prediction at each step of {@code schedule} (forward, CFG combination) in the form {@link #sampler} steps
+     * with, with its per-request state; closed after the loop.
+     */
     Velocity velocity(GenerationSettings s, Schedule schedule, C conditioning, ModulationGuidance guidance, ConditioningObserver observer);
 
     /** Final latents → images {@code [N, 3, H, W]} or frames {@code [N, F, 3, H, W]} in [0, 1], fp32 on the CPU. Owned by the caller. */

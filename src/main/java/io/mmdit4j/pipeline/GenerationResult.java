@@ -69,10 +69,16 @@ public final class GenerationResult implements AutoCloseable {
     /**
      * Writes every image (PNG) or video (MP4 / WebM / GIF) with its settings in the metadata, so {@code generate --from}
      * repeats it: {@code out} is one file when its extension says so (one image or video), else a folder that receives
-     * {@code NNN-seedS.png} (or {@code .mp4}). Returns the files written.
+     * {@code NNN-seedS.png} (or {@code .mp4}), numbered after the highest number already there. Overwrites nothing: a file
+     * that exists is refused ({@link #save(Path, Outputs.Existing)} replaces). Returns the files written.
      */
     public List<Path> save(Path out) {
         return Outputs.write(this, out);
+    }
+
+    /** As {@link #save(Path)}; {@link Outputs.Existing#REPLACE} replaces a file that exists and numbers a folder from 000. */
+    public List<Path> save(Path out, Outputs.Existing existing) {
+        return Outputs.write(this, out, existing);
     }
 
     @Override

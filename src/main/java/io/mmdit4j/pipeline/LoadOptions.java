@@ -13,14 +13,33 @@ import java.util.Map;
 
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
- * (default: those the descriptor's recipe brings), and for single-file FLUX checkpoints the VAE file and the folder of
- * text encoders. Immutable; build with {@link #builder()}.
+ * (default: those the descriptor's recipe brings), for single-file FLUX checkpoints the VAE file and the folder of
+ * text encoders (COSMOS: the folder of its pooled CLIP-L), a family's add-on weights file ({@code adapter}: COSMOS's
+ * pooled-CLIP adapter); whether weights stay memory-mapped views of the checkpoint files (default) or are read into
+ * memory; and the memory policy of its generations (the budget they are checked against before any work, and the most
+ * images run as one batch, {@link MemoryPlanner}); folders that replace pipeline components ({@code components}: HiDream's
+ * Llama) and whether the text encoders are offloaded ({@code offloadText}, null: the model's default). Immutable; build
+ * with {@link #builder()}.
+ *
+ * @param memoryBudget bytes a generation may need: {@link #MEASURED} (the default: the memory available when it starts),
+ *                     {@link #UNCHECKED}, or a fixed budget
+ * @param maxBatch     the most images one transformer batch holds; larger requests run in chunks
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry, Map<String, Path> components, Boolean offloadText) {
+                          ModelRegistry registry, Path adapter, boolean memoryMapped, long memoryBudget, int maxBatch,
+                          Map<String, Path> components, Boolean offloadText) {
+    /** {@link #memoryBudget}: check against the memory available when each generation starts. */
+    public static final long MEASURED = 0;
+    /** {@link #memoryBudget}: no memory check. */
+    public static final long UNCHECKED = -1;
+    /** Images per chunk unless set: enough rows to fill a CPU's GEMMs, few enough that activations stay small. */
+    public static final int DEFAULT_MAX_BATCH = 8;
+
     public LoadOptions {
         if (device == null) device = DeviceSpec.CPU;
         if (loras != null) loras = List.copyOf(loras);
+        if (memoryBudget < UNCHECKED) throw new IllegalArgumentException("memory budget must be a byte count, MEASURED or UNCHECKED, got " + memoryBudget);
+        if (maxBatch < 1) throw new IllegalArgumentException("max batch must be >= 1, got " + maxBatch);
         components = components == null ? Map.of() : Map.copyOf(components);
     }
 
@@ -51,6 +70,10 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.vae = vae;
         b.textEncoders = textEncoders;
         b.registry = registry;
+        b.adapter = adapter;
+        b.memoryMapped = memoryMapped;
+        b.memoryBudget = memoryBudget;
+        b.maxBatch = maxBatch;
         b.components = new LinkedHashMap<>(components);
         b.offloadText = offloadText;
         return b;
@@ -64,6 +87,10 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Path vae;
         private Path textEncoders;
         private ModelRegistry registry;
+        private Path adapter;
+        private boolean memoryMapped = true;
+        private long memoryBudget = MEASURED;
+        private int maxBatch = DEFAULT_MAX_BATCH;
         private Map<String, Path> components = new LinkedHashMap<>();
         private Boolean offloadText;
 
@@ -131,13 +158,48 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /** Add-on weights a family loads with the model (COSMOS: the pooled-CLIP adapter file); families without any refuse it. */
+        public Builder adapter(Path file) {
+            this.adapter = file;
+            return this;
+        }
+
         public Builder registry(ModelRegistry registry) {
             this.registry = registry;
             return this;
         }
 
+        /**
+         * True (default): weights are views of the memory-mapped checkpoints (no copy, pages load on demand), and a checkpoint
+         * that changes on disk fails the next generation; truncating one while a forward pass reads it crashes the process
+         * (SIGBUS). False: every tensor is read into memory, so the files may change once the model is loaded.
+         */
+        public Builder memoryMapped(boolean memoryMapped) {
+            this.memoryMapped = memoryMapped;
+            return this;
+        }
+
+        /** Whether generations are refused when their memory estimate exceeds the memory available (default: true). */
+        public Builder checkMemory(boolean check) {
+            this.memoryBudget = check ? MEASURED : UNCHECKED;
+            return this;
+        }
+
+        /** Checks generations against a fixed budget of {@code bytes} instead of the memory available. */
+        public Builder memoryBudget(long bytes) {
+            this.memoryBudget = bytes;
+            return this;
+        }
+
+        /** The most images one transformer batch holds (default {@value LoadOptions#DEFAULT_MAX_BATCH}); larger requests run in chunks. */
+        public Builder maxBatch(int images) {
+            this.maxBatch = images;
+            return this;
+        }
+
         public LoadOptions build() {
-            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, components, offloadText);
+            return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, adapter, memoryMapped, memoryBudget, maxBatch,
+                    components, offloadText);
         }
     }
 }

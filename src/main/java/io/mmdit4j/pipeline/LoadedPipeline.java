@@ -5,6 +5,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.guidance.ModulationVisitor;
+import io.mmdit4j.io.CheckpointFiles;
 import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
 import io.mmdit4j.lora.LoraSpec;
@@ -13,6 +14,7 @@ import io.mmdit4j.models.ModelFamily;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Denoiser;
+import io.mmdit4j.sampling.NonFiniteException;
 import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.sampling.StepListener;
@@ -32,6 +34,7 @@ final class LoadedPipeline implements Pipeline {
     private final FamilyPipeline<?> impl;
     private final List<LoraAdapter> adapters;
     private final List<LoraReport> reports;
+    private final CheckpointFiles files; // what the weights were read from: checked before each phase of a generation
     /**
      * Guidance deltas by (p+, p−): they depend only on the loaded weights, so each distinct direction is encoded once per
      * pipeline (sweeps and servers reuse a few directions across many requests). Bounded, least recently used first out.
@@ -46,24 +49,27 @@ final class LoadedPipeline implements Pipeline {
     };
     private static final int DELTA_CACHE = 256;
 
-    private LoadedPipeline(PreparedModel prepared, FamilyPipeline<?> impl, List<LoraAdapter> adapters, List<LoraReport> reports) {
+    private LoadedPipeline(PreparedModel prepared, FamilyPipeline<?> impl, List<LoraAdapter> adapters, List<LoraReport> reports,
+                           CheckpointFiles files) {
         this.prepared = prepared;
+        this.files = files;
         this.impl = impl;
         this.adapters = adapters;
         this.reports = List.copyOf(reports);
     }
 
     static LoadedPipeline load(PreparedModel p) {
-        FamilyPipeline<?> impl = p.family().load(p.path(), p.options());
+        CheckpointFiles files = new CheckpointFiles(p.options().memoryMapped());
+        FamilyPipeline<?> impl = files.load(() -> p.family().load(p.path(), p.options()));
         List<LoraAdapter> adapters = new ArrayList<>();
         List<LoraReport> reports = new ArrayList<>();
         try {
             for (LoraSpec l : p.options().loras()) {
-                LoraAdapter a = LoraAdapter.read(l.file());
+                LoraAdapter a = files.load(() -> LoraAdapter.read(l.file()));
                 adapters.add(a);
                 reports.add(impl.applyLora(a, l.scale(), p.options().loraStrict()));
             }
-            return new LoadedPipeline(p, impl, adapters, reports);
+            return new LoadedPipeline(p, impl, adapters, reports, files);
         } catch (RuntimeException | Error e) {
             adapters.forEach(LoraAdapter::close);
             impl.close();
@@ -93,23 +99,94 @@ final class LoadedPipeline implements Pipeline {
         return GuidancePlan.warnings(s.guidance(), impl.numGuidedBlocks(), s.steps());
     }
 
+    /**
+     * Checks {@code s} completely and against the memory available (the weights are loaded: only the working set and the
+     * results count), then generates it: as one batch, or in chunks of images ({@link MemoryPlanner}) whose outputs and
+     * latents are put together in request order, so the result and its settings are those of the whole request. An
+     * observer sees whole-batch forwards (statistics index rows by image), so an observed generation is never chunked.
+     */
     @Override
     public synchronized GenerationResult generate(GenerationSettings s, StepListener listener, ConditioningObserver observer) {
         if (!s.family().equals(family().name())) {
             throw new InvalidRequestException("settings of a " + s.family() + " model, but this pipeline is " + family().name());
         }
-        return run(impl, s, listener, observer);
+        check(impl, s);
+        files.requireUnchanged(); // before any forward reads a page of a mapped checkpoint that shrank (SIGBUS) or was rewritten
+        MemoryEstimate memory = prepared.memory(s, false);
+        MemoryPlanner.check(memory, prepared.options().memoryBudget());
+        // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
+        // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
+        return files.load(() -> memory.chunks() == 1 || observer != null ? run(impl, s, listener, observer)
+                : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
+    }
+
+    /** Everything that can be checked before any work. */
+    private void check(FamilyPipeline<?> f, GenerationSettings s) {
+        for (var o : s.options().keySet()) {
+            if (!f.supportedOptions().contains(o)) throw new UnsupportedOptionException(GenerationOptions.describe(o) + ": not supported by this model");
+        }
+        try {
+            GuidancePlan.check(s.guidance(), s.images(), f.numGuidedBlocks());
+        } catch (IllegalArgumentException e) {
+            throw e instanceof InvalidRequestException ? e : new InvalidRequestException(e.getMessage(), e);
+        }
+        family().validate(s);
+        f.validate(s);
+    }
+
+    /** The chunks one after the other, each an ordinary generation; their outputs and latents are copied into the whole. */
+    private GenerationResult runChunked(GenerationSettings s, List<int[]> chunks, StepListener listener) {
+        StepListener l = listener == null ? StepListener.NONE : listener;
+        Tensor output = null, latents = null;
+        long text = 0, decode = 0;
+        long[] steps = new long[s.steps()];
+        try {
+            for (int c = 0; c < chunks.size(); c++) {
+                int from = chunks.get(c)[0], to = chunks.get(c)[1], chunk = c;
+                Tensor noise = s.initialNoise() == null ? null : s.initialNoise().narrow(0, from, to - from);
+                try (GenerationResult part = run(impl, s.chunk(from, to, noise), step -> l.onStep(step.inChunk(chunk, chunks.size())), null)) {
+                    if (output == null) {
+                        output = emptyLike(part.isVideo() ? part.frames() : part.images(), s.images());
+                        latents = emptyLike(part.latents(), s.images());
+                    }
+                    copyRows(output, from, part.isVideo() ? part.frames() : part.images());
+                    copyRows(latents, from, part.latents());
+                    text += part.timings().textEncode();
+                    decode += part.timings().decode();
+                    for (int i = 0; i < steps.length; i++) steps[i] += part.timings().steps()[i];
+                } finally {
+                    if (noise != null) noise.close();
+                }
+            }
+            GenerationResult r = new GenerationResult(output, latents, new Timings(text, steps, decode), s, warnings(s));
+            output = null;
+            latents = null;
+            return r;
+        } finally {
+            Native.release(output);
+            Native.release(latents);
+        }
+    }
+
+    /** An uninitialised tensor like {@code part} with {@code rows} rows, owned by the caller. */
+    private static Tensor emptyLike(Tensor part, int rows) {
+        long[] shape = io.mmdit4j.runtime.Tensors.shape(part);
+        shape[0] = rows;
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            return io.mmdit4j.runtime.Tensors.keep(org.bytedeco.pytorch.global.torch.empty(shape, part.options(), new org.bytedeco.pytorch.MemoryFormatOptional()));
+        }
+    }
+
+    private static void copyRows(Tensor whole, int from, Tensor part) {
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            whole.narrow(0, from, part.size(0)).copy_(part);
+        }
     }
 
     /** The skeleton: encode, guidance plan, schedule, noise, denoise, decode; everything released on any failure. */
     private <C extends AutoCloseable> GenerationResult run(FamilyPipeline<C> f, GenerationSettings s, StepListener listener,
                                                            ConditioningObserver observer) {
-        for (var o : s.options().keySet()) {
-            if (!f.supportedOptions().contains(o)) throw new UnsupportedOptionException(GenerationOptions.describe(o) + ": not supported by this model");
-        }
-        GuidancePlan.check(s.guidance(), s.images(), f.numGuidedBlocks());
-        family().validate(s);
-        f.validate(s);
+        check(f, s);
         List<String> warnings = warnings(s);
         Schedule schedule = f.schedule(s); // a bad sigma list fails before any work
         long t0 = System.nanoTime();
@@ -119,14 +196,17 @@ final class LoadedPipeline implements Pipeline {
             long textNanos = System.nanoTime() - t0;
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
+            files.requireUnchanged(); // again before the first forward: text encoding can take a while
             try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer);
                  Sampler sampler = f.sampler(s, schedule)) {
-                latents = Denoiser.run(schedule, sampler, noise, v, f.device(), listener, stepNanos);
+                latents = Denoiser.run(sampler, noise, v, f.device(), listener, stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;
             try {
+                files.requireUnchanged(); // and before the VAE reads its file, minutes later for a long run
                 decoded = f.decode(latents, s);
+                requireFinite(decoded);
             } catch (RuntimeException | Error e) {
                 latents.close();
                 throw e;
@@ -134,6 +214,19 @@ final class LoadedPipeline implements Pipeline {
             return new GenerationResult(decoded, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1), s, warnings);
         } catch (Exception e) {
             throw rethrow(e);
+        }
+    }
+
+    /** Finite latents can still decode to NaN (broken VAE weights, fp16 overflow): fail rather than save black images. */
+    private static void requireFinite(Tensor decoded) {
+        boolean finite;
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            finite = decoded.isfinite().all().item_bool();
+        }
+        if (!finite) {
+            Native.release(decoded);
+            throw new NonFiniteException(NonFiniteException.Stage.DECODE, -1,
+                    "the decoded images contain NaN or infinity although the latents are finite: the VAE's weights are broken or overflow");
         }
     }
 

@@ -29,6 +29,8 @@ public final class PreparedModel {
     private final GenerationDefaults defaults;
     private final LoadOptions options;
     private ModelFamily.Capabilities capabilities;
+    private MemoryModel memoryModel;
+    private Long weightBytes;
 
     PreparedModel(String model, ModelDescriptor descriptor, Path path, ModelFamily family, GenerationDefaults defaults, LoadOptions options) {
         this.model = model;
@@ -59,9 +61,40 @@ public final class PreparedModel {
         return capabilities().numGuidedBlocks();
     }
 
-    /** See {@link Pipeline#resolve}: the same checks, from the checkpoint headers. */
+    /**
+     * See {@link Pipeline#resolve}: the same checks, from the checkpoint headers, and that the generation fits in memory
+     * with the weights still to load ({@link #memory}; {@link InsufficientMemoryException} names what it needs).
+     */
     public GenerationSettings resolve(GenerationRequest r) {
-        return resolve(r, capabilities().options(), numGuidedBlocks());
+        GenerationSettings s = resolve(r, capabilities().options(), numGuidedBlocks());
+        MemoryPlanner.check(memory(s), options.memoryBudget());
+        return s;
+    }
+
+    /** What {@code s} needs in memory on this model, the weights included, and how its images are chunked. */
+    public MemoryEstimate memory(GenerationSettings s) {
+        return memory(s, true);
+    }
+
+    /**
+     * @param withWeights whether the weights are still to load; on another device than the CPU they and the activations
+     *                    live in device memory, which is not checked here, so only the results (which come back to the
+     *                    CPU) count
+     */
+    MemoryEstimate memory(GenerationSettings s, boolean withWeights) {
+        MemoryEstimate e = MemoryPlanner.estimate(s, memoryModel(), withWeights && options.device().isCpu() ? weightBytes() : 0, options.maxBatch());
+        if (options.device().isCpu()) return e;
+        return new MemoryEstimate(0, 0, e.resultBytes(), e.runtimeBytes(), e.chunkImages(), e.images());
+    }
+
+    synchronized MemoryModel memoryModel() {
+        if (memoryModel == null) memoryModel = family.memoryModel(path, options);
+        return memoryModel;
+    }
+
+    private synchronized long weightBytes() {
+        if (weightBytes == null) weightBytes = family.weightBytes(path, options, options.dtype());
+        return weightBytes;
     }
 
     public List<String> warnings(GenerationSettings s) {
@@ -85,6 +118,13 @@ public final class PreparedModel {
                         + (family.components().isEmpty() ? "no component folders" : "only " + new java.util.TreeSet<>(family.components())));
             }
         }
+        if (options.adapter() != null && !family.supportsAdapter()) {
+            throw new UnsupportedOptionException("adapter weights (--adapter): not supported for " + family.name() + " models");
+        }
+        if (options.adapter() != null && !Files.exists(options.adapter())) {
+            throw new InvalidRequestException("--adapter: no such file: " + options.adapter());
+        }
+        memoryModel(); // read from the checkpoint headers now: the files may change or go once the weights are loaded
         return LoadedPipeline.load(this);
     }
 

@@ -46,13 +46,16 @@ public final class Torch {
     }
 
     /** Sets intra-op threads for libtorch/OpenMP/oneDNN and for OpenBLAS. */
+    /** More threads than any machine has cores only makes OpenMP and OpenBLAS allocate pools that oversubscribe the CPU. */
+    public static final int MAX_THREADS = 4096;
+
     public static void setThreads(int n) {
         init();
         applyThreads(n);
     }
 
     private static void applyThreads(int n) {
-        if (n < 1) throw new IllegalArgumentException("threads must be >= 1, got " + n);
+        if (n < 1 || n > MAX_THREADS) throw new IllegalArgumentException("threads must be in 1.." + MAX_THREADS + ", got " + n);
         torch.set_num_threads(n);
         openblas.blas_set_num_threads(n);
         threads = n;
@@ -68,13 +71,18 @@ public final class Torch {
         return openblas.blas_get_num_threads();
     }
 
+    /** Whether attention in {@code compute} runs the math kernel, which materialises the score matrix (memory estimates). */
+    public static boolean usesMathAttention(DType compute) {
+        return compute != DType.F32 && compute != DType.F64;
+    }
+
     /**
      * Chooses the CPU SDPA kernel for a compute dtype: the fused flash kernel is the fastest and leanest
      * for fp32, but 10-20x slower than the math path in bf16 on this CPU class. The switch is global in
      * libtorch; it is only flipped when the dtype class changes.
      */
     public static void selectAttentionBackend(DType compute) {
-        boolean wantFlash = compute == DType.F32 || compute == DType.F64;
+        boolean wantFlash = !usesMathAttention(compute);
         Boolean current = flashEnabled;
         if (current != null && current == wantFlash) return;
         synchronized (Torch.class) {

@@ -6,52 +6,63 @@ import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.CancellationException;
 
 /**
- * The denoising loop every family shares: for each step of a {@link Schedule}, the family's {@link Velocity} (its
- * transformer forward, plus CFG or whatever it combines), the update of its {@link Sampler} (the Euler step unless the
- * family brings another), the step's wall time, and the
- * {@link StepListener}, which may cancel. The latents move to the model's device once, before the first step; each step
+ * The denoising loop every family shares: for each step of a {@link Sampler} (a {@link Schedule}'s flow-matching Euler
+ * step, or the family's own rule), the family's {@link Velocity} (its transformer forward, plus CFG or whatever it
+ * combines), the sampler's step, the step's wall time, and the {@link StepListener}, which may cancel. The latents move
+ * to the model's device once, before the first step; each step
  * runs in its own native-memory scope, so nothing accumulates over the loop.
+ *
+ * <p>Non-finite latents fail the run ({@link NonFiniteException}) naming the first step that produced them: NaN or
+ * infinity would otherwise decode to a black image that looks like a result. Each step queues one
+ * {@code isfinite(x).all()} flag on the latents' device, which costs a reduction over the latents (tiny next to a
+ * transformer forward) but no host synchronisation; the flags are read every {@link #CHECK_EVERY} steps and after the
+ * last one. Reading them each step would stall a GPU's queue once per step; reading only at the end would waste every
+ * step after the first bad one. The first bad step is named exactly either way, because every step has its flag.
  */
 public final class Denoiser {
+    /** Steps between two reads of the finiteness flags (the last step is always read). */
+    public static final int CHECK_EVERY = 4;
+
     private Denoiser() {}
 
-    /** The model's flow prediction for latents {@code x} at step {@code step}; the result is owned by the caller. */
+    /**
+     * The model's prediction for latents {@code x} at step {@code step}, in the form the sampler steps with (a flow
+     * velocity for {@link Schedule}, a denoised x0 for {@link DenoisedEulerSampler}); the result is owned by the caller.
+     */
     @FunctionalInterface
     public interface Velocity {
         Tensor at(Tensor x, int step);
     }
 
     /**
-     * Runs every step from {@code initial} (not consumed) and returns the final latents, owned by the caller, on
-     * {@code device}. {@code stepNanos} (nullable, one slot per step) receives each step's wall time.
+     * Runs every step of {@code sampler} from {@code initial} (not consumed) and returns the final latents, owned by the
+     * caller, on {@code device}. {@code stepNanos} (nullable, one slot per step) receives each step's wall time;
+     * {@code sampler} is not closed here.
      *
      * @throws CancellationException when the listener returns false (nothing is leaked)
      */
-    public static Tensor run(Schedule schedule, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener, long[] stepNanos) {
-        return run(schedule, Sampler.euler(schedule), initial, velocity, device, listener, stepNanos);
-    }
-
-    /**
-     * {@link #run(Schedule, Tensor, Velocity, DeviceSpec, StepListener, long[])} with another update rule than the Euler
-     * step ({@link FlowMatchLcmScheduler}, {@link UniPcMultistepScheduler}); {@code sampler} is not closed here.
-     */
-    public static Tensor run(Schedule schedule, Sampler sampler, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener,
-                             long[] stepNanos) {
-        if (stepNanos != null && stepNanos.length < schedule.steps()) {
-            throw new IllegalArgumentException(stepNanos.length + " timing slots for " + schedule.steps() + " steps");
+    public static Tensor run(Sampler sampler, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener, long[] stepNanos) {
+        if (stepNanos != null && stepNanos.length < sampler.steps()) {
+            throw new IllegalArgumentException(stepNanos.length + " timing slots for " + sampler.steps() + " steps");
         }
         StepListener l = listener == null ? StepListener.NONE : listener;
         Tensor x = initial;
+        List<Tensor> flags = new ArrayList<>(); // unread finiteness flags; flags.get(k) belongs to step firstUnread + k
+        int firstUnread = -1;                   // -1: the initial latents
         try {
             if (device != null && !DeviceSpec.of(initial).equals(device)) { // the Euler step runs where the velocity is
                 try (PointerScope scope = new PointerScope()) {
                     x = Tensors.keep(initial.to(device.torchDevice(), initial.scalar_type()));
                 }
             }
-            for (int i = 0; i < schedule.steps(); i++) {
+            flags.add(finite(x));
+            for (int i = 0; i < sampler.steps(); i++) {
                 long t0 = System.nanoTime();
                 try (PointerScope step = new PointerScope()) {
                     Tensor v = velocity.at(x, i);          // owned
@@ -60,17 +71,52 @@ public final class Denoiser {
                     if (x != initial) x.close();
                     x = next;
                 }
+                flags.add(finite(x));
+                if ((i + 1) % CHECK_EVERY == 0 || i == sampler.steps() - 1) {
+                    readFlags(flags, firstUnread, sampler);
+                    firstUnread = i + 1;
+                }
                 long elapsed = System.nanoTime() - t0;
                 if (stepNanos != null) stepNanos[i] = elapsed;
-                if (!l.onStep(new StepListener.Step(i, schedule.steps(), schedule.sigma(i + 1), elapsed, x))) {
-                    throw new CancellationException("generation cancelled after step " + (i + 1) + " of " + schedule.steps());
+                if (!l.onStep(new StepListener.Step(i, sampler.steps(), sampler.sigma(i + 1), elapsed, x))) {
+                    throw new CancellationException("generation cancelled after step " + (i + 1) + " of " + sampler.steps());
                 }
             }
             Tensor out = x;
             x = initial; // handed to the caller, not released below
             return out;
         } finally {
+            flags.forEach(Native::release);
             if (x != initial) Native.release(x);
+        }
+    }
+
+    /** A 0-dim bool tensor on the latents' device: whether every value is finite (no host synchronisation); null on meta. */
+    private static Tensor finite(Tensor x) {
+        if (x.is_meta()) return null; // shapes only: nothing to check
+        try (PointerScope scope = new PointerScope()) {
+            return Tensors.keep(x.isfinite().all());
+        }
+    }
+
+    /** Reads and releases the queued flags in step order; throws at the first false one. */
+    private static void readFlags(List<Tensor> flags, int firstStep, Sampler sampler) {
+        try {
+            for (int k = 0; k < flags.size(); k++) {
+                if (flags.get(k) == null || flags.get(k).item_bool()) continue;
+                int step = firstStep + k;
+                if (step < 0) {
+                    throw new NonFiniteException(NonFiniteException.Stage.INITIAL_LATENTS, -1,
+                            "the initial latents (the noise) contain NaN or infinity");
+                }
+                throw new NonFiniteException(NonFiniteException.Stage.STEP, step, String.format(Locale.ROOT,
+                        "the latents became NaN or infinite at denoising step %d of %d (index %d, sigma %.4f -> %.4f): the model's weights "
+                                + "or the guidance overflow; no image would be meaningful", step + 1, sampler.steps(), step,
+                        sampler.sigma(step), sampler.sigma(step + 1)));
+            }
+        } finally {
+            flags.forEach(Native::release);
+            flags.clear();
         }
     }
 }

@@ -46,10 +46,28 @@ public final class FlowMatchLcmScheduler {
      *              closes it after use); called exactly once per step, in order
      */
     public static Sampler sampler(Schedule schedule, IntFunction<Tensor> noise) {
+        return sampler(schedule, noise, null);
+    }
+
+    /**
+     * {@link #sampler(Schedule, IntFunction)} whose {@link Sampler#close} also closes {@code source}, the seeded streams
+     * {@code noise} draws from (null: nothing to close).
+     */
+    public static Sampler sampler(Schedule schedule, IntFunction<Tensor> noise, Noise.Stream source) {
         Objects.requireNonNull(schedule, "schedule");
         Objects.requireNonNull(noise, "noise");
         return new Sampler() {
             private int next;
+
+            @Override
+            public Schedule schedule() {
+                return schedule;
+            }
+
+            @Override
+            public void close() {
+                if (source != null) source.close();
+            }
 
             @Override
             public Tensor step(Tensor velocity, int i, Tensor sample) {

@@ -18,7 +18,7 @@ import static org.bytedeco.pytorch.global.torch.scalar_tensor;
  * ({@code σ_i·num_train_timesteps}) the scheduler hands to the pipeline, plus diffusers' Euler step.
  * Immutable; the arrays returned are copies.
  */
-public final class Schedule {
+public final class Schedule implements Sampler {
     private final float[] sigmas;
     private final float[] timesteps;
 
@@ -51,10 +51,16 @@ public final class Schedule {
         return new Schedule(Arrays.copyOf(sigmas, sigmas.length + 1), ts);
     }
 
+    /** As a {@link Sampler}, a schedule is diffusers' flow-matching Euler step over itself ({@link #step}). */
+    @Override
+    public Schedule schedule() { return this; }
+
     /** Number of denoising steps N. */
+    @Override
     public int steps() { return timesteps.length; }
 
     /** σ_i for i in [0, N] (σ_N is the terminal 0). */
+    @Override
     public float sigma(int i) {
         if (i < 0 || i >= sigmas.length) throw new IndexOutOfBoundsException("sigma index " + i + " outside [0, " + (sigmas.length - 1) + "]");
         return sigmas[i];
@@ -96,6 +102,7 @@ public final class Schedule {
      * @param velocity the model output (flow prediction) for step i, same shape as {@code sample}
      * @param sample   x_i (any floating dtype)
      */
+    @Override
     public Tensor step(Tensor velocity, int i, Tensor sample) {
         checkStep(i);
         Sampler.requireSameShape(velocity, sample);

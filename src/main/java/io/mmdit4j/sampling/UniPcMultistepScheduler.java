@@ -143,6 +143,11 @@ public final class UniPcMultistepScheduler {
         }
 
         @Override
+        public Schedule schedule() {
+            return schedule;
+        }
+
+        @Override
         public Tensor step(Tensor velocity, int i, Tensor sample) {
             if (i != stepIndex) throw new IllegalStateException("UniPC steps must run in order: step " + i + " after " + (stepIndex - 1));
             Sampler.requireSameShape(velocity, sample);

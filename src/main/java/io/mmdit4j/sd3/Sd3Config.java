@@ -50,7 +50,7 @@ public record Sd3Config(int sampleSize, int patchSize, int inChannels, int outCh
         return new Sd3Config(128, 2, 16, 16, 38, 64, 38, 4096, 2432, 2048, 192, true, List.of());
     }
 
-    /** SD3.5 Medium: 24 joint blocks, 24 x 64 = 1536, RMS q/k norms, dual attention (AdaLayerNormZeroX) in blocks 0..12. */
+    /** SD3.5 Medium: 24 joint blocks, 24 x 64 = 1536, RMS q/k norms, dual attention (SD35AdaLayerNormZeroX) in blocks 0..12. */
     public static Sd3Config sd35Medium() {
         return new Sd3Config(128, 2, 16, 16, 24, 64, 24, 4096, 1536, 2048, 384, true, IntStream.rangeClosed(0, 12).boxed().toList());
     }

@@ -10,6 +10,9 @@ import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryModel;
+import io.mmdit4j.vae.AutoencoderKL;
+import io.mmdit4j.vae.VaeConfig;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
@@ -59,6 +62,14 @@ public final class Sd3Family implements ModelFamily {
     public Capabilities capabilities(Path model, LoadOptions options) {
         return new Capabilities(Sd3Transformer.inspect(Files.isDirectory(model.resolve("transformer")) ? model.resolve("transformer") : model)
                 .numGuidedBlocks(), OPTIONS);
+    }
+
+    /** The transformer's configuration from its headers; the VAE's from its config (SD3's own without one). */
+    @Override
+    public MemoryModel memoryModel(Path model, LoadOptions o) {
+        Sd3Config c = Sd3Transformer.inspect(Files.isDirectory(model.resolve("transformer")) ? model.resolve("transformer") : model);
+        VaeConfig vae = Files.isDirectory(model.resolve("vae")) ? AutoencoderKL.inspect(model.resolve("vae")) : VaeConfig.sd3();
+        return new Sd3Memory(c, vae, o.dtype() != null ? o.dtype() : DType.F32);
     }
 
     @Override

@@ -5,7 +5,7 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.text.Encoding;
+import io.mmdit4j.text.TokenIds;
 import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
 import io.mmdit4j.text.t5.T5Encoder;
@@ -19,7 +19,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Function;
 
 import static org.bytedeco.pytorch.global.torch.cat;
 import static org.bytedeco.pytorch.global.torch.zeros;
@@ -155,7 +154,7 @@ public final class Sd3TextEncoders implements AutoCloseable {
             }
             Tensor t5States;                                                                        // [B, L, joint]
             if (t5 != null) {
-                Tensor ids = ids(prompts, p -> t5Tokenizer.encode(p, maxSequenceLength));
+                Tensor ids = TokenIds.ids(prompts, p -> t5Tokenizer.encode(p, maxSequenceLength));
                 try (T5Encoder.Output o = t5.forward(ids, null, false)) {
                     t5States = o.lastHiddenState().to(dtype.scalarType());
                 }
@@ -174,10 +173,10 @@ public final class Sd3TextEncoders implements AutoCloseable {
         if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("at least one prompt is required");
         try (PointerScope scope = new PointerScope()) {
             Tensor l, g;
-            try (ClipTextModel.Output o = clipL.forward(ids(prompts, tokenizerL::encode), false)) {
+            try (ClipTextModel.Output o = clipL.forward(TokenIds.ids(prompts, tokenizerL::encode), false)) {
                 l = o.textEmbeds().clone();
             }
-            try (ClipTextModel.Output o = clipG.forward(ids(prompts, tokenizerG::encode), false)) {
+            try (ClipTextModel.Output o = clipG.forward(TokenIds.ids(prompts, tokenizerG::encode), false)) {
                 g = o.textEmbeds().clone();
             }
             return Tensors.keep(cat(new TensorVector(l, g), 1));
@@ -193,11 +192,11 @@ public final class Sd3TextEncoders implements AutoCloseable {
     /** Penultimate CLIP-L and CLIP-G states side by side; {@code pooled[0..1]} receive the projected EOS states. Scope temporaries. */
     private Tensor clipStates(List<String> prompts, Tensor[] pooled) {
         Tensor l, g;
-        try (ClipTextModel.Output o = clipL.forward(ids(prompts, tokenizerL::encode), true)) {
+        try (ClipTextModel.Output o = clipL.forward(TokenIds.ids(prompts, tokenizerL::encode), true)) {
             l = o.penultimate().clone();
             pooled[0] = o.textEmbeds().clone();
         }
-        try (ClipTextModel.Output o = clipG.forward(ids(prompts, tokenizerG::encode), true)) {
+        try (ClipTextModel.Output o = clipG.forward(TokenIds.ids(prompts, tokenizerG::encode), true)) {
             g = o.penultimate().clone();
             pooled[1] = o.textEmbeds().clone();
         }
@@ -211,10 +210,6 @@ public final class Sd3TextEncoders implements AutoCloseable {
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */
     static Tensor repeatRows(Tensor t, int n) {
         return Tensors.repeatRows(t, n, 0);
-    }
-
-    private static Tensor ids(List<String> prompts, Function<String, Encoding> tokenize) {
-        return Encoding.batch(prompts, tokenize)[0];
     }
 
     @Override

@@ -44,8 +44,6 @@ import static org.bytedeco.pytorch.global.torch.exp;
  */
 public final class AutoencoderKL implements AutoCloseable {
     private static final Scalar HALF = Native.keep(new Scalar(0.5));
-    private static final ScalarOptional ZERO = Native.keep(new ScalarOptional(new Scalar(0.0)));
-    private static final ScalarOptional ONE = Native.keep(new ScalarOptional(new Scalar(1.0)));
     private static final ScalarOptional LOGVAR_MIN = Native.keep(new ScalarOptional(new Scalar(-30.0)));
     private static final ScalarOptional LOGVAR_MAX = Native.keep(new ScalarOptional(new Scalar(20.0)));
 
@@ -182,7 +180,8 @@ public final class AutoencoderKL implements AutoCloseable {
         try (PointerScope scope = new PointerScope()) {
             long latent = c.latentChannels();
             Encoder encoder = Modules.track(built, Encoder.load(sd, c, compute));
-            Decoder decoder = Modules.track(built, Decoder.load(sd, c, compute));
+            Decoder decoder = Modules.track(built, Decoder.load(sd, c, Conv2d::same, MidBlockAttention::load,
+                    (s, p, i, channels, dtype) -> i < c.numBlocks() - 1 ? Upsample2D.load(s, p, channels, dtype) : null, compute));
             Conv2d quant = c.useQuantConv() ? Modules.track(built, Conv2d.load(sd, "quant_conv", 2 * latent, 2 * latent, 1, 1, 0, compute)) : null;
             Conv2d postQuant = c.usePostQuantConv() ? Modules.track(built, Conv2d.load(sd, "post_quant_conv", latent, latent, 1, 1, 0, compute)) : null;
             sd.requireAllTaken();
@@ -291,6 +290,27 @@ public final class AutoencoderKL implements AutoCloseable {
         return decodeTiled(latents, config.defaultTileLatent(), config.defaultOverlapLatent());
     }
 
+    /**
+     * Estimated peak bytes of live activations while {@code images} latents decode to {@code width}×{@code height} images
+     * with {@link #decodeToImages} (weights excluded; an estimate for planning, not a measurement). The peak is at full
+     * resolution: the last upsampler's output and the last up block's resnet input with its normed copy at the width
+     * {@code c[1]}, and temporaries at {@code c[0]}, about {@code (3·c[1] + 2·c[0])·H·W} values per image; plus the mid
+     * block's single-head attention scores over the latent tokens where the math kernel runs (not fp32), and the fp32
+     * images. With the demo VAE (channels 8, 16) this is 17 MB per 256² image; peak RSS grew by 18 MB per image from a
+     * batch of 1 to one of 32.
+     */
+    public static long decodePeakBytes(VaeConfig c, long images, int width, int height, DType dtype) {
+        int[] ch = c.blockOutChannels();
+        double pixels = (double) width * height, c0 = ch[0], c1 = ch[Math.min(1, ch.length - 1)];
+        double perImage = (3 * c1 + 2 * c0) * pixels * dtype.bytes() + 2 * 3 * pixels * Float.BYTES;
+        if (Torch.usesMathAttention(dtype)) {
+            double tokens = pixels / ((double) c.scaleFactor() * c.scaleFactor());
+            perImage += tokens * tokens * 4;
+        }
+        double total = perImage * images;
+        return total >= Long.MAX_VALUE ? Long.MAX_VALUE : (long) total;
+    }
+
     /** Normalised latents → images {@code [B, 3, H, W]} in [0, 1], fp32 on the CPU: {@link #decodeScaled} then {@link #toImage}. Owned by the caller. */
     public Tensor decodeToImages(Tensor latents) {
         try (PointerScope scope = new PointerScope()) {
@@ -311,9 +331,9 @@ public final class AutoencoderKL implements AutoCloseable {
         if (decoded.dim() != 4) {
             throw new IllegalArgumentException("decoded image has shape " + Arrays.toString(Tensors.shape(decoded)) + ", expected [batch, channels, height, width]");
         }
-        requireFloating("decoded image", decoded);
+        VaeTensors.requireFloating("decoded image", decoded);
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            return Tensors.keep(clamp(place(decoded).mul(HALF).add(HALF), ZERO, ONE));
+            return Tensors.keep(VaeTensors.toUnitRange(place(decoded)));
         }
     }
 
@@ -345,24 +365,7 @@ public final class AutoencoderKL implements AutoCloseable {
     }
 
     private static void check(String what, Tensor t, long channels) {
-        if (t == null || t.isNull()) throw new IllegalArgumentException(what + " is null");
-        if (t.dim() != 4 || t.size(1) != channels || t.size(0) < 1 || t.size(2) < 1 || t.size(3) < 1) {
-            throw new IllegalArgumentException(what + " has shape " + Arrays.toString(Tensors.shape(t)) + ", expected [batch, " + channels
-                    + ", height, width]");
-        }
-        requireFloating(what, t);
-    }
-
-    private static void requireFloating(String what, Tensor t) {
-        DType d;
-        try {
-            d = Tensors.dtype(t);
-        } catch (IllegalArgumentException e) {
-            d = null;
-        }
-        if (d == null || !d.isFloatingPoint()) {
-            throw new IllegalArgumentException(what + " has dtype " + t.scalar_type() + ", expected a floating-point tensor");
-        }
+        VaeTensors.check(what, t, channels, "height", "width");
     }
 
     @Override

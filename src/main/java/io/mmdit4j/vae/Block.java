@@ -11,9 +11,9 @@ public interface Block extends AutoCloseable {
     @Override
     void close();
 
-    /** Loads a mid-block attention over {@code channels} with a GroupNorm of {@code groups}. */
+    /** Loads a mid-block attention over {@code channels} with a GroupNorm of {@code groups} and epsilon {@code eps}. */
     @FunctionalInterface
     interface AttentionLoader {
-        Block load(StateDict sd, String prefix, long channels, long groups, DType dtype);
+        Block load(StateDict sd, String prefix, long channels, long groups, double eps, DType dtype);
     }
 }

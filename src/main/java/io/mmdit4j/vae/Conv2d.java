@@ -1,39 +1,27 @@
 package io.mmdit4j.vae;
 
 import io.mmdit4j.io.StateDict;
+import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.Native;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
 
 import static org.bytedeco.pytorch.global.torch.conv2d;
 
 /** {@code nn.Conv2d(in, out, k, stride, padding)} with bias, weight {@code [out, in, k, k]} as checkpoints store it. */
-public final class Conv2d implements Conv {
-    final Tensor weight; // [out, in, k, k]
-    final Tensor bias;   // [out]
-    private final TensorOptional biasOption;
+public final class Conv2d extends Conv {
     private final long[] stride;
     private final long[] padding;
     private static final long[] DILATION = {1, 1};
 
     public Conv2d(Tensor weight, Tensor bias, int stride, int padding) {
-        this.weight = weight;
-        this.bias = bias;
-        this.biasOption = Native.keep(new TensorOptional(bias));
+        super(weight, bias);
         this.stride = new long[] {stride, stride};
         this.padding = new long[] {padding, padding};
     }
 
     /** Loads {@code prefix.weight [out, in, k, k]} and {@code prefix.bias [out]}. */
     public static Conv2d load(StateDict sd, String prefix, long in, long out, int kernel, int stride, int padding, DType dtype) {
-        Tensor w = sd.take(prefix + ".weight", dtype, out, in, kernel, kernel);
-        try {
-            return new Conv2d(w, sd.take(prefix + ".bias", dtype, out), stride, padding);
-        } catch (RuntimeException e) {
-            Native.release(w);
-            throw e;
-        }
+        return Modules.weightAndBias(sd, prefix, dtype, (w, b) -> new Conv2d(w, b, stride, padding), out, in, kernel, kernel);
     }
 
     /** A stride-1 conv with padding {@code kernel / 2}, which keeps H and W (a {@link Conv.Loader}). */
@@ -44,15 +32,5 @@ public final class Conv2d implements Conv {
     @Override
     public Tensor forward(Tensor x) { // [B, in, H, W] -> [B, out, H', W']
         return conv2d(x, weight, biasOption, stride, padding, DILATION, 1);
-    }
-
-    public long inChannels() { return weight.size(1); }
-    public long outChannels() { return weight.size(0); }
-
-    @Override
-    public void close() {
-        Native.release(biasOption);
-        Native.release(weight);
-        Native.release(bias);
     }
 }

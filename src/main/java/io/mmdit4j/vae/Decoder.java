@@ -1,64 +1,40 @@
 package io.mmdit4j.vae;
 
-import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.Native;
-import org.bytedeco.pytorch.DoubleOptional;
+import io.mmdit4j.runtime.Scopes;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.BiConsumer;
 
 import static io.mmdit4j.nn.Modules.track;
 import static org.bytedeco.pytorch.global.torch.silu;
-import static org.bytedeco.pytorch.global.torch.upsample_nearest2d;
 
 /**
- * diffusers' VAE {@code Decoder}: {@code conv_in}; the mid block; up blocks in reversed channel order
- * ({@code UpDecoderBlock2D}: {@code layers_per_block + 1} resnets, then, except in the last block, nearest-neighbour
- * 2x upsampling and a 3x3 conv); {@code conv_norm_out}, SiLU, {@code conv_out}.
+ * The VAE decoder: diffusers' {@code Decoder} (AutoencoderKL) and {@code HunyuanVideoDecoder3D} are the same network over
+ * 2-D or frame-causal 3-D convolutions. {@code conv_in} (latent → top channels); the mid block; up blocks in reversed
+ * channel order ({@code layers_per_block + 1} resnets each, then the model's up-sampler where the block has one:
+ * {@link Upsample2D} in all but the last 2-D block, HunyuanVideo's causal one where its config asks for spatial and/or
+ * temporal up-sampling); {@code conv_norm_out}, SiLU, {@code conv_out}.
  */
-final class Decoder implements AutoCloseable {
-    private static final DoubleOptional NO_SCALE = Native.keep(new DoubleOptional());
-
-    final Conv2d conv_in;
+public final class Decoder implements AutoCloseable {
+    final Conv conv_in;
     final MidBlock mid_block;
-    final List<UpBlock> up_blocks;
+    final List<UpDownBlock> up_blocks;
     final GroupNorm conv_norm_out;
-    final Conv2d conv_out;
+    final Conv conv_out;
 
-    /** {@code UpDecoderBlock2D}. */
-    static final class UpBlock implements AutoCloseable {
-        final List<ResnetBlock> resnets;
-        final Conv2d upsamplers_0_conv; // null in the last block
-
-        UpBlock(List<ResnetBlock> resnets, Conv2d upsampler) {
-            this.resnets = resnets;
-            this.upsamplers_0_conv = upsampler;
-        }
-
-        Tensor forward(Tensor x) { // owned by the caller
-            Tensor h = resnets.get(0).forward(x);
-            for (int j = 1; j < resnets.size(); j++) h = Scopes.then(h, resnets.get(j)::forward);
-            if (upsamplers_0_conv != null) {
-                // F.interpolate(scale_factor=2, mode="nearest"); diffusers' bf16 round trip through fp32 is exact here
-                h = Scopes.then(h, t -> Scopes.owned(() -> upsamplers_0_conv.forward(
-                        upsample_nearest2d(t, new long[] {2 * t.size(2), 2 * t.size(3)}, NO_SCALE, NO_SCALE))));
-            }
-            return h;
-        }
-
-        @Override
-        public void close() {
-            Modules.closeAll(resnets);
-            Modules.closeQuietly(upsamplers_0_conv);
-        }
+    /** Loads up block {@code block}'s up-sampler ({@code prefix} is its {@code upsamplers.0.}), or returns null where it has none. */
+    @FunctionalInterface
+    public interface UpsamplerLoader {
+        Block load(StateDict sd, String prefix, int block, long channels, DType dtype);
     }
 
-    private Decoder(Conv2d convIn, MidBlock mid, List<UpBlock> upBlocks, GroupNorm normOut, Conv2d convOut) {
+    private Decoder(Conv convIn, MidBlock mid, List<UpDownBlock> upBlocks, GroupNorm normOut, Conv convOut) {
         this.conv_in = convIn;
         this.mid_block = mid;
         this.up_blocks = upBlocks;
@@ -66,42 +42,62 @@ final class Decoder implements AutoCloseable {
         this.conv_out = convOut;
     }
 
-    static Decoder load(StateDict sd, VaeConfig c, DType dtype) {
-        List<AutoCloseable> built = new ArrayList<>();
-        long groups = c.normNumGroups();
+    /**
+     * Loads {@code decoder.*} of a VAE with block layout {@code c}.
+     *
+     * @param conv      the convolutions ({@code Conv2d::same} or the causal 3-D conv)
+     * @param attention the mid-block attention, used when {@code c} has one
+     */
+    public static Decoder load(StateDict sd, VaeBlocks c, Conv.Loader conv, Block.AttentionLoader attention, UpsamplerLoader upsampler,
+                               DType dtype) {
+        long groups = c.normNumGroups(), top = c.topChannels();
         int n = c.numBlocks();
-        try {
-            Conv2d convIn = track(built, Conv2d.load(sd, "decoder.conv_in", c.latentChannels(), c.topChannels(), 3, 1, 1, dtype));
-            MidBlock mid = track(built, MidBlock.load(sd, "decoder.mid_block.", c.topChannels(), groups, VaeConfig.NORM_EPS, Conv2d::same,
-                    c.midBlockAddAttention() ? MidBlockAttention::load : null, dtype));
-            List<UpBlock> blocks = new ArrayList<>();
-            long out = c.channels(n - 1);
+        return Modules.loading(built -> {
+            Conv convIn = track(built, conv.load(sd, "decoder.conv_in", c.latentChannels(), top, 3, dtype));
+            MidBlock mid = track(built, MidBlock.load(sd, "decoder.mid_block.", top, groups, VaeBlocks.NORM_EPS, conv,
+                    c.midBlockAddAttention() ? attention : null, dtype));
+            List<UpDownBlock> blocks = new ArrayList<>();
+            long out = top;
             for (int i = 0; i < n; i++) {
                 long in = out;
                 out = c.channels(n - 1 - i);
                 String p = "decoder.up_blocks." + i + ".";
-                List<ResnetBlock> resnets = new ArrayList<>();
-                for (int j = 0; j < c.layersPerBlock() + 1; j++) {
-                    resnets.add(track(built, ResnetBlock.load(sd, p + "resnets." + j + ".", j == 0 ? in : out, out, groups, VaeConfig.NORM_EPS, Conv2d::same, dtype)));
-                }
-                Conv2d up = i < n - 1 ? track(built, Conv2d.load(sd, p + "upsamplers.0.conv", out, out, 3, 1, 1, dtype)) : null;
-                blocks.add(new UpBlock(List.copyOf(resnets), up));
+                int block = i;
+                long channels = out;
+                blocks.add(track(built, UpDownBlock.load(sd, p, in, out, c.layersPerBlock() + 1, groups, VaeBlocks.NORM_EPS, conv,
+                        () -> upsampler.load(sd, p + "upsamplers.0.", block, channels, dtype), dtype)));
             }
-            GroupNorm normOut = track(built, GroupNorm.load(sd, "decoder.conv_norm_out", c.channels(0), groups, VaeConfig.NORM_EPS, dtype));
-            Conv2d convOut = track(built, Conv2d.load(sd, "decoder.conv_out", c.channels(0), c.outChannels(), 3, 1, 1, dtype));
+            GroupNorm normOut = track(built, GroupNorm.load(sd, "decoder.conv_norm_out", c.channels(0), groups, VaeBlocks.NORM_EPS, dtype));
+            Conv convOut = track(built, conv.load(sd, "decoder.conv_out", c.channels(0), c.outChannels(), 3, dtype));
             return new Decoder(convIn, mid, List.copyOf(blocks), normOut, convOut);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
-    /** {@code z [B, latent, h, w]} → {@code [B, out, f·h, f·w]}. */
-    Tensor forward(Tensor z) { // owned by the caller
-        Tensor h = Scopes.owned(() -> conv_in.forward(z));
+    /** {@code z [B, latent, (F',) h, w]} → the decoded image or video, owned by the caller. */
+    public Tensor forward(Tensor z) {
+        return forward(z, null);
+    }
+
+    /**
+     * As {@link #forward(Tensor)}, handing each stage's output to {@code observer} when given (named as the golden debug
+     * tensors: {@code decoder_conv_in_out}, {@code decoder_mid_block_out}, {@code decoder_up_block_<i>_out}); the observer
+     * borrows the tensor and must copy what it keeps.
+     */
+    public Tensor forward(Tensor z, BiConsumer<String, Tensor> observer) {
+        Tensor h = Scopes.owned(() -> conv_in.forward(z));                            // [B, top, (F',) h, w]
+        if (observer != null) observer.accept("decoder_conv_in_out", h);
         h = Scopes.then(h, mid_block::forward);
-        for (UpBlock b : up_blocks) h = Scopes.then(h, b::forward);
-        return Scopes.then(h, t -> Scopes.owned(() -> conv_out.forward(silu(conv_norm_out.forward(t)))));
+        if (observer != null) observer.accept("decoder_mid_block_out", h);
+        for (int i = 0; i < up_blocks.size(); i++) {
+            h = Scopes.then(h, up_blocks.get(i)::forward);                            // [B, C_i, (F_i,) H_i, W_i]
+            if (observer != null) observer.accept("decoder_up_block_" + i + "_out", h);
+        }
+        return Scopes.then(h, t -> Scopes.owned(() -> {
+            Tensor a = silu(conv_norm_out.forward(t));
+            Tensor y = conv_out.forward(a);                                           // [B, out, (F,) H, W]
+            a.close();
+            return y;
+        }));
     }
 
     @Override

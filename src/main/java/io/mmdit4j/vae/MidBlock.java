@@ -8,6 +8,8 @@ import org.bytedeco.pytorch.Tensor;
 
 import java.util.Arrays;
 
+import static io.mmdit4j.nn.Modules.track;
+
 /**
  * diffusers {@code UNetMidBlock2D} as AutoencoderKL builds it, and {@code HunyuanVideoMidBlock3D} (one layer):
  * resnet, optional attention, resnet (same channels).
@@ -26,17 +28,9 @@ public final class MidBlock implements Block {
     /** @param attention loads {@code attentions.0}, or null for a mid block without attention */
     public static MidBlock load(StateDict sd, String p, long channels, long groups, double eps, Conv.Loader conv,
                                 Block.AttentionLoader attention, DType dtype) {
-        ResnetBlock r0 = null, r1 = null;
-        Block attn = null;
-        try {
-            r0 = ResnetBlock.load(sd, p + "resnets.0.", channels, channels, groups, eps, conv, dtype);
-            if (attention != null) attn = attention.load(sd, p + "attentions.0.", channels, groups, dtype);
-            r1 = ResnetBlock.load(sd, p + "resnets.1.", channels, channels, groups, eps, conv, dtype);
-            return new MidBlock(r0, attn, r1);
-        } catch (RuntimeException e) {
-            Modules.closeAll(Arrays.asList(r0, attn, r1));
-            throw e;
-        }
+        return Modules.loading(built -> new MidBlock(track(built, ResnetBlock.load(sd, p + "resnets.0.", channels, channels, groups, eps, conv, dtype)),
+                attention == null ? null : track(built, attention.load(sd, p + "attentions.0.", channels, groups, eps, dtype)),
+                track(built, ResnetBlock.load(sd, p + "resnets.1.", channels, channels, groups, eps, conv, dtype))));
     }
 
     @Override

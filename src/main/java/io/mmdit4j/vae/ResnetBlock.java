@@ -9,6 +9,7 @@ import org.bytedeco.pytorch.Tensor;
 
 import java.util.Arrays;
 
+import static io.mmdit4j.nn.Modules.track;
 import static org.bytedeco.pytorch.global.torch.silu_;
 
 /**
@@ -34,19 +35,10 @@ public final class ResnetBlock implements Block {
 
     /** @param conv loads the 3x3 convs and the 1x1 shortcut ({@code Conv2d::same} or the causal 3-D conv) */
     public static ResnetBlock load(StateDict sd, String p, long in, long out, long groups, double eps, Conv.Loader conv, DType dtype) {
-        GroupNorm norm1 = null, norm2 = null;
-        Conv conv1 = null, conv2 = null, shortcut = null;
-        try {
-            norm1 = GroupNorm.load(sd, p + "norm1", in, groups, eps, dtype);
-            conv1 = conv.load(sd, p + "conv1", in, out, 3, dtype);
-            norm2 = GroupNorm.load(sd, p + "norm2", out, groups, eps, dtype);
-            conv2 = conv.load(sd, p + "conv2", out, out, 3, dtype);
-            if (in != out) shortcut = conv.load(sd, p + "conv_shortcut", in, out, 1, dtype);
-            return new ResnetBlock(norm1, conv1, norm2, conv2, shortcut);
-        } catch (RuntimeException e) {
-            Modules.closeAll(Arrays.asList(norm1, conv1, norm2, conv2, shortcut));
-            throw e;
-        }
+        return Modules.loading(built -> new ResnetBlock(track(built, GroupNorm.load(sd, p + "norm1", in, groups, eps, dtype)),
+                track(built, conv.load(sd, p + "conv1", in, out, 3, dtype)), track(built, GroupNorm.load(sd, p + "norm2", out, groups, eps, dtype)),
+                track(built, conv.load(sd, p + "conv2", out, out, 3, dtype)),
+                in != out ? track(built, conv.load(sd, p + "conv_shortcut", in, out, 1, dtype)) : null));
     }
 
     /**

@@ -31,31 +31,12 @@ import java.util.regex.Pattern;
  */
 public record VaeConfig(int inChannels, int outChannels, int latentChannels, int[] blockOutChannels, int layersPerBlock,
                         int normNumGroups, double scalingFactor, Double shiftFactor, boolean useQuantConv,
-                        boolean usePostQuantConv, boolean midBlockAddAttention, boolean forceUpcast, int sampleSize) {
-
-    /** Every GroupNorm of AutoencoderKL uses this epsilon. */
-    public static final double NORM_EPS = 1e-6;
+                        boolean usePostQuantConv, boolean midBlockAddAttention, boolean forceUpcast, int sampleSize)
+        implements VaeBlocks {
 
     public VaeConfig {
-        if (inChannels < 1 || outChannels < 1 || latentChannels < 1) {
-            throw new IllegalArgumentException("in_channels, out_channels and latent_channels must be >= 1, got "
-                    + inChannels + ", " + outChannels + ", " + latentChannels);
-        }
-        if (blockOutChannels == null || blockOutChannels.length == 0) {
-            throw new IllegalArgumentException("block_out_channels must name at least one block");
-        }
+        VaeBlocks.check(inChannels, outChannels, latentChannels, blockOutChannels, layersPerBlock, normNumGroups, scalingFactor);
         blockOutChannels = blockOutChannels.clone();
-        if (layersPerBlock < 1) throw new IllegalArgumentException("layers_per_block must be >= 1, got " + layersPerBlock);
-        if (normNumGroups < 1) throw new IllegalArgumentException("norm_num_groups must be >= 1, got " + normNumGroups);
-        for (int c : blockOutChannels) {
-            if (c < 1 || c % normNumGroups != 0) {
-                throw new IllegalArgumentException("block_out_channels " + Arrays.toString(blockOutChannels)
-                        + " must be positive multiples of norm_num_groups " + normNumGroups);
-            }
-        }
-        if (!(scalingFactor > 0) || Double.isInfinite(scalingFactor)) {
-            throw new IllegalArgumentException("scaling_factor must be a positive number, got " + scalingFactor);
-        }
         if (shiftFactor != null && !Double.isFinite(shiftFactor)) {
             throw new IllegalArgumentException("shift_factor must be finite, got " + shiftFactor);
         }
@@ -86,6 +67,7 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
         return blockOutChannels.clone();
     }
 
+    @Override
     public int numBlocks() {
         return blockOutChannels.length;
     }
@@ -95,12 +77,9 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
         return 1 << (blockOutChannels.length - 1);
     }
 
-    int channels(int block) {
+    @Override
+    public int channels(int block) {
         return blockOutChannels[block];
-    }
-
-    int topChannels() {
-        return blockOutChannels[blockOutChannels.length - 1];
     }
 
     /** diffusers' default tile in latents for tiled decode: {@code sample_size / scale_factor} (128 for FLUX). */
@@ -123,13 +102,7 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
 
     /** A diffusers AutoencoderKL config as JSON (a config.json, or the {@code config} of a golden case). */
     public static VaeConfig fromJson(JsonNode c, String origin) {
-        if (c == null || !c.isObject()) throw new ModelFormatException(origin + ": config must be a JSON object");
-        JsonConfigs.checkClass(c, origin, "AutoencoderKL");
-        String act = c.path("act_fn").asText("silu");
-        if (!act.equals("silu")) throw new ModelFormatException(origin + ": act_fn '" + act + "' is not supported (expected silu)");
-        int[] channels = intArray(c, origin, "block_out_channels", new int[] {64});
-        checkBlockTypes(c, origin, "down_block_types", "DownEncoderBlock2D", channels.length);
-        checkBlockTypes(c, origin, "up_block_types", "UpDecoderBlock2D", channels.length);
+        int[] channels = VaeBlocks.readBlocks(c, origin, "AutoencoderKL", new int[] {64}, "DownEncoderBlock2D", "UpDecoderBlock2D");
         JsonNode shift = c.get("shift_factor");
         try {
             return new VaeConfig(JsonConfigs.intOr(c, origin, "in_channels", 3), JsonConfigs.intOr(c, origin, "out_channels", 3),
@@ -142,31 +115,6 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, int
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(origin + ": " + e.getMessage(), e);
         }
-    }
-
-    private static void checkBlockTypes(JsonNode c, String origin, String name, String expected, int blocks) {
-        JsonNode types = c.get(name);
-        if (types == null || types.isNull()) return;
-        if (!types.isArray() || types.size() != blocks) {
-            throw new ModelFormatException(origin + ": " + name + " must list " + blocks + " blocks (one per block_out_channels entry), found " + types);
-        }
-        for (JsonNode t : types) {
-            if (!t.asText().equals(expected)) {
-                throw new ModelFormatException(origin + ": " + name + " contains '" + t.asText() + "', only " + expected + " is supported");
-            }
-        }
-    }
-
-    private static int[] intArray(JsonNode c, String origin, String name, int[] dflt) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isArray() || v.isEmpty()) throw new ModelFormatException(origin + ": " + name + " must be a non-empty array, found " + v);
-        int[] out = new int[v.size()];
-        for (int i = 0; i < out.length; i++) {
-            if (!v.get(i).isInt()) throw new ModelFormatException(origin + ": " + name + " must hold integers, found " + v);
-            out[i] = v.get(i).asInt();
-        }
-        return out;
     }
 
     // ---------------------------------------------------------------- detection

@@ -1,6 +1,6 @@
 package io.mmdit4j.vae;
 
-import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.KeyMaps;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
 
@@ -8,6 +8,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+
+import static io.mmdit4j.io.KeyMaps.put;
 
 /**
  * AutoencoderKL checkpoint names to diffusers names (MODEL-SPEC G.5). Handles:
@@ -46,11 +48,7 @@ public final class VaeKeyMap {
 
     /** The tensors under diffusers' AutoencoderKL names (the same StateDict when nothing needs renaming). */
     public static StateDict toDiffusers(StateDict sd) {
-        try {
-            return map(sd);
-        } catch (ModelFormatException e) {
-            throw e.getMessage().startsWith(sd.origin()) ? e : new ModelFormatException(sd.origin() + ": " + e.getMessage(), e);
-        }
+        return KeyMaps.mapped(sd, VaeKeyMap::map);
     }
 
     private static StateDict map(StateDict sd) {
@@ -136,12 +134,11 @@ public final class VaeKeyMap {
         return rest.startsWith("nin_shortcut.") ? "conv_shortcut." + rest.substring("nin_shortcut.".length()) : rest;
     }
 
+    private static final String[][] LDM_ATTENTION = {{"norm.", "group_norm."}, {"q.", "to_q."}, {"k.", "to_k."}, {"v.", "to_v."},
+            {"proj_out.", "to_out.0."}};
+
     private static String ldmAttentionName(String rest) {
-        String[][] renames = {{"norm.", "group_norm."}, {"q.", "to_q."}, {"k.", "to_k."}, {"v.", "to_v."}, {"proj_out.", "to_out.0."}};
-        for (String[] r : renames) {
-            if (rest.startsWith(r[0])) return r[1] + rest.substring(r[0].length());
-        }
-        return rest;
+        return KeyMaps.rename(rest, LDM_ATTENTION);
     }
 
     private static String newAttentionName(String old) {
@@ -160,11 +157,5 @@ public final class VaeKeyMap {
                 return full.reshape(shape);
             }
         });
-    }
-
-    private static void put(Map<String, Entry> out, String name, Entry e) {
-        if (out.putIfAbsent(name, e) != null) {
-            throw new ModelFormatException("checkpoint maps two tensors to '" + name + "' ('" + out.get(name).from() + "' and '" + e.from() + "')");
-        }
     }
 }

@@ -5,8 +5,10 @@ import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.models.Families;
 import io.mmdit4j.pipeline.GenerationRequest;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.pipeline.PreparedModel;
+import io.mmdit4j.pipeline.SampleSize;
 import io.mmdit4j.pipeline.UnsupportedOptionException;
 import io.mmdit4j.runtime.DType;
 import org.junit.jupiter.api.BeforeAll;
@@ -16,6 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
 import java.util.Comparator;
 import java.util.stream.Stream;
 
@@ -123,5 +126,26 @@ class HiDreamLoadingErrorsTest {
         e = assertThrows(UnsupportedOptionException.class,
                 () -> Pipelines.prepare(flux.toString(), LoadOptions.builder().component("text_encoder_4", flux).build()).load());
         assertTrue(e.getMessage().contains("component 'text_encoder_4'"), e.getMessage());
+    }
+
+    /**
+     * Offloaded parts load again for each use, during generations: in the model's loading scope, so a checkpoint changed
+     * since it was first opened fails the generation (before any forward reads a page of it) instead of feeding it new
+     * weights, whether the weights are mapped or read into memory (--no-mmap).
+     */
+    @Test
+    void offloadedPartsThatChangedOnDiskFailTheNextGeneration() throws IOException {
+        for (boolean mapped : new boolean[] {true, false}) {
+            Path m = copy("offload-changes-" + mapped);
+            try (Pipeline p = Pipelines.load(m, LoadOptions.builder().offloadText(true).memoryMapped(mapped).build())) {
+                GenerationRequest r = GenerationRequest.builder().prompt("a fox").seed(1).steps(1).size(64, 64).option(new SampleSize(64)).cfg(1.0)
+                        .maxSequenceLength(16).build(); // a folder without a descriptor: the family's 1024² defaults otherwise
+                p.generate(r).close();
+                Path weights = m.resolve("transformer/diffusion_pytorch_model.safetensors");
+                Files.setLastModifiedTime(weights, FileTime.fromMillis(Files.getLastModifiedTime(weights).toMillis() - 60_000));
+                ModelFormatException e = assertThrows(ModelFormatException.class, () -> p.generate(r).close(), "mapped " + mapped);
+                assertTrue(e.getMessage().contains("diffusion_pytorch_model.safetensors") && e.getMessage().contains("changed on disk"), e.getMessage());
+            }
+        }
     }
 }

@@ -6,8 +6,6 @@ import io.mmdit4j.pipeline.GenerationResult;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.Pipelines;
-import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.junit.jupiter.api.Test;
@@ -17,7 +15,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -2,7 +2,6 @@ package io.mmdit4j.cli;
 
 import io.mmdit4j.golden.CaseResult;
 import io.mmdit4j.golden.GoldenRunner;
-import io.mmdit4j.runtime.Torch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -33,6 +32,6 @@ final class CheckGoldenCommand implements Callable<Integer> {
         long fail = results.stream().filter(r -> r.status() == CaseResult.Status.FAIL).count();
         long skip = results.stream().filter(r -> r.status() == CaseResult.Status.SKIP).count();
         System.out.println("golden: " + pass + " passed, " + fail + " failed, " + skip + " skipped");
-        return fail > 0 ? 1 : 0;
+        return fail > 0 || results.isEmpty() ? 1 : 0; // a folder without cases is reported as a failure by the runner
     }
 }

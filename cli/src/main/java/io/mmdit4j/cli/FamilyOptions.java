@@ -19,7 +19,7 @@ import java.util.List;
 final class FamilyOptions {
     @Option(names = "--guidance", description = "embedded guidance scale (FLUX.1-dev, HunyuanVideo; default: the model's)")
     Double guidanceScale;
-    @Option(names = "--cfg", description = "classifier-free guidance scale, on when > 1 (SD3 / SD3.5, HiDream; default: the model's)")
+    @Option(names = "--cfg", description = "classifier-free guidance scale, on when > 1 (SD3 / SD3.5, HiDream, COSMOS; default: the model's)")
     Double cfg;
     @Option(names = "--negative-prompt", description = "negative prompt for classifier-free guidance: one, or one per prompt (default \"\")")
     List<String> negativePrompts = new ArrayList<>();

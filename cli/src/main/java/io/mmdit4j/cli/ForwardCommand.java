@@ -12,7 +12,6 @@ import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Tensor;

@@ -19,7 +19,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -37,7 +36,8 @@ final class GenerateCommand implements Callable<Integer> {
     String model;
     @Option(names = "--vae", description = "ae.safetensors for a single-file FLUX transformer")
     Path vae;
-    @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX transformer")
+    @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX "
+            + "transformer; COSMOS: the folder of its CLIP-L (e.g. FLUX.1-schnell)")
     Path textEncoders;
     @Option(names = "--llama", description = "the Llama-3.1-8B-Instruct transformers folder (weights + tokenizer.json) HiDream uses as text_encoder_4 "
             + "(default: the model folder's text_encoder_4/, else Meta-Llama-3.1-8B-Instruct/ beside it or under $MMDIT_MODELS)")
@@ -45,6 +45,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
             + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")
     String offload;
+    @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "
+            + "a wrapper state dict, or an adapter trained with `mmdit train`); default: the model folder's, else $MMDIT_MODELS/cosmos-pooled")
+    Path adapter;
     @Option(names = "--dtype", description = "fp32 or bf16 (default: the model's)")
     String dtype;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
@@ -55,6 +58,15 @@ final class GenerateCommand implements Callable<Integer> {
     Path from;
     @Option(names = "--png-frames", description = "also write every video frame as a PNG into this folder")
     Path pngFrames;
+    @Option(names = "--no-mmap", description = "read the weights into memory instead of mapping the checkpoint files, so that files changed or truncated while the model runs cannot affect (or crash) it")
+    boolean noMmap;
+    @Option(names = "--overwrite", description = "replace an --out file that exists; a folder is then numbered from 000 again, replacing files of the same names (default: never overwrite, continue a folder's numbering)")
+    boolean overwrite;
+    @Option(names = "--ignore-memory-check", description = "run even when the memory estimate exceeds the memory available (the run may be killed)")
+    boolean ignoreMemoryCheck;
+    @Option(names = "--save-latents", description = "also write each image's final latents next to it (<image>.latents.safetensors, prompt in the "
+            + "metadata): training pairs for `mmdit train`")
+    boolean saveLatents;
     @Mixin
     RequestOptions requestOptions = new RequestOptions();
     @Mixin
@@ -71,8 +83,8 @@ final class GenerateCommand implements Callable<Integer> {
         threads.apply();
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
-        LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders)
-                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded));
+        LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
+                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
         if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
         if (offload != null) {
             switch (offload.toLowerCase(Locale.ROOT)) {
@@ -81,6 +93,7 @@ final class GenerateCommand implements Callable<Integer> {
                 default -> throw new IllegalArgumentException("--offload " + offload + ": expected text or none");
             }
         }
+        Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
         PreparedModel prepared = Pipelines.prepare(modelArg, load.build());
@@ -89,14 +102,23 @@ final class GenerateCommand implements Callable<Integer> {
             System.err.println("note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
                     + " look like noise. For real ones use --model with " + realModelHint(prepared.family().name()));
         }
-        GenerationSettings settings = prepared.resolve(request(recorded));
-        prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));
+        if (adapter != null) {
+            System.err.println("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter " + adapter);
+        }
         boolean video = prepared.family().video();
-        Outputs.check(out, settings.images(), video);
+        GenerationRequest request = request(recorded);
+        Outputs.check(out, request.images(), video, existing); // before the memory estimate: a bad --out is the simpler message
+        GenerationSettings settings = prepared.resolve(request);
+        prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));
+        Outputs.check(out, settings, video, existing);
         if (pngFrames != null) {
             if (!video) throw new IllegalArgumentException("--png-frames: the model makes images, not videos");
-            if (Files.exists(pngFrames) && !Files.isDirectory(pngFrames)) throw new IllegalArgumentException("--png-frames " + pngFrames + ": not a folder");
-            Outputs.checkWritable(pngFrames);
+            Outputs.checkFramePngs(pngFrames, settings.images(), existing);
+        }
+        var memory = prepared.memory(settings);
+        if (memory.chunks() > 1) {
+            System.err.printf(Locale.ROOT, "%d images in %d chunks of up to %d (memory estimate %s)%n", settings.images(), memory.chunks(),
+                    memory.chunkImages(), memory.describe());
         }
 
         long t0 = System.nanoTime();
@@ -106,8 +128,9 @@ final class GenerateCommand implements Callable<Integer> {
             ProgressBar bar = ProgressBar.stderr();
             try (GenerationResult result = pipe.generate(settings, bar, null)) {
                 bar.done();
-                List<Path> files = result.save(out); // video first, then the optional PNG frames
-                if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames);
+                List<Path> files = result.save(out, existing); // video first, then the optional PNG frames
+                if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames, files, existing);
+                if (saveLatents) files = withLatents(result, files);
                 Timings t = result.timings();
                 System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
                         t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / settings.steps(), t.decode() / 1e9);
@@ -121,8 +144,25 @@ final class GenerateCommand implements Callable<Integer> {
         return switch (family) {
             case "hunyuan-video" -> "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo";
             case "hidream" -> "a HiDream-I1 folder, e.g. hidream-i1-fast ($MMDIT_MODELS/HiDream-I1-Fast, with Meta-Llama-3.1-8B-Instruct)";
+            case "cosmos" -> "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, cosmos-pooled and FLUX.1-schnell's CLIP-L)";
             default -> "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell";
         };
+    }
+
+    /** Writes {@code <image>.latents.safetensors} next to each image (its latents row, prompt and seed in the metadata). */
+    private static List<Path> withLatents(GenerationResult result, List<Path> images) {
+        if (result.isVideo()) throw new IllegalArgumentException("--save-latents: images only");
+        List<Path> all = new java.util.ArrayList<>(images);
+        GenerationSettings s = result.settings();
+        for (int i = 0; i < images.size(); i++) {
+            Path file = images.get(i).resolveSibling(images.get(i).getFileName().toString().replaceFirst("\\.png$", "") + ".latents.safetensors");
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                io.mmdit4j.io.SafetensorsWriter.write(file, java.util.Map.of("latents", result.latents().select(0, i).contiguous()),
+                        java.util.Map.of("prompt", s.prompt(i), "seed", String.valueOf(s.seeds()[i]), "model", String.valueOf(s.model())));
+            }
+            all.add(file);
+        }
+        return all;
     }
 
     /** The request: the options given, else the recorded image's values, else (left open) the model's defaults. */

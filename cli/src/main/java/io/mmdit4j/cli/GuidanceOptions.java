@@ -75,7 +75,14 @@ final class GuidanceOptions {
             throw new IllegalArgumentException(values.size() + " " + option + " values for " + dirs.size() + " guidance directions: give one for all, or one per direction");
         }
         List<Direction> out = new ArrayList<>();
-        for (int k = 0; k < dirs.size(); k++) out.add(set.apply(dirs.get(k), values.get(values.size() == 1 ? 0 : k)));
+        for (int k = 0; k < dirs.size(); k++) {
+            T v = values.get(values.size() == 1 ? 0 : k);
+            try {
+                out.add(set.apply(dirs.get(k), v));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(option + " " + v + ": " + e.getMessage(), e); // name the option the value came from
+            }
+        }
         return out;
     }
 }

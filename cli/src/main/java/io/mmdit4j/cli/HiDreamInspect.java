@@ -3,15 +3,19 @@ package io.mmdit4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.hidream.HiDreamConfig;
 import io.mmdit4j.hidream.HiDreamDryRun;
+import io.mmdit4j.hidream.HiDreamMemory;
 import io.mmdit4j.hidream.HiDreamTransformer;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.vae.AutoencoderKL;
+import io.mmdit4j.vae.VaeConfig;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Locale;
 
 /** The HiDream branch of {@code mmdit inspect}: which {@code --config} values are HiDream, and the dry-run report. */
@@ -54,8 +58,7 @@ final class HiDreamInspect {
         int textTokens = text != null ? text : m.textTokens();
         HiDreamConfig c = m.config();
         HiDreamDryRun.Result r = HiDreamDryRun.run(c, width, height, m.sampleSize(), textTokens, batch, compute);
-        long d = c.innerDim(), s = r.imageTokens(), seq = r.sequence();
-        int elem = compute.bytes();
+        long s = r.imageTokens(), seq = r.sequence();
         out.printf(Locale.ROOT, "model: %s%n", c);
         out.printf(Locale.ROOT, "image %dx%d%s -> latent %dx%d, %d image tokens%s, T5 %d + Llama %d tokens, joint sequence %d, batch %d, compute %s%n",
                 r.width(), r.height(), r.width() == width && r.height() == height ? "" : " (area-preserving resize of " + width + "x" + height + ")",
@@ -75,15 +78,23 @@ final class HiDreamInspect {
         }
         out.printf(Locale.ROOT, "text encoders together: %.2f B parameters, bf16 %.2f GB (with --offload text one at a time: the largest, Llama, %.2f GB)%n",
                 textTotal / 1e9, textTotal * 2 / 1e9, HiDreamDryRun.textEncoders()[3].parameters() * 2 / 1e9);
-        // Inside one block: the streams and their normed copies, q/k/v and the attention output over the joint sequence,
-        // the MoE's hidden activations (gate and up of the largest routed group, the shared expert's) and its accumulator.
-        double block = (double) batch * elem * (seq * d * 6.0 + s * (2.0 * c.expertHidden() + 2.0 * c.sharedExpertHidden() + 2 * d));
-        double scores = (double) batch * c.numAttentionHeads() * seq * seq * 4;
-        double text48 = (double) batch * c.totalBlocks() * r.llamaTokens() * d * elem;
+        // the same formulas the memory check of generate uses (HiDreamMemory)
+        double block = HiDreamMemory.blockActivationBytes(c, batch, s, seq, compute);
+        double scores = HiDreamMemory.attentionScoreBytes(c, batch, seq);
+        double projected = HiDreamMemory.projectedTextBytes(c, batch, r.llamaTokens(), compute);
         out.printf(Locale.ROOT, "activations (estimate, peak inside one block): %.2f GB; + %.2f GB for the score matrix with math attention; "
-                + "projected text kept per request %.3f GB%n", block / 1e9, scores / 1e9, text48 / 1e9);
+                + "projected text kept per request %.3f GB%n", block / 1e9, scores / 1e9, projected / 1e9);
         out.printf(Locale.ROOT, "FLOPs per step (one transformer call; CFG doubles it): linear %.2f TFLOP (%d GEMMs, experts with balanced routing), "
                         + "attention %.2f TFLOP (%d calls), total %.2f TFLOP; text projections once per request %.3f TFLOP%n",
                 r.linearFlops() / 1e12, r.gemms(), r.attentionFlops() / 1e12, r.attentionCalls(), r.totalFlops() / 1e12, r.textFlops() / 1e12);
+        VaeConfig vae = VaeConfig.flux();
+        HiDreamMemory memory = new HiDreamMemory(c, vae, compute);
+        double decode = AutoencoderKL.decodePeakBytes(vae, batch, r.width(), r.height(), compute);
+        double results = (double) batch * memory.resultBytes(r.width(), r.height());
+        double offloaded = Math.max(0, textTotal - Math.max(0, HiDreamDryRun.textEncoders()[3].parameters() - p)) * (double) compute.bytes();
+        out.println(InspectCommand.generateEstimate((double) (p + textTotal) * compute.bytes(),
+                memory.workingBytes(batch, batch, r.width(), r.height(), textTokens), memory.stepBytes(batch, r.width(), r.height(), textTokens),
+                decode, results, compute) + String.format(Locale.ROOT, " (one row per image, without CFG; every text encoder loaded: "
+                + "--offload text needs %.2f GB less)", offloaded / 1e9));
     }
 }

@@ -85,6 +85,15 @@ final class HunyuanVideoInspect {
 
     /** Runs the dry run and prints the report; returns the parameter count. */
     static long run(HunyuanVideoConfig c, DType compute, int width, int height, int frames, int textTokens, int batch, PrintStream out) {
+        return run(c, compute, width, height, frames, textTokens, batch, false, out);
+    }
+
+    /** @param ignoreMemoryCheck dry-run even when the RoPE table it builds on the CPU exceeds the memory available */
+    static long run(HunyuanVideoConfig c, DType compute, int width, int height, int frames, int textTokens, int batch, boolean ignoreMemoryCheck,
+                    PrintStream out) {
+        if (frames < 1 || frames > io.mmdit4j.pipeline.VideoFrames.MAX) {
+            throw new IllegalArgumentException("--frames " + frames + ": must be in 1.." + io.mmdit4j.pipeline.VideoFrames.MAX);
+        }
         if (width % PIXEL_MULTIPLE != 0 || height % PIXEL_MULTIPLE != 0 || width < 1 || height < 1) {
             throw new IllegalArgumentException("--size " + width + "x" + height + ": width and height must be positive multiples of " + PIXEL_MULTIPLE);
         }
@@ -94,6 +103,7 @@ final class HunyuanVideoInspect {
             throw new IllegalArgumentException("latent " + latentF + "x" + latentH + "x" + latentW + " is not divisible by the patch size");
         }
         long imageTokens = (long) (latentF / c.patchSizeT()) * (latentH / c.patchSize()) * (latentW / c.patchSize());
+        InspectCommand.checkDryRunMemory(io.mmdit4j.nn.Rope.buildBytes(imageTokens, c.ropeAxesDim()), ignoreMemoryCheck);
         OpCounter.Recording ops;
         long[] outShape;
         try (HunyuanVideoTransformer model = HunyuanVideoTransformer.meta(c, compute); PointerScope scope = new PointerScope();
@@ -120,12 +130,10 @@ final class HunyuanVideoInspect {
             throw new IllegalStateException("dry run produced " + Arrays.toString(outShape) + ", expected " + Arrays.toString(expected));
         }
         long params = HunyuanVideoParameters.count(c);
-        long seq = textTokens + imageTokens, d = c.innerDim();
-        int elem = compute.bytes();
-        // Largest set of live activations: one single-stream block's [B,S,*] tensors (residual, normed input, q/k/v,
-        // MLP before and after GELU, the attention|MLP concat, the projection) plus the two streams.
-        double blockActivations = (double) batch * seq * elem * (2 * d + 3 * d + 2L * c.mlpHidden() + (d + c.mlpHidden()) + 2 * d);
-        double scores = (double) batch * c.numAttentionHeads() * seq * seq * 4; // fp32 score matrix of math attention
+        long seq = textTokens + imageTokens;
+        // the same formulas the memory check of generate uses (HunyuanVideoMemory)
+        double blockActivations = io.mmdit4j.hunyuan.HunyuanVideoMemory.blockActivationBytes(c, batch, seq, compute);
+        double scores = io.mmdit4j.hunyuan.HunyuanVideoMemory.attentionScoreBytes(c, batch, seq);
         out.printf(Locale.ROOT, "model: %s%n", c);
         out.printf(Locale.ROOT, "video %dx%d, %d frames -> latent %dx%dx%d, %d image tokens, %d text tokens, batch %d, compute %s%n",
                 width, height, frames, latentF, latentH, latentW, imageTokens, textTokens, batch, compute.torchName());
@@ -137,6 +145,14 @@ final class HunyuanVideoInspect {
         out.printf(Locale.ROOT, "FLOPs per step (one transformer call): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP (%d calls), total %.2f TFLOP%n",
                 ops.linearFlops() / 1e12, ops.linears().size(), ops.attentionFlops() / 1e12, ops.attentions().size(), ops.totalFlops() / 1e12);
         printVaeDecode(out, compute, batch, latentF, latentH, latentW);
+        var vae = io.mmdit4j.hunyuan.vae.HunyuanVideoVaeConfig.hunyuanVideo();
+        var memory = new io.mmdit4j.hunyuan.HunyuanVideoMemory(c, vae, compute);
+        double step = blockActivations + (io.mmdit4j.runtime.Torch.usesMathAttention(compute) ? scores : 0);
+        double decode = io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.plan(vae, compute, new long[] {batch, vae.latentChannels(), latentF, latentH, latentW},
+                io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo.Tiling.DIFFUSERS_DEFAULT).peakActivationBytes();
+        double results = (double) batch * ((double) frames * 3 * width * height * Float.BYTES + (double) c.inChannels() * latentF * latentH * latentW * compute.bytes());
+        out.println(InspectCommand.generateEstimate((double) params * compute.bytes(), memory.workingBytes(batch, width, height, frames, textTokens), step,
+                decode, results, compute) + " (without the text encoders' weights)");
         return params;
     }
 

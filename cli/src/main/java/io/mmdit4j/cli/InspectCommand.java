@@ -1,11 +1,18 @@
 package io.mmdit4j.cli;
 
 import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxMemory;
+import io.mmdit4j.nn.Rope;
+import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.runtime.SystemMemory;
+import io.mmdit4j.vae.VaeConfig;
 import io.mmdit4j.flux.FluxInputs;
 import io.mmdit4j.flux.FluxParameters;
 import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.io.FileErrors;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
@@ -42,10 +49,10 @@ final class InspectCommand implements Callable<Integer> {
     Path image;
 
     @Option(names = "--config",
-            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, hunyuan-video, hidream-i1-full (-dev, -fast), a diffusers config.json, or a checkpoint (headers only)")
+            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, hunyuan-video, hidream-i1-full (-dev, -fast), cosmos-predict2-2b, a diffusers config.json, or a checkpoint (headers only)")
     String config;
 
-    @Option(names = "--size", defaultValue = "1024x1024", description = "image size WxH in pixels (default: ${DEFAULT-VALUE})")
+    @Option(names = "--size", description = "image size WxH in pixels (default: 1024x1024; COSMOS: 768x768)")
     String size;
 
     @Option(names = "--text", description = "text tokens (default: the model's max_sequence_length, else 512)")
@@ -60,6 +67,9 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "bf16", description = "compute dtype for activations (default: ${DEFAULT-VALUE})")
     String dtype;
 
+    @Option(names = "--ignore-memory-check", description = "dry-run even when the run's own host tables (RoPE) exceed the memory available")
+    boolean ignoreMemoryCheck;
+
     @Override
     public Integer call() throws java.io.IOException {
         if (image != null && io.mmdit4j.video.VideoFormat.forName(image) != null) {
@@ -67,20 +77,29 @@ final class InspectCommand implements Callable<Integer> {
             return 0;
         }
         if (image != null) {
-            io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(k + ": " + v));
+            // Text from a file, printed with its control characters escaped: a PNG must not drive the terminal.
+            io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
             return 0;
         }
         if (config == null) throw new IllegalArgumentException("give a PNG to inspect, or --config for a dry run");
         DType compute = DType.parse(dtype);
-        int[] wh = ForwardCommand.parseGrid(size.replace('X', 'x'));
+        boolean cosmos = CosmosInspect.handles(config);
+        if (size == null) size = cosmos ? "768x768" : "1024x1024";
+        int[] wh = parseSize(size);
         int width = wh[0], height = wh[1];
+        checkLimits(width, height);
+        if (cosmos) {
+            if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
+            CosmosInspect.run(CosmosInspect.resolve(config), compute, width, height, text != null ? text : CosmosInspect.defaultText(config), batch,
+                    7.0, System.out);
+            return 0;
+        }
         if (HunyuanVideoInspect.handles(config)) {
             HunyuanVideoInspect.run(HunyuanVideoInspect.resolve(config), compute, width, height, frames != null ? frames : HunyuanVideoInspect.DEFAULT_FRAMES,
-                    text != null ? text : HunyuanVideoInspect.defaultText(config), batch, System.out);
+                    text != null ? text : HunyuanVideoInspect.defaultText(config), batch, ignoreMemoryCheck, System.out);
             return 0;
         }
         if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
-        if (width % 16 != 0 || height % 16 != 0) throw new IllegalArgumentException("--size " + size + ": width and height must be multiples of 16");
         HiDreamInspect.Model hidream = HiDreamInspect.resolve(config); // HiDream-I1 names, configs and folders
         if (hidream != null) {
             HiDreamInspect.report(hidream, width, height, text, batch, compute, System.out);
@@ -93,8 +112,8 @@ final class InspectCommand implements Callable<Integer> {
         }
         FluxConfig c = resolveConfig();
         int textTokens = text != null ? text : defaultText();
-        if (batch < 1 || textTokens < 1) throw new IllegalArgumentException("--batch and --text must be >= 1");
         int rows = height / 16, cols = width / 16, imageTokens = rows * cols;
+        checkDryRunMemory(Rope.buildBytes((long) textTokens + imageTokens, c.axesDimsRope()), ignoreMemoryCheck);
         try (FluxTransformer model = FluxTransformer.meta(c, compute); PointerScope scope = new PointerScope();
              Device meta = new Device("meta")) {
             TensorOptions onMeta = new TensorOptions(compute.scalarType()).device(new DeviceOptional(meta));
@@ -124,23 +143,68 @@ final class InspectCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** {@code WxH} → {width, height}. */
+    static int[] parseSize(String text) {
+        String[] p = text.toLowerCase(Locale.ROOT).split("x");
+        try {
+            if (p.length == 2) return new int[] {Integer.parseInt(p[0].trim()), Integer.parseInt(p[1].trim())};
+        } catch (NumberFormatException ignored) {
+            // the message below
+        }
+        throw new IllegalArgumentException("--size " + text + ": expected WxH, e.g. 1024x1024");
+    }
+
+    /** The limits {@code generate} has: a dry run of a size no request may have only risks the machine. */
+    private void checkLimits(int width, int height) {
+        try {
+            GenerationRequest.checkSize(width, height);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--size " + size + ": " + e.getMessage(), e);
+        }
+        if (batch < 1 || batch > GenerationRequest.MAX_IMAGES) {
+            throw new IllegalArgumentException("--batch " + batch + ": must be in 1.." + GenerationRequest.MAX_IMAGES);
+        }
+        if (text != null && (text < 1 || text > 4096)) throw new IllegalArgumentException("--text " + text + ": must be in 1..4096");
+    }
+
+    /**
+     * Refuses a dry run whose own host allocations exceed the memory available: the meta tensors take none, but RoPE tables
+     * are built on the CPU ({@link Rope#buildBytes}), about 5 KB per token.
+     */
+    static void checkDryRunMemory(long bytes, boolean ignore) {
+        long available = SystemMemory.available();
+        if (ignore || available < 0 || bytes <= available) return;
+        throw new InvalidRequestException(String.format(Locale.ROOT, "--size: the dry run builds %.1f GB of RoPE tables on the CPU, but %.1f GB are "
+                + "available; give a smaller --size (or --frames), or --ignore-memory-check", bytes / 1e9, available / 1e9));
+    }
+
+    /** What {@code generate} would need for this batch, by the same formulas (weights at the compute dtype). */
+    static String generateEstimate(double weightBytes, long workingBytes, double transformerBytes, double decodeBytes, double resultBytes, DType compute) {
+        long available = SystemMemory.available();
+        double total = weightBytes + workingBytes + resultBytes + io.mmdit4j.pipeline.MemoryPlanner.RUNTIME_BYTES;
+        return String.format(Locale.ROOT, "memory to generate this batch on the CPU in %s (estimate): %.2f GB = weights %.2f GB + working set %.2f GB "
+                        + "(the larger of a transformer step %.2f GB and the decode %.2f GB, plus kept tensors) + results %.2f GB + runtime %.2f GB; "
+                        + "available here: %s", compute.torchName(), total / 1e9, weightBytes / 1e9, workingBytes / 1e9, transformerBytes / 1e9,
+                decodeBytes / 1e9, resultBytes / 1e9, io.mmdit4j.pipeline.MemoryPlanner.RUNTIME_BYTES / 1e9,
+                available < 0 ? "unknown" : String.format(Locale.ROOT, "%.2f GB", available / 1e9));
+    }
+
     /** A video's stream summary, then its stored settings (the container metadata) one per line. */
     private static void inspectVideo(Path video) {
         io.mmdit4j.video.VideoReader.Info info = io.mmdit4j.video.VideoReader.probe(video);
         System.out.printf(Locale.ROOT, "# %s: %s, %dx%d, %.3g fps, %s frames, %s s%n", info.container(), info.codec(),
                 info.width(), info.height(), info.fps(), info.frames() < 0 ? "?" : String.valueOf(info.frames()),
                 info.durationSeconds() < 0 ? "?" : String.format(Locale.ROOT, "%.3f", info.durationSeconds()));
-        info.metadata().forEach((k, v) -> System.out.println(k + ": " + v));
+        info.metadata().forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
     }
 
     private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops) {
         long params = FluxParameters.count(c);
-        long seq = (long) textTokens + imageTokens, d = c.innerDim();
-        int elem = compute.bytes();
-        // Largest set of live activations: a single block's [B,S,*] tensors (residual, normed input, q/k/v,
-        // MLP before and after GELU, the attention|MLP concat, the projection) plus the text/image streams.
-        double blockActivations = (double) batch * seq * elem * (2 * d + 3 * d + 2L * c.mlpHidden() + (d + c.mlpHidden()) + 2 * d);
-        double scores = (double) batch * c.numAttentionHeads() * seq * seq * 4; // fp32 score matrix of math attention
+        long seq = (long) textTokens + imageTokens;
+        // the same formulas the memory check of generate uses (FluxMemory)
+        double blockActivations = FluxMemory.blockActivationBytes(c, batch, seq, compute);
+        double scores = FluxMemory.attentionScoreBytes(c, batch, seq);
+        FluxMemory memory = new FluxMemory(c, VaeConfig.flux(), compute);
         System.out.printf(Locale.ROOT, "model: %s%n", c);
         System.out.printf(Locale.ROOT, "image %dx%d -> %d image tokens, %d text tokens, batch %d, compute %s%n",
                 width, height, imageTokens, textTokens, batch, compute.torchName());
@@ -151,6 +215,10 @@ final class InspectCommand implements Callable<Integer> {
                 blockActivations / 1e9, scores / 1e9);
         System.out.printf(Locale.ROOT, "FLOPs per step (one transformer call): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP (%d calls), total %.2f TFLOP%n",
                 ops.linearFlops() / 1e12, ops.linears().size(), ops.attentionFlops() / 1e12, ops.attentions().size(), ops.totalFlops() / 1e12);
+        double results = (double) batch * (3L * width * height * Float.BYTES + (double) imageTokens * c.inChannels() * compute.bytes());
+        System.out.println(generateEstimate((double) params * compute.bytes(), memory.workingBytes(batch, width, height, textTokens),
+                memory.stepBytes(batch, width, height, textTokens), io.mmdit4j.vae.AutoencoderKL.decodePeakBytes(VaeConfig.flux(), batch, width, height, compute),
+                results, compute) + " (without the text encoders' weights)");
     }
 
     private FluxConfig resolveConfig() {

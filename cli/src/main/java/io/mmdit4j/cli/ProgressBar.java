@@ -21,12 +21,13 @@ final class ProgressBar implements StepListener {
     @Override
     public boolean onStep(Step s) {
         total += s.elapsedNanos();
+        String chunk = s.chunks() > 1 ? String.format(Locale.ROOT, "chunk %d/%d ", s.chunk() + 1, s.chunks()) : "";
         if (terminal) {
-            int done = (s.index() + 1) * 30 / s.steps();
-            System.err.printf(Locale.ROOT, "\r[%s%s] step %d/%d sigma %.3f %.1f s", "#".repeat(done), " ".repeat(30 - done), s.index() + 1, s.steps(),
-                    s.sigma(), total / 1e9);
+            int done = (s.chunk() * s.steps() + s.index() + 1) * 30 / (s.chunks() * s.steps());
+            System.err.printf(Locale.ROOT, "\r[%s%s] %sstep %d/%d sigma %.3f %.1f s", "#".repeat(done), " ".repeat(30 - done), chunk, s.index() + 1,
+                    s.steps(), s.sigma(), total / 1e9);
         } else {
-            System.err.printf(Locale.ROOT, "step %d/%d sigma %.4f %.2f s%n", s.index() + 1, s.steps(), s.sigma(), s.elapsedNanos() / 1e9);
+            System.err.printf(Locale.ROOT, "%sstep %d/%d sigma %.4f %.2f s%n", chunk, s.index() + 1, s.steps(), s.sigma(), s.elapsedNanos() / 1e9);
         }
         return true;
     }

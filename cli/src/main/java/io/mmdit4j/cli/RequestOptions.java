@@ -21,7 +21,7 @@ final class RequestOptions {
     Integer height;
     @Option(names = "--steps", description = "denoising steps (default: the model's)")
     Integer steps;
-    @Option(names = "--seed", paramLabel = "SEED", description = "seed 0..2^64-1: once (image i gets seed+i) or once per image (default: 0)")
+    @Option(names = "--seed", paramLabel = "SEED", description = "seed 0..2^64-1 (PyTorch's range): once (image i gets seed+i, modulo 2^64) or once per image (default: 0)")
     List<String> seeds = new ArrayList<>();
     @Option(names = "--batch", description = "images per prompt (default: 1)")
     Integer batch;

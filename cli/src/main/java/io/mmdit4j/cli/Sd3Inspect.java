@@ -54,16 +54,19 @@ final class Sd3Inspect {
         return null;
     }
 
+    private static double memoryResultBytes(Sd3Config c, int width, int height, DType compute) {
+        return 3.0 * width * height * Float.BYTES + (double) c.inChannels() * (width / Sd3DryRun.VAE_SCALE) * (height / Sd3DryRun.VAE_SCALE) * compute.bytes();
+    }
+
     static void report(Sd3Config c, int width, int height, Integer text, int batch, DType compute) {
         int textTokens = text != null ? text : Sd3DryRun.DEFAULT_TEXT_TOKENS;
         Sd3DryRun.Result r = Sd3DryRun.run(c, width, height, textTokens, batch, compute);
         long params = Sd3Parameters.count(c);
         long table = Sd3Parameters.storedElements(c) - params;
         long seq = r.imageTokens() + textTokens, d = c.innerDim();
-        int elem = compute.bytes();
-        // Live activations inside one joint block: both streams, their normed copies, q/k/v, the FF hidden layer.
-        double blockActivations = (double) batch * seq * elem * (2 * d + 3 * d + 2L * c.mlpHidden() + 2 * d);
-        double scores = (double) batch * c.numAttentionHeads() * seq * seq * 4;
+        // the same formulas the memory check of generate uses (Sd3Memory)
+        double blockActivations = io.mmdit4j.sd3.Sd3Memory.blockActivationBytes(c, batch, seq, compute);
+        double scores = io.mmdit4j.sd3.Sd3Memory.attentionScoreBytes(c, batch, seq);
         System.out.printf(Locale.ROOT, "model: %s%n", c);
         System.out.printf(Locale.ROOT, "image %dx%d -> latent %dx%d, %d image tokens, %d text tokens, batch %d, compute %s%n",
                 width, height, width / Sd3DryRun.VAE_SCALE, height / Sd3DryRun.VAE_SCALE, r.imageTokens(), textTokens, batch, compute.torchName());
@@ -77,5 +80,13 @@ final class Sd3Inspect {
                 blockActivations / 1e9, scores / 1e9);
         System.out.printf(Locale.ROOT, "FLOPs per step (one transformer call; CFG doubles it): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP (%d calls), total %.2f TFLOP%n",
                 r.linearFlops() / 1e12, r.gemms(), r.attentionFlops() / 1e12, r.attentionCalls(), r.totalFlops() / 1e12);
+        var vae = io.mmdit4j.vae.VaeConfig.sd3();
+        var memory = new io.mmdit4j.sd3.Sd3Memory(c, vae, compute);
+        double step = blockActivations + (io.mmdit4j.runtime.Torch.usesMathAttention(compute) ? scores : 0);
+        double results = (double) batch * memoryResultBytes(c, width, height, compute);
+        System.out.println(InspectCommand.generateEstimate((double) (params + table) * compute.bytes(),
+                memory.workingBytes(batch, batch, width, height, textTokens), step,
+                io.mmdit4j.vae.AutoencoderKL.decodePeakBytes(vae, batch, width, height, compute), results, compute)
+                + " (one row per image, without CFG, and without the text encoders' weights)");
     }
 }

@@ -8,7 +8,6 @@ import io.mmdit4j.research.SweepSettings;
 import io.mmdit4j.research.SweepSpec;
 import io.mmdit4j.research.Sweeps;
 import io.mmdit4j.runtime.DeviceSpec;
-import io.mmdit4j.runtime.Torch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 

@@ -25,6 +25,8 @@ public final class GoldenRunner {
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
             Map.entry("hidream_transformer", new HiDreamTransformerCases()),
             Map.entry("hidream_pipeline", new HiDreamPipelineCases()),
+            Map.entry("cosmos_transformer", new CosmosTransformerCases()),
+            Map.entry("cosmos_pipeline", new CosmosPipelineCases()),
             Map.entry("lora", new LoraCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
             Map.entry("t5_encoder", TextEncoderCases.T5),
@@ -33,7 +35,8 @@ public final class GoldenRunner {
             Map.entry("vae_encode", VaeCases.ENCODE),
             Map.entry("llama_text_encoder", new LlamaTextEncoderCases()),
             Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
-            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE));
+            Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE),
+            Map.entry("wan_vae_decode", WanVaeCases.DECODE));
 
     private Path tokenizers;
 
@@ -46,7 +49,13 @@ public final class GoldenRunner {
     public List<CaseResult> run(List<Path> paths, Consumer<CaseResult> onResult) {
         List<CaseResult> all = new ArrayList<>();
         for (Path p : paths) {
-            for (Path target : expand(p)) {
+            List<Path> targets = expand(p);
+            if (targets.isEmpty()) { // a folder without cases (a wrong path, a checkout without the golden data) passes nothing
+                CaseResult r = CaseResult.error(p.toString(), "-", "no golden cases here (no case.json or token_ids.json below this folder)");
+                onResult.accept(r);
+                all.add(r);
+            }
+            for (Path target : targets) {
                 for (CaseResult r : runOne(target)) {
                     onResult.accept(r);
                     all.add(r);

@@ -1,6 +1,5 @@
 package io.mmdit4j.golden;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.sd3.Sd3Transformer;

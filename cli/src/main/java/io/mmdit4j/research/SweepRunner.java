@@ -12,7 +12,6 @@ import org.bytedeco.pytorch.Tensor;
 import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -239,13 +238,34 @@ public final class SweepRunner {
 
     // ------------------------------------------------------------------------------------------------ resuming
 
-    /** Rows of results.csv whose image exists, by cell id (the finished cells). */
+    /**
+     * Rows of results.csv whose image is intact, by cell id (the finished cells). An image that is missing, cut short, not a
+     * PNG or of another size (damaged by hand or by a full disk) leaves its cell unfinished, so the next run makes it again
+     * instead of failing on it every time.
+     */
     public Map<String, List<String>> finishedRows() throws IOException {
         Map<String, List<String>> done = new LinkedHashMap<>();
         for (List<String> row : readCsvRows(resultsCsv())) {
-            if (row.size() == RESULT_COLUMNS.size() && Files.isRegularFile(imageFile(row.get(0)))) done.put(row.get(0), row);
+            if (row.size() == RESULT_COLUMNS.size() && intact(imageFile(row.get(0)))) done.put(row.get(0), row);
         }
         return done;
+    }
+
+    /** Images found intact in this run, with the size and time they had then (decoding each once per run is enough). */
+    private final Map<Path, String> intactImages = new HashMap<>();
+
+    private boolean intact(Path png) {
+        try {
+            if (!Files.isRegularFile(png)) return false;
+            String stamp = Files.size(png) + "@" + Files.getLastModifiedTime(png);
+            if (stamp.equals(intactImages.get(png))) return true;
+            BufferedImage img = read(png);
+            boolean ok = img != null && img.getWidth() == settings.width() && img.getHeight() == settings.height();
+            if (ok) intactImages.put(png, stamp);
+            return ok;
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /** Data rows (header dropped) of a CSV file, or none. */
@@ -309,12 +329,13 @@ public final class SweepRunner {
         }
     }
 
+    /** The image, or null when it is missing or cannot be decoded (a damaged file is a cell to make again, not an error). */
     private static BufferedImage read(Path png) {
         if (!Files.isRegularFile(png)) return null;
         try {
             return ImageIO.read(png.toFile());
-        } catch (IOException e) {
-            throw new UncheckedIOException(png + ": cannot read: " + e.getMessage(), e);
+        } catch (IOException | RuntimeException e) {
+            return null;
         }
     }
 

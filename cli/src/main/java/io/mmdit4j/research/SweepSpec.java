@@ -45,7 +45,12 @@ public record SweepSpec(String model, String dtype, Integer width, Integer heigh
         if (prompts.isEmpty()) throw new IllegalArgumentException("sweep: give at least one prompt");
         seeds = distinct(seeds, List.of(0L), "seeds");
         w = distinct(w, List.of(3.0), "w");
-        for (double x : w) if (!Double.isFinite(x)) throw new IllegalArgumentException("sweep: w must be finite, got " + x);
+        for (double x : w) {
+            if (!(Math.abs(x) <= io.mmdit4j.guidance.Direction.MAX_W)) { // the limit every direction has (also NaN)
+                throw new IllegalArgumentException("sweep: w must be in -" + (long) io.mmdit4j.guidance.Direction.MAX_W + ".."
+                        + (long) io.mmdit4j.guidance.Direction.MAX_W + ", got " + x);
+            }
+        }
         layers = distinct(layers, List.of("all"), "layers");
         layers = layers.stream().map(s -> LayerSchedule.parse(s).toString()).distinct().toList(); // canonical text; bad text throws
         stepWindows = distinct(stepWindows, List.of("all"), "step_windows");
@@ -59,10 +64,16 @@ public record SweepSpec(String model, String dtype, Integer width, Integer heigh
         checkAxis(cols, "cols");
         if (rows.equals(cols)) throw new IllegalArgumentException("sweep layout: rows and cols are both '" + rows + "'");
         if (batch < 1) throw new IllegalArgumentException("sweep: batch must be >= 1, got " + batch);
-        if (width != null && (width < 16 || width % 16 != 0) || height != null && (height < 16 || height % 16 != 0)) {
-            throw new IllegalArgumentException("sweep: width and height must be positive multiples of 16, got " + width + "x" + height);
+        if (width != null || height != null) { // the limits of every request
+            try {
+                io.mmdit4j.pipeline.GenerationRequest.checkSize(width != null ? width : 16, height != null ? height : 16);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("sweep: " + e.getMessage(), e);
+            }
         }
-        if (steps != null && steps < 1) throw new IllegalArgumentException("sweep: steps must be >= 1, got " + steps);
+        if (steps != null && (steps < 1 || steps > io.mmdit4j.pipeline.GenerationRequest.MAX_STEPS)) {
+            throw new IllegalArgumentException("sweep: steps must be in 1.." + io.mmdit4j.pipeline.GenerationRequest.MAX_STEPS + ", got " + steps);
+        }
     }
 
     private static <T> List<T> distinct(List<T> values, List<T> dflt, String what) {

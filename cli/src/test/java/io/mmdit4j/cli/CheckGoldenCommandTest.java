@@ -108,6 +108,16 @@ class CheckGoldenCommandTest {
         assertTrue(r.out().contains("FAIL ") && r.out().contains("nope"), r.out());
     }
 
+    /** Issue item 8: a folder without cases (a wrong path) printed "0 passed" and exit 0. */
+    @Test
+    void aFolderWithoutCasesFails(@TempDir Path tmp) throws IOException {
+        Files.writeString(tmp.resolve("notes.txt"), "no cases here");
+        Run r = run("check-golden", tmp.toString());
+        assertEquals(1, r.exit(), r.out());
+        assertTrue(r.out().contains("FAIL " + tmp + " -: error: no golden cases here"), r.out());
+        assertTrue(r.out().contains("golden: 0 passed, 1 failed, 0 skipped"), r.out());
+    }
+
     @Test
     void badArgumentsGiveOneClearErrorLine() {
         Run r = run("forward", "--latent", "15x16");

@@ -10,7 +10,6 @@ import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.sd3.Sd3Config;
 import io.mmdit4j.sd3.Sd3Transformer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.GeneratorOptional;

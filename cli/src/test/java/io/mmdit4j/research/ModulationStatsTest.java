@@ -7,7 +7,6 @@ import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FluxTimesteps;
 import io.mmdit4j.sampling.Schedule;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

@@ -169,6 +169,46 @@ class SweepRunnerTest {
         assertTrue(Files.isRegularFile(out.resolve("images/" + lost + ".png")));
     }
 
+    /**
+     * Issue item 8: images damaged by hand (cut short, replaced by other bytes, another size) made every rerun fail while
+     * drawing the sheets; now their cells count as unfinished and are made again.
+     */
+    @Test
+    void damagedImagesAreMadeAgainInsteadOfFailingEveryRerun(@TempDir Path out) throws IOException {
+        SweepSpec.Builder b = SweepSpec.read(EXAMPLE).toBuilder();
+        b.prompts = List.of("a red fox");
+        b.seeds = List.of(0L);
+        b.w = List.of(1.0, 3.0);
+        b.layers = List.of("1-");
+        b.width = 32;
+        b.height = 32;
+        b.maxSequenceLength = 16;
+        b.stats = false;
+        SweepSpec spec = b.build();
+        SweepSettings settings = Sweeps.settings(spec, DemoModel.REGISTRY);
+        AtomicInteger loads = new AtomicInteger();
+        SweepModel[] shared = new SweepModel[1];
+        try {
+            SweepRunner.Summary first = new SweepRunner(spec, settings, out, null).run(counting(shared, settings, loads));
+            assertEquals(3, first.generated(), "the reference and two weights");
+            List<List<String>> rows = SweepRunner.readCsvRows(out.resolve("results.csv"));
+            Path reference = out.resolve(rows.get(0).get(1)), cut = out.resolve(rows.get(1).get(1)), other = out.resolve(rows.get(2).get(1));
+            byte[] referenceBytes = Files.readAllBytes(reference);
+            Files.write(reference, java.util.Arrays.copyOf(referenceBytes, referenceBytes.length / 2));             // cut short
+            Files.writeString(cut, "not a PNG any more");                                                          // replaced
+            PngImages.write(other, new java.awt.image.BufferedImage(8, 8, java.awt.image.BufferedImage.TYPE_INT_RGB), Map.of()); // another size
+
+            SweepRunner.Summary again = new SweepRunner(spec, settings, out, null).run(counting(shared, settings, loads));
+            assertEquals(3, again.generated(), "every damaged cell is made again");
+            assertArrayEquals(referenceBytes, Files.readAllBytes(reference), "the same image as before");
+            assertEquals(3, SweepRunner.readCsvRows(out.resolve("results.csv")).size(), "one row per cell");
+            assertEquals(32, ImageIO.read(cut.toFile()).getWidth());
+            assertEquals(0, new SweepRunner(spec, settings, out, null).run(counting(shared, settings, loads)).generated(), "then finished");
+        } finally {
+            if (shared[0] != null) shared[0].close();
+        }
+    }
+
     @Test
     void badSpecsAreClearErrors(@TempDir Path tmp) throws IOException {
         Path f = tmp.resolve("bad.json");

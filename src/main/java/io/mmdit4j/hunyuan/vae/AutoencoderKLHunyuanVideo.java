@@ -1,6 +1,9 @@
 package io.mmdit4j.hunyuan.vae;
 
+import io.mmdit4j.vae.Decoder;
+import io.mmdit4j.vae.MidBlockAttention;
 import io.mmdit4j.vae.TiledDecode;
+import io.mmdit4j.vae.VaeTensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
@@ -19,7 +22,6 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
@@ -32,11 +34,10 @@ import java.util.Map;
 import java.util.function.BiConsumer;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.clamp;
 
 /**
  * diffusers {@code AutoencoderKLHunyuanVideo}, decode path: {@code post_quant_conv} (1×1×1 Conv3d), then the causal
- * 3-D decoder ({@link Decoder3D}), latents {@code [B, 16, F', h, w]} → video {@code [B, 3, 1 + 4(F'−1), 8h, 8w]}
+ * 3-D decoder ({@link Decoder} over {@link CausalConv3d}), latents {@code [B, 16, F', h, w]} → video {@code [B, 3, 1 + 4(F'−1), 8h, 8w]}
  * in about [−1, 1] (unclamped). Loads a diffusers {@code vae/} folder (or a model folder containing {@code vae/}, or a
  * diffusers-named single file). The encoder is not implemented: its tensors ({@code encoder.*}, {@code quant_conv.*})
  * are accepted and not loaded; any other unknown tensor is reported. fp32 and bf16 (and fp16) compute; everything
@@ -66,10 +67,6 @@ import static org.bytedeco.pytorch.global.torch.clamp;
  * <p>Every returned tensor is owned by the caller.
  */
 public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
-    private static final Scalar HALF = Native.keep(new Scalar(0.5));
-    private static final ScalarOptional ZERO = Native.keep(new ScalarOptional(new Scalar(0.0)));
-    private static final ScalarOptional ONE = Native.keep(new ScalarOptional(new Scalar(1.0)));
-
     private final HunyuanVideoVaeConfig config;
     private final DType dtype;
     private final DeviceSpec device;
@@ -77,7 +74,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     private final Scalar scaling;
 
     final CausalConv3d post_quant_conv; // kernel 1: no padding, a plain Conv3d (keys post_quant_conv.weight/bias)
-    final Decoder3D decoder;
+    final Decoder decoder;
 
     /**
      * diffusers' decode tiling options, in video pixels/frames as {@code enable_tiling(...)} takes them.
@@ -128,7 +125,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         }
     }
 
-    private AutoencoderKLHunyuanVideo(HunyuanVideoVaeConfig config, DType dtype, DeviceSpec device, CausalConv3d postQuantConv, Decoder3D decoder) {
+    private AutoencoderKLHunyuanVideo(HunyuanVideoVaeConfig config, DType dtype, DeviceSpec device, CausalConv3d postQuantConv, Decoder decoder) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
@@ -185,16 +182,10 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
             long latent = c.latentChannels();
-            Tensor w = sd.take("post_quant_conv.weight", compute, latent, latent, 1, 1, 1);
-            Tensor b;
-            try {
-                b = sd.take("post_quant_conv.bias", compute, latent);
-            } catch (RuntimeException e) {
-                Native.release(w);
-                throw e;
-            }
-            CausalConv3d postQuant = Modules.track(built, new CausalConv3d(w, b, 1, 1));
-            Decoder3D decoder = Modules.track(built, Decoder3D.load(sd, c, compute));
+            CausalConv3d postQuant = Modules.track(built, Modules.weightAndBias(sd, "post_quant_conv", compute,
+                    (w, b) -> new CausalConv3d(w, b, 1, 1), latent, latent, 1, 1, 1));
+            Decoder decoder = Modules.track(built, Decoder.load(sd, c, CausalConv3d::load, MidBlockAttention::loadCausal,
+                    (s, p, i, channels, dtype) -> UpsampleCausal3D.load(s, p, c, i, channels, dtype), compute));
             for (String k : sd.keys()) { // the encoder half is not implemented: accepted, never loaded
                 if (k.startsWith("encoder.") || k.startsWith("quant_conv.")) sd.markIgnored(k);
             }
@@ -271,7 +262,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
                     + ", expected [batch, channels, frames, height, width]");
         }
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            return Tensors.keep(clamp(place(decoded).mul(HALF).add(HALF), ZERO, ONE).permute(0, 2, 1, 3, 4).contiguous());
+            return Tensors.keep(VaeTensors.toUnitRange(place(decoded)).permute(0, 2, 1, 3, 4).contiguous());
         }
     }
 
@@ -451,20 +442,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     }
 
     private static void check(String what, Tensor t, long channels) {
-        if (t == null || t.isNull()) throw new IllegalArgumentException(what + " is null");
-        if (t.dim() != 5 || t.size(1) != channels || t.size(0) < 1 || t.size(2) < 1 || t.size(3) < 1 || t.size(4) < 1) {
-            throw new IllegalArgumentException(what + " has shape " + Arrays.toString(Tensors.shape(t)) + ", expected [batch, " + channels
-                    + ", frames, height, width]");
-        }
-        DType d;
-        try {
-            d = Tensors.dtype(t);
-        } catch (IllegalArgumentException e) {
-            d = null;
-        }
-        if (d == null || !d.isFloatingPoint()) {
-            throw new IllegalArgumentException(what + " has dtype " + t.scalar_type() + ", expected a floating-point tensor");
-        }
+        VaeTensors.check(what, t, channels, "frames", "height", "width");
     }
 
     @Override

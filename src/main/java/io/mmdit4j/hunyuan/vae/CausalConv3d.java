@@ -2,11 +2,10 @@ package io.mmdit4j.hunyuan.vae;
 
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.Native;
+import io.mmdit4j.nn.Modules;
 import io.mmdit4j.vae.Conv;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
 
 import static org.bytedeco.pytorch.global.torch.conv3d;
 import static org.bytedeco.pytorch.global.torch.empty;
@@ -18,32 +17,21 @@ import static org.bytedeco.pytorch.global.torch.replication_pad3d;
  * front only (frame t never sees frames after t); H and W are padded by k//2 on both sides, also by <em>replication</em>
  * (not zeros). Weights {@code prefix.conv.weight [out, in, k, k, k]} and {@code prefix.conv.bias [out]}.
  */
-public final class CausalConv3d implements Conv {
-    final Tensor weight; // [out, in, k, k, k]
-    final Tensor bias;   // [out]
-    private final TensorOptional biasOption;
+public final class CausalConv3d extends Conv {
     private final long[] pad;    // (W left, W right, H top, H bottom, T front, T back)
     private final long[] stride;
     private static final long[] NO_PADDING = {0, 0, 0};
     private static final long[] DILATION = {1, 1, 1};
 
     CausalConv3d(Tensor weight, Tensor bias, int kernel, int stride) {
-        this.weight = weight;
-        this.bias = bias;
-        this.biasOption = Native.keep(new TensorOptional(bias));
+        super(weight, bias);
         this.pad = new long[] {kernel / 2, kernel / 2, kernel / 2, kernel / 2, kernel - 1, 0};
         this.stride = new long[] {stride, stride, stride};
     }
 
     /** Loads {@code prefix.conv.weight [out, in, k, k, k]} and {@code prefix.conv.bias [out]} (stride 1). */
     static CausalConv3d load(StateDict sd, String prefix, long in, long out, int kernel, DType dtype) {
-        Tensor w = sd.take(prefix + ".conv.weight", dtype, out, in, kernel, kernel, kernel);
-        try {
-            return new CausalConv3d(w, sd.take(prefix + ".conv.bias", dtype, out), kernel, 1);
-        } catch (RuntimeException e) {
-            Native.release(w);
-            throw e;
-        }
+        return Modules.weightAndBias(sd, prefix + ".conv", dtype, (w, b) -> new CausalConv3d(w, b, kernel, 1), out, in, kernel, kernel, kernel);
     }
 
     /** {@code [B, in, F, H, W] -> [B, out, F, H, W]} (stride 1); the result belongs to the enclosing scope. */
@@ -68,15 +56,5 @@ public final class CausalConv3d implements Conv {
                 (x.size(3) + pad[2] + pad[3] - k) / stride[1] + 1,
                 (x.size(4) + pad[0] + pad[1] - k) / stride[2] + 1};
         return empty(shape, x.options(), new MemoryFormatOptional());
-    }
-
-    public long inChannels() { return weight.size(1); }
-    public long outChannels() { return weight.size(0); }
-
-    @Override
-    public void close() {
-        Native.release(biasOption);
-        Native.release(weight);
-        Native.release(bias);
     }
 }

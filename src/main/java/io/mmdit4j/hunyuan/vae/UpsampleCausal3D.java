@@ -4,6 +4,8 @@ import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
+import io.mmdit4j.vae.Block;
+import io.mmdit4j.vae.Decoder;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
@@ -18,25 +20,19 @@ import static org.bytedeco.pytorch.global.torch.upsample_nearest3d;
  * along time, then a 3×3×3 causal conv ({@code upsamplers.0.conv.conv.*}). So F frames become {@code 1 + 2(F−1)} with
  * time up-sampling: the causal first frame stays a single frame, as in the encoder's compression.
  */
-final class UpsampleCausal3D implements AutoCloseable {
+record UpsampleCausal3D(CausalConv3d conv, int timeFactor, int spaceFactor) implements Block {
     private static final DoubleOptional NO_SCALE = Native.keep(new DoubleOptional());
 
-    final CausalConv3d conv;
-    private final int timeFactor;
-    private final int spaceFactor;
-
-    private UpsampleCausal3D(CausalConv3d conv, int timeFactor, int spaceFactor) {
-        this.conv = conv;
-        this.timeFactor = timeFactor;
-        this.spaceFactor = spaceFactor;
-    }
-
-    static UpsampleCausal3D load(StateDict sd, String p, long channels, int timeFactor, int spaceFactor, DType dtype) {
-        return new UpsampleCausal3D(CausalConv3d.load(sd, p + "conv", channels, channels, 3, dtype), timeFactor, spaceFactor);
+    /** Up block {@code block}'s up-sampler as config {@code c} asks for it, or null where it asks for none (a {@link Decoder.UpsamplerLoader}). */
+    static UpsampleCausal3D load(StateDict sd, String p, HunyuanVideoVaeConfig c, int block, long channels, DType dtype) {
+        boolean space = c.upsamplesSpatially(block), time = c.upsamplesTemporally(block);
+        if (!space && !time) return null;
+        return new UpsampleCausal3D(CausalConv3d.load(sd, p + "conv", channels, channels, 3, dtype), time ? 2 : 1, space ? 2 : 1);
     }
 
     /** {@code [B, C, F, H, W] -> [B, C, 1 + t(F−1), sH, sW]}, owned by the caller. */
-    Tensor forward(Tensor x) {
+    @Override
+    public Tensor forward(Tensor x) {
         Tensor up = Scopes.owned(() -> {
             long f = x.size(2), h = x.size(3) * spaceFactor, w = x.size(4) * spaceFactor;
             // integer factors: nearest from output sizes picks the same source pixels as from scale factors

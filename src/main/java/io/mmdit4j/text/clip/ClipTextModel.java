@@ -2,8 +2,6 @@ package io.mmdit4j.text.clip;
 
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
 import io.mmdit4j.nn.LayerNorm;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
@@ -11,6 +9,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.text.TextEncoders;
 import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
@@ -19,12 +18,10 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-import static org.bytedeco.pytorch.global.torch.arange;
 import static org.bytedeco.pytorch.global.torch.embedding;
 import static org.bytedeco.pytorch.global.torch.full;
 import static org.bytedeco.pytorch.global.torch.gelu;
@@ -109,11 +106,7 @@ public final class ClipTextModel implements AutoCloseable {
 
     /** Loads a transformers text-encoder folder ({@code config.json} + {@code model.safetensors} or shards). */
     public static ClipTextModel load(Path folder, DType compute) {
-        Path config = folder.resolve("config.json");
-        if (!Files.isRegularFile(config)) throw new ModelFormatException(folder + ": no config.json (expected a CLIP text encoder folder)");
-        try (TensorSource source = WeightFiles.open(folder)) {
-            return fromStateDict(StateDict.of(source), ClipTextConfig.read(config), compute);
-        }
+        return TextEncoders.load(folder, "a CLIP text encoder", ClipTextConfig::read, (sd, c) -> fromStateDict(sd, c, compute));
     }
 
     public static ClipTextModel fromStateDict(StateDict sd, ClipTextConfig c, DType compute) {
@@ -212,8 +205,7 @@ public final class ClipTextModel implements AutoCloseable {
 
     /** Additive causal mask: 0 on and below the diagonal, the dtype's lowest value above it. */
     private Tensor causalMask(long len) {
-        double min = dtype == DType.BF16 ? -3.3895313892515355e38 : dtype == DType.F16 ? -65504.0 : -Float.MAX_VALUE;
-        Tensor m = full(new long[] {len, len}, new Scalar(min), new TensorOptions(dtype.scalarType()));
+        Tensor m = full(new long[] {len, len}, new Scalar(TextEncoders.lowest(dtype)), new TensorOptions(dtype.scalarType()));
         return m.triu(1);
     }
 

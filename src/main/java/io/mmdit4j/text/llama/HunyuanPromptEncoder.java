@@ -5,7 +5,7 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.text.Encoding;
+import io.mmdit4j.text.TokenIds;
 import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
 import org.bytedeco.javacpp.PointerScope;
@@ -17,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
-import java.util.function.Function;
 
 
 /**
@@ -189,7 +188,7 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
                     + " exceeds the text encoder's max_position_embeddings " + textEncoder.config().maxPositionEmbeddings());
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor[] llamaIds = batch(prompts, p -> tokenizer.encode(template.apply(p), total));
+            Tensor[] llamaIds = TokenIds.batch(prompts, p -> tokenizer.encode(template.apply(p), total));
             Tensor pooled = pooled(prompts);
             try (LlamaEmbeddings e = llamaEmbeddings(textEncoder, llamaIds[0], llamaIds[1], skipLayers, template.cropStart())) {
                 return new Embeddings(Tensors.keep(repeatRows(e.promptEmbeds(), videosPerPrompt)),
@@ -200,7 +199,7 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
 
     /** CLIP-L pooled outputs [B, 768] of the prompts at 77 tokens; belongs to the caller's scope. */
     public Tensor pooled(List<String> prompts) {
-        Tensor ids = batch(prompts, clipTokenizer::encode)[0];
+        Tensor ids = TokenIds.batch(prompts, clipTokenizer::encode)[0];
         try (ClipTextModel.Output o = clip.forward(ids, false)) {
             return o.pooled().clone();
         }
@@ -229,11 +228,6 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}); in the caller's scope. */
     private static Tensor repeatRows(Tensor t, int n) {
         return Tensors.repeatRows(t, n, 0);
-    }
-
-    /** Token ids [B, L] and attention mask [B, L] (int64) of the prompts' encodings; in the caller's scope. */
-    private static Tensor[] batch(List<String> prompts, Function<String, Encoding> tokenize) {
-        return Encoding.batch(prompts, tokenize);
     }
 
     @Override

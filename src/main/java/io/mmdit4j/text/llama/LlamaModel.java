@@ -2,8 +2,6 @@ package io.mmdit4j.text.llama;
 
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.RmsNorm;
@@ -11,6 +9,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.text.TextEncoders;
 import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
@@ -21,7 +20,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -110,12 +108,7 @@ public final class LlamaModel implements AutoCloseable {
      * {@code hidden_states[-3]}, so it needs {@code num_hidden_layers - 2} layers and no final norm.
      */
     public static LlamaModel load(Path folder, DType compute, int layersToLoad) {
-        Path config = folder.resolve("config.json");
-        if (!Files.isRegularFile(config)) throw new ModelFormatException(folder + ": no config.json (expected a Llama text encoder folder)");
-        LlamaConfig c = LlamaConfig.read(config);
-        try (TensorSource source = WeightFiles.open(folder)) {
-            return fromStateDict(StateDict.of(source), c, compute, layersToLoad);
-        }
+        return TextEncoders.load(folder, "a Llama text encoder", LlamaConfig::read, (sd, c) -> fromStateDict(sd, c, compute, layersToLoad));
     }
 
     public static LlamaModel fromStateDict(StateDict sd, LlamaConfig c, DType compute, int layersToLoad) {
@@ -308,11 +301,7 @@ public final class LlamaModel implements AutoCloseable {
         } else {
             blocked = blocked.view(1, 1, len, len);
         }
-        return blocked.to(dtype.scalarType()).masked_fill(blocked, new Scalar(lowest()));
-    }
-
-    private double lowest() {
-        return dtype == DType.BF16 ? -3.3895313892515355e38 : dtype == DType.F16 ? -65504.0 : -Float.MAX_VALUE;
+        return blocked.to(dtype.scalarType()).masked_fill(blocked, new Scalar(TextEncoders.lowest(dtype)));
     }
 
     @Override

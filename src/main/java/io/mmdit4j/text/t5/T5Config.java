@@ -6,13 +6,17 @@ import io.mmdit4j.io.ModelFormatException;
 
 import java.nio.file.Path;
 
-/** transformers {@code T5Config} fields of a v1.1 encoder (gated-GELU feed-forward). */
+/**
+ * transformers {@code T5Config} fields of an encoder: v1.1 (gated-GELU feed-forward, {@code wi_0}/{@code wi_1}/{@code wo}:
+ * FLUX, SD3) or the original T5 ({@code feed_forward_proj "relu"}, {@code wi}/{@code wo}: COSMOS's T5-11B).
+ */
 public record T5Config(int vocabSize, int dModel, int dKv, int dFf, int numLayers, int numHeads, int relativeAttentionNumBuckets,
                        int relativeAttentionMaxDistance, double layerNormEpsilon, String feedForwardProj) {
 
     public T5Config {
-        if (!feedForwardProj.equals("gated-gelu")) {
-            throw new IllegalArgumentException("feed_forward_proj '" + feedForwardProj + "' is not supported (T5 v1.1 uses gated-gelu)");
+        if (!feedForwardProj.equals("gated-gelu") && !feedForwardProj.equals("relu")) {
+            throw new IllegalArgumentException("feed_forward_proj '" + feedForwardProj + "' is not supported (T5 v1.1 uses gated-gelu, "
+                    + "the original T5 relu)");
         }
     }
 
@@ -35,6 +39,11 @@ public record T5Config(int vocabSize, int dModel, int dKv, int dFf, int numLayer
 
     private static int req(JsonNode c, Path file, String name) {
         return JsonConfigs.requireInt(c, file, name);
+    }
+
+    /** Whether the feed-forward is gated ({@code wi_0}, {@code wi_1}: gated-gelu) rather than {@code relu(wi(x))}. */
+    public boolean gated() {
+        return feedForwardProj.equals("gated-gelu");
     }
 
     public int innerDim() {

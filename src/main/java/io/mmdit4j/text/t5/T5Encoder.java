@@ -2,8 +2,6 @@ package io.mmdit4j.text.t5;
 
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.RmsNorm;
@@ -11,6 +9,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Torch;
+import io.mmdit4j.text.TextEncoders;
 import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
@@ -19,7 +18,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -33,13 +31,15 @@ import static org.bytedeco.pytorch.global.torch.log;
 import static org.bytedeco.pytorch.global.torch.matmul;
 import static org.bytedeco.pytorch.global.torch.minimum;
 import static org.bytedeco.pytorch.global.torch.pow;
+import static org.bytedeco.pytorch.global.torch.relu;
 import static org.bytedeco.pytorch.global.torch.softmax;
 import static org.bytedeco.pytorch.global.torch.tanh;
 import static org.bytedeco.pytorch.global.torch.where;
 
 /**
  * transformers {@code T5EncoderModel} (v1.1: T5LayerNorm, which is {@link RmsNorm}'s math, relative position buckets shared by all
- * layers, no attention scaling, gated-GELU ({@code gelu_new}) feed-forward). Weights of a bf16 checkpoint
+ * layers, no attention scaling, gated-GELU ({@code gelu_new}) feed-forward; the original T5's {@code relu} feed-forward
+ * when the config says so). Weights of a bf16 checkpoint
  * computed in bf16 are views of the mapped file: a 4.7B-parameter encoder loads without a copy.
  */
 public final class T5Encoder implements AutoCloseable {
@@ -56,7 +56,7 @@ public final class T5Encoder implements AutoCloseable {
         final RmsNorm layer_0_layer_norm;      // layer.0.layer_norm.weight
         final Linear q, k, v, o;               // layer.0.SelfAttention.*
         final RmsNorm layer_1_layer_norm;      // layer.1.layer_norm.weight
-        final Linear wi_0, wi_1, wo;           // layer.1.DenseReluDense.*
+        final Linear wi_0, wi_1, wo;           // layer.1.DenseReluDense.* (gated-gelu; relu: wi_0 is 'wi', wi_1 null)
 
         Block(StateDict sd, String p, T5Config c, DType dtype) {
             long d = c.dModel(), inner = c.innerDim();
@@ -66,14 +66,14 @@ public final class T5Encoder implements AutoCloseable {
             v = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.v", d, inner, dtype);
             o = Linear.loadNoBias(sd, p + "layer.0.SelfAttention.o", inner, d, dtype);
             layer_1_layer_norm = RmsNorm.load(sd, p + "layer.1.layer_norm.weight", d, c.layerNormEpsilon(), dtype);
-            wi_0 = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_0", d, c.dFf(), dtype);
-            wi_1 = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_1", d, c.dFf(), dtype);
+            wi_0 = Linear.loadNoBias(sd, p + (c.gated() ? "layer.1.DenseReluDense.wi_0" : "layer.1.DenseReluDense.wi"), d, c.dFf(), dtype);
+            wi_1 = c.gated() ? Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wi_1", d, c.dFf(), dtype) : null;
             wo = Linear.loadNoBias(sd, p + "layer.1.DenseReluDense.wo", c.dFf(), d, dtype);
         }
 
         @Override
         public void close() {
-            Modules.closeAll(List.of(layer_0_layer_norm, q, k, v, o, layer_1_layer_norm, wi_0, wi_1, wo));
+            Modules.closeAll(java.util.Arrays.asList(layer_0_layer_norm, q, k, v, o, layer_1_layer_norm, wi_0, wi_1, wo));
         }
     }
 
@@ -100,19 +100,15 @@ public final class T5Encoder implements AutoCloseable {
 
     /** Loads a transformers folder ({@code config.json} + {@code model.safetensors} or shards with an index). */
     public static T5Encoder load(Path folder, DType compute) {
-        Path config = folder.resolve("config.json");
-        if (!Files.isRegularFile(config)) throw new ModelFormatException(folder + ": no config.json (expected a T5 encoder folder)");
-        try (TensorSource source = WeightFiles.open(folder)) {
-            return fromStateDict(StateDict.of(source), T5Config.read(config), compute);
-        }
+        return TextEncoders.load(folder, "a T5 encoder", T5Config::read, (sd, c) -> fromStateDict(sd, c, compute));
     }
 
     public static T5Encoder fromStateDict(StateDict sd, T5Config c, DType compute) {
         Torch.init();
         List<AutoCloseable> built = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
-            String embedKey = sd.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
-            if (!sd.contains(embedKey)) {
+            String embedKey = sd.contains("shared.weight") || sd.isRecording() ? "shared.weight" : "encoder.embed_tokens.weight";
+            if (!sd.contains(embedKey) && !sd.isRecording()) {
                 throw new ModelFormatException(sd.origin() + ": not a T5 encoder: neither 'shared.weight' nor 'encoder.embed_tokens.weight' found");
             }
             Tensor embed = sd.take(embedKey, compute, c.vocabSize(), c.dModel());
@@ -161,7 +157,7 @@ public final class T5Encoder implements AutoCloseable {
             if (attentionMask != null) {
                 // (1 - mask) * lowest: padded keys get the dtype's lowest value, as transformers' extended mask
                 Tensor m = attentionMask.to(dtype.scalarType()).unsqueeze(1).unsqueeze(1);
-                bias = bias.add(m.neg().add(new Scalar(1.0)).mul(new Scalar(lowest())));
+                bias = bias.add(m.neg().add(new Scalar(1.0)).mul(new Scalar(TextEncoders.lowest(dtype))));
             }
             List<Tensor> hidden = new ArrayList<>();
             for (int i = 0; i < block.size(); i++) {
@@ -169,7 +165,8 @@ public final class T5Encoder implements AutoCloseable {
                 Block b = block.get(i);
                 h = h.add(attention(b, b.layer_0_layer_norm.forward(h), bias));
                 Tensor x = b.layer_1_layer_norm.forward(h);
-                h = h.add(b.wo.forward(geluNew(b.wi_0.forward(x)).mul(b.wi_1.forward(x))));
+                Tensor ff = b.wi_1 != null ? geluNew(b.wi_0.forward(x)).mul(b.wi_1.forward(x)) : relu(b.wi_0.forward(x));
+                h = h.add(b.wo.forward(ff));
                 if (dtype == DType.F16) h = clampFp16(h);
             }
             Tensor last = final_layer_norm.forward(h);
@@ -197,10 +194,6 @@ public final class T5Encoder implements AutoCloseable {
     private static Tensor clampFp16(Tensor h) {
         double limit = 65504.0 - 1000.0;
         return h.clamp(new org.bytedeco.pytorch.ScalarOptional(new Scalar(-limit)), new org.bytedeco.pytorch.ScalarOptional(new Scalar(limit)));
-    }
-
-    private double lowest() {
-        return dtype == DType.BF16 ? -3.3895313892515355e38 : dtype == DType.F16 ? -65504.0 : -Float.MAX_VALUE;
     }
 
     /** Relative position bias [1, H, L, L], computed once per length and kept. */

@@ -183,7 +183,8 @@ public final class SparkJob {
         long t0 = System.nanoTime();
         try {
             records.count();
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // SparkException is checked for javac, though Scala declares nothing
+            if (e instanceof InvalidRequestException ire) throw ire;
             throw new JobFailedException(failure(e), e);
         } finally {
             sc.removeSparkListener(progress);

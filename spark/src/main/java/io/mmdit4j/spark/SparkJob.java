@@ -121,9 +121,9 @@ public final class SparkJob {
     }
 
     private static JobSummary run(SparkSession spark, Options o, JobConfig config, Path out) {
-        // The model is found and checked here, once, so that a wrong name fails before any task (headers only; in local mode
-        // the executors then share this very model).
-        ExecutorPipelines.Shared model = ExecutorPipelines.get(config, GenerateTask.device(config.device(), null));
+        // The model is found and checked here, once, so that a wrong name fails before any task (headers only, on the CPU: the
+        // driver of a GPU cluster may have none; in local mode the executors then share this very model).
+        ExecutorPipelines.Shared model = ExecutorPipelines.get(config, config.device().startsWith("cuda") ? "cpu" : GenerateTask.device(config.device(), null));
         if (model.prepared().family().video()) {
             throw new InvalidRequestException(o.model() + " makes videos; the Spark job writes images (use generate for videos)");
         }

@@ -52,7 +52,7 @@ class KillAndRerunTest {
         List<Map<String, String>> rows = new ArrayList<>();
         for (int i = 0; i < 24; i++) {
             Map<String, String> r = SparkJobTest.row(i);
-            r.put("size", "64x64"); // slow enough to be stopped part way (~0.2 s a batch)
+            r.put("size", "96x96"); // slow enough to be stopped part way (0.05 to 0.5 s a batch of 2 on 2 cores)
             r.put("steps", "2");
             rows.add(r);
         }

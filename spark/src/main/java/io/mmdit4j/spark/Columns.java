@@ -13,7 +13,7 @@ public final class Columns {
 
     /** Every column the job reads, in the order a row's identity hashes them. */
     public static final List<String> KNOWN = List.of(ID, PROMPT, SEED, "size", "width", "height", "steps", "max_sequence_length",
-            "guidance_scale", "mg_preset", "mg_pos", "mg_neg", "mg_w", "mg_layers", "mg_steps", "mg_rows");
+            "guidance_scale", "cfg", "negative_prompt", "mg_preset", "mg_pos", "mg_neg", "mg_w", "mg_layers", "mg_steps", "mg_rows");
 
     /** The columns every table must have (a row may still leave them empty: that row fails). */
     public static final List<String> REQUIRED = List.of(PROMPT, SEED);

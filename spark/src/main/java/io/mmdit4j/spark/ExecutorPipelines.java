@@ -43,6 +43,7 @@ public final class ExecutorPipelines {
         private Pipeline pipeline;
         private RuntimeException loadFailure;
         private double loadSeconds;
+        private int loads;
 
         private Shared(Key key, PreparedModel prepared) {
             this.key = key;
@@ -71,6 +72,7 @@ public final class ExecutorPipelines {
             }
             loadSeconds = (System.nanoTime() - t0) / 1e9;
             LOADS.incrementAndGet();
+            loads++;
             LOG.info(String.format(Locale.ROOT, "loaded %s on %s in %.1f s", key.model(), key.device(), loadSeconds));
             return new Loaded(pipeline, loadSeconds);
         }
@@ -101,6 +103,19 @@ public final class ExecutorPipelines {
             Torch.setThreads(threads);
             threadsSet = true;
         }
+    }
+
+    /** How many times this JVM has loaded {@code model} (with any options, on any device). */
+    public static int loads(String model) {
+        int n = 0;
+        for (Shared s : MODELS.values()) {
+            if (s.key.model().equals(model)) {
+                synchronized (s) {
+                    n += s.loads;
+                }
+            }
+        }
+        return n;
     }
 
     /** Pipelines this JVM has loaded so far (all models). */

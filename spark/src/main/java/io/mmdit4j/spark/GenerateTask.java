@@ -3,6 +3,7 @@ package io.mmdit4j.spark;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.guidance.Direction;
+import io.mmdit4j.pipeline.ClassifierFreeGuidance;
 import io.mmdit4j.pipeline.GenerationRequest;
 import io.mmdit4j.pipeline.GenerationResult;
 import io.mmdit4j.pipeline.GenerationSettings;
@@ -117,16 +118,16 @@ final class GenerateTask implements FlatMapFunction<Iterator<InputRow>, ResultRe
         return model.prepared().resolve(request);
     }
 
-    /** What rows must share to be generated together: every setting but the prompt, the seed and the guidance. */
+    /** What rows must share to be generated together: every setting but the prompt, the seed, the guidance and the negative prompt. */
     static String shapeKey(GenerationSettings s) {
         ObjectNode j = s.toJson();
-        j.remove(List.of("prompts", "seed", "seeds", "modulation_guidance"));
+        j.remove(List.of("prompts", "seed", "seeds", "modulation_guidance", "negative_prompt"));
         return j.toString();
     }
 
     /**
-     * One request for the rows: their prompts and seeds, and each row's resolved directions with a row weight of 1 on
-     * that row only, so each image is guided as it would be alone.
+     * One request for the rows: their prompts, seeds and negative prompts, and each row's resolved directions with a row
+     * weight of 1 on that row only, so each image is guided as it would be alone.
      */
     static GenerationRequest batchRequest(List<GenerationSettings> rows) {
         int n = rows.size();
@@ -143,7 +144,14 @@ final class GenerateTask implements FlatMapFunction<Iterator<InputRow>, ResultRe
                 guidance.add(new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w(), d.layers(), d.steps(), d.rows(), onlyThisRow));
             }
         }
-        return rows.get(0).toRequest().toBuilder().prompts(prompts).imagesPerPrompt(1).seeds(seeds).guidance(guidance).build();
+        GenerationRequest.Builder b = rows.get(0).toRequest().toBuilder().prompts(prompts).imagesPerPrompt(1).seeds(seeds).guidance(guidance);
+        ClassifierFreeGuidance cfg = rows.get(0).option(ClassifierFreeGuidance.class);
+        if (cfg != null && rows.stream().anyMatch(s -> !s.option(ClassifierFreeGuidance.class).negativePrompts().isEmpty())) {
+            List<String> negatives = new ArrayList<>(); // one per row: a row without one has diffusers' default ""
+            for (GenerationSettings s : rows) negatives.add(s.option(ClassifierFreeGuidance.class).negatives(1).get(0));
+            b.option(new ClassifierFreeGuidance(cfg.scale(), negatives));
+        }
+        return b.build();
     }
 
     private void generate(List<Pending> batch, Partition p, String batchId) {

@@ -5,6 +5,7 @@ import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.pipeline.GenerationRequest;
 import io.mmdit4j.pipeline.InvalidRequestException;
 
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -13,7 +14,8 @@ import java.util.regex.Pattern;
  * A table row as a {@link GenerationRequest} of one image, with the API's strict checks: each bad value is an
  * {@link InvalidRequestException} naming its column, and the row fails with that message. Columns: {@code prompt} and
  * {@code seed} (required), {@code size} ({@code WxH}) or {@code width}/{@code height}, {@code steps},
- * {@code max_sequence_length}, {@code guidance_scale} (embedded guidance, FLUX.1-dev), and one guidance direction:
+ * {@code max_sequence_length}, {@code guidance_scale} (embedded guidance, FLUX.1-dev), {@code cfg} with an optional
+ * {@code negative_prompt} (classifier-free guidance: SD3 / SD3.5, COSMOS), and one guidance direction:
  * {@code mg_preset}, or {@code mg_pos} with {@code mg_neg}, with optional {@code mg_w}, {@code mg_layers},
  * {@code mg_steps}, {@code mg_rows} — the meanings of {@code generate}'s options of the same names. Left out: the model's.
  */
@@ -45,6 +47,13 @@ public final class RowRequests {
         if (v.containsKey("steps")) b.steps(integer("steps", v.get("steps")));
         if (v.containsKey("max_sequence_length")) b.maxSequenceLength(integer("max_sequence_length", v.get("max_sequence_length")));
         if (v.containsKey("guidance_scale")) b.guidanceScale(number("guidance_scale", v.get("guidance_scale")));
+        if (v.containsKey("cfg")) {
+            double scale = number("cfg", v.get("cfg"));
+            String negative = v.get("negative_prompt");
+            column("cfg", v.get("cfg"), () -> b.cfg(scale, negative == null ? List.of() : List.of(negative)));
+        } else if (v.containsKey("negative_prompt")) {
+            throw new InvalidRequestException("'negative_prompt' needs 'cfg' (the classifier-free guidance scale it is used with)");
+        }
         Direction d = direction(v);
         if (d != null) b.guide(d);
         try {

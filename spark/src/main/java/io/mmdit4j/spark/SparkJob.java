@@ -81,6 +81,10 @@ public final class SparkJob {
             return new Options(input, format, out, model, dtype, device, memoryMapped, checkMemory, partitions, b, failFast, threads, allowExtraColumns);
         }
 
+        public Options withModel(String m) {
+            return new Options(input, format, out, m, dtype, device, memoryMapped, checkMemory, partitions, batch, failFast, threads, allowExtraColumns);
+        }
+
         public Options withFormat(String f) {
             return new Options(input, f, out, model, dtype, device, memoryMapped, checkMemory, partitions, batch, failFast, threads, allowExtraColumns);
         }

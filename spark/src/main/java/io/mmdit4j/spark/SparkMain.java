@@ -19,7 +19,7 @@ import java.util.concurrent.Callable;
         description = {"Generate one image per row of a prompt table (JSONL, CSV or Parquet) on Apache Spark: one pipeline per executor JVM, rows of "
                 + "one shape batched, each image written atomically with its settings, a results table (Parquet and CSV); a rerun makes only "
                 + "the rows not done yet.",
-                "Columns: prompt, seed (required), id, size (WxH) or width/height, steps, max_sequence_length, guidance_scale, mg_preset or "
+                "Columns: prompt, seed (required), id, size (WxH) or width/height, steps, max_sequence_length, guidance_scale, cfg, negative_prompt, mg_preset or "
                         + "mg_pos/mg_neg, mg_w, mg_layers, mg_steps, mg_rows."})
 public final class SparkMain implements Callable<Integer> {
     @Option(names = "--input", required = true, description = "the prompt table: a .jsonl/.json, .csv or .parquet file, or a folder of them (with --format)")

@@ -50,6 +50,10 @@ class RowRequestsTest {
         assertEquals("custom0", custom.label(), "as generate labels its first --mg-pos/--mg-neg pair");
         assertNull(custom.w(), "left open: the model's recommendation");
         assertTrue(RowRequests.parse(row("prompt", "", "seed", "0")).guidance().isEmpty());
+        io.mmdit4j.pipeline.ClassifierFreeGuidance cfg = RowRequests.parse(row("prompt", "p", "seed", "0", "cfg", "4.5", "negative_prompt", "blurry"))
+                .option(io.mmdit4j.pipeline.ClassifierFreeGuidance.class);
+        assertEquals(4.5, cfg.scale());
+        assertEquals(java.util.List.of("blurry"), cfg.negativePrompts());
         GenerationRequest wh = RowRequests.parse(row("prompt", "p", "seed", "0", "width", "64", "height", "32"));
         assertEquals(64, wh.width());
         assertEquals(32, wh.height());
@@ -67,6 +71,8 @@ class RowRequestsTest {
         assertTrue(error("prompt", "p", "seed", "1", "size", "32x32", "width", "32").contains("not both"));
         assertTrue(error("prompt", "p", "seed", "1", "steps", "0").contains("steps must be in 1..10000"));
         assertTrue(error("prompt", "p", "seed", "1", "steps", "two").startsWith("'steps' 'two': expected a whole number"));
+        assertTrue(error("prompt", "p", "seed", "1", "negative_prompt", "dark").startsWith("'negative_prompt' needs 'cfg'"));
+        assertTrue(error("prompt", "p", "seed", "1", "cfg", "101").startsWith("'cfg' '101': classifier-free guidance scale must be in 0..100"));
         assertTrue(error("prompt", "p", "seed", "1", "mg_w", "3").startsWith("'mg_w' without a guidance direction"));
         assertTrue(error("prompt", "p", "seed", "1", "mg_pos", "sharp").contains("'mg_pos' and 'mg_neg' go together"));
         assertTrue(error("prompt", "p", "seed", "1", "mg_preset", "aesthetics", "mg_w", "1e9").startsWith("'mg_w' '1e9': "));

@@ -125,7 +125,7 @@ class SparkJobTest {
         assertEquals(0, s.failed());
         assertEquals(0, s.doneBefore());
         assertEquals(3, s.partitions());
-        assertEquals(1, ExecutorPipelines.loads(), "one pipeline for the JVM, shared by both task threads and every partition");
+        assertEquals(1, ExecutorPipelines.loads("flux-tiny-demo"), "one pipeline for the JVM, shared by both task threads and every partition");
         assertTrue(s.executors().stream().mapToInt(JobSummary.ExecutorLoad::loads).sum() <= 1);
 
         List<ResultRecord> table = parquet(spark, out);
@@ -184,6 +184,41 @@ class SparkJobTest {
     }
 
     @Test
+    void rowsWithTheirOwnNegativePromptsShareABatch(@TempDir Path tmp) throws IOException {
+        List<Map<String, String>> rows = new ArrayList<>();
+        String[] negatives = {"blurry", "dark, murky", null, "blurry"};
+        for (int i = 0; i < 4; i++) {
+            Map<String, String> r = new LinkedHashMap<>(Map.of("prompt", "a wolf on a hill " + i, "seed", String.valueOf(50 + i), "size", "32x32",
+                    "steps", "2", "cfg", "3"));
+            if (negatives[i] != null) r.put("negative_prompt", negatives[i]);
+            if (i == 1) r.put("mg_preset", "aesthetics");
+            rows.add(r);
+        }
+        Path input = jsonl(tmp.resolve("cfg.jsonl"), rows);
+        Path out = tmp.resolve("out");
+        JobSummary s = SparkJob.run(LocalSpark.session(), SparkJob.Options.of(input, out).withModel("cosmos-tiny-demo").withPartitions(1));
+        assertEquals(4, s.made(), parquet(LocalSpark.session(), out).stream().map(r -> r.error).toList().toString());
+        List<ResultRecord> table = parquet(LocalSpark.session(), out);
+        assertEquals(1, table.stream().map(r -> r.batch).distinct().count(), "one batch: negative prompts differ per row");
+        for (int i = 0; i < 4; i++) {
+            ResultRecord r = table.get(i);
+            Map<String, String> row = rows.get(i);
+            List<String> args = new ArrayList<>(List.of("generate", "--model", "cosmos-tiny-demo", "--prompt", row.get("prompt"), "--seed", row.get("seed"),
+                    "--width", "32", "--height", "32", "--steps", "2", "--cfg", "3"));
+            if (negatives[i] != null) args.addAll(List.of("--negative-prompt", negatives[i]));
+            if (row.containsKey("mg_preset")) args.addAll(List.of("--mg-preset", row.get("mg_preset")));
+            Path cli = tmp.resolve("cli-" + i + ".png");
+            args.addAll(List.of("--out", cli.toString()));
+            assertEquals(0, Main.commandLine().execute(args.toArray(new String[0])));
+            int diff = LocalSpark.maxDiff(out.resolve(r.path), cli);
+            assertTrue(diff <= 1, "row " + i + " differs from the command line's image by " + diff + " levels");
+            JsonNode settings = JSON.readTree(r.settings);
+            assertEquals(negatives[i] == null ? "" : negatives[i], settings.path("negative_prompt").asText(), "row " + i);
+            assertEquals(negatives[i] == null ? "" : negatives[i], PngImages.readText(out.resolve(r.path)).get("negative_prompt"));
+        }
+    }
+
+    @Test
     void badRowsFailAloneWithTheirMessages(@TempDir Path tmp) throws IOException {
         List<String> lines = List.of(
                 "{\"prompt\": \"good one\", \"seed\": 1, \"size\": \"32x32\", \"steps\": 1}",
@@ -196,18 +231,20 @@ class SparkJobTest {
                 "{\"prompt\": \"layer outside\", \"seed\": 6, \"size\": \"32x32\", \"steps\": 1, \"mg_preset\": \"aesthetics\", \"mg_layers\": \"9\"}",
                 "{\"prompt\": \"bad id\", \"id\": \"a/b\", \"seed\": 7, \"size\": \"32x32\", \"steps\": 1}",
                 "{\"prompt\": \"good three\", \"seed\": 8, \"size\": \"32x32\", \"steps\": 1, \"mg_pos\": \"sharp\", \"mg_neg\": \"blurry\"}",
-                "this line is not JSON");
+                "this line is not JSON",
+                "{\"prompt\": \"cfg on FLUX\", \"seed\": 9, \"size\": \"32x32\", \"steps\": 1, \"cfg\": 4}");
         Path input = Files.write(tmp.resolve("bad.jsonl"), lines);
         Path out = tmp.resolve("out");
         JobSummary s = SparkJob.run(LocalSpark.session(), SparkJob.Options.of(input, out).withPartitions(2));
-        assertEquals(11, s.rows());
+        assertEquals(12, s.rows());
         assertEquals(3, s.made());
-        assertEquals(8, s.failed());
+        assertEquals(9, s.failed());
         List<ResultRecord> t = parquet(LocalSpark.session(), out);
-        assertEquals(11, t.size());
+        assertEquals(12, t.size());
         String[] expected = {null, "'prompt' is missing", "'seed' 'twelve': expected a whole number in 0..18446744073709551615",
                 "'seed' '-5': expected a whole number", "guidance preset 'sparkle': expected one of", null, "'size' '100x64': width must be a multiple of 16",
-                "layer 9 is outside this model's 5 blocks", "'id' 'a/b': ids are 1 to 128 letters", null, "the line is not a JSON object: 'this line is not JSON'"};
+                "layer 9 is outside this model's 5 blocks", "'id' 'a/b': ids are 1 to 128 letters", null, "the line is not a JSON object: 'this line is not JSON'",
+                "classifier-free guidance"};
         for (int i = 0; i < expected.length; i++) {
             ResultRecord r = t.get(i);
             if (expected[i] == null) {

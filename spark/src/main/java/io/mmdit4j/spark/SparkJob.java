@@ -112,7 +112,12 @@ public final class SparkJob {
             throw new UncheckedIOException("--out " + out + ": cannot create: " + e.getMessage(), e);
         }
         try (FileChannel ch = FileChannel.open(out.resolve(Layout.LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
-            FileLock lock = ch.tryLock();
+            FileLock lock;
+            try {
+                lock = ch.tryLock();
+            } catch (java.nio.channels.OverlappingFileLockException e) {
+                lock = null; // held by another job of this JVM
+            }
             if (lock == null) throw new InvalidRequestException("--out " + out + ": another job is writing into this folder");
             try {
                 return run(spark, o, config, out);

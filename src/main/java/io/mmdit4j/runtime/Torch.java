@@ -79,15 +79,114 @@ public final class Torch {
     /**
      * Chooses the CPU SDPA kernel for a compute dtype: the fused flash kernel is the fastest and leanest
      * for fp32, but 10-20x slower than the math path in bf16 on this CPU class. The switch is global in
-     * libtorch; it is only flipped when the dtype class changes.
+     * libtorch; it is only flipped when the dtype class changes. Only for CPU attention: {@link #attention}
+     * is what the models call, and it keeps this setting away from CUDA.
      */
     public static void selectAttentionBackend(DType compute) {
-        boolean wantFlash = !usesMathAttention(compute);
-        Boolean current = flashEnabled;
-        if (current != null && current == wantFlash) return;
+        apply(usesMathAttention(compute) ? Backends.CPU_MATH : Backends.CPU_FLASH);
+    }
+
+    /**
+     * The SDPA settings one device class wants. libtorch keeps them in one process-wide {@code Context}, which both the
+     * CPU and the CUDA kernel choice read, so the CPU's "flash off" for bf16 would otherwise also switch FlashAttention
+     * off on the GPU. CUDA wants: cuDNN attention first, then FlashAttention-2, then the memory-efficient kernel, then
+     * math (published H100 figures at FLUX's shape: default SDPA about 329 TFLOP/s, cuDNN about 631); flash back on.
+     */
+    enum Backends { CPU_FLASH, CPU_MATH, CUDA }
+
+    private static volatile Backends backends;
+    private static final Object ATTENTION_LOCK = new Object();
+    /** Device classes that have run attention in this process; two or more: settings and calls are serialised. */
+    private static final java.util.Set<Backends> seen = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** CUDA's order (SDPBackend values): cuDNN, flash, memory-efficient, math. */
+    private static final long[] CUDA_PRIORITY = {torch.SDPBackend.cudnn_attention.value, torch.SDPBackend.flash_attention.value,
+            torch.SDPBackend.efficient_attention.value, torch.SDPBackend.math.value};
+
+    private static void apply(Backends want) {
+        if (backends == want) return;
         synchronized (Torch.class) {
-            globalContext().setSDPUseFlash(wantFlash);
-            flashEnabled = wantFlash;
+            if (backends == want) return;
+            switch (want) {
+                case CPU_FLASH -> globalContext().setSDPUseFlash(true);
+                case CPU_MATH -> globalContext().setSDPUseFlash(false);
+                case CUDA -> {
+                    globalContext().setSDPUseFlash(true);
+                    globalContext().setSDPUseCuDNN(true);
+                    globalContext().setSDPUseMemEfficient(true);
+                    try (org.bytedeco.pytorch.LongVector order = new org.bytedeco.pytorch.LongVector(CUDA_PRIORITY)) {
+                        globalContext().setSDPPriorityOrder(order);
+                    }
+                }
+            }
+            flashEnabled = want != Backends.CPU_MATH;
+            backends = want;
+        }
+    }
+
+    /** The attention settings in force (for reports): the last device class configured, or "default". */
+    public static String attentionBackend() {
+        Backends b = backends;
+        return b == null ? "default" : switch (b) {
+            case CPU_FLASH -> "cpu-flash";
+            case CPU_MATH -> "cpu-math";
+            case CUDA -> "cuda: cudnn > flash > mem-efficient > math";
+        };
+    }
+
+    /**
+     * Runs one SDPA call ({@code sdpa}) under the settings of {@code q}'s device and dtype. With one device class in the
+     * process (the usual case) the settings change at most once and calls run concurrently; once CPU and CUDA attention
+     * have both run, each call sets its device's settings and runs while holding a lock, so neither sees the other's
+     * (a CUDA call only launches kernels, so the lock is held briefly on that side). Meta and other devices run as they are.
+     */
+    public static <T> T attention(org.bytedeco.pytorch.Tensor q, java.util.function.Supplier<T> sdpa) {
+        Backends want = q.is_cpu() ? (usesMathAttention(DType.of(q.scalar_type())) ? Backends.CPU_MATH : Backends.CPU_FLASH)
+                : q.is_cuda() ? Backends.CUDA : null;
+        if (want == null) return sdpa.get();
+        seen.add(want == Backends.CPU_MATH ? Backends.CPU_FLASH : want); // the CPU's two states are one class
+        if (seen.size() < 2) {
+            apply(want);
+            return sdpa.get();
+        }
+        synchronized (ATTENTION_LOCK) {
+            apply(want);
+            return sdpa.get();
+        }
+    }
+
+    /**
+     * TF32 for fp32 matmuls and convolutions on CUDA (cuBLAS and cuDNN): about 8x the fp32 throughput of an H100 at a
+     * 10-bit mantissa. Off by default (PyTorch's default for matmuls); {@code --tf32}. No effect on the CPU.
+     */
+    public static void setTf32(boolean on) {
+        init();
+        globalContext().setAllowTF32CuBLAS(on);
+        globalContext().setAllowTF32CuDNN(on);
+    }
+
+    public static boolean tf32() {
+        init();
+        return globalContext().allowTF32CuBLAS();
+    }
+
+    /** libtorch's CUDA sync-debug modes ({@code c10::cuda::SyncDebugMode}). */
+    public static final int SYNC_DEBUG_DISABLED = 0, SYNC_DEBUG_WARN = 1, SYNC_DEBUG_ERROR = 2;
+
+    /**
+     * Sets libtorch's CUDA sync-debug mode ({@code torch.cuda.set_sync_debug_mode}): with {@link #SYNC_DEBUG_ERROR} any
+     * operation that synchronises the host with the GPU throws. Through reflection, because the binding lives in
+     * {@code torch_cuda}, which needs the CUDA natives ({@code -Pcuda}); on a build or host without them it fails with a
+     * clear message. Never run on a GPU here.
+     */
+    public static void setSyncDebugMode(int mode) {
+        try {
+            Class<?> cuda = Class.forName("org.bytedeco.pytorch.global.torch_cuda");
+            Object state = cuda.getMethod("warning_state").invoke(null);
+            state.getClass().getMethod("set_sync_debug_mode", int.class).invoke(state, mode);
+        } catch (ReflectiveOperationException | LinkageError e) {
+            Throwable cause = e instanceof java.lang.reflect.InvocationTargetException ite ? ite.getCause() : e;
+            throw new IllegalStateException("CUDA sync-debug mode is unavailable in this process (needs the GPU natives, mvn -Pcuda, "
+                    + "and a CUDA host): " + cause, cause);
         }
     }
 

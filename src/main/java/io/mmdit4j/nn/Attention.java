@@ -76,13 +76,14 @@ public final class Attention {
         if (OpCounter.recording()) {
             OpCounter.attention(q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), DType.of(q.scalar_type()));
         }
+        io.mmdit4j.runtime.Placement.require("scaled_dot_product_attention", q, k, v, mask);
         if (q.is_meta()) { // shapes only (dry runs): the math kernel has no meta implementation
             return empty(new long[] {q.size(0), q.size(1), q.size(2), v.size(3)}, q.options(), new MemoryFormatOptional());
         }
-        if (q.is_cpu()) Torch.selectAttentionBackend(DType.of(q.scalar_type())); // CUDA keeps libtorch's own choice
         long t0 = OpCounter.timing() ? System.nanoTime() : 0;
-        Tensor out = mask == null ? scaled_dot_product_attention(q, k, v)
-                : scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false);
+        // the CPU's and CUDA's backend settings are kept apart (Torch.attention)
+        Tensor out = Torch.attention(q, () -> mask == null ? scaled_dot_product_attention(q, k, v)
+                : scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(), false));
         if (OpCounter.timing()) OpCounter.attentionNanos(System.nanoTime() - t0);
         return out;
     }

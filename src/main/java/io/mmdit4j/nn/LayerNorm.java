@@ -18,6 +18,7 @@ public final class LayerNorm extends AffineNorm {
 
     @Override
     public Tensor forward(Tensor x) { // [..., dim]
+        io.mmdit4j.runtime.Placement.require("layer_norm", x);
         if (x.is_meta()) return x.clone(); // shapes only: libtorch has no meta kernel on this path
         return layer_norm(x, new long[] {x.size(-1)}, weightOption, biasOption, eps, false);
     }

@@ -39,6 +39,7 @@ public final class Linear implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., in] -> [..., out]
+        io.mmdit4j.runtime.Placement.require("linear", x, weight);
         if (OpCounter.recording()) {
             OpCounter.linear(x.numel() / in, in, out, DType.of(x.scalar_type()));
             if (OpCounter.timing()) {
@@ -60,6 +61,7 @@ public final class Linear implements AutoCloseable {
      * concatenation by fp rounding only.
      */
     public Tensor forwardConcat(Tensor a, Tensor b) { // [..., ka] and [..., in-ka] -> [..., out]
+        io.mmdit4j.runtime.Placement.require("linear", a, b, weight);
         long ka = a.size(-1), kb = b.size(-1);
         if (ka + kb != in || a.numel() / ka != b.numel() / kb) {
             throw new IllegalArgumentException("concatenated input " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(a))

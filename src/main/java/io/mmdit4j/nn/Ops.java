@@ -19,6 +19,7 @@ public final class Ops {
 
     /** {@code nn.LayerNorm(D, eps, elementwise_affine=False)} over the last dimension. */
     public static Tensor layerNorm(Tensor x, double eps) {
+        io.mmdit4j.runtime.Placement.require("layer_norm", x);
         if (x.is_meta()) return x.clone(); // shapes only: libtorch has no meta kernel on this path
         return layer_norm(x, new long[] {x.size(-1)}, NONE, NONE, eps, false);
     }
@@ -29,6 +30,7 @@ public final class Ops {
      * reference's two ops by one bf16 ulp (well inside the golden tolerances).
      */
     public static Tensor modulate(Tensor normed, Tensor shift, Tensor scale) { // normed [B,S,D], shift/scale [B,D]
+        io.mmdit4j.runtime.Placement.require("adaLN modulate", normed, shift, scale);
         return addcmul(shift.unsqueeze(1), normed, scale.add(ONE).unsqueeze(1));
     }
 
@@ -37,8 +39,26 @@ public final class Ops {
         return io.mmdit4j.runtime.Scopes.local(() -> modulate(layerNorm(x, eps), shift, scale));
     }
 
+    /**
+     * The output of a convolution of {@code x} [B, C, *spatial] with {@code weight} [out, C/groups, *kernel] (dilation 1)
+     * as an uninitialised meta tensor: libtorch has no meta kernel for the CPU convolutions ({@code convolution_overrideable
+     * not implemented}), so the decoders take this shortcut on {@code meta} (shapes only).
+     */
+    public static Tensor metaConv(Tensor x, Tensor weight, long[] stride, long[] padding) {
+        int spatial = (int) x.dim() - 2;
+        long[] shape = new long[spatial + 2];
+        shape[0] = x.size(0);
+        shape[1] = weight.size(0);
+        for (int d = 0; d < spatial; d++) {
+            long s = stride.length == 1 ? stride[0] : stride[d], p = padding.length == 1 ? padding[0] : padding[d];
+            shape[d + 2] = (x.size(d + 2) + 2 * p - weight.size(d + 2)) / s + 1;
+        }
+        return org.bytedeco.pytorch.global.torch.empty(shape, x.options(), new org.bytedeco.pytorch.MemoryFormatOptional());
+    }
+
     /** {@code x + gate[:, None] * y} as one fused pass ({@code addcmul}). */
     public static Tensor gatedResidual(Tensor x, Tensor gate, Tensor y) {
+        io.mmdit4j.runtime.Placement.require("gated residual", x, gate, y);
         return addcmul(x, gate.unsqueeze(1), y);
     }
 }

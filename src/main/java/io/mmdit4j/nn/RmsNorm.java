@@ -31,6 +31,7 @@ public final class RmsNorm implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., dim]
+        io.mmdit4j.runtime.Placement.require("rms_norm", x);
         // x², the fp32 copy and the unscaled result die here; in place: the normalised tensor (or its cast) is a fresh temporary
         return Scopes.local(() -> normalized(x).to(weight.scalar_type()).mul_(weight));
     }
@@ -40,6 +41,7 @@ public final class RmsNorm implements AutoCloseable {
      * {@code weight * x} (type promotion then picks the wider dtype). Equals {@link #forward} when input and weight share a dtype.
      */
     public Tensor forwardCastToInput(Tensor x) { // [..., dim]
+        io.mmdit4j.runtime.Placement.require("rms_norm", x);
         return weight.mul(normalized(x).to(x.scalar_type()));
     }
 

@@ -104,8 +104,8 @@ public final class Rope implements AutoCloseable {
         }
         Tensor cos = cat(cosParts, 1), sin = cat(sinParts, 1);
         if (!device.isCpu()) {
-            cos = cos.to(device.torchDevice(), ScalarType.Float);
-            sin = sin.to(device.torchDevice(), ScalarType.Float);
+            cos = io.mmdit4j.runtime.Transfers.to(cos, device, ScalarType.Float); // built once per request, then on the device
+            sin = io.mmdit4j.runtime.Transfers.to(sin, device, ScalarType.Float);
         }
         return new Rope(Native.keep(cos), Native.keep(sin));
     }
@@ -121,6 +121,11 @@ public final class Rope implements AutoCloseable {
         return new int[] {a0, rest, rest};
     }
 
+    /** Another handle on this table (its own references: closing it leaves this one valid), for a table cached across calls. */
+    public Rope share() {
+        return new Rope(Native.keep(cos), Native.keep(sin), halves);
+    }
+
     public Tensor cos() { return cos; }
     public Tensor sin() { return sin; }
     public long length() { return cos.size(0); }
@@ -131,6 +136,7 @@ public final class Rope implements AutoCloseable {
      * {@code rot(x) = cat(-x[Dh/2:], x[:Dh/2])}.
      */
     public Tensor apply(Tensor x) {
+        io.mmdit4j.runtime.Placement.require("rope", x, cos, sin);
         return io.mmdit4j.runtime.Scopes.local(() -> { // the halves, rot(x) and the fp32 product die here
             long b = x.size(0), h = x.size(1), s = x.size(2), dh = x.size(3);
             Tensor rotated;

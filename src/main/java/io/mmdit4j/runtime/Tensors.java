@@ -68,6 +68,27 @@ public final class Tensors {
         return t;
     }
 
+    /**
+     * A 0-dim {@code type} tensor holding {@code value} on {@code like}'s device, made by a fill there (the value is a
+     * kernel argument: no host-to-device copy, unlike a CPU scalar tensor moved with {@code to}). In the caller's scope.
+     */
+    public static Tensor scalarOn(double value, ScalarType type, Tensor like) {
+        TensorOptions o = new TensorOptions(type);
+        if (!like.is_cpu()) o = o.device(new org.bytedeco.pytorch.DeviceOptional(like.device()));
+        return org.bytedeco.pytorch.global.torch.scalar_tensor(new org.bytedeco.pytorch.Scalar(value), o);
+    }
+
+    /**
+     * {@code [n, 1]} fp32 holding {@code values} on {@code like}'s device, made by fills there (each value a kernel
+     * argument, no host-to-device copy): what {@link #fromFloats} then a move would give. In the caller's scope.
+     */
+    public static Tensor columnOn(float[] values, Tensor like) {
+        if (values.length == 1) return scalarOn(values[0], ScalarType.Float, like).view(1, 1);
+        org.bytedeco.pytorch.TensorVector rows = new org.bytedeco.pytorch.TensorVector();
+        for (float v : values) rows.push_back(scalarOn(v, ScalarType.Float, like).view(1, 1));
+        return org.bytedeco.pytorch.global.torch.cat(rows, 0);
+    }
+
     /** Closes every non-null tensor, ignoring already-closed ones. */
     public static void closeAll(Iterable<? extends Tensor> tensors) {
         for (Tensor t : tensors) Native.release(t);

@@ -2,7 +2,9 @@ package io.mmdit4j.sampling;
 
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Placement;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Transfers;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
@@ -21,9 +23,11 @@ import java.util.concurrent.CancellationException;
  * <p>Non-finite latents fail the run ({@link NonFiniteException}) naming the first step that produced them: NaN or
  * infinity would otherwise decode to a black image that looks like a result. Each step queues one
  * {@code isfinite(x).all()} flag on the latents' device, which costs a reduction over the latents (tiny next to a
- * transformer forward) but no host synchronisation; the flags are read every {@link #CHECK_EVERY} steps and after the
- * last one. Reading them each step would stall a GPU's queue once per step; reading only at the end would waste every
- * step after the first bad one. The first bad step is named exactly either way, because every step has its flag.
+ * transformer forward) but no host synchronisation; on the CPU the flags are read every {@link #CHECK_EVERY} steps and
+ * after the last one (a read costs nothing there, and a bad run stops early). Off the CPU they are read once, after the
+ * last step: a read is a synchronisation that would stall a GPU's queue, and the loop makes none
+ * ({@link Transfers#lastLoop} counts them per step). The first bad step is named exactly either way, because every
+ * step has its flag.
  */
 public final class Denoiser {
     /** Steps between two reads of the finiteness flags (the last step is always read). */
@@ -55,27 +59,31 @@ public final class Denoiser {
         Tensor x = initial;
         List<Tensor> flags = new ArrayList<>(); // unread finiteness flags; flags.get(k) belongs to step firstUnread + k
         int firstUnread = -1;                   // -1: the initial latents
-        try {
+        try (Placement.Scope placement = Placement.checkIfEnabled(device)) {
             if (device != null && !DeviceSpec.of(initial).equals(device)) { // the Euler step runs where the velocity is
-                try (PointerScope scope = new PointerScope()) {
-                    x = Tensors.keep(initial.to(device.torchDevice(), initial.scalar_type()));
-                }
+                x = Transfers.toOwned(initial, device);                     // once per request, before the first step
             }
+            boolean readEarly = x.is_cpu(); // off the CPU a read is a synchronisation: only after the last step
             flags.add(finite(x));
+            Transfers.loopStarted();
             for (int i = 0; i < sampler.steps(); i++) {
                 long t0 = System.nanoTime();
+                Transfers.stepStarted(i, device);
                 try (PointerScope step = new PointerScope()) {
                     Tensor v = velocity.at(x, i);          // owned
+                    Placement.require("denoising step " + i, v, x);
                     Tensor next = sampler.step(v, i, x);  // owned
                     v.close();
                     if (x != initial) x.close();
                     x = next;
                 }
                 flags.add(finite(x));
-                if ((i + 1) % CHECK_EVERY == 0 || i == sampler.steps() - 1) {
+                if (readEarly && (i + 1) % CHECK_EVERY == 0 || i == sampler.steps() - 1) {
+                    if (i == sampler.steps() - 1) Transfers.stepEnded(); // the last read is after the loop
                     readFlags(flags, firstUnread, sampler);
                     firstUnread = i + 1;
                 }
+                if (i < sampler.steps() - 1) Transfers.stepEnded();
                 long elapsed = System.nanoTime() - t0;
                 if (stepNanos != null) stepNanos[i] = elapsed;
                 if (!l.onStep(new StepListener.Step(i, sampler.steps(), sampler.sigma(i + 1), elapsed, x))) {
@@ -86,6 +94,7 @@ public final class Denoiser {
             x = initial; // handed to the caller, not released below
             return out;
         } finally {
+            Transfers.loopEnded();
             flags.forEach(Native::release);
             if (x != initial) Native.release(x);
         }
@@ -103,7 +112,7 @@ public final class Denoiser {
     private static void readFlags(List<Tensor> flags, int firstStep, Sampler sampler) {
         try {
             for (int k = 0; k < flags.size(); k++) {
-                if (flags.get(k) == null || flags.get(k).item_bool()) continue;
+                if (flags.get(k) == null || Transfers.sync(flags.get(k)).item_bool()) continue;
                 int step = firstStep + k;
                 if (step < 0) {
                     throw new NonFiniteException(NonFiniteException.Stage.INITIAL_LATENTS, -1,

@@ -24,6 +24,7 @@ public final class GroupNorm extends AffineNorm {
 
     @Override
     public Tensor forward(Tensor x) {
+        io.mmdit4j.runtime.Placement.require("group_norm", x);
         if (x.is_meta()) return empty_like(x); // shapes-only dry runs: group_norm has no meta kernel (it lowers to batch_norm)
         return group_norm(x, groups, weightOption, biasOption, eps, true);
     }

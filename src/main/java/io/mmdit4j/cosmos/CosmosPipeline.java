@@ -1,6 +1,8 @@
 package io.mmdit4j.cosmos;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.mmdit4j.sampling.StepTable;
+import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.guidance.ModulationGuidance;
@@ -242,6 +244,7 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
     @Override
     public Velocity velocity(GenerationSettings s, Schedule schedule, Conditioning cond, ModulationGuidance guidance, ConditioningObserver observer) {
         ClassifierFreeGuidance c = s.option(ClassifierFreeGuidance.class);
+        transformer.prepareRope(latentShape(s.images(), s.height(), s.width())); // before the loop: no step moves a table
         return denoised(schedule, cond, guidance, cfg(s) ? c.scale() : 1.0, s.images(), observer);
     }
 
@@ -257,6 +260,26 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
             throw new IllegalArgumentException("conditioning rows do not match " + images + " images" + (cfg ? " with CFG" : ""));
         }
         int n = transformer.numGuidedBlocks();
+        // the text states and every step's timestep go to the device once, here: a step copies nothing from the host
+        DeviceSpec device = transformer.device();
+        Tensor[] placed = new Tensor[4];
+        StepTable timesteps;
+        try {
+            placed[0] = Transfers.toOwned(cond.text(), device);
+            placed[1] = Transfers.toOwned(cond.pooled(), device);
+            placed[2] = cfg ? Transfers.toOwned(cond.uncondText(), device) : null;
+            placed[3] = cfg ? Transfers.toOwned(cond.uncondPooled(), device) : null;
+            timesteps = StepTable.of(schedule.steps(), i -> {
+                float sigma = schedule.sigma(i);
+                float t = sigma / (sigma + 1f);
+                return full(new long[] {images}, new Scalar((double) t), new TensorOptions(ScalarType.Float)).to(dtype.scalarType());
+            }, device);
+        } catch (RuntimeException e) {
+            for (Tensor t : placed) Native.release(t);
+            throw e;
+        }
+        StepTable ts = timesteps;
+        Tensor text = placed[0], pooled = placed[1], uncondText = placed[2], uncondPooled = placed[3];
         ModulationGuidance condPlan = cfg ? guidance.rows(images, images) : guidance;
         ModulationGuidance uncondPlan = cfg ? guidance.rows(0, images) : null;
         Scalar scale = new Scalar(cfgScale);
@@ -269,13 +292,13 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
                     float cSkip = 1f - t, cOut = -t;
                     Tensor skipped = x.to(ScalarType.Float).mul(new Scalar(cSkip));      // c_skip·x = c_in·x (both 1 − t)
                     Tensor in = skipped.to(dtype.scalarType());                           // the model input in its dtype
-                    Tensor ts = full(new long[] {images}, new Scalar((double) t), new TensorOptions(ScalarType.Float)).to(dtype.scalarType());
-                    Tensor fc = transformer.forward(in, ts, cond.text(), null, cond.pooled(), condPlan, i, null, observer);
+                    Tensor tstep = ts.at(i);                                                // full([B], t).to(dtype), on the device
+                    Tensor fc = transformer.forward(in, tstep, text, null, pooled, condPlan, i, null, observer);
                     Tensor x0 = skipped.add(fc.to(ScalarType.Float).mul(new Scalar(cOut))).to(dtype.scalarType());
                     fc.close();
                     if (cfg) {
                         boolean[][] blocks = CosmosTransformer.pooledBlocks(condPlan, i, images, n); // the unconditional pass follows them
-                        Tensor fu = transformer.forward(in, ts, cond.uncondText(), null, cond.uncondPooled(), uncondPlan, i, blocks, null);
+                        Tensor fu = transformer.forward(in, tstep, uncondText, null, uncondPooled, uncondPlan, i, blocks, null);
                         Tensor x0u = skipped.add(fu.to(ScalarType.Float).mul(new Scalar(cOut))).to(dtype.scalarType());
                         fu.close();
                         x0 = x0.add(x0.sub(x0u).mul(scale));                             // x0_c + cfg·(x0_c − x0_u)
@@ -287,6 +310,11 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
             @Override
             public void close() {
                 scale.close();
+                ts.close();
+                Native.release(text);
+                Native.release(pooled);
+                Native.release(uncondText);
+                Native.release(uncondPooled);
                 if (cfg) {
                     condPlan.close();
                     uncondPlan.close();

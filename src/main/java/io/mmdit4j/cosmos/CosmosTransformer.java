@@ -235,11 +235,11 @@ public final class CosmosTransformer implements AutoCloseable {
     }
 
     private Tensor place(Tensor t) {
-        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+        return device.isCpu() ? t.to(dtype.scalarType()) : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType()); // counted when it moves
     }
 
     private Tensor onDevice(Tensor t) {
-        return device.isCpu() ? t : t.to(torchDevice, t.scalar_type());
+        return device.isCpu() ? t : io.mmdit4j.runtime.Transfers.to(t, device); // counted when it moves
     }
 
     // ---------------------------------------------------------------- conditioning
@@ -289,6 +289,30 @@ public final class CosmosTransformer implements AutoCloseable {
      * angles in fp32, positions 0.. per axis in (t, h, w) row-major order, cos/sin of {@code cat([t, h, w] × 2)}: a
      * rotate-half table.
      */
+    private Rope ropeCache;       // the table of the last grid (built on the host, moved once), shared by every step
+    private long[] ropeCacheGrid;
+
+    /**
+     * Builds (and moves to the device) the RoPE table of latents {@code [B, C, F, H, W]} now, before a denoising loop, so
+     * that no step builds or moves one; the forwards then share it.
+     */
+    public void prepareRope(long[] latentShape) {
+        int[] p = config.patchSize();
+        cachedRope(latentShape[2] / p[0], latentShape[3] / p[1], latentShape[4] / p[2]).close();
+    }
+
+    /** {@link #rope} of this grid, built once and reused while the grid stays the same: no table is moved per step. */
+    private synchronized Rope cachedRope(long frames, long height, long width) {
+        long[] grid = {frames, height, width};
+        if (ropeCache == null || !Arrays.equals(grid, ropeCacheGrid)) {
+            Rope fresh = rope(frames, height, width);
+            if (ropeCache != null) ropeCache.close();
+            ropeCache = fresh;
+            ropeCacheGrid = grid;
+        }
+        return ropeCache.share();
+    }
+
     public Rope rope(long frames, long height, long width) {
         int dh = config.attentionHeadDim();
         int dimH = dh / 6 * 2, dimW = dimH, dimT = dh - dimH - dimW;
@@ -311,8 +335,8 @@ public final class CosmosTransformer implements AutoCloseable {
             Tensor freqs = cat(new TensorVector(et, eh, ew, et, eh, ew), -1).reshape(frames * height * width, dh);
             Tensor c = cos(freqs), s = sin(freqs);
             if (!device.isCpu()) {
-                c = c.to(torchDevice, ScalarType.Float);
-                s = s.to(torchDevice, ScalarType.Float);
+                c = io.mmdit4j.runtime.Transfers.to(c, device, ScalarType.Float); // once per request (the pipeline builds the table before the loop)
+                s = io.mmdit4j.runtime.Transfers.to(s, device, ScalarType.Float);
             }
             return Rope.halves(Tensors.keep(c), Tensors.keep(s));
         }
@@ -385,7 +409,7 @@ public final class CosmosTransformer implements AutoCloseable {
             Tensor[] vectors = blockVectors(temb, pooled, g, step, pooledBlocks);
             if (observer != null) observer.onConditioning(step, BlockConditioning.of(temb, vectors, temb, offsetsOf(vectors, temb)));
             Tensor x = null;
-            try (Rope table = rope(frames, rows, cols)) {
+            try (Rope table = cachedRope(frames, rows, cols)) {
                 x = Scopes.owned(() -> patchEmbed(hidden, paddingMask));                                           // [B,N,D]
                 for (int i = 0; i < layers; i++) {
                     CosmosBlock block = transformer_blocks.get(i);
@@ -423,7 +447,7 @@ public final class CosmosTransformer implements AutoCloseable {
                 boolean[] rows = gate[i];
                 float[] mask = new float[b];
                 for (int r = 0; r < b; r++) mask[r] = rows[r] ? 1f : 0f;
-                Tensor sel = onDevice(Tensors.fromFloats(mask, b, 1)).gt(new Scalar(0.5));
+                Tensor sel = (temb.is_cpu() ? Tensors.fromFloats(mask, b, 1) : Tensors.columnOn(mask, temb)).gt(new Scalar(0.5)); // no copy
                 vectors[i] = where(sel, withPooled, temb);
             }
         }
@@ -504,6 +528,10 @@ public final class CosmosTransformer implements AutoCloseable {
     public void close() {
         Modules.closeAll(patch_embed_proj, time_embed_t_embedder, time_embed_norm, norm_out, proj_out, adapter);
         Modules.closeAll(transformer_blocks);
+        synchronized (this) {
+            if (ropeCache != null) ropeCache.close();
+            ropeCache = null;
+        }
         Native.release(torchDevice);
     }
 }

@@ -17,11 +17,13 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.FluxTimesteps;
 import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.StepTable;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -155,35 +157,51 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                              ConditioningObserver observer) {
         int batch = s.images();
         EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
-        Tensor imgIds = null, guidanceArg = null;
+        DeviceSpec device = device();
+        // every per-request input goes to the device once, here: a step copies nothing from the host
+        Tensor imgIds = null, guidanceArg = null, prompt = null, pooled = null;
+        StepTable timesteps = null;
         Rope rope = null;
         try (PointerScope scope = new PointerScope()) {
             imgIds = Tensors.keep(FluxInputs.imageIds(s.height() / 16, s.width() / 16));
-            guidanceArg = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), batch) : null;
+            guidanceArg = transformer.config().guidanceEmbeds()
+                    ? Transfers.toOwned(io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), batch)), device)
+                    : null;
             rope = transformer.rope(emb.textIds(), imgIds);
+            prompt = Transfers.toOwned(emb.promptEmbeds(), device);
+            pooled = Transfers.toOwned(emb.pooled(), device);
+            timesteps = StepTable.of(schedule.steps(),
+                    i -> io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, batch, dtype)), device);
         } catch (RuntimeException e) {
             Native.release(imgIds);
             Native.release(guidanceArg);
+            Native.release(prompt);
+            Native.release(pooled);
+            if (timesteps != null) timesteps.close();
             if (rope != null) rope.close();
             throw e;
         }
-        Tensor ids = imgIds, gArg = guidanceArg;
+        Tensor ids = imgIds, gArg = guidanceArg, txt = prompt, pool = pooled;
+        StepTable ts = timesteps;
         Rope r = rope;
         return new Velocity() {
             @Override
             public Tensor at(Tensor x, int i) {
-                // pipelineTimestep and forward hand out owned tensors
-                try (Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, batch, Tensors.dtype(x))) {
-                    return transformer.forward(new FluxInputs(x, emb.promptEmbeds(), emb.pooled(), t, gArg, ids, emb.textIds()), guidance, i, r,
-                            observer);
+                try (PointerScope scope = new PointerScope()) { // forward hands out an owned tensor
+                    Tensor t = Tensors.dtype(x) == dtype ? ts.at(i)
+                            : io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, batch, Tensors.dtype(x)));
+                    return transformer.forward(new FluxInputs(x, txt, pool, t, gArg, ids, emb.textIds()), guidance, i, r, observer);
                 }
             }
 
             @Override
             public void close() {
                 r.close();
+                ts.close();
                 Native.release(ids);
                 Native.release(gArg);
+                Native.release(txt);
+                Native.release(pool);
             }
         };
     }

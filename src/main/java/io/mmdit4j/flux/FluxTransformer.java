@@ -210,7 +210,7 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** An input on this model's device in its compute dtype (a no-op view when it already is). */
     private Tensor place(Tensor t) {
-        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+        return device.isCpu() ? t.to(dtype.scalarType()) : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType()); // counted when it moves
     }
 
     // ---------------------------------------------------------------- conditioning

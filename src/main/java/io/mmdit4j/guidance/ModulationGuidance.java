@@ -219,8 +219,8 @@ public final class ModulationGuidance implements AutoCloseable {
             }
             if (!any) continue;
             Tensor delta = terms.get(j).delta();
-            Tensor coef = Tensors.fromFloats(cf, c.length, 1);                                               // [B, 1]
-            if (!delta.is_cpu()) coef = coef.to(delta.device(), ScalarType.Float); // once per request, not per step
+            // [B, 1]; off the CPU filled where the delta lives (a kernel argument each, no host-to-device copy)
+            Tensor coef = delta.is_cpu() ? Tensors.fromFloats(cf, c.length, 1) : Tensors.columnOn(cf, delta);
             Tensor weighted = delta.to(ScalarType.Float).mul(coef).to(temb.scalar_type());                   // [B, D]
             sum = sum == null ? weighted : sum.add(weighted);
         }

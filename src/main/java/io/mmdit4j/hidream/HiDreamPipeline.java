@@ -21,11 +21,13 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Offloadable;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.sampling.FlowMatchLcmScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
+import io.mmdit4j.sampling.StepTable;
 import io.mmdit4j.sampling.UniPcMultistepScheduler;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
@@ -287,11 +289,20 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
     public Sampler sampler(GenerationSettings s, Schedule schedule) {
         if (scheduler instanceof UniPc u) return new UniPcMultistepScheduler(u.config()).sampler(schedule);
         StepNoise given = s.option(StepNoise.class);
-        if (given != null) return FlowMatchLcmScheduler.sampler(schedule, given::step);
+        if (given != null) {
+            if (device().isCpu()) return FlowMatchLcmScheduler.sampler(schedule, given::step);
+            StepTable.Source noise = StepTable.predrawn(schedule.steps(), given::step, device()); // moved once, not per step
+            return FlowMatchLcmScheduler.sampler(schedule, noise, noise);
+        }
         long[] shape = latentShape(s);
         Noise.Stream stream = Noise.Stream.perRow(shape, s.seeds());
         stream.next(dtype).close(); // the initial latents were this generator's first draw (in the latents' dtype)
-        return FlowMatchLcmScheduler.sampler(schedule, i -> stream.next(DType.F32), stream);
+        if (device().isCpu()) return FlowMatchLcmScheduler.sampler(schedule, i -> stream.next(DType.F32), stream);
+        // off the CPU: every step's noise drawn now from the same generators, in step order, and moved to the device once
+        try (stream) {
+            StepTable.Source noise = StepTable.predrawn(schedule.steps(), i -> stream.next(DType.F32), device());
+            return FlowMatchLcmScheduler.sampler(schedule, noise, noise);
+        }
     }
 
     /** Prompt (and, with CFG, negative prompt) embeddings in transformer-batch order; releases the transformer first when offloading. */
@@ -350,21 +361,32 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
         HiDreamTransformer model = transformer();
         long[] shape = latentShape(s);
         HiDreamTransformer.Text projected = model.text(cond.t5(), cond.llama());
-        HiDreamTransformer.Layout layout;
+        HiDreamTransformer.Layout layout = null;
+        // the pooled vectors and every step's timestep go to the device once, here (the text states above, projected there)
+        Tensor pooled = null;
+        StepTable timesteps;
         try {
             layout = model.layout((int) shape[2], (int) shape[3], projected.textLength(), projected.llamaLength());
+            pooled = Transfers.toOwned(cond.pooled(), device());
+            timesteps = StepTable.of(schedule.steps(),
+                    i -> full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device());
         } catch (RuntimeException e) {
+            if (layout != null) layout.close();
+            Native.release(pooled);
             projected.close();
             throw e;
         }
+        HiDreamTransformer.Layout lay = layout;
+        Tensor pool = pooled;
+        StepTable ts = timesteps;
         Scalar scale = cfg ? new Scalar(s.option(ClassifierFreeGuidance.class).scale()) : null;
         return new Velocity() {
             @Override
             public Tensor at(Tensor x, int i) {
                 try (PointerScope scope = new PointerScope()) {
                     Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;
-                    Tensor t = full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float));
-                    Tensor out = model.forward(in, t, projected, cond.pooled(), layout, guidance, i, observer);     // owned
+                    Tensor t = ts.at(i);                                                                             // [rows] fp32
+                    Tensor out = model.forward(in, t, projected, pool, lay, guidance, i, observer);                 // owned
                     Tensor v = out.neg();                                                                            // v = −sample
                     out.close();
                     if (!cfg) return Tensors.keep(v);
@@ -375,8 +397,10 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
 
             @Override
             public void close() {
-                layout.close();
+                lay.close();
                 projected.close();
+                ts.close();
+                Native.release(pool);
                 if (scale != null) scale.close();
             }
         };

@@ -40,7 +40,7 @@ final class HiDreamPooledEmbedder implements AutoCloseable {
 
     /** {@code p_embedder(pooledPos) − p_embedder(pooledNeg)}, [R, D], owned by the caller. */
     Tensor direction(Tensor pooledPos, Tensor pooledNeg) {
-        return embedder.direction(pooledPos, pooledNeg, t -> device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType()));
+        return embedder.direction(pooledPos, pooledNeg, t -> device.isCpu() ? t.to(dtype.scalarType()) : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType()));
     }
 
     @Override

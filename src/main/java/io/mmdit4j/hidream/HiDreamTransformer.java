@@ -190,14 +190,14 @@ public final class HiDreamTransformer implements AutoCloseable {
     }
 
     private Tensor place(Tensor t) {
-        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+        return device.isCpu() ? t.to(dtype.scalarType()) : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType()); // counted when it moves
     }
 
     // ---------------------------------------------------------------- conditioning
 
     /** {@code temb = t_embedder(Timesteps(256)(t)) + p_embedder(pooled)} [B, D]; timesteps as the pipeline passes them (σ·1000). */
     public Tensor temb(Tensor timesteps, Tensor pooled) {
-        Tensor t = t_embedder.forward(Timesteps.sinusoidal(device.isCpu() ? timesteps : timesteps.to(torchDevice, ScalarType.Float), 256)
+        Tensor t = t_embedder.forward(Timesteps.sinusoidal(device.isCpu() ? timesteps : io.mmdit4j.runtime.Transfers.to(timesteps, device, ScalarType.Float), 256)
                 .to(dtype.scalarType()));
         return t.add(p_embedder.forward(place(pooled)));
     }
@@ -312,7 +312,7 @@ public final class HiDreamTransformer implements AutoCloseable {
         }
 
         private Tensor onDevice(Tensor t) {
-            return device.isCpu() ? t : t.to(torchDevice, dtype.scalarType());
+            return device.isCpu() ? t : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType()); // counted when it moves
         }
 
         /** Image tokens of the sequence (with padding). */

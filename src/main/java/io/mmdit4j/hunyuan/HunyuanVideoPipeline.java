@@ -1,5 +1,7 @@
 package io.mmdit4j.hunyuan;
 
+import io.mmdit4j.sampling.StepTable;
+import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
@@ -23,7 +25,6 @@ import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.text.llama.HunyuanPromptEncoder;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
@@ -224,29 +225,49 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
         if (emb.promptEmbeds().size(0) != batch) {
             throw new IllegalArgumentException(emb.promptEmbeds().size(0) + " prompt rows do not fit this request (expected " + batch + ")");
         }
+        HunyuanVideoTransformer.requireRealTokens(emb.attentionMask()); // once, on the host copy, before anything moves
         EmbeddedGuidance eg = s.option(EmbeddedGuidance.class);
-        Tensor g = c.guidanceEmbeds() ? guidanceArgument(eg == null ? 6.0 : eg.scale(), batch) : null;
+        DeviceSpec device = transformer.device();
+        // every per-request input goes to the device once, here: a step copies nothing from the host
+        Tensor g = null, prompt = null, mask = null, pooled = null;
+        StepTable timesteps = null;
         Rope rope;
         try {
+            g = c.guidanceEmbeds() ? Transfers.toOwned(io.mmdit4j.runtime.Scopes.adopt(guidanceArgument(eg == null ? 6.0 : eg.scale(), batch)), device)
+                    : null;
+            prompt = Transfers.toOwned(emb.promptEmbeds(), device);
+            mask = Transfers.toOwned(emb.attentionMask(), device);
+            pooled = Transfers.toOwned(emb.pooled(), device);
+            timesteps = StepTable.of(schedule.steps(),
+                    i -> full(new long[] {batch}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device);
             rope = transformer.rope(latentFrames(s) / c.patchSizeT(), s.height() / 8 / c.patchSize(), s.width() / 8 / c.patchSize());
         } catch (RuntimeException e) {
             Native.release(g);
+            Native.release(prompt);
+            Native.release(mask);
+            Native.release(pooled);
+            if (timesteps != null) timesteps.close();
             throw e;
         }
+        Tensor gArg = g, txt = prompt, msk = mask, pool = pooled;
+        StepTable ts = timesteps;
         return new Velocity() {
             @Override
             public Tensor at(Tensor x, int i) {
                 try (PointerScope scope = new PointerScope()) {
-                    Tensor t = full(new long[] {batch}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float))
-                            .to(x.scalar_type());
-                    return transformer.forward(x, t, emb.promptEmbeds(), emb.attentionMask(), emb.pooled(), g, guidance, i, rope, observer);
+                    Tensor t = ts.at(i).to(x.scalar_type()); // a cast on the device, no copy
+                    return transformer.forward(x, t, txt, msk, pool, gArg, guidance, i, rope, observer);
                 }
             }
 
             @Override
             public void close() {
                 rope.close();
-                Native.release(g);
+                ts.close();
+                Native.release(gArg);
+                Native.release(txt);
+                Native.release(msk);
+                Native.release(pool);
             }
         };
     }
@@ -260,7 +281,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
         try (PointerScope scope = new PointerScope()) {
             Tensor decoded = vae.decodeScaled(latents, tiling);   // [B, 3, F, H, W] in [-1, 1]
             Tensor video = vae.toVideo(decoded);                  // [B, F, 3, H, W] in [0, 1]
-            Tensor cpu = video.to(new Device("cpu"), ScalarType.Float);
+            Tensor cpu = io.mmdit4j.runtime.Transfers.toHost(video, ScalarType.Float); // stays shapes-only on meta
             decoded.close();
             video.close();
             return Tensors.keep(cpu);

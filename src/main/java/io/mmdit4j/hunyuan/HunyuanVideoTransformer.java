@@ -195,12 +195,12 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
     /** An input on this model's device in its compute dtype (a no-op view when it already is). */
     private Tensor place(Tensor t) {
-        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+        return device.isCpu() ? t.to(dtype.scalarType()) : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType()); // counted when it moves
     }
 
     /** An input on this model's device, dtype unchanged (timesteps, guidance and masks keep the caller's precision). */
     private Tensor onDevice(Tensor t) {
-        return device.isCpu() ? t : t.to(torchDevice, t.scalar_type());
+        return device.isCpu() ? t : io.mmdit4j.runtime.Transfers.to(t, device); // counted when it moves
     }
 
     // ---------------------------------------------------------------- conditioning
@@ -252,6 +252,21 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     }
 
     // ---------------------------------------------------------------- forward
+
+    /**
+     * Fails when a row of {@code mask} [B, S] has no real token: the refiner's masked mean would be 0/0 (NaN everywhere).
+     * Reads the mask's values (a synchronisation off the CPU): once per request, before the loop.
+     */
+    public static void requireRealTokens(Tensor mask) {
+        if (mask.is_meta()) return; // shapes only
+        try (PointerScope scope = new PointerScope()) {
+            Tensor valid = io.mmdit4j.runtime.Transfers.sync(mask.to(ScalarType.Float).sum(new long[] {1}, false, new ScalarTypeOptional()));
+            if (valid.min().item_float() < 1f) {
+                throw new IllegalArgumentException("encoder attention mask has a row without real tokens (sums per row: "
+                        + Arrays.toString(Tensors.toFloats(valid)) + "); every prompt needs at least one");
+            }
+        }
+    }
 
     /** Plain forward (no modulation guidance); see {@link #forward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, ModulationGuidance, int, Rope, ConditioningObserver)}. */
     public Tensor forward(Tensor hidden, Tensor timestep, Tensor encoderHidden, Tensor encoderMask, Tensor pooled, Tensor guidance) {
@@ -371,15 +386,8 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
                     + config.textEmbedDim() + "]");
         }
         requireShape("encoder attention mask", encoderMask, b, encoderHidden.size(1));
-        if (!encoderMask.is_meta()) { // an all-padding row would make the refiner's masked mean 0/0 (NaN everywhere)
-            try (PointerScope scope = new PointerScope()) {
-                Tensor valid = encoderMask.to(ScalarType.Float).sum(new long[] {1}, false, new ScalarTypeOptional());
-                if (valid.min().item_float() < 1f) {
-                    throw new IllegalArgumentException("encoder attention mask has a row without real tokens (sums per row: "
-                            + Arrays.toString(Tensors.toFloats(valid)) + "); every prompt needs at least one");
-                }
-            }
-        }
+        // a host read: done here for a CPU mask only; the pipeline checks its mask once per request before moving it
+        if (encoderMask.is_cpu()) requireRealTokens(encoderMask);
         requireShape("pooled projections", pooled, b, config.pooledProjectionDim());
         if (config.guidanceEmbeds()) {
             if (guidance == null) throw new IllegalArgumentException("this model embeds the guidance scale: guidance [" + b + "] is required");

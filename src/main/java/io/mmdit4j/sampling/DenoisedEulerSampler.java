@@ -36,13 +36,9 @@ public final class DenoisedEulerSampler implements Sampler {
     public Tensor step(Tensor denoised, int i, Tensor sample) {
         Sampler.requireSameShape(denoised, sample);
         try (PointerScope scope = new PointerScope()) {
-            TensorOptions f32 = new TensorOptions(ScalarType.Float);
-            Tensor sigma = scalar_tensor(new Scalar((double) schedule.sigma(i)), f32);
-            Tensor next = scalar_tensor(new Scalar((double) schedule.sigma(i + 1)), f32);
-            if (!sample.is_cpu()) {
-                sigma = sigma.to(sample.device(), ScalarType.Float);
-                next = next.to(sample.device(), ScalarType.Float);
-            }
+            // 0-dim fp32 on the sample's device, filled there: no host-to-device copy per step
+            Tensor sigma = Tensors.scalarOn(schedule.sigma(i), ScalarType.Float, sample);
+            Tensor next = Tensors.scalarOn(schedule.sigma(i + 1), ScalarType.Float, sample);
             Tensor x = sample.to(ScalarType.Float);
             Tensor d = x.sub(denoised).div(sigma);             // (latent - x0_pred) / sigma
             return Tensors.keep(x.add(next.sub(sigma).mul(d)));  // latent + (sigma_next - sigma) * d

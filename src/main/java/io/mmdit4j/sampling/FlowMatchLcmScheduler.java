@@ -53,7 +53,7 @@ public final class FlowMatchLcmScheduler {
      * {@link #sampler(Schedule, IntFunction)} whose {@link Sampler#close} also closes {@code source}, the seeded streams
      * {@code noise} draws from (null: nothing to close).
      */
-    public static Sampler sampler(Schedule schedule, IntFunction<Tensor> noise, Noise.Stream source) {
+    public static Sampler sampler(Schedule schedule, IntFunction<Tensor> noise, AutoCloseable source) {
         Objects.requireNonNull(schedule, "schedule");
         Objects.requireNonNull(noise, "noise");
         return new Sampler() {
@@ -66,7 +66,14 @@ public final class FlowMatchLcmScheduler {
 
             @Override
             public void close() {
-                if (source != null) source.close();
+                if (source == null) return;
+                try {
+                    source.close();
+                } catch (RuntimeException e) {
+                    throw e;
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
             }
 
             @Override
@@ -85,7 +92,8 @@ public final class FlowMatchLcmScheduler {
                     }
                     scope.attach(n);
                     n.releaseReference();
-                    Tensor onDevice = x0.is_cpu() ? n.to(ScalarType.Float) : n.to(x0.device(), ScalarType.Float);
+                    // pre-drawn on the device by a device pipeline (StepTable.predrawn): then no copy here
+                    Tensor onDevice = x0.is_cpu() ? n.to(ScalarType.Float) : io.mmdit4j.runtime.Transfers.to(n, io.mmdit4j.runtime.DeviceSpec.of(x0), ScalarType.Float);
                     Tensor prev = x0.mul(new Scalar((double) (1f - sigmaNext))).add(onDevice.mul(new Scalar((double) sigmaNext)));
                     return Tensors.keep(prev.to(out.scalarType()));
                 }

@@ -112,7 +112,7 @@ public final class Schedule implements Sampler {
         }
         try (PointerScope scope = new PointerScope()) {
             Tensor x = sample.to(ScalarType.Float);
-            Tensor dt = scalar_tensor(new Scalar((double) dt(i)), new TensorOptions(ScalarType.Float));
+            Tensor dt = Tensors.scalarOn(dt(i), ScalarType.Float, velocity); // on the velocity's device: no CPU tensor in a device op
             Tensor prev = x.add(dt.mul(velocity));
             return Tensors.keep(prev.to(vd.scalarType()));
         }

@@ -1,5 +1,7 @@
 package io.mmdit4j.sd3;
 
+import io.mmdit4j.sampling.StepTable;
+import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
@@ -183,14 +185,30 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         if (cond.context().size(0) != rows) {
             throw new IllegalArgumentException("conditioning has " + cond.context().size(0) + " rows, expected " + rows + " for this request");
         }
+        // the text states and every step's timestep go to the device once, here: a step copies nothing from the host
+        DeviceSpec device = transformer.device();
+        Tensor context = null, pooled = null;
+        StepTable timesteps;
+        try {
+            context = Transfers.toOwned(cond.context(), device);
+            pooled = Transfers.toOwned(cond.pooled(), device);
+            timesteps = StepTable.of(schedule.steps(),
+                    i -> full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device);
+        } catch (RuntimeException e) {
+            Native.release(context);
+            Native.release(pooled);
+            throw e;
+        }
+        Tensor ctx = context, pool = pooled;
+        StepTable ts = timesteps;
         Scalar scale = cfg ? new Scalar(s.option(ClassifierFreeGuidance.class).scale()) : null;
         return new Velocity() {
             @Override
             public Tensor at(Tensor x, int i) {
                 try (PointerScope scope = new PointerScope()) {
                     Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;                                   // [rows, C, h, w]
-                    Tensor t = full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float));
-                    Tensor out = transformer.forward(in, cond.context(), cond.pooled(), t, guidance, i, observer); // owned
+                    Tensor t = ts.at(i);                                                                     // [rows] fp32
+                    Tensor out = transformer.forward(in, ctx, pool, t, guidance, i, observer);              // owned
                     if (!cfg) return out;
                     Tensor uncond = out.narrow(0, 0, batch), text = out.narrow(0, batch, batch);
                     Tensor v = uncond.add(text.sub(uncond).mul(scale));                                     // v_u + s·(v_c − v_u)
@@ -202,6 +220,9 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
             @Override
             public void close() {
                 if (scale != null) scale.close();
+                ts.close();
+                Native.release(ctx);
+                Native.release(pool);
             }
         };
     }

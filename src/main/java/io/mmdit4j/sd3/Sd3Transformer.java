@@ -175,7 +175,7 @@ public final class Sd3Transformer implements AutoCloseable {
 
     /** An input on this model's device in its compute dtype (a no-op view when it already is). */
     private Tensor place(Tensor t) {
-        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+        return device.isCpu() ? t.to(dtype.scalarType()) : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType()); // counted when it moves
     }
 
     // ---------------------------------------------------------------- conditioning
@@ -185,7 +185,7 @@ public final class Sd3Transformer implements AutoCloseable {
      * (σ·1000) and stays fp32 up to the sinusoid: no ×1000 and no rounding to the compute dtype, unlike FLUX.
      */
     public Tensor timeTextEmbed(Tensor timestep, Tensor pooled) {
-        Tensor t = device.isCpu() ? timestep.to(ScalarType.Float) : timestep.to(torchDevice, ScalarType.Float);
+        Tensor t = device.isCpu() ? timestep.to(ScalarType.Float) : io.mmdit4j.runtime.Transfers.to(timestep, device, ScalarType.Float);
         Tensor temb = time_text_embed_timestep_embedder.forward(Timesteps.sinusoidal(t, 256).to(dtype.scalarType()));
         return temb.add(time_text_embed_text_embedder.forward(place(pooled)));
     }

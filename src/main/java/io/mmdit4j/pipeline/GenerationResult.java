@@ -42,6 +42,14 @@ public final class GenerationResult implements AutoCloseable {
         return output.dim() == 5;
     }
 
+    /**
+     * Whether this is a {@code meta}-device run's result: shapes only, no values. {@link #save} refuses it (a meta run
+     * must never produce a file that looks like an image), as do {@link #image} and the outputs.
+     */
+    public boolean isMeta() {
+        return output.is_meta();
+    }
+
     /** Images or videos made. */
     public int count() {
         return (int) output.size(0);
@@ -61,6 +69,7 @@ public final class GenerationResult implements AutoCloseable {
 
     /** Image {@code i} as 8-bit RGB. */
     public BufferedImage image(int i) {
+        if (isMeta()) throw new IllegalStateException(Outputs.META_REFUSAL);
         try (PointerScope scope = new PointerScope()) {
             return PngImages.toRgb(images().select(0, i));
         }

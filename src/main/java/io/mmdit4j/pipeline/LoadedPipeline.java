@@ -205,7 +205,9 @@ final class LoadedPipeline implements Pipeline {
             Tensor decoded;
             try {
                 files.requireUnchanged(); // and before the VAE reads its file, minutes later for a long run
-                decoded = f.decode(latents, s);
+                try (io.mmdit4j.runtime.Placement.Scope placement = io.mmdit4j.runtime.Placement.checkIfEnabled(f.device())) {
+                    decoded = f.decode(latents, s);
+                }
                 requireFinite(decoded);
             } catch (RuntimeException | Error e) {
                 latents.close();
@@ -219,6 +221,7 @@ final class LoadedPipeline implements Pipeline {
 
     /** Finite latents can still decode to NaN (broken VAE weights, fp16 overflow): fail rather than save black images. */
     private static void requireFinite(Tensor decoded) {
+        if (decoded.is_meta()) return; // shapes only: nothing to check
         boolean finite;
         try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
             finite = decoded.isfinite().all().item_bool();

@@ -126,7 +126,11 @@ public final class Outputs {
         return write(r, out, existing, Outputs::writeFile);
     }
 
+    /** Why a meta-device result is never written. */
+    public static final String META_REFUSAL = "this generation ran on the meta device (shapes only, no values): there are no images or videos to write";
+
     static List<Path> write(GenerationResult r, Path out, Existing existing, FileWriter writer) {
+        if (r.isMeta()) throw new InvalidRequestException(META_REFUSAL);
         check(out, r.count(), r.isVideo(), existing);
         boolean single = isSingleFile(out);
         Path dir = single ? out.toAbsolutePath().getParent() : out;
@@ -194,6 +198,7 @@ public final class Outputs {
      * {@code dir/<video file name without extension>/} ({@code videos}: the files {@link #write} returned).
      */
     public static List<Path> writeFramePngs(GenerationResult r, Path dir, List<Path> videos, Existing existing) {
+        if (r.isMeta()) throw new InvalidRequestException(META_REFUSAL);
         if (videos.size() != r.count()) throw new IllegalArgumentException(videos.size() + " video files for " + r.count() + " videos");
         checkFramePngs(dir, r.count(), existing);
         mkdirs(dir);

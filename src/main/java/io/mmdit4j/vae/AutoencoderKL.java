@@ -316,7 +316,7 @@ public final class AutoencoderKL implements AutoCloseable {
         try (PointerScope scope = new PointerScope()) {
             Tensor decoded = decodeScaled(latents);
             Tensor image = toImage(decoded);
-            Tensor cpu = image.to(new org.bytedeco.pytorch.Device("cpu"), org.bytedeco.pytorch.global.torch.ScalarType.Float);
+            Tensor cpu = io.mmdit4j.runtime.Transfers.toHost(image, org.bytedeco.pytorch.global.torch.ScalarType.Float); // meta stays meta
             decoded.close();
             image.close();
             return Tensors.keep(cpu);
@@ -361,7 +361,7 @@ public final class AutoencoderKL implements AutoCloseable {
     // ---------------------------------------------------------------- inputs
 
     private Tensor place(Tensor t) {
-        return t.to(torchDevice, dtype.scalarType());
+        return io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType());
     }
 
     private static void check(String what, Tensor t, long channels) {

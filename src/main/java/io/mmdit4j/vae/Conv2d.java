@@ -31,6 +31,8 @@ public final class Conv2d extends Conv {
 
     @Override
     public Tensor forward(Tensor x) { // [B, in, H, W] -> [B, out, H', W']
+        io.mmdit4j.runtime.Placement.require("conv2d", x, weight);
+        if (x.is_meta()) return io.mmdit4j.nn.Ops.metaConv(x, weight, stride, padding); // no meta kernel for conv2d
         return conv2d(x, weight, biasOption, stride, padding, DILATION, 1);
     }
 }

@@ -14,6 +14,7 @@ import io.mmdit4j.pipeline.Recordings;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Timings;
+import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -50,8 +51,17 @@ final class GenerateCommand implements Callable<Integer> {
     Path adapter;
     @Option(names = "--dtype", description = "fp32 or bf16 (default: the model's)")
     String dtype;
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda[:N], or meta (shapes only: every step and the decode run "
+            + "without values and nothing is written; what a GPU run would ask for) (default: ${DEFAULT-VALUE})")
     String device;
+    @Option(names = "--check-placement", description = "assert that every tensor the engine's ops receive is on --device (a misplaced "
+            + "tensor fails naming the op)")
+    boolean checkPlacement;
+    @Option(names = "--strict-sync", description = "fail when a denoising step asks for a host<->device copy or a host read (runtime.Transfers); "
+            + "on CUDA the steps also run with libtorch's sync-debug mode set to error")
+    boolean strictSync;
+    @Option(names = "--tf32", description = "CUDA: allow TF32 for fp32 matmuls and convolutions (cuBLAS, cuDNN)")
+    boolean tf32;
     @Option(names = "--out", defaultValue = "outputs", description = "a .png file (one image), a .mp4/.webm/.gif file (one video) or a folder (default: ${DEFAULT-VALUE})")
     Path out;
     @Option(names = "--from", description = "repeat the generation recorded in this PNG or video (other options override it)")
@@ -81,6 +91,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         threads.apply();
+        if (checkPlacement) io.mmdit4j.runtime.Placement.setEnabled(true);
+        if (strictSync) io.mmdit4j.runtime.Transfers.setStrict(true);
+        if (tf32) io.mmdit4j.runtime.Torch.setTf32(true);
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
@@ -128,6 +141,10 @@ final class GenerateCommand implements Callable<Integer> {
             ProgressBar bar = ProgressBar.stderr();
             try (GenerationResult result = pipe.generate(settings, bar, null)) {
                 bar.done();
+                if (result.isMeta()) { // shapes only: say what ran and what it asked for, write nothing
+                    System.err.println(metaSummary(result));
+                    return 0;
+                }
                 List<Path> files = result.save(out, existing); // video first, then the optional PNG frames
                 if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames, files, existing);
                 if (saveLatents) files = withLatents(result, files);
@@ -138,6 +155,19 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** What a meta run did: the shapes it produced and the host<->device traffic of its steps (runtime.Transfers). */
+    static String metaSummary(GenerationResult result) {
+        Tensor out = result.isVideo() ? result.frames() : result.images();
+        List<io.mmdit4j.runtime.Transfers.Counts> steps = io.mmdit4j.runtime.Transfers.lastLoop();
+        long copies = steps.stream().mapToLong(c -> c.hostToDevice() + c.deviceToHost()).sum();
+        long syncs = steps.stream().mapToLong(io.mmdit4j.runtime.Transfers.Counts::syncs).sum();
+        Timings t = result.timings();
+        return String.format(Locale.ROOT, "meta: shapes only, nothing written: %s %s, latents %s; %d steps, host<->device copies in the steps %d, "
+                        + "host reads %d; host time %.2f ms/step", result.isVideo() ? "frames" : "images",
+                java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(out)), java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(result.latents())),
+                steps.size(), copies, syncs, t.denoise() / 1e6 / Math.max(1, steps.size()));
     }
 
     private static String realModelHint(String family) {

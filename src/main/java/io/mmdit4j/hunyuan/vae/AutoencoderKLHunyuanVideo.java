@@ -438,7 +438,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     // ---------------------------------------------------------------- inputs
 
     private Tensor place(Tensor t) {
-        return t.to(torchDevice, dtype.scalarType());
+        return io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType());
     }
 
     private static void check(String what, Tensor t, long channels) {

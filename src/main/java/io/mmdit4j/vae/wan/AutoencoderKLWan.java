@@ -144,7 +144,7 @@ public final class AutoencoderKLWan implements AutoCloseable {
     public DeviceSpec device() { return device; }
 
     private Tensor place(Tensor t) {
-        return device.isCpu() ? t.to(dtype.scalarType()) : t.to(torchDevice, dtype.scalarType());
+        return device.isCpu() ? t.to(dtype.scalarType()) : io.mmdit4j.runtime.Transfers.to(t, device, dtype.scalarType());
     }
 
     /**
@@ -166,7 +166,7 @@ public final class AutoencoderKLWan implements AutoCloseable {
         float[] f = new float[v.length];
         for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
         Tensor t = Tensors.fromFloats(f, 1, v.length, 1, 1, 1);
-        return device.isCpu() ? t : t.to(torchDevice, ScalarType.Float);
+        return device.isCpu() ? t : io.mmdit4j.runtime.Transfers.to(t, device, ScalarType.Float);
     }
 
     /** {@code decode(z).sample}: the decoder output {@code [B, 3, 1 + 4(F−1), 8h, 8w]}, clamped to [−1, 1]. */
@@ -216,9 +216,7 @@ public final class AutoencoderKLWan implements AutoCloseable {
             Tensor z = denormalize(latents, sigmaData);
             Tensor decoded = decode(z);
             Tensor video = toVideo(decoded);
-            try (org.bytedeco.pytorch.Device cpu = new org.bytedeco.pytorch.Device("cpu")) {
-                return Tensors.keep(video.select(1, 0).to(cpu, ScalarType.Float).contiguous());
-            }
+            return Tensors.keep(io.mmdit4j.runtime.Transfers.toHost(video.select(1, 0), ScalarType.Float).contiguous()); // meta stays meta
         }
     }
 

@@ -6,7 +6,6 @@ import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.T_TensorTensor_T;
 import org.bytedeco.pytorch.Tensor;
@@ -149,7 +148,9 @@ public final class MoeFeedForward implements AutoCloseable {
 
     private static long[] longs(Tensor t, int n) {
         long[] out = new long[n];
-        Tensor cpu = t.is_cpu() ? t.to(ScalarType.Long).contiguous() : t.to(new Device("cpu"), ScalarType.Long).contiguous();
+        // the routing is read on the host to group tokens by expert: off the CPU a synchronisation per MoE block (counted)
+        Tensor cpu = t.is_cpu() ? t.to(ScalarType.Long).contiguous()
+                : io.mmdit4j.runtime.Transfers.to(io.mmdit4j.runtime.Transfers.sync(t), io.mmdit4j.runtime.DeviceSpec.CPU, ScalarType.Long).contiguous();
         new LongPointer(cpu.data_ptr()).get(out);
         return out;
     }
@@ -158,7 +159,7 @@ public final class MoeFeedForward implements AutoCloseable {
     private static Tensor indexTensor(long[] values, Tensor like) {
         Tensor t = empty(new long[] {values.length}, new TensorOptions(ScalarType.Long), new MemoryFormatOptional());
         new LongPointer(t.data_ptr()).put(values);
-        return like.is_cpu() ? t : t.to(like.device(), ScalarType.Long);
+        return like.is_cpu() ? t : io.mmdit4j.runtime.Transfers.to(t, io.mmdit4j.runtime.DeviceSpec.of(like), ScalarType.Long); // counted
     }
 
     @Override

@@ -102,7 +102,7 @@ public final class Torch {
     private static final long[] CUDA_PRIORITY = {torch.SDPBackend.cudnn_attention.value, torch.SDPBackend.flash_attention.value,
             torch.SDPBackend.efficient_attention.value, torch.SDPBackend.math.value};
 
-    private static void apply(Backends want) {
+    static void apply(Backends want) { // package-private for tests
         if (backends == want) return;
         synchronized (Torch.class) {
             if (backends == want) return;

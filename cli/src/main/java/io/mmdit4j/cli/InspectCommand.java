@@ -16,6 +16,7 @@ import io.mmdit4j.io.FileErrors;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.GpuTimeModel;
 import io.mmdit4j.runtime.OpCounter;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
@@ -28,6 +29,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -67,6 +69,13 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "bf16", description = "compute dtype for activations (default: ${DEFAULT-VALUE})")
     String dtype;
 
+    @Option(names = "--gpu", description = "FLUX: also print a per-step time model for this GPU (h100, h200): GEMM and attention FLOPs, "
+            + "elementwise bytes, and the host's dispatch time measured on meta, next to published anchors (a model, not a measurement)")
+    String gpu;
+    @Option(names = "--json", description = "with --gpu: print the time model as one JSON line")
+    boolean json;
+    @Option(names = "--host-reps", defaultValue = "20", description = "with --gpu: timed meta forwards for the host time per step (median; default: ${DEFAULT-VALUE})")
+    int hostReps;
     @Option(names = "--ignore-memory-check", description = "dry-run even when the run's own host tables (RoPE) exceed the memory available")
     boolean ignoreMemoryCheck;
 
@@ -138,9 +147,65 @@ final class InspectCommand implements Callable<Integer> {
             if (!Arrays.equals(outShape, expected)) {
                 throw new IllegalStateException("dry run produced " + Arrays.toString(outShape) + ", expected " + Arrays.toString(expected));
             }
-            report(c, compute, width, height, textTokens, imageTokens, ops);
+            if (!json) report(c, compute, width, height, textTokens, imageTokens, ops);
+            if (gpu != null) {
+                double hostMs = hostMsPerStep(model, in);
+                printTimeModel(GpuTimeModel.parse(gpu), c, compute, textTokens, imageTokens, ops, hostMs);
+            }
         }
+        if (gpu == null && json) throw new IllegalArgumentException("--json needs --gpu");
         return 0;
+    }
+
+    /**
+     * The host's time for one transformer call on meta (dispatch, JNI, shape inference, Java; no kernels): the median of
+     * {@code hostReps} forwards after five warm-ups, in ms. What eager CUDA would spend launching, before driver costs.
+     */
+    private double hostMsPerStep(FluxTransformer model, FluxInputs in) {
+        if (hostReps < 1) throw new IllegalArgumentException("--host-reps must be >= 1");
+        double[] ms = new double[hostReps];
+        try (Rope rope = model.rope(in.txtIds(), in.imgIds())) { // once per request in a generation, as FluxPipeline builds it
+            for (int i = -5; i < hostReps; i++) { // 5 warm-ups
+                long t0 = System.nanoTime();
+                try (PointerScope scope = new PointerScope()) {
+                    model.forward(in, ModulationGuidance.none(), 0, rope, null).close();
+                }
+                if (i >= 0) ms[i] = (System.nanoTime() - t0) / 1e6;
+            }
+        }
+        Arrays.sort(ms);
+        return ms[hostReps / 2];
+    }
+
+    /** Published anchors (xDiT, FLUX.1-dev 1024x1024 on one H100, 28 steps) and issue 15's targets, ms per step. */
+    static final double XDIT_EAGER_MS = 6710.0 / 28, XDIT_COMPILED_MS = 4300.0 / 28, TARGET_EAGER_MS = 190, TARGET_GRAPHS_MS = 150;
+
+    private void printTimeModel(GpuTimeModel m, FluxConfig c, DType compute, int textTokens, int imageTokens, OpCounter.Recording ops, double hostMs) {
+        long tokens = (long) textTokens + imageTokens;
+        double elementwise = GpuTimeModel.fluxElementwiseBytes(batch, tokens, c.innerDim(), c.totalBlocks(), compute.bytes());
+        GpuTimeModel.Step st = m.step(ops.linearFlops(), ops.attentionFlops(), elementwise, hostMs);
+        if (json) {
+            System.out.printf(Locale.ROOT, "{\"gpu\":\"%s\",\"config\":\"%s\",\"tokens\":%d,\"batch\":%d,\"dtype\":\"%s\",\"gemm_tflop\":%.3f,"
+                            + "\"attention_tflop\":%.3f,\"elementwise_gb\":%.2f,\"gemm_ms\":%.1f,\"attention_default_ms\":%.1f,\"attention_cudnn_ms\":%.1f,"
+                            + "\"elementwise_ms\":%.1f,\"host_ms_per_step_meta\":%.2f,\"modelled_eager_ms\":%.1f,\"modelled_cudnn_graphs_ms\":%.1f,"
+                            + "\"anchor_xdit_eager_ms\":%.1f,\"anchor_xdit_compiled_ms\":%.1f}%n", m.name(), config, tokens, batch, compute.torchName(),
+                    ops.linearFlops() / 1e12, ops.attentionFlops() / 1e12, elementwise / 1e9, st.gemmMs(), st.attentionDefaultMs(), st.attentionCudnnMs(),
+                    st.elementwiseMs(), hostMs, st.eagerMs(), st.cudnnGraphsMs(), XDIT_EAGER_MS, XDIT_COMPILED_MS);
+            return;
+        }
+        PrintStream o = System.out;
+        o.printf(Locale.ROOT, "time model per step on %s (a model, not a measurement; CUDA has never run here):%n", m.name());
+        o.printf(Locale.ROOT, "  GEMMs      %6.2f TFLOP at %.0f%% of %.0f TFLOP/s bf16 (assumed)      %7.1f ms%n", ops.linearFlops() / 1e12, m.gemmEff() * 100,
+                m.peakBf16() / 1e12, st.gemmMs());
+        o.printf(Locale.ROOT, "  attention  %6.2f TFLOP at %.0f TFLOP/s (default SDPA) / %.0f (cuDNN)  %7.1f / %.1f ms%n", ops.attentionFlops() / 1e12,
+                m.sdpaDefault() / 1e12, m.sdpaCudnn() / 1e12, st.attentionDefaultMs(), st.attentionCudnnMs());
+        o.printf(Locale.ROOT, "  elementwise %5.1f GB at %.0f%% of %.2f TB/s (52 passes/block, assumed) %7.1f ms%n", elementwise / 1e9, m.hbmEff() * 100, m.hbm() / 1e12,
+                st.elementwiseMs());
+        o.printf(Locale.ROOT, "  host       dispatch + JNI per step, measured on meta (median of %d)  %7.2f ms (overlaps the GPU's work)%n", hostReps, hostMs);
+        o.printf(Locale.ROOT, "  step       eager, default SDPA %.1f ms; cuDNN attention + CUDA graphs %.1f ms (targets <= %.0f / <= %.0f)%n", st.eagerMs(),
+                st.cudnnGraphsMs(), TARGET_EAGER_MS, TARGET_GRAPHS_MS);
+        o.printf(Locale.ROOT, "  anchors    xDiT, FLUX.1-dev 1024x1024 on one H100: %.0f ms/step eager (6.71 s / 28 steps), %.0f ms compiled (4.30 s / 28)%n",
+                XDIT_EAGER_MS, XDIT_COMPILED_MS);
     }
 
     /** {@code WxH} → {width, height}. */

@@ -135,7 +135,7 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
             CosmosTransformer t = Modules.track(loaded, CosmosTransformer.load(folder.resolve("transformer"), adapter, dtype, device));
-            CosmosTextEncoders text = Modules.track(loaded, CosmosTextEncoders.load(folder, clipFolder != null ? clipFolder : folder, dtype));
+            CosmosTextEncoders text = Modules.track(loaded, CosmosTextEncoders.load(folder, clipFolder != null ? clipFolder : folder, dtype, device));
             AutoencoderKLWan vae = Modules.track(loaded, AutoencoderKLWan.load(folder.resolve("vae"), dtype, device));
             Path sched = folder.resolve("scheduler/scheduler_config.json");
             SchedulerConfig sc = Files.isRegularFile(sched) ? SchedulerConfig.read(sched) : SchedulerConfig.predict2();

@@ -59,15 +59,20 @@ public final class CosmosTextEncoders implements AutoCloseable {
      *                   Cosmos folder itself when it has {@code tokenizer_2/} and {@code text_encoder_2/}
      */
     public static CosmosTextEncoders load(Path t5Folder, Path clipFolder, DType dtype) {
+        return load(t5Folder, clipFolder, dtype, io.mmdit4j.runtime.DeviceSpec.CPU);
+    }
+
+    /** {@link #load(Path, Path, DType)} with T5 and CLIP on {@code device} (the transformer's): their outputs stay there. */
+    public static CosmosTextEncoders load(Path t5Folder, Path clipFolder, DType dtype, io.mmdit4j.runtime.DeviceSpec device) {
         require(t5Folder, "tokenizer", "text_encoder", "the T5 of a Cosmos-Predict2 folder");
         String[] clipParts = clipParts(clipFolder);
         if (clipParts == null) {
             throw new ModelFormatException(clipFolder + ": no CLIP-L text encoder (expected text_encoder_2/ + tokenizer_2/ or text_encoder/ + "
                     + "tokenizer/, e.g. a FLUX.1-schnell folder)");
         }
-        ClipTextModel clip = ClipTextModel.load(clipFolder.resolve(clipParts[1]), dtype);
+        ClipTextModel clip = ClipTextModel.load(clipFolder.resolve(clipParts[1]), dtype, device);
         try {
-            T5Encoder t5 = T5Encoder.load(t5Folder.resolve("text_encoder"), dtype);
+            T5Encoder t5 = T5Encoder.load(t5Folder.resolve("text_encoder"), dtype, device);
             try {
                 return new CosmosTextEncoders(T5Tokenizer.fromFolder(t5Folder.resolve("tokenizer")), t5,
                         ClipTokenizer.fromFolder(clipFolder.resolve(clipParts[0])), clip);

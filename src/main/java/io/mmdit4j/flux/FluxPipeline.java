@@ -63,7 +63,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         }
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype));
+            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype, device));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
@@ -83,7 +83,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device) {
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype));
+            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype, device));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
             return new FluxPipeline(text, transformer, vae, defaultScheduler(transformer));

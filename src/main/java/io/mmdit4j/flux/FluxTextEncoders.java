@@ -54,15 +54,20 @@ public final class FluxTextEncoders implements AutoCloseable {
 
     /** From a diffusers FLUX folder: {@code tokenizer/}, {@code text_encoder/}, {@code tokenizer_2/}, {@code text_encoder_2/}. */
     public static FluxTextEncoders load(Path folder, DType dtype) {
+        return load(folder, dtype, io.mmdit4j.runtime.DeviceSpec.CPU);
+    }
+
+    /** {@link #load(Path, DType)} with CLIP and T5 on {@code device} (the transformer's): their outputs stay there. */
+    public static FluxTextEncoders load(Path folder, DType dtype, io.mmdit4j.runtime.DeviceSpec device) {
         for (String part : new String[] {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
             if (!Files.isDirectory(folder.resolve(part))) {
                 throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers FLUX folder or text-encoder folder)");
             }
         }
-        ClipTextModel clip = ClipTextModel.load(folder.resolve("text_encoder"), dtype);
+        ClipTextModel clip = ClipTextModel.load(folder.resolve("text_encoder"), dtype, device);
         try {
             return new FluxTextEncoders(ClipTokenizer.fromFolder(folder.resolve("tokenizer")), clip,
-                    T5Tokenizer.fromFolder(folder.resolve("tokenizer_2")), T5Encoder.load(folder.resolve("text_encoder_2"), dtype));
+                    T5Tokenizer.fromFolder(folder.resolve("tokenizer_2")), T5Encoder.load(folder.resolve("text_encoder_2"), dtype, device));
         } catch (RuntimeException e) {
             clip.close();
             throw e;

@@ -181,7 +181,7 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
             HiDreamTextEncoders text = Modules.track(loaded, HiDreamTextEncoders.load(HiDreamTextEncoders.Sources.of(folder, llama, llamaTokenizer),
-                    dtype, offloadText));
+                    dtype, offloadText, device));
             checkWidths(folder.toString(), text, config, null);
             HiDreamPooledEmbedder pooled = Modules.track(loaded, HiDreamPooledEmbedder.load(folder.resolve("transformer"), config, dtype, device));
             Offloadable<HiDreamTransformer> transformer = Modules.track(loaded,

@@ -117,6 +117,11 @@ public final class HiDreamTextEncoders implements AutoCloseable {
      * and is released after it), else all are loaded now.
      */
     public static HiDreamTextEncoders load(Sources sources, DType dtype, boolean offload) {
+        return load(sources, dtype, offload, io.mmdit4j.runtime.DeviceSpec.CPU);
+    }
+
+    /** {@link #load(Sources, DType, boolean)} with the four encoders on {@code device} (the transformer's): their outputs stay there. */
+    public static HiDreamTextEncoders load(Sources sources, DType dtype, boolean offload, io.mmdit4j.runtime.DeviceSpec device) {
         sources.check();
         List<AutoCloseable> opened = new ArrayList<>();
         try {
@@ -128,10 +133,10 @@ public final class HiDreamTextEncoders implements AutoCloseable {
             int pooled = clipProjection(sources.clipL()) + clipProjection(sources.clipG());
             int t5Dim = io.mmdit4j.text.t5.T5Config.read(sources.t5().resolve("config.json")).dModel();
             io.mmdit4j.text.llama.LlamaConfig lc = io.mmdit4j.text.llama.LlamaConfig.read(sources.llama().resolve("config.json"));
-            Offloadable<ClipTextModel> l = Modules.track(opened, Offloadable.of("CLIP-L", () -> ClipTextModel.load(sources.clipL(), dtype), offload));
-            Offloadable<ClipTextModel> g = Modules.track(opened, Offloadable.of("CLIP-G", () -> ClipTextModel.load(sources.clipG(), dtype), offload));
-            Offloadable<T5Encoder> t = Modules.track(opened, Offloadable.of("T5", () -> T5Encoder.load(sources.t5(), dtype), offload));
-            Offloadable<LlamaModel> m = Modules.track(opened, Offloadable.of("Llama", () -> LlamaModel.load(sources.llama(), dtype), offload));
+            Offloadable<ClipTextModel> l = Modules.track(opened, Offloadable.of("CLIP-L", () -> ClipTextModel.load(sources.clipL(), dtype, device), offload));
+            Offloadable<ClipTextModel> g = Modules.track(opened, Offloadable.of("CLIP-G", () -> ClipTextModel.load(sources.clipG(), dtype, device), offload));
+            Offloadable<T5Encoder> t = Modules.track(opened, Offloadable.of("T5", () -> T5Encoder.load(sources.t5(), dtype, device), offload));
+            Offloadable<LlamaModel> m = Modules.track(opened, Offloadable.of("Llama", () -> LlamaModel.load(sources.llama(), dtype, -1, device), offload));
             if (!offload) {
                 for (Offloadable<ClipTextModel> c : List.of(l, g)) {
                     if (!c.acquire().hasProjection()) {

@@ -113,7 +113,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
         try {
             HunyuanVideoTransformer transformer = track(loaded, HunyuanVideoTransformer.load(folder.resolve("transformer"), dtype, device));
             AutoencoderKLHunyuanVideo vae = track(loaded, AutoencoderKLHunyuanVideo.load(folder.resolve("vae"), null, dtype, device));
-            HunyuanPromptEncoder text = track(loaded, HunyuanPromptEncoder.load(folder, dtype));
+            HunyuanPromptEncoder text = track(loaded, HunyuanPromptEncoder.load(folder, dtype, device));
             return new HunyuanVideoPipeline(text, transformer, vae, sched, AutoencoderKLHunyuanVideo.Tiling.DIFFUSERS_DEFAULT);
         } catch (RuntimeException e) {
             loaded.forEach(Modules::closeQuietly);

@@ -92,6 +92,11 @@ public final class Sd3TextEncoders implements AutoCloseable {
      * @param jointDimWithoutT5 the transformer's {@code joint_attention_dim}, used only when the folder has no T5
      */
     public static Sd3TextEncoders load(Path folder, DType dtype, int jointDimWithoutT5) {
+        return load(folder, dtype, jointDimWithoutT5, io.mmdit4j.runtime.DeviceSpec.CPU);
+    }
+
+    /** {@link #load(Path, DType, int)} with the three encoders on {@code device} (the transformer's): their outputs stay there. */
+    public static Sd3TextEncoders load(Path folder, DType dtype, int jointDimWithoutT5, io.mmdit4j.runtime.DeviceSpec device) {
         for (String part : new String[] {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
             if (!Files.isDirectory(folder.resolve(part))) {
                 throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers SD3 folder)");
@@ -105,10 +110,10 @@ public final class Sd3TextEncoders implements AutoCloseable {
         try {
             ClipTokenizer tokL = ClipTokenizer.fromFolder(folder.resolve("tokenizer"));
             ClipTokenizer tokG = ClipTokenizer.fromFolder(folder.resolve("tokenizer_2"));
-            ClipTextModel l = Modules.track(loaded, ClipTextModel.load(folder.resolve("text_encoder"), dtype));
-            ClipTextModel g = Modules.track(loaded, ClipTextModel.load(folder.resolve("text_encoder_2"), dtype));
+            ClipTextModel l = Modules.track(loaded, ClipTextModel.load(folder.resolve("text_encoder"), dtype, device));
+            ClipTextModel g = Modules.track(loaded, ClipTextModel.load(folder.resolve("text_encoder_2"), dtype, device));
             T5Tokenizer tok3 = hasT5 ? T5Tokenizer.fromFolder(folder.resolve("tokenizer_3")) : null;
-            T5Encoder t5 = hasT5 ? Modules.track(loaded, T5Encoder.load(folder.resolve("text_encoder_3"), dtype)) : null;
+            T5Encoder t5 = hasT5 ? Modules.track(loaded, T5Encoder.load(folder.resolve("text_encoder_3"), dtype, device)) : null;
             return new Sd3TextEncoders(tokL, l, tokG, g, tok3, t5, t5 != null ? t5.config().dModel() : jointDimWithoutT5);
         } catch (RuntimeException e) {
             loaded.forEach(Modules::closeQuietly);
@@ -150,7 +155,7 @@ public final class Sd3TextEncoders implements AutoCloseable {
             Tensor clip = clipStates(prompts, pooledParts);                                        // [B, 77, dL + dG]
             long pad = jointDim - clip.size(2);
             if (pad > 0) {
-                clip = cat(new TensorVector(clip, zeros(new long[] {clip.size(0), clip.size(1), pad}, options())), 2); // [B, 77, joint]
+                clip = cat(new TensorVector(clip, zeros(new long[] {clip.size(0), clip.size(1), pad}, options(clip))), 2); // [B, 77, joint]
             }
             Tensor t5States;                                                                        // [B, L, joint]
             if (t5 != null) {
@@ -160,7 +165,7 @@ public final class Sd3TextEncoders implements AutoCloseable {
                 }
             } else {
                 // MODEL-SPEC D.2 and current diffusers: [B, max_sequence_length, joint]; diffusers 0.32 used 77 rows here
-                t5States = zeros(new long[] {prompts.size(), maxSequenceLength, jointDim}, options());
+                t5States = zeros(new long[] {prompts.size(), maxSequenceLength, jointDim}, options(clip));
             }
             Tensor embeds = cat(new TensorVector(clip, t5States), 1);                              // [B, 77 + L, joint]
             Tensor pooled = cat(new TensorVector(pooledParts[0], pooledParts[1]), 1);              // [B, pL + pG]
@@ -203,8 +208,10 @@ public final class Sd3TextEncoders implements AutoCloseable {
         return cat(new TensorVector(l, g), 2);
     }
 
-    private TensorOptions options() {
-        return new TensorOptions(dtype.scalarType());
+    /** The compute dtype on {@code like}'s device (the encoders'). */
+    private TensorOptions options(Tensor like) {
+        TensorOptions o = new TensorOptions(dtype.scalarType());
+        return like.is_cpu() ? o : o.device(new org.bytedeco.pytorch.DeviceOptional(like.device()));
     }
 
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */

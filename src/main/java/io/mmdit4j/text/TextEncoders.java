@@ -30,6 +30,19 @@ public final class TextEncoders {
         }
     }
 
+    /**
+     * {@code embedding(weight, ids)}: rows of {@code weight} [V, D] for ids [...] → [..., D]. On {@code meta} (shapes only)
+     * an uninitialised meta tensor of that shape: libtorch has no meta kernel for {@code index_select}, which the
+     * embedding runs. In the caller's scope.
+     */
+    public static org.bytedeco.pytorch.Tensor embed(org.bytedeco.pytorch.Tensor weight, org.bytedeco.pytorch.Tensor ids) {
+        io.mmdit4j.runtime.Placement.require("embedding", weight, ids);
+        if (!weight.is_meta()) return org.bytedeco.pytorch.global.torch.embedding(weight, ids);
+        long[] shape = java.util.Arrays.copyOf(io.mmdit4j.runtime.Tensors.shape(ids), (int) ids.dim() + 1);
+        shape[shape.length - 1] = weight.size(1);
+        return org.bytedeco.pytorch.global.torch.empty(shape, weight.options(), new org.bytedeco.pytorch.MemoryFormatOptional());
+    }
+
     /** {@code torch.finfo(dtype).min}, which the transformers encoders add where attention is masked. */
     public static double lowest(DType dtype) {
         return dtype == DType.BF16 ? -3.3895313892515355e38 : dtype == DType.F16 ? -65504.0 : -Float.MAX_VALUE;

@@ -42,8 +42,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Every family end to end on the {@code meta} device through the generation API (text encoders, noise drawn by the CPU
- * generators and moved once, every step, the VAE decode), with the placement check on (every op's tensors on meta) and
+ * Every family end to end on the {@code meta} device through the generation API (the text encoders on meta, noise drawn
+ * by the CPU generators and moved once, every step, the VAE decode), with the placement check on (every op's tensors on meta) and
  * strict sync (a host↔device copy or host read inside a step throws); then the per-step counts of
  * {@link Transfers#lastLoop} are asserted to be 0 for every step, and the shapes-only result is refused by the outputs.
  * This is the discipline for CUDA, which has never run here: what runs on CUDA runs on meta first, with the same
@@ -129,6 +129,21 @@ class MetaDeviceTest {
             GenerationRequest r = GenerationRequest.builder().prompt("a red bicycle").size(64, 64).steps(3).seed(2)
                     .cfg(4.0, List.of("")).guide(Direction.preset("aesthetics")).build();
             generatesOnMeta(pipe, r, new long[] {1, 3, 64, 64}, tmp);
+        }
+    }
+
+    @Test
+    void theTextEncodersRunOnTheDeviceToo() {
+        try (Pipeline pipe = Pipelines.load("flux-tiny-demo", META);
+             io.mmdit4j.flux.FluxTextEncoders.Embeddings e = pipe.unwrap(io.mmdit4j.flux.FluxPipeline.class).textEncoders()
+                     .encode(List.of("a wolf"), 2, 16)) {
+            assertTrue(e.promptEmbeds().is_meta() && e.pooled().is_meta(), "T5 and CLIP ran on meta");
+            assertArrayEquals(new long[] {2, 16, io.mmdit4j.runtime.Tensors.shape(e.promptEmbeds())[2]}, io.mmdit4j.runtime.Tensors.shape(e.promptEmbeds()));
+        }
+        try (Pipeline pipe = Pipelines.load(GoldenData.root().resolve("sd3_pipeline/models/sd35-tiny-large"), META);
+             io.mmdit4j.sd3.Sd3TextEncoders.Embeddings e = pipe.unwrap(io.mmdit4j.sd3.Sd3Pipeline.class).textEncoders()
+                     .encode(List.of("a cat"), 1, 16)) {
+            assertTrue(e.promptEmbeds().is_meta() && e.pooled().is_meta(), "CLIP-L, CLIP-G and T5 ran on meta");
         }
     }
 

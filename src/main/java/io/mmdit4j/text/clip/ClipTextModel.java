@@ -22,7 +22,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-import static org.bytedeco.pytorch.global.torch.embedding;
 import static org.bytedeco.pytorch.global.torch.full;
 import static org.bytedeco.pytorch.global.torch.gelu;
 import static org.bytedeco.pytorch.global.torch.matmul;
@@ -109,6 +108,11 @@ public final class ClipTextModel implements AutoCloseable {
         return TextEncoders.load(folder, "a CLIP text encoder", ClipTextConfig::read, (sd, c) -> fromStateDict(sd, c, compute));
     }
 
+    /** {@link #load(Path, DType)} with the weights on {@code device}: token ids are checked on the host, then moved once per call. */
+    public static ClipTextModel load(Path folder, DType compute, io.mmdit4j.runtime.DeviceSpec device) {
+        return TextEncoders.load(folder, "a CLIP text encoder", ClipTextConfig::read, (sd, c) -> fromStateDict(sd.onDevice(device), c, compute));
+    }
+
     public static ClipTextModel fromStateDict(StateDict sd, ClipTextConfig c, DType compute) {
         Torch.init();
         String p = prefix(sd);
@@ -168,10 +172,11 @@ public final class ClipTextModel implements AutoCloseable {
     public Output forward(Tensor inputIds, boolean allHiddenStates) {
         TokenIds.check(inputIds, config.vocabSize(), config.maxPositionEmbeddings());
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            Tensor ids = inputIds.to(ScalarType.Long);
+            io.mmdit4j.runtime.DeviceSpec device = io.mmdit4j.runtime.DeviceSpec.of(token_embedding);
+            Tensor ids = io.mmdit4j.runtime.Transfers.to(inputIds, device, ScalarType.Long);                  // the ids go where the weights are
             long b = ids.size(0), len = ids.size(1);
-            Tensor h = embedding(token_embedding, ids).add(position_embedding.narrow(0, 0, len).unsqueeze(0)); // [B,L,D]
-            Tensor mask = causalMask(len);                                                                    // [L,L]
+            Tensor h = TextEncoders.embed(token_embedding, ids).add(position_embedding.narrow(0, 0, len).unsqueeze(0)); // [B,L,D]
+            Tensor mask = io.mmdit4j.runtime.Transfers.to(causalMask(len), device);                          // [L,L], built on the host
             List<Tensor> hidden = new ArrayList<>();
             if (allHiddenStates) hidden.add(Tensors.keep(h));
             for (Layer layer : layers) {
@@ -183,7 +188,8 @@ public final class ClipTextModel implements AutoCloseable {
             Tensor eosIndex = config.eosTokenId() == 2
                     ? ids.to(ScalarType.Int).argmax(new org.bytedeco.pytorch.LongOptional(-1), false)        // legacy configs: the highest id, <|endoftext|>
                     : ids.eq(new Scalar(config.eosTokenId())).to(ScalarType.Int).argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
-            Tensor pooled = last.index_select(1, eosIndex).diagonal(0, 0, 1).t();                             // [B,D]: row b at eos[b]
+            Tensor pooled = last.is_meta() ? last.select(1, 0)                                              // shapes only: [B,D]
+                    : last.index_select(1, eosIndex).diagonal(0, 0, 1).t();                                   // [B,D]: row b at eos[b]
             Tensor projected = text_projection == null ? null : Tensors.keep(text_projection.forward(pooled));
             return new Output(Tensors.keep(last), List.copyOf(hidden), Tensors.keep(pooled.contiguous()), projected);
         }

@@ -136,6 +136,11 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
      * layers the skipped hidden state needs are loaded), {@code tokenizer_2/} and {@code text_encoder_2/} (CLIP-L).
      */
     public static HunyuanPromptEncoder load(Path folder, DType dtype) {
+        return load(folder, dtype, io.mmdit4j.runtime.DeviceSpec.CPU);
+    }
+
+    /** {@link #load(Path, DType)} with Llama and CLIP on {@code device} (the transformer's): their outputs stay there. */
+    public static HunyuanPromptEncoder load(Path folder, DType dtype, io.mmdit4j.runtime.DeviceSpec device) {
         for (String part : new String[] {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
             if (!Files.isDirectory(folder.resolve(part))) {
                 throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers HunyuanVideo folder)");
@@ -146,8 +151,8 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
         LlamaModel llama = null;
         try {
             int layers = LlamaConfig.read(folder.resolve("text_encoder/config.json")).numHiddenLayers() - HIDDEN_STATE_SKIP_LAYER;
-            llama = LlamaModel.load(folder.resolve("text_encoder"), dtype, Math.max(layers, 0));
-            ClipTextModel clip = ClipTextModel.load(folder.resolve("text_encoder_2"), dtype);
+            llama = LlamaModel.load(folder.resolve("text_encoder"), dtype, Math.max(layers, 0), device);
+            ClipTextModel clip = ClipTextModel.load(folder.resolve("text_encoder_2"), dtype, device);
             return new HunyuanPromptEncoder(tokenizer, llama, clipTokenizer, clip, PromptTemplate.DEFAULT, HIDDEN_STATE_SKIP_LAYER);
         } catch (RuntimeException e) {
             Modules.closeQuietly(llama);

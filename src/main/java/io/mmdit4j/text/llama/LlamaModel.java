@@ -25,7 +25,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
-import static org.bytedeco.pytorch.global.torch.embedding;
 import static org.bytedeco.pytorch.global.torch.matmul;
 import static org.bytedeco.pytorch.global.torch.ones;
 import static org.bytedeco.pytorch.global.torch.repeat_interleave;
@@ -109,6 +108,12 @@ public final class LlamaModel implements AutoCloseable {
      */
     public static LlamaModel load(Path folder, DType compute, int layersToLoad) {
         return TextEncoders.load(folder, "a Llama text encoder", LlamaConfig::read, (sd, c) -> fromStateDict(sd, c, compute, layersToLoad));
+    }
+
+    /** {@link #load(Path, DType, int)} with the weights on {@code device}: ids and mask are checked on the host, then moved once per call. */
+    public static LlamaModel load(Path folder, DType compute, int layersToLoad, io.mmdit4j.runtime.DeviceSpec device) {
+        return TextEncoders.load(folder, "a Llama text encoder", LlamaConfig::read,
+                (sd, c) -> fromStateDict(sd.onDevice(device), c, compute, layersToLoad));
     }
 
     public static LlamaModel fromStateDict(StateDict sd, LlamaConfig c, DType compute, int layersToLoad) {
@@ -246,12 +251,13 @@ public final class LlamaModel implements AutoCloseable {
      * embeddings and each layer's input when {@code collect} is given. Returns an owned tensor.
      */
     private Tensor run(Tensor inputIds, Tensor attentionMask, int count, boolean finalNorm, List<Tensor> collect) {
-        Tensor ids = inputIds.to(ScalarType.Long);
+        io.mmdit4j.runtime.DeviceSpec device = io.mmdit4j.runtime.DeviceSpec.of(embed_tokens);
+        Tensor ids = io.mmdit4j.runtime.Transfers.to(inputIds, device, ScalarType.Long);                      // the ids go where the weights are
         long b = ids.size(0), len = ids.size(1);
-        Tensor h = embedding(embed_tokens, ids);                                     // [B,L,D]
-        Tensor mask = additiveMask(attentionMask, b, len);                          // [B or 1,1,L,L]
+        Tensor h = TextEncoders.embed(embed_tokens, ids);                                     // [B,L,D]
+        Tensor mask = io.mmdit4j.runtime.Transfers.to(additiveMask(attentionMask, b, len), device);          // [B or 1,1,L,L], built on the host
         Tensor owned = null;
-        try (LlamaRotaryEmbedding rope = LlamaRotaryEmbedding.build(config, len, dtype)) {
+        try (LlamaRotaryEmbedding rope = LlamaRotaryEmbedding.build(config, len, dtype, device)) {
             for (int i = 0; i < count; i++) {
                 if (collect != null) collect.add(Tensors.keep(h));
                 Tensor next;

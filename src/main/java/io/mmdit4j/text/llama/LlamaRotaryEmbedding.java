@@ -32,6 +32,11 @@ public final class LlamaRotaryEmbedding implements AutoCloseable {
 
     /** The table for positions {@code 0..length-1} (LlamaModel's default {@code position_ids}), in {@code dtype}. */
     public static LlamaRotaryEmbedding build(LlamaConfig c, long length, DType dtype) {
+        return build(c, length, dtype, io.mmdit4j.runtime.DeviceSpec.CPU);
+    }
+
+    /** {@link #build(LlamaConfig, long, DType)} computed on the host and placed on {@code device}. */
+    public static LlamaRotaryEmbedding build(LlamaConfig c, long length, DType dtype, io.mmdit4j.runtime.DeviceSpec device) {
         try (PointerScope scope = new PointerScope()) {
             Tensor invFreq = inverseFrequencies(c);                                   // [Dh/2] fp32
             Tensor pos = arange(new Scalar(length), new TensorOptions(ScalarType.Long)).to(ScalarType.Float);
@@ -40,7 +45,8 @@ public final class LlamaRotaryEmbedding implements AutoCloseable {
             }
             Tensor freqs = outer(pos, invFreq);                                        // [L, Dh/2] fp32
             Tensor emb = cat(new TensorVector(freqs, freqs), -1);                      // [L, Dh]
-            return new LlamaRotaryEmbedding(Native.keep(emb.cos().to(dtype.scalarType())), Native.keep(emb.sin().to(dtype.scalarType())));
+            return new LlamaRotaryEmbedding(Native.keep(io.mmdit4j.runtime.Transfers.to(emb.cos(), device, dtype.scalarType())),
+                    Native.keep(io.mmdit4j.runtime.Transfers.to(emb.sin(), device, dtype.scalarType())));
         }
     }
 

@@ -26,7 +26,6 @@ import java.util.List;
 import java.util.Map;
 
 import static org.bytedeco.pytorch.global.torch.arange;
-import static org.bytedeco.pytorch.global.torch.embedding;
 import static org.bytedeco.pytorch.global.torch.log;
 import static org.bytedeco.pytorch.global.torch.matmul;
 import static org.bytedeco.pytorch.global.torch.minimum;
@@ -103,6 +102,11 @@ public final class T5Encoder implements AutoCloseable {
         return TextEncoders.load(folder, "a T5 encoder", T5Config::read, (sd, c) -> fromStateDict(sd, c, compute));
     }
 
+    /** {@link #load(Path, DType)} with the weights on {@code device}: token ids are checked on the host, then moved once per call. */
+    public static T5Encoder load(Path folder, DType compute, io.mmdit4j.runtime.DeviceSpec device) {
+        return TextEncoders.load(folder, "a T5 encoder", T5Config::read, (sd, c) -> fromStateDict(sd.onDevice(device), c, compute));
+    }
+
     public static T5Encoder fromStateDict(StateDict sd, T5Config c, DType compute) {
         Torch.init();
         List<AutoCloseable> built = new ArrayList<>();
@@ -150,13 +154,14 @@ public final class T5Encoder implements AutoCloseable {
                     + ", expected " + Arrays.toString(Tensors.shape(inputIds)));
         }
         try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
-            Tensor ids = inputIds.to(ScalarType.Long);
+            io.mmdit4j.runtime.DeviceSpec device = io.mmdit4j.runtime.DeviceSpec.of(shared);
+            Tensor ids = io.mmdit4j.runtime.Transfers.to(inputIds, device, ScalarType.Long);                  // the ids go where the weights are
             long len = ids.size(1);
-            Tensor h = embedding(shared, ids);                                               // [B,L,D]
+            Tensor h = TextEncoders.embed(shared, ids);                                               // [B,L,D]
             Tensor bias = positionBias(len);                                                 // [1,H,L,L]
             if (attentionMask != null) {
                 // (1 - mask) * lowest: padded keys get the dtype's lowest value, as transformers' extended mask
-                Tensor m = attentionMask.to(dtype.scalarType()).unsqueeze(1).unsqueeze(1);
+                Tensor m = io.mmdit4j.runtime.Transfers.to(attentionMask, device, dtype.scalarType()).unsqueeze(1).unsqueeze(1);
                 bias = bias.add(m.neg().add(new Scalar(1.0)).mul(new Scalar(TextEncoders.lowest(dtype))));
             }
             List<Tensor> hidden = new ArrayList<>();
@@ -165,7 +170,7 @@ public final class T5Encoder implements AutoCloseable {
                 Block b = block.get(i);
                 h = h.add(attention(b, b.layer_0_layer_norm.forward(h), bias));
                 Tensor x = b.layer_1_layer_norm.forward(h);
-                Tensor ff = b.wi_1 != null ? geluNew(b.wi_0.forward(x)).mul(b.wi_1.forward(x)) : relu(b.wi_0.forward(x));
+                Tensor ff = b.wi_1 != null ? geluNew(b.wi_0.forward(x)).mul(b.wi_1.forward(x)) : relu0(b.wi_0.forward(x));
                 h = h.add(b.wo.forward(ff));
                 if (dtype == DType.F16) h = clampFp16(h);
             }
@@ -183,6 +188,11 @@ public final class T5Encoder implements AutoCloseable {
         Tensor scores = matmul(q, k.transpose(3, 2)).add(bias);                           // no 1/sqrt(dk): T5 folds it into init
         Tensor weights = softmax(scores.to(ScalarType.Float), -1).to(scores.scalar_type());
         return b.o.forward(matmul(weights, v).transpose(1, 2).reshape(bsz, len, heads * dk));
+    }
+
+    /** {@code relu}; on meta (no meta kernel for relu in this build) the shape alone. */
+    private static Tensor relu0(Tensor x) {
+        return x.is_meta() ? x.clone() : relu(x);
     }
 
     /** transformers' {@code gelu_new}: the tanh approximation as separate ops (each rounded in bf16). */
@@ -205,8 +215,9 @@ public final class T5Encoder implements AutoCloseable {
             TensorOptions i64 = new TensorOptions(ScalarType.Long);
             Tensor ctx = arange(new Scalar(len), i64).unsqueeze(1);
             Tensor mem = arange(new Scalar(len), i64).unsqueeze(0);
-            Tensor buckets = bucket(mem.sub(ctx), config.relativeAttentionNumBuckets(), config.relativeAttentionMaxDistance());
-            bias = Native.keep(embedding(relative_attention_bias, buckets).permute(2, 0, 1).unsqueeze(0).contiguous());
+            Tensor buckets = io.mmdit4j.runtime.Transfers.to(bucket(mem.sub(ctx), config.relativeAttentionNumBuckets(), config.relativeAttentionMaxDistance()),
+                    io.mmdit4j.runtime.DeviceSpec.of(relative_attention_bias)); // computed on the host, moved once per length (cached)
+            bias = Native.keep(TextEncoders.embed(relative_attention_bias, buckets).permute(2, 0, 1).unsqueeze(0).contiguous());
         }
         biasCache.put(len, bias);
         return bias;

@@ -55,6 +55,26 @@ public final class Placement {
         return open == 0 ? null : EXPECTED.get();
     }
 
+    /** {@link #require(String, Tensor...)} for one tensor, without an array on the hot path when no check is open. */
+    public static void require(String op, Tensor a) {
+        if (open != 0) require(op, new Tensor[] {a});
+    }
+
+    /** {@link #require(String, Tensor...)} for two tensors. */
+    public static void require(String op, Tensor a, Tensor b) {
+        if (open != 0) require(op, new Tensor[] {a, b});
+    }
+
+    /** {@link #require(String, Tensor...)} for three tensors. */
+    public static void require(String op, Tensor a, Tensor b, Tensor c) {
+        if (open != 0) require(op, new Tensor[] {a, b, c});
+    }
+
+    /** {@link #require(String, Tensor...)} for four tensors. */
+    public static void require(String op, Tensor a, Tensor b, Tensor c, Tensor d) {
+        if (open != 0) require(op, new Tensor[] {a, b, c, d});
+    }
+
     /** Asserts that every non-null tensor is on the checked device; a no-op when no check is open on this thread. */
     public static void require(String op, Tensor... tensors) {
         if (open == 0) return;

@@ -224,39 +224,46 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     public RowForward<FluxTextEncoders.Embeddings> rowForward() {
         return new RowForward<>() {
             private final java.util.Map<List<Integer>, Object[]> layouts = new java.util.LinkedHashMap<>(); // [imgIds, rope]
+            private final io.mmdit4j.guidance.ModulationGuidance.Stacker plans = new io.mmdit4j.guidance.ModulationGuidance.Stacker();
 
             @Override
             public List<Tensor> at(List<RowPart<FluxTextEncoders.Embeddings>> parts) {
                 GenerationSettings first = parts.get(0).settings();
                 Object[] layout = layout(first.height(), first.width(), parts.get(0).conditioning().textIds());
                 int n = parts.size();
-                Tensor[] xs = new Tensor[n], states = new Tensor[n], pooled = new Tensor[n], ts = new Tensor[n], gs = new Tensor[n];
-                List<io.mmdit4j.guidance.ModulationGuidance> plans = new ArrayList<>(n);
+                Tensor[] xs = new Tensor[n], states = new Tensor[n], pooled = new Tensor[n];
+                List<io.mmdit4j.guidance.ModulationGuidance> guidance = new ArrayList<>(n);
                 int[] rows = new int[n], steps = new int[n];
+                int batch = 0;
+                for (RowPart<FluxTextEncoders.Embeddings> p : parts) batch += p.settings().images();
+                float[] ts = new float[batch], gs = new float[batch];
                 try (PointerScope scope = new PointerScope()) {
+                    int row = 0;
                     for (int k = 0; k < n; k++) {
                         RowPart<FluxTextEncoders.Embeddings> p = parts.get(k);
                         GenerationSettings s = p.settings();
-                        if (s.width() != first.width() || s.height() != first.height() || s.maxSequenceLength() != first.maxSequenceLength()) {
+                        if (s.width() != first.width() || s.height() != first.height() || s.maxSequenceLength() != first.maxSequenceLength()
+                                || Tensors.dtype(p.latents()) != Tensors.dtype(parts.get(0).latents())) {
                             throw new IllegalArgumentException("parts of " + s.width() + "x" + s.height() + " with " + s.maxSequenceLength()
                                     + " text tokens and " + first.width() + "x" + first.height() + " with " + first.maxSequenceLength() + " cannot share a forward");
                         }
                         xs[k] = p.latents();
                         states[k] = p.conditioning().promptEmbeds();
                         pooled[k] = p.conditioning().pooled();
-                        ts[k] = FluxTimesteps.pipelineTimestep(p.schedule(), p.step(), s.images(), Tensors.dtype(p.latents()));
                         EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
-                        gs[k] = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), s.images()) : null;
-                        plans.add(p.guidance());
+                        for (int i = 0; i < s.images(); i++, row++) {
+                            ts[row] = p.schedule().timestep(p.step());
+                            gs[row] = (float) (g == null ? 3.5 : g.scale()); // full([B], scale, float32) rounds the same way
+                        }
+                        guidance.add(p.guidance());
                         rows[k] = s.images();
                         steps[k] = p.step();
                     }
-                    Tensor t = stackRows(ts), gArg = transformer.config().guidanceEmbeds() ? stackRows(gs) : null;
-                    Tensor out;
-                    try (io.mmdit4j.guidance.ModulationGuidance plan = io.mmdit4j.guidance.ModulationGuidance.stack(plans, rows, steps)) {
-                        out = transformer.forward(new FluxInputs(stackRows(xs), stackRows(states), stackRows(pooled), t, gArg, (Tensor) layout[0],
-                                parts.get(0).conditioning().textIds()), plan, 0, (Rope) layout[1], null);
-                    }
+                    // each row's argument as velocity() makes it, elementwise: t.to(latents dtype) / 1000, guidance in float32
+                    Tensor t = Tensors.fromFloats(ts, batch).to(Tensors.dtype(parts.get(0).latents()).scalarType()).div(new org.bytedeco.pytorch.Scalar(1000L));
+                    Tensor gArg = transformer.config().guidanceEmbeds() ? Tensors.fromFloats(gs, batch) : null;
+                    Tensor out = transformer.forward(new FluxInputs(stackRows(xs), stackRows(states), stackRows(pooled), t, gArg, (Tensor) layout[0],
+                            parts.get(0).conditioning().textIds()), plans.stack(guidance, rows, steps), 0, (Rope) layout[1], null);
                     List<Tensor> split = new ArrayList<>(n);
                     long offset = 0;
                     for (int k = 0; k < n; k++) {
@@ -265,9 +272,6 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                     }
                     out.close();
                     return split;
-                } finally {
-                    for (Tensor x : ts) Native.release(x); // pipelineTimestep and pipelineGuidance hand out owned tensors
-                    for (Tensor x : gs) Native.release(x);
                 }
             }
 
@@ -291,6 +295,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
             @Override
             public void close() {
+                plans.close();
                 for (Object[] l : layouts.values()) {
                     Native.release((Tensor) l[0]);
                     ((Rope) l[1]).close();

@@ -143,6 +143,43 @@ public final class ModulationGuidance implements AutoCloseable {
     }
 
     /**
+     * {@link #stack} for a row-stepping forward that runs step after step: while the same parts (the same plan objects, in
+     * order, with the same row counts) have the same terms inside their step windows, the previous stacked plan (and the
+     * guidance offsets it has computed) is reused; otherwise a new one replaces it. The plan returned belongs to the stacker
+     * and stays valid until the next call or {@link #close}.
+     */
+    public static final class Stacker implements AutoCloseable {
+        private List<ModulationGuidance> plans = List.of();
+        private int[] rows = new int[0];
+        private boolean[] active = new boolean[0];
+        private ModulationGuidance stacked;
+
+        public ModulationGuidance stack(List<ModulationGuidance> parts, int[] rows, int[] steps) {
+            List<Boolean> on = new ArrayList<>();
+            for (int k = 0; k < parts.size(); k++) for (GuidanceTerm t : parts.get(k).terms) on.add(t.steps().contains(steps[k]));
+            boolean[] active = new boolean[on.size()];
+            for (int i = 0; i < active.length; i++) active[i] = on.get(i);
+            boolean same = stacked != null && parts.size() == plans.size() && Arrays.equals(rows, this.rows) && Arrays.equals(active, this.active);
+            for (int k = 0; same && k < parts.size(); k++) same = parts.get(k) == plans.get(k);
+            if (same) return stacked;
+            ModulationGuidance next = ModulationGuidance.stack(parts, rows, steps);
+            close();
+            this.stacked = next;
+            this.plans = List.copyOf(parts);
+            this.rows = rows.clone();
+            this.active = active;
+            return next;
+        }
+
+        @Override
+        public void close() {
+            if (stacked != null) stacked.close();
+            stacked = null;
+            plans = List.of();
+        }
+    }
+
+    /**
      * Which blocks each row's guidance reaches at denoising step {@code step}: {@code [block][row]} is true when some
      * term's coefficient {@code w·f(block)·rowWeight} is non-zero there. Families whose guidance changes more than the
      * added offset (COSMOS: with guidance on, the pooled term leaves the blocks it does not reach) read it. Checks the

@@ -214,28 +214,68 @@ public final class RowStepper implements AutoCloseable {
      * The rows are closed; the result is the caller's.
      */
     public GenerationResult finish(Rows r) {
+        return finish(List.of(r)).get(0);
+    }
+
+    /**
+     * The results of requests that finished at the same step boundary and share a {@link #batchKey}, their images decoded
+     * in one batch (the VAE's fixed costs are shared; each image equals its own decode up to the float rounding of another
+     * batch size). In order; every request's rows are closed; the results are the caller's.
+     */
+    public List<GenerationResult> finish(List<Rows> done) {
         synchronized (pipeline) {
             requireOpen();
-            if (r.closed || !open.contains(r)) throw new IllegalStateException("these rows are closed or belong to another stepper");
-            if (r.failure != null) throw r.failure;
-            if (!r.done()) throw new IllegalStateException("the request is at step " + r.step + " of " + r.steps());
+            if (done.isEmpty()) return List.of();
+            Object key = done.get(0).key;
+            for (Rows r : done) {
+                if (r.closed || !open.contains(r)) throw new IllegalStateException("these rows are closed or belong to another stepper");
+                if (r.failure != null) throw r.failure;
+                if (!r.done()) throw new IllegalStateException("the request is at step " + r.step + " of " + r.steps());
+                if (!key.equals(r.key)) throw new IllegalArgumentException("requests of batch keys " + key + " and " + r.key + " cannot be decoded together");
+            }
             pipeline.requireUnchanged();
             long t0 = System.nanoTime();
-            Tensor latents;
-            try (PointerScope scope = new PointerScope()) {
-                latents = Tensors.keep(r.parts.size() == 1 ? r.parts.get(0).latents.clone()
-                        : cat(new TensorVector(r.parts.stream().map(p -> p.latents).toArray(Tensor[]::new)), 0));
-            }
-            Tensor decoded;
+            List<Tensor> latents = new ArrayList<>(done.size());
+            Tensor decoded = null;
             try {
-                decoded = family.decode(latents, r.settings);
-                LoadedPipeline.requireFinite(decoded);
-            } catch (RuntimeException | Error e) {
-                latents.close();
-                throw e;
+                try (PointerScope scope = new PointerScope()) {
+                    for (Rows r : done) {
+                        latents.add(Tensors.keep(r.parts.size() == 1 ? r.parts.get(0).latents.clone()
+                                : cat(new TensorVector(r.parts.stream().map(p -> p.latents).toArray(Tensor[]::new)), 0)));
+                    }
+                    Tensor all = latents.size() == 1 ? latents.get(0) : cat(new TensorVector(latents.toArray(Tensor[]::new)), 0);
+                    decoded = family.decode(all, done.get(0).settings); // owned
+                }
+                Tensor checked = decoded;
+                decoded = null;
+                LoadedPipeline.requireFinite(checked); // releases it when it throws
+                decoded = checked;
+                List<Tensor> images = new ArrayList<>(done.size());
+                if (done.size() == 1) {
+                    images.add(decoded);
+                    decoded = null;
+                } else {
+                    try (PointerScope scope = new PointerScope()) {
+                        long offset = 0;
+                        for (Rows r : done) {
+                            images.add(Tensors.keep(decoded.narrow(0, offset, r.images()).clone()));
+                            offset += r.images();
+                        }
+                    }
+                }
+                long nanos = (System.nanoTime() - t0) / done.size(); // a shared decode's time split evenly
+                List<GenerationResult> out = new ArrayList<>(done.size());
+                for (int k = 0; k < done.size(); k++) {
+                    Rows r = done.get(k);
+                    r.close();
+                    out.add(new GenerationResult(images.get(k), latents.get(k), new Timings(r.textNanos, r.stepNanos.clone(), nanos), r.settings, r.warnings));
+                    latents.set(k, null);
+                }
+                return out;
+            } finally {
+                latents.forEach(Native::release);
+                Native.release(decoded);
             }
-            r.close();
-            return new GenerationResult(decoded, latents, new Timings(r.textNanos, r.stepNanos.clone(), System.nanoTime() - t0), r.settings, r.warnings);
         }
     }
 

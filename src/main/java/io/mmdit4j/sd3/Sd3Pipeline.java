@@ -241,10 +241,13 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     @Override
     public RowForward<Conditioning> rowForward() {
         return new RowForward<>() {
+            private final ModulationGuidance.Stacker stacker = new ModulationGuidance.Stacker();
+
             @Override
             public List<Tensor> at(List<RowPart<Conditioning>> parts) {
                 int n = parts.size();
-                List<Tensor> ins = new ArrayList<>(n), contexts = new ArrayList<>(n), pooled = new ArrayList<>(n), ts = new ArrayList<>(n);
+                List<Tensor> ins = new ArrayList<>(n), contexts = new ArrayList<>(n), pooled = new ArrayList<>(n);
+                List<Float> ts = new ArrayList<>();
                 List<ModulationGuidance> plans = new ArrayList<>(n);
                 int[] rows = new int[n], steps = new int[n];
                 try (PointerScope scope = new PointerScope()) {
@@ -259,14 +262,14 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
                         ins.add(cfg ? cat(new TensorVector(p.latents(), p.latents()), 0) : p.latents());
                         contexts.add(p.conditioning().context());
                         pooled.add(p.conditioning().pooled());
-                        ts.add(full(new long[] {rows[k]}, new Scalar((double) p.schedule().timestep(p.step())), new TensorOptions(ScalarType.Float)));
+                        for (int i = 0; i < rows[k]; i++) ts.add(p.schedule().timestep(p.step())); // full([rows], t, float32) per part
                         plans.add(p.guidance());
                         steps[k] = p.step();
                     }
-                    Tensor out;
-                    try (ModulationGuidance plan = ModulationGuidance.stack(plans, rows, steps)) {
-                        out = transformer.forward(stackRows(ins), stackRows(contexts), stackRows(pooled), stackRows(ts), plan, 0, null); // owned
-                    }
+                    float[] t = new float[ts.size()];
+                    for (int i = 0; i < t.length; i++) t[i] = ts.get(i);
+                    Tensor out = transformer.forward(stackRows(ins), stackRows(contexts), stackRows(pooled), Tensors.fromFloats(t, t.length),
+                            stacker.stack(plans, rows, steps), 0, null); // owned
                     List<Tensor> predictions = new ArrayList<>(n);
                     long offset = 0;
                     for (int k = 0; k < n; k++) {
@@ -289,7 +292,9 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
             }
 
             @Override
-            public void close() {}
+            public void close() {
+                stacker.close();
+            }
         };
     }
 

@@ -61,6 +61,23 @@ class ModulationGuidanceStackTest {
     }
 
     @Test
+    void theStackerReusesAPlanWhileItsPartsAndActiveWindowsStayTheSame() {
+        try (PointerScope scope = new PointerScope(); ModulationGuidance.Stacker stacker = new ModulationGuidance.Stacker()) {
+            ModulationGuidance a = ModulationGuidance.builder()
+                    .add(new GuidanceTerm("a", Tensors.keep(random(2, 1, D)), 3, LayerSchedule.parse("1-"), StepWindow.parse("0-1"), null)).build();
+            ModulationGuidance b = ModulationGuidance.builder().term(Tensors.keep(random(3, 1, D)), 1, LayerSchedule.all()).build();
+            ModulationGuidance first = stacker.stack(List.of(a, b), new int[] {1, 1}, new int[] {0, 5});
+            assertTrue(first == stacker.stack(List.of(a, b), new int[] {1, 1}, new int[] {1, 9}), "same parts, same active windows");
+            ModulationGuidance outside = stacker.stack(List.of(a, b), new int[] {1, 1}, new int[] {2, 9});
+            assertTrue(first != outside, "a's window ended");
+            assertEquals(0, outside.terms().get(0).rowWeights()[0]);
+            assertTrue(outside != stacker.stack(List.of(b, a), new int[] {1, 1}, new int[] {9, 2}), "other parts");
+            a.close();
+            b.close();
+        }
+    }
+
+    @Test
     void partsMustAgreeOnNormControlAndRowCounts() {
         try (PointerScope scope = new PointerScope()) {
             ModulationGuidance plain = ModulationGuidance.builder().term(Tensors.keep(random(2, 1, D)), 1, LayerSchedule.all()).build();

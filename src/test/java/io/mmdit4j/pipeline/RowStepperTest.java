@@ -152,6 +152,32 @@ class RowStepperTest {
     }
 
     @Test
+    void requestsFinishingTogetherAreDecodedInOneBatch() {
+        try (Pipeline p = Pipelines.load(FLUX.toString(), LoadOptions.defaults()); RowStepper stepper = p.rowStepper()) {
+            GenerationSettings a = p.resolve(flux("a red fox", 2, 1).build());
+            GenerationSettings b = p.resolve(flux("a cat", 2, 2).imagesPerPrompt(2).guide(Direction.preset("aesthetics").w(2)).build());
+            RowStepper.Rows ra = stepper.start(a), rb = stepper.start(b);
+            stepper.step(List.of(ra, rb));
+            stepper.step(List.of(ra, rb));
+            List<GenerationResult> both = stepper.finish(List.of(ra, rb));
+            try (GenerationResult alone0 = p.generate(a, StepListener.NONE, null); GenerationResult alone1 = p.generate(b, StepListener.NONE, null)) {
+                assertEquals(1, both.get(0).count());
+                assertEquals(2, both.get(1).count());
+                assertSameImages("a", alone0, both.get(0));
+                assertSameImages("b", alone1, both.get(1));
+                assertTrue(ra.isClosed() && rb.isClosed());
+            } finally {
+                both.forEach(GenerationResult::close);
+            }
+            RowStepper.Rows small = stepper.start(p.resolve(flux("a cat", 1, 2).build()));
+            RowStepper.Rows large = stepper.start(p.resolve(flux("a cat", 1, 2).size(48, 32).build()));
+            stepper.step(List.of(small));
+            stepper.step(List.of(large));
+            assertThrows(IllegalArgumentException.class, () -> stepper.finish(List.of(small, large)), "other sizes decode apart");
+        }
+    }
+
+    @Test
     void cancelledRowsLeaveTheBatchAndMisuseIsRefused() {
         try (Pipeline p = Pipelines.load(FLUX.toString(), LoadOptions.defaults()); RowStepper stepper = p.rowStepper()) {
             RowStepper.Rows a = stepper.start(p.resolve(flux("a red fox", 3, 1).build()));

@@ -109,7 +109,7 @@ final class LoadTest {
     record Plan(int index, boolean openAi, ObjectNode body, int images, String prompt, long seed, int steps, Abort abort, long abortAfterMillis) {}
 
     private Plan plan(int index, Map<String, Object> model) {
-        Random r = new Random(seed * 1_000_003L + index);
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed * 1_000_003L + index); // mixes nearby seeds (java.util.Random would not)
         long s = (seed << 20) + index * 7919L;
         int maxImages = (int) model.get("max_images");
         boolean embedded = (boolean) model.get("embedded_guidance");

@@ -239,6 +239,7 @@ final class Scheduler implements AutoCloseable {
             return;
         }
         metrics.batch(images, System.nanoTime() - t0);
+        List<Active> done = new ArrayList<>();
         for (Iterator<Active> it = active.iterator(); it.hasNext(); ) {
             Active a = it.next();
             a.job.progress(a.rows.step(), a.rows.sigma());
@@ -247,11 +248,12 @@ final class Scheduler implements AutoCloseable {
                 end(a, () -> failed(a.job, error(a.rows.failure())));
             } else if (a.rows.done()) {
                 it.remove();
-                finish(a);
+                done.add(a);
             } else {
                 publishStep(a.job, a.rows);
             }
         }
+        if (!done.isEmpty()) finish(done);
     }
 
     private void publishStep(Job job, RowStepper.Rows rows) {
@@ -268,17 +270,22 @@ final class Scheduler implements AutoCloseable {
         events.publish(job, "step", Json.step(job, null), preview, false);
     }
 
-    private void finish(Active a) {
-        GenerationResult r;
+    /** Decodes the requests that finished at this step in one VAE batch (they share the batch key), then delivers each. */
+    private void finish(List<Active> done) {
+        List<GenerationResult> results;
         long t0 = System.nanoTime();
         try {
-            r = stepper.finish(a.rows);
+            results = stepper.finish(done.stream().map(Active::rows).toList());
         } catch (RuntimeException e) {
-            end(a, () -> failed(a.job, error(e)));
+            ApiException err = error(e);
+            for (Active a : done) end(a, () -> failed(a.job, err));
             return;
         }
-        metrics.decode(System.nanoTime() - t0);
-        deliver(a.job, r);
+        long each = (System.nanoTime() - t0) / done.size();
+        for (int k = 0; k < done.size(); k++) {
+            metrics.decode(each);
+            deliver(done.get(k).job, results.get(k));
+        }
     }
 
     /** Hands the images (8-bit, with their records) to the PNG thread and closes the result. */

@@ -54,6 +54,8 @@ public final class RowStepper implements AutoCloseable {
     private final FamilyPipeline.RowForward<AutoCloseable> forward;
     private final PromptEmbeddingCache<AutoCloseable> cache = new PromptEmbeddingCache<>(ENCODING_CACHE);
     private final Set<Rows> open = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final Object decodeLock = new Object();
+    private int decoding; // finishes between taking their latents and the end of their decode (guarded by the pipeline)
     private boolean closed;
 
     @SuppressWarnings("unchecked")
@@ -221,61 +223,88 @@ public final class RowStepper implements AutoCloseable {
      * The results of requests that finished at the same step boundary and share a {@link #batchKey}, their images decoded
      * in one batch (the VAE's fixed costs are shared; each image equals its own decode up to the float rounding of another
      * batch size). In order; every request's rows are closed; the results are the caller's.
+     *
+     * <p>Only taking the latents holds the pipeline's lock: the VAE decode holds the stepper's decode lock instead, so a
+     * server may decode finished requests on a thread of its own while the remaining rows go on stepping (the transformer
+     * and the VAE are separate modules; decodes do not overlap each other).
      */
     public List<GenerationResult> finish(List<Rows> done) {
-        synchronized (pipeline) {
-            requireOpen();
-            if (done.isEmpty()) return List.of();
-            Object key = done.get(0).key;
-            for (Rows r : done) {
-                if (r.closed || !open.contains(r)) throw new IllegalStateException("these rows are closed or belong to another stepper");
-                if (r.failure != null) throw r.failure;
-                if (!r.done()) throw new IllegalStateException("the request is at step " + r.step + " of " + r.steps());
-                if (!key.equals(r.key)) throw new IllegalArgumentException("requests of batch keys " + key + " and " + r.key + " cannot be decoded together");
-            }
-            pipeline.requireUnchanged();
-            long t0 = System.nanoTime();
-            List<Tensor> latents = new ArrayList<>(done.size());
-            Tensor decoded = null;
-            try {
+        if (done.isEmpty()) return List.of();
+        List<Tensor> latents = new ArrayList<>(done.size());
+        List<long[]> stepNanos = new ArrayList<>(done.size());
+        try {
+            synchronized (pipeline) {
+                requireOpen();
+                Object key = done.get(0).key;
+                for (Rows r : done) {
+                    if (r.closed || !open.contains(r)) throw new IllegalStateException("these rows are closed or belong to another stepper");
+                    if (r.failure != null) throw r.failure;
+                    if (!r.done()) throw new IllegalStateException("the request is at step " + r.step + " of " + r.steps());
+                    if (!key.equals(r.key)) throw new IllegalArgumentException("requests of batch keys " + key + " and " + r.key + " cannot be decoded together");
+                }
                 try (PointerScope scope = new PointerScope()) {
                     for (Rows r : done) {
                         latents.add(Tensors.keep(r.parts.size() == 1 ? r.parts.get(0).latents.clone()
                                 : cat(new TensorVector(r.parts.stream().map(p -> p.latents).toArray(Tensor[]::new)), 0)));
                     }
-                    Tensor all = latents.size() == 1 ? latents.get(0) : cat(new TensorVector(latents.toArray(Tensor[]::new)), 0);
-                    decoded = family.decode(all, done.get(0).settings); // owned
                 }
-                Tensor checked = decoded;
-                decoded = null;
-                LoadedPipeline.requireFinite(checked); // releases it when it throws
-                decoded = checked;
-                List<Tensor> images = new ArrayList<>(done.size());
-                if (done.size() == 1) {
-                    images.add(decoded);
-                    decoded = null;
-                } else {
-                    try (PointerScope scope = new PointerScope()) {
-                        long offset = 0;
-                        for (Rows r : done) {
-                            images.add(Tensors.keep(decoded.narrow(0, offset, r.images()).clone()));
-                            offset += r.images();
-                        }
-                    }
-                }
-                long nanos = (System.nanoTime() - t0) / done.size(); // a shared decode's time split evenly
-                List<GenerationResult> out = new ArrayList<>(done.size());
-                for (int k = 0; k < done.size(); k++) {
-                    Rows r = done.get(k);
+                for (Rows r : done) {
+                    stepNanos.add(r.stepNanos.clone());
                     r.close();
-                    out.add(new GenerationResult(images.get(k), latents.get(k), new Timings(r.textNanos, r.stepNanos.clone(), nanos), r.settings, r.warnings));
-                    latents.set(k, null);
                 }
-                return out;
-            } finally {
-                latents.forEach(Native::release);
-                Native.release(decoded);
+                decoding++;
             }
+            try {
+                synchronized (decodeLock) {
+                    return decode(done, latents, stepNanos);
+                }
+            } finally {
+                synchronized (pipeline) {
+                    decoding--;
+                    pipeline.notifyAll();
+                }
+            }
+        } finally {
+            latents.forEach(Native::release);
+        }
+    }
+
+    /** The VAE decode of {@link #finish} (the latents are handed to the results; those left are released by the caller). */
+    private List<GenerationResult> decode(List<Rows> done, List<Tensor> latents, List<long[]> stepNanos) {
+        pipeline.requireUnchanged();
+        long t0 = System.nanoTime();
+        Tensor decoded;
+        try (PointerScope scope = new PointerScope()) {
+            Tensor all = latents.size() == 1 ? latents.get(0) : cat(new TensorVector(latents.toArray(Tensor[]::new)), 0);
+            decoded = family.decode(all, done.get(0).settings); // owned
+        }
+        LoadedPipeline.requireFinite(decoded); // releases it when it throws
+        List<Tensor> images = new ArrayList<>(done.size());
+        try {
+            if (done.size() == 1) {
+                images.add(decoded);
+            } else {
+                try (PointerScope scope = new PointerScope()) {
+                    long offset = 0;
+                    for (Rows r : done) {
+                        images.add(Tensors.keep(decoded.narrow(0, offset, r.images()).clone()));
+                        offset += r.images();
+                    }
+                } finally {
+                    decoded.close();
+                }
+            }
+            long nanos = (System.nanoTime() - t0) / done.size(); // a shared decode's time split evenly
+            List<GenerationResult> out = new ArrayList<>(done.size());
+            for (int k = 0; k < done.size(); k++) {
+                Rows r = done.get(k);
+                out.add(new GenerationResult(images.get(k), latents.get(k), new Timings(r.textNanos, stepNanos.get(k), nanos), r.settings, r.warnings));
+                images.set(k, null);
+                latents.set(k, null);
+            }
+            return out;
+        } finally {
+            images.forEach(Native::release);
         }
     }
 
@@ -319,6 +348,14 @@ public final class RowStepper implements AutoCloseable {
     public void close() {
         synchronized (pipeline) {
             if (closed) return;
+            while (decoding > 0) { // a decode on another thread finishes first
+                try {
+                    pipeline.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
             for (Rows r : new ArrayList<>(open)) r.close();
             closed = true;
             try {

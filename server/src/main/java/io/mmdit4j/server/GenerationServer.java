@@ -86,6 +86,7 @@ public final class GenerationServer implements AutoCloseable {
     private final byte[] tokenDigest;
     private final Deque<Job> finished = new ArrayDeque<>();
     private final String sampler;
+    private final java.util.concurrent.atomic.AtomicInteger waiting = new java.util.concurrent.atomic.AtomicInteger(); // clients waiting for results
     private boolean closed;
 
     private GenerationServer(Pipeline pipeline, Options o) {
@@ -267,6 +268,15 @@ public final class GenerationServer implements AutoCloseable {
      * noticed at the next write and its request cancelled. An error after that point is the {@code {"error": ...}} body.
      */
     private void awaitAndRespond(Context ctx, Job job, java.util.function.Function<Job, ObjectNode> success) throws Exception {
+        waiting.incrementAndGet();
+        try {
+            respondWhenDone(ctx, job, success);
+        } finally {
+            waiting.decrementAndGet();
+        }
+    }
+
+    private void respondWhenDone(Context ctx, Job job, java.util.function.Function<Job, ObjectNode> success) throws Exception {
         if (job.await(1000)) {
             ObjectNode body = outcome(job, success);
             json(ctx, job.state() == Job.State.SUCCEEDED ? 200 : body.has("error") ? statusOf(job) : 200, body);
@@ -422,6 +432,11 @@ public final class GenerationServer implements AutoCloseable {
         closed = true;
         try {
             scheduler.shutdown(options.grace());
+            // every job has ended: let the clients that wait for one get their answer before Jetty closes the connections
+            long end = System.nanoTime() + 10_000_000_000L;
+            while (waiting.get() > 0 && System.nanoTime() < end) Thread.sleep(10);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } finally {
             try {
                 events.close();

@@ -33,8 +33,8 @@ import java.util.logging.Logger;
  * batch key matches the running batch (same size and text length: {@link RowStepper#batchKey}), encoding their prompts
  * there, then steps every running request in one forward, each at its own step, and decodes those that are done. The
  * queue is first come, first served: a request whose key differs from the running batch waits (and holds those behind
- * it) until the batch has drained, so no request starves. PNGs are encoded on another thread, so the device keeps
- * stepping. Families without row stepping run one request at a time, whole ({@link Pipeline#generate}).
+ * it) until the batch has drained, so no request starves. Finished requests are decoded (together, when they finish at
+ * the same step) on a thread of their own and their PNGs encoded on a third, so the batch keeps stepping meanwhile. Families without row stepping run one request at a time, whole ({@link Pipeline#generate}).
  */
 final class Scheduler implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Scheduler.class.getName());
@@ -48,6 +48,7 @@ final class Scheduler implements AutoCloseable {
     private final Results results;
     private final Deque<Job> queue = new ArrayDeque<>();
     private final Map<String, Job> jobs = new ConcurrentHashMap<>();
+    private final ExecutorService decoder = Executors.newSingleThreadExecutor(Threads.named("mmdit-decode"));
     private final ExecutorService encoder = Executors.newSingleThreadExecutor(Threads.named("mmdit-png"));
     private final Thread thread;
     private volatile int activeImages;
@@ -253,7 +254,13 @@ final class Scheduler implements AutoCloseable {
                 publishStep(a.job, a.rows);
             }
         }
-        if (!done.isEmpty()) finish(done);
+        if (!done.isEmpty()) {
+            try {
+                decoder.execute(() -> finish(done)); // the VAE runs while the batch goes on stepping
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                finish(done);
+            }
+        }
     }
 
     private void publishStep(Job job, RowStepper.Rows rows) {
@@ -310,6 +317,10 @@ final class Scheduler implements AutoCloseable {
                     for (int i = 0; i < imgs.size(); i++) {
                         ObjectNode record = s.forImage(i).toJson();
                         out.add(new Job.Image(PngImages.encode(imgs.get(i), meta.get(i)), s.seed(i), record));
+                    }
+                    if (job.cancelRequested()) { // asked for while it was decoded: nobody is waiting for these images
+                        cancelled(job, job.cancelReason());
+                        return;
                     }
                     if (job.succeed(out)) {
                         metrics.succeeded(out.size(), job.seconds());
@@ -415,12 +426,14 @@ final class Scheduler implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        encoder.shutdown();
-        try {
-            if (!encoder.awaitTermination(30, TimeUnit.SECONDS)) encoder.shutdownNow();
-        } catch (InterruptedException e) {
-            encoder.shutdownNow();
-            Thread.currentThread().interrupt();
+        for (ExecutorService e : List.of(decoder, encoder)) { // decodes first: they hand their images to the encoder
+            e.shutdown();
+            try {
+                if (!e.awaitTermination(60, TimeUnit.SECONDS)) e.shutdownNow();
+            } catch (InterruptedException ie) {
+                e.shutdownNow();
+                Thread.currentThread().interrupt();
+            }
         }
         stepper.close();
     }

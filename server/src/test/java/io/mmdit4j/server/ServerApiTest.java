@@ -58,7 +58,7 @@ class ServerApiTest {
     }
 
     static GenerationServer.Options options() {
-        return GenerationServer.Options.defaults().withLimits(new ServerLimits(4, 1000, 1024, 200, 8, 16 * 1024));
+        return GenerationServer.Options.defaults().withLimits(new ServerLimits(4, 10_000, 1024, 200, 8, 16 * 1024));
     }
 
     @Test
@@ -175,7 +175,7 @@ class ServerApiTest {
         GenerationServer.Options o = options().withBatch(1).withQueue(1);
         try (GenerationServer server = start(o)) {
             Http http = new Http(server.baseUrl(), null);
-            String slow = "{\"prompt\": \"a fox\", \"size\": \"64x64\", \"steps\": 1000, \"seed\": 1}";
+            String slow = "{\"prompt\": \"a fox\", \"size\": \"64x64\", \"steps\": 10000, \"seed\": 1}";
             String running = http.post("/v1/generations", slow).json().get("id").asText();
             while (!http.get("/v1/generations/" + running).json().get("state").asText().equals("running")) Thread.sleep(5);
             String queued = http.post("/v1/generations", slow).json().get("id").asText();
@@ -186,7 +186,7 @@ class ServerApiTest {
             assertEquals("cancelled", http.delete("/v1/generations/" + queued).json().get("state").asText());
             JsonNode r = http.delete("/v1/generations/" + running).json();
             assertEquals("cancelled", r.get("state").asText(), r.toString());
-            assertTrue(r.get("progress").get("step").asInt() < 1000, "stopped part way");
+            assertTrue(r.get("progress").get("step").asInt() < 10_000, "stopped part way");
             assertEquals(409, http.delete("/v1/generations/" + running).status());
             // a client that goes away: its request is cancelled (noticed by the heartbeat the server writes while it waits)
             double cancelledBefore = http.metrics().get("mmdit_requests_total{outcome=\"cancelled\"}");
@@ -240,7 +240,7 @@ class ServerApiTest {
             assertError(http.post(gen, "{\"prompt\": \"" + "x".repeat(20_000) + "\"}"), 413, "body_too_large", "at most 16384");
             String nat = "/v1/generations";
             assertError(http.post(nat, "{\"prompt\": \"a fox\", \"steps\": 0}"), 400, "invalid_request", "'steps'");
-            assertError(http.post(nat, "{\"prompt\": \"a fox\", \"steps\": 1001}"), 400, "invalid_request", "'steps'");
+            assertError(http.post(nat, "{\"prompt\": \"a fox\", \"steps\": 10001}"), 400, "invalid_request", "'steps'");
             assertError(http.post(nat, "{\"prompt\": \"a fox\", \"modulation_guidance\": [{\"preset\": \"aesthetics\", \"colour\": 1}]}"), 400,
                     "invalid_request", "unknown field 'modulation_guidance[0].colour'");
             assertError(http.post(nat, "{\"prompt\": \"a fox\", \"modulation_guidance\": [{\"preset\": \"aesthetics\", \"layers\": \"40\"}]}"), 400,
@@ -297,7 +297,7 @@ class ServerApiTest {
         Set<Thread> before = liveThreads();
         GenerationServer server = start(options().withGrace(Duration.ofMillis(500)));
         Http http = new Http(server.baseUrl(), null);
-        String slow = "{\"prompt\": \"a fox\", \"size\": \"64x64\", \"steps\": 1000, \"seed\": 1}";
+        String slow = "{\"prompt\": \"a fox\", \"size\": \"64x64\", \"steps\": 10000, \"seed\": 1}";
         var waiting = Http.CLIENT.sendAsync(http.request("/v1/generations?wait=true").header("Content-Type", "application/json")
                 .POST(java.net.http.HttpRequest.BodyPublishers.ofString(slow)).build(), HttpResponse.BodyHandlers.ofString());
         String quick = http.post("/v1/generations", "{\"prompt\": \"a cat\", \"size\": \"64x64\", \"steps\": 3}").json().get("id").asText();

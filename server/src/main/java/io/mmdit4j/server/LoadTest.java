@@ -118,12 +118,14 @@ final class LoadTest {
         long after = 100 + r.nextInt(900);
         String prompt = PROMPTS.get(mix == Mix.MIXED ? r.nextInt(PROMPTS.size()) : 0);
         String wh = size != null ? size : (String) model.get("size");
-        if (mix == Mix.MIXED && a != Abort.DELETE && r.nextInt(4) == 0) { // OpenAI's endpoint: no guidance settings there
+        if (mix == Mix.MIXED && a == Abort.NONE && r.nextInt(4) == 0) { // OpenAI's endpoint: no guidance settings there
             b.put("prompt", prompt).put("n", 1).put("size", wh).put("seed", s).put("response_format", r.nextInt(4) == 0 ? "url" : "b64_json");
             return new Plan(index, true, b, 1, prompt, s, (int) model.get("steps"), a, after);
         }
         int n = mix == Mix.MIXED && maxImages > 1 && r.nextInt(6) == 0 ? 2 : 1;
         int st = mix == Mix.MIXED ? steps + r.nextInt(steps + 1) : steps;
+        // a request the client abandons is a long one (as in life), so that it is abandoned part way and not after its result
+        if (a != Abort.NONE) st = Math.min((int) model.get("max_steps"), Math.max(50, 20 * steps));
         b.put("prompt", prompt).put("n", n).put("size", wh).put("steps", st).put("seed", s);
         if (mix == Mix.GUIDED) b.putArray("modulation_guidance").addObject().put("preset", "aesthetics");
         if (mix == Mix.MIXED) {
@@ -175,6 +177,7 @@ final class LoadTest {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("id", m.get("id").asText());
         out.put("max_images", m.get("limits").get("max_images").asInt());
+        out.put("max_steps", m.get("limits").get("max_steps").asInt());
         out.put("size", m.get("defaults").get("width").asInt() + "x" + m.get("defaults").get("height").asInt());
         out.put("steps", m.get("defaults").get("steps").asInt());
         boolean embedded = false;

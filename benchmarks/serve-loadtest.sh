@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The serving benchmark of benchmarks/README.md: `mmdit serve` on the demo model with --max-batch 1 and --max-batch 4
+# (alternated ROUNDS times, same machine, same run), each measured with the same `mmdit loadtest` (loopback only, bounded).
+# Usage: benchmarks/serve-loadtest.sh [ROUNDS] [loadtest options...]
+#   e.g. benchmarks/serve-loadtest.sh 2 --clients 16 --requests 200 --warmup 64 --mix mixed --size 128x128 --steps 8
+# Environment: SERVE_OPTS (extra options of serve, default "--threads 1"), PORT (default 18480), OUT (JSON folder).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROUNDS="${1:-1}"
+shift || true
+PORT="${PORT:-18480}"
+OUT="${OUT:-$ROOT/benchmarks/target/serve}"
+SERVE_OPTS="${SERVE_OPTS:---threads 1}"
+mkdir -p "$OUT"
+"$ROOT/mmdit" loadtest --help >/dev/null # builds the server module once, before anything is timed
+
+run() { # $1 = max batch, $2 = round
+  local log="$OUT/serve-b$1-r$2.log"
+  # shellcheck disable=SC2086
+  "$ROOT/mmdit" serve --port "$PORT" --max-batch "$1" $SERVE_OPTS >"$log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 1; done
+  echo "== --max-batch $1, round $2 (serve $SERVE_OPTS)"
+  "$ROOT/mmdit" loadtest --url "http://127.0.0.1:$PORT" --json "$OUT/loadtest-b$1-r$2.json" "$@" || true
+  kill -TERM "$pid"
+  wait "$pid" || true
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  run 1 "$r" "$@"
+  run 4 "$r" "$@"
+done
+python3 - "$OUT" <<'PY'
+import json, sys, glob, os
+rows = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "loadtest-b*-r*.json"))):
+    j = json.load(open(f))
+    rows.append((os.path.basename(f), j))
+    print(f"{os.path.basename(f)}: {j['images_per_second']:.2f} images/s, p50 {j['latency_p50_s']} s, p95 {j['latency_p95_s']} s, "
+          f"p99 {j['latency_p99_s']} s, ok {j['ok']}, aborted {j['aborted']}, errors {j['errors']}, lost {j['lost']}, wrong {j['wrong']}, "
+          f"duplicated {j['duplicated']}, batches {j['batch_size_histogram']}, RSS {j['rss_mb_before']} -> {j['rss_mb_after']} MB "
+          f"({j['rss_growth_percent']:+.2f}%), pass {j['pass']}")
+for r in sorted({n.split('-r')[1] for n, _ in rows}):
+    b1 = [j for n, j in rows if n.startswith("loadtest-b1-") and n.endswith("-r" + r)]
+    b4 = [j for n, j in rows if n.startswith("loadtest-b4-") and n.endswith("-r" + r)]
+    if b1 and b4:
+        print(f"round {r.split('.')[0]}: max-batch 4 / max-batch 1 = {b4[0]['images_per_second'] / b1[0]['images_per_second']:.2f}x images/s")
+PY

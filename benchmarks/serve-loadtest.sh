@@ -14,14 +14,16 @@ SERVE_OPTS="${SERVE_OPTS:---threads 1}"
 mkdir -p "$OUT"
 "$ROOT/mmdit" loadtest --help >/dev/null # builds the server module once, before anything is timed
 
-run() { # $1 = max batch, $2 = round
-  local log="$OUT/serve-b$1-r$2.log"
+run() { # $1 = max batch, $2 = round, then the loadtest's options
+  local batch="$1" round="$2"
+  shift 2
+  local log="$OUT/serve-b$batch-r$round.log"
   # shellcheck disable=SC2086
-  "$ROOT/mmdit" serve --port "$PORT" --max-batch "$1" $SERVE_OPTS >"$log" 2>&1 &
+  "$ROOT/mmdit" serve --port "$PORT" --max-batch "$batch" $SERVE_OPTS >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 1; done
-  echo "== --max-batch $1, round $2 (serve $SERVE_OPTS)"
-  "$ROOT/mmdit" loadtest --url "http://127.0.0.1:$PORT" --json "$OUT/loadtest-b$1-r$2.json" "$@" || true
+  echo "== --max-batch $batch, round $round (serve $SERVE_OPTS)"
+  "$ROOT/mmdit" loadtest --url "http://127.0.0.1:$PORT" --json "$OUT/loadtest-b$batch-r$round.json" "$@" || true
   kill -TERM "$pid"
   wait "$pid" || true
 }

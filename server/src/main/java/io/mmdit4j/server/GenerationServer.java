@@ -401,17 +401,26 @@ public final class GenerationServer implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------ results kept
 
-    /** Keeps a finished job for its clients: at most {@code keepResults} of them, none older than the TTL. */
+    /**
+     * Keeps a finished job for its clients: at most {@code keepResults} of them, none older than the TTL, and PNGs of at
+     * most a quarter of the Java heap together.
+     */
     private void keep(Job job) {
         synchronized (finished) { // not the server's monitor: close() holds that while the scheduler's threads finish
             finished.addLast(job);
+            keptBytes += job.resultBytes();
             long now = System.nanoTime();
-            while (!finished.isEmpty() && (finished.size() > options.keepResults()
+            while (!finished.isEmpty() && (finished.size() > options.keepResults() || keptBytes > KEEP_BYTES
                     || now - finished.peekFirst().createdNanos > options.resultTtl().toNanos())) {
-                scheduler.forget(finished.pollFirst());
+                Job old = finished.pollFirst();
+                keptBytes -= old.resultBytes();
+                scheduler.forget(old);
             }
         }
     }
+
+    private static final long KEEP_BYTES = Runtime.getRuntime().maxMemory() / 4;
+    private long keptBytes; // guarded by finished
 
     private static byte[] sha256(String s) {
         try {

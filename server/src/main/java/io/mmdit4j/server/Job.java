@@ -83,6 +83,13 @@ final class Job {
         return images;
     }
 
+    /** Bytes of the PNGs kept. */
+    synchronized long resultBytes() {
+        long n = 0;
+        for (Image i : images) n += i.png().length;
+        return n;
+    }
+
     synchronized ApiException error() {
         return error;
     }

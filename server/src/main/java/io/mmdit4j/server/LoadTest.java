@@ -125,7 +125,7 @@ final class LoadTest {
         int n = mix == Mix.MIXED && maxImages > 1 && r.nextInt(6) == 0 ? 2 : 1;
         int st = mix == Mix.MIXED ? steps + r.nextInt(steps + 1) : steps;
         // a request the client abandons is a long one (as in life), so that it is abandoned part way and not after its result
-        if (a != Abort.NONE) st = Math.min((int) model.get("max_steps"), Math.max(50, 20 * steps));
+        if (a != Abort.NONE) st = Math.min((int) model.get("max_steps"), Math.max(50, 5 * steps));
         b.put("prompt", prompt).put("n", n).put("size", wh).put("steps", st).put("seed", s);
         if (mix == Mix.GUIDED) b.putArray("modulation_guidance").addObject().put("preset", "aesthetics");
         if (mix == Mix.MIXED) {

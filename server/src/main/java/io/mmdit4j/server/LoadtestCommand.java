@@ -30,8 +30,8 @@ final class LoadtestCommand implements Callable<Integer> {
     String size;
     @Option(names = "--steps", defaultValue = "4", description = "steps of each request; the mixed mix uses STEPS..2*STEPS (default: ${DEFAULT-VALUE})")
     int steps;
-    @Option(names = "--abort", defaultValue = "0", description = "fraction of requests the client abandons part way (0..0.5): long ones "
-            + "(20 x --steps, at least 50), abandoned after 0.1..1 s by closing the connection or sending DELETE (default: ${DEFAULT-VALUE})")
+    @Option(names = "--abort", defaultValue = "0", description = "fraction of requests the client abandons part way (0..0.5): longer ones "
+            + "(5 x --steps, at least 50), abandoned after 0.1..1 s by closing the connection or sending DELETE (default: ${DEFAULT-VALUE})")
     double abort;
     @Option(names = "--verify", defaultValue = "0", description = "afterwards, make this many finished requests again one at a time and check "
             + "their images equal the batched ones within ±1 (default: ${DEFAULT-VALUE})")

@@ -49,6 +49,9 @@ final class Scheduler implements AutoCloseable {
     private final Deque<Job> queue = new ArrayDeque<>();
     private final Map<String, Job> jobs = new ConcurrentHashMap<>();
     private final ExecutorService decoder = Executors.newSingleThreadExecutor(Threads.named("mmdit-decode"));
+    /** Finished requests waiting for the decode thread; it takes all that wait (up to {@link #DECODE_IMAGES}) as one VAE batch. */
+    private final List<Active> toDecode = new ArrayList<>();
+    private static final int DECODE_IMAGES = 8;
     private final ExecutorService encoder = Executors.newSingleThreadExecutor(Threads.named("mmdit-png"));
     private final Thread thread;
     private volatile int activeImages;
@@ -255,11 +258,37 @@ final class Scheduler implements AutoCloseable {
             }
         }
         if (!done.isEmpty()) {
-            try {
-                decoder.execute(() -> finish(done)); // the VAE runs while the batch goes on stepping
-            } catch (java.util.concurrent.RejectedExecutionException e) {
-                finish(done);
+            synchronized (toDecode) {
+                toDecode.addAll(done);
             }
+            try {
+                decoder.execute(this::decodeWaiting); // the VAE runs while the batch goes on stepping
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                decodeWaiting();
+            }
+        }
+    }
+
+    /**
+     * On the decode thread: everything finished since the last decode, grouped by batch key and up to
+     * {@link #DECODE_IMAGES} images a batch (a busy VAE thus decodes several requests at once: its fixed costs are shared).
+     */
+    private void decodeWaiting() {
+        while (true) {
+            List<Active> group = new ArrayList<>();
+            synchronized (toDecode) {
+                if (toDecode.isEmpty()) return;
+                Object key = toDecode.get(0).rows.batchKey();
+                int images = 0;
+                for (Iterator<Active> it = toDecode.iterator(); it.hasNext(); ) {
+                    Active a = it.next();
+                    if (!a.rows.batchKey().equals(key) || (images > 0 && images + a.job.images() > DECODE_IMAGES)) continue;
+                    group.add(a);
+                    images += a.job.images();
+                    it.remove();
+                }
+            }
+            finish(group);
         }
     }
 

@@ -25,7 +25,7 @@ class LoadTestTest {
     void aSmallMixedRunWithAbortsLosesAndDuplicatesNothing() throws Exception {
         try (Pipeline pipeline = Pipelines.load("flux-tiny-demo", LoadOptions.defaults());
              GenerationServer server = GenerationServer.start(pipeline, GenerationServer.Options.defaults().withPort(0))) {
-            LoadTest test = new LoadTest(URI.create(server.baseUrl()), null, 8, 32, 4, LoadTest.Mix.MIXED, "64x64", 3, 0.25, 2, 11,
+            LoadTest test = new LoadTest(URI.create(server.baseUrl()), null, 8, 32, 4, LoadTest.Mix.MIXED, "64x64", 10, 0.25, 2, 11,
                     Duration.ofMinutes(5));
             LoadTest.Report r = test.run(new PrintStream(new ByteArrayOutputStream()));
             JsonNode j = r.json();

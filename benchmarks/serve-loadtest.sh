@@ -22,7 +22,7 @@ run() { # $1 = max batch, $2 = round, then the loadtest's options
   "$ROOT/mmdit" serve --port "$PORT" --max-batch "$batch" $SERVE_OPTS >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 1; done
-  echo "== --max-batch $batch, round $round (serve $SERVE_OPTS)"
+  echo "== --max-batch $batch, round $round (serve $SERVE_OPTS), $(uptime | sed "s/.*load/load/")"
   "$ROOT/mmdit" loadtest --url "http://127.0.0.1:$PORT" --json "$OUT/loadtest-b$batch-r$round.json" "$@" || true
   kill -TERM "$pid"
   wait "$pid" || true
@@ -39,12 +39,13 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "loadtest-b*-r*.json"))):
     j = json.load(open(f))
     rows.append((os.path.basename(f), j))
     print(f"{os.path.basename(f)}: {j['images_per_second']:.2f} images/s, p50 {j['latency_p50_s']} s, p95 {j['latency_p95_s']} s, "
-          f"p99 {j['latency_p99_s']} s, ok {j['ok']}, aborted {j['aborted']}, errors {j['errors']}, lost {j['lost']}, wrong {j['wrong']}, "
+          f"p99 {j['latency_p99_s']} s, server CPU {j['server_cpu_ms_per_image']} ms/image, ok {j['ok']}, aborted {j['aborted']}, errors {j['errors']}, lost {j['lost']}, wrong {j['wrong']}, "
           f"duplicated {j['duplicated']}, batches {j['batch_size_histogram']}, RSS {j['rss_mb_before']} -> {j['rss_mb_after']} MB "
           f"({j['rss_growth_percent']:+.2f}%), pass {j['pass']}")
 for r in sorted({n.split('-r')[1] for n, _ in rows}):
     b1 = [j for n, j in rows if n.startswith("loadtest-b1-") and n.endswith("-r" + r)]
     b4 = [j for n, j in rows if n.startswith("loadtest-b4-") and n.endswith("-r" + r)]
     if b1 and b4:
-        print(f"round {r.split('.')[0]}: max-batch 4 / max-batch 1 = {b4[0]['images_per_second'] / b1[0]['images_per_second']:.2f}x images/s")
+        print(f"round {r.split('.')[0]}: max-batch 4 / max-batch 1 = {b4[0]['images_per_second'] / b1[0]['images_per_second']:.2f}x images/s, "
+              f"{b1[0]['server_cpu_ms_per_image'] / b4[0]['server_cpu_ms_per_image']:.2f}x less server CPU per image")
 PY

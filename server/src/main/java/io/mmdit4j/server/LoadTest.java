@@ -413,6 +413,8 @@ final class LoadTest {
             o.put("latency_p50_s", round(percentile(0.50))).put("latency_p95_s", round(percentile(0.95))).put("latency_p99_s", round(percentile(0.99)));
             ObjectNode h = o.putObject("batch_size_histogram");
             batchHistogram().forEach((k, v) -> h.put(String.valueOf(k), v));
+            double cpu = delta("mmdit_process_cpu_seconds_total");
+            o.put("server_cpu_seconds", round(cpu)).put("server_cpu_ms_per_image", round(1000 * cpu / Math.max(1, images())));
             o.put("server_cancelled", Math.round(delta("mmdit_requests_total{outcome=\"cancelled\"}")));
             o.put("server_succeeded", Math.round(delta("mmdit_requests_total{outcome=\"succeeded\"}")));
             double rssBefore = before.getOrDefault("mmdit_process_resident_memory_bytes", Double.NaN);
@@ -439,6 +441,8 @@ final class LoadTest {
                     count("ok"), count("aborted"), j.get("server_cancelled").asLong(), count("error"), j.get("error_statuses"), count("lost"), count("wrong"),
                     duplicated(), count("not_sent")));
             b.append("batch sizes (forwards): ").append(batchHistogram()).append('\n');
+            b.append(String.format(Locale.ROOT, "server CPU %.1f s, %.1f ms per image%n", j.get("server_cpu_seconds").asDouble(),
+                    j.get("server_cpu_ms_per_image").asDouble()));
             b.append(String.format(Locale.ROOT, "server RSS %.1f MB -> %.1f MB (%+.2f%%), drained: %s%n", j.get("rss_mb_before").asDouble(),
                     j.get("rss_mb_after").asDouble(), j.get("rss_growth_percent").asDouble(), drained));
             for (String v : verified) b.append("verify: ").append(v).append('\n');

@@ -52,6 +52,9 @@ final class ServerMetrics {
         FunctionCounter.builder("mmdit_encoding_cache_hits", cacheHits, s -> s.get().doubleValue()).description("prompt encodings reused").register(registry);
         FunctionCounter.builder("mmdit_encoding_cache_misses", cacheMisses, s -> s.get().doubleValue()).description("prompt encodings made").register(registry);
         Gauge.builder("mmdit_process_resident_memory_bytes", ServerMetrics::rss).description("resident set size of the server process (VmRSS)").register(registry);
+        // CPU time, which a shared machine's load does not inflate the way it inflates wall time
+        FunctionCounter.builder("mmdit_process_cpu_seconds", this, m -> processCpuSeconds()).description("CPU time of the server process, all threads")
+                .register(registry);
         new JvmThreadMetrics().bindTo(registry);
         new JvmMemoryMetrics().bindTo(registry);
         for (String outcome : new String[] {"succeeded", "failed", "cancelled", "rejected"}) requests(outcome); // present from the start
@@ -90,6 +93,16 @@ final class ServerMetrics {
             while (!recentImages.isEmpty() && now - recentImages.peekFirst() > WINDOW_NANOS) recentImages.pollFirst();
             return recentImages.size() / (WINDOW_NANOS / 1e9);
         }
+    }
+
+    /** CPU seconds of this process (every thread, native ones included), else NaN. */
+    static double processCpuSeconds() {
+        java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+            long ns = sun.getProcessCpuTime();
+            if (ns >= 0) return ns / 1e9;
+        }
+        return Double.NaN;
     }
 
     /** VmRSS of this process in bytes (Linux), else NaN. */

@@ -384,6 +384,8 @@ public final class RowStepper implements AutoCloseable {
             latents = null;
             if (plan != null) plan.close();
             plan = null;
+            if (sampler != null) sampler.close(); // a multistep history, a noise stream
+            sampler = null;
             if (lease != null) lease.close();
             lease = null;
         }

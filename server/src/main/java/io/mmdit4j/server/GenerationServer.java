@@ -143,6 +143,9 @@ public final class GenerationServer implements AutoCloseable {
             scheduler.shutdown(Duration.ZERO);
             events.close();
             metrics.close();
+            if (e instanceof io.javalin.util.JavalinBindException) { // a port in use, an address not of this machine: bad input
+                throw new IllegalArgumentException("cannot listen on " + o.host() + ":" + o.port() + ": " + e.getMessage(), e);
+            }
             throw e;
         }
     }

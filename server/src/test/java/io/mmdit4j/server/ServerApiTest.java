@@ -98,8 +98,13 @@ class ServerApiTest {
 
     @Test
     void nativeRequestsHaveProgressEventsWithPreviewsAndResultLinks() throws Exception {
-        try (GenerationServer server = start(options())) {
+        // one image per batch and a long request holding it, so the request below waits in the queue until the event stream
+        // is open: its steps cannot all pass before the subscription, however slow the machine
+        try (GenerationServer server = start(options().withBatch(1))) {
             Http http = new Http(server.baseUrl(), null);
+            String blocker = http.post("/v1/generations", "{\"prompt\": \"a fox\", \"size\": \"64x64\", \"steps\": 10000, \"seed\": 1}")
+                    .json().get("id").asText();
+            awaitRunning(http, blocker);
             Http.Response created = http.post("/v1/generations", """
                     {"prompt": "a lighthouse", "size": "64x64", "steps": 30, "seed": 3, "guidance_scale": 5,
                      "modulation_guidance": [{"preset": "aesthetics", "w": 2, "layers": "1-3", "steps": "0-9"},
@@ -112,8 +117,15 @@ class ServerApiTest {
                     .header("Accept", "text/event-stream").GET().build(), HttpResponse.BodyHandlers.ofLines());
             assertEquals(200, stream.statusCode());
             try (Stream<String> lines = stream.body()) {
-                lines.filter(l -> l.startsWith("event:") || l.startsWith("data:")).forEach(events::add); // ends when the server closes the stream
+                java.util.Iterator<String> it = lines.filter(l -> l.startsWith("event:") || l.startsWith("data:")).iterator();
+                while (it.hasNext()) {
+                    String l = it.next();
+                    events.add(l);
+                    // subscribed (the first event is the current state, queued): let the blocker go
+                    if (l.startsWith("data:") && events.size() == 2) assertEquals("cancelled", http.delete("/v1/generations/" + blocker).json().get("state").asText());
+                } // ends when the server closes the stream
             }
+            assertTrue(events.get(1).contains("\"queued\""), events.get(1));
             List<String> names = events.stream().filter(l -> l.startsWith("event:")).map(l -> l.substring(6).trim()).toList();
             assertTrue(names.contains("step") && names.get(names.size() - 1).equals("done"), names.toString());
             assertTrue(events.stream().anyMatch(l -> l.contains("\"preview\":\"data:image/png;base64,")), "latent previews");
@@ -280,7 +292,7 @@ class ServerApiTest {
             String text = http.get("/metrics").body();
             for (String name : List.of("mmdit_queue_depth", "mmdit_active_images", "mmdit_batch_images_bucket{le=\"1.0\"}", "mmdit_step_seconds_bucket",
                     "mmdit_step_seconds_count", "mmdit_request_seconds_bucket", "mmdit_images_per_second", "mmdit_images_total",
-                    "mmdit_requests_total{outcome=\"succeeded\"}", "mmdit_process_resident_memory_bytes", "mmdit_encoding_cache_misses_total")) {
+                    "mmdit_requests_total{outcome=\"succeeded\"}", "mmdit_process_resident_memory_bytes", "mmdit_process_cpu_seconds_total", "mmdit_encoding_cache_misses_total")) {
                 assertTrue(text.contains(name), name + " in\n" + text);
             }
             JsonNode m = http.get("/v1/models").json().get("data").get(0);

@@ -22,7 +22,7 @@ run() { # $1 = max batch, $2 = round, then the loadtest's options
   "$ROOT/mmdit" serve --port "$PORT" --max-batch "$batch" $SERVE_OPTS >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 1; done
-  echo "== --max-batch $batch, round $round (serve $SERVE_OPTS), $(uptime | sed "s/.*load/load/")"
+  echo "== --max-batch $batch, round $round (serve $SERVE_OPTS; loadtest $*), $(uptime | sed "s/.*load/load/")"
   "$ROOT/mmdit" loadtest --url "http://127.0.0.1:$PORT" --json "$OUT/loadtest-b$batch-r$round.json" "$@" || true
   kill -TERM "$pid"
   wait "$pid" || true

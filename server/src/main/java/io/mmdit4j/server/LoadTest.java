@@ -68,6 +68,7 @@ final class LoadTest {
     private final double abort;
     private final long seed;
     private final Duration maxTime;
+    private Integer textLength; // max_sequence_length of every request (null: the model's)
     private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
 
     LoadTest(URI base, String token, int clients, int requests, int warmup, Mix mix, String size, int steps, double abort, int verify, long seed,
@@ -101,6 +102,13 @@ final class LoadTest {
         }
     }
 
+    /** Every request asks for this text length ({@code max_sequence_length}, both endpoints); null: the model's. */
+    LoadTest textLength(Integer tokens) {
+        if (tokens != null && (tokens < 1 || tokens > 4096)) throw new IllegalArgumentException("--text-length must be in 1..4096, got " + tokens);
+        this.textLength = tokens;
+        return this;
+    }
+
     // ------------------------------------------------------------------------------------------ the plan
 
     enum Abort { NONE, DISCONNECT, DELETE }
@@ -120,6 +128,7 @@ final class LoadTest {
         String wh = size != null ? size : (String) model.get("size");
         if (mix == Mix.MIXED && a == Abort.NONE && r.nextInt(4) == 0) { // OpenAI's endpoint: no guidance settings there
             b.put("prompt", prompt).put("n", 1).put("size", wh).put("seed", s).put("response_format", r.nextInt(4) == 0 ? "url" : "b64_json");
+            if (textLength != null) b.put("max_sequence_length", textLength);
             return new Plan(index, true, b, 1, prompt, s, (int) model.get("steps"), a, after);
         }
         int n = mix == Mix.MIXED && maxImages > 1 && r.nextInt(6) == 0 ? 2 : 1;
@@ -127,6 +136,7 @@ final class LoadTest {
         // a request the client abandons is a long one (as in life), so that it is abandoned part way and not after its result
         if (a != Abort.NONE) st = Math.min((int) model.get("max_steps"), Math.max(50, 5 * steps));
         b.put("prompt", prompt).put("n", n).put("size", wh).put("steps", st).put("seed", s);
+        if (textLength != null) b.put("max_sequence_length", textLength);
         if (mix == Mix.GUIDED) b.putArray("modulation_guidance").addObject().put("preset", "aesthetics");
         if (mix == Mix.MIXED) {
             if (embedded) b.put("guidance_scale", new double[] {2, 3.5, 5}[r.nextInt(3)]);
@@ -152,8 +162,8 @@ final class LoadTest {
 
     Report run(PrintStream log) throws Exception {
         Map<String, Object> model = model();
-        log.printf(Locale.ROOT, "loadtest: %s, model %s, %d clients, %d warm-up + %d requests, mix %s, abort %.0f%%%n", base, model.get("id"), clients,
-                warmup, requests, mix.name().toLowerCase(Locale.ROOT), abort * 100);
+        log.printf(Locale.ROOT, "loadtest: %s, model %s, %d clients, %d warm-up + %d requests, mix %s, abort %.0f%%, text length %s%n", base,
+                model.get("id"), clients, warmup, requests, mix.name().toLowerCase(Locale.ROOT), abort * 100, textLength == null ? "the model's" : textLength);
         if (warmup > 0) {
             List<Outcome> w = phase(0, warmup, model, Long.MAX_VALUE);
             long bad = w.stream().filter(o -> !o.kind.equals("ok") && !o.kind.equals("aborted")).count();

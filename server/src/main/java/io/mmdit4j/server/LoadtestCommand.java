@@ -30,6 +30,8 @@ final class LoadtestCommand implements Callable<Integer> {
     String size;
     @Option(names = "--steps", defaultValue = "4", description = "steps of each request; the mixed mix uses STEPS..2*STEPS (default: ${DEFAULT-VALUE})")
     int steps;
+    @Option(names = "--text-length", description = "max_sequence_length of every request, both endpoints (default: the model's)")
+    Integer textLength;
     @Option(names = "--abort", defaultValue = "0", description = "fraction of requests the client abandons part way (0..0.5): longer ones "
             + "(5 x --steps, at least 50), abandoned after 0.1..1 s by closing the connection or sending DELETE (default: ${DEFAULT-VALUE})")
     double abort;
@@ -56,7 +58,8 @@ final class LoadtestCommand implements Callable<Integer> {
         if (maxSeconds < 1 || maxSeconds > 7200) throw new IllegalArgumentException("--max-seconds must be in 1..7200, got " + maxSeconds);
         LoadTest.Mix m = LoadTest.Mix.parse(mix);
         String t = token != null ? token : System.getenv("MMDIT_TOKEN");
-        LoadTest test = new LoadTest(URI.create(url), t, clients, requests, warmup, m, size, steps, abort, verify, seed, Duration.ofSeconds(maxSeconds));
+        LoadTest test = new LoadTest(URI.create(url), t, clients, requests, warmup, m, size, steps, abort, verify, seed, Duration.ofSeconds(maxSeconds))
+                .textLength(textLength);
         LoadTest.Report r = test.run(System.err);
         System.out.println(r.summary());
         if (json != null) Files.writeString(json, r.json().toPrettyString() + "\n");

@@ -31,7 +31,7 @@ final class RequestParser {
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
-    static final Set<String> OPENAI_KEYS = Set.of("prompt", "n", "size", "response_format", "seed", "model", "user");
+    static final Set<String> OPENAI_KEYS = Set.of("prompt", "n", "size", "response_format", "seed", "max_sequence_length", "model", "user");
     static final Set<String> NATIVE_KEYS = Set.of("prompt", "prompts", "negative_prompt", "n", "images_per_prompt", "size", "width", "height",
             "steps", "seed", "seeds", "max_sequence_length", "guidance_scale", "cfg_scale", "sigmas", "sigmas_shifted", "shift", "frames",
             "fps", "mg_norm", "modulation_guidance", "model", "family", "dtype", "sampler", "loras", "lora_strict");
@@ -75,6 +75,8 @@ final class RequestParser {
             size(j, b);
             Long seed = SettingsJson.seed(j, "seed", "request");
             if (seed != null) b.seed(seed);
+            Integer len = SettingsJson.integer(j, "max_sequence_length", 1, 4096, "request"); // an extension, as seed
+            if (len != null) b.maxSequenceLength(len);
             checkModel(SettingsJson.text(j, "model", "request"));
             SettingsJson.text(j, "user", "request"); // accepted and ignored (OpenAI's end-user id)
             String format = SettingsJson.text(j, "response_format", "request");

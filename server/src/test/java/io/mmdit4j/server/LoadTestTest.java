@@ -26,7 +26,7 @@ class LoadTestTest {
         try (Pipeline pipeline = Pipelines.load("flux-tiny-demo", LoadOptions.defaults());
              GenerationServer server = GenerationServer.start(pipeline, GenerationServer.Options.defaults().withPort(0))) {
             LoadTest test = new LoadTest(URI.create(server.baseUrl()), null, 8, 32, 4, LoadTest.Mix.MIXED, "64x64", 10, 0.25, 2, 11,
-                    Duration.ofMinutes(5));
+                    Duration.ofMinutes(5)).textLength(32); // every request through both endpoints with a text length of its own
             LoadTest.Report r = test.run(new PrintStream(new ByteArrayOutputStream()));
             JsonNode j = r.json();
             assertTrue(r.ok(), r.summary());

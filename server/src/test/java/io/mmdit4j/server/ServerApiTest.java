@@ -93,6 +93,11 @@ class ServerApiTest {
             assertTrue(url.startsWith(server.baseUrl() + "/v1/generations/gen_"), url);
             assertArrayEquals(b64, http.bytes(url.substring(server.baseUrl().length())), "the same request, the same PNG");
             assertPixelsWithin(Http.png(b64), Http.png(first), 1); // image 0 of the batch of two: up to batch rounding
+            // max_sequence_length, an extension as seed is: recorded in the image's settings
+            byte[] short_ = Base64.getDecoder().decode(http.post("/v1/images/generations", one + ", \"max_sequence_length\": 32}").json()
+                    .get("data").get(0).get("b64_json").asText());
+            JsonNode rec = Json.MAPPER.readTree(PngImages.readText(short_, "png").get(GenerationSettings.METADATA_KEY));
+            assertEquals(32, rec.get("max_sequence_length").asInt(), rec.toString());
         }
     }
 
@@ -248,6 +253,7 @@ class ServerApiTest {
             assertError(http.post(gen, "{\"n\": 1}"), 400, "invalid_request", "'prompt' is required");
             assertError(http.post(gen, "{\"prompt\": \"" + "x".repeat(201) + "\"}"), 400, "invalid_request", "at most 200");
             assertError(http.post(gen, "{\"prompt\": \"a fox\", \"response_format\": \"jpeg\"}"), 400, "invalid_request", "response_format");
+            assertError(http.post(gen, "{\"prompt\": \"a fox\", \"max_sequence_length\": 0}"), 400, "invalid_request", "'max_sequence_length'");
             assertError(http.post(gen, "{\"prompt\": \"a fox\", \"model\": \"dall-e-3\"}"), 404, "model_not_found", "serves 'flux-tiny-demo'");
             assertError(http.post(gen, "{\"prompt\": \"" + "x".repeat(20_000) + "\"}"), 413, "body_too_large", "at most 16384");
             String nat = "/v1/generations";

@@ -207,4 +207,14 @@ class RowStepperTest {
             assertThrows(UnsupportedOptionException.class, () -> stepper.start(p.resolve(GenerationRequest.builder().prompt("a wolf").build())));
         }
     }
+
+    /** HiDream-I1 (samplers with per-step noise or a multistep history) is served whole too. */
+    @Test
+    void hidreamRunsRequestsWhole(@org.junit.jupiter.api.io.TempDir java.nio.file.Path home) throws Exception {
+        LoadOptions o = LoadOptions.builder().registry(io.mmdit4j.hidream.HiDreamDemo.registry(home)).build();
+        try (Pipeline p = Pipelines.load(io.mmdit4j.hidream.HiDreamDemo.NAME, o); RowStepper stepper = p.rowStepper()) {
+            assertFalse(stepper.supported());
+            assertThrows(UnsupportedOptionException.class, () -> stepper.start(p.resolve(GenerationRequest.builder().prompt("a wolf").build())));
+        }
+    }
 }

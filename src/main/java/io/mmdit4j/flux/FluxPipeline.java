@@ -188,6 +188,117 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         };
     }
 
+    // ---------------------------------------------------------------- row stepping
+
+    /** A one-image request's encoding depends on its prompt and text length only. */
+    @Override
+    public Object encodingKey(GenerationSettings oneImage) {
+        return oneImage.images() == 1 ? List.of(oneImage.prompts(), oneImage.maxSequenceLength()) : null;
+    }
+
+    @Override
+    public Tensor spatialLatents(Tensor packed, GenerationSettings s) {
+        try (PointerScope scope = new PointerScope()) {
+            return Tensors.keep(FluxLatents.unpack(packed, 2L * (s.height() / 16), 2L * (s.width() / 16)));
+        }
+    }
+
+    /**
+     * FLUX takes a timestep (and an embedded guidance value) per row, so the images of requests at different steps share
+     * one forward: latents, T5 states and CLIP vectors stacked, each part's timestep as {@link #velocity} computes it, its
+     * own embedded guidance scale, and the parts' guidance plans stacked at their own steps. RoPE tables are cached per
+     * size and text length.
+     */
+    @Override
+    public RowForward<FluxTextEncoders.Embeddings> rowForward() {
+        return new RowForward<>() {
+            private final java.util.Map<List<Integer>, Object[]> layouts = new java.util.LinkedHashMap<>(); // [imgIds, rope]
+            private final io.mmdit4j.guidance.ModulationGuidance.Stacker plans = new io.mmdit4j.guidance.ModulationGuidance.Stacker();
+
+            @Override
+            public List<Tensor> at(List<RowPart<FluxTextEncoders.Embeddings>> parts) {
+                GenerationSettings first = parts.get(0).settings();
+                Object[] layout = layout(first.height(), first.width(), parts.get(0).conditioning().textIds());
+                int n = parts.size();
+                Tensor[] xs = new Tensor[n], states = new Tensor[n], pooled = new Tensor[n];
+                List<io.mmdit4j.guidance.ModulationGuidance> guidance = new ArrayList<>(n);
+                int[] rows = new int[n], steps = new int[n];
+                int batch = 0;
+                for (RowPart<FluxTextEncoders.Embeddings> p : parts) batch += p.settings().images();
+                float[] ts = new float[batch], gs = new float[batch];
+                try (PointerScope scope = new PointerScope()) {
+                    int row = 0;
+                    for (int k = 0; k < n; k++) {
+                        RowPart<FluxTextEncoders.Embeddings> p = parts.get(k);
+                        GenerationSettings s = p.settings();
+                        if (s.width() != first.width() || s.height() != first.height() || s.maxSequenceLength() != first.maxSequenceLength()
+                                || Tensors.dtype(p.latents()) != Tensors.dtype(parts.get(0).latents())) {
+                            throw new IllegalArgumentException("parts of " + s.width() + "x" + s.height() + " with " + s.maxSequenceLength()
+                                    + " text tokens and " + first.width() + "x" + first.height() + " with " + first.maxSequenceLength() + " cannot share a forward");
+                        }
+                        xs[k] = p.latents();
+                        states[k] = p.conditioning().promptEmbeds();
+                        pooled[k] = p.conditioning().pooled();
+                        EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
+                        for (int i = 0; i < s.images(); i++, row++) {
+                            ts[row] = p.schedule().timestep(p.step());
+                            gs[row] = (float) (g == null ? 3.5 : g.scale()); // full([B], scale, float32) rounds the same way
+                        }
+                        guidance.add(p.guidance());
+                        rows[k] = s.images();
+                        steps[k] = p.step();
+                    }
+                    // each row's argument as velocity() makes it, elementwise: t.to(latents dtype) / 1000, guidance in float32
+                    Tensor t = Tensors.fromFloats(ts, batch).to(Tensors.dtype(parts.get(0).latents()).scalarType()).div(new org.bytedeco.pytorch.Scalar(1000L));
+                    Tensor gArg = transformer.config().guidanceEmbeds() ? Tensors.fromFloats(gs, batch) : null;
+                    Tensor out = transformer.forward(new FluxInputs(stackRows(xs), stackRows(states), stackRows(pooled), t, gArg, (Tensor) layout[0],
+                            parts.get(0).conditioning().textIds()), plans.stack(guidance, rows, steps), 0, (Rope) layout[1], null);
+                    List<Tensor> split = new ArrayList<>(n);
+                    long offset = 0;
+                    for (int k = 0; k < n; k++) {
+                        split.add(Tensors.keep(out.narrow(0, offset, rows[k])));
+                        offset += rows[k];
+                    }
+                    out.close();
+                    return split;
+                }
+            }
+
+            private Object[] layout(int height, int width, Tensor textIds) {
+                List<Integer> key = List.of(height, width, (int) textIds.size(0));
+                Object[] l = layouts.get(key);
+                if (l != null) return l;
+                if (layouts.size() >= 8) close(); // a handful of sizes at a time; rebuilt on demand
+                try (PointerScope scope = new PointerScope()) {
+                    Tensor ids = Tensors.keep(FluxInputs.imageIds(height / 16, width / 16));
+                    try {
+                        l = new Object[] {ids, transformer.rope(textIds, ids)};
+                    } catch (RuntimeException e) {
+                        ids.close();
+                        throw e;
+                    }
+                }
+                layouts.put(key, l);
+                return l;
+            }
+
+            @Override
+            public void close() {
+                plans.close();
+                for (Object[] l : layouts.values()) {
+                    Native.release((Tensor) l[0]);
+                    ((Rope) l[1]).close();
+                }
+                layouts.clear();
+            }
+        };
+    }
+
+    /** The parts' rows as one batch (the tensor itself for one part); a temporary of the caller's scope. */
+    private static Tensor stackRows(Tensor[] parts) {
+        return parts.length == 1 ? parts[0] : org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(parts), 0);
+    }
+
     /** Packed latents → images [B, 3, H, W] in [0, 1], fp32 on the CPU. Caller-owned. */
     @Override
     public Tensor decode(Tensor packed, GenerationSettings s) {

@@ -56,6 +56,39 @@ public final class PngImages {
     }
 
     public static void write(Path file, BufferedImage image, Map<String, String> text) {
+        try {
+            Path dir = file.toAbsolutePath().getParent();
+            Files.createDirectories(dir);
+            Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".part");
+            try {
+                try (ImageOutputStream out = ImageIO.createImageOutputStream(tmp.toFile())) {
+                    write(out, image, text);
+                }
+                io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": cannot write PNG: " + e.getMessage(), e);
+        }
+    }
+
+    /** The PNG {@link #write} writes to a file (the same bytes), in memory: e.g. a server's response. */
+    public static byte[] encode(BufferedImage image, Map<String, String> text) {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        try {
+            try (ImageOutputStream out = new javax.imageio.stream.MemoryCacheImageOutputStream(bytes)) { // no temp file
+                write(out, image, text);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot encode PNG: " + e.getMessage(), e);
+        }
+        return bytes.toByteArray();
+    }
+
+    /** The image with each text entry as an uncompressed iTXt chunk. */
+    private static void write(ImageOutputStream out, BufferedImage image, Map<String, String> text) throws IOException {
         ImageWriter writer = ImageIO.getImageWritersByFormatName("png").next();
         try {
             IIOMetadata meta = writer.getDefaultImageMetadata(ImageTypeSpecifier.createFromRenderedImage(image), writer.getDefaultWriteParam());
@@ -73,24 +106,16 @@ public final class PngImages {
             });
             root.appendChild(itxt);
             meta.mergeTree(FORMAT, root);
-            Path dir = file.toAbsolutePath().getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".part");
-            try {
-                try (ImageOutputStream out = ImageIO.createImageOutputStream(tmp.toFile())) {
-                    writer.setOutput(out);
-                    writer.write(null, new IIOImage(image, null, meta), null);
-                }
-                io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException(file + ": cannot write PNG: " + e.getMessage(), e);
+            writer.setOutput(out);
+            writer.write(null, new IIOImage(image, null, meta), null);
         } finally {
             writer.dispose();
         }
+    }
+
+    /** {@link #readText(Path)} of a PNG in memory (e.g. a server's response); {@code origin} names it in errors. */
+    public static Map<String, String> readText(byte[] png, String origin) {
+        return PngText.parse(origin, png);
     }
 
     /**

@@ -107,6 +107,18 @@ final class LoadedPipeline implements Pipeline {
      */
     @Override
     public synchronized GenerationResult generate(GenerationSettings s, StepListener listener, ConditioningObserver observer) {
+        MemoryEstimate memory = checkBeforeWork(s);
+        // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
+        // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
+        return files.load(() -> memory.chunks() == 1 || observer != null ? run(impl, s, listener, observer)
+                : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
+    }
+
+    /**
+     * The checks of a generation before any work (also {@link RowStepper#start}): the family, every option and guidance
+     * setting, the checkpoint files unchanged, and the memory estimate (returned) against the budget.
+     */
+    synchronized MemoryEstimate checkBeforeWork(GenerationSettings s) {
         if (!s.family().equals(family().name())) {
             throw new InvalidRequestException("settings of a " + s.family() + " model, but this pipeline is " + family().name());
         }
@@ -114,10 +126,21 @@ final class LoadedPipeline implements Pipeline {
         files.requireUnchanged(); // before any forward reads a page of a mapped checkpoint that shrank (SIGBUS) or was rewritten
         MemoryEstimate memory = prepared.memory(s, false);
         MemoryPlanner.check(memory, prepared.options().memoryBudget());
-        // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
-        // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
-        return files.load(() -> memory.chunks() == 1 || observer != null ? run(impl, s, listener, observer)
-                : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
+        return memory;
+    }
+
+    /** Whether the checkpoint files are as they were read (before a phase that reads weights). */
+    void requireUnchanged() {
+        files.requireUnchanged();
+    }
+
+    /**
+     * Continuous batching on this model: a {@link RowStepper} steps the images of several requests in one forward, each at
+     * its own step. Close it before the pipeline.
+     */
+    @Override
+    public RowStepper rowStepper() {
+        return new RowStepper(this, impl);
     }
 
     /** Everything that can be checked before any work. */
@@ -218,7 +241,7 @@ final class LoadedPipeline implements Pipeline {
     }
 
     /** Finite latents can still decode to NaN (broken VAE weights, fp16 overflow): fail rather than save black images. */
-    private static void requireFinite(Tensor decoded) {
+    static void requireFinite(Tensor decoded) {
         boolean finite;
         try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
             finite = decoded.isfinite().all().item_bool();
@@ -231,7 +254,7 @@ final class LoadedPipeline implements Pipeline {
     }
 
     /** A reference of its own to the cached delta of (pos, neg) (the plan releases it; the cache keeps its own). */
-    private Tensor delta(FamilyPipeline<?> f, String pos, String neg) {
+    synchronized Tensor delta(FamilyPipeline<?> f, String pos, String neg) {
         Tensor d = deltas.get(List.of(pos, neg));
         if (d == null) {
             d = f.delta(pos, neg);

@@ -206,6 +206,87 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         };
     }
 
+    // ---------------------------------------------------------------- row stepping
+
+    /** A one-image request's encoding depends on its prompt, text length and, with CFG, its negative prompt. */
+    @Override
+    public Object encodingKey(GenerationSettings oneImage) {
+        if (oneImage.images() != 1) return null;
+        List<String> negatives = cfg(oneImage) ? oneImage.option(ClassifierFreeGuidance.class).negatives(1) : null;
+        return Arrays.asList(oneImage.prompts(), oneImage.maxSequenceLength(), negatives);
+    }
+
+    /**
+     * SD3 takes a timestep per row, so the images of requests at different steps share one forward: each part's rows
+     * ({@code [x; x]} with CFG, else {@code x}), its context and pooled vectors, its own timestep, and the parts' guidance
+     * plans stacked at their own steps; each part's prediction is then combined with its own CFG scale, as {@link #velocity}
+     * does. Parts with and without CFG may share a forward.
+     */
+    @Override
+    public RowForward<Conditioning> rowForward() {
+        return new RowForward<>() {
+            private final ModulationGuidance.Stacker stacker = new ModulationGuidance.Stacker();
+
+            @Override
+            public List<Tensor> at(List<RowPart<Conditioning>> parts) {
+                int n = parts.size();
+                List<Tensor> ins = new ArrayList<>(n), contexts = new ArrayList<>(n), pooled = new ArrayList<>(n);
+                List<Float> ts = new ArrayList<>();
+                List<ModulationGuidance> plans = new ArrayList<>(n);
+                int[] rows = new int[n], steps = new int[n];
+                try (PointerScope scope = new PointerScope()) {
+                    for (int k = 0; k < n; k++) {
+                        RowPart<Conditioning> p = parts.get(k);
+                        GenerationSettings s = p.settings();
+                        boolean cfg = cfg(s);
+                        rows[k] = cfg ? 2 * s.images() : s.images();
+                        if (p.conditioning().context().size(0) != rows[k]) {
+                            throw new IllegalArgumentException("conditioning has " + p.conditioning().context().size(0) + " rows, expected " + rows[k]);
+                        }
+                        ins.add(cfg ? cat(new TensorVector(p.latents(), p.latents()), 0) : p.latents());
+                        contexts.add(p.conditioning().context());
+                        pooled.add(p.conditioning().pooled());
+                        for (int i = 0; i < rows[k]; i++) ts.add(p.schedule().timestep(p.step())); // full([rows], t, float32) per part
+                        plans.add(p.guidance());
+                        steps[k] = p.step();
+                    }
+                    float[] t = new float[ts.size()];
+                    for (int i = 0; i < t.length; i++) t[i] = ts.get(i);
+                    Tensor out = transformer.forward(stackRows(ins), stackRows(contexts), stackRows(pooled), Tensors.fromFloats(t, t.length),
+                            stacker.stack(plans, rows, steps), 0, null); // owned
+                    List<Tensor> predictions = new ArrayList<>(n);
+                    long offset = 0;
+                    for (int k = 0; k < n; k++) {
+                        GenerationSettings s = parts.get(k).settings();
+                        Tensor part = out.narrow(0, offset, rows[k]);
+                        offset += rows[k];
+                        if (!cfg(s)) {
+                            predictions.add(Tensors.keep(part));
+                            continue;
+                        }
+                        int batch = s.images();
+                        try (Scalar scale = new Scalar(s.option(ClassifierFreeGuidance.class).scale())) {
+                            Tensor uncond = part.narrow(0, 0, batch), text = part.narrow(0, batch, batch);
+                            predictions.add(Tensors.keep(uncond.add(text.sub(uncond).mul(scale)))); // v_u + s·(v_c − v_u)
+                        }
+                    }
+                    out.close();
+                    return predictions;
+                }
+            }
+
+            @Override
+            public void close() {
+                stacker.close();
+            }
+        };
+    }
+
+    /** The parts' rows as one batch (the tensor itself for one part); a temporary of the caller's scope. */
+    private static Tensor stackRows(List<Tensor> parts) {
+        return parts.size() == 1 ? parts.get(0) : cat(new TensorVector(parts.toArray(Tensor[]::new)), 0);
+    }
+
     /** Latents [B, 16, h, w] → images [B, 3, H, W] in [0, 1], fp32 on the CPU ({@code decode(z/scaling + shift)}). Caller-owned. */
     @Override
     public Tensor decode(Tensor latents, GenerationSettings s) {

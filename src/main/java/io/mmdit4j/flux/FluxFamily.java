@@ -9,6 +9,9 @@ import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationDefaults;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.GivenDraws;
+import io.mmdit4j.pipeline.InitImage;
+import io.mmdit4j.pipeline.InpaintMask;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.MemoryModel;
@@ -73,8 +76,14 @@ public final class FluxFamily implements ModelFamily {
         return new FluxMemory(FluxTransformer.inspect(model, null), vae, o.dtype() != null ? o.dtype() : DType.F32);
     }
 
+    /** Options every FLUX model takes: image-to-image and inpainting (the VAE's encoder), given draws (cross-checks). */
+    private static final Set<Class<? extends GenerationOption>> COMMON = Set.of(InitImage.class, InpaintMask.class, GivenDraws.class);
+
     static Set<Class<? extends GenerationOption>> options(FluxConfig c) {
-        return c.guidanceEmbeds() ? Set.of(EmbeddedGuidance.class) : Set.of();
+        if (!c.guidanceEmbeds()) return COMMON;
+        Set<Class<? extends GenerationOption>> all = new java.util.HashSet<>(COMMON);
+        all.add(EmbeddedGuidance.class);
+        return Set.copyOf(all);
     }
 
     @Override

@@ -13,7 +13,8 @@ import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
-import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
@@ -30,7 +31,6 @@ import org.bytedeco.pytorch.Tensor;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
@@ -145,20 +145,31 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** Initial packed latents [B·n, N, 64] in the model dtype: the request's latents (unpacked [B·n, 16, h, w]), else seeded noise per image. Caller-owned. */
     @Override
     public Tensor noise(GenerationSettings s) {
-        try (PointerScope scope = new PointerScope()) {
-            long[] shape = Noise.fluxLatentShape(s.images(), s.height(), s.width());
-            Tensor unpacked;
-            if (s.initialNoise() != null) {
-                if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
-                    throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
-                            + Arrays.toString(shape));
-                }
-                unpacked = s.initialNoise().to(dtype.scalarType());
-            } else {
-                unpacked = Noise.randnPerRow(shape, s.seeds(), dtype);
-            }
-            return Tensors.keep(FluxLatents.pack(unpacked).contiguous());
+        try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(FluxLatents.pack(draws.initial(latentShape(s), dtype)).contiguous());
         }
+    }
+
+    /** FluxPipeline's unpacked latent shape {@code [B·n, 16, 2·⌊H/16⌋, 2·⌊W/16⌋]}. */
+    private static long[] latentShape(GenerationSettings s) {
+        return Noise.fluxLatentShape(s.images(), s.height(), s.width());
+    }
+
+    /** The VAE's latents, packed into 2×2 tokens for the sampler (image-to-image, inpainting). */
+    @Override
+    public LatentSpace latentSpace() {
+        return new LatentSpace() {
+            @Override public long[] shape(GenerationSettings s) { return latentShape(s); }
+            @Override public DType dtype() { return dtype; }
+            @Override public AutoencoderKL vae() { return vae; }
+
+            @Override
+            public Tensor pack(Tensor unpacked, GenerationSettings s) {
+                try (PointerScope scope = new PointerScope()) {
+                    return Tensors.keep(FluxLatents.pack(unpacked).contiguous());
+                }
+            }
+        };
     }
 
     @Override

@@ -69,6 +69,14 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     Tensor noise(GenerationSettings s);
 
     /**
+     * The family's latents as image-to-image and inpainting see them (shape, VAE, packing), or null when it has no image
+     * encoder (then it must not list {@link InitImage} among its {@link #supportedOptions}).
+     */
+    default LatentSpace latentSpace() {
+        return null;
+    }
+
+    /**
      * The model's prediction at each step of {@code schedule} (forward, CFG combination) in the form {@link #sampler} steps
      * with, with its per-request state; closed after the loop.
      */

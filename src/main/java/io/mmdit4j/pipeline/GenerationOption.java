@@ -16,4 +16,17 @@ public interface GenerationOption {
 
     /** Writes the option's keys into a settings record (the same keys a model descriptor's {@code defaults} uses). */
     void write(ObjectNode settings);
+
+    /**
+     * The option for images {@code from..to-1} of its request on their own ({@link GenerationSettings#forImage}, chunks):
+     * options that hold something per image (init images, masks) keep those rows; most hold nothing per image.
+     */
+    default GenerationOption forRows(int from, int to) {
+        return this;
+    }
+
+    /** The {@code [width, height]} this option gives a request that leaves its size open (an init image's), or null. */
+    default int[] impliedSize() {
+        return null;
+    }
 }

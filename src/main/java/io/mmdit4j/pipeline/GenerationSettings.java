@@ -82,7 +82,7 @@ public record GenerationSettings(String model, String family, DType dtype, List<
     public GenerationSettings forImage(int i) {
         if (i < 0 || i >= images()) throw new IndexOutOfBoundsException("image " + i + " of " + images());
         int p = i / imagesPerPrompt;
-        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>(options);
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = rows(i, i + 1);
         ClassifierFreeGuidance cfg = option(ClassifierFreeGuidance.class);
         if (cfg != null && cfg.negativePrompts().size() > 1) {
             opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), List.of(cfg.negatives(prompts.size()).get(p))));
@@ -125,7 +125,7 @@ public record GenerationSettings(String model, String family, DType dtype, List<
             throw new IllegalArgumentException("a chunk is whole prompts or images of one prompt, not images " + from + ".." + to
                     + " with " + n + " per prompt");
         }
-        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>(options);
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = rows(from, to);
         if (negatives != null) opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), negatives));
         List<Direction> dirs = new ArrayList<>();
         for (Direction d : guidance) {
@@ -134,6 +134,13 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         }
         return new GenerationSettings(model, family, dtype, ps, perPrompt, width, height, steps, Arrays.copyOfRange(seeds, from, to),
                 maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, initialNoise);
+    }
+
+    /** The options of images {@code from..to-1} ({@link GenerationOption#forRows}). */
+    private Map<Class<? extends GenerationOption>, GenerationOption> rows(int from, int to) {
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
+        options.forEach((type, o) -> opts.put(type, o.forRows(from, to)));
+        return opts;
     }
 
     /** The same settings with another model reference (e.g. the path a descriptor resolved to). */
@@ -166,7 +173,8 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         }
         m.put("width", width).put("height", height).put("steps", steps).put("max_sequence_length", maxSequenceLength)
                 .put("images_per_prompt", imagesPerPrompt).put("dtype", dtype.torchName()).put("sampler", sampler);
-        options.values().forEach(o -> o.write(m));
+        // in one order whatever the map's (its iteration order changes from one JVM to the next): records repeat byte for byte
+        options.values().stream().sorted(java.util.Comparator.comparing(o -> o.getClass().getName())).forEach(o -> o.write(m));
         if (normControl != NormControl.NONE) m.put("mg_norm", normControl.text());
         if (!loras.isEmpty()) {
             ArrayNode a = m.putArray("loras");

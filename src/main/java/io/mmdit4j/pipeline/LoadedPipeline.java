@@ -15,6 +15,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Denoiser;
 import io.mmdit4j.sampling.NonFiniteException;
+import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.sampling.StepListener;
 import io.mmdit4j.sampling.Timings;
@@ -113,7 +114,7 @@ final class LoadedPipeline implements Pipeline {
         files.requireUnchanged(); // before any forward reads a page of a mapped checkpoint that shrank (SIGBUS) or was rewritten
         MemoryEstimate memory = prepared.memory(s, false);
         MemoryPlanner.check(memory, prepared.options().memoryBudget());
-        if (memory.chunks() == 1 || observer != null) return run(impl, s, listener, observer);
+        if (memory.chunks() == 1 || observer != null || s.option(GivenDraws.class) != null) return run(impl, s, listener, observer);
         return runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener);
     }
 
@@ -128,6 +129,7 @@ final class LoadedPipeline implements Pipeline {
             throw e instanceof InvalidRequestException ? e : new InvalidRequestException(e.getMessage(), e);
         }
         family().validate(s);
+        ImageToImage.check(s);
         f.validate(s);
     }
 
@@ -136,7 +138,7 @@ final class LoadedPipeline implements Pipeline {
         StepListener l = listener == null ? StepListener.NONE : listener;
         Tensor output = null, latents = null;
         long text = 0, decode = 0;
-        long[] steps = new long[s.steps()];
+        long[] steps = null; // the steps run (fewer than s.steps() from an init image)
         try {
             for (int c = 0; c < chunks.size(); c++) {
                 int from = chunks.get(c)[0], to = chunks.get(c)[1], chunk = c;
@@ -150,6 +152,7 @@ final class LoadedPipeline implements Pipeline {
                     copyRows(latents, from, part.latents());
                     text += part.timings().textEncode();
                     decode += part.timings().decode();
+                    if (steps == null) steps = new long[part.timings().steps().length];
                     for (int i = 0; i < steps.length; i++) steps[i] += part.timings().steps()[i];
                 } finally {
                     if (noise != null) noise.close();
@@ -185,7 +188,7 @@ final class LoadedPipeline implements Pipeline {
                                                            ConditioningObserver observer) {
         check(f, s);
         List<String> warnings = warnings(s);
-        Schedule schedule = f.schedule(s); // a bad sigma list fails before any work
+        Schedule schedule = ImageToImage.truncate(f.schedule(s), s); // a bad sigma list fails before any work; an init image's strength
         long t0 = System.nanoTime();
         try (C cond = f.encode(s);
              ModulationGuidance plan = GuidancePlan.build(s.guidance(), s.images(), f.cfg(s), f.numGuidedBlocks(), s.normControl(),
@@ -194,8 +197,9 @@ final class LoadedPipeline implements Pipeline {
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
-            try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
-                latents = Denoiser.run(f.sampler(s, schedule), noise, v, f.device(), listener, stepNanos);
+            try (ImageToImage.Start start = ImageToImage.start(f, s, schedule); Sampler sampler = start.sampler(f.sampler(s, schedule));
+                 FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
+                latents = Denoiser.run(sampler, start.latents(), v, f.device(), listener, stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;

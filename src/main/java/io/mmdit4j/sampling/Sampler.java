@@ -7,9 +7,9 @@ import org.bytedeco.pytorch.Tensor;
  * model's prediction at step {@code i}. {@link Schedule} is diffusers' flow-matching Euler step on a velocity;
  * {@link DenoisedEulerSampler} is the Euler step on a denoised (x0) prediction of EDM/Karras-style samplers (COSMOS). A
  * family picks its rule ({@code FamilyPipeline.sampler}); one instance serves one request, so a multistep rule may keep the
- * history it needs.
+ * history it needs, and a stochastic one its noise stream (released by {@link #close}, which the generation calls after the loop).
  */
-public interface Sampler {
+public interface Sampler extends AutoCloseable {
     /** Number of denoising steps N. */
     int steps();
 
@@ -23,4 +23,8 @@ public interface Sampler {
      * @param sample     the latents x_i (not consumed)
      */
     Tensor step(Tensor prediction, int i, Tensor sample);
+
+    /** Releases what the rule holds (a noise stream); nothing by default. */
+    @Override
+    default void close() {}
 }

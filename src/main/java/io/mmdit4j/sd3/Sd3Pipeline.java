@@ -12,7 +12,9 @@ import io.mmdit4j.pipeline.CustomSigmas;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
-import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.RandomDraws;
+import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -21,6 +23,8 @@ import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
+import io.mmdit4j.sampling.Sampler;
+import io.mmdit4j.sampling.ScaleWiseSampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
@@ -160,21 +164,56 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         }
     }
 
-    /** Initial latents [B·n, 16, H/8, W/8] in the model dtype: the request's latents, else seeded noise per image. Caller-owned. */
+    /**
+     * Initial latents [B·n, 16, H/8, W/8] in the model dtype (scale-wise sampling: at the first scale): the request's latents,
+     * else seeded noise per image. Caller-owned.
+     */
     @Override
     public Tensor noise(GenerationSettings s) {
+        try (RandomDraws draws = RandomDraws.of(s)) {
+            return draws.initial(latentShape(s), dtype);
+        }
+    }
+
+    /** {@code [B·n, C, ⌊H/8⌋, ⌊W/8⌋]}, or the first scale's square with scale-wise sampling. */
+    private long[] latentShape(GenerationSettings s) {
         long[] shape = Noise.sd3LatentShape(s.images(), s.height(), s.width());
         shape[1] = transformer.config().inChannels();
-        if (s.initialNoise() != null) {
-            if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
-                throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
-                        + Arrays.toString(shape));
-            }
-            try (PointerScope scope = new PointerScope()) {
-                return Tensors.keep(s.initialNoise().to(dtype.scalarType()).clone());
-            }
+        ScaleWise swd = s.option(ScaleWise.class);
+        if (swd != null && !swd.isFixed()) shape[2] = shape[3] = swd.scale(0);
+        return shape;
+    }
+
+    /** Scale-wise sampling when asked ({@link ScaleWiseSampler}: fresh noise from each image's stream after its initial latents), else Euler. */
+    @Override
+    public Sampler sampler(GenerationSettings s, Schedule schedule) {
+        ScaleWise swd = s.option(ScaleWise.class);
+        if (swd == null) return schedule;
+        RandomDraws draws = RandomDraws.of(s);
+        try {
+            draws.skipInitial(latentShape(s), dtype); // the initial latents were the streams' first draw
+            return new ScaleWiseSampler(schedule, swd.scales(), swd.halfNoise(), shape -> draws.next(shape, DType.F32), draws);
+        } catch (RuntimeException e) {
+            draws.close();
+            throw e;
         }
-        return Noise.randnPerRow(shape, s.seeds(), dtype);
+    }
+
+    /** The VAE's latents as the sampler steps them (image-to-image, inpainting). */
+    @Override
+    public LatentSpace latentSpace() {
+        return new LatentSpace() {
+            @Override public long[] shape(GenerationSettings s) { return latentShape(s); }
+            @Override public DType dtype() { return dtype; }
+            @Override public AutoencoderKL vae() { return vae; }
+
+            @Override
+            public Tensor pack(Tensor unpacked, GenerationSettings s) {
+                try (PointerScope scope = new PointerScope()) {
+                    return Tensors.keep(unpacked.contiguous().clone());
+                }
+            }
+        };
     }
 
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, [1, D], owned by the caller. */

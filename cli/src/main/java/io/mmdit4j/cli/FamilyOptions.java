@@ -5,10 +5,14 @@ import io.mmdit4j.pipeline.CustomSigmas;
 import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FrameRate;
 import io.mmdit4j.pipeline.GenerationRequest;
+import io.mmdit4j.pipeline.InitImage;
+import io.mmdit4j.pipeline.InpaintMask;
+import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.pipeline.VideoFrames;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -31,6 +35,18 @@ final class FamilyOptions {
     Integer frames;
     @Option(names = "--fps", description = "frames per second of the written video (default: the model's, 15)")
     Integer fps;
+    @Option(names = "--init-image", paramLabel = "IMG", description = "image-to-image: start from this picture (repeatable: image i uses picture i mod n); "
+            + "the size defaults to its own (FLUX, SD3)")
+    List<Path> initImages = new ArrayList<>();
+    @Option(names = "--strength", description = "image-to-image strength in (0, 1]: how much of the schedule runs (default 0.6, diffusers')")
+    Double strength;
+    @Option(names = "--mask", paramLabel = "IMG", description = "inpainting: grey mask for --init-image, white (>= 128) repaints, black keeps (repeatable; FLUX, SD3)")
+    List<Path> masks = new ArrayList<>();
+    @Option(names = "--scales", description = "scale-wise sampling (SD3): latent sides per step, e.g. 64,80,96,112,128,128 (image = 8x the last), "
+            + "or 'fixed' (every step at --width/--height, the DMD2 recipe's [128]*6)")
+    String scales;
+    @Option(names = "--scales-fp16-noise", description = "scale-wise sampling: round each step's noise to float16, as the reference's fp16 recipe does")
+    boolean scalesFp16Noise;
 
     /**
      * Sets the given options on {@code b}; {@code recorded} (a {@code --from} request, or null) supplies what a partial
@@ -52,6 +68,37 @@ final class FamilyOptions {
         if (shift != null) b.option(new SchedulerShift(shift));
         if (frames != null) b.option(new VideoFrames(frames));
         if (fps != null) b.option(new FrameRate(fps));
+        InitImage oldInit = recorded != null ? recorded.option(InitImage.class) : null;
+        if (!initImages.isEmpty()) b.option(InitImage.of(initImages, strength != null ? strength : oldInit != null ? oldInit.strength() : DEFAULT_STRENGTH));
+        else if (strength != null) {
+            if (oldInit == null) throw new IllegalArgumentException("--strength is for image-to-image: give --init-image");
+            b.option(new InitImage(oldInit.images(), strength, oldInit.sha256()));
+        }
+        if (!masks.isEmpty()) b.option(InpaintMask.of(masks));
+        if (scales != null) b.option(parseScales(scales).withHalfNoise(scalesFp16Noise));
+        else if (scalesFp16Noise) {
+            ScaleWise old = recorded != null ? recorded.option(ScaleWise.class) : null;
+            if (old == null) throw new IllegalArgumentException("--scales-fp16-noise is for scale-wise sampling: give --scales");
+            b.option(old.withHalfNoise(true));
+        }
+    }
+
+    /** diffusers' default strength of its img2img and inpainting pipelines. */
+    static final double DEFAULT_STRENGTH = 0.6;
+
+    /** {@code fixed} or {@code 64,80,96} → the scale-wise option. */
+    static ScaleWise parseScales(String text) {
+        if (text.trim().equals("fixed")) return ScaleWise.fixed();
+        String[] parts = text.split(",");
+        int[] out = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            try {
+                out[i] = Integer.parseInt(parts[i].trim());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--scales: '" + parts[i].trim() + "' is not a whole number (expected e.g. 64,80,96,112,128,128 or fixed)");
+            }
+        }
+        return ScaleWise.of(out);
     }
 
     /** {@code 1.0,0.9454,...,0} → doubles (the terminal 0 is optional). */

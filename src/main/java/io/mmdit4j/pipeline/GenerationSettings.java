@@ -195,13 +195,18 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         return m;
     }
 
-    /** The metadata of image {@code i}: its prompt, negative prompt and seed as plain text, and its settings record. */
+    /** The metadata key of the A1111-style text other tools read ({@link Parameters}). */
+    public static final String PARAMETERS_KEY = "parameters";
+
+    /**
+     * The metadata of image {@code i}: {@code parameters}, the A1111-style text other tools parse ({@link Parameters}); its
+     * seed; and {@code mmdit4j}, the full settings record {@code generate --from} replays. No chunk is named {@code prompt}
+     * or {@code workflow}: ComfyUI reads those as its own JSON graphs.
+     */
     public Map<String, String> metadata(int i) {
         GenerationSettings one = forImage(i);
         Map<String, String> text = new LinkedHashMap<>();
-        text.put("prompt", one.prompts.get(0));
-        ClassifierFreeGuidance cfg = one.option(ClassifierFreeGuidance.class);
-        if (cfg != null) text.put("negative_prompt", cfg.negatives(1).get(0));
+        text.put(PARAMETERS_KEY, Parameters.of(one));
         text.put("seed", SettingsJson.seedText(one.seeds[0]));
         text.put(METADATA_KEY, one.toJson().toString());
         return text;
@@ -270,6 +275,23 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         } catch (InvalidRequestException e) {
             throw new InvalidRequestException(where + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The settings a complete record describes (every value explicit, as {@link #toJson} writes them), without a model to
+     * resolve against: for tools that write records of their own (sweeps) and want the same metadata ({@link #metadata}).
+     */
+    public static GenerationSettings ofRecord(JsonNode j, String where) {
+        Recorded r = read(j, where);
+        GenerationRequest q = r.request();
+        if (q.width() == null || q.height() == null || q.steps() == null || q.maxSequenceLength() == null) {
+            throw new InvalidRequestException(where + ": the record leaves width, height, steps or max_sequence_length open");
+        }
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
+        q.options().forEach(o -> opts.put(o.getClass(), o));
+        return new GenerationSettings(r.model(), r.family(), r.dtype() == null ? DType.F32 : r.dtype(), q.prompts(), q.imagesPerPrompt(),
+                q.width(), q.height(), q.steps(), q.seedsPerImage(), q.maxSequenceLength(), q.guidance(), q.normControl(), opts, r.loras(),
+                r.loraStrict(), SettingsJson.text(j, "sampler", where), null);
     }
 
     private static Direction direction(JsonNode d, String where) {

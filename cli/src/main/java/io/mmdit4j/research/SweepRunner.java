@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.guidance.NormControl;
 import io.mmdit4j.image.PngImages;
+import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.runtime.Files2;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.pytorch.Tensor;
@@ -228,11 +229,9 @@ public final class SweepRunner {
             mg.addObject().put("label", c.direction().label()).put("pos", c.direction().pos()).put("neg", c.direction().neg()).put("w", c.w())
                     .put("layers", c.layers()).put("steps", c.stepWindow());
         }
+        Map<String, String> text = new LinkedHashMap<>(GenerationSettings.ofRecord(m, "sweep cell " + id).metadata(0)); // parameters, seed
         m.put("sweep_cell", id);
-        Map<String, String> text = new LinkedHashMap<>();
-        text.put("prompt", c.prompt());
-        text.put("seed", Long.toString(c.seed()));
-        text.put("mmdit4j", JSON.writeValueAsString(m));
+        text.put(GenerationSettings.METADATA_KEY, JSON.writeValueAsString(m));
         return text;
     }
 

@@ -9,6 +9,7 @@ import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
+import io.mmdit4j.pipeline.ClassifierFreeGuidance;
 import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
@@ -26,13 +27,17 @@ import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+
+import static org.bytedeco.pytorch.global.torch.cat;
 
 /**
  * FLUX.1 text-to-image as diffusers' {@code FluxPipeline.__call__}: prompts → T5 + CLIP → seeded noise → packed
@@ -126,9 +131,19 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     // ---------------------------------------------------------------- steps
 
+    /** The prompts' embeddings; with true CFG the transformer batch {@code [negative; positive]} (2·images rows). Caller-owned. */
     @Override
     public FluxTextEncoders.Embeddings encode(GenerationSettings s) {
-        return text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        FluxTextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        if (!cfg(s)) return pos;
+        List<String> negatives = s.option(ClassifierFreeGuidance.class).negatives(s.prompts().size());
+        try (FluxTextEncoders.Embeddings neg = text.encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
+             PointerScope scope = new PointerScope()) {
+            return new FluxTextEncoders.Embeddings(Tensors.keep(cat(new TensorVector(neg.promptEmbeds(), pos.promptEmbeds()), 0)),
+                    Tensors.keep(cat(new TensorVector(neg.pooled(), pos.pooled()), 0)), Tensors.keep(pos.textIds().clone()));
+        } finally {
+            pos.close();
+        }
     }
 
     @Override
@@ -176,12 +191,18 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     public Velocity velocity(GenerationSettings s, Schedule schedule, FluxTextEncoders.Embeddings emb, ModulationGuidance guidance,
                              ConditioningObserver observer) {
         int batch = s.images();
+        boolean cfg = cfg(s);
+        int rows = cfg ? 2 * batch : batch;
+        if (emb.promptEmbeds().size(0) != rows) {
+            throw new IllegalArgumentException("conditioning has " + emb.promptEmbeds().size(0) + " rows, expected " + rows + " for this request");
+        }
+        Scalar scale = cfg ? new Scalar(s.option(ClassifierFreeGuidance.class).scale()) : null;
         EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
         Tensor imgIds = null, guidanceArg = null;
         Rope rope = null;
         try (PointerScope scope = new PointerScope()) {
             imgIds = Tensors.keep(FluxInputs.imageIds(s.height() / 16, s.width() / 16));
-            guidanceArg = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), batch) : null;
+            guidanceArg = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), rows) : null;
             rope = transformer.rope(emb.textIds(), imgIds);
         } catch (RuntimeException e) {
             Native.release(imgIds);
@@ -195,14 +216,21 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
             @Override
             public Tensor at(Tensor x, int i) {
                 // pipelineTimestep and forward hand out owned tensors
-                try (Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, batch, Tensors.dtype(x))) {
-                    return transformer.forward(new FluxInputs(x, emb.promptEmbeds(), emb.pooled(), t, gArg, ids, emb.textIds()), guidance, i, r,
-                            observer);
+                try (Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, rows, Tensors.dtype(x)); PointerScope scope = new PointerScope()) {
+                    Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;
+                    Tensor out = transformer.forward(new FluxInputs(in, emb.promptEmbeds(), emb.pooled(), t, gArg, ids, emb.textIds()), guidance, i, r,
+                            observer); // owned
+                    if (!cfg) return out;
+                    Tensor neg = out.narrow(0, 0, batch), pos = out.narrow(0, batch, batch);
+                    Tensor v = neg.add(pos.sub(neg).mul(scale)); // diffusers' true CFG: neg + scale·(pos − neg)
+                    out.close();
+                    return Tensors.keep(v);
                 }
             }
 
             @Override
             public void close() {
+                if (scale != null) scale.close();
                 r.close();
                 Native.release(ids);
                 Native.release(gArg);

@@ -14,6 +14,7 @@ import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LatentPreview;
 import io.mmdit4j.pipeline.LatentSpace;
 import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
@@ -236,6 +237,15 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                 Native.release(gArg);
             }
         };
+    }
+
+    /** ComfyUI's FLUX latent-to-RGB preview of packed latents (unpacked first). */
+    @Override
+    public Tensor preview(Tensor packed, GenerationSettings s) {
+        long[] shape = latentShape(s);
+        try (PointerScope scope = new PointerScope()) {
+            return LatentPreview.FLUX.rgb(FluxLatents.unpack(packed, shape[2], shape[3]));
+        }
     }
 
     /** Packed latents → images [B, 3, H, W] in [0, 1], fp32 on the CPU. Caller-owned. */

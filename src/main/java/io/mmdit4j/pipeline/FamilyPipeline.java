@@ -82,6 +82,14 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
      */
     Velocity velocity(GenerationSettings s, Schedule schedule, C conditioning, ModulationGuidance guidance, ConditioningObserver observer);
 
+    /**
+     * A cheap RGB preview of latents in the sampler's layout, {@code [B, 3, h, w]} in [0, 1] on the CPU
+     * ({@link io.mmdit4j.sampling.StepListener.Step#preview}), or null: families without a latent-to-RGB map.
+     */
+    default Tensor preview(Tensor latents, GenerationSettings s) {
+        return null;
+    }
+
     /** Final latents → images {@code [N, 3, H, W]} or frames {@code [N, F, 3, H, W]} in [0, 1], fp32 on the CPU. Owned by the caller. */
     Tensor decode(Tensor latents, GenerationSettings s);
 

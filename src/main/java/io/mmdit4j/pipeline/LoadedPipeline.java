@@ -58,7 +58,10 @@ final class LoadedPipeline implements Pipeline {
         this.reports = List.copyOf(reports);
     }
 
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LoadedPipeline.class);
+
     static LoadedPipeline load(PreparedModel p) {
+        long t0 = System.nanoTime();
         CheckpointFiles files = new CheckpointFiles(p.options().memoryMapped());
         FamilyPipeline<?> impl = files.load(() -> p.family().load(p.path(), p.options()));
         List<LoraAdapter> adapters = new ArrayList<>();
@@ -69,6 +72,9 @@ final class LoadedPipeline implements Pipeline {
                 adapters.add(a);
                 reports.add(impl.applyLora(a, l.scale(), p.options().loraStrict()));
             }
+            LOG.info(String.format(java.util.Locale.ROOT, "loaded %s (%s, %s on %s, %s) in %.2f s", p.path(), p.family().name(),
+                    impl.dtype().torchName(), impl.device(), p.options().memoryMapped() ? "mapped" : "read into memory", (System.nanoTime() - t0) / 1e9));
+            reports.forEach(r -> LOG.info("LoRA: {}", r.summary()));
             return new LoadedPipeline(p, impl, adapters, reports, files);
         } catch (RuntimeException | Error e) {
             adapters.forEach(LoraAdapter::close);
@@ -199,7 +205,8 @@ final class LoadedPipeline implements Pipeline {
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
             try (ImageToImage.Start start = ImageToImage.start(f, s, schedule); Sampler sampler = start.sampler(f.sampler(s, schedule));
                  FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
-                latents = Denoiser.run(sampler, start.latents(), v, f.device(), listener, stepNanos);
+                StepListener l = listener == null ? StepListener.NONE : listener;
+                latents = Denoiser.run(sampler, start.latents(), v, f.device(), step -> l.onStep(step.withPreview(x -> f.preview(x, s))), stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;
@@ -211,7 +218,12 @@ final class LoadedPipeline implements Pipeline {
                 latents.close();
                 throw e;
             }
-            return new GenerationResult(decoded, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1), s, warnings);
+            Timings timings = new Timings(textNanos, stepNanos, System.nanoTime() - t1);
+            if (LOG.isDebugEnabled()) {
+                LOG.debug(String.format(java.util.Locale.ROOT, "%d image(s) %dx%d, %d steps: text %.2f s, denoise %.2f s, decode %.2f s", s.images(),
+                        s.width(), s.height(), stepNanos.length, timings.textEncode() / 1e9, timings.denoise() / 1e9, timings.decode() / 1e9));
+            }
+            return new GenerationResult(decoded, latents, timings, s, warnings);
         } catch (Exception e) {
             throw rethrow(e);
         }

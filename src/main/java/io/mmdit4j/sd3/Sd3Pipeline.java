@@ -12,6 +12,7 @@ import io.mmdit4j.pipeline.CustomSigmas;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LatentPreview;
 import io.mmdit4j.pipeline.LatentSpace;
 import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.pipeline.ScaleWise;
@@ -259,6 +260,12 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
                 if (scale != null) scale.close();
             }
         };
+    }
+
+    /** ComfyUI's SD3 latent-to-RGB preview (any scale of scale-wise sampling). */
+    @Override
+    public Tensor preview(Tensor latents, GenerationSettings s) {
+        return latents.size(1) == 16 ? LatentPreview.SD3.rgb(latents) : null;
     }
 
     /** Latents [B, 16, h, w] → images [B, 3, H, W] in [0, 1], fp32 on the CPU ({@code decode(z/scaling + shift)}). Caller-owned. */

@@ -107,6 +107,14 @@ public final class SweepRunner {
 
     // ------------------------------------------------------------------------------------------------ running
 
+    private java.util.function.BiConsumer<Integer, Integer> progress = (done, total) -> { };
+
+    /** Told after every batch how many of the cells to make are made ({@code done, total}). */
+    public SweepRunner progress(java.util.function.BiConsumer<Integer, Integer> progress) {
+        this.progress = progress == null ? (done, total) -> { } : progress;
+        return this;
+    }
+
     public Summary run(Supplier<SweepModel> loader) throws IOException {
         Files.createDirectories(out.resolve("images"));
         writeAtomically(out.resolve("spec.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(spec.toJson()) + "\n");
@@ -128,10 +136,13 @@ public final class SweepRunner {
                     if (unreachable != null) log.accept("sweep: warning: " + unreachable + " (its cells equal their w = 0 reference)");
                 }
                 Map<String, BufferedImage> made = new HashMap<>();
+                int cellsDone = 0;
+                progress.accept(0, pending.size());
                 for (List<SweepCell> batch : batches(pending)) {
                     batches++;
                     runBatch(model, batch, made, () -> count[0]++);
-                    log.accept(String.format(Locale.ROOT, "sweep: batch %d: %d cells done", batches, batch.size()));
+                    cellsDone += batch.size();
+                    progress.accept(cellsDone, pending.size());
                 }
             }
             forwards = count[0];

@@ -174,18 +174,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** The VAE's latents, packed into 2×2 tokens for the sampler (image-to-image, inpainting). */
     @Override
     public LatentSpace latentSpace() {
-        return new LatentSpace() {
-            @Override public long[] shape(GenerationSettings s) { return latentShape(s); }
-            @Override public DType dtype() { return dtype; }
-            @Override public AutoencoderKL vae() { return vae; }
-
-            @Override
-            public Tensor pack(Tensor unpacked, GenerationSettings s) {
-                try (PointerScope scope = new PointerScope()) {
-                    return Tensors.keep(FluxLatents.pack(unpacked).contiguous());
-                }
-            }
-        };
+        return LatentSpace.of(vae, dtype, FluxPipeline::latentShape, FluxLatents::pack);
     }
 
     @Override

@@ -21,4 +21,24 @@ public interface LatentSpace {
 
     /** Latents {@code [B, C, h, w]} in the layout the family's sampler steps (FLUX: packed 2×2 tokens); owned by the caller. */
     Tensor pack(Tensor unpacked, GenerationSettings s);
+
+    /**
+     * A family's latent space from its parts: {@code layout} turns unpacked latents into the sampler's layout (a view or a
+     * new tensor; the result is made contiguous and handed out as a tensor of its own).
+     */
+    static LatentSpace of(AutoencoderKL vae, DType dtype, java.util.function.Function<GenerationSettings, long[]> shape,
+                          java.util.function.UnaryOperator<Tensor> layout) {
+        return new LatentSpace() {
+            @Override public long[] shape(GenerationSettings s) { return shape.apply(s); }
+            @Override public DType dtype() { return dtype; }
+            @Override public AutoencoderKL vae() { return vae; }
+
+            @Override
+            public Tensor pack(Tensor unpacked, GenerationSettings s) {
+                try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                    return io.mmdit4j.runtime.Tensors.keep(layout.apply(unpacked).contiguous().clone());
+                }
+            }
+        };
+    }
 }

@@ -7,7 +7,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.util.Arrays;
 
 import static org.bytedeco.pytorch.global.torch.scalar_tensor;
 
@@ -17,7 +16,7 @@ import static org.bytedeco.pytorch.global.torch.scalar_tensor;
  * float32 values as 0-dim float32 tensors, so the arithmetic is the reference's float32 ops; the latents stay float32 whatever
  * the prediction's dtype. With a terminal σ of 0 the last step returns x0 up to rounding.
  */
-public final class DenoisedEulerSampler implements Sampler {
+public final class DenoisedEulerSampler implements Sampler.OnSchedule {
     private final Schedule schedule;
 
     public DenoisedEulerSampler(Schedule schedule) {
@@ -28,26 +27,15 @@ public final class DenoisedEulerSampler implements Sampler {
         this.schedule = schedule;
     }
 
+    @Override
     public Schedule schedule() {
         return schedule;
-    }
-
-    @Override
-    public int steps() {
-        return schedule.steps();
-    }
-
-    @Override
-    public float sigma(int i) {
-        return schedule.sigma(i);
     }
 
     /** @param denoised the x0 prediction at step i */
     @Override
     public Tensor step(Tensor denoised, int i, Tensor sample) {
-        if (denoised == null || sample == null || !Arrays.equals(Tensors.shape(denoised), Tensors.shape(sample))) {
-            throw new IllegalArgumentException("the denoised prediction and the sample must have one shape");
-        }
+        Sampler.requireSameShape(denoised, sample);
         try (PointerScope scope = new PointerScope()) {
             TensorOptions f32 = new TensorOptions(ScalarType.Float);
             Tensor sigma = scalar_tensor(new Scalar((double) schedule.sigma(i)), f32);

@@ -24,6 +24,29 @@ public interface Sampler extends AutoCloseable {
      */
     Tensor step(Tensor prediction, int i, Tensor sample);
 
+    /** A rule that steps over a {@link Schedule}'s sigmas: its steps and sigmas are the schedule's. */
+    interface OnSchedule extends Sampler {
+        Schedule schedule();
+
+        @Override
+        default int steps() {
+            return schedule().steps();
+        }
+
+        @Override
+        default float sigma(int i) {
+            return schedule().sigma(i);
+        }
+    }
+
+    /** A clear error unless the prediction and the sample are tensors of one shape (before any native work). */
+    static void requireSameShape(Tensor prediction, Tensor sample) {
+        if (prediction == null || prediction.isNull() || sample == null || sample.isNull()
+                || !java.util.Arrays.equals(io.mmdit4j.runtime.Tensors.shape(prediction), io.mmdit4j.runtime.Tensors.shape(sample))) {
+            throw new IllegalArgumentException("the model's prediction and the sample must be tensors of one shape");
+        }
+    }
+
     /** Releases what the rule holds (a noise stream); nothing by default. */
     @Override
     default void close() {}

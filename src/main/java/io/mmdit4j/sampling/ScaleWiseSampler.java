@@ -28,7 +28,7 @@ import static org.bytedeco.pytorch.global.torch.upsample_bicubic2d;
  * {@code σ_{i+1}·n} is computed in float16. Without scales every step stays at the latents' size (the paper's
  * {@code scales=[128]*6}). The latents are {@code [B, C, h, w]}.
  */
-public final class ScaleWiseSampler implements Sampler {
+public final class ScaleWiseSampler implements Sampler.OnSchedule {
     private final Schedule schedule;
     private final int[] scales;
     private final boolean halfNoise;
@@ -53,21 +53,14 @@ public final class ScaleWiseSampler implements Sampler {
     }
 
     @Override
-    public int steps() {
-        return schedule.steps();
-    }
-
-    @Override
-    public float sigma(int i) {
-        return schedule.sigma(i);
+    public Schedule schedule() {
+        return schedule;
     }
 
     @Override
     public Tensor step(Tensor velocity, int i, Tensor sample) {
         if (i != next) throw new IllegalStateException("scale-wise steps run in order: step " + i + " after " + (next - 1));
-        if (velocity == null || sample == null || !java.util.Arrays.equals(Tensors.shape(velocity), Tensors.shape(sample))) {
-            throw new IllegalArgumentException("the velocity and the sample must have one shape");
-        }
+        Sampler.requireSameShape(velocity, sample);
         try (PointerScope scope = new PointerScope()) {
             Tensor sigma = scalar(schedule.sigma(i), sample);
             Tensor x0 = sample.sub(sigma.mul(velocity));

@@ -200,21 +200,10 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         }
     }
 
-    /** The VAE's latents as the sampler steps them (image-to-image, inpainting). */
+    /** The VAE's latents as the sampler steps them, unpacked (image-to-image, inpainting). */
     @Override
     public LatentSpace latentSpace() {
-        return new LatentSpace() {
-            @Override public long[] shape(GenerationSettings s) { return latentShape(s); }
-            @Override public DType dtype() { return dtype; }
-            @Override public AutoencoderKL vae() { return vae; }
-
-            @Override
-            public Tensor pack(Tensor unpacked, GenerationSettings s) {
-                try (PointerScope scope = new PointerScope()) {
-                    return Tensors.keep(unpacked.contiguous().clone());
-                }
-            }
-        };
+        return LatentSpace.of(vae, dtype, this::latentShape, x -> x);
     }
 
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, [1, D], owned by the caller. */

@@ -89,29 +89,25 @@ final class FamilyOptions {
     /** {@code fixed} or {@code 64,80,96} → the scale-wise option. */
     static ScaleWise parseScales(String text) {
         if (text.trim().equals("fixed")) return ScaleWise.fixed();
-        String[] parts = text.split(",");
-        int[] out = new int[parts.length];
-        for (int i = 0; i < parts.length; i++) {
-            try {
-                out[i] = Integer.parseInt(parts[i].trim());
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("--scales: '" + parts[i].trim() + "' is not a whole number (expected e.g. 64,80,96,112,128,128 or fixed)");
-            }
-        }
-        return ScaleWise.of(out);
+        return ScaleWise.of(numbers(text, "--scales", "a whole number", "64,80,96,112,128,128 or fixed").stream().mapToInt(Double::intValue).toArray());
     }
 
     /** {@code 1.0,0.9454,...,0} → doubles (the terminal 0 is optional). */
     static double[] parseSigmas(String text) {
-        String[] parts = text.split(",");
-        double[] s = new double[parts.length];
-        for (int i = 0; i < parts.length; i++) {
+        return numbers(text, "--sigmas", "a number", "1.0,0.9454,0.8959,0").stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    /** Comma-separated numbers of a flag; whole numbers only when {@code what} says so. */
+    private static List<Double> numbers(String text, String flag, String what, String example) {
+        List<Double> out = new ArrayList<>();
+        for (String part : text.split(",")) {
+            String p = part.trim();
             try {
-                s[i] = Double.parseDouble(parts[i].trim());
+                out.add(what.startsWith("a whole") ? (double) Integer.parseInt(p) : Double.parseDouble(p));
             } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("--sigmas: '" + parts[i].trim() + "' is not a number (expected e.g. 1.0,0.9454,0.8959,0)");
+                throw new IllegalArgumentException(flag + ": '" + p + "' is not " + what + " (expected e.g. " + example + ")");
             }
         }
-        return s;
+        return out;
     }
 }

@@ -4,7 +4,7 @@ import io.mmdit4j.guidance.GuidanceDefaults;
 import io.mmdit4j.models.DemoModels;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelFamily;
-import io.mmdit4j.pipeline.ClassifierFreeGuidance;
+import io.mmdit4j.pipeline.TrueCfg;
 import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationDefaults;
@@ -81,7 +81,7 @@ public final class FluxFamily implements ModelFamily {
      * Options every FLUX model takes: true classifier-free guidance (diffusers' {@code true_cfg_scale} with a negative prompt),
      * image-to-image and inpainting (the VAE's encoder), given draws (cross-checks).
      */
-    private static final Set<Class<? extends GenerationOption>> COMMON = Set.of(ClassifierFreeGuidance.class, InitImage.class, InpaintMask.class,
+    private static final Set<Class<? extends GenerationOption>> COMMON = Set.of(TrueCfg.class, InitImage.class, InpaintMask.class,
             GivenDraws.class);
 
     static Set<Class<? extends GenerationOption>> options(FluxConfig c) {

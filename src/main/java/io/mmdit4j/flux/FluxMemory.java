@@ -1,6 +1,6 @@
 package io.mmdit4j.flux;
 
-import io.mmdit4j.pipeline.ClassifierFreeGuidance;
+import io.mmdit4j.pipeline.NegativePrompts;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.MemoryModel;
 import io.mmdit4j.pipeline.MemoryPlanner;
@@ -60,7 +60,7 @@ public record FluxMemory(FluxConfig config, VaeConfig vae, DType dtype) implemen
 
     @Override
     public long workingBytes(GenerationSettings s, int images) {
-        ClassifierFreeGuidance cfg = s.option(ClassifierFreeGuidance.class);
+        NegativePrompts cfg = s.negativePrompts();
         return workingBytes(images, cfg != null && cfg.active() ? 2 * images : images, s.width(), s.height(), s.maxSequenceLength());
     }
 

@@ -9,7 +9,6 @@ import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
-import io.mmdit4j.pipeline.ClassifierFreeGuidance;
 import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
@@ -137,7 +136,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     public FluxTextEncoders.Embeddings encode(GenerationSettings s) {
         FluxTextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
         if (!cfg(s)) return pos;
-        List<String> negatives = s.option(ClassifierFreeGuidance.class).negatives(s.prompts().size());
+        List<String> negatives = s.negativePrompts().negatives(s.prompts().size());
         try (FluxTextEncoders.Embeddings neg = text.encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
              PointerScope scope = new PointerScope()) {
             return new FluxTextEncoders.Embeddings(Tensors.keep(cat(new TensorVector(neg.promptEmbeds(), pos.promptEmbeds()), 0)),
@@ -186,7 +185,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         if (emb.promptEmbeds().size(0) != rows) {
             throw new IllegalArgumentException("conditioning has " + emb.promptEmbeds().size(0) + " rows, expected " + rows + " for this request");
         }
-        Scalar scale = cfg ? new Scalar(s.option(ClassifierFreeGuidance.class).scale()) : null;
+        Scalar scale = cfg ? new Scalar(s.negativePrompts().scale()) : null;
         EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
         Tensor imgIds = null, guidanceArg = null;
         Rope rope = null;

@@ -36,9 +36,9 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** Family rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any work. */
     default void validate(GenerationSettings s) {}
 
-    /** Whether the transformer batch is the CFG pair {@code [negative; positive]} (2·images rows). */
+    /** Whether the transformer batch is the CFG pair {@code [negative; positive]} (2·images rows): CFG or FLUX's true CFG on. */
     default boolean cfg(GenerationSettings s) {
-        ClassifierFreeGuidance c = s.option(ClassifierFreeGuidance.class);
+        NegativePrompts c = s.negativePrompts();
         return c != null && c.active();
     }
 

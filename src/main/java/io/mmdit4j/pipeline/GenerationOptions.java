@@ -21,12 +21,13 @@ public final class GenerationOptions {
     }
 
     private static final List<Reader> READERS = new CopyOnWriteArrayList<>(List.of(
-            GenerationOptions::cfg, GenerationOptions::embedded, GenerationOptions::sigmas, GenerationOptions::shift, GenerationOptions::frames,
+            GenerationOptions::cfg, GenerationOptions::trueCfg, GenerationOptions::embedded, GenerationOptions::sigmas, GenerationOptions::shift, GenerationOptions::frames,
             GenerationOptions::fps, GenerationOptions::initImage, GenerationOptions::mask, GenerationOptions::scales));
 
     private static final java.util.Map<Class<? extends GenerationOption>, String> DESCRIPTIONS = new java.util.concurrent.ConcurrentHashMap<>(java.util.Map.ofEntries(
             java.util.Map.entry(ClassifierFreeGuidance.class, "classifier-free guidance (--cfg, --negative-prompt)"),
             java.util.Map.entry(EmbeddedGuidance.class, "embedded guidance (--guidance)"),
+            java.util.Map.entry(TrueCfg.class, "true classifier-free guidance (--true-cfg, --negative-prompt)"),
             java.util.Map.entry(CustomSigmas.class, "explicit sigmas (--sigmas)"),
             java.util.Map.entry(SchedulerShift.class, "scheduler shift (--shift)"),
             java.util.Map.entry(VideoFrames.class, "video frames (--frames)"),
@@ -64,12 +65,20 @@ public final class GenerationOptions {
         Double scale = given == null && j.path("cfg").isBoolean() ? SettingsJson.number(j, "guidance_scale", where) : given;
         List<String> negatives = SettingsJson.texts(j, "negative_prompt", where);
         if (scale == null) {
-            if (negatives != null && !negatives.isEmpty()) {
-                throw new InvalidRequestException(where + ": 'negative_prompt' without 'cfg_scale'");
+            if (negatives != null && !negatives.isEmpty() && !j.has("true_cfg_scale")) {
+                throw new InvalidRequestException(where + ": 'negative_prompt' without 'cfg_scale' (or 'true_cfg_scale')");
             }
             return null;
         }
         return wrap(where, () -> new ClassifierFreeGuidance(scale, negatives));
+    }
+
+    private static GenerationOption trueCfg(JsonNode j, String where) {
+        Double scale = SettingsJson.number(j, "true_cfg_scale", where);
+        if (scale == null) return null;
+        if (j.has("cfg_scale")) throw new InvalidRequestException(where + ": 'cfg_scale' and 'true_cfg_scale': give one");
+        List<String> negatives = SettingsJson.texts(j, "negative_prompt", where);
+        return wrap(where, () -> new TrueCfg(scale, negatives));
     }
 
     private static GenerationOption embedded(JsonNode j, String where) {

@@ -74,6 +74,12 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         return type.cast(options.get(type));
     }
 
+    /** The guidance against negative prompts of these settings (CFG, FLUX's true CFG), or null. */
+    public NegativePrompts negativePrompts() {
+        for (GenerationOption o : options.values()) if (o instanceof NegativePrompts n) return n;
+        return null;
+    }
+
     /**
      * The settings of image {@code i} alone: its prompt (and negative prompt), its seed, and each direction with its row
      * weight folded into {@code w} (a direction whose weight for this image is 0 is left out: unguided is bit-identical
@@ -83,10 +89,8 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         if (i < 0 || i >= images()) throw new IndexOutOfBoundsException("image " + i + " of " + images());
         int p = i / imagesPerPrompt;
         Map<Class<? extends GenerationOption>, GenerationOption> opts = rows(i, i + 1);
-        ClassifierFreeGuidance cfg = option(ClassifierFreeGuidance.class);
-        if (cfg != null && cfg.negativePrompts().size() > 1) {
-            opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), List.of(cfg.negatives(prompts.size()).get(p))));
-        }
+        NegativePrompts cfg = negativePrompts();
+        if (cfg != null && cfg.negativePrompts().size() > 1) opts.put(cfg.getClass(), cfg.withNegatives(List.of(cfg.negatives(prompts.size()).get(p))));
         List<Direction> dirs = new ArrayList<>();
         for (Direction d : guidance) {
             if (d.rowWeights() == null) {
@@ -112,7 +116,7 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         List<String> ps;
         int perPrompt;
         List<String> negatives = null;
-        ClassifierFreeGuidance cfg = option(ClassifierFreeGuidance.class);
+        NegativePrompts cfg = negativePrompts();
         if (from % n == 0 && to % n == 0) {
             ps = prompts.subList(from / n, to / n);
             perPrompt = n;
@@ -126,7 +130,7 @@ public record GenerationSettings(String model, String family, DType dtype, List<
                     + " with " + n + " per prompt");
         }
         Map<Class<? extends GenerationOption>, GenerationOption> opts = rows(from, to);
-        if (negatives != null) opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), negatives));
+        if (negatives != null) opts.put(cfg.getClass(), cfg.withNegatives(negatives));
         List<Direction> dirs = new ArrayList<>();
         for (Direction d : guidance) {
             dirs.add(d.rowWeights() == null ? d : new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w(), d.layers(), d.steps(), d.rows(),

@@ -35,7 +35,7 @@ public final class Parameters {
     /** The {@code parameters} text of one image's settings ({@link GenerationSettings#forImage}). */
     public static String of(GenerationSettings s) {
         StringBuilder b = new StringBuilder(s.prompt(0));
-        ClassifierFreeGuidance cfg = s.option(ClassifierFreeGuidance.class);
+        NegativePrompts cfg = s.negativePrompts();
         if (cfg != null && cfg.active()) {
             String neg = cfg.negatives(s.prompts().size()).get(0);
             if (!neg.isEmpty()) b.append("\nNegative prompt: ").append(neg);
@@ -51,7 +51,7 @@ public final class Parameters {
         Map<String, String> f = new LinkedHashMap<>();
         f.put("Steps", Integer.toString(s.steps()));
         f.put("Sampler", s.option(ScaleWise.class) != null ? "SwD" : sampler(s.sampler()));
-        ClassifierFreeGuidance cfg = s.option(ClassifierFreeGuidance.class);
+        NegativePrompts cfg = s.negativePrompts(); // FLUX's true CFG too: Forge's "CFG scale" with its distilled one
         if (cfg != null) f.put("CFG scale", number(cfg.scale()));
         EmbeddedGuidance eg = s.option(EmbeddedGuidance.class);
         if (eg != null) f.put("Distilled CFG Scale", number(eg.scale()));

@@ -155,8 +155,9 @@ public final class PreparedModel {
                 throw new InvalidRequestException(e.getMessage(), e);
             }
         }
-        ClassifierFreeGuidance cfg = (ClassifierFreeGuidance) opts.get(ClassifierFreeGuidance.class);
-        if (cfg != null) cfg.negatives(r.prompts().size()); // one, or one per prompt
+        for (GenerationOption o : opts.values()) {
+            if (o instanceof NegativePrompts n) n.negatives(r.prompts().size()); // one, or one per prompt
+        }
         GenerationSettings s = new GenerationSettings(model, family.name(), options.dtype(), r.prompts(), r.imagesPerPrompt(),
                 width, height, steps, r.seedsPerImage(),
                 r.maxSequenceLength() != null ? r.maxSequenceLength() : defaults.maxSequenceLength(), dirs, r.normControl(), opts,

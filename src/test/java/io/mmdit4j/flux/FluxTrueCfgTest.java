@@ -1,7 +1,7 @@
 package io.mmdit4j.flux;
 
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.pipeline.ClassifierFreeGuidance;
+import io.mmdit4j.pipeline.TrueCfg;
 import io.mmdit4j.pipeline.GenerationRequest;
 import io.mmdit4j.pipeline.GenerationResult;
 import io.mmdit4j.pipeline.GenerationSettings;
@@ -55,7 +55,7 @@ class FluxTrueCfgTest {
 
     @Test
     void theVelocityIsNegativePlusScaleTimesTheDifference() {
-        GenerationSettings cfg = pipe.resolve(request("a wolf").option(new ClassifierFreeGuidance(3.0, List.of("blurry"))).build());
+        GenerationSettings cfg = pipe.resolve(request("a wolf").option(new TrueCfg(3.0, List.of("blurry"))).build());
         GenerationSettings pos = pipe.resolve(request("a wolf").build()), neg = pipe.resolve(request("blurry").build());
         try (PointerScope scope = new PointerScope()) {
             Tensor x = FluxLatents.pack(Noise.randn(Noise.fluxLatentShape(1, 32, 32), 7, DType.F32)).contiguous();
@@ -68,11 +68,12 @@ class FluxTrueCfgTest {
     @Test
     void scaleOneIsOffAndAScaleChangesTheImage() {
         try (GenerationResult plain = pipe.generate(request("a wolf").build());
-             GenerationResult one = pipe.generate(request("a wolf").option(new ClassifierFreeGuidance(1.0, List.of("blurry"))).build());
-             GenerationResult three = pipe.generate(request("a wolf").option(new ClassifierFreeGuidance(3.0, List.of("blurry"))).build())) {
-            assertTrue(equal(plain.images(), one.images()), "scale 1: no CFG, bit-identical (diffusers' true_cfg_scale > 1)");
+             GenerationResult one = pipe.generate(request("a wolf").option(new TrueCfg(1.0, List.of("blurry"))).build());
+             GenerationResult three = pipe.generate(request("a wolf").option(new TrueCfg(3.0, List.of("blurry"))).build())) {
+            assertTrue(equal(plain.images(), one.images()), "scale 1: no true CFG, bit-identical (diffusers' true_cfg_scale > 1)");
             assertFalse(equal(plain.images(), three.images()));
             assertEquals("blurry", three.settings().toJson().get("negative_prompt").asText());
+            assertEquals(3.0, three.settings().toJson().get("true_cfg_scale").asDouble());
         }
     }
 }

@@ -7,6 +7,8 @@ import io.mmdit4j.pipeline.FrameRate;
 import io.mmdit4j.pipeline.GenerationRequest;
 import io.mmdit4j.pipeline.InitImage;
 import io.mmdit4j.pipeline.InpaintMask;
+import io.mmdit4j.pipeline.NegativePrompts;
+import io.mmdit4j.pipeline.TrueCfg;
 import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.pipeline.VideoFrames;
@@ -25,7 +27,10 @@ final class FamilyOptions {
     Double guidanceScale;
     @Option(names = "--cfg", description = "classifier-free guidance scale, on when > 1 (SD3 / SD3.5; default: the model's)")
     Double cfg;
-    @Option(names = "--negative-prompt", description = "negative prompt for classifier-free guidance: one, or one per prompt (default \"\")")
+    @Option(names = "--true-cfg", description = "FLUX: true classifier-free guidance scale with --negative-prompt, on when > 1 (diffusers' "
+            + "true_cfg_scale; the transformer runs twice per step)")
+    Double trueCfg;
+    @Option(names = "--negative-prompt", description = "negative prompt for --cfg / --true-cfg: one, or one per prompt (default \"\")")
     List<String> negativePrompts = new ArrayList<>();
     @Option(names = "--sigmas", description = "explicit sigmas used as given (no shift), e.g. 1.0,0.9454,0.8959,0.7904,0.7371,0.6022,0 (SD3)")
     String sigmas;
@@ -54,11 +59,17 @@ final class FamilyOptions {
      */
     void apply(GenerationRequest.Builder b, GenerationRequest recorded, Integer steps) {
         if (guidanceScale != null) b.option(new EmbeddedGuidance(guidanceScale));
-        if (cfg != null || !negativePrompts.isEmpty()) {
-            ClassifierFreeGuidance old = recorded != null ? recorded.option(ClassifierFreeGuidance.class) : null;
-            if (cfg == null && old == null) throw new IllegalArgumentException("--negative-prompt needs classifier-free guidance: give --cfg");
-            b.option(new ClassifierFreeGuidance(cfg != null ? cfg : old.scale(), !negativePrompts.isEmpty() ? negativePrompts
-                    : old != null ? old.negativePrompts() : List.of()));
+        if (cfg != null && trueCfg != null) throw new IllegalArgumentException("--cfg (SD3, COSMOS) and --true-cfg (FLUX): give the model's one");
+        if (cfg != null || trueCfg != null || !negativePrompts.isEmpty()) {
+            NegativePrompts old = recorded == null ? null : recorded.option(ClassifierFreeGuidance.class) != null
+                    ? recorded.option(ClassifierFreeGuidance.class) : recorded.option(TrueCfg.class);
+            if (cfg == null && trueCfg == null && old == null) {
+                throw new IllegalArgumentException("--negative-prompt needs classifier-free guidance: give --cfg (SD3, COSMOS) or --true-cfg (FLUX)");
+            }
+            List<String> negatives = !negativePrompts.isEmpty() ? negativePrompts : old != null ? old.negativePrompts() : List.of();
+            if (cfg != null) b.option(new ClassifierFreeGuidance(cfg, negatives));
+            else if (trueCfg != null) b.option(new TrueCfg(trueCfg, negatives));
+            else b.option(old.withNegatives(negatives));
         }
         if (sigmas != null) {
             CustomSigmas s = CustomSigmas.of(parseSigmas(sigmas));

@@ -34,7 +34,7 @@ final class PromptsFile {
 
     /** The settings-record keys a line may set (the record's request keys; the model, dtype and LoRAs belong to the run). */
     static final Set<String> KEYS = Set.of("prompt", "prompts", "negative_prompt", "seed", "seeds", "width", "height", "steps",
-            "max_sequence_length", "images_per_prompt", "cfg_scale", "guidance_scale", "sigmas", "sigmas_shifted", "shift", "frames", "fps",
+            "max_sequence_length", "images_per_prompt", "cfg_scale", "true_cfg_scale", "guidance_scale", "sigmas", "sigmas_shifted", "shift", "frames", "fps",
             "init_image", "init_image_sha256", "strength", "mask", "mask_sha256", "scales", "scales_noise", "modulation_guidance", "mg_norm",
             "sample_size");
 
@@ -79,8 +79,14 @@ final class PromptsFile {
             throw new InvalidRequestException(where + ": unknown key(s) " + unknown + "; a line takes " + new TreeSet<>(KEYS)
                     + " (the model, dtype and LoRAs are the run's)");
         }
-        io.mmdit4j.pipeline.ClassifierFreeGuidance cfg = base.build().option(io.mmdit4j.pipeline.ClassifierFreeGuidance.class);
-        if (o.has("negative_prompt") && !o.has("cfg_scale") && cfg != null) o.put("cfg_scale", cfg.scale()); // the run's CFG scale
+        GenerationRequest run = base.build(); // a line's negative prompt alone takes the run's CFG (or FLUX true CFG) scale
+        if (o.has("negative_prompt") && !o.has("cfg_scale") && !o.has("true_cfg_scale")) {
+            if (run.option(io.mmdit4j.pipeline.ClassifierFreeGuidance.class) != null) {
+                o.put("cfg_scale", run.option(io.mmdit4j.pipeline.ClassifierFreeGuidance.class).scale());
+            } else if (run.option(io.mmdit4j.pipeline.TrueCfg.class) != null) {
+                o.put("true_cfg_scale", run.option(io.mmdit4j.pipeline.TrueCfg.class).scale());
+            }
+        }
         if (o.has("prompt")) {
             if (o.has("prompts")) throw new InvalidRequestException(where + ": give 'prompt' or 'prompts', not both");
             o.set("prompts", o.remove("prompt"));

@@ -35,7 +35,7 @@ class PromptsFileTest {
                 "{\"prompts\": [\"a cat\", \"a dog\"], \"seeds\": [7, 8]}"));
         Path out = tmp.resolve("out");
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompts-file", file.toString(), "--width", "64", "--height", "64",
-                "--steps", "3", "--cfg", "2", "--out", out.toString());
+                "--steps", "3", "--true-cfg", "2", "--out", out.toString());
         assertEquals(0, r.exit(), r.out() + r.err());
         for (String f : new String[] {"000-seed3.png", "001-seed4.png", "002-seed7.png", "003-seed8.png"}) {
             assertTrue(Files.isRegularFile(out.resolve(f)), f + " in " + r.out());
@@ -43,10 +43,10 @@ class PromptsFileTest {
         JsonNode wolf = record(out.resolve("000-seed3.png")), fox = record(out.resolve("001-seed4.png"));
         assertEquals(64, wolf.get("width").asInt(), "the command line's size");
         assertEquals(3, wolf.get("steps").asInt());
-        assertEquals(2.0, wolf.get("cfg_scale").asDouble(), "the command line's CFG (FLUX: true CFG)");
+        assertEquals(2.0, wolf.get("true_cfg_scale").asDouble(), "the command line's FLUX true CFG");
         assertEquals(32, fox.get("width").asInt(), "the line's size");
         assertEquals(2, fox.get("steps").asInt());
-        assertEquals("blurry", fox.get("negative_prompt").asText(), "a line's negative prompt takes the run's CFG scale");
+        assertEquals("blurry", fox.get("negative_prompt").asText(), "a line's negative prompt takes the run's true CFG scale");
         assertEquals(2.0, fox.get("modulation_guidance").get(0).get("w").asDouble());
         Map<String, String> a = A1111Infotext.parse(PngImages.readText(out.resolve("001-seed4.png")).get("parameters"));
         assertEquals("a fox, at dusk", a.get("Prompt"));

@@ -137,7 +137,9 @@ public final class Noise {
             long[] row = shape.clone();
             row[0] = 1;
             GeneratorOptional[] g = new GeneratorOptional[seeds.length];
-            for (int b = 0; b < seeds.length; b++) g[b] = io.mmdit4j.runtime.Native.keep(new GeneratorOptional(createCPUGenerator(seeds[b])));
+            try (PointerScope scope = new PointerScope()) { // the Generator handles go with the scope; the optionals hold their own copies
+                for (int b = 0; b < seeds.length; b++) g[b] = io.mmdit4j.runtime.Native.keep(new GeneratorOptional(createCPUGenerator(seeds[b])));
+            }
             return new Stream(g, row);
         }
 

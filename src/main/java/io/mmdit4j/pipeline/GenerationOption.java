@@ -18,10 +18,11 @@ public interface GenerationOption {
     void write(ObjectNode settings);
 
     /**
-     * The option for images {@code from..to-1} of its request on their own ({@link GenerationSettings#forImage}, chunks):
-     * options that hold something per image (init images, masks) keep those rows; most hold nothing per image.
+     * The option of images {@code from..to-1} made as a request of their own ({@link GenerationSettings#forImage},
+     * {@link GenerationSettings#chunk}): the same option unless it holds something per image (init images, masks,
+     * {@link StepNoise}), which keeps those rows.
      */
-    default GenerationOption forRows(int from, int to) {
+    default GenerationOption forImages(int from, int to) {
         return this;
     }
 

@@ -22,7 +22,8 @@ public final class GenerationOptions {
 
     private static final List<Reader> READERS = new CopyOnWriteArrayList<>(List.of(
             GenerationOptions::cfg, GenerationOptions::trueCfg, GenerationOptions::embedded, GenerationOptions::sigmas, GenerationOptions::shift, GenerationOptions::frames,
-            GenerationOptions::fps, GenerationOptions::initImage, GenerationOptions::mask, GenerationOptions::scales));
+            GenerationOptions::fps, GenerationOptions::initImage, GenerationOptions::mask, GenerationOptions::scales,
+            GenerationOptions::sampleSize));
 
     private static final java.util.Map<Class<? extends GenerationOption>, String> DESCRIPTIONS = new java.util.concurrent.ConcurrentHashMap<>(java.util.Map.ofEntries(
             java.util.Map.entry(ClassifierFreeGuidance.class, "classifier-free guidance (--cfg, --negative-prompt)"),
@@ -35,6 +36,8 @@ public final class GenerationOptions {
             java.util.Map.entry(InitImage.class, "image-to-image (--init-image, --strength)"),
             java.util.Map.entry(InpaintMask.class, "inpainting (--mask)"),
             java.util.Map.entry(ScaleWise.class, "scale-wise sampling (--scales)"),
+            java.util.Map.entry(SampleSize.class, "area-preserving resize (--sample-size)"),
+            java.util.Map.entry(StepNoise.class, "given per-step sampler noise"),
             java.util.Map.entry(GivenDraws.class, "given random draws")));
 
     /** What an option type is called in messages. */
@@ -149,6 +152,11 @@ public final class GenerationOptions {
             scales[i] = n.get(i).asInt();
         }
         return wrap(where, () -> new ScaleWise(scales, half));
+    }
+
+    private static GenerationOption sampleSize(JsonNode j, String where) {
+        Integer px = SettingsJson.integer(j, "sample_size", 16, SampleSize.MAX, where);
+        return px == null ? null : new SampleSize(px);
     }
 
     private static GenerationOption wrap(String where, java.util.function.Supplier<GenerationOption> make) {

@@ -169,13 +169,8 @@ public final class ImageToImage {
             if (mask == null) return sampler;
             return new Sampler() {
                 @Override
-                public int steps() {
-                    return sampler.steps();
-                }
-
-                @Override
-                public float sigma(int i) {
-                    return sampler.sigma(i);
+                public Schedule schedule() {
+                    return sampler.schedule();
                 }
 
                 @Override

@@ -75,7 +75,7 @@ public record InitImage(List<Path> images, double strength, List<String> sha256)
 
     /** The option of rows {@code from..to-1} of a batch: each row keeps its image. */
     @Override
-    public GenerationOption forRows(int from, int to) {
+    public GenerationOption forImages(int from, int to) {
         return new InitImage(rows(images, from, to), strength, rows(sha256, from, to));
     }
 

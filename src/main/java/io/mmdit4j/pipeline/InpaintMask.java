@@ -44,7 +44,7 @@ public record InpaintMask(List<Path> masks, List<String> sha256) implements Gene
     }
 
     @Override
-    public GenerationOption forRows(int from, int to) {
+    public GenerationOption forImages(int from, int to) {
         return new InpaintMask(InitImage.rows(masks, from, to), InitImage.rows(sha256, from, to));
     }
 

@@ -120,8 +120,10 @@ final class LoadedPipeline implements Pipeline {
         files.requireUnchanged(); // before any forward reads a page of a mapped checkpoint that shrank (SIGBUS) or was rewritten
         MemoryEstimate memory = prepared.memory(s, false);
         MemoryPlanner.check(memory, prepared.options().memoryBudget());
-        if (memory.chunks() == 1 || observer != null || s.option(GivenDraws.class) != null) return run(impl, s, listener, observer);
-        return runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener);
+        // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
+        // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
+        return files.load(() -> memory.chunks() == 1 || observer != null || s.option(GivenDraws.class) != null ? run(impl, s, listener, observer)
+                : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
     }
 
     /** Everything that can be checked before any work. */

@@ -33,17 +33,9 @@ public final class RandomDraws implements AutoCloseable {
         return new RandomDraws(s);
     }
 
-    /** The initial latents of {@code shape}: the request's initial noise (checked, a converted copy), else the next draw. Owned. */
+    /** The initial latents of {@code shape}: the request's initial noise ({@link GenerationSettings#initialLatents}), else the next draw. Owned. */
     public Tensor initial(long[] shape, DType dtype) {
-        Tensor noise = settings.initialNoise();
-        if (noise == null) return next(shape, dtype);
-        long[] got = Tensors.shape(noise);
-        if (!Arrays.equals(got, shape)) {
-            throw new InvalidRequestException("initial noise has shape " + Arrays.toString(got) + ", expected " + Arrays.toString(shape));
-        }
-        try (PointerScope scope = new PointerScope()) {
-            return Tensors.keep(noise.to(dtype.scalarType()).clone());
-        }
+        return settings.initialNoise() != null ? settings.initialLatents(shape, dtype) : next(shape, dtype);
     }
 
     /** The next standard-normal draw of {@code shape} ({@code [images, ...]}) in {@code dtype}; owned by the caller. */

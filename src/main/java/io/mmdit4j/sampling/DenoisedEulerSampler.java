@@ -7,7 +7,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-
 import static org.bytedeco.pytorch.global.torch.scalar_tensor;
 
 /**
@@ -16,7 +15,7 @@ import static org.bytedeco.pytorch.global.torch.scalar_tensor;
  * float32 values as 0-dim float32 tensors, so the arithmetic is the reference's float32 ops; the latents stay float32 whatever
  * the prediction's dtype. With a terminal σ of 0 the last step returns x0 up to rounding.
  */
-public final class DenoisedEulerSampler implements Sampler.OnSchedule {
+public final class DenoisedEulerSampler implements Sampler {
     private final Schedule schedule;
 
     public DenoisedEulerSampler(Schedule schedule) {

@@ -112,7 +112,7 @@ public final class Noise {
 
     /**
      * One CPU generator per batch row that goes on drawing, for pipelines that draw more than once from a seeded generator
-     * (an img2img posterior sample before the noise, a sampler's fresh noise at every step). Row {@code b}'s generator is
+     * (an img2img posterior sample before the noise, a sampler's fresh noise at every step: diffusers' {@code FlowMatchLCMScheduler}, scale-wise sampling). Row {@code b}'s generator is
      * seeded with {@code seeds[b]}, so an image gets the same numbers in a batch as alone; each draw is one {@code randn}
      * of the row shape per row (libtorch's kernel), in order, concatenated. The first draw equals {@link #randnPerRow}.
      * Not thread-safe; close it to free the generators.

@@ -28,7 +28,7 @@ import static org.bytedeco.pytorch.global.torch.upsample_bicubic2d;
  * {@code σ_{i+1}·n} is computed in float16. Without scales every step stays at the latents' size (the paper's
  * {@code scales=[128]*6}). The latents are {@code [B, C, h, w]}.
  */
-public final class ScaleWiseSampler implements Sampler.OnSchedule {
+public final class ScaleWiseSampler implements Sampler {
     private final Schedule schedule;
     private final int[] scales;
     private final boolean halfNoise;

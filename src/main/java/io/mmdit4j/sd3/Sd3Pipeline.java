@@ -1,6 +1,7 @@
 package io.mmdit4j.sd3;
 
 import io.mmdit4j.guidance.ConditioningObserver;
+import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
@@ -209,14 +210,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, [1, D], owned by the caller. */
     @Override
     public Tensor delta(String pos, String neg) {
-        try (PointerScope scope = new PointerScope()) {
-            Tensor p = text.pooled(List.of(pos));
-            Tensor n = text.pooled(List.of(neg));
-            Tensor delta = transformer.guidanceDelta(p, n);
-            p.close();
-            n.close();
-            return delta;
-        }
+        return GuidancePlan.direction(text::pooled, transformer::guidanceDelta, pos, neg);
     }
 
     /** The forward on {@code [x; x]} with CFG ({@code v_u + s·(v_c − v_u)}), else on {@code x}. */

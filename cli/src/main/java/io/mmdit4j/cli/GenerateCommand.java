@@ -30,7 +30,7 @@ import java.util.concurrent.Callable;
  * them, {@code --from} repeats them). Every setting is checked before the model loads.
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Generate images (FLUX, SD3 / SD3.5) or videos (HunyuanVideo) with modulation guidance; the family is detected from the model.")
+        description = "Generate images (FLUX, SD3 / SD3.5, HiDream-I1) or videos (HunyuanVideo) with modulation guidance; the family is detected from the model.")
 final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", description = "a model name (flux-tiny-demo, flux1-schnell, sd3.5-large, hunyuan-video, ...), a diffusers folder, or a single-file FLUX transformer (with --vae and --text-encoders) (default: flux-tiny-demo)")
     String model;
@@ -39,6 +39,12 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX "
             + "transformer; COSMOS: the folder of its CLIP-L (e.g. FLUX.1-schnell)")
     Path textEncoders;
+    @Option(names = "--llama", description = "the Llama-3.1-8B-Instruct transformers folder (weights + tokenizer.json) HiDream uses as text_encoder_4 "
+            + "(default: the model folder's text_encoder_4/, else Meta-Llama-3.1-8B-Instruct/ beside it or under $MMDIT_MODELS)")
+    Path llama;
+    @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
+            + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")
+    String offload;
     @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "
             + "a wrapper state dict, or an adapter trained with `mmdit train`); default: the model folder's, else $MMDIT_MODELS/cosmos-pooled")
     Path adapter;
@@ -82,6 +88,14 @@ final class GenerateCommand implements Callable<Integer> {
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
+        if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
+        if (offload != null) {
+            switch (offload.toLowerCase(Locale.ROOT)) {
+                case "text" -> load.offloadText(true);
+                case "none" -> load.offloadText(false);
+                default -> throw new IllegalArgumentException("--offload " + offload + ": expected text or none");
+            }
+        }
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
@@ -89,10 +103,7 @@ final class GenerateCommand implements Callable<Integer> {
         ModelDescriptor d = prepared.descriptor();
         if (d != null && d.isGenerated()) {
             Verbosity.note("%s", "note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
-                    + " look like noise. For real ones use --model with " + (prepared.family().video()
-                    ? "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo"
-                    : prepared.family().name().equals("cosmos") ? "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, "
-                    + "cosmos-pooled and FLUX.1-schnell's CLIP-L)" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
+                    + " look like noise. For real ones use --model with " + realModelHint(prepared.family().name()));
         }
         if (adapter != null) {
             Verbosity.note("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter %s", adapter);
@@ -158,6 +169,15 @@ final class GenerateCommand implements Callable<Integer> {
     private static String requestLabel(GenerationSettings s) {
         String p = s.prompts().get(0);
         return (p.length() > 40 ? p.substring(0, 37) + "..." : p) + (s.images() > 1 ? ", " + s.images() + " images" : "");
+    }
+
+    private static String realModelHint(String family) {
+        return switch (family) {
+            case "hunyuan-video" -> "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo";
+            case "hidream" -> "a HiDream-I1 folder, e.g. hidream-i1-fast ($MMDIT_MODELS/HiDream-I1-Fast, with Meta-Llama-3.1-8B-Instruct)";
+            case "cosmos" -> "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, cosmos-pooled and FLUX.1-schnell's CLIP-L)";
+            default -> "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell";
+        };
     }
 
     /** Writes {@code <image>.latents.safetensors} next to each image (its latents row, prompt and seed in the metadata). */

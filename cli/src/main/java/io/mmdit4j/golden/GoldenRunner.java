@@ -27,6 +27,8 @@ public final class GoldenRunner {
             Map.entry("flux_inpaint_pipeline", new PipelineCases(PipelineCases.Start.INPAINT)),
             Map.entry("sd3_swd_pipeline", new PipelineCases(PipelineCases.Start.SCALE_WISE)),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
+            Map.entry("hidream_transformer", new HiDreamTransformerCases()),
+            Map.entry("hidream_pipeline", new HiDreamPipelineCases()),
             Map.entry("cosmos_transformer", new CosmosTransformerCases()),
             Map.entry("cosmos_pipeline", new CosmosPipelineCases()),
             Map.entry("lora", new LoraCases()),

@@ -1,12 +1,9 @@
 package io.mmdit4j.golden;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.hunyuan.HunyuanVideoTransformer;
 import io.mmdit4j.io.SafetensorsFile;
-import io.mmdit4j.runtime.DType;
 import org.bytedeco.javacpp.PointerScope;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -15,12 +12,11 @@ public final class HunyuanVideoTransformerCases implements CaseRunner {
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
-        JsonNode model = c.spec().path("model");
-        if (!model.hasNonNull("diffusers_folder")) return List.of(CaseResult.error(c.name(), "-", "case names no model (diffusers_folder)"));
-        Path modelPath = c.resolve(model.get("diffusers_folder").asText());
-        if (!Files.exists(modelPath)) return List.of(CaseResult.error(c.name(), "-", "model not found: " + modelPath));
-        DType compute = DType.parse(c.spec().path("compute_dtype").asText("float32"));
-        try (HunyuanVideoTransformer m = HunyuanVideoTransformer.load(modelPath, compute);
+        return CaseRunner.withModel(c, "diffusers_folder", modelPath -> runFrom(c, modelPath));
+    }
+
+    private static List<CaseResult> runFrom(GoldenCase c, Path modelPath) {
+        try (HunyuanVideoTransformer m = HunyuanVideoTransformer.load(modelPath, c.computeDtype());
              SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs();
              PointerScope scope = new PointerScope()) {
             try (CaseGuidance cg = CaseGuidance.read(c, in, m::guidanceDelta)) {

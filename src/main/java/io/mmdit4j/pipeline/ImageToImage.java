@@ -70,7 +70,8 @@ public final class ImageToImage {
         Tensor imageLatents = null, noise = null, mask = null, start = null;
         try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
             Tensor eps = draws.next(shape, dtype);                                       // draw 1: the posterior samples
-            Tensor unpackedImage = imageLatents(space.vae(), s, init, eps, shape, dtype);
+            int[] size = space.imageSize(s);
+            Tensor unpackedImage = imageLatents(space.vae(), size, init, eps, shape, dtype);
             Tensor n = draws.initial(shape, dtype);                                      // draw 2: the noise
             Tensor sigma = sigma(schedule.sigma(0), dtype);
             Tensor x = sigma.mul(n).add(rsub(sigma, new Scalar(1.0)).mul(unpackedImage));  // scale_noise
@@ -79,7 +80,7 @@ public final class ImageToImage {
             InpaintMask m = s.option(InpaintMask.class);
             if (m != null) {
                 noise = Tensors.keep(space.pack(n, s));
-                mask = Tensors.keep(space.pack(maskLatents(m, s, shape, dtype), s));
+                mask = Tensors.keep(space.pack(maskLatents(m, size, shape, dtype), s));
             }
             Start out = new Start(start, imageLatents, noise, mask, schedule);
             start = imageLatents = noise = mask = null;
@@ -93,11 +94,11 @@ public final class ImageToImage {
     }
 
     /** {@code ((mean + std·eps) − shift)·scaling} per image, {@code [B, C, h, w]} (image i from init image i mod n). */
-    private static Tensor imageLatents(AutoencoderKL vae, GenerationSettings s, InitImage init, Tensor eps, long[] shape, DType dtype) {
-        Tensor pixels = InputImages.pixels(init.images(), s.width(), s.height(), "init image");
+    private static Tensor imageLatents(AutoencoderKL vae, int[] size, InitImage init, Tensor eps, long[] shape, DType dtype) {
+        Tensor pixels = InputImages.pixels(init.images(), size[0], size[1], "init image");
         try (AutoencoderKL.Encoded posterior = vae.encode(pixels)) {
             if (posterior.mean().size(2) != shape[2] || posterior.mean().size(3) != shape[3]) {
-                throw new InvalidRequestException("the VAE encodes " + s.width() + "x" + s.height() + " to latents of "
+                throw new InvalidRequestException("the VAE encodes " + size[0] + "x" + size[1] + " to latents of "
                         + posterior.mean().size(3) + "x" + posterior.mean().size(2) + ", but the model's latents are " + shape[3] + "x" + shape[2]);
             }
             Tensor mean = rows(posterior.mean(), (int) shape[0]), std = rows(posterior.std(), (int) shape[0]);
@@ -109,8 +110,8 @@ public final class ImageToImage {
     }
 
     /** The binarised masks at the latent size ({@code F.interpolate} nearest), one per image, repeated to the latent channels. */
-    private static Tensor maskLatents(InpaintMask m, GenerationSettings s, long[] shape, DType dtype) {
-        Tensor cond = InputImages.masks(m.masks(), s.width(), s.height());                                    // [n, 1, H, W]
+    private static Tensor maskLatents(InpaintMask m, int[] size, long[] shape, DType dtype) {
+        Tensor cond = InputImages.masks(m.masks(), size[0], size[1]);                                    // [n, 1, H, W]
         Tensor small = upsample_nearest2d(cond, new long[] {shape[2], shape[3]}, new org.bytedeco.pytorch.DoubleOptional(),
                 new org.bytedeco.pytorch.DoubleOptional());                                                 // [n, 1, h, w]
         return rows(small, (int) shape[0]).repeat(1, shape[1], 1, 1).to(dtype.scalarType());
@@ -121,7 +122,7 @@ public final class ImageToImage {
         InpaintMask m = s.option(InpaintMask.class);
         if (m == null) throw new IllegalArgumentException("no mask in these settings");
         try (PointerScope scope = new PointerScope()) {
-            return Tensors.keep(maskLatents(m, s, new long[] {shape[0], 1, shape[2], shape[3]}, DType.F32));
+            return Tensors.keep(maskLatents(m, new int[] {s.width(), s.height()}, new long[] {shape[0], 1, shape[2], shape[3]}, DType.F32));
         }
     }
 

@@ -19,6 +19,14 @@ public interface LatentSpace {
     /** The VAE whose encoder gives the init latents ({@code (posterior sample − shift)·scaling}). */
     AutoencoderKL vae();
 
+    /**
+     * The {@code [width, height]} the init images and masks are read at: the request's size, unless the family resizes it
+     * (HiDream's area-preserving {@link SampleSize}).
+     */
+    default int[] imageSize(GenerationSettings s) {
+        return new int[] {s.width(), s.height()};
+    }
+
     /** Latents {@code [B, C, h, w]} in the layout the family's sampler steps (FLUX: packed 2×2 tokens); owned by the caller. */
     Tensor pack(Tensor unpacked, GenerationSettings s);
 
@@ -28,8 +36,15 @@ public interface LatentSpace {
      */
     static LatentSpace of(AutoencoderKL vae, DType dtype, java.util.function.Function<GenerationSettings, long[]> shape,
                           java.util.function.UnaryOperator<Tensor> layout) {
+        return of(vae, dtype, shape, layout, s -> new int[] {s.width(), s.height()});
+    }
+
+    /** {@link #of(AutoencoderKL, DType, java.util.function.Function, java.util.function.UnaryOperator)} with the pictures read at {@code imageSize}. */
+    static LatentSpace of(AutoencoderKL vae, DType dtype, java.util.function.Function<GenerationSettings, long[]> shape,
+                          java.util.function.UnaryOperator<Tensor> layout, java.util.function.Function<GenerationSettings, int[]> imageSize) {
         return new LatentSpace() {
             @Override public long[] shape(GenerationSettings s) { return shape.apply(s); }
+            @Override public int[] imageSize(GenerationSettings s) { return imageSize.apply(s); }
             @Override public DType dtype() { return dtype; }
             @Override public AutoencoderKL vae() { return vae; }
 

@@ -44,11 +44,11 @@ final class FamilyOptions {
     @Option(names = "--fps", description = "frames per second of the written video (default: the model's, 15)")
     Integer fps;
     @Option(names = "--init-image", paramLabel = "IMG", description = "image-to-image: start from this picture (repeatable: image i uses picture i mod n); "
-            + "the size defaults to its own (FLUX, SD3)")
+            + "the size defaults to its own (FLUX, SD3, HiDream)")
     List<Path> initImages = new ArrayList<>();
     @Option(names = "--strength", description = "image-to-image strength in (0, 1]: how much of the schedule runs (default 0.6, diffusers')")
     Double strength;
-    @Option(names = "--mask", paramLabel = "IMG", description = "inpainting: grey mask for --init-image, white (>= 128) repaints, black keeps (repeatable; FLUX, SD3)")
+    @Option(names = "--mask", paramLabel = "IMG", description = "inpainting: grey mask for --init-image, white (>= 128) repaints, black keeps (repeatable; FLUX, SD3, HiDream)")
     List<Path> masks = new ArrayList<>();
     @Option(names = "--scales", description = "scale-wise sampling (SD3): latent sides per step, e.g. 64,80,96,112,128,128 (image = 8x the last), "
             + "or 'fixed' (every step at --width/--height, the DMD2 recipe's [128]*6)")

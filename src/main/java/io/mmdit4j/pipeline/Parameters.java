@@ -56,7 +56,9 @@ public final class Parameters {
         EmbeddedGuidance eg = s.option(EmbeddedGuidance.class);
         if (eg != null) f.put("Distilled CFG Scale", number(eg.scale()));
         f.put("Seed", SettingsJson.seedText(s.seed(0)));
-        f.put("Size", s.width() + "x" + s.height());
+        SampleSize sample = s.option(SampleSize.class); // HiDream: the image has the resized size
+        int[] size = sample == null ? new int[] {s.width(), s.height()} : sample.resize(s.width(), s.height());
+        f.put("Size", size[0] + "x" + size[1]);
         f.put("Model", modelName(s.model()));
         InitImage init = s.option(InitImage.class);
         if (init != null) f.put("Denoising strength", number(init.strength()));
@@ -70,6 +72,7 @@ public final class Parameters {
         if (sigmas != null) f.put("Sigmas", join(sigmas.sigmas()) + (sigmas.shifted() ? " shifted" : ""));
         SchedulerShift shift = s.option(SchedulerShift.class);
         if (shift != null) f.put("Shift", number(shift.shift()));
+        if (sample != null) f.put("Sample size", Integer.toString(sample.pixels()));
         VideoFrames frames = s.option(VideoFrames.class);
         if (frames != null) f.put("Frames", Integer.toString(frames.frames()));
         FrameRate fps = s.option(FrameRate.class);
@@ -122,6 +125,7 @@ public final class Parameters {
         return switch (name == null ? "" : name) {
             case "flow_match_euler" -> "Euler";
             case "karras_x0_euler" -> "Euler Karras";
+            case "scheduler_config" -> "Model's scheduler"; // HiDream: UniPC (Full) or FlowMatchLCM (Fast, Dev), as the folder says
             default -> name;
         };
     }

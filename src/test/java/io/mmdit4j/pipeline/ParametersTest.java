@@ -64,7 +64,7 @@ class ParametersTest {
     }
 
     @Test
-    void imageToImageAndScaleWiseFields(@TempDir Path tmp) {
+    void imageToImageAndScaleWiseFields(@TempDir Path tmp) throws IOException {
         Path init = tmp.resolve("init.png");
         PngImages.write(init, new BufferedImage(32, 32, BufferedImage.TYPE_INT_RGB), Map.of());
         PreparedModel demo = Pipelines.prepare("flux-tiny-demo", LoadOptions.defaults());
@@ -83,6 +83,14 @@ class ParametersTest {
         assertEquals("SwD", b.get("Sampler"));
         assertEquals("4,8", b.get("Scales"));
         assertEquals("64x64", b.get("Size"), "8 × the last scale");
+
+        PreparedModel hd = Pipelines.prepare("hidream-tiny-demo", LoadOptions.builder()
+                .registry(io.mmdit4j.hidream.HiDreamDemo.registry(tmp.resolve("home"))).build());
+        GenerationSettings h = hd.resolve(GenerationRequest.builder().prompt("x").size(64, 16).build());
+        Map<String, String> c = A1111Infotext.parse(h.metadata(0).get("parameters"));
+        assertEquals("128x32", c.get("Size"), "the image's size after HiDream's area-preserving resize to 64² (the request's 64x16 is in the record)");
+        assertEquals("64", c.get("Sample size"));
+        assertEquals("Model's scheduler", c.get("Sampler"));
     }
 
     @Test

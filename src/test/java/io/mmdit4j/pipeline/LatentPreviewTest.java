@@ -54,4 +54,19 @@ class LatentPreviewTest {
             }
         }
     }
+
+    /** What a preview costs at FLUX.1's 1024² (latents [1, 16, 128, 128]): printed for the README; bounded loosely. */
+    @Test
+    void aPreviewAt1024IsCheap() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor x = org.bytedeco.pytorch.global.torch.randn(1, 16, 128, 128);
+            for (int i = 0; i < 5; i++) LatentPreview.FLUX.rgb(x).close(); // warm-up
+            int n = 50;
+            long t0 = System.nanoTime();
+            for (int i = 0; i < n; i++) LatentPreview.FLUX.rgb(x).close();
+            double ms = (System.nanoTime() - t0) / 1e6 / n;
+            System.out.printf(java.util.Locale.ROOT, "latent preview of [1, 16, 128, 128] (1024x1024): %.2f ms%n", ms);
+            assertTrue(ms < 200, "a preview took " + ms + " ms");
+        }
+    }
 }

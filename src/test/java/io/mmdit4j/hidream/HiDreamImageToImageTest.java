@@ -11,6 +11,7 @@ import io.mmdit4j.pipeline.InpaintMask;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.Pipelines;
+import io.mmdit4j.pipeline.SampleSize;
 import io.mmdit4j.pipeline.StepNoise;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
@@ -127,6 +128,40 @@ class HiDreamImageToImageTest {
             Tensor lat = r.latents(), kept = start.imageLatents();
             assertTrue(equal(lat.narrow(3, 0, 4), kept.narrow(3, 0, 4)), "the left half (mask 0) is the init latents exactly");
             assertFalse(equal(lat.narrow(3, 4, 4), kept.narrow(3, 4, 4)), "the right half is the model's");
+        }
+    }
+
+    @Test
+    void withUniPcTheTruncatedScheduleRunsAndTheRecordRepeatsIt() throws IOException {
+        // the demo folder with HiDream-I1 Full's scheduler (UniPC: no step noise)
+        Path folder = home.resolve("unipc");
+        Path demo = HiDreamDemo.folder(home);
+        try (var files = java.nio.file.Files.walk(demo)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Path to = folder.resolve(demo.relativize(f).toString());
+                if (java.nio.file.Files.isDirectory(f)) java.nio.file.Files.createDirectories(to);
+                else java.nio.file.Files.copy(f, to);
+            }
+        }
+        java.nio.file.Files.writeString(folder.resolve("scheduler/scheduler_config.json"), "{\"_class_name\": \"FlowUniPCMultistepScheduler\", \"shift\": 3.0}");
+        // loaded by path there are no descriptor defaults: the demo's sample size is given (HiDream-I1's is 1024)
+        SampleSize demoSize = new SampleSize(64);
+        try (Pipeline full = Pipelines.load(folder.toString(), LoadOptions.defaults()); PointerScope scope = new PointerScope()) {
+            GenerationSettings s = full.resolve(request().seed(6).option(demoSize).option(InitImage.of(init, 0.5)).build());
+            FamilyPipeline<?> f = full.unwrap(FamilyPipeline.class);
+            io.mmdit4j.sampling.Schedule truncated = ImageToImage.truncate(f.schedule(s), s);
+            assertEquals(2, truncated.steps(), "4 steps at strength 0.5 run 2");
+            float sigma0 = f.schedule(s).sigma(0);
+            assertTrue(sigma0 < 1f, "UniPC's flow sigmas start below 1 (" + sigma0 + "): strength 1 keeps a trace of the picture");
+            try (GenerationResult i2i = full.generate(s, null, null);
+                 GenerationResult again = full.generate(GenerationSettings.read(i2i.settings().toJson(), "record").request());
+                 ImageToImage.Start start = ImageToImage.start(f, s, truncated)) {
+                assertEquals(2, i2i.timings().steps().length);
+                for (float v : Tensors.toFloats(i2i.images())) assertTrue(v >= 0f && v <= 1f);
+                assertTrue(equal(i2i.latents(), again.latents()), "the record repeats the run bit for bit");
+                assertFalse(equal(i2i.latents(), start.latents()), "the model moved the latents");
+                System.out.println("HiDream UniPC: first sigma " + sigma0);
+            }
         }
     }
 }

@@ -4,11 +4,15 @@ import io.mmdit4j.guidance.GuidanceDefaults;
 import io.mmdit4j.models.DemoModels;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelFamily;
+import io.mmdit4j.pipeline.TrueCfg;
 import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationDefaults;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.GivenDraws;
+import io.mmdit4j.pipeline.InitImage;
+import io.mmdit4j.pipeline.InpaintMask;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.MemoryModel;
@@ -73,8 +77,18 @@ public final class FluxFamily implements ModelFamily {
         return new FluxMemory(FluxTransformer.inspect(model, null), vae, o.dtype() != null ? o.dtype() : DType.F32);
     }
 
+    /**
+     * Options every FLUX model takes: true classifier-free guidance (diffusers' {@code true_cfg_scale} with a negative prompt),
+     * image-to-image and inpainting (the VAE's encoder), given draws (cross-checks).
+     */
+    private static final Set<Class<? extends GenerationOption>> COMMON = Set.of(TrueCfg.class, InitImage.class, InpaintMask.class,
+            GivenDraws.class);
+
     static Set<Class<? extends GenerationOption>> options(FluxConfig c) {
-        return c.guidanceEmbeds() ? Set.of(EmbeddedGuidance.class) : Set.of();
+        if (!c.guidanceEmbeds()) return COMMON;
+        Set<Class<? extends GenerationOption>> all = new java.util.HashSet<>(COMMON);
+        all.add(EmbeddedGuidance.class);
+        return Set.copyOf(all);
     }
 
     @Override

@@ -13,6 +13,9 @@ import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LatentPreview;
+import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
@@ -24,13 +27,17 @@ import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+
+import static org.bytedeco.pytorch.global.torch.cat;
 
 /**
  * FLUX.1 text-to-image as diffusers' {@code FluxPipeline.__call__}: prompts → T5 + CLIP → seeded noise → packed
@@ -124,9 +131,19 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     // ---------------------------------------------------------------- steps
 
+    /** The prompts' embeddings; with true CFG the transformer batch {@code [negative; positive]} (2·images rows). Caller-owned. */
     @Override
     public FluxTextEncoders.Embeddings encode(GenerationSettings s) {
-        return text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        FluxTextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        if (!cfg(s)) return pos;
+        List<String> negatives = s.negativePrompts().negatives(s.prompts().size());
+        try (FluxTextEncoders.Embeddings neg = text.encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
+             PointerScope scope = new PointerScope()) {
+            return new FluxTextEncoders.Embeddings(Tensors.keep(cat(new TensorVector(neg.promptEmbeds(), pos.promptEmbeds()), 0)),
+                    Tensors.keep(cat(new TensorVector(neg.pooled(), pos.pooled()), 0)), Tensors.keep(pos.textIds().clone()));
+        } finally {
+            pos.close();
+        }
     }
 
     @Override
@@ -143,23 +160,38 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** Initial packed latents [B·n, N, 64] in the model dtype: the request's latents (unpacked [B·n, 16, h, w]), else seeded noise per image. Caller-owned. */
     @Override
     public Tensor noise(GenerationSettings s) {
-        try (PointerScope scope = new PointerScope()) {
-            long[] shape = Noise.fluxLatentShape(s.images(), s.height(), s.width());
-            Tensor unpacked = io.mmdit4j.runtime.Scopes.adopt(s.initialLatents(shape, dtype));
-            return Tensors.keep(FluxLatents.pack(unpacked).contiguous());
+        try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(FluxLatents.pack(draws.initial(latentShape(s), dtype)).contiguous());
         }
+    }
+
+    /** FluxPipeline's unpacked latent shape {@code [B·n, 16, 2·⌊H/16⌋, 2·⌊W/16⌋]}. */
+    private static long[] latentShape(GenerationSettings s) {
+        return Noise.fluxLatentShape(s.images(), s.height(), s.width());
+    }
+
+    /** The VAE's latents, packed into 2×2 tokens for the sampler (image-to-image, inpainting). */
+    @Override
+    public LatentSpace latentSpace() {
+        return LatentSpace.of(vae, dtype, FluxPipeline::latentShape, FluxLatents::pack);
     }
 
     @Override
     public Velocity velocity(GenerationSettings s, Schedule schedule, FluxTextEncoders.Embeddings emb, ModulationGuidance guidance,
                              ConditioningObserver observer) {
         int batch = s.images();
+        boolean cfg = cfg(s);
+        int rows = cfg ? 2 * batch : batch;
+        if (emb.promptEmbeds().size(0) != rows) {
+            throw new IllegalArgumentException("conditioning has " + emb.promptEmbeds().size(0) + " rows, expected " + rows + " for this request");
+        }
+        Scalar scale = cfg ? new Scalar(s.negativePrompts().scale()) : null;
         EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
         Tensor imgIds = null, guidanceArg = null;
         Rope rope = null;
         try (PointerScope scope = new PointerScope()) {
             imgIds = Tensors.keep(FluxInputs.imageIds(s.height() / 16, s.width() / 16));
-            guidanceArg = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), batch) : null;
+            guidanceArg = transformer.config().guidanceEmbeds() ? FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), rows) : null;
             rope = transformer.rope(emb.textIds(), imgIds);
         } catch (RuntimeException e) {
             Native.release(imgIds);
@@ -173,14 +205,21 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
             @Override
             public Tensor at(Tensor x, int i) {
                 // pipelineTimestep and forward hand out owned tensors
-                try (Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, batch, Tensors.dtype(x))) {
-                    return transformer.forward(new FluxInputs(x, emb.promptEmbeds(), emb.pooled(), t, gArg, ids, emb.textIds()), guidance, i, r,
-                            observer);
+                try (Tensor t = FluxTimesteps.pipelineTimestep(schedule, i, rows, Tensors.dtype(x)); PointerScope scope = new PointerScope()) {
+                    Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;
+                    Tensor out = transformer.forward(new FluxInputs(in, emb.promptEmbeds(), emb.pooled(), t, gArg, ids, emb.textIds()), guidance, i, r,
+                            observer); // owned
+                    if (!cfg) return out;
+                    Tensor neg = out.narrow(0, 0, batch), pos = out.narrow(0, batch, batch);
+                    Tensor v = neg.add(pos.sub(neg).mul(scale)); // diffusers' true CFG: neg + scale·(pos − neg)
+                    out.close();
+                    return Tensors.keep(v);
                 }
             }
 
             @Override
             public void close() {
+                if (scale != null) scale.close();
                 r.close();
                 Native.release(ids);
                 Native.release(gArg);
@@ -297,6 +336,16 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** The parts' rows as one batch (the tensor itself for one part); a temporary of the caller's scope. */
     private static Tensor stackRows(Tensor[] parts) {
         return parts.length == 1 ? parts[0] : org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(parts), 0);
+    }
+
+
+    /** ComfyUI's FLUX latent-to-RGB preview of packed latents (unpacked first). */
+    @Override
+    public Tensor preview(Tensor packed, GenerationSettings s) {
+        long[] shape = latentShape(s);
+        try (PointerScope scope = new PointerScope()) {
+            return LatentPreview.FLUX.rgb(FluxLatents.unpack(packed, shape[2], shape[3]));
+        }
     }
 
     /** Packed latents → images [B, 3, H, W] in [0, 1], fp32 on the CPU. Caller-owned. */

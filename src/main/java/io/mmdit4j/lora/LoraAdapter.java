@@ -259,7 +259,7 @@ public final class LoraAdapter implements AutoCloseable {
         if (!unmatched.isEmpty()) {
             String msg = origin + ": " + unmatched.size() + " LoRA key(s) target nothing in the " + t.model;
             if (strict) throw new ModelFormatException(msg + listed(unmatched));
-            System.err.println("mmdit4j: warning: " + msg + " and are ignored (first: '" + unmatched.get(0) + "')");
+            org.slf4j.LoggerFactory.getLogger(LoraAdapter.class).warn("{} and are ignored (first: '{}')", msg, unmatched.get(0));
         }
 
         Applied previous = applied.get(model);

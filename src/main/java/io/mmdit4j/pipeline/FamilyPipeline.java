@@ -36,9 +36,9 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** Family rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any work. */
     default void validate(GenerationSettings s) {}
 
-    /** Whether the transformer batch is the CFG pair {@code [negative; positive]} (2·images rows). */
+    /** Whether the transformer batch is the CFG pair {@code [negative; positive]} (2·images rows): CFG or FLUX's true CFG on. */
     default boolean cfg(GenerationSettings s) {
-        ClassifierFreeGuidance c = s.option(ClassifierFreeGuidance.class);
+        NegativePrompts c = s.negativePrompts();
         return c != null && c.active();
     }
 
@@ -71,10 +71,26 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     Tensor noise(GenerationSettings s);
 
     /**
+     * The family's latents as image-to-image and inpainting see them (shape, VAE, packing), or null when it has no image
+     * encoder (then it must not list {@link InitImage} among its {@link #supportedOptions}).
+     */
+    default LatentSpace latentSpace() {
+        return null;
+    }
+
+    /**
      * The model's prediction at each step of {@code schedule} (forward, CFG combination) in the form {@link #sampler} steps
      * with, with its per-request state; closed after the loop.
      */
     Velocity velocity(GenerationSettings s, Schedule schedule, C conditioning, ModulationGuidance guidance, ConditioningObserver observer);
+
+    /**
+     * A cheap RGB preview of latents in the sampler's layout, {@code [B, 3, h, w]} in [0, 1] on the CPU
+     * ({@link io.mmdit4j.sampling.StepListener.Step#preview}), or null: families without a latent-to-RGB map.
+     */
+    default Tensor preview(Tensor latents, GenerationSettings s) {
+        return null;
+    }
 
     /** Final latents → images {@code [N, 3, H, W]} or frames {@code [N, F, 3, H, W]} in [0, 1], fp32 on the CPU. Owned by the caller. */
     Tensor decode(Tensor latents, GenerationSettings s);

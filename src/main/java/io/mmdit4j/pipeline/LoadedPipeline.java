@@ -58,7 +58,10 @@ final class LoadedPipeline implements Pipeline {
         this.reports = List.copyOf(reports);
     }
 
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LoadedPipeline.class);
+
     static LoadedPipeline load(PreparedModel p) {
+        long t0 = System.nanoTime();
         CheckpointFiles files = new CheckpointFiles(p.options().memoryMapped());
         FamilyPipeline<?> impl = files.load(() -> p.family().load(p.path(), p.options()));
         List<LoraAdapter> adapters = new ArrayList<>();
@@ -69,6 +72,9 @@ final class LoadedPipeline implements Pipeline {
                 adapters.add(a);
                 reports.add(impl.applyLora(a, l.scale(), p.options().loraStrict()));
             }
+            LOG.info(String.format(java.util.Locale.ROOT, "loaded %s (%s, %s on %s, %s) in %.2f s", p.path(), p.family().name(),
+                    impl.dtype().torchName(), impl.device(), p.options().memoryMapped() ? "mapped" : "read into memory", (System.nanoTime() - t0) / 1e9));
+            reports.forEach(r -> LOG.info("LoRA: {}", r.summary()));
             return new LoadedPipeline(p, impl, adapters, reports, files);
         } catch (RuntimeException | Error e) {
             adapters.forEach(LoraAdapter::close);
@@ -110,7 +116,7 @@ final class LoadedPipeline implements Pipeline {
         MemoryEstimate memory = checkBeforeWork(s);
         // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
         // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
-        return files.load(() -> memory.chunks() == 1 || observer != null ? run(impl, s, listener, observer)
+        return files.load(() -> memory.chunks() == 1 || observer != null || s.option(GivenDraws.class) != null ? run(impl, s, listener, observer)
                 : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
     }
 
@@ -154,6 +160,7 @@ final class LoadedPipeline implements Pipeline {
             throw e instanceof InvalidRequestException ? e : new InvalidRequestException(e.getMessage(), e);
         }
         family().validate(s);
+        ImageToImage.check(s);
         f.validate(s);
     }
 
@@ -162,7 +169,7 @@ final class LoadedPipeline implements Pipeline {
         StepListener l = listener == null ? StepListener.NONE : listener;
         Tensor output = null, latents = null;
         long text = 0, decode = 0;
-        long[] steps = new long[s.steps()];
+        long[] steps = null; // the steps run (fewer than s.steps() from an init image)
         try {
             for (int c = 0; c < chunks.size(); c++) {
                 int from = chunks.get(c)[0], to = chunks.get(c)[1], chunk = c;
@@ -176,6 +183,7 @@ final class LoadedPipeline implements Pipeline {
                     copyRows(latents, from, part.latents());
                     text += part.timings().textEncode();
                     decode += part.timings().decode();
+                    if (steps == null) steps = new long[part.timings().steps().length];
                     for (int i = 0; i < steps.length; i++) steps[i] += part.timings().steps()[i];
                 } finally {
                     if (noise != null) noise.close();
@@ -211,7 +219,7 @@ final class LoadedPipeline implements Pipeline {
                                                            ConditioningObserver observer) {
         check(f, s);
         List<String> warnings = warnings(s);
-        Schedule schedule = f.schedule(s); // a bad sigma list fails before any work
+        Schedule schedule = ImageToImage.truncate(f.schedule(s), s); // a bad sigma list fails before any work; an init image's strength
         long t0 = System.nanoTime();
         try (C cond = f.encode(s);
              ModulationGuidance plan = GuidancePlan.build(s.guidance(), s.images(), f.cfg(s), f.numGuidedBlocks(), s.normControl(),
@@ -220,9 +228,10 @@ final class LoadedPipeline implements Pipeline {
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
-            try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer);
-                 Sampler sampler = f.sampler(s, schedule)) {
-                latents = Denoiser.run(sampler, noise, v, f.device(), listener, stepNanos);
+            try (ImageToImage.Start start = ImageToImage.start(f, s, schedule); Sampler sampler = start.sampler(f.sampler(s, schedule));
+                 FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
+                StepListener l = listener == null ? StepListener.NONE : listener;
+                latents = Denoiser.run(sampler, start.latents(), v, f.device(), step -> l.onStep(step.withPreview(x -> f.preview(x, s))), stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;
@@ -234,7 +243,12 @@ final class LoadedPipeline implements Pipeline {
                 latents.close();
                 throw e;
             }
-            return new GenerationResult(decoded, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1), s, warnings);
+            Timings timings = new Timings(textNanos, stepNanos, System.nanoTime() - t1);
+            if (LOG.isDebugEnabled()) {
+                LOG.debug(String.format(java.util.Locale.ROOT, "%d image(s) %dx%d, %d steps: text %.2f s, denoise %.2f s, decode %.2f s", s.images(),
+                        s.width(), s.height(), stepNanos.length, timings.textEncode() / 1e9, timings.denoise() / 1e9, timings.decode() / 1e9));
+            }
+            return new GenerationResult(decoded, latents, timings, s, warnings);
         } catch (Exception e) {
             throw rethrow(e);
         }

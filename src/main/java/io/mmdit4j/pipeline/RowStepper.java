@@ -46,6 +46,14 @@ import static org.bytedeco.pytorch.global.torch.cat;
  * own it. {@link Rows} left open when the stepper closes are released with it.
  */
 public final class RowStepper implements AutoCloseable {
+    /**
+     * Options whose work the row forwards do not do (an init image or mask changes the noise and the schedule, true CFG
+     * needs a second forward, scale-wise sampling changes the latent size, recorded draws replace the sampler's):
+     * refused at {@link #start} instead of being silently ignored.
+     */
+    static final Set<Class<? extends GenerationOption>> WHOLE_REQUEST_ONLY =
+            Set.of(InitImage.class, InpaintMask.class, TrueCfg.class, ScaleWise.class, GivenDraws.class, StepNoise.class);
+
     /** Distinct one-image encodings kept for reuse (prompt, negative prompt, text length) beyond those in use. */
     public static final int ENCODING_CACHE = 64;
 
@@ -98,6 +106,11 @@ public final class RowStepper implements AutoCloseable {
             requireOpen();
             if (forward == null) throw new UnsupportedOptionException("row stepping: not supported by the " + pipeline.family().name() + " family");
             pipeline.checkBeforeWork(s);
+            for (var o : s.options().keySet()) {
+                if (WHOLE_REQUEST_ONLY.contains(o)) {
+                    throw new UnsupportedOptionException(GenerationOptions.describe(o) + ": not supported by row stepping; generate the request whole (Pipeline.generate)");
+                }
+            }
             Schedule schedule = family.schedule(s);
             long t0 = System.nanoTime();
             List<Part> parts = new ArrayList<>();

@@ -13,6 +13,10 @@ import io.mmdit4j.pipeline.CustomSigmas;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LatentPreview;
+import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.RandomDraws;
+import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -21,6 +25,8 @@ import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
+import io.mmdit4j.sampling.Sampler;
+import io.mmdit4j.sampling.ScaleWiseSampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
@@ -160,12 +166,45 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         }
     }
 
-    /** Initial latents [B·n, 16, H/8, W/8] in the model dtype: the request's latents, else seeded noise per image. Caller-owned. */
+    /**
+     * Initial latents [B·n, 16, H/8, W/8] in the model dtype (scale-wise sampling: at the first scale): the request's latents,
+     * else seeded noise per image. Caller-owned.
+     */
     @Override
     public Tensor noise(GenerationSettings s) {
+        try (RandomDraws draws = RandomDraws.of(s)) {
+            return draws.initial(latentShape(s), dtype);
+        }
+    }
+
+    /** {@code [B·n, C, ⌊H/8⌋, ⌊W/8⌋]}, or the first scale's square with scale-wise sampling. */
+    private long[] latentShape(GenerationSettings s) {
         long[] shape = Noise.sd3LatentShape(s.images(), s.height(), s.width());
         shape[1] = transformer.config().inChannels();
-        return s.initialLatents(shape, dtype);
+        ScaleWise swd = s.option(ScaleWise.class);
+        if (swd != null && !swd.isFixed()) shape[2] = shape[3] = swd.scale(0);
+        return shape;
+    }
+
+    /** Scale-wise sampling when asked ({@link ScaleWiseSampler}: fresh noise from each image's stream after its initial latents), else Euler. */
+    @Override
+    public Sampler sampler(GenerationSettings s, Schedule schedule) {
+        ScaleWise swd = s.option(ScaleWise.class);
+        if (swd == null) return schedule;
+        RandomDraws draws = RandomDraws.of(s);
+        try {
+            draws.skipInitial(latentShape(s), dtype); // the initial latents were the streams' first draw
+            return new ScaleWiseSampler(schedule, swd.scales(), swd.halfNoise(), shape -> draws.next(shape, DType.F32), draws);
+        } catch (RuntimeException e) {
+            draws.close();
+            throw e;
+        }
+    }
+
+    /** The VAE's latents as the sampler steps them, unpacked (image-to-image, inpainting). */
+    @Override
+    public LatentSpace latentSpace() {
+        return LatentSpace.of(vae, dtype, this::latentShape, x -> x);
     }
 
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, [1, D], owned by the caller. */
@@ -285,6 +324,12 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     /** The parts' rows as one batch (the tensor itself for one part); a temporary of the caller's scope. */
     private static Tensor stackRows(List<Tensor> parts) {
         return parts.size() == 1 ? parts.get(0) : cat(new TensorVector(parts.toArray(Tensor[]::new)), 0);
+    }
+
+    /** ComfyUI's SD3 latent-to-RGB preview (any scale of scale-wise sampling). */
+    @Override
+    public Tensor preview(Tensor latents, GenerationSettings s) {
+        return latents.size(1) == 16 ? LatentPreview.SD3.rgb(latents) : null;
     }
 
     /** Latents [B, 16, h, w] → images [B, 3, H, W] in [0, 1], fp32 on the CPU ({@code decode(z/scaling + shift)}). Caller-owned. */

@@ -201,6 +201,16 @@ class RowStepperTest {
     }
 
     @Test
+    void optionsTheRowForwardsDoNotDoAreRefusedNotIgnored() {
+        try (Pipeline p = Pipelines.load(FLUX.toString(), LoadOptions.defaults()); RowStepper stepper = p.rowStepper()) {
+            GenerationSettings trueCfg = p.resolve(flux("a red fox", 3, 1).option(new TrueCfg(3.0, List.of("blurry"))).build());
+            UnsupportedOptionException e = assertThrows(UnsupportedOptionException.class, () -> stepper.start(trueCfg));
+            assertTrue(e.getMessage().contains("row stepping"), e.getMessage());
+            stepper.start(p.resolve(flux("a red fox", 3, 1).build())).close(); // the same request without it starts
+        }
+    }
+
+    @Test
     void familiesWithoutRowSteppingSaySo() {
         try (Pipeline p = Pipelines.load("cosmos-tiny-demo", LoadOptions.defaults()); RowStepper stepper = p.rowStepper()) {
             assertFalse(stepper.supported());

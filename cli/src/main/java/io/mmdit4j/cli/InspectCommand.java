@@ -77,8 +77,7 @@ final class InspectCommand implements Callable<Integer> {
             return 0;
         }
         if (image != null) {
-            // Text from a file, printed with its control characters escaped: a PNG must not drive the terminal.
-            io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
+            printText(io.mmdit4j.image.PngImages.readText(image));
             return 0;
         }
         if (config == null) throw new IllegalArgumentException("give a PNG to inspect, or --config for a dry run");
@@ -189,13 +188,38 @@ final class InspectCommand implements Callable<Integer> {
                 available < 0 ? "unknown" : String.format(Locale.ROOT, "%.2f GB", available / 1e9));
     }
 
+    /**
+     * Stored settings: the prompt (and negative prompt) of the record first, then every entry; the A1111 {@code parameters}
+     * text one line each. Text from a file is printed with its control characters escaped: it must not drive the terminal.
+     */
+    private static void printText(java.util.Map<String, String> text) {
+        String record = text.get(io.mmdit4j.pipeline.GenerationSettings.METADATA_KEY);
+        if (record != null) {
+            try {
+                com.fasterxml.jackson.databind.JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(record);
+                j.path("prompts").forEach(p -> System.out.println("prompt: " + FileErrors.printable(p.asText())));
+                if (j.path("negative_prompt").isTextual()) System.out.println("negative prompt: " + FileErrors.printable(j.get("negative_prompt").asText()));
+            } catch (java.io.IOException | RuntimeException e) {
+                System.out.println("(the mmdit4j record is not valid JSON)");
+            }
+        }
+        text.forEach((k, v) -> {
+            if (!k.equals(io.mmdit4j.pipeline.GenerationSettings.PARAMETERS_KEY)) {
+                System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v));
+                return;
+            }
+            System.out.println(FileErrors.printable(k) + ":");
+            v.lines().forEach(line -> System.out.println("  " + FileErrors.printable(line)));
+        });
+    }
+
     /** A video's stream summary, then its stored settings (the container metadata) one per line. */
     private static void inspectVideo(Path video) {
         io.mmdit4j.video.VideoReader.Info info = io.mmdit4j.video.VideoReader.probe(video);
         System.out.printf(Locale.ROOT, "# %s: %s, %dx%d, %.3g fps, %s frames, %s s%n", info.container(), info.codec(),
                 info.width(), info.height(), info.fps(), info.frames() < 0 ? "?" : String.valueOf(info.frames()),
                 info.durationSeconds() < 0 ? "?" : String.format(Locale.ROOT, "%.3f", info.durationSeconds()));
-        info.metadata().forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
+        printText(info.metadata());
     }
 
     private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops) {

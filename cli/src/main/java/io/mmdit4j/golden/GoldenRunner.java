@@ -22,6 +22,11 @@ public final class GoldenRunner {
             Map.entry("flux_pipeline", new PipelineCases()),
             Map.entry("sd3_transformer", new Sd3TransformerCases()),
             Map.entry("sd3_pipeline", new PipelineCases()),
+            Map.entry("flux_img2img_pipeline", new PipelineCases(PipelineCases.Start.IMAGE)),
+            Map.entry("sd3_img2img_pipeline", new PipelineCases(PipelineCases.Start.IMAGE)),
+            Map.entry("flux_inpaint_pipeline", new PipelineCases(PipelineCases.Start.INPAINT)),
+            Map.entry("sd3_inpaint_pipeline", new PipelineCases(PipelineCases.Start.INPAINT)), // the same rules (StableDiffusion3InpaintPipeline)
+            Map.entry("sd3_swd_pipeline", new PipelineCases(PipelineCases.Start.SCALE_WISE)),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
             Map.entry("hidream_transformer", new HiDreamTransformerCases()),
             Map.entry("hidream_pipeline", new HiDreamPipelineCases()),

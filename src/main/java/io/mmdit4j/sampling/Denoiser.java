@@ -98,7 +98,7 @@ public final class Denoiser {
     }
 
     /** Reads and releases the queued flags in step order; throws at the first false one. */
-    private static void readFlags(List<Tensor> flags, int firstStep, Schedule schedule) {
+    private static void readFlags(List<Tensor> flags, int firstStep, Sampler schedule) {
         try {
             for (int k = 0; k < flags.size(); k++) {
                 if (flags.get(k) == null || flags.get(k).item_bool()) continue;

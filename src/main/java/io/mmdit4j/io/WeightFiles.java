@@ -1,5 +1,8 @@
 package io.mmdit4j.io;
 
+import io.mmdit4j.io.gguf.GgufFile;
+import io.mmdit4j.io.quant.QuantizedSafetensors;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -7,15 +10,25 @@ import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
-/** Opens the weights of a model component: a single file, a folder with one file, or a sharded folder. */
+/**
+ * Opens the weights of a model component: a single file (safetensors or GGUF), a folder with one file, or a sharded folder.
+ * Quantized safetensors layouts (fp8, ComfyUI's scaled fp8, bitsandbytes 4-bit) are grouped into one tensor per weight
+ * ({@link QuantizedSafetensors}).
+ */
 public final class WeightFiles {
     private WeightFiles() {}
 
     private static final List<String> PREFERRED = List.of("diffusion_pytorch_model", "model");
 
     public static TensorSource open(Path path) {
+        TensorSource source = openFiles(path);
+        return source instanceof GgufFile ? source : QuantizedSafetensors.of(source); // fp8 / scaled fp8 / bitsandbytes groups
+    }
+
+    private static TensorSource openFiles(Path path) {
         if (Files.isRegularFile(path)) {
             if (path.getFileName().toString().endsWith(".index.json")) return ShardedSafetensors.open(path);
+            if (path.getFileName().toString().endsWith(".gguf") || GgufFile.isGguf(path)) return GgufFile.open(path);
             return SafetensorsFile.open(path);
         }
         if (!Files.isDirectory(path)) throw new ModelFormatException(path + ": no such file or folder");

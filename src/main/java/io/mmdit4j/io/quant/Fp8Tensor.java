@@ -1,0 +1,90 @@
+package io.mmdit4j.io.quant;
+
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * A float8 tensor (e4m3fn or e5m2) of an fp8 checkpoint, optionally with ComfyUI's per-tensor {@code scale_weight}: the
+ * upcast value is {@code fp32(code)}, times the scale in one fp32 multiply when there is one. Without a scale the codes
+ * convert straight to the compute dtype (exact: every e4m3fn and e5m2 value is a bf16, an fp16 and an fp32).
+ */
+public final class Fp8Tensor extends QuantizedTensor {
+    private final Tensor codes; // float8 tensor of the logical shape, owned
+    private final Tensor scale; // fp32 0-d tensor on the codes' device, owned; null without a scale
+
+    /** @param codes a float8 tensor (owned from now on); @param scale an fp32 scalar tensor (owned) or null */
+    public Fp8Tensor(Tensor codes, Tensor scale) {
+        super(Tensors.shape(codes));
+        if (!Tensors.dtype(codes).isFp8()) throw new IllegalArgumentException("not a float8 tensor: " + Tensors.dtype(codes));
+        this.codes = codes;
+        this.scale = scale;
+    }
+
+    public DType dtype() {
+        return Tensors.dtype(codes);
+    }
+
+    /** Whether a {@code scale_weight} multiplies the codes. */
+    public boolean scaled() {
+        return scale != null;
+    }
+
+    @Override
+    public String format() {
+        return dtype().safetensorsName() + (scale != null ? " (scaled)" : "");
+    }
+
+    @Override
+    public long storedBytes() {
+        return codes.numel() + (scale != null ? 4 : 0);
+    }
+
+    @Override
+    public DeviceSpec device() {
+        return DeviceSpec.of(codes);
+    }
+
+    @Override
+    public long blockElements() {
+        return 1;
+    }
+
+    private Tensor flat(long first, long count) {
+        return codes.reshape(-1).narrow(0, first, count);
+    }
+
+    @Override
+    public Tensor values(long first, long count) {
+        try (PointerScope s = new PointerScope()) {
+            Tensor v = flat(first, count).to(ScalarType.Float);
+            return Tensors.keep(scale != null ? v.mul_(scale) : v);
+        }
+    }
+
+    @Override
+    public Tensor elements(long first, long count, ScalarType dtype) {
+        if (scale != null) return super.elements(first, count, dtype);
+        try (PointerScope s = new PointerScope()) {
+            return Tensors.keep(flat(first, count).to(dtype));
+        }
+    }
+
+    @Override
+    public QuantizedTensor to(DeviceSpec device) {
+        try (PointerScope s = new PointerScope(); Device d = device.torchDevice()) {
+            Tensor c = device.equals(device()) ? codes.view(shape()) : codes.to(d, codes.scalar_type());
+            Tensor sc = scale == null ? null : device.equals(device()) ? scale.view(new long[0]) : scale.to(d, ScalarType.Float);
+            return new Fp8Tensor(Tensors.keep(c), sc == null ? null : Tensors.keep(sc));
+        }
+    }
+
+    @Override
+    public void close() {
+        release(codes, scale);
+    }
+}

@@ -5,18 +5,13 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
-import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -64,42 +59,9 @@ public final class SafetensorsWriter {
         while (head.hasRemaining()) head.put((byte) ' ');
         head.flip();
 
-        Path dir = file.toAbsolutePath().getParent();
-        Path tmp = null;
-        try {
-            Files.createDirectories(dir);
-            tmp = Files.createTempFile(dir, "." + file.getFileName(), ".part");
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                while (head.hasRemaining()) ch.write(head);
-                for (Tensor t : sorted.values()) writeData(ch, t);
-            }
-            io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new ModelFormatException(file + ": cannot write: " + e.getMessage(), e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // best effort clean-up of the partial file
-                }
-            }
-        }
-    }
-
-    private static void writeData(FileChannel ch, Tensor t) throws IOException {
-        long nbytes = t.numel() * Tensors.dtype(t).bytes();
-        if (nbytes == 0) return;
-        try (Tensor c = t.contiguous()) {
-            BytePointer p = new BytePointer(c.data_ptr());
-            long done = 0;
-            while (done < nbytes) {
-                int chunk = (int) Math.min(nbytes - done, 1 << 26);
-                ByteBuffer buf = p.position(done).limit(done + chunk).asByteBuffer();
-                while (buf.hasRemaining()) ch.write(buf);
-                done += chunk;
-            }
-        }
+        FileWrites.atomically(file, ch -> {
+            FileWrites.write(ch, head);
+            for (Tensor t : sorted.values()) FileWrites.write(ch, t);
+        });
     }
 }

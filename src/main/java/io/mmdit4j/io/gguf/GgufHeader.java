@@ -337,7 +337,7 @@ public record GgufHeader(Path file, long fileSize, long version, Map<String, Obj
             long n = u64(what);
             if (n < 0 || n > (size - pos) / minBytes) {
                 throw error(what + " is " + Long.toUnsignedString(n) + ", more than the rest of the file (" + (size - pos)
-                        + " bytes) can hold: the header is corrupt");
+                        + " bytes) can hold: the file is truncated or its header corrupt");
             }
             return n;
         }

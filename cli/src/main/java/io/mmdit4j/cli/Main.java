@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 /** The {@code mmdit} command line. */
 @Command(name = "mmdit", mixinStandardHelpOptions = true, version = "mmdit4j 0.1.0",
         description = "Diffusion-transformer inference on libtorch, with modulation guidance.",
-        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, QuantizeCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {

@@ -66,11 +66,12 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     final List<HunyuanVideoSingleBlock> single_transformer_blocks;
     final AdaLayerNormContinuous norm_out;
     final Linear proj_out;
+    private final Map<String, Linear> linears; // every Linear under its diffusers name, as loaded
 
     private HunyuanVideoTransformer(HunyuanVideoConfig config, DType dtype, DeviceSpec device, HunyuanVideoPatchEmbed x_embedder,
                                     HunyuanVideoTokenRefiner context_embedder, MlpEmbedder timestep, MlpEmbedder guidance, MlpEmbedder text,
                                     List<HunyuanVideoDualBlock> duals, List<HunyuanVideoSingleBlock> singles, AdaLayerNormContinuous norm_out,
-                                    Linear proj_out) {
+                                    Linear proj_out, Map<String, Linear> linears) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
@@ -84,6 +85,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
         this.single_transformer_blocks = singles;
         this.norm_out = norm_out;
         this.proj_out = proj_out;
+        this.linears = linears;
     }
 
     // ---------------------------------------------------------------- loading
@@ -177,7 +179,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
             Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, c.patchValues(), compute));
             sd.requireAllTaken();
             return new HunyuanVideoTransformer(c, compute, sd.device(), xEmb, refiner, timestep, guidance, text, List.copyOf(duals),
-                    List.copyOf(singles), normOut, projOut);
+                    List.copyOf(singles), normOut, projOut, sd.built(Linear.class));
         } catch (RuntimeException e) {
             Modules.closeAll(built);
             throw e;
@@ -187,6 +189,9 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
 
     public HunyuanVideoConfig config() { return config; }
+
+    /** Every Linear of the model under its diffusers name, in load order (the names its loader gave them). */
+    public Map<String, Linear> linears() { return linears; }
     public DType dtype() { return dtype; }
     public DeviceSpec device() { return device; }
 

@@ -48,8 +48,11 @@ public final class WeightFiles {
         if (indexes.size() == 1) return ShardedSafetensors.open(indexes.get(0));
         List<Path> singles = files.stream().filter(f -> f.toString().endsWith(".safetensors")).collect(Collectors.toList());
         if (singles.size() == 1) return SafetensorsFile.open(singles.get(0));
+        List<Path> ggufs = files.stream().filter(f -> f.toString().endsWith(".gguf")).collect(Collectors.toList());
+        if (singles.isEmpty() && indexes.isEmpty() && ggufs.size() == 1) return GgufFile.open(ggufs.get(0)); // a quantized diffusers folder
         if (singles.isEmpty() && indexes.isEmpty()) {
-            throw new ModelFormatException(path + ": no .safetensors weights in this folder");
+            throw new ModelFormatException(path + ": no .safetensors weights in this folder"
+                    + (ggufs.size() > 1 ? " and several .gguf files to choose from: " + ggufs : ""));
         }
         throw new ModelFormatException(path + ": several weight files and no index to choose from: " + singles);
     }

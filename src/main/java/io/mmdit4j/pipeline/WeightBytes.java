@@ -18,7 +18,7 @@ import java.util.stream.Stream;
  * The bytes a model's weights take once loaded in a compute dtype, from the safetensors headers alone: every component
  * folder of a diffusers model (the file {@link WeightFiles} would choose there), or a single checkpoint with the VAE
  * file and text-encoder folders given next to it. Floating-point tensors count at the compute dtype's width (a bf16
- * file loaded in fp32 doubles), others at their stored size.
+ * file loaded in fp32 doubles), quantized ones (GGUF, bitsandbytes, fp8) and others at their stored size.
  */
 final class WeightBytes {
     private WeightBytes() {}
@@ -33,7 +33,8 @@ final class WeightBytes {
             try (TensorSource src = WeightFiles.open(p)) {
                 for (String k : src.keys()) {
                     TensorInfo t = src.info(k);
-                    total += t.dtype().isFloatingPoint() ? t.numel() * compute.bytes() : t.byteLength();
+                    // quantized weights stay in their format (Linears dequantize per forward), so they count as stored
+                    total += t.quantized() ? t.byteLength() : t.dtype().isFloatingPoint() ? t.numel() * compute.bytes() : t.byteLength();
                 }
             } catch (ModelFormatException | UncheckedIOException e) {
                 // not weights the loader takes (it reports real problems itself)
@@ -59,7 +60,8 @@ final class WeightBytes {
 
     private static boolean hasWeights(Path dir) {
         try (Stream<Path> s = Files.list(dir)) {
-            return s.anyMatch(f -> f.getFileName().toString().endsWith(".safetensors") || f.getFileName().toString().endsWith(".safetensors.index.json"));
+            return s.anyMatch(f -> f.getFileName().toString().endsWith(".safetensors") || f.getFileName().toString().endsWith(".safetensors.index.json")
+                    || f.getFileName().toString().endsWith(".gguf"));
         } catch (IOException e) {
             return false;
         }

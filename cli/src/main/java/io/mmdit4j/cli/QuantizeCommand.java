@@ -24,7 +24,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--type", required = true, description = "q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q4_k_m | q5_k | q5_k_m | q6_k | nf4 | fp4 | fp8 | fp8-scaled | fp8-e5m2")
     String type;
 
-    @Option(names = "--out", required = true, description = "output file (.gguf / .safetensors); a folder for nf4/fp4 from a diffusers folder")
+    @Option(names = "--out", required = true, description = "output file (.gguf / .safetensors), or a folder (config.json + weights) for a diffusers folder")
     Path out;
 
     @Option(names = "--arch", description = "GGUF general.architecture (flux, sd3, hyvid, ...); default: from the tensor names")
@@ -47,7 +47,7 @@ final class QuantizeCommand implements Callable<Integer> {
         threads.apply();
         Target t = Target.parse(type);
         if (!Files.exists(model)) throw new IllegalArgumentException("--model " + model + ": no such file or folder");
-        Path target = Files.isDirectory(out) && !t.bnb() ? out.resolve(model.getFileName() + "-" + type.toLowerCase() + t.extension()) : out;
+        Path target = out;
         if (Files.exists(target) && !overwrite && !Files.isDirectory(target)) {
             throw new IllegalArgumentException("--out " + target + " exists (--overwrite replaces it)");
         }

@@ -51,7 +51,8 @@ public final class FluxTransformerCases implements CaseRunner {
                 (name, path) -> runFrom(c, name, path, Files.isRegularFile(path) ? bflAxes : null, compute));
     }
 
-    private List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, int[] axes, DType compute) {
+    /** Runs one case against {@code modelPath}; public so that tests can run the cases on converted copies of the model. */
+    public static List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, int[] axes, DType compute) {
         List<CaseResult> results = new ArrayList<>();
         if (!Files.exists(modelPath)) return List.of(CaseResult.error(name, "-", "model not found: " + modelPath));
         try (FluxTransformer model = FluxTransformer.load(modelPath, compute, axes);

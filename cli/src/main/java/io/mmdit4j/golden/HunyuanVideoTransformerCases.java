@@ -17,9 +17,12 @@ public final class HunyuanVideoTransformerCases implements CaseRunner {
     public List<CaseResult> run(GoldenCase c) {
         JsonNode model = c.spec().path("model");
         if (!model.hasNonNull("diffusers_folder")) return List.of(CaseResult.error(c.name(), "-", "case names no model (diffusers_folder)"));
-        Path modelPath = c.resolve(model.get("diffusers_folder").asText());
-        if (!Files.exists(modelPath)) return List.of(CaseResult.error(c.name(), "-", "model not found: " + modelPath));
-        DType compute = DType.parse(c.spec().path("compute_dtype").asText("float32"));
+        return runFrom(c, c.name(), c.resolve(model.get("diffusers_folder").asText()), DType.parse(c.spec().path("compute_dtype").asText("float32")));
+    }
+
+    /** Runs one case against {@code modelPath}; public so that tests can run the cases on converted copies of the model. */
+    public static List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, DType compute) {
+        if (!Files.exists(modelPath)) return List.of(CaseResult.error(name, "-", "model not found: " + modelPath));
         try (HunyuanVideoTransformer m = HunyuanVideoTransformer.load(modelPath, compute);
              SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs();
              PointerScope scope = new PointerScope()) {
@@ -27,10 +30,10 @@ public final class HunyuanVideoTransformerCases implements CaseRunner {
                 cg.actual.put("sample", m.forward(in.load("hidden_states"), in.load("timestep"), in.load("encoder_hidden_states"),
                         in.load("encoder_attention_mask"), in.load("pooled_projections"),
                         m.config().guidanceEmbeds() ? in.load("guidance") : null, cg.plan, 0, null, cg));
-                return Outputs.compare(c, c.name(), cg.actual, out);
+                return Outputs.compare(c, name, cg.actual, out);
             }
         } catch (RuntimeException e) {
-            return List.of(CaseResult.failed(c.name(), "-", e));
+            return List.of(CaseResult.failed(name, "-", e));
         }
     }
 }

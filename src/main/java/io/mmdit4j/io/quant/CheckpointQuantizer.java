@@ -55,8 +55,9 @@ import static org.bytedeco.pytorch.global.torch.zeros;
  * <li><b>fp8</b> ({@code fp8} = e4m3fn, {@code fp8-e5m2}: every 2-D {@code .weight}; {@code fp8-scaled}: ComfyUI's scaled
  * e4m3fn of the block Linears, {@code scale_weight = max|w| / 448}, the {@code scaled_fp8} marker).</li>
  * </ul>
- * The result loads in this engine like the original; the GGUF files in ComfyUI-GGUF when the names are the original
- * (BFL / Stability / HunyuanVideo) ones.
+ * A diffusers folder (with {@code config.json}) written to an output without a file extension gives a folder: its config
+ * and {@code diffusion_pytorch_model.gguf} / {@code .safetensors}. The result loads in this engine like the original; the
+ * GGUF files in ComfyUI-GGUF when the names are the original (BFL / Stability / HunyuanVideo) ones.
  */
 public final class CheckpointQuantizer {
     private CheckpointQuantizer() {}
@@ -136,13 +137,14 @@ public final class CheckpointQuantizer {
         Path weights = Files.isDirectory(model) && !Files.exists(model.resolve("config.json")) && Files.isDirectory(model.resolve("transformer"))
                 ? model.resolve("transformer") : model;
         try (TensorSource src = WeightFiles.open(weights)) {
-            if (target.gguf()) return gguf(src, target, out, o.architecture() != null ? o.architecture() : architecture(src.keys()));
             Path config = Files.isDirectory(weights) ? weights.resolve("config.json") : null;
             Path file = out;
-            if (config != null && Files.isRegularFile(config) && !out.toString().endsWith(".safetensors")) {
-                file = out.resolve("diffusion_pytorch_model.safetensors");
+            if (config != null && Files.isRegularFile(config) && !out.toString().endsWith(".safetensors") && !out.toString().endsWith(".gguf")) {
+                // a diffusers folder in, a diffusers folder out: its config (bitsandbytes: with quantization_config) and the weights
+                file = out.resolve("diffusion_pytorch_model" + target.extension());
                 writeConfig(config, out.resolve("config.json"), target, o);
             }
+            if (target.gguf()) return gguf(src, target, file, o.architecture() != null ? o.architecture() : architecture(src.keys()));
             return safetensors(src, target, file, o);
         }
     }

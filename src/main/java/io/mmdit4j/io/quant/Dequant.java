@@ -73,7 +73,12 @@ public final class Dequant {
 
     /** {@code values} (fp32, exact) rounded once to {@code valueType}, then converted to {@code dtype}. */
     public static Tensor convert(Tensor values, ScalarType valueType, ScalarType dtype) {
-        Tensor v = values.scalar_type() == valueType ? values : values.to(valueType);
-        return v.scalar_type() == dtype ? v : v.to(dtype);
+        Tensor v = same(values.scalar_type(), valueType) ? values : values.to(valueType);
+        return same(v.scalar_type(), dtype) ? v : v.to(dtype);
+    }
+
+    /** Whether two scalar types are the same (JavaCPP's enum constants are not unique objects: compare their values). */
+    public static boolean same(ScalarType a, ScalarType b) {
+        return a.value == b.value;
     }
 }

@@ -165,6 +165,15 @@ public final class FluxTransformer implements AutoCloseable {
         return fromStateDict(StateDict.recording("meta FLUX " + config), config, compute);
     }
 
+    /**
+     * A shapes-only model whose Linears hold the quantized data a checkpoint written as {@code quant} would have (meta
+     * tensors): dry runs of the real-size quantized model, every dequantization op included.
+     */
+    public static FluxTransformer meta(FluxConfig config, DType compute, io.mmdit4j.io.quant.CheckpointQuantizer.Target quant) {
+        return fromStateDict(StateDict.recording("meta FLUX " + config + " " + quant)
+                .quantizedAs((k, shape) -> io.mmdit4j.io.quant.CheckpointQuantizer.meta(quant, k, shape)), config, compute);
+    }
+
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
     public static Map<String, Tensor> randomWeights(FluxConfig config, long seed, DType dtype) {
         return io.mmdit4j.io.RandomWeights.generate(FluxParameters.shapes(config), seed, dtype);

@@ -48,6 +48,24 @@ public final class Bnb4Tensor extends QuantizedTensor {
         }
     }
 
+    /** A shapes-only tensor on the meta device, double-quantized (real-size dry runs). */
+    public static Bnb4Tensor meta(long[] shape, State state) {
+        long n = 1;
+        for (long d : shape) n = Math.multiplyExact(n, d);
+        long blocks = (n + state.blocksize() - 1) / state.blocksize();
+        try (PointerScope scope = new PointerScope()) {
+            return new Bnb4Tensor(shape, state, Tensors.keep(meta((n + 1) / 2, ScalarType.Byte)), Tensors.keep(meta(blocks, ScalarType.Byte)),
+                    Tensors.keep(meta(16, ScalarType.Float)), Tensors.keep(meta((blocks + 255) / 256, ScalarType.Float)), Tensors.keep(meta(256, ScalarType.Float)));
+        }
+    }
+
+    private static Tensor meta(long n, ScalarType t) {
+        try (Device d = new Device("meta")) {
+            return org.bytedeco.pytorch.global.torch.empty(new long[] {n}, new TensorOptions(t).device(new org.bytedeco.pytorch.DeviceOptional(d)),
+                    new org.bytedeco.pytorch.MemoryFormatOptional());
+        }
+    }
+
     public State state() {
         return state;
     }
@@ -87,6 +105,7 @@ public final class Bnb4Tensor extends QuantizedTensor {
     private Tensor scales(long b0, long b1) {
         Tensor a = absmax.narrow(0, b0, b1 - b0);
         if (nestedMap == null) return a;
+        if (a.is_meta()) return a.to(ScalarType.Float); // shapes only (index_select has no meta kernel)
         Tensor mapped = nestedMap.index_select(0, a.to(ScalarType.Long));
         Tensor group = arange(new Scalar(b0), new Scalar(b1), new TensorOptions(ScalarType.Long).device(new org.bytedeco.pytorch.DeviceOptional(mapped.device())))
                 .floor_divide(new Scalar(state.nestedBlocksize()));
@@ -100,11 +119,13 @@ public final class Bnb4Tensor extends QuantizedTensor {
         long e0 = b0 * bs, e1 = Math.min(numel(), b1 * bs);      // elements decoded: whole blocks (the last may be short)
         try (PointerScope scope = new PointerScope()) {
             long byte0 = e0 / 2, byte1 = (e1 + 1) / 2;             // blocksize is even: e0 is even
-            Tensor v = embedding(pairs, packed.narrow(0, byte0, byte1 - byte0).to(ScalarType.Long)).view(-1); // [2·bytes]
+            Tensor bytes = packed.narrow(0, byte0, byte1 - byte0);
+            Tensor v = bytes.is_meta() ? bytes.to(ScalarType.Float).unsqueeze(1).expand(-1, 2).reshape(-1) // shapes only: no meta index_select
+                    : embedding(pairs, bytes.to(ScalarType.Long)).view(-1);                                   // [2·bytes]
             if (v.size(0) != e1 - e0) v = v.narrow(0, 0, e1 - e0); // an odd element count: the last low nibble is padding
             Tensor s = scales(b0, b1);
             if ((e1 - e0) % bs == 0) v = v.view(b1 - b0, bs).mul_(s.unsqueeze(1)).view(-1);
-            else v = v.mul_(s.repeat_interleave(bs).narrow(0, 0, e1 - e0));
+            else v = v.mul_(s.unsqueeze(1).expand(-1, bs).reshape(-1).narrow(0, 0, e1 - e0));
             if (first != e0 || count != e1 - e0) v = v.narrow(0, first - e0, count);
             return Tensors.keep(v);
         }

@@ -66,6 +66,9 @@ public final class CheckpointQuantizer {
     static final String[] KEPT = {"img_in.", "txt_in.", "time_in.", "vector_in.", "guidance_in.", "final_layer.", "x_embedder.",
             "t_embedder.", "y_embedder.", "context_embedder.", "pos_embed", "time_text_embed.", "norm_out.", "proj_out."};
     private static final String PREFIX = "model.diffusion_model.";
+    /** The diffusers parts of a double block's fused {@code img_attn.qkv} / {@code txt_attn.qkv} (dry runs name them so). */
+    private static final java.util.regex.Pattern DIFFUSERS_QKV =
+            java.util.regex.Pattern.compile("(^|\\.)transformer_blocks\\.\\d+\\.attn\\.(to_q|to_k|to_v|add_q_proj|add_k_proj|add_v_proj)\\.weight$");
 
     /** The output formats. */
     public enum Target {
@@ -88,7 +91,7 @@ public final class CheckpointQuantizer {
          * ({@code *attn.qkv.weight}) one type more (Q4_K_M: Q5_K, Q5_K_M: Q6_K), as ComfyUI-GGUF's llama-quantize does.
          */
         GgufType typeOf(String name) {
-            if (name.endsWith("attn.qkv.weight")) {
+            if (name.endsWith("attn.qkv.weight") || DIFFUSERS_QKV.matcher(name).find()) {
                 if (this == Q4_K_M) return GgufType.Q5_K;
                 if (this == Q5_K_M) return GgufType.Q6_K;
             }
@@ -164,6 +167,21 @@ public final class CheckpointQuantizer {
         if (cosmos) return "cosmos";
         if (flux) return "flux";
         throw new ModelFormatException("cannot tell the model's architecture from its tensor names (give it explicitly)");
+    }
+
+    /**
+     * The meta-device quantized data (shapes only) that a checkpoint written as {@code target} would hold for the tensor
+     * {@code name} of {@code shape}, or null when the writer keeps that tensor plain: what real-size dry runs of quantized
+     * models take ({@link io.mmdit4j.io.StateDict#quantizedAs}).
+     */
+    public static QuantizedTensor meta(Target target, String name, long[] shape) {
+        if (!quantizable(name, shape, target.gguf() || target == Target.FP8_SCALED)) return null;
+        if (target.gguf()) {
+            GgufType t = target.typeOf(name);
+            return shape[1] % t.blockElements() == 0 ? io.mmdit4j.io.gguf.GgufTensor.meta(t, shape) : null;
+        }
+        if (target.bnb()) return Bnb4Tensor.meta(shape, new Bnb4Tensor.State(target.name().toLowerCase(Locale.ROOT), 64, ScalarType.BFloat16, 256, 0f));
+        return Fp8Tensor.meta(shape, target == Target.FP8_E5M2 ? DType.F8_E5M2 : DType.F8_E4M3, target == Target.FP8_SCALED);
     }
 
     private static boolean quantizable(String name, long[] shape, boolean skipKept) {

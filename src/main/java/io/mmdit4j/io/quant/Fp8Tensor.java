@@ -25,6 +25,17 @@ public final class Fp8Tensor extends QuantizedTensor {
         this.scale = scale;
     }
 
+    /** A shapes-only tensor on the meta device (real-size dry runs). */
+    public static Fp8Tensor meta(long[] shape, DType dtype, boolean scaled) {
+        try (PointerScope s = new PointerScope(); Device d = new Device("meta")) {
+            org.bytedeco.pytorch.TensorOptions o = new org.bytedeco.pytorch.TensorOptions(dtype.scalarType()).device(new org.bytedeco.pytorch.DeviceOptional(d));
+            Tensor codes = org.bytedeco.pytorch.global.torch.empty(shape, o, new org.bytedeco.pytorch.MemoryFormatOptional());
+            Tensor scale = scaled ? org.bytedeco.pytorch.global.torch.empty(new long[0],
+                    new org.bytedeco.pytorch.TensorOptions(ScalarType.Float).device(new org.bytedeco.pytorch.DeviceOptional(d)), new org.bytedeco.pytorch.MemoryFormatOptional()) : null;
+            return new Fp8Tensor(Tensors.keep(codes), scale == null ? null : Tensors.keep(scale));
+        }
+    }
+
     public DType dtype() {
         return Tensors.dtype(codes);
     }

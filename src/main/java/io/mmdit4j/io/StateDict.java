@@ -49,6 +49,7 @@ public final class StateDict {
     private final Map<String, long[]> recorded; // key -> shape in call order; null unless this is a recording
     private final Map<String, Object> built = new LinkedHashMap<>();
     private java.util.function.BiFunction<String, long[], QuantizedTensor> metaQuantization; // recordings only
+    private java.util.function.BiPredicate<String, long[]> onHost; // tensors kept on the host for block offload; null: none
 
     public StateDict(String origin, Map<String, Entry> entries) {
         this(origin, entries, DeviceSpec.CPU, null);
@@ -91,6 +92,28 @@ public final class StateDict {
 
     public DeviceSpec device() {
         return device;
+    }
+
+    /**
+     * The same tensors, with those {@code onHost(key, shape)} selects delivered on the host instead of this StateDict's
+     * device (pinned for a CUDA device, so copies to it can overlap compute): the weights of offloaded blocks
+     * ({@code --offload blocks}), which move to the device one block at a time. On the CPU nothing changes; a meta
+     * StateDict keeps them on meta.
+     */
+    public StateDict keepOnHost(java.util.function.BiPredicate<String, long[]> onHost) {
+        StateDict sd = new StateDict(origin, entries, device, recorded);
+        sd.metaQuantization = metaQuantization;
+        sd.onHost = onHost;
+        return sd;
+    }
+
+    /** Where {@code key} is delivered: the host for a kept tensor of a CUDA StateDict, else this StateDict's device. */
+    private DeviceSpec target(String key, long[] shape) {
+        return onHost != null && device.isCuda() && onHost.test(key, shape) ? DeviceSpec.CPU : device;
+    }
+
+    private static Tensor pinnedIfHost(Tensor t, DeviceSpec target, DeviceSpec device) {
+        return target.isCpu() && device.isCuda() ? t.pin_memory() : t;
     }
 
     /** The tensors of a source under their own names (quantized ones with their stored data, see {@link Entry}). */
@@ -167,11 +190,12 @@ public final class StateDict {
                     + ", expected a floating-point type");
         }
         taken.add(key);
+        DeviceSpec target = target(key, expectedShape);
         try (PointerScope scope = new PointerScope()) {
             Tensor raw = e.loader().get();
-            Tensor out = !device.isCpu() ? raw.to(device.torchDevice(), dtype.scalarType()).contiguous()
+            Tensor out = !target.isCpu() ? raw.to(target.torchDevice(), dtype.scalarType()).contiguous()
                     : Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
-            return Tensors.keep(out);
+            return Tensors.keep(pinnedIfHost(out, target, device));
         }
     }
 
@@ -195,9 +219,15 @@ public final class StateDict {
         }
         taken.add(key);
         QuantizedTensor q = e.quantized().get();
-        if (device.isCpu() || device.equals(q.device())) return q;
+        DeviceSpec target = target(key, expectedShape);
+        if (target.isCpu() && device.isCuda()) {
+            try (QuantizedTensor mapped = q) {
+                return mapped.pinned(); // offloaded: the host copy, pinned
+            }
+        }
+        if (target.isCpu() || target.equals(q.device())) return q;
         try (QuantizedTensor host = q) {
-            return host.to(device);
+            return host.to(target);
         }
     }
 

@@ -41,6 +41,11 @@ public interface ModelFamily {
         return false;
     }
 
+    /** Whether this family's transformer offloads its blocks ({@link LoadOptions#offloadBlocks}) on an accelerator. */
+    default boolean supportsBlockOffload() {
+        return false;
+    }
+
     /** Whether models of this family load add-on weights ({@link LoadOptions#adapter}: COSMOS's pooled-CLIP adapter). */
     default boolean supportsAdapter() {
         return false;

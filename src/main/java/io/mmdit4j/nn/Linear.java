@@ -41,6 +41,8 @@ public final class Linear implements AutoCloseable {
     private final long in;
     private final long out;
     private final List<LowRank> lowRanks = new ArrayList<>();
+    private Tensor staged;                   // an offloaded weight's device copy while its block runs ({@link #stage})
+    private QuantizedTensor stagedQuantized; // the same for quantized data
 
     /** A low-rank term {@code x·downᵀ·upᵀ} added to the output ({@code down [r, in]}, {@code up [out, r]}, owned). */
     public static final class LowRank {
@@ -109,8 +111,8 @@ public final class Linear implements AutoCloseable {
     }
 
     private Tensor compute(Tensor x) {
-        if (quantized == null && lowRanks.isEmpty()) return linear(x, weight, biasOption);
-        Tensor y = quantized == null ? linear(x, weight, biasOption) : byChunks(x, null);
+        if (quantized == null && lowRanks.isEmpty()) return linear(x, staged != null ? staged : weight, biasOption);
+        Tensor y = quantized == null ? linear(x, staged != null ? staged : weight, biasOption) : byChunks(x, null);
         return lowRanks.isEmpty() ? y : addLowRanks(y, x, null);
     }
 
@@ -135,7 +137,7 @@ public final class Linear implements AutoCloseable {
             OpCounter.linear(rows, kb, out, DType.of(b.scalar_type()));
         }
         long t0 = timed ? System.nanoTime() : 0;
-        Tensor y = quantized == null ? concat(a, b, weight, biasOption) : byChunks(a, b);
+        Tensor y = quantized == null ? concat(a, b, staged != null ? staged : weight, biasOption) : byChunks(a, b);
         if (!lowRanks.isEmpty()) y = addLowRanks(y, a, b);
         if (timed) OpCounter.linearNanos(System.nanoTime() - t0);
         return y;
@@ -160,6 +162,7 @@ public final class Linear implements AutoCloseable {
      * multiplied into its output columns ({@code b} non-null: the concatenated input {@code [a, b]}).
      */
     private Tensor byChunks(Tensor a, Tensor b) {
+        QuantizedTensor quantized = stagedQuantized != null ? stagedQuantized : this.quantized;
         org.bytedeco.pytorch.global.torch.ScalarType dtype = a.scalar_type();
         long chunk = quantized.rowChunk(CHUNK_ELEMENTS);
         if (chunk >= out) {
@@ -270,6 +273,40 @@ public final class Linear implements AutoCloseable {
         }
     }
 
+    /**
+     * Starts copying this Linear's weight (held on the host: an offloaded block) to {@code device}, without waiting (the
+     * host copy is pinned; the caller orders it with the compute stream); forwards use the copy until {@link #unstage}.
+     */
+    public void stage(DeviceSpec device) {
+        if (staged != null || stagedQuantized != null) return;
+        if (quantized != null) {
+            stagedQuantized = quantized.to(device);
+            return;
+        }
+        try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.Device d = device.torchDevice()) {
+            staged = Tensors.keep(weight.to(d, weight.scalar_type(), true, false, new MemoryFormatOptional()));
+        }
+    }
+
+    /** Visits the device copy's tensors made by {@link #stage} (borrowed). */
+    public void forEachStaged(java.util.function.Consumer<Tensor> visit) {
+        if (staged != null) visit.accept(staged);
+        if (stagedQuantized != null) stagedQuantized.forEachTensor(visit);
+    }
+
+    /** Drops the device copy made by {@link #stage}. */
+    public void unstage() {
+        Native.release(staged);
+        staged = null;
+        if (stagedQuantized != null) stagedQuantized.close();
+        stagedQuantized = null;
+    }
+
+    /** Whether a device copy made by {@link #stage} is in place. */
+    public boolean isStaged() {
+        return staged != null || stagedQuantized != null;
+    }
+
     /** Bytes the weight takes in memory (the stored quantized data, or the plain tensor). */
     public long weightBytes() {
         return quantized != null ? quantized.storedBytes() : weight.nbytes();
@@ -277,6 +314,7 @@ public final class Linear implements AutoCloseable {
 
     @Override
     public void close() {
+        unstage();
         Native.release(biasOption);
         Native.release(weight);
         if (quantized != null) quantized.close();

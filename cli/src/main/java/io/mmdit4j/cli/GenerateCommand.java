@@ -52,6 +52,16 @@ final class GenerateCommand implements Callable<Integer> {
     Path from;
     @Option(names = "--png-frames", description = "also write every video frame as a PNG into this folder")
     Path pngFrames;
+    @Option(names = "--offload", defaultValue = "none", description = "blocks: keep the transformer blocks on the host and move each to the "
+            + "device just before it runs, prefetching the next (for devices smaller than the model; FLUX; a no-op on the CPU); none (default)")
+    String offload;
+
+    private boolean offloadBlocks() {
+        if (offload.equals("none")) return false;
+        if (offload.equals("blocks")) return true;
+        throw new IllegalArgumentException("--offload " + offload + ": expected blocks or none");
+    }
+
     @Option(names = "--no-mmap", description = "read the weights into memory instead of mapping the checkpoint files, so that files changed or truncated while the model runs cannot affect (or crash) it")
     boolean noMmap;
     @Option(names = "--overwrite", description = "replace an --out file that exists; a folder is then numbered from 000 again, replacing files of the same names (default: never overwrite, continue a folder's numbering)")
@@ -78,7 +88,8 @@ final class GenerateCommand implements Callable<Integer> {
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
-                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
+                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck)
+                .offloadBlocks(offloadBlocks());
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());

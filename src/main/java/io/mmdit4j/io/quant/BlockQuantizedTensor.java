@@ -53,14 +53,9 @@ public abstract class BlockQuantizedTensor extends QuantizedTensor {
     }
 
     @Override
-    public QuantizedTensor to(DeviceSpec device) {
-        if (device.equals(device())) {
-            try (PointerScope scope = new PointerScope()) {
-                return with(Tensors.keep(blocks.narrow(0, 0, blocks.size(0))));
-            }
-        }
+    public QuantizedTensor map(java.util.function.UnaryOperator<Tensor> f) {
         try (PointerScope scope = new PointerScope()) {
-            return with(Tensors.keep(blocks.to(device.torchDevice(), ScalarType.Byte)));
+            return with(Tensors.keep(f.apply(blocks)));
         }
     }
 

@@ -132,15 +132,11 @@ public final class Bnb4Tensor extends QuantizedTensor {
     }
 
     @Override
-    public QuantizedTensor to(DeviceSpec device) {
-        try (PointerScope scope = new PointerScope(); Device d = device.torchDevice()) {
-            return new Bnb4Tensor(shape(), state, move(packed, d), move(absmax, d), move(quantMap, d),
-                    nestedAbsmax == null ? null : move(nestedAbsmax, d), nestedMap == null ? null : move(nestedMap, d));
+    public QuantizedTensor map(java.util.function.UnaryOperator<Tensor> f) {
+        try (PointerScope scope = new PointerScope()) {
+            return new Bnb4Tensor(shape(), state, Tensors.keep(f.apply(packed)), Tensors.keep(f.apply(absmax)), Tensors.keep(f.apply(quantMap)),
+                    nestedAbsmax == null ? null : Tensors.keep(f.apply(nestedAbsmax)), nestedMap == null ? null : Tensors.keep(f.apply(nestedMap)));
         }
-    }
-
-    private static Tensor move(Tensor t, Device d) {
-        return Tensors.keep(t.to(d, t.scalar_type()));
     }
 
     @Override

@@ -86,11 +86,9 @@ public final class Fp8Tensor extends QuantizedTensor {
     }
 
     @Override
-    public QuantizedTensor to(DeviceSpec device) {
-        try (PointerScope s = new PointerScope(); Device d = device.torchDevice()) {
-            Tensor c = device.equals(device()) ? codes.view(shape()) : codes.to(d, codes.scalar_type());
-            Tensor sc = scale == null ? null : device.equals(device()) ? scale.view(new long[0]) : scale.to(d, ScalarType.Float);
-            return new Fp8Tensor(Tensors.keep(c), sc == null ? null : Tensors.keep(sc));
+    public QuantizedTensor map(java.util.function.UnaryOperator<Tensor> f) {
+        try (PointerScope s = new PointerScope()) {
+            return new Fp8Tensor(Tensors.keep(f.apply(codes)), scale == null ? null : Tensors.keep(f.apply(scale)));
         }
     }
 

@@ -136,8 +136,34 @@ public abstract class QuantizedTensor implements AutoCloseable {
         return new Concat(List.of(parts));
     }
 
-    /** The same tensor with its data on {@code device} (a copy; this one is left as it is); owned by the caller. */
-    public abstract QuantizedTensor to(DeviceSpec device);
+    /**
+     * The same tensor over {@code f} applied to each of its native tensors (new references; this one is left as it is);
+     * owned by the caller. How the data moves between devices, gets pinned, or is visited.
+     */
+    public abstract QuantizedTensor map(java.util.function.UnaryOperator<Tensor> f);
+
+    /**
+     * The same tensor with its data on {@code device} (a copy, started without waiting where the source is pinned host
+     * memory; a same-device call shares the data); owned by the caller.
+     */
+    public QuantizedTensor to(DeviceSpec device) {
+        try (org.bytedeco.pytorch.Device d = device.torchDevice()) {
+            return map(t -> t.to(d, t.scalar_type(), true, false, new org.bytedeco.pytorch.MemoryFormatOptional()));
+        }
+    }
+
+    /** The same data copied into pinned (page-locked) host memory, so copies to a GPU can overlap compute; owned by the caller. */
+    public QuantizedTensor pinned() {
+        return map(Tensor::pin_memory);
+    }
+
+    /** Calls {@code visit} with each of the native tensors holding the data (borrowed), e.g. to tell the allocator another stream uses them. */
+    public void forEachTensor(java.util.function.Consumer<Tensor> visit) {
+        map(t -> { // the same tensors, each with one more reference, which closing the view gives back
+            visit.accept(t);
+            return t;
+        }).close();
+    }
 
     @Override
     public abstract void close();
@@ -198,9 +224,10 @@ public abstract class QuantizedTensor implements AutoCloseable {
         }
 
         @Override
-        public QuantizedTensor to(DeviceSpec device) {
-            return new RowView(base.to(device), offset / base.rowElements(), rows());
+        public QuantizedTensor map(java.util.function.UnaryOperator<Tensor> f) {
+            return new RowView(base.map(f), offset / base.rowElements(), rows());
         }
+
 
         @Override
         public void close() {
@@ -264,16 +291,17 @@ public abstract class QuantizedTensor implements AutoCloseable {
         }
 
         @Override
-        public QuantizedTensor to(DeviceSpec device) {
+        public QuantizedTensor map(java.util.function.UnaryOperator<Tensor> f) {
             List<QuantizedTensor> moved = new ArrayList<>();
             try {
-                for (QuantizedTensor p : parts) moved.add(p.to(device));
+                for (QuantizedTensor p : parts) moved.add(p.map(f));
             } catch (RuntimeException e) {
                 moved.forEach(QuantizedTensor::close);
                 throw e;
             }
             return new Concat(moved);
         }
+
 
         @Override
         public void close() {

@@ -1,0 +1,104 @@
+package io.mmdit4j.nn;
+
+import io.mmdit4j.GoldenData;
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxInputs;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.io.SafetensorsFile;
+import io.mmdit4j.io.quant.CheckpointQuantizer;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.bytedeco.pytorch.global.torch.empty;
+import static org.bytedeco.pytorch.global.torch.zeros;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Block offload: its schedule on the meta device for the real FLUX.1-dev (Q8_0 and plain): every block's weights copied
+ * one block ahead, run, dropped, never more than two blocks on the device, the first block prefetched again for the next
+ * step; and a no-op on the CPU (the same bits as without it).
+ */
+class BlockOffloadTest {
+    @BeforeAll
+    static void init() {
+        Torch.init();
+    }
+
+    private static FluxInputs metaInputs(FluxConfig c, int imageTokens, int textTokens, TensorOptions onMeta) {
+        return new FluxInputs(empty(new long[] {1, imageTokens, c.inChannels()}, onMeta, new MemoryFormatOptional()),
+                empty(new long[] {1, textTokens, c.jointAttentionDim()}, onMeta, new MemoryFormatOptional()),
+                empty(new long[] {1, c.pooledProjectionDim()}, onMeta, new MemoryFormatOptional()),
+                empty(new long[] {1}, onMeta, new MemoryFormatOptional()),
+                c.guidanceEmbeds() ? empty(new long[] {1}, onMeta, new MemoryFormatOptional()) : null,
+                FluxInputs.imageIds(4, 4), zeros(new long[] {textTokens, 3}, new TensorOptions(ScalarType.Float)));
+    }
+
+    /** The expected events of one forward over {@code n} blocks, the first already copied when {@code prefetched}. */
+    private static List<String> schedule(int n, boolean prefetched) {
+        List<String> e = new ArrayList<>();
+        if (!prefetched) e.add("copy 0");
+        for (int i = 0; i < n; i++) {
+            e.add("run " + i);
+            if (i + 1 < n) e.add("copy " + (i + 1));
+            e.add("drop " + i);
+        }
+        e.add("copy 0");
+        return e;
+    }
+
+    @Test
+    void realSizeScheduleOnMeta() {
+        FluxConfig c = FluxConfig.dev();
+        for (CheckpointQuantizer.Target quant : new CheckpointQuantizer.Target[] {CheckpointQuantizer.Target.Q8_0, null}) {
+            try (FluxTransformer m = FluxTransformer.meta(c, DType.BF16, quant, true); PointerScope scope = new PointerScope();
+                 Device meta = new Device("meta")) {
+                BlockOffload o = m.offload();
+                assertTrue(o.active());
+                assertEquals(c.totalBlocks(), o.blocks());
+                FluxInputs in = metaInputs(c, 16, 8, new TensorOptions(ScalarType.BFloat16).device(new DeviceOptional(meta)));
+                Tensor first = m.forward(in);
+                assertTrue(first.is_meta());
+                List<String> expected = schedule(c.totalBlocks(), false);
+                assertEquals(expected, o.events(), "first step");
+                m.forward(in);
+                expected.addAll(schedule(c.totalBlocks(), true));
+                assertEquals(expected, o.events(), "the second step starts with the prefetched first block");
+                assertEquals(2, o.maxResident(), "the running block and the prefetched next");
+                long staged = m.linears().values().stream().filter(Linear::isStaged).count();
+                assertEquals(2 * 7, m.linears().entrySet().stream().filter(e -> e.getKey().startsWith("transformer_blocks.0.")).count(),
+                        "block 0's Linears (img and txt: q, k, v, out, mlp in/out, modulation)");
+                assertEquals(m.linears().entrySet().stream().filter(e -> e.getKey().startsWith("transformer_blocks.0.")).count(), staged,
+                        "between steps only the prefetched first block is on the device");
+            }
+        }
+    }
+
+    @Test
+    void onTheCpuOffloadIsANoOp() {
+        java.nio.file.Path model = GoldenData.fluxModel("dev").resolve("transformer");
+        try (FluxTransformer plain = FluxTransformer.load(model, DType.F32, null, DeviceSpec.CPU, false);
+             FluxTransformer offloaded = FluxTransformer.load(model, DType.F32, null, DeviceSpec.CPU, true);
+             SafetensorsFile in = SafetensorsFile.open(GoldenData.fluxCase("dev_plain").resolve("inputs.safetensors"));
+             PointerScope scope = new PointerScope()) {
+            assertFalse(offloaded.offload().active());
+            FluxInputs x = new FluxInputs(in.load("hidden_states"), in.load("encoder_hidden_states"), in.load("pooled_projections"),
+                    in.load("timestep"), in.load("guidance"), in.load("img_ids"), in.load("txt_ids"));
+            assertTrue(plain.forward(x).equal(offloaded.forward(x)));
+        }
+    }
+}

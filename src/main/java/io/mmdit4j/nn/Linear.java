@@ -32,7 +32,7 @@ import static org.bytedeco.pytorch.global.torch.linear;
  */
 public final class Linear implements AutoCloseable {
     /** Dequantized elements per chunk of a quantized weight: 2M (8 MB of fp32 temporaries). */
-    public static final long CHUNK_ELEMENTS = 1L << 21;
+    public static final long CHUNK_ELEMENTS = Long.getLong("mmdit.quant.chunk", 1L << 21);
 
     Tensor weight; // [out, in]; replaced only through replaceWeight (LoRA merging); null when quantized
     private final QuantizedTensor quantized; // null when plain
@@ -166,9 +166,8 @@ public final class Linear implements AutoCloseable {
         org.bytedeco.pytorch.global.torch.ScalarType dtype = a.scalar_type();
         long chunk = quantized.rowChunk(CHUNK_ELEMENTS);
         if (chunk >= out) {
-            try (PointerScope scope = new PointerScope()) {
-                Tensor w = quantized.dequantize(dtype);
-                return Tensors.keep(b == null ? linear(a, w, biasOption) : concat(a, b, w, biasOption));
+            try (Tensor w = quantized.dequantize(dtype)) { // owned: freed here; the product belongs to the caller's scope, as linear()'s does
+                return b == null ? linear(a, w, biasOption) : concat(a, b, w, biasOption);
             }
         }
         long[] shape = Tensors.shape(a);
@@ -176,8 +175,7 @@ public final class Linear implements AutoCloseable {
         Tensor y = empty(shape, new TensorOptions(dtype).device(new org.bytedeco.pytorch.DeviceOptional(a.device())), new MemoryFormatOptional());
         for (long r0 = 0; r0 < out; r0 += chunk) {
             long n = Math.min(chunk, out - r0);
-            try (PointerScope scope = new PointerScope()) {
-                Tensor w = quantized.dequantizeRows(r0, n, dtype);
+            try (PointerScope scope = new PointerScope(); Tensor w = quantized.dequantizeRows(r0, n, dtype)) {
                 TensorOptional bc = bias == null ? new TensorOptional() : new TensorOptional(bias.narrow(0, r0, n));
                 Tensor part = b == null ? linear(a, w, bc) : concat(a, b, w, bc);
                 y.narrow(-1, r0, n).copy_(part);

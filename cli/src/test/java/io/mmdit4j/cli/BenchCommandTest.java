@@ -67,7 +67,7 @@ class BenchCommandTest {
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("forward", "--model", tmp.resolve("unit").toString(),
                 "--latent", "8x8", "--text", "8", "--single");
         assertEquals(0, r.exit(), r.out() + r.err());
-        assertTrue(r.out().contains("safetensors files in " + out), r.out());
+        assertTrue(r.out().contains("weight files in " + out), r.out());
 
         CheckGoldenCommandTest.Run bad = CheckGoldenCommandTest.run("forward", "--save-random", tmp.resolve("x").toString());
         assertEquals(2, bad.exit());

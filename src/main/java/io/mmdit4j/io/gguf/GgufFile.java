@@ -7,6 +7,7 @@ import io.mmdit4j.io.FileSnapshot;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.TensorInfo;
 import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.quant.PlainTensor;
 import io.mmdit4j.io.quant.QuantizedTensor;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
@@ -44,8 +45,17 @@ public final class GgufFile implements TensorSource {
         this.data = new FileBytes(opened, memoryMapped);
         Map<String, TensorInfo> m = new LinkedHashMap<>();
         header.tensors().forEach((k, t) -> m.put(k, new TensorInfo(k, t.type().dtype() != null ? t.type().dtype() : DType.F32, t.shape(),
-                t.begin(), t.end(), t.type().quantized() ? t.type().name() : null)));
+                t.begin(), t.end(), t.type().quantized() || keptInFormat(t) ? t.type().name() : null)));
         this.infos = Collections.unmodifiableMap(m);
+    }
+
+    /**
+     * F16 / BF16 matrices (the layers llama-quantize leaves unquantized) are given as {@link PlainTensor}s, so a Linear keeps
+     * them in the file's dtype and converts them per forward like its quantized neighbours: the model's memory stays the
+     * file's size.
+     */
+    private static boolean keptInFormat(GgufHeader.Info t) {
+        return (t.type() == GgufType.F16 || t.type() == GgufType.BF16) && t.shape().length == 2;
     }
 
     /** Whether {@code file} starts with the GGUF magic. */
@@ -121,6 +131,7 @@ public final class GgufFile implements TensorSource {
     @Override
     public QuantizedTensor quantized(String key) {
         GgufHeader.Info t = require(key);
+        if (keptInFormat(t)) return new PlainTensor(load(key));
         return t.type().quantized() ? quantizedTensor(t) : null;
     }
 

@@ -220,8 +220,8 @@ public final class CheckpointQuantizer {
     }
 
     private static Tensor ggufData(TensorSource src, GgufWriter.Spec s) {
-        try (PointerScope scope = new PointerScope()) {
-            Tensor t = src.load(s.name()).reshape(s.shape());
+        try (PointerScope scope = new PointerScope(); Tensor loaded = src.load(s.name())) {
+            Tensor t = loaded.reshape(s.shape());
             if (s.type().dtype() != null) return Tensors.keep(t.to(s.type().dtype().scalarType()).contiguous());
             float[] x = Tensors.toFloats(t);
             byte[] q = new byte[(int) s.type().bytes(x.length)];
@@ -274,8 +274,8 @@ public final class CheckpointQuantizer {
             if (name.equals("scaled_fp8")) return empty(new long[] {0}, new TensorOptions(ScalarType.Float8_e4m3fn), new MemoryFormatOptional());
             String k = producer.get(name);
             if (k != null) {
-                try (PointerScope scope = new PointerScope()) {
-                    return Tensors.keep(src.load(k).to(specs.get(k).dtype().scalarType()).contiguous());
+                try (PointerScope scope = new PointerScope(); Tensor t = src.load(k)) {
+                    return Tensors.keep(t.to(specs.get(k).dtype().scalarType()).contiguous());
                 }
             }
             if (target.bnb()) {
@@ -342,8 +342,8 @@ public final class CheckpointQuantizer {
     private static Map<String, Tensor> bnbGroup(TensorSource src, String w, Target target, Options o, Map<String, SafetensorsWriter.Spec> specs) {
         float[] table = target == Target.NF4 ? NF4 : FP4;
         Map<String, Tensor> out = new LinkedHashMap<>();
-        try (PointerScope scope = new PointerScope()) {
-            Tensor x = src.load(w).to(o.bnbDtype().scalarType()).to(ScalarType.Float).reshape(-1); // diffusers casts to torch_dtype first
+        try (PointerScope scope = new PointerScope(); Tensor loaded = src.load(w)) {
+            Tensor x = loaded.to(o.bnbDtype().scalarType()).to(ScalarType.Float).reshape(-1); // diffusers casts to torch_dtype first
             long n = x.numel(), blocks = (n + 63) / 64;
             Tensor padded = n % 64 == 0 ? x : cat(new TensorVector(x, zeros(new long[] {blocks * 64 - n}, new TensorOptions(ScalarType.Float))), 0);
             Tensor b = padded.view(blocks, 64);
@@ -419,8 +419,8 @@ public final class CheckpointQuantizer {
     private static Map<String, Tensor> fp8(TensorSource src, String w, Target target) {
         Map<String, Tensor> out = new LinkedHashMap<>();
         Fp8.Format f = target == Target.FP8_E5M2 ? Fp8.Format.E5M2 : Fp8.Format.E4M3FN;
-        try (PointerScope scope = new PointerScope()) {
-            Tensor x = src.load(w).to(ScalarType.Float);
+        try (PointerScope scope = new PointerScope(); Tensor loaded = src.load(w)) {
+            Tensor x = loaded.to(ScalarType.Float);
             if (target == Target.FP8_SCALED) {
                 float scale = x.abs().max().item_float() / 448f;
                 if (scale == 0) scale = 1;

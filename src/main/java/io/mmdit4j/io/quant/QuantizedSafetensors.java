@@ -200,8 +200,8 @@ public final class QuantizedSafetensors implements TensorSource {
         }
         if (i.numel() > (1 << 20)) throw new ModelFormatException(origin + ": tensor " + FileErrors.quote(key) + " holds " + i.numel() + " bytes, too many for a quant_state JSON");
         byte[] bytes = new byte[(int) i.numel()];
-        try (PointerScope scope = new PointerScope()) {
-            Tensor t = src.load(key).contiguous();
+        try (PointerScope scope = new PointerScope(); Tensor loaded = src.load(key)) {
+            Tensor t = loaded.contiguous();
             if (bytes.length > 0) new BytePointer(t.data_ptr()).get(bytes);
         }
         try {

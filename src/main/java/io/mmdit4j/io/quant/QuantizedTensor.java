@@ -24,7 +24,8 @@ import static org.bytedeco.pytorch.global.torch.cat;
  * <p>Elements are numbered in row-major order of the logical (torch) {@link #shape}; rows are the slices along
  * dimension 0. {@link #rows} and {@link #concatRows} make views (no copy) for checkpoint key maps that split fused
  * projections or swap halves. A {@code QuantizedTensor} owns native tensors (views of a checkpoint's mapping, or copies
- * on a device) and must be {@linkplain #close closed}; a view owns the tensors it was made from.
+ * on a device) and must be {@linkplain #close closed}; a view owns the tensors it was made from. Every tensor these
+ * methods return is owned by the caller (one extra reference that no enclosing {@code PointerScope} releases): close it.
  */
 public abstract class QuantizedTensor implements AutoCloseable {
     private final long[] shape;
@@ -81,8 +82,8 @@ public abstract class QuantizedTensor implements AutoCloseable {
      * {@link #valueType}, then converted), a flat tensor {@code [count]} on {@link #device}, owned by the caller.
      */
     public Tensor elements(long first, long count, ScalarType dtype) {
-        try (PointerScope scope = new PointerScope()) {
-            return Tensors.keep(Dequant.convert(values(first, count), valueType(), dtype));
+        try (PointerScope scope = new PointerScope(); Tensor v = values(first, count)) { // owned: closed here, whatever the scope
+            return Tensors.keep(Dequant.convert(v, valueType(), dtype));
         }
     }
 
@@ -97,15 +98,15 @@ public abstract class QuantizedTensor implements AutoCloseable {
         checkRows(first, count);
         long[] s = shape.length == 0 ? new long[0] : shape.clone();
         if (s.length > 0) s[0] = count;
-        try (PointerScope scope = new PointerScope()) {
-            return Tensors.keep(elements(first * rowElements(), count * rowElements(), dtype).view(s));
+        try (PointerScope scope = new PointerScope(); Tensor e = elements(first * rowElements(), count * rowElements(), dtype)) {
+            return Tensors.keep(e.view(s));
         }
     }
 
     /** The whole tensor dequantized into {@code dtype}, in its shape, owned by the caller. */
     public Tensor dequantize(ScalarType dtype) {
-        try (PointerScope scope = new PointerScope()) {
-            return Tensors.keep(elements(0, numel, dtype).view(shape));
+        try (PointerScope scope = new PointerScope(); Tensor e = elements(0, numel, dtype)) {
+            return Tensors.keep(e.view(shape));
         }
     }
 
@@ -283,7 +284,11 @@ public abstract class QuantizedTensor implements AutoCloseable {
                 for (QuantizedTensor p : parts) {
                     long end = start + p.numel();
                     long a = Math.max(first, start), b = Math.min(first + count, end);
-                    if (a < b) pieces.push_back(piece.of(p, a - start, b - a));
+                    if (a < b) {
+                        try (Tensor t = piece.of(p, a - start, b - a)) { // owned: the vector holds its own reference
+                            pieces.push_back(t);
+                        }
+                    }
                     start = end;
                 }
                 return Tensors.keep(pieces.size() == 1 ? pieces.get(0) : cat(pieces, 0));

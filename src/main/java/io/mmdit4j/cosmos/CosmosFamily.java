@@ -13,7 +13,10 @@ import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryModel;
+import io.mmdit4j.pipeline.WeightBytes;
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.vae.wan.AutoencoderKLWan;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -94,6 +97,34 @@ public final class CosmosFamily implements ModelFamily {
     static void checkSize(int width, int height) {
         if (width % 16 != 0 || height % 16 != 0) {
             throw new InvalidRequestException("COSMOS sizes must be multiples of 16 (VAE 8 × patch 2), got " + width + "x" + height);
+        }
+    }
+
+    /** The transformer's configuration from its headers, the Wan VAE's from its config. */
+    @Override
+    public MemoryModel memoryModel(Path model, LoadOptions o) {
+        requireFolder(model);
+        return new CosmosMemory(CosmosTransformer.inspect(model.resolve("transformer")), AutoencoderKLWan.inspect(model.resolve("vae")),
+                o.dtype() != null ? o.dtype() : DType.F32);
+    }
+
+    /**
+     * The transformer, the Wan VAE, T5 and what the loader finds besides ({@link #load}): the adapter, and then the CLIP-L
+     * text encoder only (not the rest of the folder it comes from, e.g. FLUX.1-schnell's transformer).
+     */
+    @Override
+    public long weightBytes(Path model, LoadOptions o, DType compute) {
+        long bytes = 0;
+        for (String part : new String[] {"transformer", "vae", "text_encoder"}) bytes += WeightBytes.of(model.resolve(part), compute);
+        Path modelsRoot = o.registryOrStandard().modelsRoot();
+        Path adapter = o.adapter() != null ? o.adapter() : findAdapter(model, modelsRoot);
+        if (adapter == null) return bytes;
+        bytes += WeightBytes.of(adapter, compute); // a .pt checkpoint counts 0 here: a few million parameters
+        try {
+            Path clip = findClip(model, o.textEncoders(), modelsRoot);
+            return bytes + WeightBytes.of(clip.resolve(CosmosTextEncoders.clipParts(clip)[1]), compute);
+        } catch (InvalidRequestException e) {
+            return bytes; // no CLIP-L: the loader says where it looked
         }
     }
 

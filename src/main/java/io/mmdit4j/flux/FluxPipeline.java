@@ -13,7 +13,6 @@ import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
-import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
@@ -30,7 +29,6 @@ import org.bytedeco.pytorch.Tensor;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
@@ -157,16 +155,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     public Tensor noise(GenerationSettings s) {
         try (PointerScope scope = new PointerScope()) {
             long[] shape = Noise.fluxLatentShape(s.images(), s.height(), s.width());
-            Tensor unpacked;
-            if (s.initialNoise() != null) {
-                if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
-                    throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
-                            + Arrays.toString(shape));
-                }
-                unpacked = s.initialNoise().to(dtype.scalarType());
-            } else {
-                unpacked = Noise.randnPerRow(shape, s.seeds(), dtype);
-            }
+            Tensor unpacked = io.mmdit4j.runtime.Scopes.adopt(s.initialLatents(shape, dtype));
             return Tensors.keep(FluxLatents.pack(unpacked).contiguous());
         }
     }

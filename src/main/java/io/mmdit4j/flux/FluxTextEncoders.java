@@ -113,8 +113,7 @@ public final class FluxTextEncoders implements AutoCloseable {
 
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */
     static Tensor repeatRows(Tensor t, int n) {
-        return n == 1 ? t.clone() : org.bytedeco.pytorch.global.torch.repeat_interleave(t, n, new org.bytedeco.pytorch.LongOptional(0),
-                new org.bytedeco.pytorch.LongOptional());
+        return n == 1 ? t.clone() : Tensors.repeatRows(t, n, 0);
     }
 
     @Override

@@ -51,6 +51,22 @@ public final class GuidancePlan {
         return b.build();
     }
 
+    /**
+     * A family's guidance delta {@code mlp(pooled(pos)) − mlp(pooled(neg))} from its pooled text vectors (one row each) and its
+     * pooled-text MLP's {@code direction}, the pooled vectors freed at once; owned by the caller.
+     */
+    public static Tensor direction(java.util.function.Function<List<String>, Tensor> pooled, java.util.function.BinaryOperator<Tensor> direction,
+                                   String pos, String neg) {
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            Tensor p = pooled.apply(List.of(pos));
+            Tensor n = pooled.apply(List.of(neg));
+            Tensor d = direction.apply(p, n);
+            p.close();
+            n.close();
+            return d;
+        }
+    }
+
     /** Rejects unresolved directions, row weights of the wrong length and explicit layers outside the model, before any work. */
     public static void check(List<Direction> directions, int images, int numBlocks) {
         for (Direction d : directions) {
@@ -84,9 +100,21 @@ public final class GuidancePlan {
         }
     }
 
-    /** Per transformer row: the image's weight times its CFG half's sign; null when every row weighs 1. */
+    /**
+     * Per transformer row: the image's weight times its CFG half's sign; null when every row weighs 1. With
+     * {@link CfgRows#REFERENCE_PAIR} the sign follows the transformer batch instead: {@code −, +} on a batch of exactly 2
+     * rows (with or without CFG), {@code +} on every row of any other.
+     */
     public static double[] transformerRowWeights(Direction d, int images, boolean cfg) {
         double[] perImage = d.rowWeights();
+        if (d.rows() == CfgRows.REFERENCE_PAIR) {
+            int rows = cfg ? 2 * images : images;
+            double[] w = new double[rows];
+            for (int r = 0; r < rows; r++) w[r] = perImage == null ? 1.0 : perImage[r % images];
+            if (rows == 2) w[0] = -w[0];
+            else if (perImage == null) return null;
+            return w;
+        }
         if (!cfg) return perImage;
         if (d.rows() == CfgRows.BOTH && perImage == null) return null;
         double[] w = new double[2 * images];
@@ -96,6 +124,47 @@ public final class GuidancePlan {
             w[images + i] = d.rows().cond * r;
         }
         return w;
+    }
+
+    /**
+     * The direction that guides images {@code from..to-1} of a request of {@code images} images made as a request of their
+     * own (a chunk, {@code GenerationSettings.chunk}) as they were guided in the whole request: their row weights, and the
+     * batch-dependent sign of {@link CfgRows#REFERENCE_PAIR} made explicit. On a whole batch of 2 rows without CFG (two
+     * images) the rule gave image 0 {@code −}, which becomes its row weight's sign (a part has one image, which the rule gives
+     * {@code +}); on any other whole batch it gave {@code +} everywhere, which is {@link CfgRows#BOTH} (a part's batch may
+     * be 2 rows, where the rule would give {@code −, +}).
+     */
+    public static Direction forImages(Direction d, int from, int to, int images, boolean cfg) {
+        if (from < 0 || to > images || from >= to) throw new IndexOutOfBoundsException("images " + from + ".." + to + " of " + images);
+        double[] rw = d.rowWeights() == null ? null : Arrays.copyOfRange(d.rowWeights(), from, to);
+        CfgRows rows = d.rows();
+        if (rows == CfgRows.REFERENCE_PAIR && d.w() != null) {
+            int batch = cfg ? 2 * images : images;
+            if (batch != 2) {
+                rows = CfgRows.BOTH;
+            } else if (!cfg && from == 0 && to < images) {
+                if (rw == null) {
+                    rw = new double[to - from];
+                    Arrays.fill(rw, 1.0);
+                }
+                rw[0] = -rw[0];
+            }
+        }
+        if (rows == d.rows() && rw == null) return d;
+        return new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w(), d.layers(), d.steps(), rows, rw);
+    }
+
+    /**
+     * The direction that guides image {@code image} of a request of {@code images} images made alone as it was guided in
+     * the request (its settings record): {@link #forImages} of that image with its row weight folded into {@code w}; null
+     * when it did not guide that image.
+     */
+    public static Direction alone(Direction d, int image, int images, boolean cfg) {
+        Direction p = forImages(d, image, image + 1, images, cfg);
+        double rw = p.rowWeights() == null ? 1.0 : p.rowWeights()[0];
+        if (rw == 0) return null;
+        if (rw == 1 && p.rows() == d.rows() && d.rowWeights() == null) return d;
+        return new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w() == null ? null : d.w() * rw, d.layers(), d.steps(), p.rows(), null);
     }
 
     /**

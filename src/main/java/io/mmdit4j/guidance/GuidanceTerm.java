@@ -34,6 +34,17 @@ public record GuidanceTerm(String label, Tensor delta, double w, LayerSchedule l
         return c;
     }
 
+    /**
+     * The coefficient {@code w · row weight} of each row for a final layer that always takes the guided vector (HiDream):
+     * layer factor 1, within the step window; zero for a schedule that is zero everywhere.
+     */
+    double[] finalCoefficients(int step, int batch) {
+        double[] c = new double[batch];
+        if (!steps.contains(step) || layers.isZero()) return c;
+        for (int b = 0; b < batch; b++) c[b] = w * (rowWeights == null ? 1.0 : rowWeights[b]);
+        return c;
+    }
+
     @Override
     public String toString() {
         return "GuidanceTerm[" + label + ", w=" + w + ", layers=" + layers + ", steps=" + steps

@@ -19,7 +19,10 @@ import static org.bytedeco.pytorch.global.torch.silu;
  * into a per-block vector {@code temb + Σ_terms w·f_term(block)·rowWeight·delta_term}, per denoising step.
  *
  * <p>The final norm keeps the plain {@code temb} (FLUX, SD3.5, HunyuanVideo) unless
- * {@link Builder#guideFinalNorm} is set (HiDream), in which case it takes the last block's vector.
+ * {@link Builder#guideFinalNorm} is set (HiDream): then it gets {@code temb + Σ_terms w·rowWeight·delta} at every step of
+ * each term's step window, whatever blocks the term's layer schedule selects (the reference's final layer always gets
+ * {@code temb_guided}, also when {@code start_layer} is past the last block); a term whose schedule is zero everywhere
+ * ({@code none}) leaves it plain.
  * A guidance whose coefficients are all zero for a block leaves that block's input the very same tensor
  * as {@code temb}, so {@code w = 0} is bit-identical to no guidance.
  *
@@ -162,9 +165,25 @@ public final class ModulationGuidance implements AutoCloseable {
             activated[l] = pair[1];
             offsets[l] = pair[2];
         }
-        int last = numBlocks - 1;
-        Tensor finalVector = guideFinalNorm && numBlocks > 0 ? vectors[last] : temb;
-        Tensor finalActivated = guideFinalNorm && numBlocks > 0 ? activated[last] : plainActivated;
+        Tensor finalVector = temb, finalActivated = plainActivated;
+        if (guideFinalNorm) { // HiDream: the final layer always gets w·rowWeight·delta, whatever the layer schedule selects
+            double[][] coefficients = new double[terms.size()][];
+            boolean any = false;
+            for (int j = 0; j < terms.size(); j++) {
+                coefficients[j] = terms.get(j).finalCoefficients(step, batch);
+                for (double c : coefficients[j]) any |= c != 0.0;
+            }
+            if (any) {
+                String key = Tensors.dtype(temb) + Arrays.deepToString(coefficients);
+                Tensor[] pair = byCoefficients.computeIfAbsent(key, k -> {
+                    Tensor offset = offset(k, coefficients, temb);
+                    Tensor guided = normControl.apply(temb, temb.add(offset));
+                    return new Tensor[] {guided, silu(guided), offset};
+                });
+                finalVector = pair[0];
+                finalActivated = pair[1];
+            }
+        }
         return new BlockConditioning(temb, vectors, activated, finalVector, finalActivated, 1 + byCoefficients.size(), offsets);
     }
 
@@ -251,7 +270,7 @@ public final class ModulationGuidance implements AutoCloseable {
             return this;
         }
 
-        /** HiDream-style: the final norm also receives the guided vector. */
+        /** HiDream-style: the final norm always receives the guided vector {@code temb + Σ w·rowWeight·delta} (see the class comment). */
         public Builder guideFinalNorm(boolean on) {
             this.guideFinalNorm = on;
             return this;

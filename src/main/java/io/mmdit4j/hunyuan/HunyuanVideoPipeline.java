@@ -1,6 +1,7 @@
 package io.mmdit4j.hunyuan;
 
 import io.mmdit4j.guidance.ConditioningObserver;
+import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
 import io.mmdit4j.io.JsonConfigs;
@@ -19,7 +20,6 @@ import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
-import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.text.llama.HunyuanPromptEncoder;
 import org.bytedeco.javacpp.PointerScope;
@@ -32,7 +32,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
@@ -196,26 +195,13 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
     @Override
     public Tensor noise(GenerationSettings s) {
         long[] shape = latentShape(s);
-        if (s.initialNoise() != null) {
-            if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
-                throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
-                        + Arrays.toString(shape));
-            }
-            try (PointerScope scope = new PointerScope()) {
-                return Tensors.keep(s.initialNoise().to(ScalarType.Float).clone());
-            }
-        }
-        return Noise.randnPerRow(shape, s.seeds(), DType.F32);
+        return s.initialLatents(shape, DType.F32);
     }
 
     /** {@code text_embedder(pooled(pos)) − text_embedder(pooled(neg))}, [1, D], owned by the caller. */
     @Override
     public Tensor delta(String pos, String neg) {
-        try (PointerScope scope = new PointerScope()) {
-            Tensor p = text.pooled(List.of(pos));
-            Tensor n = text.pooled(List.of(neg));
-            return transformer.guidanceDelta(p, n);
-        }
+        return GuidancePlan.direction(text::pooled, transformer::guidanceDelta, pos, neg);
     }
 
     /**

@@ -46,6 +46,24 @@ public final class JsonConfigs {
     }
 
     /** An optional integer field (absent or null: {@code dflt}). */
+    /**
+     * Rejects the keys of a config object that a reader does not take: keys starting with {@code _} and those in
+     * {@code read} or {@code ignored} pass; any other must be null or false, else the message names it (as unsupported when
+     * it is in {@code unsupported}, as unknown otherwise) followed by {@code hint}.
+     */
+    public static void rejectUnread(JsonNode c, Object origin, java.util.Set<String> read, java.util.Set<String> ignored,
+                                    java.util.Set<String> unsupported, String hint) {
+        for (java.util.Iterator<java.util.Map.Entry<String, JsonNode>> it = c.fields(); it.hasNext(); ) {
+            java.util.Map.Entry<String, JsonNode> e = it.next();
+            String key = e.getKey();
+            JsonNode v = e.getValue();
+            if (key.startsWith("_") || read.contains(key) || ignored.contains(key)) continue;
+            if (v.isNull() || (v.isBoolean() && !v.asBoolean())) continue;
+            throw new ModelFormatException(origin + ": " + (unsupported.contains(key) ? "scheduler option " + key + " = " + v + " is not supported"
+                    : "unknown scheduler option " + key + " = " + v) + hint);
+        }
+    }
+
     public static int intOr(JsonNode c, Object origin, String name, int dflt) {
         JsonNode v = c.get(name);
         if (v == null || v.isNull()) return dflt;

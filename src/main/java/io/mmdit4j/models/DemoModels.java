@@ -8,6 +8,8 @@ import io.mmdit4j.cosmos.CosmosTransformer;
 import io.mmdit4j.cosmos.PooledClipAdapter;
 import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.hidream.HiDreamConfig;
+import io.mmdit4j.hidream.HiDreamTransformer;
 import io.mmdit4j.hunyuan.HunyuanVideoConfig;
 import io.mmdit4j.hunyuan.HunyuanVideoParameters;
 import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
@@ -88,6 +90,50 @@ public final class DemoModels {
                     copyDir(tokenizers.resolve("llama-demo"), tmp.resolve("tokenizer"));
                     copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer_2"));
                 });
+    }
+
+    /**
+     * A generated HiDream-I1 demo folder: random {@code transformer/} (MoE), {@code vae/}, CLIP-L and CLIP-G with
+     * projections ({@code text_encoder/}, {@code text_encoder_2/}), T5 ({@code text_encoder_3/}) and a Llama
+     * ({@code text_encoder_4/}) from the descriptor's configs, the real CLIP and T5 tokenizers and the small byte-level
+     * Llama-3-style tokenizer ({@code tokenizers/llama-demo}) as {@code tokenizer_4/}.
+     */
+    public static void writeHiDream(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
+        writeFolder(d, root, tokenizers, List.of("clip/vocab.json", "t5/spiece.model", "llama-demo/tokenizer.json"), "HiDreamImagePipeline", new String[][] {
+                {"scheduler", "diffusers", g(d, "scheduler")},
+                {"text_encoder", "transformers", "CLIPTextModelWithProjection"}, {"text_encoder_2", "transformers", "CLIPTextModelWithProjection"},
+                {"text_encoder_3", "transformers", "T5EncoderModel"}, {"text_encoder_4", "transformers", "LlamaModel"},
+                {"tokenizer", "transformers", "CLIPTokenizer"}, {"tokenizer_2", "transformers", "CLIPTokenizer"},
+                {"tokenizer_3", "transformers", "T5Tokenizer"}, {"tokenizer_4", "transformers", "PreTrainedTokenizerFast"},
+                {"transformer", "diffusers", "HiDreamImageTransformer2DModel"}, {"vae", "diffusers", "AutoencoderKL"}},
+                (tmp, g, seed, dtype) -> {
+                    json(tmp.resolve("transformer/config.json"), g.get("transformer"));
+                    HiDreamConfig hc = HiDreamConfig.fromDiffusersConfig(tmp.resolve("transformer/config.json"));
+                    weights(tmp.resolve("transformer/diffusion_pytorch_model.safetensors"), HiDreamTransformer.randomWeights(hc, seed, dtype), d);
+                    component(tmp, "text_encoder", "model.safetensors", g.get("text_encoder"), clipProjectionShapes(g.get("text_encoder")), seed + 1, dtype, d);
+                    component(tmp, "text_encoder_2", "model.safetensors", g.get("text_encoder_2"), clipProjectionShapes(g.get("text_encoder_2")), seed + 2, dtype, d);
+                    component(tmp, "text_encoder_3", "model.safetensors", g.get("text_encoder_3"), t5Shapes(g.get("text_encoder_3")), seed + 3, dtype, d);
+                    component(tmp, "text_encoder_4", "model.safetensors", g.get("text_encoder_4"), llamaShapes(g.get("text_encoder_4")), seed + 4, dtype, d);
+                    component(tmp, "vae", "diffusion_pytorch_model.safetensors", g.get("vae"), vaeShapes(g.get("vae")), seed + 5, dtype, d);
+                    copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer"));
+                    copyDir(tokenizers.resolve("clip"), tmp.resolve("tokenizer_2"));
+                    copyDir(tokenizers.resolve("t5"), tmp.resolve("tokenizer_3"));
+                    copyDir(tokenizers.resolve("llama-demo"), tmp.resolve("tokenizer_4"));
+                    // Llama-3.1-Instruct's special tokens: HiDream pads with the eos token, <|eot_id|>
+                    json(tmp.resolve("tokenizer_4/tokenizer_config.json"), JSON.createObjectNode().put("bos_token", "<|begin_of_text|>")
+                            .put("eos_token", "<|eot_id|>").put("padding_side", "right").put("model_max_length", 8192));
+                });
+    }
+
+    private static String g(ModelDescriptor d, String part) {
+        return d.generate().path(part).path("_class_name").asText("FlowMatchLCMScheduler");
+    }
+
+    /** {@link #clipShapes} plus the projection of a {@code CLIPTextModelWithProjection}. */
+    static Map<String, long[]> clipProjectionShapes(JsonNode c) {
+        Map<String, long[]> m = clipShapes(c);
+        m.put("text_projection.weight", new long[] {c.get("projection_dim").asLong(), c.get("hidden_size").asLong()});
+        return m;
     }
 
     /**

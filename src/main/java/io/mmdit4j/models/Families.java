@@ -2,6 +2,7 @@ package io.mmdit4j.models;
 
 import io.mmdit4j.cosmos.CosmosFamily;
 import io.mmdit4j.flux.FluxFamily;
+import io.mmdit4j.hidream.HiDreamFamily;
 import io.mmdit4j.hunyuan.HunyuanVideoFamily;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
@@ -27,6 +28,7 @@ public final class Families {
             FluxFamily.INSTANCE,
             Sd3Family.INSTANCE,
             HunyuanVideoFamily.INSTANCE,
+            HiDreamFamily.INSTANCE,
             CosmosFamily.INSTANCE));
 
     /** Adds a family (for families outside this library); built-in families are listed above. */

@@ -6,6 +6,8 @@ import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.MemoryModel;
+import io.mmdit4j.pipeline.WeightBytes;
+import io.mmdit4j.runtime.DType;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -46,6 +48,16 @@ public interface ModelFamily {
         return false;
     }
 
+    /** Whether its pipeline can release the text encoders before the transformer loads ({@link LoadOptions#offloadText}). */
+    default boolean supportsOffload() {
+        return false;
+    }
+
+    /** The pipeline components a {@link LoadOptions#component} may replace (e.g. HiDream's {@code text_encoder_4}). */
+    default Set<String> components() {
+        return Set.of();
+    }
+
     /** Whether models of this family load add-on weights ({@link LoadOptions#adapter}: COSMOS's pooled-CLIP adapter). */
     default boolean supportsAdapter() {
         return false;
@@ -82,6 +94,16 @@ public interface ModelFamily {
                 return 3L * s.width() * s.height() * Float.BYTES;
             }
         };
+    }
+
+    /**
+     * The bytes the weights of a generation's model take at their peak once loaded in {@code compute}, from the checkpoint
+     * headers (the memory check before loading). The default counts every weights file of the model folder and the VAE
+     * file and text-encoder folder the options give ({@link WeightBytes#of(Path, LoadOptions, DType)}); a family whose
+     * loader reads weights from elsewhere, only part of a folder, or not all at once counts its own parts.
+     */
+    default long weightBytes(Path model, LoadOptions options, DType compute) {
+        return WeightBytes.of(model, options, compute);
     }
 
     /** The family's rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any model loads. */

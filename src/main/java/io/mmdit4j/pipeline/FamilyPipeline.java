@@ -42,7 +42,7 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
         return c != null && c.active();
     }
 
-    /** HiDream-style: the final norm also receives the guided vector. */
+    /** HiDream-style: the final norm always receives the guided vector ({@link ModulationGuidance.Builder#guideFinalNorm}). */
     default boolean guideFinalNorm() {
         return false;
     }
@@ -58,8 +58,10 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
 
     /**
      * The update rule the denoising loop applies to {@link #velocity}'s predictions over {@code schedule}, one instance per
-     * request: by default the schedule's own flow-matching Euler step on a velocity; a family with another sampler (e.g.
-     * COSMOS's Euler step on a denoised prediction) returns its rule here.
+     * request, closed after the loop: by default the schedule's own flow-matching Euler step on a velocity; a family with
+     * another sampler returns its rule here (COSMOS: {@link io.mmdit4j.sampling.DenoisedEulerSampler} on a denoised
+     * prediction; HiDream: {@link io.mmdit4j.sampling.FlowMatchLcmScheduler} with fresh seeded noise every step or
+     * {@link io.mmdit4j.sampling.UniPcMultistepScheduler}'s multistep history).
      */
     default Sampler sampler(GenerationSettings s, Schedule schedule) {
         return schedule;

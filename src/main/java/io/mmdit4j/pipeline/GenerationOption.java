@@ -16,4 +16,12 @@ public interface GenerationOption {
 
     /** Writes the option's keys into a settings record (the same keys a model descriptor's {@code defaults} uses). */
     void write(ObjectNode settings);
+
+    /**
+     * The option of images {@code from..to-1} made as a request of their own ({@link GenerationSettings#chunk}): the same
+     * option unless it holds something per image ({@link StepNoise}).
+     */
+    default GenerationOption forImages(int from, int to) {
+        return this;
+    }
 }

@@ -22,7 +22,7 @@ public final class GenerationOptions {
 
     private static final List<Reader> READERS = new CopyOnWriteArrayList<>(List.of(
             GenerationOptions::cfg, GenerationOptions::embedded, GenerationOptions::sigmas, GenerationOptions::shift, GenerationOptions::frames,
-            GenerationOptions::fps));
+            GenerationOptions::fps, GenerationOptions::sampleSize));
 
     private static final java.util.Map<Class<? extends GenerationOption>, String> DESCRIPTIONS = new java.util.concurrent.ConcurrentHashMap<>(java.util.Map.of(
             ClassifierFreeGuidance.class, "classifier-free guidance (--cfg, --negative-prompt)",
@@ -30,7 +30,9 @@ public final class GenerationOptions {
             CustomSigmas.class, "explicit sigmas (--sigmas)",
             SchedulerShift.class, "scheduler shift (--shift)",
             VideoFrames.class, "video frames (--frames)",
-            FrameRate.class, "video frame rate (--fps)"));
+            FrameRate.class, "video frame rate (--fps)",
+            SampleSize.class, "area-preserving resize (--sample-size)",
+            StepNoise.class, "given per-step sampler noise"));
 
     /** What an option type is called in messages. */
     public static String describe(Class<? extends GenerationOption> type) {
@@ -93,6 +95,11 @@ public final class GenerationOptions {
     private static GenerationOption fps(JsonNode j, String where) {
         Integer fps = SettingsJson.integer(j, "fps", 1, FrameRate.MAX, where);
         return fps == null ? null : new FrameRate(fps);
+    }
+
+    private static GenerationOption sampleSize(JsonNode j, String where) {
+        Integer px = SettingsJson.integer(j, "sample_size", 16, SampleSize.MAX, where);
+        return px == null ? null : new SampleSize(px);
     }
 
     private static GenerationOption wrap(String where, java.util.function.Supplier<GenerationOption> make) {

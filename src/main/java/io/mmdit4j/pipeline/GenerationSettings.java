@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.guidance.CfgRows;
 import io.mmdit4j.guidance.Direction;
+import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.NormControl;
 import io.mmdit4j.guidance.StepWindow;
@@ -82,28 +83,43 @@ public record GenerationSettings(String model, String family, DType dtype, List<
     public GenerationSettings forImage(int i) {
         if (i < 0 || i >= images()) throw new IndexOutOfBoundsException("image " + i + " of " + images());
         int p = i / imagesPerPrompt;
-        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>(options);
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
+        options.forEach((type, o) -> opts.put(type, o.forImages(i, i + 1)));
         ClassifierFreeGuidance cfg = option(ClassifierFreeGuidance.class);
         if (cfg != null && cfg.negativePrompts().size() > 1) {
             opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), List.of(cfg.negatives(prompts.size()).get(p))));
         }
         List<Direction> dirs = new ArrayList<>();
+        boolean cfgActive = cfg != null && cfg.active();
         for (Direction d : guidance) {
-            if (d.rowWeights() == null) {
-                dirs.add(d);
-                continue;
-            }
-            double rw = d.rowWeights()[i];
-            if (rw != 0) dirs.add(new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w() * rw, d.layers(), d.steps(), d.rows(), null));
+            Direction alone = GuidancePlan.alone(d, i, images(), cfgActive);
+            if (alone != null) dirs.add(alone);
         }
         return new GenerationSettings(model, family, dtype, List.of(prompts.get(p)), 1, width, height, steps, new long[] {seeds[i]},
                 maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, null);
     }
 
     /**
+     * The initial latents of {@code shape} in {@code dtype}: the request's initial noise (checked against the shape, a
+     * converted copy), else {@code randn} per image with its own seeded CPU generator. Owned by the caller.
+     */
+    public Tensor initialLatents(long[] shape, io.mmdit4j.runtime.DType dtype) {
+        if (initialNoise == null) return io.mmdit4j.sampling.Noise.randnPerRow(shape, seeds, dtype);
+        long[] given = io.mmdit4j.runtime.Tensors.shape(initialNoise);
+        if (!Arrays.equals(given, shape)) {
+            throw new InvalidRequestException("initial noise has shape " + Arrays.toString(given) + ", expected " + Arrays.toString(shape));
+        }
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            return io.mmdit4j.runtime.Tensors.keep(initialNoise.to(dtype.scalarType()).clone());
+        }
+    }
+
+    /**
      * The settings of images {@code from..to-1} as a request of their own, for chunked generation ({@link MemoryPlanner}):
-     * whole prompts, or images of one prompt; each image keeps its prompt, negative prompt, seed and row weights, so it
-     * gets the same noise and guidance as in the whole batch. {@code initialNoise}: the chunk's rows of the request's
+     * whole prompts, or images of one prompt; each image keeps its prompt, negative prompt, seed, row weights (and the
+     * batch-dependent sign of {@link CfgRows#REFERENCE_PAIR}, {@link GuidancePlan#forImages}) and
+     * per-image options ({@link GenerationOption#forImages}: given step noise), so it gets the same noise and guidance as
+     * in the whole batch. {@code initialNoise}: the chunk's rows of the request's
      * initial noise (borrowed), or null.
      */
     public GenerationSettings chunk(int from, int to, Tensor initialNoise) {
@@ -125,13 +141,12 @@ public record GenerationSettings(String model, String family, DType dtype, List<
             throw new IllegalArgumentException("a chunk is whole prompts or images of one prompt, not images " + from + ".." + to
                     + " with " + n + " per prompt");
         }
-        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>(options);
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
+        options.forEach((type, o) -> opts.put(type, o.forImages(from, to)));
         if (negatives != null) opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), negatives));
         List<Direction> dirs = new ArrayList<>();
-        for (Direction d : guidance) {
-            dirs.add(d.rowWeights() == null ? d : new Direction(d.label(), d.preset(), d.pos(), d.neg(), d.w(), d.layers(), d.steps(), d.rows(),
-                    Arrays.copyOfRange(d.rowWeights(), from, to)));
-        }
+        boolean cfgActive = cfg != null && cfg.active();
+        for (Direction d : guidance) dirs.add(GuidancePlan.forImages(d, from, to, images(), cfgActive));
         return new GenerationSettings(model, family, dtype, ps, perPrompt, width, height, steps, Arrays.copyOfRange(seeds, from, to),
                 maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, initialNoise);
     }

@@ -7,7 +7,9 @@ import io.mmdit4j.runtime.DeviceSpec;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * How {@link Pipelines#load} loads a model: compute dtype (default: the model descriptor's, else fp32), device, LoRAs
@@ -15,7 +17,9 @@ import java.util.List;
  * text encoders (COSMOS: the folder of its pooled CLIP-L), a family's add-on weights file ({@code adapter}: COSMOS's
  * pooled-CLIP adapter); whether weights stay memory-mapped views of the checkpoint files (default) or are read into
  * memory; and the memory policy of its generations (the budget they are checked against before any work, and the most
- * images run as one batch, {@link MemoryPlanner}). Immutable; build with {@link #builder()}.
+ * images run as one batch, {@link MemoryPlanner}); folders that replace pipeline components ({@code components}: HiDream's
+ * Llama) and whether the text encoders are offloaded ({@code offloadText}, null: the model's default). Immutable; build
+ * with {@link #builder()}.
  *
  * @param memoryBudget bytes a generation may need: {@link #MEASURED} (the default: the memory available when it starts),
  *                     {@link #UNCHECKED}, or a fixed budget
@@ -24,7 +28,8 @@ import java.util.List;
  *                     ({@link io.mmdit4j.nn.BlockOffload}, {@code --offload blocks}); nothing changes on the CPU
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
-                          ModelRegistry registry, Path adapter, boolean memoryMapped, long memoryBudget, int maxBatch, boolean offloadBlocks) {
+                          ModelRegistry registry, Path adapter, boolean memoryMapped, long memoryBudget, int maxBatch,
+                          Map<String, Path> components, Boolean offloadText, boolean offloadBlocks) {
     /** {@link #memoryBudget}: check against the memory available when each generation starts. */
     public static final long MEASURED = 0;
     /** {@link #memoryBudget}: no memory check. */
@@ -37,6 +42,12 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         if (loras != null) loras = List.copyOf(loras);
         if (memoryBudget < UNCHECKED) throw new IllegalArgumentException("memory budget must be a byte count, MEASURED or UNCHECKED, got " + memoryBudget);
         if (maxBatch < 1) throw new IllegalArgumentException("max batch must be >= 1, got " + maxBatch);
+        components = components == null ? Map.of() : Map.copyOf(components);
+    }
+
+    /** The folder given for a pipeline component (e.g. {@code text_encoder_4}), or null: the model folder's own. */
+    public Path component(String name) {
+        return components.get(name);
     }
 
     public static LoadOptions defaults() {
@@ -65,6 +76,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.memoryMapped = memoryMapped;
         b.memoryBudget = memoryBudget;
         b.maxBatch = maxBatch;
+        b.components = new LinkedHashMap<>(components);
+        b.offloadText = offloadText;
         b.offloadBlocks = offloadBlocks;
         return b;
     }
@@ -81,9 +94,31 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private boolean memoryMapped = true;
         private long memoryBudget = MEASURED;
         private int maxBatch = DEFAULT_MAX_BATCH;
+        private Map<String, Path> components = new LinkedHashMap<>();
+        private Boolean offloadText;
         private boolean offloadBlocks;
 
         private Builder() {}
+
+        /**
+         * A folder that replaces the model folder's component {@code name} (a diffusers component such as
+         * {@code text_encoder_4} or {@code tokenizer_4}): HiDream's Llama-3.1-8B-Instruct lives outside its folder.
+         */
+        public Builder component(String name, Path folder) {
+            if (name == null || name.isBlank()) throw new IllegalArgumentException("component name is empty");
+            if (folder == null) components.remove(name);
+            else components.put(name, folder);
+            return this;
+        }
+
+        /**
+         * Run the text encoders one at a time and release them before the transformer loads (and the transformer before
+         * the next request's text encoding): peak memory is the largest part instead of the sum (null: the model's default).
+         */
+        public Builder offloadText(Boolean offload) {
+            this.offloadText = offload;
+            return this;
+        }
 
         /** Compute dtype (fp32, bf16); default: the model descriptor's, else fp32. */
         public Builder dtype(DType dtype) {
@@ -177,7 +212,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
 
         public LoadOptions build() {
             return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, adapter, memoryMapped, memoryBudget, maxBatch,
-                    offloadBlocks);
+                    components, offloadText, offloadBlocks);
         }
     }
 }

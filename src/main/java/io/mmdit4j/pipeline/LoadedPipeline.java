@@ -15,6 +15,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.sampling.Denoiser;
 import io.mmdit4j.sampling.NonFiniteException;
+import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.sampling.StepListener;
 import io.mmdit4j.sampling.Timings;
@@ -113,8 +114,10 @@ final class LoadedPipeline implements Pipeline {
         files.requireUnchanged(); // before any forward reads a page of a mapped checkpoint that shrank (SIGBUS) or was rewritten
         MemoryEstimate memory = prepared.memory(s, false);
         MemoryPlanner.check(memory, prepared.options().memoryBudget());
-        if (memory.chunks() == 1 || observer != null) return run(impl, s, listener, observer);
-        return runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener);
+        // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
+        // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
+        return files.load(() -> memory.chunks() == 1 || observer != null ? run(impl, s, listener, observer)
+                : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
     }
 
     /** Everything that can be checked before any work. */
@@ -194,8 +197,9 @@ final class LoadedPipeline implements Pipeline {
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
-            try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
-                latents = Denoiser.run(f.sampler(s, schedule), noise, v, f.device(), listener, stepNanos);
+            try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer);
+                 Sampler sampler = f.sampler(s, schedule)) {
+                latents = Denoiser.run(sampler, noise, v, f.device(), listener, stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;

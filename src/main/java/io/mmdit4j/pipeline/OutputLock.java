@@ -18,7 +18,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * folder's path, so they do not pile up; two folders that share one only take turns writing, which is short.
  */
 final class OutputLock implements AutoCloseable {
-    private static final ConcurrentHashMap<Path, ReentrantLock> IN_PROCESS = new ConcurrentHashMap<>();
+    /** One per lock file: a JVM may hold a file's lock once, so threads take turns per file, not per folder. */
+    private static final ConcurrentHashMap<Integer, ReentrantLock> IN_PROCESS = new ConcurrentHashMap<>();
     static final int BUCKETS = 64;
 
     private final ReentrantLock local;
@@ -39,14 +40,17 @@ final class OutputLock implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(dir + ": " + e.getMessage(), e);
         }
-        ReentrantLock local = IN_PROCESS.computeIfAbsent(key, k -> new ReentrantLock()); // FileLock does not exclude threads of one JVM
+        // String.hashCode is specified, so every JVM picks the same file for a folder
+        int bucket = bucket(key);
+        // FileLock does not exclude threads of one JVM, and two threads locking one file (two folders of one bucket) would get an
+        // OverlappingFileLockException: threads take turns per lock file
+        ReentrantLock local = IN_PROCESS.computeIfAbsent(bucket, k -> new ReentrantLock());
         local.lock();
         FileChannel ch = null;
         try {
             Path folder = Path.of(System.getProperty("java.io.tmpdir"), "mmdit4j-locks-" + safe(System.getProperty("user.name", "user")));
             Files.createDirectories(folder);
-            // String.hashCode is specified, so every JVM picks the same file for a folder
-            ch = FileChannel.open(folder.resolve("outputs-" + Math.floorMod(key.toString().hashCode(), BUCKETS) + ".lock"), StandardOpenOption.CREATE,
+            ch = FileChannel.open(folder.resolve("outputs-" + bucket + ".lock"), StandardOpenOption.CREATE,
                     StandardOpenOption.WRITE);
             return new OutputLock(local, ch, ch.lock());
         } catch (IOException | RuntimeException e) {
@@ -59,6 +63,11 @@ final class OutputLock implements AutoCloseable {
             if (e instanceof IOException io) throw new UncheckedIOException(dir + ": cannot lock the output folder: " + io.getMessage(), io);
             throw (RuntimeException) e;
         }
+    }
+
+    /** The lock file of a folder (its real path). */
+    static int bucket(Path realPath) {
+        return Math.floorMod(realPath.toString().hashCode(), BUCKETS);
     }
 
     private static String safe(String s) {

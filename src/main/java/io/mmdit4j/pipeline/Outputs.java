@@ -154,6 +154,29 @@ public final class Outputs {
     }
 
     /**
+     * Writes image {@code i} of {@code r} to the PNG file {@code file} with that image's own settings record
+     * ({@link GenerationSettings#metadata}), atomically (a {@code .part} file, then a move), under the folder's
+     * {@link OutputLock}; a killed write's {@code .part} leftovers of that name are deleted first. For jobs that name each
+     * image themselves (one file per table row). {@link Existing#KEEP} refuses a file that exists, {@link Existing#REPLACE}
+     * replaces it.
+     */
+    public static Path writeImage(GenerationResult r, int i, Path file, Existing existing) {
+        if (r.isVideo()) throw new InvalidRequestException(file + ": this generation made videos, not images");
+        if (!isImageFile(file)) throw new InvalidRequestException(file + ": an image file must end in .png");
+        if (i < 0 || i >= r.count()) throw new IndexOutOfBoundsException("image " + i + " of " + r.count());
+        Path dir = file.toAbsolutePath().getParent();
+        mkdirs(dir);
+        try (OutputLock lock = OutputLock.acquire(dir)) {
+            deleteLeftovers(dir, file.getFileName().toString());
+            if (existing == Existing.KEEP && Files.exists(file)) {
+                throw new InvalidRequestException(file + ": the file exists; replace it explicitly, or give another name");
+            }
+            writeFile(file, r, i, r.settings().metadata(i));
+        }
+        return file;
+    }
+
+    /**
      * Checks, before any work, that {@code count} videos' frames can go to {@code dir} (see {@link #writeFramePngs})
      * without overwriting frames: the folder may hold none (one video), or no numbered frame folders (several, whose
      * names follow the videos' and may repeat an earlier run's).

@@ -93,7 +93,7 @@ public final class PreparedModel {
     }
 
     private synchronized long weightBytes() {
-        if (weightBytes == null) weightBytes = WeightBytes.of(path, options, options.dtype());
+        if (weightBytes == null) weightBytes = family.weightBytes(path, options, options.dtype());
         return weightBytes;
     }
 
@@ -108,6 +108,15 @@ public final class PreparedModel {
         }
         if (!options.loras().isEmpty() && !family.supportsLora()) {
             throw new UnsupportedOptionException("LoRA (--lora): not supported for " + family.name() + " models");
+        }
+        if (Boolean.TRUE.equals(options.offloadText()) && !family.supportsOffload()) {
+            throw new UnsupportedOptionException("--offload text: not supported for " + family.name() + " models");
+        }
+        for (String c : options.components().keySet()) {
+            if (!family.components().contains(c)) {
+                throw new UnsupportedOptionException("component '" + c + "': " + family.name() + " models take "
+                        + (family.components().isEmpty() ? "no component folders" : "only " + new java.util.TreeSet<>(family.components())));
+            }
         }
         if (options.adapter() != null && !family.supportsAdapter()) {
             throw new UnsupportedOptionException("adapter weights (--adapter): not supported for " + family.name() + " models");

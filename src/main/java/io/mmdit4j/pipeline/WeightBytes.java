@@ -18,16 +18,30 @@ import java.util.stream.Stream;
  * The bytes a model's weights take once loaded in a compute dtype, from the safetensors headers alone: every component
  * folder of a diffusers model (the file {@link WeightFiles} would choose there), or a single checkpoint with the VAE
  * file and text-encoder folders given next to it. Floating-point tensors count at the compute dtype's width (a bf16
- * file loaded in fp32 doubles), quantized ones (GGUF, bitsandbytes, fp8) and others at their stored size.
+ * file loaded in fp32 doubles), quantized ones (GGUF, bitsandbytes, fp8) and others at their stored size. A family whose
+ * loader reads other files, or not all of them at once, adds its parts up itself ({@code ModelFamily.weightBytes}) with
+ * {@link #of(Path, DType)}.
  */
-final class WeightBytes {
+public final class WeightBytes {
     private WeightBytes() {}
 
-    static long of(Path model, LoadOptions o, DType compute) {
+    /** The model folder (or file), plus the VAE file and text-encoder folder the options give. */
+    public static long of(Path model, LoadOptions o, DType compute) {
         List<Path> sources = new ArrayList<>();
         components(model, sources);
         if (o.vae() != null) sources.add(o.vae());
         if (o.textEncoders() != null) components(o.textEncoders(), sources);
+        return sum(sources, compute);
+    }
+
+    /** One weights file, or a folder's own weights and those of its subfolders; 0 when there are none. */
+    public static long of(Path fileOrFolder, DType compute) {
+        List<Path> sources = new ArrayList<>();
+        if (fileOrFolder != null) components(fileOrFolder, sources);
+        return sum(sources, compute);
+    }
+
+    private static long sum(List<Path> sources, DType compute) {
         long total = 0;
         for (Path p : sources) {
             try (TensorSource src = WeightFiles.open(p)) {

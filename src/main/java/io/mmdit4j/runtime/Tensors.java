@@ -72,4 +72,14 @@ public final class Tensors {
     public static void closeAll(Iterable<? extends Tensor> tensors) {
         for (Tensor t : tensors) Native.release(t);
     }
+
+    /**
+     * Each slice along {@code dim} {@code n} times in a row (diffusers' {@code repeat(..., n, ...).view(...)} of prompt
+     * embeddings per image); {@code t} itself when {@code n == 1}. In the caller's scope.
+     */
+    public static Tensor repeatRows(Tensor t, int n, long dim) {
+        if (n < 1) throw new IllegalArgumentException("repeats must be >= 1, got " + n);
+        return n == 1 ? t : org.bytedeco.pytorch.global.torch.repeat_interleave(t, n, new org.bytedeco.pytorch.LongOptional(dim),
+                new org.bytedeco.pytorch.LongOptional());
+    }
 }

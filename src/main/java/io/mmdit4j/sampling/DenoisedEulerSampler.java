@@ -7,8 +7,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.util.Arrays;
-
 import static org.bytedeco.pytorch.global.torch.scalar_tensor;
 
 /**
@@ -28,26 +26,15 @@ public final class DenoisedEulerSampler implements Sampler {
         this.schedule = schedule;
     }
 
+    @Override
     public Schedule schedule() {
         return schedule;
-    }
-
-    @Override
-    public int steps() {
-        return schedule.steps();
-    }
-
-    @Override
-    public float sigma(int i) {
-        return schedule.sigma(i);
     }
 
     /** @param denoised the x0 prediction at step i */
     @Override
     public Tensor step(Tensor denoised, int i, Tensor sample) {
-        if (denoised == null || sample == null || !Arrays.equals(Tensors.shape(denoised), Tensors.shape(sample))) {
-            throw new IllegalArgumentException("the denoised prediction and the sample must have one shape");
-        }
+        Sampler.requireSameShape(denoised, sample);
         try (PointerScope scope = new PointerScope()) {
             TensorOptions f32 = new TensorOptions(ScalarType.Float);
             Tensor sigma = scalar_tensor(new Scalar((double) schedule.sigma(i)), f32);

@@ -14,7 +14,8 @@ import java.util.concurrent.CancellationException;
 /**
  * The denoising loop every family shares: for each step of a {@link Sampler} (a {@link Schedule}'s flow-matching Euler
  * step, or the family's own rule), the family's {@link Velocity} (its transformer forward, plus CFG or whatever it
- * combines), the sampler's step, the step's wall time, and the {@link StepListener}, which may cancel. The latents move to the model's device once, before the first step; each step
+ * combines), the sampler's step, the step's wall time, and the {@link StepListener}, which may cancel. The latents move
+ * to the model's device once, before the first step; each step
  * runs in its own native-memory scope, so nothing accumulates over the loop.
  *
  * <p>Non-finite latents fail the run ({@link NonFiniteException}) naming the first step that produced them: NaN or
@@ -40,14 +41,15 @@ public final class Denoiser {
     }
 
     /**
-     * Runs every step from {@code initial} (not consumed) and returns the final latents, owned by the caller, on
-     * {@code device}. {@code stepNanos} (nullable, one slot per step) receives each step's wall time.
+     * Runs every step of {@code sampler} from {@code initial} (not consumed) and returns the final latents, owned by the
+     * caller, on {@code device}. {@code stepNanos} (nullable, one slot per step) receives each step's wall time;
+     * {@code sampler} is not closed here.
      *
      * @throws CancellationException when the listener returns false (nothing is leaked)
      */
-    public static Tensor run(Sampler schedule, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener, long[] stepNanos) {
-        if (stepNanos != null && stepNanos.length < schedule.steps()) {
-            throw new IllegalArgumentException(stepNanos.length + " timing slots for " + schedule.steps() + " steps");
+    public static Tensor run(Sampler sampler, Tensor initial, Velocity velocity, DeviceSpec device, StepListener listener, long[] stepNanos) {
+        if (stepNanos != null && stepNanos.length < sampler.steps()) {
+            throw new IllegalArgumentException(stepNanos.length + " timing slots for " + sampler.steps() + " steps");
         }
         StepListener l = listener == null ? StepListener.NONE : listener;
         Tensor x = initial;
@@ -60,24 +62,24 @@ public final class Denoiser {
                 }
             }
             flags.add(finite(x));
-            for (int i = 0; i < schedule.steps(); i++) {
+            for (int i = 0; i < sampler.steps(); i++) {
                 long t0 = System.nanoTime();
                 try (PointerScope step = new PointerScope()) {
                     Tensor v = velocity.at(x, i);          // owned
-                    Tensor next = schedule.step(v, i, x); // owned
+                    Tensor next = sampler.step(v, i, x);  // owned
                     v.close();
                     if (x != initial) x.close();
                     x = next;
                 }
                 flags.add(finite(x));
-                if ((i + 1) % CHECK_EVERY == 0 || i == schedule.steps() - 1) {
-                    readFlags(flags, firstUnread, schedule);
+                if ((i + 1) % CHECK_EVERY == 0 || i == sampler.steps() - 1) {
+                    readFlags(flags, firstUnread, sampler);
                     firstUnread = i + 1;
                 }
                 long elapsed = System.nanoTime() - t0;
                 if (stepNanos != null) stepNanos[i] = elapsed;
-                if (!l.onStep(new StepListener.Step(i, schedule.steps(), schedule.sigma(i + 1), elapsed, x))) {
-                    throw new CancellationException("generation cancelled after step " + (i + 1) + " of " + schedule.steps());
+                if (!l.onStep(new StepListener.Step(i, sampler.steps(), sampler.sigma(i + 1), elapsed, x))) {
+                    throw new CancellationException("generation cancelled after step " + (i + 1) + " of " + sampler.steps());
                 }
             }
             Tensor out = x;
@@ -98,7 +100,7 @@ public final class Denoiser {
     }
 
     /** Reads and releases the queued flags in step order; throws at the first false one. */
-    private static void readFlags(List<Tensor> flags, int firstStep, Sampler schedule) {
+    private static void readFlags(List<Tensor> flags, int firstStep, Sampler sampler) {
         try {
             for (int k = 0; k < flags.size(); k++) {
                 if (flags.get(k) == null || flags.get(k).item_bool()) continue;
@@ -109,8 +111,8 @@ public final class Denoiser {
                 }
                 throw new NonFiniteException(NonFiniteException.Stage.STEP, step, String.format(Locale.ROOT,
                         "the latents became NaN or infinite at denoising step %d of %d (index %d, sigma %.4f -> %.4f): the model's weights "
-                                + "or the guidance overflow; no image would be meaningful", step + 1, schedule.steps(), step,
-                        schedule.sigma(step), schedule.sigma(step + 1)));
+                                + "or the guidance overflow; no image would be meaningful", step + 1, sampler.steps(), step,
+                        sampler.sigma(step), sampler.sigma(step + 1)));
             }
         } finally {
             flags.forEach(Native::release);

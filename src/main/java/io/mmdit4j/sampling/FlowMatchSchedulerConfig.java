@@ -6,9 +6,7 @@ import io.mmdit4j.io.ModelFormatException;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Iterator;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -36,13 +34,17 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
     }
 
     public static final String CLASS_NAME = "FlowMatchEulerDiscreteScheduler";
+    /** diffusers' {@code FlowMatchLCMScheduler} (HiDream-I1 Fast / Dev): the same config, a stochastic step ({@link FlowMatchLcmScheduler}). */
+    public static final String LCM_CLASS_NAME = "FlowMatchLCMScheduler";
 
     /** Keys this class reads. */
     private static final Set<String> READ = Set.of("num_train_timesteps", "shift", "use_dynamic_shifting", "base_shift",
             "max_shift", "base_image_seq_len", "max_image_seq_len", "time_shift_type");
     /** Options that change the schedule and are not implemented: allowed only when null or false. */
     private static final Set<String> UNSUPPORTED = Set.of("invert_sigmas", "shift_terminal", "use_karras_sigmas",
-            "use_exponential_sigmas", "use_beta_sigmas", "stochastic_sampling");
+            "use_exponential_sigmas", "use_beta_sigmas", "stochastic_sampling", "scale_factors");
+    /** {@code FlowMatchLCMScheduler}'s interpolation mode: used only with {@code scale_factors} (refused above). */
+    private static final Set<String> LCM_IGNORED = Set.of("upscale_mode");
 
     public FlowMatchSchedulerConfig {
         if (numTrainTimesteps < 1) throw new IllegalArgumentException("num_train_timesteps must be >= 1, got " + numTrainTimesteps);
@@ -87,35 +89,26 @@ public record FlowMatchSchedulerConfig(int numTrainTimesteps, double shift, bool
      * folder that contains {@code scheduler/}.
      */
     public static FlowMatchSchedulerConfig fromFile(Path path) {
-        Path file = path;
-        if (Files.isDirectory(file)) {
-            Path direct = file.resolve("scheduler_config.json");
-            file = Files.isRegularFile(direct) ? direct : file.resolve("scheduler").resolve("scheduler_config.json");
-        }
+        Path file = configFile(path);
         return fromJson(JsonConfigs.readObject(file, "scheduler config"), file.toString());
+    }
+
+    /** {@code scheduler_config.json} of {@code path}: the file itself, a {@code scheduler/} folder's, or a model folder's {@code scheduler/}. */
+    static Path configFile(Path path) {
+        if (!Files.isDirectory(path)) return path;
+        Path direct = path.resolve("scheduler_config.json");
+        return Files.isRegularFile(direct) ? direct : path.resolve("scheduler").resolve("scheduler_config.json");
     }
 
     /** Reads a diffusers scheduler config object; {@code origin} names it in error messages. */
     public static FlowMatchSchedulerConfig fromJson(JsonNode c, String origin) {
         if (c == null || !c.isObject()) throw new ModelFormatException(origin + ": scheduler config must be a JSON object");
         String cls = c.path("_class_name").asText("");
-        if (!cls.isEmpty() && !cls.equals(CLASS_NAME)) {
-            throw new ModelFormatException(origin + ": _class_name is '" + cls + "', only " + CLASS_NAME + " is supported");
+        if (!cls.isEmpty() && !cls.equals(CLASS_NAME) && !cls.equals(LCM_CLASS_NAME)) {
+            throw new ModelFormatException(origin + ": _class_name is '" + cls + "', only " + CLASS_NAME + " and " + LCM_CLASS_NAME + " are supported");
         }
-        for (Iterator<Map.Entry<String, JsonNode>> it = c.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            String key = e.getKey();
-            JsonNode v = e.getValue();
-            if (key.startsWith("_") || READ.contains(key)) continue;
-            boolean unset = v.isNull() || (v.isBoolean() && !v.asBoolean());
-            if (UNSUPPORTED.contains(key) && !unset) {
-                throw new ModelFormatException(origin + ": scheduler option " + key + " = " + v + " is not supported "
-                        + "(only the plain, static-shift or dynamic-shift FlowMatchEulerDiscreteScheduler is)");
-            }
-            if (!UNSUPPORTED.contains(key) && !unset) {
-                throw new ModelFormatException(origin + ": unknown scheduler option " + key + " = " + v);
-            }
-        }
+        JsonConfigs.rejectUnread(c, origin, READ, cls.equals(LCM_CLASS_NAME) ? LCM_IGNORED : Set.of(), UNSUPPORTED,
+                " (only the plain, static-shift or dynamic-shift FlowMatchEulerDiscreteScheduler is)");
         String type = c.hasNonNull("time_shift_type") ? c.get("time_shift_type").asText() : "exponential";
         TimeShiftType timeShift;
         switch (type.toLowerCase(Locale.ROOT)) {

@@ -95,7 +95,10 @@ public final class Noise {
     }
 
     private static Tensor draw(long[] shape, long seed, DType dtype, Kernel kernel) {
-        GeneratorOptional generator = new GeneratorOptional(createCPUGenerator(seed));
+        return draw(shape, new GeneratorOptional(createCPUGenerator(seed)), dtype, kernel);
+    }
+
+    private static Tensor draw(long[] shape, GeneratorOptional generator, DType dtype, Kernel kernel) {
         DType drawn = dtype;
         if (kernel == Kernel.FLOAT32_THEN_CAST && (dtype == DType.BF16 || dtype == DType.F16)) {
             long n = 1;
@@ -105,6 +108,52 @@ public final class Noise {
         }
         Tensor t = torch.randn(shape, generator, new TensorOptions(drawn.scalarType()));   // at::randn, as torch.randn
         return drawn == dtype ? t : t.to(dtype.scalarType());
+    }
+
+    /**
+     * One CPU generator per batch row that goes on drawing: what a stochastic sampler (diffusers'
+     * {@code FlowMatchLCMScheduler}) draws at every step. Row {@code b}'s generator is seeded with {@code seeds[b]}, so an
+     * image gets the same noise in a batch as alone; each {@link #next} is one {@code randn} of the row shape per row
+     * (libtorch's kernel), in order, concatenated. Not thread-safe; close it to free the generators.
+     */
+    public static final class Stream implements AutoCloseable {
+        private final GeneratorOptional[] generators;
+        private final long[] rowShape;
+
+        private Stream(GeneratorOptional[] generators, long[] rowShape) {
+            this.generators = generators;
+            this.rowShape = rowShape;
+        }
+
+        /** @param shape the batch shape {@code [B, ...]} of each draw; {@code seeds.length == B} */
+        public static Stream perRow(long[] shape, long[] seeds) {
+            checkShape(shape);
+            if (shape.length < 1 || seeds == null || seeds.length != shape[0]) {
+                throw new IllegalArgumentException("a per-row stream of shape " + Arrays.toString(shape) + " needs "
+                        + (shape.length < 1 ? "a batch axis" : shape[0] + " seeds") + ", got " + (seeds == null ? "none" : String.valueOf(seeds.length)));
+            }
+            Torch.init();
+            long[] row = shape.clone();
+            row[0] = 1;
+            GeneratorOptional[] g = new GeneratorOptional[seeds.length];
+            for (int b = 0; b < seeds.length; b++) g[b] = io.mmdit4j.runtime.Native.keep(new GeneratorOptional(createCPUGenerator(seeds[b])));
+            return new Stream(g, row);
+        }
+
+        /** The next draw {@code [B, ...]} in {@code dtype}, owned by the caller. */
+        public Tensor next(DType dtype) {
+            checkDtype(dtype);
+            try (PointerScope scope = new PointerScope()) {
+                Tensor[] rows = new Tensor[generators.length];
+                for (int b = 0; b < rows.length; b++) rows[b] = draw(rowShape, generators[b], dtype, Kernel.LIBTORCH);
+                return Tensors.keep(rows.length == 1 ? rows[0] : cat(new TensorVector(rows), 0));
+            }
+        }
+
+        @Override
+        public void close() {
+            for (GeneratorOptional g : generators) io.mmdit4j.runtime.Native.release(g);
+        }
     }
 
     private static void checkKernel(Kernel kernel) {

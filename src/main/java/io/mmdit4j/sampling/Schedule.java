@@ -51,6 +51,10 @@ public final class Schedule implements Sampler {
         return new Schedule(Arrays.copyOf(sigmas, sigmas.length + 1), ts);
     }
 
+    /** As a {@link Sampler}, a schedule is diffusers' flow-matching Euler step over itself ({@link #step}). */
+    @Override
+    public Schedule schedule() { return this; }
+
     /** Number of denoising steps N. */
     @Override
     public int steps() { return timesteps.length; }
@@ -101,13 +105,7 @@ public final class Schedule implements Sampler {
     @Override
     public Tensor step(Tensor velocity, int i, Tensor sample) {
         checkStep(i);
-        if (velocity == null || velocity.isNull() || sample == null || sample.isNull()) {
-            throw new IllegalArgumentException("velocity and sample are required");
-        }
-        long[] vs = Tensors.shape(velocity), ss = Tensors.shape(sample);
-        if (!Arrays.equals(vs, ss)) {
-            throw new IllegalArgumentException("velocity " + Tensors.shapeString(vs) + " and sample " + Tensors.shapeString(ss) + " differ in shape");
-        }
+        Sampler.requireSameShape(velocity, sample);
         DType vd = Tensors.dtype(velocity), sd = Tensors.dtype(sample);
         if (!vd.isFloatingPoint() || !sd.isFloatingPoint()) {
             throw new IllegalArgumentException("velocity and sample must be floating tensors, got " + vd.torchName() + " and " + sd.torchName());

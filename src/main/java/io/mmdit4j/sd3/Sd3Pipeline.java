@@ -1,6 +1,7 @@
 package io.mmdit4j.sd3;
 
 import io.mmdit4j.guidance.ConditioningObserver;
+import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
@@ -12,7 +13,6 @@ import io.mmdit4j.pipeline.CustomSigmas;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
-import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -165,29 +165,13 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     public Tensor noise(GenerationSettings s) {
         long[] shape = Noise.sd3LatentShape(s.images(), s.height(), s.width());
         shape[1] = transformer.config().inChannels();
-        if (s.initialNoise() != null) {
-            if (!Arrays.equals(Tensors.shape(s.initialNoise()), shape)) {
-                throw new InvalidRequestException("initial noise has shape " + Arrays.toString(Tensors.shape(s.initialNoise())) + ", expected "
-                        + Arrays.toString(shape));
-            }
-            try (PointerScope scope = new PointerScope()) {
-                return Tensors.keep(s.initialNoise().to(dtype.scalarType()).clone());
-            }
-        }
-        return Noise.randnPerRow(shape, s.seeds(), dtype);
+        return s.initialLatents(shape, dtype);
     }
 
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, [1, D], owned by the caller. */
     @Override
     public Tensor delta(String pos, String neg) {
-        try (PointerScope scope = new PointerScope()) {
-            Tensor p = text.pooled(List.of(pos));
-            Tensor n = text.pooled(List.of(neg));
-            Tensor delta = transformer.guidanceDelta(p, n);
-            p.close();
-            n.close();
-            return delta;
-        }
+        return GuidancePlan.direction(text::pooled, transformer::guidanceDelta, pos, neg);
     }
 
     /** The forward on {@code [x; x]} with CFG ({@code v_u + s·(v_c − v_u)}), else on {@code x}. */

@@ -11,11 +11,9 @@ import io.mmdit4j.text.clip.ClipTokenizer;
 import io.mmdit4j.text.t5.T5Encoder;
 import io.mmdit4j.text.t5.T5Tokenizer;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,7 +21,6 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.repeat_interleave;
 import static org.bytedeco.pytorch.global.torch.zeros;
 
 /**
@@ -212,7 +209,7 @@ public final class Sd3TextEncoders implements AutoCloseable {
 
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}). */
     static Tensor repeatRows(Tensor t, int n) {
-        return n == 1 ? t : repeat_interleave(t, n, new LongOptional(0), new LongOptional());
+        return Tensors.repeatRows(t, n, 0);
     }
 
     @Override

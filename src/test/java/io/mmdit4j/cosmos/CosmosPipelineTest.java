@@ -13,6 +13,7 @@ import io.mmdit4j.pipeline.GenerationResult;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.MemoryEstimate;
 import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.pipeline.PreparedModel;
@@ -139,6 +140,24 @@ class CosmosPipelineTest {
         UnsupportedOptionException a = assertThrows(UnsupportedOptionException.class, () -> Pipelines.prepare("flux-tiny-demo",
                 LoadOptions.builder().adapter(GOLDEN.resolve("models/tiny/pooled_adapter.safetensors")).build()).load());
         assertTrue(a.getMessage().contains("--adapter") && a.getMessage().contains("flux"), a.getMessage());
+    }
+
+    /**
+     * The memory plan counts the transformer's and the Wan VAE's activations (not only the decoded pixels) and, of a folder
+     * given for the CLIP-L (FLUX.1-schnell's), only its text encoder.
+     */
+    @Test
+    void theMemoryPlanCountsActivationsAndOnlyTheClipOfAnotherFolder() {
+        PreparedModel m = Pipelines.prepare("cosmos-tiny-demo", LoadOptions.defaults());
+        GenerationSettings s = m.resolve(GenerationRequest.builder().prompt("a fox").seed(1).build());
+        MemoryEstimate e = m.memory(s);
+        assertTrue(e.workingBytes() > 2L * 3 * s.width() * s.height() * Float.BYTES, "activations and kept tensors, not only the image: " + e.describe());
+        Path flux = io.mmdit4j.models.ModelRegistry.standard().resolve("flux-tiny-demo");
+        PreparedModel withFlux = Pipelines.prepare("cosmos-tiny-demo", LoadOptions.builder().textEncoders(flux).build());
+        long fluxAll = io.mmdit4j.pipeline.WeightBytes.of(flux, DType.F32), fluxClip = io.mmdit4j.pipeline.WeightBytes.of(flux.resolve("text_encoder"), DType.F32);
+        assertTrue(fluxClip > 0 && fluxAll > fluxClip);
+        long own = m.memory(s).weightBytes(), ownClip = io.mmdit4j.pipeline.WeightBytes.of(m.path().resolve("text_encoder_2"), DType.F32);
+        assertEquals(own - ownClip + fluxClip, withFlux.memory(withFlux.resolve(s.toRequest())).weightBytes(), "the FLUX folder's CLIP-L only");
     }
 
     @Test

@@ -127,8 +127,9 @@ class ModulationGuidanceTest {
                     for (int i = 0; i < temb.length; i++) {
                         assertEquals(temb[i] + (float) (2.5f * delta[i]), guided[i], 0f, "element " + i);
                     }
-                    assertSame(c.vector(4), c.finalVector(), "guideFinalNorm gives the final norm the last block's vector");
+                    assertSame(c.vector(3), c.finalVector(), "guideFinalNorm gives the final norm w·delta (the vector of block 3's coefficients)");
                     assertFalse(c.isGuided(4));
+                    assertNotSame(c.temb(), c.finalVector(), "the final norm is guided although block 4 is not (HiDream's rule)");
                 });
             }
         }

@@ -81,6 +81,24 @@ class OutputsTest {
     }
 
     @Test
+    void oneImageOfABatchGoesToAFileOfItsOwnWithItsOwnSettings(@TempDir Path tmp) throws IOException {
+        Path file = tmp.resolve("rows/abc.png");
+        Files.createDirectories(file.getParent());
+        Files.writeString(file.resolveSibling(".abc.png123.part"), "half"); // a killed write of the same file
+        try (GenerationResult r = result(3)) {
+            assertEquals(file, Outputs.writeImage(r, 1, file, Outputs.Existing.KEEP));
+            assertEquals(List.of("abc.png"), names(file.getParent()), "the leftover is gone, nothing else is written");
+            assertEquals(r.settings().metadata(1), PngImages.readText(file), "image 1's prompt, seed 6 and settings record");
+            InvalidRequestException e = assertThrows(InvalidRequestException.class, () -> Outputs.writeImage(r, 2, file, Outputs.Existing.KEEP));
+            assertTrue(e.getMessage().contains("exists"), e.getMessage());
+            Outputs.writeImage(r, 2, file, Outputs.Existing.REPLACE);
+            assertEquals(r.settings().metadata(2), PngImages.readText(file));
+            assertThrows(InvalidRequestException.class, () -> Outputs.writeImage(r, 0, tmp.resolve("abc.jpg"), Outputs.Existing.KEEP));
+            assertThrows(IndexOutOfBoundsException.class, () -> Outputs.writeImage(r, 3, tmp.resolve("d.png"), Outputs.Existing.KEEP));
+        }
+    }
+
+    @Test
     void leftoversOfAKilledRunAreRemovedByTheNextWrite(@TempDir Path tmp) throws IOException {
         Path dir = Files.createDirectories(tmp.resolve("outputs"));
         for (String f : new String[] {".000-seed5.png8123456789.part", ".007-seed1.mp4123.part", ".frame_00003.png77.part", ".notes.txt1.part", "keep.part"}) {

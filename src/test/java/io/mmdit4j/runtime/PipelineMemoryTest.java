@@ -9,6 +9,8 @@ import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.hunyuan.TinyHunyuanVideoFolder;
+import io.mmdit4j.hidream.HiDreamDemo;
+import io.mmdit4j.models.ModelRegistry;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -19,7 +21,8 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Whole generations of the SD3 (CFG + guidance) and HunyuanVideo (guidance, 3-D decode) pipelines in a loop keep RSS
+ * Whole generations of the SD3 (CFG + guidance), HunyuanVideo (guidance, 3-D decode) and HiDream (MoE, LCM sampler, text
+ * offloading) pipelines in a loop keep RSS
  * flat: text encoders, every transformer step, the sampler and the VAE leave nothing behind (the FLUX pipeline's loop
  * is in {@link NativeMemoryTest}).
  */
@@ -41,6 +44,31 @@ class PipelineMemoryTest {
             GenerationRequest r = GenerationRequest.builder().prompt("a cat walks").size(32, 32).frames(5).steps(2).guidanceScale(6.0).seed(1)
                     .maxSequenceLength(8).guide(Direction.of("cinematic", "blurred").w(3.5).layers(LayerSchedule.from(1))).build();
             assertFlat("HunyuanVideo generations", () -> pipe.generate(r).close());
+        }
+    }
+
+    @Test
+    void hidreamDemoGenerationsKeepRssFlat(@TempDir Path home) throws IOException {
+        ModelRegistry registry = HiDreamDemo.registry(home);
+        GenerationRequest r = GenerationRequest.builder().prompt("a lighthouse at dusk").steps(2).seed(1)
+                .guide(Direction.preset("aesthetics")).build();
+        try (Pipeline pipe = Pipelines.load(HiDreamDemo.NAME, LoadOptions.builder().registry(registry).build())) {
+            assertFlat("HiDream demo generations", () -> pipe.generate(r).close());
+        }
+        // Offloaded, every generation loads and releases the four text encoders and the transformer. Loading makes Java
+        // garbage (configs, headers) that walks a test JVM's large G1 young generation into RSS until it has been touched
+        // once (the CLI runs with an 8 MB one); a collection after each run keeps that out of the native-memory check,
+        // and no native object may be left for the garbage collector to free.
+        try (Pipeline pipe = Pipelines.load(HiDreamDemo.NAME, LoadOptions.builder().registry(registry).offloadText(true).build())) {
+            Runnable run = () -> {
+                pipe.generate(r).close();
+                System.gc();
+            };
+            for (int i = 0; i < 10; i++) run.run();
+            long pointers = org.bytedeco.javacpp.Pointer.totalCount();
+            assertFlat("HiDream demo generations with text offloading", run);
+            assertTrue(org.bytedeco.javacpp.Pointer.totalCount() <= pointers + 16, "native objects left to the GC: "
+                    + pointers + " -> " + org.bytedeco.javacpp.Pointer.totalCount() + " over 50 generations");
         }
     }
 

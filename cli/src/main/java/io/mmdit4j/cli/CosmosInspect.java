@@ -1,6 +1,7 @@
 package io.mmdit4j.cli;
 
 import io.mmdit4j.cosmos.CosmosConfig;
+import io.mmdit4j.cosmos.CosmosMemory;
 import io.mmdit4j.cosmos.CosmosTransformer;
 import io.mmdit4j.cosmos.PooledClipAdapter;
 import io.mmdit4j.guidance.GuidanceTerm;
@@ -109,10 +110,11 @@ final class CosmosInspect {
         long adapter = ParameterShapes.count(PooledClipAdapter.parameterShapes(c.numLayers(), c.conditioningDim(), CLIP_L));
         long t5 = ParameterShapes.count(ParameterShapes.of("T5-11B encoder", sd -> T5Encoder.fromStateDict(sd, t5_11b(), DType.F32)));
         long vaeParams = ParameterShapes.count(AutoencoderKLWan.decoderShapes(vae));
-        long d = c.innerDim();
-        int elem = compute.bytes();
-        // one block's live activations: residual, modulated input, q/k/v, attention output, MLP hidden (4D) and its output
-        double block = (double) batch * imageTokens * elem * (2 * d + 3 * d + d + c.mlpHidden() + d) + (double) batch * textTokens * 2 * d * elem;
+        // the same formulas the memory check of generate uses (CosmosMemory)
+        CosmosMemory memory = new CosmosMemory(c, vae, compute);
+        double block = CosmosMemory.blockActivationBytes(c, batch, imageTokens, textTokens, compute);
+        double scores = CosmosMemory.attentionScoreBytes(c, batch, imageTokens, textTokens);
+        double decode = AutoencoderKLWan.peakActivationBytes(vae, compute, batch, h, w);
         out.printf(Locale.ROOT, "model: %s + pooled-CLIP adapter (CLIP-L %d)%n", c, CLIP_L);
         out.printf(Locale.ROOT, "image %dx%d -> latent 16x1x%dx%d, %d image tokens, %d text tokens, batch %d, compute %s%n",
                 width, height, h, w, imageTokens, textTokens, batch, compute.torchName());
@@ -121,12 +123,16 @@ final class CosmosInspect {
                 params, params / 1e9, adapter, adapter / 1e6, t5, t5 / 1e9, vaeParams, vaeParams / 1e6);
         out.printf(Locale.ROOT, "weights: transformer + adapter fp32 %.2f GB, bf16 %.2f GB; T5 bf16 %.2f GB (the pipeline keeps it loaded)%n",
                 (params + adapter) * 4 / 1e9, (params + adapter) * 2 / 1e9, t5 * 2 / 1e9);
-        out.printf(Locale.ROOT, "activations (estimate, peak inside one block): %.2f GB%n", block / 1e9);
-        out.printf(Locale.ROOT, "VAE decode peak activations (estimate, one frame, %s): %.2f GB%n", compute.torchName(),
-                AutoencoderKLWan.peakActivationBytes(vae, compute, batch, h, w) / 1e9);
+        out.printf(Locale.ROOT, "activations (estimate, peak inside one block): %.2f GB; + %.2f GB for the score matrices with math attention%n",
+                block / 1e9, scores / 1e9);
+        out.printf(Locale.ROOT, "VAE decode peak activations (estimate, one frame, %s): %.2f GB%n", compute.torchName(), decode / 1e9);
         out.printf(Locale.ROOT, "FLOPs per step (%d transformer call%s with CFG %s): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP, total %.2f TFLOP%n",
                 calls, calls == 1 ? "" : "s", cfg > 1 ? "on" : "off", calls * ops.linearFlops() / 1e12, ops.linears().size(),
                 calls * ops.attentionFlops() / 1e12, calls * ops.totalFlops() / 1e12);
+        double step = block + (io.mmdit4j.runtime.Torch.usesMathAttention(compute) ? scores : 0);
+        out.println(InspectCommand.generateEstimate((double) (params + adapter + t5 + vaeParams) * compute.bytes(),
+                memory.workingBytes(batch, cfg > 1, width, height, textTokens), step, decode, (double) batch * memory.resultBytes(width, height), compute)
+                + " (with T5-11B, without the CLIP-L's weights)");
     }
 
     static int defaultText(String config) {

@@ -19,14 +19,17 @@ import java.util.List;
 final class FamilyOptions {
     @Option(names = "--guidance", description = "embedded guidance scale (FLUX.1-dev, HunyuanVideo; default: the model's)")
     Double guidanceScale;
-    @Option(names = "--cfg", description = "classifier-free guidance scale, on when > 1 (SD3 / SD3.5; default: the model's)")
+    @Option(names = "--cfg", description = "classifier-free guidance scale, on when > 1 (SD3 / SD3.5, HiDream, COSMOS; default: the model's)")
     Double cfg;
     @Option(names = "--negative-prompt", description = "negative prompt for classifier-free guidance: one, or one per prompt (default \"\")")
     List<String> negativePrompts = new ArrayList<>();
     @Option(names = "--sigmas", description = "explicit sigmas used as given (no shift), e.g. 1.0,0.9454,0.8959,0.7904,0.7371,0.6022,0 (SD3)")
     String sigmas;
-    @Option(names = "--shift", description = "static scheduler shift instead of the model's scheduler config (SD3)")
+    @Option(names = "--shift", description = "static scheduler shift instead of the model's scheduler config (SD3, HiDream)")
     Double shift;
+    @Option(names = "--sample-size", description = "area-preserving resize: the request's size is scaled to the area of a PIXELS² image keeping its "
+            + "aspect ratio, rounded down to multiples of 16 (HiDream; default: the model's, 1024)")
+    Integer sampleSize;
     @Option(names = "--frames", description = "video frames, 4k+1 (HunyuanVideo; default: the model's, 61)")
     Integer frames;
     @Option(names = "--fps", description = "frames per second of the written video (default: the model's, 15)")
@@ -50,6 +53,7 @@ final class FamilyOptions {
             if (steps == null) b.steps(s.steps());
         }
         if (shift != null) b.option(new SchedulerShift(shift));
+        if (sampleSize != null) b.option(new io.mmdit4j.pipeline.SampleSize(sampleSize));
         if (frames != null) b.option(new VideoFrames(frames));
         if (fps != null) b.option(new FrameRate(fps));
     }

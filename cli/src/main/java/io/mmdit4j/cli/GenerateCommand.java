@@ -30,7 +30,7 @@ import java.util.concurrent.Callable;
  * them, {@code --from} repeats them). Every setting is checked before the model loads.
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Generate images (FLUX, SD3 / SD3.5) or videos (HunyuanVideo) with modulation guidance; the family is detected from the model.")
+        description = "Generate images (FLUX, SD3 / SD3.5, HiDream-I1) or videos (HunyuanVideo) with modulation guidance; the family is detected from the model.")
 final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", description = "a model name (flux-tiny-demo, flux1-schnell, sd3.5-large, hunyuan-video, ...), a diffusers folder, or a single-file FLUX transformer (with --vae and --text-encoders) (default: flux-tiny-demo)")
     String model;
@@ -39,6 +39,14 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--text-encoders", description = "folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/ for a single-file FLUX "
             + "transformer; COSMOS: the folder of its CLIP-L (e.g. FLUX.1-schnell)")
     Path textEncoders;
+    @Option(names = "--llama", description = "the Llama-3.1-8B-Instruct transformers folder (weights + tokenizer.json) HiDream uses as text_encoder_4 "
+            + "(default: the model folder's text_encoder_4/, else Meta-Llama-3.1-8B-Instruct/ beside it or under $MMDIT_MODELS)")
+    Path llama;
+    @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
+            + "blocks: keep the transformer blocks on the host and move each to the device just before it runs, prefetching the next "
+            + "(for devices smaller than the model; FLUX; a no-op on the CPU); text,blocks: both; "
+            + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")
+    String offload;
     @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "
             + "a wrapper state dict, or an adapter trained with `mmdit train`); default: the model folder's, else $MMDIT_MODELS/cosmos-pooled")
     Path adapter;
@@ -52,16 +60,6 @@ final class GenerateCommand implements Callable<Integer> {
     Path from;
     @Option(names = "--png-frames", description = "also write every video frame as a PNG into this folder")
     Path pngFrames;
-    @Option(names = "--offload", defaultValue = "none", description = "blocks: keep the transformer blocks on the host and move each to the "
-            + "device just before it runs, prefetching the next (for devices smaller than the model; FLUX; a no-op on the CPU); none (default)")
-    String offload;
-
-    private boolean offloadBlocks() {
-        if (offload.equals("none")) return false;
-        if (offload.equals("blocks")) return true;
-        throw new IllegalArgumentException("--offload " + offload + ": expected blocks or none");
-    }
-
     @Option(names = "--no-mmap", description = "read the weights into memory instead of mapping the checkpoint files, so that files changed or truncated while the model runs cannot affect (or crash) it")
     boolean noMmap;
     @Option(names = "--overwrite", description = "replace an --out file that exists; a folder is then numbered from 000 again, replacing files of the same names (default: never overwrite, continue a folder's numbering)")
@@ -88,8 +86,9 @@ final class GenerateCommand implements Callable<Integer> {
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
-                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck)
-                .offloadBlocks(offloadBlocks());
+                .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
+        if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
+        if (offload != null) applyOffload(load, offload);
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
@@ -97,10 +96,7 @@ final class GenerateCommand implements Callable<Integer> {
         ModelDescriptor d = prepared.descriptor();
         if (d != null && d.isGenerated()) {
             System.err.println("note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
-                    + " look like noise. For real ones use --model with " + (prepared.family().video()
-                    ? "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo"
-                    : prepared.family().name().equals("cosmos") ? "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, "
-                    + "cosmos-pooled and FLUX.1-schnell's CLIP-L)" : "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell"));
+                    + " look like noise. For real ones use --model with " + realModelHint(prepared.family().name()));
         }
         if (adapter != null) {
             System.err.println("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter " + adapter);
@@ -140,6 +136,15 @@ final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
+    private static String realModelHint(String family) {
+        return switch (family) {
+            case "hunyuan-video" -> "a HunyuanVideo diffusers folder, e.g. $MMDIT_MODELS/HunyuanVideo";
+            case "hidream" -> "a HiDream-I1 folder, e.g. hidream-i1-fast ($MMDIT_MODELS/HiDream-I1-Fast, with Meta-Llama-3.1-8B-Instruct)";
+            case "cosmos" -> "cosmos-predict2-2b-pooled ($MMDIT_MODELS/Cosmos-Predict2-2B-Text2Image, cosmos-pooled and FLUX.1-schnell's CLIP-L)";
+            default -> "a FLUX.1 folder, e.g. $MMDIT_MODELS/FLUX.1-schnell";
+        };
+    }
+
     /** Writes {@code <image>.latents.safetensors} next to each image (its latents row, prompt and seed in the metadata). */
     private static List<Path> withLatents(GenerationResult result, List<Path> images) {
         if (result.isVideo()) throw new IllegalArgumentException("--save-latents: images only");
@@ -164,5 +169,24 @@ final class GenerateCommand implements Callable<Integer> {
         b.guidance(guidance.directions(recorded != null ? recorded.request().guidance() : List.of()));
         b.normControl(guidance.norm(recorded != null ? recorded.request().normControl() : null));
         return b.build();
+    }
+
+    /**
+     * {@code --offload text|blocks|text,blocks|none}: what stays off the device (text encoders, transformer blocks).
+     * {@code blocks} alone leaves the text encoders' default (offloaded when the weights exceed 3/4 of the memory).
+     */
+    static void applyOffload(LoadOptions.Builder load, String offload) {
+        boolean text = false, blocks = false, none = false;
+        for (String part : offload.toLowerCase(Locale.ROOT).split(",", -1)) {
+            switch (part.strip()) {
+                case "text" -> text = true;
+                case "blocks" -> blocks = true;
+                case "none" -> none = true;
+                default -> throw new IllegalArgumentException("--offload " + offload + ": expected text, blocks, text,blocks or none");
+            }
+        }
+        if (none && (text || blocks)) throw new IllegalArgumentException("--offload " + offload + ": none cannot be combined with text or blocks");
+        if (text || none) load.offloadText(text);
+        load.offloadBlocks(blocks);
     }
 }

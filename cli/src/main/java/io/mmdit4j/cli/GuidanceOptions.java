@@ -29,7 +29,8 @@ final class GuidanceOptions {
     List<String> layers = new ArrayList<>();
     @Option(names = "--mg-steps", paramLabel = "WINDOW", description = "step window, e.g. 0-2: once for all or once per direction (default: all)")
     List<String> steps = new ArrayList<>();
-    @Option(names = "--mg-rows", paramLabel = "ROWS", description = "with classifier-free guidance, the halves a direction steers: both (SD3.5 reference), cond, cond-neg: once for all or once per direction")
+    @Option(names = "--mg-rows", paramLabel = "ROWS", description = "with classifier-free guidance, the halves a direction steers: both (SD3.5 reference), cond, cond-neg (HiDream's default), "
+            + "or reference-pair (the HiDream reference code: -/+ on any transformer batch of exactly 2, + otherwise): once for all or once per direction")
     List<String> rows = new ArrayList<>();
     @Option(names = "--mg-norm", paramLabel = "MODE", description = "norm control of guided vectors: none, keep-temb-norm, match-guided-norm (default: none)")
     String norm;

@@ -49,7 +49,7 @@ final class InspectCommand implements Callable<Integer> {
     Path image;
 
     @Option(names = "--config",
-            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, hunyuan-video, cosmos-predict2-2b, a diffusers config.json, or a checkpoint (headers only)")
+            description = "a model name from models/ (flux1-dev, flux1-schnell) or sd3.5-large, sd3.5-medium, sd3-medium, hunyuan-video, hidream-i1-full (-dev, -fast), cosmos-predict2-2b, a diffusers config.json, or a checkpoint (headers only)")
     String config;
 
     @Option(names = "--size", description = "image size WxH in pixels (default: 1024x1024; COSMOS: 768x768)")
@@ -107,6 +107,11 @@ final class InspectCommand implements Callable<Integer> {
             return 0;
         }
         if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
+        HiDreamInspect.Model hidream = HiDreamInspect.resolve(config); // HiDream-I1 names, configs and folders
+        if (hidream != null) {
+            HiDreamInspect.report(hidream, width, height, text, batch, compute, System.out);
+            return 0;
+        }
         io.mmdit4j.sd3.Sd3Config sd3 = Sd3Inspect.resolve(config); // SD3 / SD3.5 names, configs and checkpoints
         if (sd3 != null) {
             Sd3Inspect.report(sd3, width, height, text, batch, compute);

@@ -35,6 +35,11 @@ public record GoldenCase(Path dir, JsonNode spec) {
         return (area != null && area.getFileName() != null ? area.getFileName() + "/" : "") + dir.getFileName();
     }
 
+    /** The case's compute dtype ({@code compute_dtype}, float32 when absent). */
+    public io.mmdit4j.runtime.DType computeDtype() {
+        return io.mmdit4j.runtime.DType.parse(spec.path("compute_dtype").asText("float32"));
+    }
+
     public Path resolve(String relative) {
         return dir.resolve(relative).normalize();
     }

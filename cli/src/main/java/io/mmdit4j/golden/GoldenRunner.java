@@ -23,6 +23,8 @@ public final class GoldenRunner {
             Map.entry("sd3_transformer", new Sd3TransformerCases()),
             Map.entry("sd3_pipeline", new PipelineCases()),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
+            Map.entry("hidream_transformer", new HiDreamTransformerCases()),
+            Map.entry("hidream_pipeline", new HiDreamPipelineCases()),
             Map.entry("cosmos_transformer", new CosmosTransformerCases()),
             Map.entry("cosmos_pipeline", new CosmosPipelineCases()),
             Map.entry("lora", new LoraCases()),

@@ -1,12 +1,10 @@
 package io.mmdit4j.golden;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import io.mmdit4j.hunyuan.HunyuanVideoTransformer;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
 import org.bytedeco.javacpp.PointerScope;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -15,14 +13,12 @@ public final class HunyuanVideoTransformerCases implements CaseRunner {
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
-        JsonNode model = c.spec().path("model");
-        if (!model.hasNonNull("diffusers_folder")) return List.of(CaseResult.error(c.name(), "-", "case names no model (diffusers_folder)"));
-        return runFrom(c, c.name(), c.resolve(model.get("diffusers_folder").asText()), DType.parse(c.spec().path("compute_dtype").asText("float32")));
+        return CaseRunner.withModel(c, "diffusers_folder", modelPath -> runFrom(c, c.name(), modelPath, c.computeDtype()));
     }
 
     /** Runs one case against {@code modelPath}; public so that tests can run the cases on converted copies of the model. */
     public static List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, DType compute) {
-        if (!Files.exists(modelPath)) return List.of(CaseResult.error(name, "-", "model not found: " + modelPath));
+        if (!java.nio.file.Files.exists(modelPath)) return List.of(CaseResult.error(name, "-", "model not found: " + modelPath));
         try (HunyuanVideoTransformer m = HunyuanVideoTransformer.load(modelPath, compute);
              SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs();
              PointerScope scope = new PointerScope()) {

@@ -17,7 +17,6 @@ import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.Pipelines;
 import io.mmdit4j.pipeline.SchedulerShift;
-import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.StepListener;
 import io.mmdit4j.sd3.Sd3Pipeline;
@@ -38,12 +37,13 @@ final class PipelineCases implements CaseRunner {
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
+        return CaseRunner.withModel(c, "diffusers_pipeline_folder", folder -> runFrom(c, folder));
+    }
+
+    private static List<CaseResult> runFrom(GoldenCase c, java.nio.file.Path folder) {
         JsonNode p = c.params();
-        String folder = c.spec().path("model").path("diffusers_pipeline_folder").asText("");
-        if (folder.isEmpty()) return List.of(CaseResult.error(c.name(), "-", "case names no model.diffusers_pipeline_folder"));
-        DType dtype = DType.parse(c.spec().path("compute_dtype").asText("float32"));
         Map<String, Tensor> actual = new HashMap<>();
-        try (Pipeline pipe = Pipelines.load(c.resolve(folder), LoadOptions.builder().dtype(dtype).loras(List.of()).build());
+        try (Pipeline pipe = Pipelines.load(folder, LoadOptions.builder().dtype(c.computeDtype()).loras(List.of()).build());
              SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope()) {
             GenerationSettings s = pipe.resolve(request(p, pipe, noise(p, in, pipe)));
             conditioning(pipe, s, actual);

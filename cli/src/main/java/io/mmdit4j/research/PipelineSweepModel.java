@@ -1,7 +1,6 @@
 package io.mmdit4j.research;
 
 import io.mmdit4j.guidance.BlockConditioning;
-import io.mmdit4j.guidance.CfgRows;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.guidance.LayerSchedule;
@@ -62,7 +61,7 @@ public final class PipelineSweepModel implements SweepModel {
             double[] onlyThisRow = new double[b];
             onlyThisRow[i] = 1;
             r.guide(new Direction(c.direction().label(), null, c.direction().pos(), c.direction().neg(), c.w(), LayerSchedule.parse(c.layers()),
-                    StepWindow.parse(c.stepWindow()), CfgRows.BOTH, onlyThisRow));
+                    StepWindow.parse(c.stepWindow()), null, onlyThisRow));           // CFG rows: the model's default (HiDream: cond-neg)
         }
         r.prompts(prompts).seeds(seeds);
         if (pipe.supportedOptions().contains(EmbeddedGuidance.class)) r.option(new EmbeddedGuidance(settings.guidanceScale()));

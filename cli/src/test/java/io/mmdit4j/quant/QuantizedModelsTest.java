@@ -65,16 +65,17 @@ class QuantizedModelsTest {
         Path gguf = GoldenData.root().resolve("gguf/models/dev/flux1-dev-Q8_0.gguf");
         try (FluxTransformer m = FluxTransformer.load(gguf, DType.F32, new int[] {4, 6, 6})) {
             Map<String, Linear> linears = m.linears();
-            long quantized = linears.values().stream().filter(Linear::isQuantized).count();
+            long q8 = linears.values().stream().filter(l -> l.isQuantized() && l.quantized().format().equals("Q8_0")).count();
             // 2 double blocks x (img/txt: qkv -> 3, proj, mlp 0 and 2, mod) + 3 single blocks x (linear1 -> 4, linear2, modulation)
-            assertEquals(2 * 2 * 7 + 3 * 6, quantized);
-            assertTrue(linears.get("transformer_blocks.0.attn.to_k").isQuantized(), "a row third of the fused qkv stays Q8_0");
+            assertEquals(2 * 2 * 7 + 3 * 6, q8);
+            assertEquals("Q8_0", linears.get("transformer_blocks.0.attn.to_k").quantized().format(), "a row third of the fused qkv stays Q8_0");
             assertEquals("Q8_0", linears.get("single_transformer_blocks.2.proj_mlp").quantized().format());
-            assertFalse(linears.get("x_embedder").isQuantized(), "img_in is F16 in the file");
-            long bytes = linears.values().stream().filter(Linear::isQuantized).mapToLong(Linear::weightBytes).sum();
+            assertTrue(linears.get("x_embedder").isQuantized(), "img_in is F16 in the file and stays F16 (PlainTensor)");
+            assertEquals("F16", linears.get("x_embedder").quantized().format());
+            long bytes = linears.values().stream().filter(l -> l.isQuantized() && l.quantized().format().equals("Q8_0")).mapToLong(Linear::weightBytes).sum();
             try (TensorSource s = WeightFiles.open(gguf)) {
-                long q8 = s.keys().stream().filter(k -> s.info(k).quantized()).mapToLong(k -> s.info(k).byteLength()).sum();
-                assertEquals(q8, bytes, "the Linears hold exactly the file's Q8_0 bytes");
+                long q8Bytes = s.keys().stream().filter(k -> "Q8_0".equals(s.info(k).format())).mapToLong(k -> s.info(k).byteLength()).sum();
+                assertEquals(q8Bytes, bytes, "the Linears hold exactly the file's Q8_0 bytes");
             }
         }
         try (FluxTransformer m = FluxTransformer.load(GoldenData.root().resolve("fp8/models/dev-fp8-e4m3fn/flux1-tiny-dev-fp8-e4m3fn.safetensors"),

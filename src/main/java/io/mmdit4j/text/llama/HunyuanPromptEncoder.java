@@ -10,9 +10,7 @@ import io.mmdit4j.text.clip.ClipTextModel;
 import io.mmdit4j.text.clip.ClipTokenizer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
-import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
@@ -20,7 +18,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
 
-import static org.bytedeco.pytorch.global.torch.repeat_interleave;
 
 /**
  * HunyuanVideo's text conditioning as {@code HunyuanVideoPipeline.encode_prompt} computes it (spec E.2):
@@ -230,7 +227,7 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
 
     /** Each row {@code n} times in a row (diffusers' {@code repeat(1, n, ...).view(B·n, ...)}); in the caller's scope. */
     private static Tensor repeatRows(Tensor t, int n) {
-        return n == 1 ? t : repeat_interleave(t, n, new LongOptional(0), new LongOptional());
+        return Tensors.repeatRows(t, n, 0);
     }
 
     @Override

@@ -42,6 +42,7 @@ public final class LlamaTokenizer implements AutoCloseable {
     private final Map<String, Long> addedTokens;
     private final HuggingFaceTokenizer untruncated;
     private final Map<Integer, HuggingFaceTokenizer> truncating = new HashMap<>();
+    private int modelMaxLength = Integer.MAX_VALUE;
 
     private LlamaTokenizer(Path file, long padId, boolean padLeft, Map<String, Long> addedTokens, HuggingFaceTokenizer untruncated) {
         this.file = file;
@@ -53,6 +54,15 @@ public final class LlamaTokenizer implements AutoCloseable {
 
     /** A transformers tokenizer folder: {@code tokenizer.json} (required) and {@code tokenizer_config.json} (optional). */
     public static LlamaTokenizer fromFolder(Path dir) {
+        return fromFolder(dir, false);
+    }
+
+    /**
+     * As {@link #fromFolder(Path)}; with {@code padWithEos} the pad token is the tokenizer's {@code eos_token} (what
+     * {@code HiDreamImagePipeline} sets: {@code tokenizer_4.pad_token = tokenizer_4.eos_token}; Llama-3.1-Instruct's is
+     * {@code <|eot_id|>}), whatever the folder says.
+     */
+    public static LlamaTokenizer fromFolder(Path dir, boolean padWithEos) {
         Objects.requireNonNull(dir, "dir");
         Path json = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(json)) {
@@ -62,17 +72,34 @@ public final class LlamaTokenizer implements AutoCloseable {
         JsonNode config = Files.isRegularFile(configFile) ? readJson(configFile) : null;
         String padToken = null;
         boolean padLeft = false;
+        if (padWithEos && (config == null || tokenText(config.get("eos_token")) == null)) {
+            throw new ModelFormatException(dir + ": no eos_token in tokenizer_config.json (the pad token is the eos token here)");
+        }
         if (config != null) {
-            JsonNode pad = config.get("pad_token");
-            if (pad != null && pad.isTextual()) padToken = pad.asText();
-            else if (pad != null && pad.isObject() && pad.path("content").isTextual()) padToken = pad.get("content").asText();
+            padToken = tokenText(config.get(padWithEos ? "eos_token" : "pad_token"));
             String side = config.path("padding_side").asText("right");
             if (!side.equals("right") && !side.equals("left")) {
                 throw new ModelFormatException(configFile + ": padding_side must be \"right\" or \"left\", found \"" + side + "\"");
             }
             padLeft = side.equals("left");
         }
-        return open(json, padToken, null, padLeft);
+        LlamaTokenizer t = open(json, padToken, null, padLeft);
+        if (config != null && config.path("model_max_length").canConvertToLong()) {
+            t.modelMaxLength = (int) Math.min(Integer.MAX_VALUE, Math.max(1, config.get("model_max_length").asLong()));
+        }
+        return t;
+    }
+
+    /** A special token of tokenizer_config.json: a string or {@code {"content": ...}}; null when absent. */
+    private static String tokenText(JsonNode t) {
+        if (t != null && t.isTextual()) return t.asText();
+        if (t != null && t.isObject() && t.path("content").isTextual()) return t.get("content").asText();
+        return null;
+    }
+
+    /** {@code model_max_length} of tokenizer_config.json (Llama-3.1: 131072), or {@link Integer#MAX_VALUE} when unset. */
+    public int modelMaxLength() {
+        return modelMaxLength;
     }
 
     /** A {@code tokenizer.json} file with an explicit pad id (null: from the file's {@code padding} section), right padding. */

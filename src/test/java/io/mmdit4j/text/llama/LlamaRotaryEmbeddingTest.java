@@ -64,4 +64,37 @@ class LlamaRotaryEmbeddingTest {
             for (int i = 0; i < dim; i++) assertEquals(plainCos[dim + i], linearCos[2 * dim + i], 1e-7, "position 2 / 2 = 1");
         }
     }
+
+    /**
+     * Llama-3.1's {@code llama3} scaling on numbers worked out by hand from the published formula (factor 8, low 1, high 4,
+     * original context 2048 here so that a head of 8 has a frequency in each band; θ = 10000):
+     * <pre>
+     * k   ω_k = θ^(−2k/8)   wavelength 2π/ω   band (high < 2048/4 = 512 ≤ medium ≤ 2048 = 2048/1 < low)   ω'_k
+     * 0   1                 6.283             high: kept                                                 1
+     * 1   0.1               62.83             high: kept                                                 0.1
+     * 2   0.01              628.3             medium: s = (2048/628.3 − 1)/(4 − 1) = 0.753164,           0.0078401886
+     *                                          ω' = (1 − s)·ω/8 + s·ω
+     * 3   0.001             6283              low: ω/8                                                    0.000125
+     * </pre>
+     * and the rotary table at position 100 rotates pair 2 by 100·ω'_2 = 0.78401886 rad: cos 0.70808142, sin 0.70613079
+     * (rotate-half layout: channels 2 and 6), pair 3 by 0.0125 rad: cos 0.99992188.
+     */
+    @Test
+    void llama3ScalingOnHandDerivedNumbers() {
+        LlamaConfig.RopeScaling llama3 = new LlamaConfig.RopeScaling("llama3", 8.0, 1.0, 4.0, 2048);
+        LlamaConfig c = config(8, 10000.0, llama3);
+        try (PointerScope s = new PointerScope(); LlamaRotaryEmbedding rope = LlamaRotaryEmbedding.build(c, 101, DType.F32)) {
+            float[] inv = Tensors.toFloats(LlamaRotaryEmbedding.inverseFrequencies(c));
+            assertEquals(1.0, inv[0], 1e-7);
+            assertEquals(0.1, inv[1], 1e-8);
+            assertEquals(0.0078401886, inv[2], 1e-9);
+            assertEquals(0.000125, inv[3], 1e-10);
+            float[] cos = Tensors.toFloats(rope.cos()), sin = Tensors.toFloats(rope.sin());
+            int row = 100 * 8;
+            assertEquals(0.70808142, cos[row + 2], 1e-6);
+            assertEquals(0.70808142, cos[row + 6], 1e-6, "cat(freqs, freqs): channel i + Dh/2 repeats channel i");
+            assertEquals(0.70613079, sin[row + 2], 1e-6);
+            assertEquals(0.99992188, cos[row + 3], 1e-7);
+        }
+    }
 }

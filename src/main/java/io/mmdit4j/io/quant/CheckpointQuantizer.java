@@ -152,16 +152,18 @@ public final class CheckpointQuantizer {
         }
     }
 
-    /** The GGUF {@code general.architecture} of these tensor names: flux, sd3, hyvid (HunyuanVideo), cosmos. */
+    /** The GGUF {@code general.architecture} of these tensor names: flux, sd3, hyvid (HunyuanVideo), cosmos, hidream. */
     public static String architecture(java.util.Collection<String> keys) {
-        boolean sd3 = false, hyvid = false, flux = false, cosmos = false;
+        boolean sd3 = false, hyvid = false, flux = false, cosmos = false, hidream = false;
         for (String key : keys) {
             String k = key.startsWith(PREFIX) ? key.substring(PREFIX.length()) : key;
             if (k.startsWith("joint_blocks.") || k.equals("pos_embed.pos_embed") || k.equals("pos_embed")) sd3 = true;
             if (k.startsWith("img_in.proj.") || k.contains("token_refiner")) hyvid = true;
             if (k.startsWith("double_blocks.") || k.startsWith("single_transformer_blocks.")) flux = true;
-            if (k.startsWith("patch_embed.") && k.contains("adaln_modulation")) cosmos = true;
+            if (k.startsWith("time_embed.t_embedder.") || k.startsWith("transformer_blocks.") && k.contains(".norm1.linear_1.")) cosmos = true; // diffusers' CosmosTransformer3DModel
+            if (k.startsWith("double_stream_blocks.") || k.startsWith("caption_projection.")) hidream = true;
         }
+        if (hidream) return "hidream";
         if (hyvid) return "hyvid";
         if (sd3) return "sd3";
         if (cosmos) return "cosmos";

@@ -49,7 +49,8 @@ public final class GgufQuantizer {
         for (int j = 0; j < 32; j++) y[o + 2 + j] = (byte) roundf(x[xi + j] * id);
     }
 
-    private static void q4_0(float[] x, int xi, byte[] y, int o) {
+    /** The value of largest magnitude among {@code x[xi..xi+32)} (the first of equals), as ggml's Q4_0 / Q5_0 take it. */
+    private static float signedAbsMax(float[] x, int xi) {
         float amax = 0, max = 0;
         for (int j = 0; j < 32; j++) {
             float v = x[xi + j];
@@ -58,6 +59,23 @@ public final class GgufQuantizer {
                 max = v;
             }
         }
+        return max;
+    }
+
+    private static float min32(float[] x, int xi) {
+        float min = Float.MAX_VALUE;
+        for (int j = 0; j < 32; j++) min = Math.min(min, x[xi + j]);
+        return min;
+    }
+
+    private static float max32(float[] x, int xi) {
+        float max = -Float.MAX_VALUE;
+        for (int j = 0; j < 32; j++) max = Math.max(max, x[xi + j]);
+        return max;
+    }
+
+    private static void q4_0(float[] x, int xi, byte[] y, int o) {
+        float max = signedAbsMax(x, xi);
         float d = max / -8;
         float id = d != 0 ? 1.0f / d : 0.0f;
         half(y, o, d);
@@ -69,11 +87,7 @@ public final class GgufQuantizer {
     }
 
     private static void q4_1(float[] x, int xi, byte[] y, int o) {
-        float min = Float.MAX_VALUE, max = -Float.MAX_VALUE;
-        for (int j = 0; j < 32; j++) {
-            min = Math.min(min, x[xi + j]);
-            max = Math.max(max, x[xi + j]);
-        }
+        float min = min32(x, xi), max = max32(x, xi);
         float d = (max - min) / ((1 << 4) - 1);
         float id = d != 0 ? 1.0f / d : 0.0f;
         half(y, o, d);
@@ -86,14 +100,7 @@ public final class GgufQuantizer {
     }
 
     private static void q5_0(float[] x, int xi, byte[] y, int o) {
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++) {
-            float v = x[xi + j];
-            if (amax < Math.abs(v)) {
-                amax = Math.abs(v);
-                max = v;
-            }
-        }
+        float max = signedAbsMax(x, xi);
         float d = max / -16;
         float id = d != 0 ? 1.0f / d : 0.0f;
         half(y, o, d);
@@ -109,11 +116,7 @@ public final class GgufQuantizer {
     }
 
     private static void q5_1(float[] x, int xi, byte[] y, int o) {
-        float min = Float.MAX_VALUE, max = -Float.MAX_VALUE;
-        for (int j = 0; j < 32; j++) {
-            min = Math.min(min, x[xi + j]);
-            max = Math.max(max, x[xi + j]);
-        }
+        float min = min32(x, xi), max = max32(x, xi);
         float d = (max - min) / ((1 << 5) - 1);
         float id = d != 0 ? 1.0f / d : 0.0f;
         half(y, o, d);

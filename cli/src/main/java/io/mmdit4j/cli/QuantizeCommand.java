@@ -24,7 +24,8 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--type", required = true, description = "q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q4_k_m | q5_k | q5_k_m | q6_k | nf4 | fp4 | fp8 | fp8-scaled | fp8-e5m2")
     String type;
 
-    @Option(names = "--out", required = true, description = "output file (.gguf / .safetensors), or a folder (config.json + weights) for a diffusers folder")
+    @Option(names = "--out", required = true, description = "output file (.gguf / .safetensors); or a folder: config.json + weights for a transformer folder, "
+            + "a model folder (the quantized transformer/ and links to the original's other components) for a model folder")
     Path out;
 
     @Option(names = "--arch", description = "GGUF general.architecture (flux, sd3, hyvid, ...); default: from the tensor names")

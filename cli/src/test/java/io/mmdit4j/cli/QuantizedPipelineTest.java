@@ -138,4 +138,29 @@ class QuantizedPipelineTest {
             assertThrows(ModelFormatException.class, () -> f.quantized(f.keys().stream().filter(k -> f.info(k).quantized()).findFirst().orElseThrow()));
         }
     }
+
+    @Test
+    void aModelFolderQuantizedToAFolderLoadsLikeTheOriginal() throws IOException {
+        Path folder = GoldenData.root().resolve("flux_pipeline/models/flux-tiny-schnell");
+        Path out = tmp.resolve("flux-tiny-schnell-Q8_0");
+        CheckGoldenCommandTest.Run run = CheckGoldenCommandTest.run("quantize", "--model", folder.toString(), "--type", "q8_0", "--out", out.toString());
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(Files.isRegularFile(out.resolve("transformer/diffusion_pytorch_model.gguf")));
+        assertTrue(Files.isSymbolicLink(out.resolve("vae")) && Files.isSymbolicLink(out.resolve("model_index.json")), "the other components are links");
+        GenerationRequest r = GenerationRequest.builder().prompt("a cat").size(64, 64).steps(2).seed(1).maxSequenceLength(16).build();
+        try (Pipeline a = Pipelines.load(out, LoadOptions.defaults()); Pipeline b = Pipelines.load(folder, LoadOptions.defaults());
+             GenerationResult ia = a.generate(r); GenerationResult ib = b.generate(r); PointerScope scope = new PointerScope()) {
+            assertEquals("flux", a.family().name());
+            double mean = ia.images().sub(ib.images()).abs().mean().item_float();
+            assertTrue(mean < 0.02, "Q8_0 images differ from the original's by " + mean + " on average");
+        }
+        // written again into the same folder: the links are kept; a real file in the way is refused
+        run = CheckGoldenCommandTest.run("quantize", "--model", folder.toString(), "--type", "q4_0", "--out", out.toString(), "--overwrite");
+        assertEquals(0, run.exit(), run.err());
+        Path other = tmp.resolve("occupied");
+        Files.createDirectories(other.resolve("vae"));
+        run = CheckGoldenCommandTest.run("quantize", "--model", folder.toString(), "--type", "q8_0", "--out", other.toString());
+        assertEquals(2, run.exit(), run.err());
+        assertTrue(run.err().contains("is not a link to"), run.err());
+    }
 }

@@ -133,12 +133,17 @@ public final class CheckpointQuantizer {
 
     /**
      * Writes {@code model} (a checkpoint file, a component folder, or a model folder with {@code transformer/}) as
-     * {@code target} to {@code out} (a file; a folder for bitsandbytes from a diffusers folder).
+     * {@code target} to {@code out}: a file (.gguf / .safetensors); a folder (config.json + weights) from a component
+     * folder; from a model folder, a model folder whose other components are links to the original's.
      */
     public static Report quantize(Path model, Target target, Path out, Options o) {
         Torch.init();
-        Path weights = Files.isDirectory(model) && !Files.exists(model.resolve("config.json")) && Files.isDirectory(model.resolve("transformer"))
-                ? model.resolve("transformer") : model;
+        boolean modelFolder = Files.isDirectory(model) && !Files.exists(model.resolve("config.json")) && Files.isDirectory(model.resolve("transformer"));
+        Path weights = modelFolder ? model.resolve("transformer") : model;
+        if (modelFolder && !out.toString().endsWith(".safetensors") && !out.toString().endsWith(".gguf")
+                && Files.isRegularFile(weights.resolve("config.json"))) {
+            out = linkedModelFolder(model, out);
+        }
         try (TensorSource src = WeightFiles.open(weights)) {
             Path config = Files.isDirectory(weights) ? weights.resolve("config.json") : null;
             Path file = out;
@@ -149,6 +154,32 @@ public final class CheckpointQuantizer {
             }
             if (target.gguf()) return gguf(src, target, file, o.architecture() != null ? o.architecture() : architecture(src.keys()));
             return safetensors(src, target, file, o);
+        }
+    }
+
+    /**
+     * A model folder in, a model folder out: {@code out} gets symbolic links to every entry of {@code model} but
+     * {@code transformer/} (text encoders, VAE, scheduler, {@code model_index.json} stay where they are), and the
+     * quantized transformer is written to {@code out/transformer}, which is returned; the folder then loads like the original.
+     */
+    private static Path linkedModelFolder(Path model, Path out) {
+        try {
+            Files.createDirectories(out);
+            try (java.util.stream.Stream<Path> entries = Files.list(model)) {
+                for (Path e : (Iterable<Path>) entries.sorted()::iterator) {
+                    String name = e.getFileName().toString();
+                    if (name.equals("transformer")) continue;
+                    Path link = out.resolve(name);
+                    if (Files.exists(link, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                        if (Files.isSymbolicLink(link) && Files.isSameFile(link, e)) continue;
+                        throw new IllegalArgumentException(link + " exists and is not a link to " + e + ": give a new output folder");
+                    }
+                    Files.createSymbolicLink(link, e.toAbsolutePath());
+                }
+            }
+            return out.resolve("transformer");
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot write the model folder " + out + ": " + e.getMessage(), e);
         }
     }
 

@@ -198,7 +198,6 @@ public final class FluxTransformer implements AutoCloseable {
     }
 
     /** The blocks' Linear weights (2-D tensors under {@code transformer_blocks.N.} / {@code single_transformer_blocks.N.}). */
-    private static final java.util.regex.Pattern BLOCK_WEIGHT = java.util.regex.Pattern.compile("^(single_)?transformer_blocks\\.\\d+\\.");
 
     /**
      * As {@link #fromStateDict(StateDict, FluxConfig, DType)}; with {@code offloadBlocks} the blocks' Linear weights stay on
@@ -206,7 +205,7 @@ public final class FluxTransformer implements AutoCloseable {
      * changes on the CPU).
      */
     public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute, boolean offloadBlocks) {
-        if (offloadBlocks) sd = sd.keepOnHost((k, shape) -> shape.length == 2 && BLOCK_WEIGHT.matcher(k).find());
+        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
         DType.checkCompute(compute);
         Torch.init();
         long dim = c.innerDim();

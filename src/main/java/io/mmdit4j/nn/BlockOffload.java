@@ -55,6 +55,16 @@ public final class BlockOffload implements AutoCloseable {
         this.recording = recording;
     }
 
+    private static final Pattern BLOCK_WEIGHT = Pattern.compile("^(single_)?transformer_blocks\\.\\d+\\.");
+
+    /**
+     * Which tensors of a diffusers-named StateDict stay on the host when blocks are offloaded ({@code StateDict.keepOnHost}):
+     * the matrices of {@code transformer_blocks.N.} and {@code single_transformer_blocks.N.} (the blocks' Linear weights).
+     */
+    public static boolean isBlockWeight(String key, long[] shape) {
+        return shape.length == 2 && BLOCK_WEIGHT.matcher(key).find();
+    }
+
     /** No offload: the weights are where the model is. */
     public static BlockOffload none() {
         return NONE;

@@ -4,6 +4,9 @@ import io.mmdit4j.GoldenData;
 import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxInputs;
 import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.hunyuan.HunyuanVideoConfig;
+import io.mmdit4j.hunyuan.HunyuanVideoTransformer;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.io.quant.CheckpointQuantizer;
 import io.mmdit4j.runtime.DType;
@@ -99,6 +102,48 @@ class BlockOffloadTest {
             FluxInputs x = new FluxInputs(in.load("hidden_states"), in.load("encoder_hidden_states"), in.load("pooled_projections"),
                     in.load("timestep"), in.load("guidance"), in.load("img_ids"), in.load("txt_ids"));
             assertTrue(plain.forward(x).equal(offloaded.forward(x)));
+        }
+    }
+
+    @Test
+    void hunyuanVideoRealSizeScheduleOnMeta() {
+        HunyuanVideoConfig c = HunyuanVideoConfig.hunyuanVideo();
+        try (HunyuanVideoTransformer m = HunyuanVideoTransformer.meta(c, DType.BF16, true); PointerScope scope = new PointerScope();
+             Device meta = new Device("meta")) {
+            BlockOffload o = m.offload();
+            assertTrue(o.active());
+            assertEquals(c.totalBlocks(), o.blocks());
+            TensorOptions onMeta = new TensorOptions(ScalarType.BFloat16).device(new DeviceOptional(meta));
+            Tensor hidden = empty(new long[] {1, c.inChannels(), 1, 4, 4}, onMeta, new MemoryFormatOptional());
+            Tensor t = empty(new long[] {1}, onMeta, new MemoryFormatOptional());
+            Tensor text = empty(new long[] {1, 8, c.textEmbedDim()}, onMeta, new MemoryFormatOptional());
+            Tensor mask = empty(new long[] {1, 8}, onMeta, new MemoryFormatOptional());
+            Tensor pooled = empty(new long[] {1, c.pooledProjectionDim()}, onMeta, new MemoryFormatOptional());
+            Tensor guidance = c.guidanceEmbeds() ? empty(new long[] {1}, onMeta, new MemoryFormatOptional()) : null;
+            assertTrue(m.forward(hidden, t, text, mask, pooled, guidance, ModulationGuidance.none(), 0).is_meta());
+            List<String> expected = schedule(c.totalBlocks(), false);
+            assertEquals(expected, o.events(), "first step");
+            m.forward(hidden, t, text, mask, pooled, guidance, ModulationGuidance.none(), 1);
+            expected.addAll(schedule(c.totalBlocks(), true));
+            assertEquals(expected, o.events(), "the second step starts with the prefetched first block");
+            assertEquals(2, o.maxResident());
+        }
+    }
+
+    @Test
+    void hunyuanVideoOnTheCpuOffloadIsANoOp() {
+        java.nio.file.Path model = GoldenData.root().resolve("hunyuan_video_transformer/models/tiny/transformer");
+        try (HunyuanVideoTransformer plain = HunyuanVideoTransformer.load(model, DType.F32, DeviceSpec.CPU, null, false);
+             HunyuanVideoTransformer offloaded = HunyuanVideoTransformer.load(model, DType.F32, DeviceSpec.CPU, null, true);
+             SafetensorsFile in = SafetensorsFile.open(GoldenData.root().resolve("hunyuan_video_transformer/cases/tiny_modg_w3_s1/inputs.safetensors"));
+             PointerScope scope = new PointerScope()) {
+            assertFalse(offloaded.offload().active());
+            Tensor g = plain.config().guidanceEmbeds() ? in.load("guidance") : null;
+            Tensor a = plain.forward(in.load("hidden_states"), in.load("timestep"), in.load("encoder_hidden_states"), in.load("encoder_attention_mask"),
+                    in.load("pooled_projections"), g, ModulationGuidance.none(), 0);
+            Tensor b = offloaded.forward(in.load("hidden_states"), in.load("timestep"), in.load("encoder_hidden_states"), in.load("encoder_attention_mask"),
+                    in.load("pooled_projections"), g, ModulationGuidance.none(), 0);
+            assertTrue(a.equal(b));
         }
     }
 }

@@ -7,6 +7,8 @@ import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.hunyuan.HunyuanVideoConfig;
 import io.mmdit4j.hunyuan.HunyuanVideoTransformer;
+import io.mmdit4j.sd3.Sd3Config;
+import io.mmdit4j.sd3.Sd3Transformer;
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.io.quant.CheckpointQuantizer;
 import io.mmdit4j.runtime.DType;
@@ -144,6 +146,44 @@ class BlockOffloadTest {
             Tensor b = offloaded.forward(in.load("hidden_states"), in.load("timestep"), in.load("encoder_hidden_states"), in.load("encoder_attention_mask"),
                     in.load("pooled_projections"), g, ModulationGuidance.none(), 0);
             assertTrue(a.equal(b));
+        }
+    }
+
+    @Test
+    void sd35LargeRealSizeScheduleOnMeta() {
+        Sd3Config c = Sd3Config.sd35Large();
+        try (Sd3Transformer m = Sd3Transformer.meta(c, DType.BF16, true); PointerScope scope = new PointerScope();
+             Device meta = new Device("meta")) {
+            BlockOffload o = m.offload();
+            assertTrue(o.active());
+            assertEquals(c.numLayers(), o.blocks());
+            TensorOptions onMeta = new TensorOptions(ScalarType.BFloat16).device(new DeviceOptional(meta));
+            Tensor hidden = empty(new long[] {1, c.inChannels(), 4, 4}, onMeta, new MemoryFormatOptional());
+            Tensor text = empty(new long[] {1, 8, c.jointAttentionDim()}, onMeta, new MemoryFormatOptional());
+            Tensor pooled = empty(new long[] {1, c.pooledProjectionDim()}, onMeta, new MemoryFormatOptional());
+            Tensor t = empty(new long[] {1}, onMeta, new MemoryFormatOptional());
+            assertTrue(m.forward(hidden, text, pooled, t).is_meta());
+            List<String> expected = schedule(c.numLayers(), false);
+            assertEquals(expected, o.events(), "first step");
+            m.forward(hidden, text, pooled, t);
+            expected.addAll(schedule(c.numLayers(), true));
+            assertEquals(expected, o.events(), "the second step starts with the prefetched first block");
+            assertEquals(2, o.maxResident());
+        }
+    }
+
+    @Test
+    void sd3OnTheCpuOffloadIsANoOp() {
+        java.nio.file.Path model = GoldenData.root().resolve("sd3_transformer/models/sd35m/transformer");
+        try (Sd3Transformer plain = Sd3Transformer.load(model, DType.F32, DeviceSpec.CPU, false);
+             Sd3Transformer offloaded = Sd3Transformer.load(model, DType.F32, DeviceSpec.CPU, true); PointerScope scope = new PointerScope()) {
+            assertFalse(offloaded.offload().active());
+            Sd3Config c = plain.config();
+            Tensor hidden = org.bytedeco.pytorch.global.torch.randn(new long[] {1, c.inChannels(), 8, 8});
+            Tensor text = org.bytedeco.pytorch.global.torch.randn(new long[] {1, 6, c.jointAttentionDim()});
+            Tensor pooled = org.bytedeco.pytorch.global.torch.randn(new long[] {1, c.pooledProjectionDim()});
+            Tensor t = org.bytedeco.pytorch.global.torch.full(new long[] {1}, new org.bytedeco.pytorch.Scalar(500.0));
+            assertTrue(plain.forward(hidden, text, pooled, t).equal(offloaded.forward(hidden, text, pooled, t)));
         }
     }
 }

@@ -44,7 +44,7 @@ final class GenerateCommand implements Callable<Integer> {
     Path llama;
     @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
             + "blocks: keep the transformer blocks on the host and move each to the device just before it runs, prefetching the next "
-            + "(for devices smaller than the model; FLUX and HunyuanVideo; a no-op on the CPU); text,blocks: both; "
+            + "(for devices smaller than the model; FLUX, SD3 / SD3.5, HunyuanVideo; a no-op on the CPU); text,blocks: both; "
             + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")
     String offload;
     @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "

@@ -95,6 +95,11 @@ final class InspectCommand implements Callable<Integer> {
         int[] wh = parseSize(size);
         int width = wh[0], height = wh[1];
         checkLimits(width, height);
+        if ((quant != null || budget != null) && (cosmos || HunyuanVideoInspect.handles(config) || HiDreamInspect.resolve(config) != null
+                || Sd3Inspect.resolve(config) != null)) {
+            throw new IllegalArgumentException("--quant and --budget: FLUX models only so far (" + config + " is not one); "
+                    + "./mmdit quantize writes the other families quantized");
+        }
         if (cosmos) {
             if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
             CosmosInspect.run(CosmosInspect.resolve(config), compute, width, height, text != null ? text : CosmosInspect.defaultText(config), batch,

@@ -37,4 +37,13 @@ class InspectQuantizedTest {
             assertTrue(r.out().contains("Linears dequantize per forward (checked on meta tensors)"), name + ": " + r.out());
         }
     }
+
+    @Test
+    void quantAndBudgetAreRefusedForOtherFamilies() {
+        for (String config : new String[] {"sd3.5-large", "hunyuan-video"}) {
+            CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("inspect", "--config", config, "--quant", "q8_0");
+            assertEquals(2, r.exit(), r.err());
+            assertTrue(r.err().contains("--quant and --budget: FLUX models only so far"), r.err());
+        }
+    }
 }

@@ -62,6 +62,11 @@ public final class FluxFamily implements ModelFamily {
         return true;
     }
 
+    @Override
+    public boolean supportsBlockOffload() {
+        return true;
+    }
+
     /** Embedded guidance only for guidance-distilled checkpoints (dev); schnell has no guidance embedding. */
     @Override
     public Capabilities capabilities(Path model, LoadOptions options) {
@@ -103,13 +108,13 @@ public final class FluxFamily implements ModelFamily {
                 throw new InvalidRequestException("--vae / --text-encoders are for an original single-file FLUX transformer; " + model
                         + " is a diffusers folder with its own");
             }
-            return FluxPipeline.load(model, o.dtype(), o.device());
+            return FluxPipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
         }
         if (o.vae() == null || o.textEncoders() == null) {
             throw new InvalidRequestException(model + ": a single-file FLUX transformer needs --vae (ae.safetensors) and --text-encoders "
                     + "(a folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/)");
         }
-        return FluxPipeline.loadParts(model, o.vae(), o.textEncoders(), o.dtype(), o.device());
+        return FluxPipeline.loadParts(model, o.vae(), o.textEncoders(), o.dtype(), o.device(), o.offloadBlocks());
     }
 
     @Override

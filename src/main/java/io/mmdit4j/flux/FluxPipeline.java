@@ -63,13 +63,18 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     /** A diffusers FLUX folder ({@code model_index.json} with transformer, vae, scheduler and both text encoders). */
     public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device) {
+        return load(folder, dtype, device, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link FluxTransformer#offload}). */
+    public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
         if (!Files.isRegularFile(folder.resolve("model_index.json"))) {
             throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers FLUX folder)");
         }
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
             FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype));
-            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device));
+            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : defaultScheduler(transformer);
@@ -86,10 +91,15 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
      * The scheduler is FLUX's own for the detected variant.
      */
     public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device) {
+        return loadParts(transformerFile, aeFile, textEncoders, dtype, device, false);
+    }
+
+    /** As {@link #loadParts(Path, Path, Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded. */
+    public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device, boolean offloadBlocks) {
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
             FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype));
-            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device));
+            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
             return new FluxPipeline(text, transformer, vae, defaultScheduler(transformer));
         } catch (RuntimeException e) {

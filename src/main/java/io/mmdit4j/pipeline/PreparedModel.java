@@ -121,6 +121,9 @@ public final class PreparedModel {
         if (options.adapter() != null && !family.supportsAdapter()) {
             throw new UnsupportedOptionException("adapter weights (--adapter): not supported for " + family.name() + " models");
         }
+        if (options.offloadBlocks() && !options.device().isCpu() && !family.supportsBlockOffload()) {
+            throw new UnsupportedOptionException("block offload (--offload blocks): not supported for " + family.name() + " models");
+        }
         if (options.adapter() != null && !Files.exists(options.adapter())) {
             throw new InvalidRequestException("--adapter: no such file: " + options.adapter());
         }

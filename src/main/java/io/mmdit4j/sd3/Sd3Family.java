@@ -38,6 +38,11 @@ public final class Sd3Family implements ModelFamily {
     private Sd3Family() {}
 
     @Override
+    public boolean supportsBlockOffload() {
+        return true;
+    }
+
+    @Override
     public String name() {
         return "sd3";
     }
@@ -97,6 +102,6 @@ public final class Sd3Family implements ModelFamily {
             throw new InvalidRequestException(model + ": SD3 generation needs a diffusers folder (model_index.json with the text encoders, "
                     + "tokenizers and VAE), not a single transformer file");
         }
-        return Sd3Pipeline.load(model, o.dtype(), o.device());
+        return Sd3Pipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
     }
 }

@@ -86,12 +86,17 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
 
     /** A diffusers SD3 / SD3.5 folder ({@code model_index.json}; {@code text_encoder_3/} may be absent). */
     public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device) {
+        return load(folder, dtype, device, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link Sd3Transformer#offload}). */
+    public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
         Path index = folder.resolve("model_index.json");
         if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers SD3 folder)");
         JsonConfigs.checkClass(JsonConfigs.readObject(index), index, Sd3Family.CLASS_NAME);
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device));
+            Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device, offloadBlocks));
             Sd3TextEncoders text = Modules.track(loaded, Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim()));
             checkWidths(folder.toString(), text, transformer);
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));

@@ -43,6 +43,8 @@ final class GenerateCommand implements Callable<Integer> {
             + "(default: the model folder's text_encoder_4/, else Meta-Llama-3.1-8B-Instruct/ beside it or under $MMDIT_MODELS)")
     Path llama;
     @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
+            + "blocks: keep the transformer blocks on the host and move each to the device just before it runs, prefetching the next "
+            + "(for devices smaller than the model; FLUX, SD3 / SD3.5, HunyuanVideo; a no-op on the CPU); text,blocks: both; "
             + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")
     String offload;
     @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "
@@ -89,13 +91,7 @@ final class GenerateCommand implements Callable<Integer> {
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
         if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
-        if (offload != null) {
-            switch (offload.toLowerCase(Locale.ROOT)) {
-                case "text" -> load.offloadText(true);
-                case "none" -> load.offloadText(false);
-                default -> throw new IllegalArgumentException("--offload " + offload + ": expected text or none");
-            }
-        }
+        if (offload != null) applyOffload(load, offload);
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
@@ -211,5 +207,24 @@ final class GenerateCommand implements Callable<Integer> {
         List<GenerationRequest> out = new java.util.ArrayList<>();
         for (PromptsFile.Line line : lines) out.add(PromptsFile.request(b, requestOptions.promptsFile, line));
         return out;
+    }
+
+    /**
+     * {@code --offload text|blocks|text,blocks|none}: what stays off the device (text encoders, transformer blocks).
+     * {@code blocks} alone leaves the text encoders' default (offloaded when the weights exceed 3/4 of the memory).
+     */
+    static void applyOffload(LoadOptions.Builder load, String offload) {
+        boolean text = false, blocks = false, none = false;
+        for (String part : offload.toLowerCase(Locale.ROOT).split(",", -1)) {
+            switch (part.strip()) {
+                case "text" -> text = true;
+                case "blocks" -> blocks = true;
+                case "none" -> none = true;
+                default -> throw new IllegalArgumentException("--offload " + offload + ": expected text, blocks, text,blocks or none");
+            }
+        }
+        if (none && (text || blocks)) throw new IllegalArgumentException("--offload " + offload + ": none cannot be combined with text or blocks");
+        if (text || none) load.offloadText(text);
+        load.offloadBlocks(blocks);
     }
 }

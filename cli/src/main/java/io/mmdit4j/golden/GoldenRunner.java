@@ -41,7 +41,14 @@ public final class GoldenRunner {
             Map.entry("llama_text_encoder", new LlamaTextEncoderCases()),
             Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
             Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE),
-            Map.entry("wan_vae_decode", WanVaeCases.DECODE));
+            Map.entry("wan_vae_decode", WanVaeCases.DECODE),
+            Map.entry("gguf_dequant", QuantizedCases.GGUF_DEQUANT),
+            Map.entry("bnb4_dequant", QuantizedCases.BNB4_DEQUANT),
+            Map.entry("fp8_codes", QuantizedCases.FP8_CODES),
+            Map.entry("flux_transformer_gguf", new FluxTransformerCases("gguf_file", null)),
+            Map.entry("fp8_checkpoint", new FluxTransformerCases("checkpoint", null)),
+            Map.entry("flux_transformer_bnb4", new FluxTransformerCases()),
+            Map.entry("hunyuan_video_transformer_bnb4", new HunyuanVideoTransformerCases()));
 
     private Path tokenizers;
 

@@ -60,7 +60,7 @@ class HiDreamCommandsTest {
         assertTrue(r.err().contains("not a Llama text encoder folder"), r.err());
         r = CheckGoldenCommandTest.run("generate", "--model", "hidream-tiny-demo", "--prompt", "a", "--offload", "disk", "--out", tmp.toString());
         assertEquals(2, r.exit(), r.err());
-        assertTrue(r.err().contains("expected text or none"), r.err());
+        assertTrue(r.err().contains("expected text, blocks, text,blocks or none"), r.err());
         r = CheckGoldenCommandTest.run("generate", "--model", "hidream-tiny-demo", "--prompt", "a", "--frames", "5", "--out", tmp.toString());
         assertEquals(2, r.exit(), r.err());
         assertTrue(r.err().contains("video frames (--frames): not supported"), r.err());

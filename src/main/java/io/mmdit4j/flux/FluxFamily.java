@@ -4,11 +4,15 @@ import io.mmdit4j.guidance.GuidanceDefaults;
 import io.mmdit4j.models.DemoModels;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelFamily;
+import io.mmdit4j.pipeline.TrueCfg;
 import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationDefaults;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.GivenDraws;
+import io.mmdit4j.pipeline.InitImage;
+import io.mmdit4j.pipeline.InpaintMask;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.MemoryModel;
@@ -58,6 +62,11 @@ public final class FluxFamily implements ModelFamily {
         return true;
     }
 
+    @Override
+    public boolean supportsBlockOffload() {
+        return true;
+    }
+
     /** Embedded guidance only for guidance-distilled checkpoints (dev); schnell has no guidance embedding. */
     @Override
     public Capabilities capabilities(Path model, LoadOptions options) {
@@ -73,8 +82,18 @@ public final class FluxFamily implements ModelFamily {
         return new FluxMemory(FluxTransformer.inspect(model, null), vae, o.dtype() != null ? o.dtype() : DType.F32);
     }
 
+    /**
+     * Options every FLUX model takes: true classifier-free guidance (diffusers' {@code true_cfg_scale} with a negative prompt),
+     * image-to-image and inpainting (the VAE's encoder), given draws (cross-checks).
+     */
+    private static final Set<Class<? extends GenerationOption>> COMMON = Set.of(TrueCfg.class, InitImage.class, InpaintMask.class,
+            GivenDraws.class);
+
     static Set<Class<? extends GenerationOption>> options(FluxConfig c) {
-        return c.guidanceEmbeds() ? Set.of(EmbeddedGuidance.class) : Set.of();
+        if (!c.guidanceEmbeds()) return COMMON;
+        Set<Class<? extends GenerationOption>> all = new java.util.HashSet<>(COMMON);
+        all.add(EmbeddedGuidance.class);
+        return Set.copyOf(all);
     }
 
     @Override
@@ -89,13 +108,13 @@ public final class FluxFamily implements ModelFamily {
                 throw new InvalidRequestException("--vae / --text-encoders are for an original single-file FLUX transformer; " + model
                         + " is a diffusers folder with its own");
             }
-            return FluxPipeline.load(model, o.dtype(), o.device());
+            return FluxPipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
         }
         if (o.vae() == null || o.textEncoders() == null) {
             throw new InvalidRequestException(model + ": a single-file FLUX transformer needs --vae (ae.safetensors) and --text-encoders "
                     + "(a folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/)");
         }
-        return FluxPipeline.loadParts(model, o.vae(), o.textEncoders(), o.dtype(), o.device());
+        return FluxPipeline.loadParts(model, o.vae(), o.textEncoders(), o.dtype(), o.device(), o.offloadBlocks());
     }
 
     @Override

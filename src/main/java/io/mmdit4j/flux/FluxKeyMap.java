@@ -1,18 +1,16 @@
 package io.mmdit4j.flux;
 
+import io.mmdit4j.io.EntryViews;
 import io.mmdit4j.io.KeyRenames;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.StateDict.Entry;
-import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import static org.bytedeco.pytorch.global.torch.cat;
 
 /**
  * Original Black Forest Labs FLUX checkpoint names ({@code flux1-dev.safetensors}, optionally with ComfyUI's
@@ -104,7 +102,7 @@ public final class FluxKeyMap {
             } else if (s.matches()) {
                 mapSingle(s.group(1), s.group(2), key, e, dim, out);
             } else if (k.startsWith(FINAL_MOD)) {
-                out.put(NORM_OUT + k.substring(FINAL_MOD.length()), swapHalves(key, e));
+                out.put(NORM_OUT + k.substring(FINAL_MOD.length()), EntryViews.swapHalves(e));
             } else {
                 put(out, rename(k, RENAMES, false), e);
             }
@@ -235,24 +233,9 @@ public final class FluxKeyMap {
     private static void splitRows(String key, Entry e, Map<String, Entry> out, String suffix, long[] sizes, String... targets) {
         long offset = 0;
         for (int j = 0; j < targets.length; j++) {
-            long start = offset, len = sizes[j];
-            long[] shape = e.shape().clone();
-            shape[0] = len;
-            put(out, targets[j] + suffix, new Entry(shape, e.dtype(), key, () -> {
-                try (Tensor full = e.loader().get()) {
-                    return full.narrow(0, start, len);
-                }
-            }));
-            offset += len;
+            put(out, targets[j] + suffix, EntryViews.rows(e, offset, sizes[j]));
+            offset += sizes[j];
         }
-    }
-
-    private static Entry swapHalves(String key, Entry e) {
-        long half = e.shape()[0] / 2;
-        return new Entry(e.shape(), e.dtype(), key, () -> {
-            Tensor full = e.loader().get();
-            return cat(new TensorVector(full.narrow(0, half, half), full.narrow(0, 0, half)), 0);
-        });
     }
 
     private static long hiddenSize(StateDict bfl) {

@@ -1,5 +1,6 @@
 package io.mmdit4j.flux;
 
+import io.mmdit4j.pipeline.NegativePrompts;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.MemoryModel;
 import io.mmdit4j.pipeline.MemoryPlanner;
@@ -46,15 +47,21 @@ public record FluxMemory(FluxConfig config, VaeConfig vae, DType dtype) implemen
 
     /** {@link #workingBytes} from plain numbers (the dry run has no settings). */
     public long workingBytes(int images, int width, int height, int textTokens) {
-        double kept = (double) images * textTokens * config.jointAttentionDim() * dtype.bytes()                      // prompt embeddings
+        return workingBytes(images, images, width, height, textTokens);
+    }
+
+    /** {@code rows} transformer rows (2 per image with true CFG) for {@code images} images. */
+    public long workingBytes(int images, int rows, int width, int height, int textTokens) {
+        double kept = (double) rows * textTokens * config.jointAttentionDim() * dtype.bytes()                        // prompt embeddings
                 + 3.0 * images * imageTokens(width, height) * config.inChannels() * dtype.bytes();                    // x, v, the next x
         double decode = AutoencoderKL.decodePeakBytes(vae, images, width, height, dtype);
-        return MemoryPlanner.saturated(kept + Math.max(stepBytes(images, width, height, textTokens), decode));
+        return MemoryPlanner.saturated(kept + Math.max(stepBytes(rows, width, height, textTokens), decode));
     }
 
     @Override
     public long workingBytes(GenerationSettings s, int images) {
-        return workingBytes(images, s.width(), s.height(), s.maxSequenceLength());
+        NegativePrompts cfg = s.negativePrompts();
+        return workingBytes(images, cfg != null && cfg.active() ? 2 * images : images, s.width(), s.height(), s.maxSequenceLength());
     }
 
     @Override

@@ -13,6 +13,9 @@ import io.mmdit4j.pipeline.EmbeddedGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LatentPreview;
+import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
@@ -26,13 +29,17 @@ import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.sampling.StepTable;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+
+import static org.bytedeco.pytorch.global.torch.cat;
 
 /**
  * FLUX.1 text-to-image as diffusers' {@code FluxPipeline.__call__}: prompts → T5 + CLIP → seeded noise → packed
@@ -58,13 +65,18 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     /** A diffusers FLUX folder ({@code model_index.json} with transformer, vae, scheduler and both text encoders). */
     public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device) {
+        return load(folder, dtype, device, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link FluxTransformer#offload}). */
+    public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
         if (!Files.isRegularFile(folder.resolve("model_index.json"))) {
             throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers FLUX folder)");
         }
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
             FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype, device));
-            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device));
+            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : defaultScheduler(transformer);
@@ -81,10 +93,15 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
      * The scheduler is FLUX's own for the detected variant.
      */
     public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device) {
+        return loadParts(transformerFile, aeFile, textEncoders, dtype, device, false);
+    }
+
+    /** As {@link #loadParts(Path, Path, Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded. */
+    public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device, boolean offloadBlocks) {
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
             FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype, device));
-            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device));
+            FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
             return new FluxPipeline(text, transformer, vae, defaultScheduler(transformer));
         } catch (RuntimeException e) {
@@ -126,9 +143,19 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     // ---------------------------------------------------------------- steps
 
+    /** The prompts' embeddings; with true CFG the transformer batch {@code [negative; positive]} (2·images rows). Caller-owned. */
     @Override
     public FluxTextEncoders.Embeddings encode(GenerationSettings s) {
-        return text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        FluxTextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        if (!cfg(s)) return pos;
+        List<String> negatives = s.negativePrompts().negatives(s.prompts().size());
+        try (FluxTextEncoders.Embeddings neg = text.encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
+             PointerScope scope = new PointerScope()) {
+            return new FluxTextEncoders.Embeddings(Tensors.keep(cat(new TensorVector(neg.promptEmbeds(), pos.promptEmbeds()), 0)),
+                    Tensors.keep(cat(new TensorVector(neg.pooled(), pos.pooled()), 0)), Tensors.keep(pos.textIds().clone()));
+        } finally {
+            pos.close();
+        }
     }
 
     @Override
@@ -145,17 +172,32 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** Initial packed latents [B·n, N, 64] in the model dtype: the request's latents (unpacked [B·n, 16, h, w]), else seeded noise per image. Caller-owned. */
     @Override
     public Tensor noise(GenerationSettings s) {
-        try (PointerScope scope = new PointerScope()) {
-            long[] shape = Noise.fluxLatentShape(s.images(), s.height(), s.width());
-            Tensor unpacked = io.mmdit4j.runtime.Scopes.adopt(s.initialLatents(shape, dtype));
-            return Tensors.keep(FluxLatents.pack(unpacked).contiguous());
+        try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(FluxLatents.pack(draws.initial(latentShape(s), dtype)).contiguous());
         }
+    }
+
+    /** FluxPipeline's unpacked latent shape {@code [B·n, 16, 2·⌊H/16⌋, 2·⌊W/16⌋]}. */
+    private static long[] latentShape(GenerationSettings s) {
+        return Noise.fluxLatentShape(s.images(), s.height(), s.width());
+    }
+
+    /** The VAE's latents, packed into 2×2 tokens for the sampler (image-to-image, inpainting). */
+    @Override
+    public LatentSpace latentSpace() {
+        return LatentSpace.of(vae, dtype, FluxPipeline::latentShape, FluxLatents::pack);
     }
 
     @Override
     public Velocity velocity(GenerationSettings s, Schedule schedule, FluxTextEncoders.Embeddings emb, ModulationGuidance guidance,
                              ConditioningObserver observer) {
         int batch = s.images();
+        boolean cfg = cfg(s);
+        int rows = cfg ? 2 * batch : batch;
+        if (emb.promptEmbeds().size(0) != rows) {
+            throw new IllegalArgumentException("conditioning has " + emb.promptEmbeds().size(0) + " rows, expected " + rows + " for this request");
+        }
+        Scalar scale = cfg ? new Scalar(s.negativePrompts().scale()) : null;
         EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
         DeviceSpec device = device();
         // every per-request input goes to the device once, here: a step copies nothing from the host
@@ -165,13 +207,13 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         try (PointerScope scope = new PointerScope()) {
             imgIds = Tensors.keep(FluxInputs.imageIds(s.height() / 16, s.width() / 16));
             guidanceArg = transformer.config().guidanceEmbeds()
-                    ? Transfers.toOwned(io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), batch)), device)
+                    ? Transfers.toOwned(io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineGuidance(g == null ? 3.5 : g.scale(), rows)), device)
                     : null;
             rope = transformer.rope(emb.textIds(), imgIds);
             prompt = Transfers.toOwned(emb.promptEmbeds(), device);
             pooled = Transfers.toOwned(emb.pooled(), device);
             timesteps = StepTable.of(schedule.steps(),
-                    i -> io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, batch, dtype)), device);
+                    i -> io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, rows, dtype)), device);
         } catch (RuntimeException e) {
             Native.release(imgIds);
             Native.release(guidanceArg);
@@ -179,6 +221,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
             Native.release(pooled);
             if (timesteps != null) timesteps.close();
             if (rope != null) rope.close();
+            if (scale != null) scale.close();
             throw e;
         }
         Tensor ids = imgIds, gArg = guidanceArg, txt = prompt, pool = pooled;
@@ -189,13 +232,20 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
             public Tensor at(Tensor x, int i) {
                 try (PointerScope scope = new PointerScope()) { // forward hands out an owned tensor
                     Tensor t = Tensors.dtype(x) == dtype ? ts.at(i)
-                            : io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, batch, Tensors.dtype(x)));
-                    return transformer.forward(new FluxInputs(x, txt, pool, t, gArg, ids, emb.textIds()), guidance, i, r, observer);
+                            : io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, rows, Tensors.dtype(x)));
+                    Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;
+                    Tensor out = transformer.forward(new FluxInputs(in, txt, pool, t, gArg, ids, emb.textIds()), guidance, i, r, observer); // owned
+                    if (!cfg) return out;
+                    Tensor neg = out.narrow(0, 0, batch), pos = out.narrow(0, batch, batch);
+                    Tensor v = neg.add(pos.sub(neg).mul(scale)); // diffusers' true CFG: neg + scale·(pos − neg)
+                    out.close();
+                    return Tensors.keep(v);
                 }
             }
 
             @Override
             public void close() {
+                if (scale != null) scale.close();
                 r.close();
                 ts.close();
                 Native.release(ids);
@@ -204,6 +254,129 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                 Native.release(pool);
             }
         };
+    }
+
+    // ---------------------------------------------------------------- row stepping
+
+    /** A one-image request's encoding depends on its prompt and text length only. */
+    @Override
+    public Object encodingKey(GenerationSettings oneImage) {
+        return oneImage.images() == 1 ? List.of(oneImage.prompts(), oneImage.maxSequenceLength()) : null;
+    }
+
+    @Override
+    public Tensor spatialLatents(Tensor packed, GenerationSettings s) {
+        try (PointerScope scope = new PointerScope()) {
+            return Tensors.keep(FluxLatents.unpack(packed, 2L * (s.height() / 16), 2L * (s.width() / 16)));
+        }
+    }
+
+    /**
+     * FLUX takes a timestep (and an embedded guidance value) per row, so the images of requests at different steps share
+     * one forward: latents, T5 states and CLIP vectors stacked, each part's timestep as {@link #velocity} computes it, its
+     * own embedded guidance scale, and the parts' guidance plans stacked at their own steps. RoPE tables are cached per
+     * size and text length.
+     */
+    @Override
+    public RowForward<FluxTextEncoders.Embeddings> rowForward() {
+        return new RowForward<>() {
+            private final java.util.Map<List<Integer>, Object[]> layouts = new java.util.LinkedHashMap<>(); // [imgIds, rope]
+            private final io.mmdit4j.guidance.ModulationGuidance.Stacker plans = new io.mmdit4j.guidance.ModulationGuidance.Stacker();
+
+            @Override
+            public List<Tensor> at(List<RowPart<FluxTextEncoders.Embeddings>> parts) {
+                GenerationSettings first = parts.get(0).settings();
+                Object[] layout = layout(first.height(), first.width(), parts.get(0).conditioning().textIds());
+                int n = parts.size();
+                Tensor[] xs = new Tensor[n], states = new Tensor[n], pooled = new Tensor[n];
+                List<io.mmdit4j.guidance.ModulationGuidance> guidance = new ArrayList<>(n);
+                int[] rows = new int[n], steps = new int[n];
+                int batch = 0;
+                for (RowPart<FluxTextEncoders.Embeddings> p : parts) batch += p.settings().images();
+                float[] ts = new float[batch], gs = new float[batch];
+                try (PointerScope scope = new PointerScope()) {
+                    int row = 0;
+                    for (int k = 0; k < n; k++) {
+                        RowPart<FluxTextEncoders.Embeddings> p = parts.get(k);
+                        GenerationSettings s = p.settings();
+                        if (s.width() != first.width() || s.height() != first.height() || s.maxSequenceLength() != first.maxSequenceLength()
+                                || Tensors.dtype(p.latents()) != Tensors.dtype(parts.get(0).latents())) {
+                            throw new IllegalArgumentException("parts of " + s.width() + "x" + s.height() + " with " + s.maxSequenceLength()
+                                    + " text tokens and " + first.width() + "x" + first.height() + " with " + first.maxSequenceLength() + " cannot share a forward");
+                        }
+                        xs[k] = p.latents();
+                        states[k] = p.conditioning().promptEmbeds();
+                        pooled[k] = p.conditioning().pooled();
+                        EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
+                        for (int i = 0; i < s.images(); i++, row++) {
+                            ts[row] = p.schedule().timestep(p.step());
+                            gs[row] = (float) (g == null ? 3.5 : g.scale()); // full([B], scale, float32) rounds the same way
+                        }
+                        guidance.add(p.guidance());
+                        rows[k] = s.images();
+                        steps[k] = p.step();
+                    }
+                    // each row's argument as velocity() makes it, elementwise: t.to(latents dtype) / 1000, guidance in float32
+                    // the rows' steps differ from forward to forward: their timesteps (and guidance) go to the device each time
+                    Tensor t = Transfers.to(Tensors.fromFloats(ts, batch), device(), Tensors.dtype(parts.get(0).latents()).scalarType())
+                            .div(new org.bytedeco.pytorch.Scalar(1000L));
+                    Tensor gArg = transformer.config().guidanceEmbeds() ? Transfers.to(Tensors.fromFloats(gs, batch), device()) : null;
+                    Tensor out = transformer.forward(new FluxInputs(stackRows(xs), stackRows(states), stackRows(pooled), t, gArg, (Tensor) layout[0],
+                            parts.get(0).conditioning().textIds()), plans.stack(guidance, rows, steps), 0, (Rope) layout[1], null);
+                    List<Tensor> split = new ArrayList<>(n);
+                    long offset = 0;
+                    for (int k = 0; k < n; k++) {
+                        split.add(Tensors.keep(out.narrow(0, offset, rows[k])));
+                        offset += rows[k];
+                    }
+                    out.close();
+                    return split;
+                }
+            }
+
+            private Object[] layout(int height, int width, Tensor textIds) {
+                List<Integer> key = List.of(height, width, (int) textIds.size(0));
+                Object[] l = layouts.get(key);
+                if (l != null) return l;
+                if (layouts.size() >= 8) close(); // a handful of sizes at a time; rebuilt on demand
+                try (PointerScope scope = new PointerScope()) {
+                    Tensor ids = Tensors.keep(FluxInputs.imageIds(height / 16, width / 16));
+                    try {
+                        l = new Object[] {ids, transformer.rope(textIds, ids)};
+                    } catch (RuntimeException e) {
+                        ids.close();
+                        throw e;
+                    }
+                }
+                layouts.put(key, l);
+                return l;
+            }
+
+            @Override
+            public void close() {
+                plans.close();
+                for (Object[] l : layouts.values()) {
+                    Native.release((Tensor) l[0]);
+                    ((Rope) l[1]).close();
+                }
+                layouts.clear();
+            }
+        };
+    }
+
+    /** The parts' rows as one batch (the tensor itself for one part); a temporary of the caller's scope. */
+    private static Tensor stackRows(Tensor[] parts) {
+        return parts.length == 1 ? parts[0] : org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(parts), 0);
+    }
+
+
+    /** ComfyUI's FLUX latent-to-RGB preview of packed latents (unpacked first). */
+    @Override
+    public Tensor preview(Tensor packed, GenerationSettings s) {
+        long[] shape = latentShape(s);
+        try (PointerScope scope = new PointerScope()) {
+            return LatentPreview.FLUX.rgb(FluxLatents.unpack(packed, shape[2], shape[3]));
+        }
     }
 
     /** Packed latents → images [B, 3, H, W] in [0, 1], fp32 on the CPU. Caller-owned. */

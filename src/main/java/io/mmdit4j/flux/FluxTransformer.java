@@ -63,10 +63,11 @@ public final class FluxTransformer implements AutoCloseable {
     final AdaLayerNormContinuous norm_out;
     final Linear proj_out;
     private final Map<String, Linear> linears; // every Linear under its diffusers name, as loaded
+    private final io.mmdit4j.nn.BlockOffload offload; // none unless loaded with offloadBlocks on an accelerator
 
     private FluxTransformer(FluxConfig config, DType dtype, DeviceSpec device, Linear x_embedder, MlpEmbedder timestep, MlpEmbedder guidance,
                             MlpEmbedder text, Linear context_embedder, List<FluxDoubleBlock> doubles, List<FluxSingleBlock> singles,
-                            AdaLayerNormContinuous norm_out, Linear proj_out, Map<String, Linear> linears) {
+                            AdaLayerNormContinuous norm_out, Linear proj_out, Map<String, Linear> linears, boolean offloadBlocks) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
@@ -81,6 +82,7 @@ public final class FluxTransformer implements AutoCloseable {
         this.norm_out = norm_out;
         this.proj_out = proj_out;
         this.linears = linears;
+        this.offload = offloadBlocks ? io.mmdit4j.nn.BlockOffload.of(linears, device) : io.mmdit4j.nn.BlockOffload.none();
     }
 
     // ---------------------------------------------------------------- loading
@@ -100,12 +102,17 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** As {@link #load(Path, DType, int[])}, with the weights placed on {@code device} (CUDA copies them there). */
     public static FluxTransformer load(Path path, DType compute, int[] axesDims, DeviceSpec device) {
+        return load(path, compute, axesDims, device, false);
+    }
+
+    /** As {@link #load(Path, DType, int[], DeviceSpec)}; {@code offloadBlocks}: see {@link #fromStateDict(StateDict, FluxConfig, DType, boolean)}. */
+    public static FluxTransformer load(Path path, DType compute, int[] axesDims, DeviceSpec device, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
             StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd, axesDims), compute);
+            return fromStateDict(sd.onDevice(device), config(weights, sd, axesDims), compute, offloadBlocks);
         }
     }
 
@@ -165,6 +172,21 @@ public final class FluxTransformer implements AutoCloseable {
         return fromStateDict(StateDict.recording("meta FLUX " + config), config, compute);
     }
 
+    /**
+     * A shapes-only model whose Linears hold the quantized data a checkpoint written as {@code quant} would have (meta
+     * tensors): dry runs of the real-size quantized model, every dequantization op included.
+     */
+    public static FluxTransformer meta(FluxConfig config, DType compute, io.mmdit4j.io.quant.CheckpointQuantizer.Target quant) {
+        return meta(config, compute, quant, false);
+    }
+
+    /** As {@link #meta(FluxConfig, DType, io.mmdit4j.io.quant.CheckpointQuantizer.Target)} ({@code quant} null: plain), with the block offload's schedule running on meta tensors. */
+    public static FluxTransformer meta(FluxConfig config, DType compute, io.mmdit4j.io.quant.CheckpointQuantizer.Target quant, boolean offloadBlocks) {
+        StateDict sd = StateDict.recording("meta FLUX " + config + (quant == null ? "" : " " + quant));
+        if (quant != null) sd.quantizedAs((k, shape) -> io.mmdit4j.io.quant.CheckpointQuantizer.meta(quant, k, shape));
+        return fromStateDict(sd, config, compute, offloadBlocks);
+    }
+
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
     public static Map<String, Tensor> randomWeights(FluxConfig config, long seed, DType dtype) {
         return io.mmdit4j.io.RandomWeights.generate(FluxParameters.shapes(config), seed, dtype);
@@ -172,6 +194,18 @@ public final class FluxTransformer implements AutoCloseable {
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute) {
+        return fromStateDict(sd, c, compute, false);
+    }
+
+    /** The blocks' Linear weights (2-D tensors under {@code transformer_blocks.N.} / {@code single_transformer_blocks.N.}). */
+
+    /**
+     * As {@link #fromStateDict(StateDict, FluxConfig, DType)}; with {@code offloadBlocks} the blocks' Linear weights stay on
+     * the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
+     * changes on the CPU).
+     */
+    public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute, boolean offloadBlocks) {
+        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
         DType.checkCompute(compute);
         Torch.init();
         long dim = c.innerDim();
@@ -195,7 +229,7 @@ public final class FluxTransformer implements AutoCloseable {
             Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, c.outChannels(), compute));
             sd.requireAllTaken();
             return new FluxTransformer(c, compute, sd.device(), xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
-                    normOut, projOut, sd.built(Linear.class));
+                    normOut, projOut, sd.built(Linear.class), offloadBlocks);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
             throw e;
@@ -277,7 +311,9 @@ public final class FluxTransformer implements AutoCloseable {
                 x = Scopes.owned(() -> x_embedder.forward(place(in.hiddenStates())));              // [B,N,D]
                 ctx = Scopes.owned(() -> context_embedder.forward(place(in.encoderHiddenStates())));  // [B,T,D]
                 for (int i = 0; i < transformer_blocks.size(); i++) {
+                    offload.before(i);
                     FluxDoubleBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, cond.activated(i), table);
+                    offload.after(i);
                     x.close();
                     ctx.close();
                     x = o.image();
@@ -291,7 +327,9 @@ public final class FluxTransformer implements AutoCloseable {
                 for (int j = 0; j < single_transformer_blocks.size(); j++) {
                     FluxSingleBlock block = single_transformer_blocks.get(j);
                     Tensor c = cond.activated(config.numLayers() + j);
+                    offload.before(config.numLayers() + j);
                     h = Scopes.then(h, t -> Scopes.owned(() -> block.forward(t, c, table)));
+                    offload.after(config.numLayers() + j);
                 }
                 Tensor out = proj_out.forward(norm_out.forward(h.narrow(1, textLen, imageLen),     // [B,N,D]
                         cond.finalActivated()));                                                    // [B,N,out]
@@ -373,8 +411,14 @@ public final class FluxTransformer implements AutoCloseable {
         return linears;
     }
 
+    /** The block offload (inactive unless loaded with {@code offloadBlocks} on a device other than the CPU). */
+    public io.mmdit4j.nn.BlockOffload offload() {
+        return offload;
+    }
+
     @Override
     public void close() {
+        offload.close();
         Modules.closeAll(Arrays.asList(x_embedder, time_text_embed_timestep_embedder, time_text_embed_guidance_embedder,
                 time_text_embed_text_embedder, context_embedder, norm_out, proj_out));
         Modules.closeAll(transformer_blocks);

@@ -79,6 +79,110 @@ public final class ModulationGuidance implements AutoCloseable {
     }
 
     /**
+     * The plan of one forward over the stacked batches of several plans, each at its own denoising step (row stepping:
+     * requests that joined a batch at different times): the rows of part {@code k} ({@code rows[k]} of them, in order)
+     * receive what {@code plans.get(k)} gives them at step {@code steps[k]}. Step windows are resolved here, so the result
+     * is meant for {@link #resolve} at any step: each term is active on every step, with row weight 0 on the rows of other
+     * parts and on every row of its own part when {@code steps[k]} is outside its window. A row's coefficients are then the
+     * very numbers its own plan gives it; other parts' terms add {@code 0·delta} to it, which is exact for finite deltas.
+     * Every part must have the same final-norm rule and norm control. The result holds its own references to the
+     * deltas (a per-row delta {@code [rows[k], D]} is copied into a zero-padded {@code [B, D]}): close it, the parts keep
+     * theirs.
+     */
+    public static ModulationGuidance stack(List<ModulationGuidance> plans, int[] rows, int[] steps) {
+        if (plans.isEmpty() || plans.size() != rows.length || plans.size() != steps.length) {
+            throw new IllegalArgumentException(plans.size() + " plans, " + rows.length + " row counts and " + steps.length + " steps");
+        }
+        boolean finalNorm = plans.get(0).guideFinalNorm;
+        NormControl norm = plans.get(0).normControl;
+        int total = 0;
+        for (int k = 0; k < plans.size(); k++) {
+            if (rows[k] < 1 || steps[k] < 0) throw new IllegalArgumentException("part " + k + ": " + rows[k] + " rows at step " + steps[k]);
+            if (plans.get(k).guideFinalNorm != finalNorm || plans.get(k).normControl != norm) {
+                throw new IllegalArgumentException("part " + k + " of a stacked plan has another final-norm rule or norm control ("
+                        + plans.get(k).normControl + " vs " + norm + "): such rows cannot share a forward");
+            }
+            total += rows[k];
+        }
+        List<GuidanceTerm> stacked = new ArrayList<>();
+        List<Tensor> owned = new ArrayList<>();
+        try {
+            int offset = 0;
+            for (int k = 0; k < plans.size(); k++) {
+                for (GuidanceTerm t : plans.get(k).terms) {
+                    double[] rw = t.rowWeights();
+                    if (rw != null && rw.length != rows[k]) {
+                        throw new IllegalArgumentException("part " + k + ", guidance term '" + t.label() + "': " + rw.length + " row weights for "
+                                + rows[k] + " rows");
+                    }
+                    double[] weights = new double[total];
+                    if (t.steps().contains(steps[k])) {
+                        for (int b = 0; b < rows[k]; b++) weights[offset + b] = rw == null ? 1.0 : rw[b];
+                    }
+                    Tensor delta = t.delta();
+                    if (delta.dim() == 2 && delta.size(0) > 1) { // per-row: pad to the whole batch
+                        if (delta.size(0) != rows[k]) {
+                            throw new IllegalArgumentException("part " + k + ", guidance term '" + t.label() + "': a delta of " + delta.size(0)
+                                    + " rows for " + rows[k] + " rows");
+                        }
+                        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                            Tensor padded = org.bytedeco.pytorch.global.torch.zeros(new long[] {total, delta.size(1)}, delta.options());
+                            padded.narrow(0, offset, rows[k]).copy_(delta);
+                            delta = Native.keep(padded);
+                        }
+                    } else {
+                        delta = Native.keep(delta);
+                    }
+                    owned.add(delta);
+                    stacked.add(new GuidanceTerm(t.label(), delta, t.w(), t.layers(), StepWindow.all(), weights));
+                }
+                offset += rows[k];
+            }
+        } catch (RuntimeException | Error e) {
+            owned.forEach(Native::release);
+            throw e;
+        }
+        return new ModulationGuidance(Collections.unmodifiableList(stacked), finalNorm, norm, List.copyOf(owned));
+    }
+
+    /**
+     * {@link #stack} for a row-stepping forward that runs step after step: while the same parts (the same plan objects, in
+     * order, with the same row counts) have the same terms inside their step windows, the previous stacked plan (and the
+     * guidance offsets it has computed) is reused; otherwise a new one replaces it. The plan returned belongs to the stacker
+     * and stays valid until the next call or {@link #close}.
+     */
+    public static final class Stacker implements AutoCloseable {
+        private List<ModulationGuidance> plans = List.of();
+        private int[] rows = new int[0];
+        private boolean[] active = new boolean[0];
+        private ModulationGuidance stacked;
+
+        public ModulationGuidance stack(List<ModulationGuidance> parts, int[] rows, int[] steps) {
+            List<Boolean> on = new ArrayList<>();
+            for (int k = 0; k < parts.size(); k++) for (GuidanceTerm t : parts.get(k).terms) on.add(t.steps().contains(steps[k]));
+            boolean[] active = new boolean[on.size()];
+            for (int i = 0; i < active.length; i++) active[i] = on.get(i);
+            boolean same = stacked != null && parts.size() == plans.size() && Arrays.equals(rows, this.rows) && Arrays.equals(active, this.active);
+            for (int k = 0; same && k < parts.size(); k++) same = parts.get(k) == plans.get(k);
+            if (same) return stacked;
+            ModulationGuidance next = ModulationGuidance.stack(parts, rows, steps);
+            close();
+            this.stacked = next;
+            this.plans = List.copyOf(parts);
+            this.rows = rows.clone();
+            this.active = active;
+            return next;
+        }
+
+        @Override
+        public void close() {
+            if (stacked != null) stacked.close();
+            stacked = null;
+            plans = List.of();
+        }
+    }
+
+    /**
      * Which blocks each row's guidance reaches at denoising step {@code step}: {@code [block][row]} is true when some
      * term's coefficient {@code w·f(block)·rowWeight} is non-zero there. Families whose guidance changes more than the
      * added offset (COSMOS: with guidance on, the pooled term leaves the blocks it does not reach) read it. Checks the

@@ -12,7 +12,11 @@ import io.mmdit4j.pipeline.ClassifierFreeGuidance;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.InitImage;
+import io.mmdit4j.pipeline.InpaintMask;
 import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.LatentPreview;
+import io.mmdit4j.pipeline.LatentSpace;
 import io.mmdit4j.pipeline.SampleSize;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.pipeline.StepNoise;
@@ -61,7 +65,7 @@ import static org.bytedeco.pytorch.global.torch.full;
  */
 public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Conditioning> {
     static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, SchedulerShift.class, SampleSize.class,
-            StepNoise.class);
+            StepNoise.class, InitImage.class, InpaintMask.class);
 
     /** The model's scheduler: FlowMatchLCM (Fast, Dev) or UniPC with flow sigmas (Full). */
     public sealed interface Scheduler permits Lcm, UniPc {
@@ -296,7 +300,10 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
         }
         long[] shape = latentShape(s);
         Noise.Stream stream = Noise.Stream.perRow(shape, s.seeds());
-        stream.next(dtype).close(); // the initial latents were this generator's first draw (in the latents' dtype)
+        // the initial latents were this generator's first draw (in the latents' dtype); from an init image, its posterior
+        // sample came first and the noise second (ImageToImage.start)
+        if (s.option(InitImage.class) != null) stream.next(dtype).close();
+        stream.next(dtype).close();
         if (device().isCpu()) return FlowMatchLcmScheduler.sampler(schedule, i -> stream.next(DType.F32), stream);
         // off the CPU: every step's noise drawn now from the same generators, in step order, and moved to the device once
         try (stream) {
@@ -404,6 +411,22 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
                 if (scale != null) scale.close();
             }
         };
+    }
+
+    /**
+     * The FLUX VAE's latents as the sampler steps them, unpacked, with the init images and masks read at the resized size
+     * ({@link #imageSize}): image-to-image and inpainting as FLUX's and SD3's ({@link io.mmdit4j.pipeline.ImageToImage};
+     * diffusers has no HiDream img2img pipeline, so the rules are those of its FLUX one).
+     */
+    @Override
+    public LatentSpace latentSpace() {
+        return LatentSpace.of(vae, dtype, this::latentShape, x -> x, HiDreamPipeline::imageSize);
+    }
+
+    /** ComfyUI's latent-to-RGB preview: HiDream-I1 decodes with the FLUX VAE (its latent format is {@code Flux}). */
+    @Override
+    public Tensor preview(Tensor latents, GenerationSettings s) {
+        return latents.size(1) == 16 ? LatentPreview.FLUX.rgb(latents) : null;
     }
 
     /** Latents → images [B, 3, H, W] in [0, 1], fp32 on the CPU ({@code decode(z/scaling + shift)}). Caller-owned. */

@@ -77,6 +77,11 @@ public final class HunyuanVideoFamily implements ModelFamily {
     }
 
     @Override
+    public boolean supportsBlockOffload() {
+        return true;
+    }
+
+    @Override
     public FamilyPipeline<?> load(Path model, LoadOptions o) {
         if (o.vae() != null || o.textEncoders() != null) {
             throw new InvalidRequestException("--vae / --text-encoders are for an original single-file FLUX transformer; HunyuanVideo loads "
@@ -86,7 +91,7 @@ public final class HunyuanVideoFamily implements ModelFamily {
             throw new InvalidRequestException(model + ": HunyuanVideo generation needs a diffusers folder (model_index.json with transformer/, "
                     + "vae/, text encoders and tokenizers), not a single file");
         }
-        return HunyuanVideoPipeline.load(model, o.dtype(), o.device());
+        return HunyuanVideoPipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.mmdit4j.hunyuan;
 
+import io.mmdit4j.io.EntryViews;
 import io.mmdit4j.io.KeyRenames;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
@@ -117,7 +118,7 @@ public final class HunyuanVideoKeyMap {
             Entry e = src.entry(key);
             String k = key.startsWith(COMFY_PREFIX) ? key.substring(COMFY_PREFIX.length()) : key;
             if (k.startsWith(FINAL_MOD)) {
-                put(out, NORM_OUT + k.substring(FINAL_MOD.length()), swapHalves(e));
+                put(out, NORM_OUT + k.substring(FINAL_MOD.length()), EntryViews.swapHalves(e));
                 continue;
             }
             boolean scoped = false;
@@ -208,24 +209,9 @@ public final class HunyuanVideoKeyMap {
         }
         long offset = 0;
         for (int j = 0; j < sizes.length; j++) {
-            long start = offset, len = sizes[j];
-            long[] shape = e.shape().clone();
-            shape[0] = len;
-            put(out, prefix + f.parts().get(j) + suffix, new Entry(shape, e.dtype(), key, () -> {
-                try (Tensor full = e.loader().get()) {
-                    return full.narrow(0, start, len);
-                }
-            }));
-            offset += len;
+            put(out, prefix + f.parts().get(j) + suffix, EntryViews.rows(e, offset, sizes[j]));
+            offset += sizes[j];
         }
-    }
-
-    private static Entry swapHalves(Entry e) {
-        long half = e.shape()[0] / 2;
-        return new Entry(e.shape(), e.dtype(), e.from(), () -> {
-            Tensor full = e.loader().get();
-            return cat(new TensorVector(full.narrow(0, half, half), full.narrow(0, 0, half)), 0);
-        });
     }
 
     private static long hiddenSize(StateDict src) {

@@ -101,6 +101,11 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
      * and {@code tokenizer_2/} + {@code text_encoder_2/} (CLIP-L). All models run in {@code dtype}.
      */
     public static HunyuanVideoPipeline load(Path folder, DType dtype, DeviceSpec device) {
+        return load(folder, dtype, device, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link HunyuanVideoTransformer#offload}). */
+    public static HunyuanVideoPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
         Path index = folder.resolve("model_index.json");
         if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers HunyuanVideo folder)");
         JsonConfigs.checkClass(JsonConfigs.readObject(index), index, HunyuanVideoFamily.CLASS_NAME);
@@ -111,7 +116,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
                 ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : defaultSchedulerConfig();
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            HunyuanVideoTransformer transformer = track(loaded, HunyuanVideoTransformer.load(folder.resolve("transformer"), dtype, device));
+            HunyuanVideoTransformer transformer = track(loaded, HunyuanVideoTransformer.load(folder.resolve("transformer"), dtype, device, null, offloadBlocks));
             AutoencoderKLHunyuanVideo vae = track(loaded, AutoencoderKLHunyuanVideo.load(folder.resolve("vae"), null, dtype, device));
             HunyuanPromptEncoder text = track(loaded, HunyuanPromptEncoder.load(folder, dtype, device));
             return new HunyuanVideoPipeline(text, transformer, vae, sched, AutoencoderKLHunyuanVideo.Tiling.DIFFUSERS_DEFAULT);

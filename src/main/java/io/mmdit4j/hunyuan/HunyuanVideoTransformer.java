@@ -66,11 +66,13 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     final List<HunyuanVideoSingleBlock> single_transformer_blocks;
     final AdaLayerNormContinuous norm_out;
     final Linear proj_out;
+    private final Map<String, Linear> linears; // every Linear under its diffusers name, as loaded
+    private final io.mmdit4j.nn.BlockOffload offload; // none unless loaded with offloadBlocks on an accelerator
 
     private HunyuanVideoTransformer(HunyuanVideoConfig config, DType dtype, DeviceSpec device, HunyuanVideoPatchEmbed x_embedder,
                                     HunyuanVideoTokenRefiner context_embedder, MlpEmbedder timestep, MlpEmbedder guidance, MlpEmbedder text,
                                     List<HunyuanVideoDualBlock> duals, List<HunyuanVideoSingleBlock> singles, AdaLayerNormContinuous norm_out,
-                                    Linear proj_out) {
+                                    Linear proj_out, Map<String, Linear> linears, boolean offloadBlocks) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
@@ -84,6 +86,8 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
         this.single_transformer_blocks = singles;
         this.norm_out = norm_out;
         this.proj_out = proj_out;
+        this.linears = linears;
+        this.offload = offloadBlocks ? io.mmdit4j.nn.BlockOffload.of(linears, device) : io.mmdit4j.nn.BlockOffload.none();
     }
 
     // ---------------------------------------------------------------- loading
@@ -98,12 +102,17 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
      *                    split of the head dimension. A diffusers folder takes them from its config.json.
      */
     public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device, int[] ropeAxesDim) {
+        return load(path, compute, device, ropeAxesDim, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec, int[])}; {@code offloadBlocks}: see {@link #fromStateDict(StateDict, HunyuanVideoConfig, DType, boolean)}. */
+    public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device, int[] ropeAxesDim, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
             StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute);
+            return fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute, offloadBlocks);
         }
     }
 
@@ -149,11 +158,26 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
     public static HunyuanVideoTransformer meta(HunyuanVideoConfig config, DType compute) {
-        return fromStateDict(StateDict.recording("meta HunyuanVideo " + config), config, compute);
+        return meta(config, compute, false);
+    }
+
+    /** As {@link #meta(HunyuanVideoConfig, DType)}, with the block offload's schedule running on meta tensors. */
+    public static HunyuanVideoTransformer meta(HunyuanVideoConfig config, DType compute, boolean offloadBlocks) {
+        return fromStateDict(StateDict.recording("meta HunyuanVideo " + config), config, compute, offloadBlocks);
     }
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static HunyuanVideoTransformer fromStateDict(StateDict sd, HunyuanVideoConfig c, DType compute) {
+        return fromStateDict(sd, c, compute, false);
+    }
+
+    /**
+     * As {@link #fromStateDict(StateDict, HunyuanVideoConfig, DType)}; with {@code offloadBlocks} the blocks' Linear weights
+     * stay on the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
+     * changes on the CPU).
+     */
+    public static HunyuanVideoTransformer fromStateDict(StateDict sd, HunyuanVideoConfig c, DType compute, boolean offloadBlocks) {
+        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
         DType.checkCompute(compute);
         Torch.init();
         long dim = c.innerDim();
@@ -177,7 +201,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
             Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, c.patchValues(), compute));
             sd.requireAllTaken();
             return new HunyuanVideoTransformer(c, compute, sd.device(), xEmb, refiner, timestep, guidance, text, List.copyOf(duals),
-                    List.copyOf(singles), normOut, projOut);
+                    List.copyOf(singles), normOut, projOut, sd.built(Linear.class), offloadBlocks);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
             throw e;
@@ -187,8 +211,14 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
 
     public HunyuanVideoConfig config() { return config; }
+
+    /** Every Linear of the model under its diffusers name, in load order (the names its loader gave them). */
+    public Map<String, Linear> linears() { return linears; }
     public DType dtype() { return dtype; }
     public DeviceSpec device() { return device; }
+
+    /** The block offload (inactive unless loaded with {@code offloadBlocks} on a device other than the CPU). */
+    public io.mmdit4j.nn.BlockOffload offload() { return offload; }
 
     /** Blocks that take a conditioning vector (and so a guidance schedule): dual-stream then single-stream. */
     public int numGuidedBlocks() { return config.totalBlocks(); }
@@ -319,7 +349,9 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
                 if (observer != null) observer.onConditioning(step, cond);
 
                 for (int i = 0; i < transformer_blocks.size(); i++) {
+                    offload.before(i);
                     HunyuanVideoDualBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, cond.activated(i), table, keyMask);
+                    offload.after(i);
                     x.close();
                     ctx.close();
                     x = o.image();
@@ -333,7 +365,9 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
                 for (int j = 0; j < single_transformer_blocks.size(); j++) {
                     HunyuanVideoSingleBlock block = single_transformer_blocks.get(j);
                     Tensor c = cond.activated(config.numLayers() + j);
+                    offload.before(config.numLayers() + j);
                     h = Scopes.then(h, t -> Scopes.owned(() -> block.forward(t, c, rotary, keyMask)));
+                    offload.after(config.numLayers() + j);
                 }
                 Tensor normed = norm_out.forward(h.narrow(1, 0, imageLen), cond.finalActivated());  // [B,N,D]
                 Tensor out = unpatchify(proj_out.forward(normed), b, frames, rows, cols);            // [B,C,F,H,W]
@@ -411,6 +445,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
                 time_text_embed_text_embedder, norm_out, proj_out));
         Modules.closeAll(transformer_blocks);
         Modules.closeAll(single_transformer_blocks);
+        offload.close();
         Native.release(torchDevice);
     }
 }

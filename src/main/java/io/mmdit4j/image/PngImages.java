@@ -24,13 +24,15 @@ import java.util.Arrays;
 import java.util.Map;
 
 /**
- * PNG output with generation settings as UTF-8 text chunks ({@code iTXt}), readable by any PNG tool, and
- * read back by {@code mmdit inspect} and {@code generate --from}. Files appear atomically.
+ * PNG output with generation settings as text chunks, readable by any PNG tool, and read back by {@code mmdit inspect} and
+ * {@code generate --from}: {@code tEXt} when the text is Latin-1, else UTF-8 {@code iTXt} (as PIL, and so A1111, write
+ * them; readers that know only {@code tEXt} still see ASCII settings). Files appear atomically.
  */
 public final class PngImages {
     private PngImages() {}
 
     private static final String FORMAT = "javax_imageio_png_1.0";
+    private static final java.nio.charset.Charset LATIN_1 = java.nio.charset.StandardCharsets.ISO_8859_1;
 
     /** One image [3, H, W] in [0, 1] to 8-bit RGB, rounding half to even as numpy's {@code (x*255).round()}. */
     public static BufferedImage toRgb(Tensor image) {
@@ -56,12 +58,53 @@ public final class PngImages {
     }
 
     public static void write(Path file, BufferedImage image, Map<String, String> text) {
+        try {
+            Path dir = file.toAbsolutePath().getParent();
+            Files.createDirectories(dir);
+            Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".part");
+            try {
+                try (ImageOutputStream out = ImageIO.createImageOutputStream(tmp.toFile())) {
+                    write(out, image, text);
+                }
+                io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": cannot write PNG: " + e.getMessage(), e);
+        }
+    }
+
+    /** The PNG {@link #write} writes to a file (the same bytes), in memory: e.g. a server's response. */
+    public static byte[] encode(BufferedImage image, Map<String, String> text) {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        try {
+            try (ImageOutputStream out = new javax.imageio.stream.MemoryCacheImageOutputStream(bytes)) { // no temp file
+                write(out, image, text);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot encode PNG: " + e.getMessage(), e);
+        }
+        return bytes.toByteArray();
+    }
+
+    /** The image with each text entry as an uncompressed iTXt chunk. */
+    private static void write(ImageOutputStream out, BufferedImage image, Map<String, String> text) throws IOException {
         ImageWriter writer = ImageIO.getImageWritersByFormatName("png").next();
         try {
             IIOMetadata meta = writer.getDefaultImageMetadata(ImageTypeSpecifier.createFromRenderedImage(image), writer.getDefaultWriteParam());
             IIOMetadataNode root = new IIOMetadataNode(FORMAT);
             IIOMetadataNode itxt = new IIOMetadataNode("iTXt");
+            IIOMetadataNode ttxt = new IIOMetadataNode("tEXt");
             text.forEach((k, v) -> {
+                if (LATIN_1.newEncoder().canEncode(v)) { // as PIL's add_text and A1111 write it: tEXt when Latin-1 holds it
+                    IIOMetadataNode e = new IIOMetadataNode("tEXtEntry");
+                    e.setAttribute("keyword", k);
+                    e.setAttribute("value", v);
+                    ttxt.appendChild(e);
+                    return;
+                }
                 IIOMetadataNode e = new IIOMetadataNode("iTXtEntry");
                 e.setAttribute("keyword", k);
                 e.setAttribute("compressionFlag", "FALSE");
@@ -71,26 +114,19 @@ public final class PngImages {
                 e.setAttribute("text", v);
                 itxt.appendChild(e);
             });
-            root.appendChild(itxt);
+            if (ttxt.hasChildNodes()) root.appendChild(ttxt);
+            if (itxt.hasChildNodes()) root.appendChild(itxt);
             meta.mergeTree(FORMAT, root);
-            Path dir = file.toAbsolutePath().getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".part");
-            try {
-                try (ImageOutputStream out = ImageIO.createImageOutputStream(tmp.toFile())) {
-                    writer.setOutput(out);
-                    writer.write(null, new IIOImage(image, null, meta), null);
-                }
-                io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException(file + ": cannot write PNG: " + e.getMessage(), e);
+            writer.setOutput(out);
+            writer.write(null, new IIOImage(image, null, meta), null);
         } finally {
             writer.dispose();
         }
+    }
+
+    /** {@link #readText(Path)} of a PNG in memory (e.g. a server's response); {@code origin} names it in errors. */
+    public static Map<String, String> readText(byte[] png, String origin) {
+        return PngText.parse(origin, png);
     }
 
     /**

@@ -44,9 +44,26 @@ public final class CheckpointFiles {
     }
 
     /** Whether a file opened now on this thread maps its tensors: its loading scope's mode, else mapped. */
-    static boolean mappingNow() {
+    public static boolean mappingNow() {
         CheckpointFiles scope = LOADING.get();
         return scope == null || scope.memoryMapped;
+    }
+
+    /**
+     * The snapshot of {@code file} after its header was read, which must equal {@code before} (taken before the read) and
+     * have the size the header implies ({@code expectedSize}); listed in the thread's loading scope. A file still being
+     * written (a download) fails here instead of later.
+     */
+    public static FileSnapshot openedUnchanged(Path file, FileSnapshot before, long expectedSize) {
+        FileSnapshot after = FileSnapshot.of(file);
+        String change = before.changeTo(after);
+        if (change == null && after.size() != expectedSize) change = "size " + expectedSize + " -> " + after.size() + " bytes";
+        if (change != null) {
+            throw new ModelFormatException(file + ": the file changed while its header was read (" + change
+                    + "): open it again once it is complete");
+        }
+        opened(after);
+        return after;
     }
 
     /** Lists a file opened on this thread inside a {@link #load}. */

@@ -1,6 +1,7 @@
 package io.mmdit4j.io;
 
 import io.mmdit4j.io.StateDict.Entry;
+import io.mmdit4j.io.quant.QuantizedTensor;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
@@ -13,7 +14,10 @@ import static org.bytedeco.pytorch.global.torch.cat;
 public final class EntryViews {
     private EntryViews() {}
 
-    /** Rows {@code [start, start + rows)} of {@code e} (dimension 0), loaded as a view of the full tensor. */
+    /**
+     * Rows {@code [start, start + rows)} of {@code e} (dimension 0), loaded as a view of the full tensor; a quantized
+     * entry's stored data is viewed the same way ({@link QuantizedTensor#rows}), so it stays quantized.
+     */
     public static Entry rows(Entry e, long start, long rows) {
         long[] shape = e.shape().clone();
         shape[0] = rows;
@@ -21,7 +25,7 @@ public final class EntryViews {
             try (Tensor full = e.loader().get()) {
                 return full.narrow(0, start, rows);
             }
-        });
+        }, e.isQuantized() ? () -> e.quantized().get().rows(start, rows) : null);
     }
 
     /** Equal row chunks of {@code e} (q, k, v of a fused qkv); fails when the rows do not divide. */
@@ -35,7 +39,7 @@ public final class EntryViews {
         return out;
     }
 
-    /** {@code e} with its two row halves exchanged (a copy). */
+    /** {@code e} with its two row halves exchanged (a copy; quantized data as two views, no copy). */
     public static Entry swapHalves(Entry e) {
         long half = e.shape()[0] / 2;
         if (e.shape()[0] % 2 != 0) {
@@ -45,6 +49,6 @@ public final class EntryViews {
             try (Tensor full = e.loader().get()) {
                 return cat(new TensorVector(full.narrow(0, half, half), full.narrow(0, 0, half)), 0);
             }
-        });
+        }, e.isQuantized() ? () -> QuantizedTensor.concatRows(e.quantized().get().rows(half, half), e.quantized().get().rows(0, half)) : null);
     }
 }

@@ -5,18 +5,13 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Tensors;
-import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -33,7 +28,32 @@ public final class SafetensorsWriter {
     }
 
     public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) {
-        Map<String, Tensor> sorted = new TreeMap<>(tensors);
+        Map<String, Spec> specs = new TreeMap<>();
+        tensors.forEach((k, t) -> specs.put(k, new Spec(Tensors.dtype(t), Tensors.shape(t))));
+        write(file, specs, metadata, k -> Tensors.keep(tensors.get(k))); // the writer releases what it is given: one more reference
+    }
+
+    /** A tensor's dtype and shape, known before its data. */
+    public record Spec(DType dtype, long[] shape) {
+        long bytes() {
+            long n = dtype.bytes();
+            for (long s : shape) n = Math.multiplyExact(n, s);
+            return n;
+        }
+    }
+
+    /** The data of the tensor {@code name}, asked for in file (sorted) order; the writer closes it. */
+    @FunctionalInterface
+    public interface Data {
+        Tensor tensor(String name);
+    }
+
+    /**
+     * Writes the tensors {@code specs} describes, asking {@code data} for each one in turn (streamed: a checkpoint larger
+     * than memory can be converted tensor by tensor); each must have its spec's dtype and shape.
+     */
+    public static void write(Path file, Map<String, Spec> specs, Map<String, String> metadata, Data data) {
+        Map<String, Spec> sorted = new TreeMap<>(specs);
         ObjectMapper json = new ObjectMapper();
         ObjectNode header = json.createObjectNode();
         if (!metadata.isEmpty()) {
@@ -41,14 +61,13 @@ public final class SafetensorsWriter {
             metadata.forEach(meta::put);
         }
         long offset = 0;
-        for (Map.Entry<String, Tensor> e : sorted.entrySet()) {
-            Tensor t = e.getValue();
-            DType dtype = Tensors.dtype(t);
-            long nbytes = t.numel() * dtype.bytes();
+        for (Map.Entry<String, Spec> e : sorted.entrySet()) {
+            Spec t = e.getValue();
+            long nbytes = t.bytes();
             ObjectNode entry = header.putObject(e.getKey());
-            entry.put("dtype", dtype.safetensorsName());
+            entry.put("dtype", t.dtype().safetensorsName());
             ArrayNode shape = entry.putArray("shape");
-            for (long s : Tensors.shape(t)) shape.add(s);
+            for (long d : t.shape()) shape.add(d);
             entry.putArray("data_offsets").add(offset).add(offset + nbytes);
             offset += nbytes;
         }
@@ -64,42 +83,20 @@ public final class SafetensorsWriter {
         while (head.hasRemaining()) head.put((byte) ' ');
         head.flip();
 
-        Path dir = file.toAbsolutePath().getParent();
-        Path tmp = null;
-        try {
-            Files.createDirectories(dir);
-            tmp = Files.createTempFile(dir, "." + file.getFileName(), ".part");
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                while (head.hasRemaining()) ch.write(head);
-                for (Tensor t : sorted.values()) writeData(ch, t);
-            }
-            io.mmdit4j.runtime.Files2.readableByAll(tmp); // temp files are created 0600
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new ModelFormatException(file + ": cannot write: " + e.getMessage(), e);
-        } finally {
-            if (tmp != null) {
+        FileWrites.atomically(file, ch -> {
+            FileWrites.write(ch, head);
+            for (Map.Entry<String, Spec> e : sorted.entrySet()) {
+                Tensor t = data.tensor(e.getKey());
                 try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // best effort clean-up of the partial file
+                    if (Tensors.dtype(t) != e.getValue().dtype() || !java.util.Arrays.equals(Tensors.shape(t), e.getValue().shape())) {
+                        throw new IllegalArgumentException(e.getKey() + ": " + Tensors.dtype(t) + " " + java.util.Arrays.toString(Tensors.shape(t))
+                                + " is not the announced " + e.getValue().dtype() + " " + java.util.Arrays.toString(e.getValue().shape()));
+                    }
+                    FileWrites.write(ch, t);
+                } finally {
+                    io.mmdit4j.runtime.Native.release(t);
                 }
             }
-        }
-    }
-
-    private static void writeData(FileChannel ch, Tensor t) throws IOException {
-        long nbytes = t.numel() * Tensors.dtype(t).bytes();
-        if (nbytes == 0) return;
-        try (Tensor c = t.contiguous()) {
-            BytePointer p = new BytePointer(c.data_ptr());
-            long done = 0;
-            while (done < nbytes) {
-                int chunk = (int) Math.min(nbytes - done, 1 << 26);
-                ByteBuffer buf = p.position(done).limit(done + chunk).asByteBuffer();
-                while (buf.hasRemaining()) ch.write(buf);
-                done += chunk;
-            }
-        }
+        });
     }
 }

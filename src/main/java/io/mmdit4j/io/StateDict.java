@@ -1,5 +1,6 @@
 package io.mmdit4j.io;
 
+import io.mmdit4j.io.quant.QuantizedTensor;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Tensors;
@@ -25,8 +26,21 @@ import java.util.stream.Collectors;
  * records the key and shape, so a model's own loader is also its parameter list ({@link ParameterShapes#of}).
  */
 public final class StateDict {
-    /** A tensor that can be materialised on demand; shape and dtype are known without native calls. */
-    public record Entry(long[] shape, DType dtype, String from, Supplier<Tensor> loader) {}
+    /**
+     * A tensor that can be materialised on demand; shape and dtype are known without native calls. A quantized entry
+     * (GGUF blocks, bitsandbytes 4-bit, fp8) also gives its stored data through {@code quantized} (null otherwise): a
+     * Linear keeps that data and dequantizes per forward ({@link #takeQuantized}); everything else takes the dequantized
+     * tensor from {@code loader}.
+     */
+    public record Entry(long[] shape, DType dtype, String from, Supplier<Tensor> loader, Supplier<QuantizedTensor> quantized) {
+        public Entry(long[] shape, DType dtype, String from, Supplier<Tensor> loader) {
+            this(shape, dtype, from, loader, null);
+        }
+
+        public boolean isQuantized() {
+            return quantized != null;
+        }
+    }
 
     private final String origin;
     private final Map<String, Entry> entries;
@@ -34,6 +48,8 @@ public final class StateDict {
     private final Set<String> taken = new TreeSet<>();
     private final Map<String, long[]> recorded; // key -> shape in call order; null unless this is a recording
     private final Map<String, Object> built = new LinkedHashMap<>();
+    private java.util.function.BiFunction<String, long[], QuantizedTensor> metaQuantization; // recordings only
+    private java.util.function.BiPredicate<String, long[]> onHost; // tensors kept on the host for block offload; null: none
 
     public StateDict(String origin, Map<String, Entry> entries) {
         this(origin, entries, DeviceSpec.CPU, null);
@@ -78,12 +94,34 @@ public final class StateDict {
         return device;
     }
 
-    /** The tensors of a source under their own names. */
+    /**
+     * The same tensors, with those {@code onHost(key, shape)} selects delivered on the host instead of this StateDict's
+     * device (pinned for a CUDA device, so copies to it can overlap compute): the weights of offloaded blocks
+     * ({@code --offload blocks}), which move to the device one block at a time. On the CPU nothing changes; a meta
+     * StateDict keeps them on meta.
+     */
+    public StateDict keepOnHost(java.util.function.BiPredicate<String, long[]> onHost) {
+        StateDict sd = new StateDict(origin, entries, device, recorded);
+        sd.metaQuantization = metaQuantization;
+        sd.onHost = onHost;
+        return sd;
+    }
+
+    /** Where {@code key} is delivered: the host for a kept tensor of a CUDA StateDict, else this StateDict's device. */
+    private DeviceSpec target(String key, long[] shape) {
+        return onHost != null && device.isCuda() && onHost.test(key, shape) ? DeviceSpec.CPU : device;
+    }
+
+    private static Tensor pinnedIfHost(Tensor t, DeviceSpec target, DeviceSpec device) {
+        return target.isCpu() && device.isCuda() ? t.pin_memory() : t;
+    }
+
+    /** The tensors of a source under their own names (quantized ones with their stored data, see {@link Entry}). */
     public static StateDict of(TensorSource source) {
         Map<String, Entry> m = new LinkedHashMap<>();
         for (String k : source.keys()) {
             TensorInfo i = source.info(k);
-            m.put(k, new Entry(i.shape(), i.dtype(), k, () -> source.load(k)));
+            m.put(k, new Entry(i.shape(), i.dtype(), k, () -> source.load(k), i.quantized() ? () -> source.quantized(k) : null));
         }
         return new StateDict(source.origin(), m);
     }
@@ -152,12 +190,54 @@ public final class StateDict {
                     + ", expected a floating-point type");
         }
         taken.add(key);
-        try (PointerScope scope = new PointerScope()) {
-            Tensor raw = e.loader().get();
-            Tensor out = !device.isCpu() ? raw.to(device.torchDevice(), dtype.scalarType()).contiguous()
+        DeviceSpec target = target(key, expectedShape);
+        try (PointerScope scope = new PointerScope(); Tensor raw = e.loader().get()) { // a source's tensor is the caller's to close
+            Tensor out = !target.isCpu() ? raw.to(target.torchDevice(), dtype.scalarType()).contiguous()
                     : Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
-            return Tensors.keep(out);
+            return Tensors.keep(pinnedIfHost(out, target, device));
         }
+    }
+
+    /**
+     * The stored data of a quantized tensor {@code key} (checked against {@code expectedShape}, on this StateDict's device,
+     * owned by the caller and not dequantized), or null when the tensor is stored plainly (or absent): the caller then
+     * {@link #take}s it. A {@link #recording} with a {@linkplain #quantizedAs meta format} answers with a meta quantized
+     * tensor where the format applies.
+     */
+    public QuantizedTensor takeQuantized(String key, long... expectedShape) {
+        if (recorded != null) {
+            QuantizedTensor q = metaQuantization == null ? null : metaQuantization.apply(key, expectedShape.clone());
+            if (q != null) record(key, DType.F32, expectedShape);
+            return q;
+        }
+        Entry e = entries.get(key);
+        if (e == null || !e.isQuantized()) return null;
+        if (!Arrays.equals(e.shape(), expectedShape)) {
+            throw new ModelFormatException(origin + ": tensor '" + key + "'" + fromNote(key, e) + " has shape "
+                    + Arrays.toString(e.shape()) + ", expected " + Arrays.toString(expectedShape));
+        }
+        taken.add(key);
+        QuantizedTensor q = e.quantized().get();
+        DeviceSpec target = target(key, expectedShape);
+        if (target.isCpu() && device.isCuda()) {
+            try (QuantizedTensor mapped = q) {
+                return mapped.pinned(); // offloaded: the host copy, pinned
+            }
+        }
+        if (target.isCpu() || target.equals(q.device())) return q;
+        try (QuantizedTensor host = q) {
+            return host.to(target);
+        }
+    }
+
+    /**
+     * This {@link #recording} answering {@link #takeQuantized} with {@code format(key, shape)} (a meta quantized tensor, or
+     * null to take the weight plainly): real-size dry runs of quantized models.
+     */
+    public StateDict quantizedAs(java.util.function.BiFunction<String, long[], QuantizedTensor> format) {
+        if (recorded == null) throw new IllegalStateException(origin + ": only a recording takes a meta quantization");
+        this.metaQuantization = format;
+        return this;
     }
 
     /** {@link #take} when the tensor exists, else null; a {@link #recording} takes (and lists) it. */

@@ -1,5 +1,6 @@
 package io.mmdit4j.io;
 
+import io.mmdit4j.io.quant.QuantizedTensor;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.Set;
@@ -13,6 +14,14 @@ public interface TensorSource extends AutoCloseable {
 
     /** The tensor, viewing the file's mapping where possible (zero copy). */
     Tensor load(String key);
+
+    /**
+     * The stored data of a tensor whose {@linkplain TensorInfo#quantized info says it is quantized}, without dequantizing
+     * it (owned by the caller); null for tensors stored in a plain dtype.
+     */
+    default QuantizedTensor quantized(String key) {
+        return null;
+    }
 
     /** Where the tensors come from (a path), for error messages. */
     String origin();

@@ -80,14 +80,17 @@ public final class LoraAdapter implements AutoCloseable {
     /** One Linear to merge into and what lands in it. */
     private record Target(String name, Linear linear, List<Part> parts) {}
 
-    /** The merge into one model: what was replaced (ours to give back) and what was installed (the model's). */
+    /**
+     * The merge into one model: what was replaced (ours to give back) and what was installed (the model's), per target:
+     * the original and the merged weight of a plain Linear, or null and the {@link Linear.LowRank} term of a quantized one.
+     */
     private static final class Applied {
         final List<Target> targets;
         final List<Tensor> previous;
-        final List<Tensor> installed;
+        final List<Object> installed;
         LoraReport report;
 
-        Applied(List<Target> targets, List<Tensor> previous, List<Tensor> installed) {
+        Applied(List<Target> targets, List<Tensor> previous, List<Object> installed) {
             this.targets = targets;
             this.previous = previous;
             this.installed = installed;
@@ -259,25 +262,30 @@ public final class LoraAdapter implements AutoCloseable {
         if (!unmatched.isEmpty()) {
             String msg = origin + ": " + unmatched.size() + " LoRA key(s) target nothing in the " + t.model;
             if (strict) throw new ModelFormatException(msg + listed(unmatched));
-            System.err.println("mmdit4j: warning: " + msg + " and are ignored (first: '" + unmatched.get(0) + "')");
+            org.slf4j.LoggerFactory.getLogger(LoraAdapter.class).warn("{} and are ignored (first: '{}')", msg, unmatched.get(0));
         }
 
         Applied previous = applied.get(model);
         if (previous != null) {
             requireOnTop(previous, "rescale");
             targets = previous.targets; // the same Linears in the same order as the kept originals
-            List<Tensor> merged = mergeAll(targets, previous.previous, scale);
+            List<Object> next = installAll(targets, previous.previous, scale);
             for (int i = 0; i < targets.size(); i++) {
-                Native.release(targets.get(i).linear().replaceWeight(merged.get(i))); // drops our previous merge
+                Linear l = targets.get(i).linear();
+                Object old = previous.installed.get(i);
+                if (old instanceof Linear.LowRank term) l.removeLowRank(term); // drops our previous term
+                else Native.release(l.replaceWeight((Tensor) next.get(i)));   // drops our previous merge
+                if (next.get(i) instanceof Linear.LowRank term) previous.installed.set(i, term);
+                else previous.installed.set(i, next.get(i));
             }
-            previous.installed.clear();
-            previous.installed.addAll(merged);
         } else {
             List<Tensor> originals = new ArrayList<>();
-            for (Target target : targets) originals.add(target.linear().weight());
-            List<Tensor> merged = mergeAll(targets, originals, scale);
-            for (int i = 0; i < targets.size(); i++) targets.get(i).linear().replaceWeight(merged.get(i)); // originals are ours now
-            previous = new Applied(targets, originals, merged);
+            for (Target target : targets) originals.add(target.linear().isQuantized() ? null : target.linear().weight());
+            List<Object> next = installAll(targets, originals, scale);
+            for (int i = 0; i < targets.size(); i++) {
+                if (!(next.get(i) instanceof Linear.LowRank)) targets.get(i).linear().replaceWeight((Tensor) next.get(i)); // originals are ours now
+            }
+            previous = new Applied(targets, originals, next);
             applied.put(model, previous);
         }
         previous.report = new LoraReport(origin, t.model, scale, matched, targets.stream().map(Target::name).collect(Collectors.toList()), unmatched);
@@ -310,16 +318,46 @@ public final class LoraAdapter implements AutoCloseable {
         }
     }
 
-    /** The merged weight of every target, computed from {@code bases} (nothing installed yet); owned by the caller. */
-    private List<Tensor> mergeAll(List<Target> targets, List<Tensor> bases, double scale) {
-        List<Tensor> out = new ArrayList<>();
+    /**
+     * What every target gets: a plain Linear its merged weight computed from {@code bases} (owned by the caller, not yet
+     * installed), a quantized Linear a low-rank term (already added to it: merging would hold its dequantized weight whole).
+     */
+    private List<Object> installAll(List<Target> targets, List<Tensor> bases, double scale) {
+        List<Object> out = new ArrayList<>();
         try {
-            for (int i = 0; i < targets.size(); i++) out.add(merge(targets.get(i), bases.get(i), scale));
+            for (int i = 0; i < targets.size(); i++) {
+                Target t = targets.get(i);
+                out.add(t.linear().isQuantized() ? lowRank(t, scale) : merge(t, bases.get(i), scale));
+            }
         } catch (RuntimeException e) {
-            Tensors.closeAll(out);
+            for (int i = 0; i < out.size(); i++) {
+                if (out.get(i) instanceof Linear.LowRank term) targets.get(i).linear().removeLowRank(term);
+                else Native.release((Tensor) out.get(i));
+            }
             throw e;
         }
         return out;
+    }
+
+    /**
+     * The LoRA of a quantized Linear as a separate low-rank term {@code x·Aᵀ·(s·B)ᵀ} ({@code A} the modules' down
+     * matrices stacked, {@code B} their up rows with {@code scale·alpha/r} folded in, fp32 on the weight's device): the
+     * weight stays quantized, the term costs {@code r·(in + out)} multiply-adds per token.
+     */
+    private static Linear.LowRank lowRank(Target target, double scale) {
+        Map<Module, List<RowSlice>> byModule = new LinkedHashMap<>();
+        for (Part p : target.parts()) byModule.computeIfAbsent(p.module(), k -> new ArrayList<>()).add(p.slice());
+        try (PointerScope scope = new PointerScope(); Device d = target.linear().quantized().device().torchDevice()) {
+            TensorVector downs = new TensorVector(), ups = new TensorVector();
+            for (Map.Entry<Module, List<RowSlice>> e : byModule.entrySet()) {
+                Module m = e.getKey();
+                downs.push_back(m.down().to(d, ScalarType.Float));
+                ups.push_back(rows(m.up(), e.getValue()).to(d, ScalarType.Float).mul(new Scalar(scale * m.alphaOverRank())));
+            }
+            Tensor down = downs.size() == 1 ? downs.get(0) : cat(downs, 0);
+            Tensor up = ups.size() == 1 ? ups.get(0) : cat(ups, 1);
+            return target.linear().addLowRank(Tensors.keep(down.contiguous()), Tensors.keep(up.contiguous()));
+        }
     }
 
     private static Tensor merge(Target target, Tensor base, double scale) {
@@ -363,7 +401,9 @@ public final class LoraAdapter implements AutoCloseable {
         if (a == null) return false;
         requireOnTop(a, "remove");
         for (int i = 0; i < a.targets.size(); i++) {
-            Native.release(a.targets.get(i).linear().replaceWeight(a.previous.get(i))); // the model owns the original again
+            Linear l = a.targets.get(i).linear();
+            if (a.installed.get(i) instanceof Linear.LowRank term) l.removeLowRank(term);
+            else Native.release(l.replaceWeight(a.previous.get(i))); // the model owns the original again
         }
         applied.remove(model);
         return true;
@@ -371,7 +411,11 @@ public final class LoraAdapter implements AutoCloseable {
 
     private void requireOnTop(Applied a, String what) {
         for (int i = 0; i < a.targets.size(); i++) {
-            if (a.targets.get(i).linear().weight() != a.installed.get(i)) {
+            Linear l = a.targets.get(i).linear();
+            Object mine = a.installed.get(i);
+            boolean onTop = mine instanceof Linear.LowRank ? !l.lowRanks().isEmpty() && l.lowRanks().get(l.lowRanks().size() - 1) == mine
+                    : l.weight() == mine;
+            if (!onTop) {
                 throw new IllegalStateException("cannot " + what + " LoRA " + origin + ": another LoRA was merged into '" + a.targets.get(i).name()
                         + "' after it; remove that one first");
             }
@@ -448,7 +492,7 @@ public final class LoraAdapter implements AutoCloseable {
     public synchronized void close() {
         if (closed) return;
         closed = true;
-        for (Applied a : applied.values()) Tensors.closeAll(a.previous);
+        for (Applied a : applied.values()) Tensors.closeAll(a.previous.stream().filter(java.util.Objects::nonNull).toList());
         applied.clear();
         for (Module m : modules) {
             Native.release(m.down());

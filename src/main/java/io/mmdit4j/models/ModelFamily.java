@@ -43,6 +43,11 @@ public interface ModelFamily {
         return false;
     }
 
+    /** Whether this family's transformer offloads its blocks ({@link LoadOptions#offloadBlocks}) on an accelerator. */
+    default boolean supportsBlockOffload() {
+        return false;
+    }
+
     /** Whether its pipeline can release the text encoders before the transformer loads ({@link LoadOptions#offloadText}). */
     default boolean supportsOffload() {
         return false;

@@ -36,9 +36,9 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** Family rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any work. */
     default void validate(GenerationSettings s) {}
 
-    /** Whether the transformer batch is the CFG pair {@code [negative; positive]} (2·images rows). */
+    /** Whether the transformer batch is the CFG pair {@code [negative; positive]} (2·images rows): CFG or FLUX's true CFG on. */
     default boolean cfg(GenerationSettings s) {
-        ClassifierFreeGuidance c = s.option(ClassifierFreeGuidance.class);
+        NegativePrompts c = s.negativePrompts();
         return c != null && c.active();
     }
 
@@ -71,10 +71,26 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     Tensor noise(GenerationSettings s);
 
     /**
+     * The family's latents as image-to-image and inpainting see them (shape, VAE, packing), or null when it has no image
+     * encoder (then it must not list {@link InitImage} among its {@link #supportedOptions}).
+     */
+    default LatentSpace latentSpace() {
+        return null;
+    }
+
+    /**
      * The model's prediction at each step of {@code schedule} (forward, CFG combination) in the form {@link #sampler} steps
      * with, with its per-request state; closed after the loop.
      */
     Velocity velocity(GenerationSettings s, Schedule schedule, C conditioning, ModulationGuidance guidance, ConditioningObserver observer);
+
+    /**
+     * A cheap RGB preview of latents in the sampler's layout, {@code [B, 3, h, w]} in [0, 1] on the CPU
+     * ({@link io.mmdit4j.sampling.StepListener.Step#preview}), or null: families without a latent-to-RGB map.
+     */
+    default Tensor preview(Tensor latents, GenerationSettings s) {
+        return null;
+    }
 
     /** Final latents → images {@code [N, 3, H, W]} or frames {@code [N, F, 3, H, W]} in [0, 1], fp32 on the CPU. Owned by the caller. */
     Tensor decode(Tensor latents, GenerationSettings s);
@@ -90,6 +106,60 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** Merges a LoRA into the transformer; families without LoRA support keep this refusal. */
     default LoraReport applyLora(LoraAdapter lora, double scale, boolean strict) {
         throw new UnsupportedOptionException("LoRA (--lora): not supported for this model family");
+    }
+
+    // ---------------------------------------------------------------- row stepping (continuous batching, RowStepper)
+
+    /**
+     * Row stepping ({@link RowStepper}): one transformer forward over the images of several requests, each at its own step of
+     * its own schedule; null (the default) when this family runs requests only whole ({@link Pipeline#generate}), e.g.
+     * because its sampler keeps state across the batch.
+     */
+    default RowForward<C> rowForward() {
+        return null;
+    }
+
+    /**
+     * What {@link #encode} of a one-image request depends on (e.g. its prompt, negative prompt and text length): the key of
+     * row stepping's prompt-embedding cache; null (the default) encodes every request afresh.
+     */
+    default Object encodingKey(GenerationSettings oneImage) {
+        return null;
+    }
+
+    /**
+     * Latents in this family's layout → {@code [B, C, h, w]} on the latents' device (FLUX unpacks its tokens), for cheap
+     * previews; null when the family has no such view. Owned by the caller.
+     */
+    default Tensor spatialLatents(Tensor latents, GenerationSettings s) {
+        return latents.dim() == 4 ? io.mmdit4j.runtime.Native.keep(latents) : null;
+    }
+
+    /**
+     * One part of a row-stepping forward: a request's images ({@code settings}), at step {@code step} of {@code schedule}, with
+     * their conditioning (borrowed), their guidance plan (its windows are resolved by the forward at {@code step}) and their
+     * current latents (borrowed).
+     */
+    record RowPart<C>(GenerationSettings settings, C conditioning, Schedule schedule, ModulationGuidance guidance, int step, Tensor latents) {}
+
+    /** A forward over the rows of several requests at different steps; holds what it caches across steps (RoPE tables). */
+    interface RowForward<C> extends AutoCloseable {
+        /**
+         * Requests with equal keys can share a forward: their latents and text have the same shapes (by default: the
+         * same size and text length). Seeds, prompts, steps, option values and guidance may differ.
+         */
+        default Object batchKey(GenerationSettings s) {
+            return java.util.List.of(s.width(), s.height(), s.maxSequenceLength());
+        }
+
+        /**
+         * The prediction of every part, in {@link #sampler}'s form: what {@link #velocity}{@code (...).at(latents, step)} gives
+         * that part alone, up to the float rounding of a larger batch. Each owned by the caller.
+         */
+        java.util.List<Tensor> at(java.util.List<RowPart<C>> parts);
+
+        @Override
+        void close();
     }
 
     /** A {@link Denoiser.Velocity} that holds per-request state (RoPE tables, guidance arguments). */

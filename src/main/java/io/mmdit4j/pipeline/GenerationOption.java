@@ -18,10 +18,16 @@ public interface GenerationOption {
     void write(ObjectNode settings);
 
     /**
-     * The option of images {@code from..to-1} made as a request of their own ({@link GenerationSettings#chunk}): the same
-     * option unless it holds something per image ({@link StepNoise}).
+     * The option of images {@code from..to-1} made as a request of their own ({@link GenerationSettings#forImage},
+     * {@link GenerationSettings#chunk}): the same option unless it holds something per image (init images, masks,
+     * {@link StepNoise}), which keeps those rows.
      */
     default GenerationOption forImages(int from, int to) {
         return this;
+    }
+
+    /** The {@code [width, height]} this option gives a request that leaves its size open (an init image's), or null. */
+    default int[] impliedSize() {
+        return null;
     }
 }

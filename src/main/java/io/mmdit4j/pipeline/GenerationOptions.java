@@ -21,18 +21,24 @@ public final class GenerationOptions {
     }
 
     private static final List<Reader> READERS = new CopyOnWriteArrayList<>(List.of(
-            GenerationOptions::cfg, GenerationOptions::embedded, GenerationOptions::sigmas, GenerationOptions::shift, GenerationOptions::frames,
-            GenerationOptions::fps, GenerationOptions::sampleSize));
+            GenerationOptions::cfg, GenerationOptions::trueCfg, GenerationOptions::embedded, GenerationOptions::sigmas, GenerationOptions::shift, GenerationOptions::frames,
+            GenerationOptions::fps, GenerationOptions::initImage, GenerationOptions::mask, GenerationOptions::scales,
+            GenerationOptions::sampleSize));
 
-    private static final java.util.Map<Class<? extends GenerationOption>, String> DESCRIPTIONS = new java.util.concurrent.ConcurrentHashMap<>(java.util.Map.of(
-            ClassifierFreeGuidance.class, "classifier-free guidance (--cfg, --negative-prompt)",
-            EmbeddedGuidance.class, "embedded guidance (--guidance)",
-            CustomSigmas.class, "explicit sigmas (--sigmas)",
-            SchedulerShift.class, "scheduler shift (--shift)",
-            VideoFrames.class, "video frames (--frames)",
-            FrameRate.class, "video frame rate (--fps)",
-            SampleSize.class, "area-preserving resize (--sample-size)",
-            StepNoise.class, "given per-step sampler noise"));
+    private static final java.util.Map<Class<? extends GenerationOption>, String> DESCRIPTIONS = new java.util.concurrent.ConcurrentHashMap<>(java.util.Map.ofEntries(
+            java.util.Map.entry(ClassifierFreeGuidance.class, "classifier-free guidance (--cfg, --negative-prompt)"),
+            java.util.Map.entry(EmbeddedGuidance.class, "embedded guidance (--guidance)"),
+            java.util.Map.entry(TrueCfg.class, "true classifier-free guidance (--true-cfg, --negative-prompt)"),
+            java.util.Map.entry(CustomSigmas.class, "explicit sigmas (--sigmas)"),
+            java.util.Map.entry(SchedulerShift.class, "scheduler shift (--shift)"),
+            java.util.Map.entry(VideoFrames.class, "video frames (--frames)"),
+            java.util.Map.entry(FrameRate.class, "video frame rate (--fps)"),
+            java.util.Map.entry(InitImage.class, "image-to-image (--init-image, --strength)"),
+            java.util.Map.entry(InpaintMask.class, "inpainting (--mask)"),
+            java.util.Map.entry(ScaleWise.class, "scale-wise sampling (--scales)"),
+            java.util.Map.entry(SampleSize.class, "area-preserving resize (--sample-size)"),
+            java.util.Map.entry(StepNoise.class, "given per-step sampler noise"),
+            java.util.Map.entry(GivenDraws.class, "given random draws")));
 
     /** What an option type is called in messages. */
     public static String describe(Class<? extends GenerationOption> type) {
@@ -62,12 +68,20 @@ public final class GenerationOptions {
         Double scale = given == null && j.path("cfg").isBoolean() ? SettingsJson.number(j, "guidance_scale", where) : given;
         List<String> negatives = SettingsJson.texts(j, "negative_prompt", where);
         if (scale == null) {
-            if (negatives != null && !negatives.isEmpty()) {
-                throw new InvalidRequestException(where + ": 'negative_prompt' without 'cfg_scale'");
+            if (negatives != null && !negatives.isEmpty() && !j.has("true_cfg_scale")) {
+                throw new InvalidRequestException(where + ": 'negative_prompt' without 'cfg_scale' (or 'true_cfg_scale')");
             }
             return null;
         }
         return wrap(where, () -> new ClassifierFreeGuidance(scale, negatives));
+    }
+
+    private static GenerationOption trueCfg(JsonNode j, String where) {
+        Double scale = SettingsJson.number(j, "true_cfg_scale", where);
+        if (scale == null) return null;
+        if (j.has("cfg_scale")) throw new InvalidRequestException(where + ": 'cfg_scale' and 'true_cfg_scale': give one");
+        List<String> negatives = SettingsJson.texts(j, "negative_prompt", where);
+        return wrap(where, () -> new TrueCfg(scale, negatives));
     }
 
     private static GenerationOption embedded(JsonNode j, String where) {
@@ -95,6 +109,49 @@ public final class GenerationOptions {
     private static GenerationOption fps(JsonNode j, String where) {
         Integer fps = SettingsJson.integer(j, "fps", 1, FrameRate.MAX, where);
         return fps == null ? null : new FrameRate(fps);
+    }
+
+    private static GenerationOption initImage(JsonNode j, String where) {
+        List<String> paths = SettingsJson.texts(j, "init_image", where);
+        Double strength = SettingsJson.number(j, "strength", where);
+        List<String> digests = SettingsJson.texts(j, "init_image_sha256", where);
+        if (paths == null) {
+            if (strength != null || digests != null) throw new InvalidRequestException(where + ": 'strength' / 'init_image_sha256' without 'init_image'");
+            return null;
+        }
+        if (strength == null) throw new InvalidRequestException(where + ": 'init_image' without 'strength'");
+        List<java.nio.file.Path> files = paths.stream().map(java.nio.file.Path::of).toList();
+        return wrap(where, () -> digests == null ? InitImage.of(files, strength) : new InitImage(files, strength, digests));
+    }
+
+    private static GenerationOption mask(JsonNode j, String where) {
+        List<String> paths = SettingsJson.texts(j, "mask", where);
+        List<String> digests = SettingsJson.texts(j, "mask_sha256", where);
+        if (paths == null) {
+            if (digests != null) throw new InvalidRequestException(where + ": 'mask_sha256' without 'mask'");
+            return null;
+        }
+        List<java.nio.file.Path> files = paths.stream().map(java.nio.file.Path::of).toList();
+        return wrap(where, () -> digests == null ? InpaintMask.of(files) : new InpaintMask(files, digests));
+    }
+
+    private static GenerationOption scales(JsonNode j, String where) {
+        JsonNode n = j.get("scales");
+        String noise = SettingsJson.text(j, "scales_noise", where);
+        if (noise != null && !noise.equals("float16")) throw SettingsJson.bad(where, "scales_noise", "\"float16\" (or absent: float32)", j.get("scales_noise"));
+        if (n == null || n.isNull()) {
+            if (noise != null) throw new InvalidRequestException(where + ": 'scales_noise' without 'scales'");
+            return null;
+        }
+        boolean half = noise != null;
+        if (n.isTextual() && n.asText().equals("fixed")) return ScaleWise.fixed().withHalfNoise(half);
+        if (!n.isArray()) throw SettingsJson.bad(where, "scales", "\"fixed\" or a list of latent sides", n);
+        int[] scales = new int[n.size()];
+        for (int i = 0; i < scales.length; i++) {
+            if (!n.get(i).isIntegralNumber() || !n.get(i).canConvertToInt()) throw SettingsJson.bad(where, "scales", "a list of whole numbers", n);
+            scales[i] = n.get(i).asInt();
+        }
+        return wrap(where, () -> new ScaleWise(scales, half));
     }
 
     private static GenerationOption sampleSize(JsonNode j, String where) {

@@ -75,6 +75,12 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         return type.cast(options.get(type));
     }
 
+    /** The guidance against negative prompts of these settings (CFG, FLUX's true CFG), or null. */
+    public NegativePrompts negativePrompts() {
+        for (GenerationOption o : options.values()) if (o instanceof NegativePrompts n) return n;
+        return null;
+    }
+
     /**
      * The settings of image {@code i} alone: its prompt (and negative prompt), its seed, and each direction with its row
      * weight folded into {@code w} (a direction whose weight for this image is 0 is left out: unguided is bit-identical
@@ -83,12 +89,9 @@ public record GenerationSettings(String model, String family, DType dtype, List<
     public GenerationSettings forImage(int i) {
         if (i < 0 || i >= images()) throw new IndexOutOfBoundsException("image " + i + " of " + images());
         int p = i / imagesPerPrompt;
-        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
-        options.forEach((type, o) -> opts.put(type, o.forImages(i, i + 1)));
-        ClassifierFreeGuidance cfg = option(ClassifierFreeGuidance.class);
-        if (cfg != null && cfg.negativePrompts().size() > 1) {
-            opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), List.of(cfg.negatives(prompts.size()).get(p))));
-        }
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = rows(i, i + 1);
+        NegativePrompts cfg = negativePrompts();
+        if (cfg != null && cfg.negativePrompts().size() > 1) opts.put(cfg.getClass(), cfg.withNegatives(List.of(cfg.negatives(prompts.size()).get(p))));
         List<Direction> dirs = new ArrayList<>();
         boolean cfgActive = cfg != null && cfg.active();
         for (Direction d : guidance) {
@@ -128,7 +131,7 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         List<String> ps;
         int perPrompt;
         List<String> negatives = null;
-        ClassifierFreeGuidance cfg = option(ClassifierFreeGuidance.class);
+        NegativePrompts cfg = negativePrompts();
         if (from % n == 0 && to % n == 0) {
             ps = prompts.subList(from / n, to / n);
             perPrompt = n;
@@ -141,14 +144,20 @@ public record GenerationSettings(String model, String family, DType dtype, List<
             throw new IllegalArgumentException("a chunk is whole prompts or images of one prompt, not images " + from + ".." + to
                     + " with " + n + " per prompt");
         }
-        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
-        options.forEach((type, o) -> opts.put(type, o.forImages(from, to)));
-        if (negatives != null) opts.put(ClassifierFreeGuidance.class, new ClassifierFreeGuidance(cfg.scale(), negatives));
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = rows(from, to);
+        if (negatives != null) opts.put(cfg.getClass(), cfg.withNegatives(negatives));
         List<Direction> dirs = new ArrayList<>();
         boolean cfgActive = cfg != null && cfg.active();
         for (Direction d : guidance) dirs.add(GuidancePlan.forImages(d, from, to, images(), cfgActive));
         return new GenerationSettings(model, family, dtype, ps, perPrompt, width, height, steps, Arrays.copyOfRange(seeds, from, to),
                 maxSequenceLength, dirs, normControl, opts, loras, loraStrict, sampler, initialNoise);
+    }
+
+    /** The options of images {@code from..to-1} ({@link GenerationOption#forImages}). */
+    private Map<Class<? extends GenerationOption>, GenerationOption> rows(int from, int to) {
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
+        options.forEach((type, o) -> opts.put(type, o.forImages(from, to)));
+        return opts;
     }
 
     /** The same settings with another model reference (e.g. the path a descriptor resolved to). */
@@ -181,7 +190,8 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         }
         m.put("width", width).put("height", height).put("steps", steps).put("max_sequence_length", maxSequenceLength)
                 .put("images_per_prompt", imagesPerPrompt).put("dtype", dtype.torchName()).put("sampler", sampler);
-        options.values().forEach(o -> o.write(m));
+        // in one order whatever the map's (its iteration order changes from one JVM to the next): records repeat byte for byte
+        options.values().stream().sorted(java.util.Comparator.comparing(o -> o.getClass().getName())).forEach(o -> o.write(m));
         if (normControl != NormControl.NONE) m.put("mg_norm", normControl.text());
         if (!loras.isEmpty()) {
             ArrayNode a = m.putArray("loras");
@@ -202,13 +212,18 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         return m;
     }
 
-    /** The metadata of image {@code i}: its prompt, negative prompt and seed as plain text, and its settings record. */
+    /** The metadata key of the A1111-style text other tools read ({@link Parameters}). */
+    public static final String PARAMETERS_KEY = "parameters";
+
+    /**
+     * The metadata of image {@code i}: {@code parameters}, the A1111-style text other tools parse ({@link Parameters}); its
+     * seed; and {@code mmdit4j}, the full settings record {@code generate --from} replays. No chunk is named {@code prompt}
+     * or {@code workflow}: ComfyUI reads those as its own JSON graphs.
+     */
     public Map<String, String> metadata(int i) {
         GenerationSettings one = forImage(i);
         Map<String, String> text = new LinkedHashMap<>();
-        text.put("prompt", one.prompts.get(0));
-        ClassifierFreeGuidance cfg = one.option(ClassifierFreeGuidance.class);
-        if (cfg != null) text.put("negative_prompt", cfg.negatives(1).get(0));
+        text.put(PARAMETERS_KEY, Parameters.of(one));
         text.put("seed", SettingsJson.seedText(one.seeds[0]));
         text.put(METADATA_KEY, one.toJson().toString());
         return text;
@@ -277,6 +292,23 @@ public record GenerationSettings(String model, String family, DType dtype, List<
         } catch (InvalidRequestException e) {
             throw new InvalidRequestException(where + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The settings a complete record describes (every value explicit, as {@link #toJson} writes them), without a model to
+     * resolve against: for tools that write records of their own (sweeps) and want the same metadata ({@link #metadata}).
+     */
+    public static GenerationSettings ofRecord(JsonNode j, String where) {
+        Recorded r = read(j, where);
+        GenerationRequest q = r.request();
+        if (q.width() == null || q.height() == null || q.steps() == null || q.maxSequenceLength() == null) {
+            throw new InvalidRequestException(where + ": the record leaves width, height, steps or max_sequence_length open");
+        }
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>();
+        q.options().forEach(o -> opts.put(o.getClass(), o));
+        return new GenerationSettings(r.model(), r.family(), r.dtype() == null ? DType.F32 : r.dtype(), q.prompts(), q.imagesPerPrompt(),
+                q.width(), q.height(), q.steps(), q.seedsPerImage(), q.maxSequenceLength(), q.guidance(), q.normControl(), opts, r.loras(),
+                r.loraStrict(), SettingsJson.text(j, "sampler", where), null);
     }
 
     private static Direction direction(JsonNode d, String where) {

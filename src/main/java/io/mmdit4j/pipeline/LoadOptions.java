@@ -24,10 +24,12 @@ import java.util.Map;
  * @param memoryBudget bytes a generation may need: {@link #MEASURED} (the default: the memory available when it starts),
  *                     {@link #UNCHECKED}, or a fixed budget
  * @param maxBatch     the most images one transformer batch holds; larger requests run in chunks
+ * @param offloadBlocks keep the transformer blocks' weights on the host and move each block to the device while it runs
+ *                     ({@link io.mmdit4j.nn.BlockOffload}, {@code --offload blocks}); nothing changes on the CPU
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
                           ModelRegistry registry, Path adapter, boolean memoryMapped, long memoryBudget, int maxBatch,
-                          Map<String, Path> components, Boolean offloadText) {
+                          Map<String, Path> components, Boolean offloadText, boolean offloadBlocks) {
     /** {@link #memoryBudget}: check against the memory available when each generation starts. */
     public static final long MEASURED = 0;
     /** {@link #memoryBudget}: no memory check. */
@@ -76,6 +78,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.maxBatch = maxBatch;
         b.components = new LinkedHashMap<>(components);
         b.offloadText = offloadText;
+        b.offloadBlocks = offloadBlocks;
         return b;
     }
 
@@ -93,6 +96,7 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private int maxBatch = DEFAULT_MAX_BATCH;
         private Map<String, Path> components = new LinkedHashMap<>();
         private Boolean offloadText;
+        private boolean offloadBlocks;
 
         private Builder() {}
 
@@ -197,9 +201,18 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /**
+         * Keeps the transformer blocks' weights on the host (pinned) and moves each block to the device just before it runs,
+         * prefetching the next on a side stream (default: false): for devices smaller than the model. A no-op on the CPU.
+         */
+        public Builder offloadBlocks(boolean offload) {
+            this.offloadBlocks = offload;
+            return this;
+        }
+
         public LoadOptions build() {
             return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, adapter, memoryMapped, memoryBudget, maxBatch,
-                    components, offloadText);
+                    components, offloadText, offloadBlocks);
         }
     }
 }

@@ -58,7 +58,10 @@ final class LoadedPipeline implements Pipeline {
         this.reports = List.copyOf(reports);
     }
 
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LoadedPipeline.class);
+
     static LoadedPipeline load(PreparedModel p) {
+        long t0 = System.nanoTime();
         CheckpointFiles files = new CheckpointFiles(p.options().memoryMapped());
         FamilyPipeline<?> impl = files.load(() -> p.family().load(p.path(), p.options()));
         List<LoraAdapter> adapters = new ArrayList<>();
@@ -69,6 +72,9 @@ final class LoadedPipeline implements Pipeline {
                 adapters.add(a);
                 reports.add(impl.applyLora(a, l.scale(), p.options().loraStrict()));
             }
+            LOG.info(String.format(java.util.Locale.ROOT, "loaded %s (%s, %s on %s, %s) in %.2f s", p.path(), p.family().name(),
+                    impl.dtype().torchName(), impl.device(), p.options().memoryMapped() ? "mapped" : "read into memory", (System.nanoTime() - t0) / 1e9));
+            reports.forEach(r -> LOG.info("LoRA: {}", r.summary()));
             return new LoadedPipeline(p, impl, adapters, reports, files);
         } catch (RuntimeException | Error e) {
             adapters.forEach(LoraAdapter::close);
@@ -107,6 +113,18 @@ final class LoadedPipeline implements Pipeline {
      */
     @Override
     public synchronized GenerationResult generate(GenerationSettings s, StepListener listener, ConditioningObserver observer) {
+        MemoryEstimate memory = checkBeforeWork(s);
+        // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
+        // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
+        return files.load(() -> memory.chunks() == 1 || observer != null || s.option(GivenDraws.class) != null ? run(impl, s, listener, observer)
+                : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
+    }
+
+    /**
+     * The checks of a generation before any work (also {@link RowStepper#start}): the family, every option and guidance
+     * setting, the checkpoint files unchanged, and the memory estimate (returned) against the budget.
+     */
+    synchronized MemoryEstimate checkBeforeWork(GenerationSettings s) {
         if (!s.family().equals(family().name())) {
             throw new InvalidRequestException("settings of a " + s.family() + " model, but this pipeline is " + family().name());
         }
@@ -114,10 +132,21 @@ final class LoadedPipeline implements Pipeline {
         files.requireUnchanged(); // before any forward reads a page of a mapped checkpoint that shrank (SIGBUS) or was rewritten
         MemoryEstimate memory = prepared.memory(s, false);
         MemoryPlanner.check(memory, prepared.options().memoryBudget());
-        // in the loading scope of the weights: a part a family loads again for each use (HiDream's offloaded text encoders
-        // and transformer) reads its files in the model's mode (--no-mmap), and fails if they changed since they were first opened
-        return files.load(() -> memory.chunks() == 1 || observer != null ? run(impl, s, listener, observer)
-                : runChunked(s, MemoryPlanner.chunks(s, memory.chunkImages()), listener));
+        return memory;
+    }
+
+    /** Whether the checkpoint files are as they were read (before a phase that reads weights). */
+    void requireUnchanged() {
+        files.requireUnchanged();
+    }
+
+    /**
+     * Continuous batching on this model: a {@link RowStepper} steps the images of several requests in one forward, each at
+     * its own step. Close it before the pipeline.
+     */
+    @Override
+    public RowStepper rowStepper() {
+        return new RowStepper(this, impl);
     }
 
     /** Everything that can be checked before any work. */
@@ -131,6 +160,7 @@ final class LoadedPipeline implements Pipeline {
             throw e instanceof InvalidRequestException ? e : new InvalidRequestException(e.getMessage(), e);
         }
         family().validate(s);
+        ImageToImage.check(s);
         f.validate(s);
     }
 
@@ -139,7 +169,7 @@ final class LoadedPipeline implements Pipeline {
         StepListener l = listener == null ? StepListener.NONE : listener;
         Tensor output = null, latents = null;
         long text = 0, decode = 0;
-        long[] steps = new long[s.steps()];
+        long[] steps = null; // the steps run (fewer than s.steps() from an init image)
         try {
             for (int c = 0; c < chunks.size(); c++) {
                 int from = chunks.get(c)[0], to = chunks.get(c)[1], chunk = c;
@@ -153,6 +183,7 @@ final class LoadedPipeline implements Pipeline {
                     copyRows(latents, from, part.latents());
                     text += part.timings().textEncode();
                     decode += part.timings().decode();
+                    if (steps == null) steps = new long[part.timings().steps().length];
                     for (int i = 0; i < steps.length; i++) steps[i] += part.timings().steps()[i];
                 } finally {
                     if (noise != null) noise.close();
@@ -188,7 +219,7 @@ final class LoadedPipeline implements Pipeline {
                                                            ConditioningObserver observer) {
         check(f, s);
         List<String> warnings = warnings(s);
-        Schedule schedule = f.schedule(s); // a bad sigma list fails before any work
+        Schedule schedule = ImageToImage.truncate(f.schedule(s), s); // a bad sigma list fails before any work; an init image's strength
         long t0 = System.nanoTime();
         try (C cond = f.encode(s);
              ModulationGuidance plan = GuidancePlan.build(s.guidance(), s.images(), f.cfg(s), f.numGuidedBlocks(), s.normControl(),
@@ -197,9 +228,10 @@ final class LoadedPipeline implements Pipeline {
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
-            try (Tensor noise = f.noise(s); FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer);
-                 Sampler sampler = f.sampler(s, schedule)) {
-                latents = Denoiser.run(sampler, noise, v, f.device(), listener, stepNanos);
+            try (ImageToImage.Start start = ImageToImage.start(f, s, schedule); Sampler sampler = start.sampler(f.sampler(s, schedule));
+                 FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
+                StepListener l = listener == null ? StepListener.NONE : listener;
+                latents = Denoiser.run(sampler, start.latents(), v, f.device(), step -> l.onStep(step.withPreview(x -> f.preview(x, s))), stepNanos);
             }
             long t1 = System.nanoTime();
             Tensor decoded;
@@ -213,14 +245,19 @@ final class LoadedPipeline implements Pipeline {
                 latents.close();
                 throw e;
             }
-            return new GenerationResult(decoded, latents, new Timings(textNanos, stepNanos, System.nanoTime() - t1), s, warnings);
+            Timings timings = new Timings(textNanos, stepNanos, System.nanoTime() - t1);
+            if (LOG.isDebugEnabled()) {
+                LOG.debug(String.format(java.util.Locale.ROOT, "%d image(s) %dx%d, %d steps: text %.2f s, denoise %.2f s, decode %.2f s", s.images(),
+                        s.width(), s.height(), stepNanos.length, timings.textEncode() / 1e9, timings.denoise() / 1e9, timings.decode() / 1e9));
+            }
+            return new GenerationResult(decoded, latents, timings, s, warnings);
         } catch (Exception e) {
             throw rethrow(e);
         }
     }
 
     /** Finite latents can still decode to NaN (broken VAE weights, fp16 overflow): fail rather than save black images. */
-    private static void requireFinite(Tensor decoded) {
+    static void requireFinite(Tensor decoded) {
         if (decoded.is_meta()) return; // shapes only: nothing to check
         boolean finite;
         try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
@@ -234,7 +271,7 @@ final class LoadedPipeline implements Pipeline {
     }
 
     /** A reference of its own to the cached delta of (pos, neg) (the plan releases it; the cache keeps its own). */
-    private Tensor delta(FamilyPipeline<?> f, String pos, String neg) {
+    synchronized Tensor delta(FamilyPipeline<?> f, String pos, String neg) {
         Tensor d = deltas.get(List.of(pos, neg));
         if (d == null) {
             d = f.delta(pos, neg);

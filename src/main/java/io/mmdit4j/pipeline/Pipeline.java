@@ -67,6 +67,14 @@ public interface Pipeline extends AutoCloseable {
      */
     GenerationResult generate(GenerationSettings settings, StepListener listener, ConditioningObserver observer);
 
+    /**
+     * Continuous batching: a {@link RowStepper} that steps the images of several requests in one forward, each at its own
+     * step (a server's scheduler owns it). Families that cannot ({@link RowStepper#supported} false) run requests whole.
+     */
+    default RowStepper rowStepper() {
+        throw new UnsupportedOptionException("row stepping: not available for " + getClass().getSimpleName());
+    }
+
     /** The adaLN modulation vectors of the forward whose conditioning is {@code cond} (modulation statistics). */
     void modulations(BlockConditioning cond, ModulationVisitor visitor);
 

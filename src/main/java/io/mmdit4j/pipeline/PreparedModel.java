@@ -121,6 +121,9 @@ public final class PreparedModel {
         if (options.adapter() != null && !family.supportsAdapter()) {
             throw new UnsupportedOptionException("adapter weights (--adapter): not supported for " + family.name() + " models");
         }
+        if (options.offloadBlocks() && !options.device().isCpu() && !family.supportsBlockOffload()) {
+            throw new UnsupportedOptionException("block offload (--offload blocks): not supported for " + family.name() + " models");
+        }
         if (options.adapter() != null && !Files.exists(options.adapter())) {
             throw new InvalidRequestException("--adapter: no such file: " + options.adapter());
         }
@@ -141,7 +144,12 @@ public final class PreparedModel {
             if (supported.contains(type)) opts.put(type, o);
         });
         r.options().forEach(o -> opts.put(o.getClass(), o));
-        int width = r.width() != null ? r.width() : defaults.width(), height = r.height() != null ? r.height() : defaults.height();
+        int[] implied = null; // an init image's size, the last scale of scale-wise sampling
+        for (GenerationOption o : opts.values()) {
+            if (implied == null) implied = o.impliedSize();
+        }
+        int width = r.width() != null ? r.width() : implied != null ? implied[0] : defaults.width();
+        int height = r.height() != null ? r.height() : implied != null ? implied[1] : defaults.height();
         GenerationRequest.checkSize(width, height);
         CustomSigmas sigmas = (CustomSigmas) opts.get(CustomSigmas.class);
         int steps;
@@ -159,8 +167,9 @@ public final class PreparedModel {
                 throw new InvalidRequestException(e.getMessage(), e);
             }
         }
-        ClassifierFreeGuidance cfg = (ClassifierFreeGuidance) opts.get(ClassifierFreeGuidance.class);
-        if (cfg != null) cfg.negatives(r.prompts().size()); // one, or one per prompt
+        for (GenerationOption o : opts.values()) {
+            if (o instanceof NegativePrompts n) n.negatives(r.prompts().size()); // one, or one per prompt
+        }
         GenerationSettings s = new GenerationSettings(model, family.name(), options.dtype(), r.prompts(), r.imagesPerPrompt(),
                 width, height, steps, r.seedsPerImage(),
                 r.maxSequenceLength() != null ? r.maxSequenceLength() : defaults.maxSequenceLength(), dirs, r.normControl(), opts,
@@ -168,6 +177,7 @@ public final class PreparedModel {
         try {
             GuidancePlan.check(s.guidance(), s.images(), blocks);
             family.validate(s);
+            ImageToImage.check(s);
         } catch (IllegalArgumentException e) {
             throw e instanceof InvalidRequestException ? e : new InvalidRequestException(e.getMessage(), e);
         }

@@ -18,8 +18,9 @@ import java.util.stream.Stream;
  * The bytes a model's weights take once loaded in a compute dtype, from the safetensors headers alone: every component
  * folder of a diffusers model (the file {@link WeightFiles} would choose there), or a single checkpoint with the VAE
  * file and text-encoder folders given next to it. Floating-point tensors count at the compute dtype's width (a bf16
- * file loaded in fp32 doubles), others at their stored size. A family whose loader reads other files, or not all of
- * them at once, adds its parts up itself ({@code ModelFamily.weightBytes}) with {@link #of(Path, DType)}.
+ * file loaded in fp32 doubles), quantized ones (GGUF, bitsandbytes, fp8) and others at their stored size. A family whose
+ * loader reads other files, or not all of them at once, adds its parts up itself ({@code ModelFamily.weightBytes}) with
+ * {@link #of(Path, DType)}.
  */
 public final class WeightBytes {
     private WeightBytes() {}
@@ -46,7 +47,8 @@ public final class WeightBytes {
             try (TensorSource src = WeightFiles.open(p)) {
                 for (String k : src.keys()) {
                     TensorInfo t = src.info(k);
-                    total += t.dtype().isFloatingPoint() ? t.numel() * compute.bytes() : t.byteLength();
+                    // quantized weights stay in their format (Linears dequantize per forward), so they count as stored
+                    total += t.quantized() ? t.byteLength() : t.dtype().isFloatingPoint() ? t.numel() * compute.bytes() : t.byteLength();
                 }
             } catch (ModelFormatException | UncheckedIOException e) {
                 // not weights the loader takes (it reports real problems itself)
@@ -72,7 +74,8 @@ public final class WeightBytes {
 
     private static boolean hasWeights(Path dir) {
         try (Stream<Path> s = Files.list(dir)) {
-            return s.anyMatch(f -> f.getFileName().toString().endsWith(".safetensors") || f.getFileName().toString().endsWith(".safetensors.index.json"));
+            return s.anyMatch(f -> f.getFileName().toString().endsWith(".safetensors") || f.getFileName().toString().endsWith(".safetensors.index.json")
+                    || f.getFileName().toString().endsWith(".gguf"));
         } catch (IOException e) {
             return false;
         }

@@ -10,6 +10,8 @@ public enum DType {
     F32("F32", 4, ScalarType.Float),
     F16("F16", 2, ScalarType.Half),
     BF16("BF16", 2, ScalarType.BFloat16),
+    F8_E4M3("F8_E4M3", 1, ScalarType.Float8_e4m3fn),
+    F8_E5M2("F8_E5M2", 1, ScalarType.Float8_e5m2),
     I64("I64", 8, ScalarType.Long),
     I32("I32", 4, ScalarType.Int),
     I16("I16", 2, ScalarType.Short),
@@ -30,7 +32,10 @@ public enum DType {
     public String safetensorsName() { return safetensorsName; }
     public int bytes() { return bytes; }
     public ScalarType scalarType() { return scalarType; }
-    public boolean isFloatingPoint() { return this == F64 || this == F32 || this == F16 || this == BF16; }
+    public boolean isFloatingPoint() { return this == F64 || this == F32 || this == F16 || this == BF16 || isFp8(); }
+
+    /** float8 storage types (ComfyUI's fp8 checkpoints): upcast exactly to any compute dtype, never computed in. */
+    public boolean isFp8() { return this == F8_E4M3 || this == F8_E5M2; }
 
     /** The safetensors header name ("F32", "BF16", ...), or null when unknown. */
     public static DType fromSafetensors(String name) {
@@ -63,6 +68,8 @@ public enum DType {
             case F32: return "float32";
             case F16: return "float16";
             case BF16: return "bfloat16";
+            case F8_E4M3: return "float8_e4m3fn";
+            case F8_E5M2: return "float8_e5m2";
             case I64: return "int64";
             case I32: return "int32";
             case I16: return "int16";

@@ -40,8 +40,8 @@ public final class Torch {
     private static void warnAboutSpinningThreads(int n) {
         String policy = System.getenv("OMP_WAIT_POLICY");
         if (n > 1 && (policy == null || !policy.equalsIgnoreCase("passive"))) {
-            System.err.println("mmdit4j: OMP_WAIT_POLICY is not PASSIVE: libtorch's and OpenBLAS's threads will compete "
-                    + "and small ops can run ~10x slower; export OMP_WAIT_POLICY=PASSIVE before starting the JVM");
+            org.slf4j.LoggerFactory.getLogger(Torch.class).warn("OMP_WAIT_POLICY is not PASSIVE: libtorch's and OpenBLAS's threads will "
+                    + "compete and small ops can run ~10x slower; export OMP_WAIT_POLICY=PASSIVE before starting the JVM");
         }
     }
 

@@ -111,10 +111,11 @@ public final class Noise {
     }
 
     /**
-     * One CPU generator per batch row that goes on drawing: what a stochastic sampler (diffusers'
-     * {@code FlowMatchLCMScheduler}) draws at every step. Row {@code b}'s generator is seeded with {@code seeds[b]}, so an
-     * image gets the same noise in a batch as alone; each {@link #next} is one {@code randn} of the row shape per row
-     * (libtorch's kernel), in order, concatenated. Not thread-safe; close it to free the generators.
+     * One CPU generator per batch row that goes on drawing, for pipelines that draw more than once from a seeded generator
+     * (an img2img posterior sample before the noise, a sampler's fresh noise at every step: diffusers' {@code FlowMatchLCMScheduler}, scale-wise sampling). Row {@code b}'s generator is
+     * seeded with {@code seeds[b]}, so an image gets the same numbers in a batch as alone; each draw is one {@code randn}
+     * of the row shape per row (libtorch's kernel), in order, concatenated. The first draw equals {@link #randnPerRow}.
+     * Not thread-safe; close it to free the generators.
      */
     public static final class Stream implements AutoCloseable {
         private final GeneratorOptional[] generators;
@@ -125,7 +126,7 @@ public final class Noise {
             this.rowShape = rowShape;
         }
 
-        /** @param shape the batch shape {@code [B, ...]} of each draw; {@code seeds.length == B} */
+        /** @param shape the batch shape {@code [B, ...]} of {@link #next(DType)}; {@code seeds.length == B} */
         public static Stream perRow(long[] shape, long[] seeds) {
             checkShape(shape);
             if (shape.length < 1 || seeds == null || seeds.length != shape[0]) {
@@ -136,16 +137,36 @@ public final class Noise {
             long[] row = shape.clone();
             row[0] = 1;
             GeneratorOptional[] g = new GeneratorOptional[seeds.length];
-            for (int b = 0; b < seeds.length; b++) g[b] = io.mmdit4j.runtime.Native.keep(new GeneratorOptional(createCPUGenerator(seeds[b])));
+            try (PointerScope scope = new PointerScope()) { // the Generator handles go with the scope; the optionals hold their own copies
+                for (int b = 0; b < seeds.length; b++) g[b] = io.mmdit4j.runtime.Native.keep(new GeneratorOptional(createCPUGenerator(seeds[b])));
+            }
             return new Stream(g, row);
         }
 
-        /** The next draw {@code [B, ...]} in {@code dtype}, owned by the caller. */
+        /** Rows (images) of every draw. */
+        public int rows() {
+            return generators.length;
+        }
+
+        /** The next draw of the shape the stream was made with, in {@code dtype}; owned by the caller. */
         public Tensor next(DType dtype) {
+            long[] shape = rowShape.clone();
+            shape[0] = generators.length;
+            return next(shape, dtype);
+        }
+
+        /** The next draw of {@code shape} ({@code [B, ...]}, B the stream's rows) in {@code dtype}; owned by the caller. */
+        public Tensor next(long[] shape, DType dtype) {
+            checkShape(shape);
             checkDtype(dtype);
+            if (shape.length < 1 || shape[0] != generators.length) {
+                throw new IllegalArgumentException("a draw of shape " + Arrays.toString(shape) + " from a stream of " + generators.length + " rows");
+            }
+            long[] row = shape.clone();
+            row[0] = 1;
             try (PointerScope scope = new PointerScope()) {
                 Tensor[] rows = new Tensor[generators.length];
-                for (int b = 0; b < rows.length; b++) rows[b] = draw(rowShape, generators[b], dtype, Kernel.LIBTORCH);
+                for (int b = 0; b < rows.length; b++) rows[b] = draw(row, generators[b], dtype, Kernel.LIBTORCH);
                 return Tensors.keep(rows.length == 1 ? rows[0] : cat(new TensorVector(rows), 0));
             }
         }

@@ -8,6 +8,10 @@ import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationDefaults;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.GivenDraws;
+import io.mmdit4j.pipeline.InitImage;
+import io.mmdit4j.pipeline.InpaintMask;
+import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.MemoryModel;
@@ -28,9 +32,15 @@ public final class Sd3Family implements ModelFamily {
     public static final String CLASS_NAME = "StableDiffusion3Pipeline";
     /** StableDiffusion3Pipeline passes no sigmas: the scheduler's own spacing. */
     public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.SCHEDULER_DEFAULT;
-    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, CustomSigmas.class, SchedulerShift.class);
+    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, CustomSigmas.class, SchedulerShift.class,
+            InitImage.class, InpaintMask.class, ScaleWise.class, GivenDraws.class);
 
     private Sd3Family() {}
+
+    @Override
+    public boolean supportsBlockOffload() {
+        return true;
+    }
 
     @Override
     public String name() {
@@ -75,6 +85,11 @@ public final class Sd3Family implements ModelFamily {
     @Override
     public void validate(GenerationSettings s) {
         if (s.maxSequenceLength() > 512) throw new InvalidRequestException("max sequence length must be in 1..512 (SD3's T5), got " + s.maxSequenceLength());
+        ScaleWise swd = s.option(ScaleWise.class);
+        if (swd != null) {
+            if (s.option(InitImage.class) != null) throw new InvalidRequestException("scale-wise sampling (--scales) starts from noise: not with --init-image");
+            swd.check(s.steps(), s.width(), s.height());
+        }
     }
 
     @Override
@@ -87,6 +102,6 @@ public final class Sd3Family implements ModelFamily {
             throw new InvalidRequestException(model + ": SD3 generation needs a diffusers folder (model_index.json with the text encoders, "
                     + "tokenizers and VAE), not a single transformer file");
         }
-        return Sd3Pipeline.load(model, o.dtype(), o.device());
+        return Sd3Pipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
     }
 }

@@ -15,6 +15,10 @@ import io.mmdit4j.pipeline.CustomSigmas;
 import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
+import io.mmdit4j.pipeline.LatentPreview;
+import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.RandomDraws;
+import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -23,6 +27,8 @@ import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Noise;
+import io.mmdit4j.sampling.Sampler;
+import io.mmdit4j.sampling.ScaleWiseSampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
@@ -82,12 +88,17 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
 
     /** A diffusers SD3 / SD3.5 folder ({@code model_index.json}; {@code text_encoder_3/} may be absent). */
     public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device) {
+        return load(folder, dtype, device, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link Sd3Transformer#offload}). */
+    public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
         Path index = folder.resolve("model_index.json");
         if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers SD3 folder)");
         JsonConfigs.checkClass(JsonConfigs.readObject(index), index, Sd3Family.CLASS_NAME);
         List<AutoCloseable> loaded = new ArrayList<>();
         try {
-            Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device));
+            Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device, offloadBlocks));
             Sd3TextEncoders text = Modules.track(loaded, Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim(), transformer.device()));
             checkWidths(folder.toString(), text, transformer);
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
@@ -162,12 +173,45 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         }
     }
 
-    /** Initial latents [B·n, 16, H/8, W/8] in the model dtype: the request's latents, else seeded noise per image. Caller-owned. */
+    /**
+     * Initial latents [B·n, 16, H/8, W/8] in the model dtype (scale-wise sampling: at the first scale): the request's latents,
+     * else seeded noise per image. Caller-owned.
+     */
     @Override
     public Tensor noise(GenerationSettings s) {
+        try (RandomDraws draws = RandomDraws.of(s)) {
+            return draws.initial(latentShape(s), dtype);
+        }
+    }
+
+    /** {@code [B·n, C, ⌊H/8⌋, ⌊W/8⌋]}, or the first scale's square with scale-wise sampling. */
+    private long[] latentShape(GenerationSettings s) {
         long[] shape = Noise.sd3LatentShape(s.images(), s.height(), s.width());
         shape[1] = transformer.config().inChannels();
-        return s.initialLatents(shape, dtype);
+        ScaleWise swd = s.option(ScaleWise.class);
+        if (swd != null && !swd.isFixed()) shape[2] = shape[3] = swd.scale(0);
+        return shape;
+    }
+
+    /** Scale-wise sampling when asked ({@link ScaleWiseSampler}: fresh noise from each image's stream after its initial latents), else Euler. */
+    @Override
+    public Sampler sampler(GenerationSettings s, Schedule schedule) {
+        ScaleWise swd = s.option(ScaleWise.class);
+        if (swd == null) return schedule;
+        RandomDraws draws = RandomDraws.of(s);
+        try {
+            draws.skipInitial(latentShape(s), dtype); // the initial latents were the streams' first draw
+            return new ScaleWiseSampler(schedule, swd.scales(), swd.halfNoise(), shape -> draws.next(shape, DType.F32), draws);
+        } catch (RuntimeException e) {
+            draws.close();
+            throw e;
+        }
+    }
+
+    /** The VAE's latents as the sampler steps them, unpacked (image-to-image, inpainting). */
+    @Override
+    public LatentSpace latentSpace() {
+        return LatentSpace.of(vae, dtype, this::latentShape, x -> x);
     }
 
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, [1, D], owned by the caller. */
@@ -225,6 +269,93 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
                 Native.release(pool);
             }
         };
+    }
+
+    // ---------------------------------------------------------------- row stepping
+
+    /** A one-image request's encoding depends on its prompt, text length and, with CFG, its negative prompt. */
+    @Override
+    public Object encodingKey(GenerationSettings oneImage) {
+        if (oneImage.images() != 1) return null;
+        List<String> negatives = cfg(oneImage) ? oneImage.option(ClassifierFreeGuidance.class).negatives(1) : null;
+        return Arrays.asList(oneImage.prompts(), oneImage.maxSequenceLength(), negatives);
+    }
+
+    /**
+     * SD3 takes a timestep per row, so the images of requests at different steps share one forward: each part's rows
+     * ({@code [x; x]} with CFG, else {@code x}), its context and pooled vectors, its own timestep, and the parts' guidance
+     * plans stacked at their own steps; each part's prediction is then combined with its own CFG scale, as {@link #velocity}
+     * does. Parts with and without CFG may share a forward.
+     */
+    @Override
+    public RowForward<Conditioning> rowForward() {
+        return new RowForward<>() {
+            private final ModulationGuidance.Stacker stacker = new ModulationGuidance.Stacker();
+
+            @Override
+            public List<Tensor> at(List<RowPart<Conditioning>> parts) {
+                int n = parts.size();
+                List<Tensor> ins = new ArrayList<>(n), contexts = new ArrayList<>(n), pooled = new ArrayList<>(n);
+                List<Float> ts = new ArrayList<>();
+                List<ModulationGuidance> plans = new ArrayList<>(n);
+                int[] rows = new int[n], steps = new int[n];
+                try (PointerScope scope = new PointerScope()) {
+                    for (int k = 0; k < n; k++) {
+                        RowPart<Conditioning> p = parts.get(k);
+                        GenerationSettings s = p.settings();
+                        boolean cfg = cfg(s);
+                        rows[k] = cfg ? 2 * s.images() : s.images();
+                        if (p.conditioning().context().size(0) != rows[k]) {
+                            throw new IllegalArgumentException("conditioning has " + p.conditioning().context().size(0) + " rows, expected " + rows[k]);
+                        }
+                        ins.add(cfg ? cat(new TensorVector(p.latents(), p.latents()), 0) : p.latents());
+                        contexts.add(p.conditioning().context());
+                        pooled.add(p.conditioning().pooled());
+                        for (int i = 0; i < rows[k]; i++) ts.add(p.schedule().timestep(p.step())); // full([rows], t, float32) per part
+                        plans.add(p.guidance());
+                        steps[k] = p.step();
+                    }
+                    float[] t = new float[ts.size()];
+                    for (int i = 0; i < t.length; i++) t[i] = ts.get(i);
+                    Tensor out = transformer.forward(stackRows(ins), stackRows(contexts), stackRows(pooled), Transfers.to(Tensors.fromFloats(t, t.length), transformer.device()),
+                            stacker.stack(plans, rows, steps), 0, null); // owned
+                    List<Tensor> predictions = new ArrayList<>(n);
+                    long offset = 0;
+                    for (int k = 0; k < n; k++) {
+                        GenerationSettings s = parts.get(k).settings();
+                        Tensor part = out.narrow(0, offset, rows[k]);
+                        offset += rows[k];
+                        if (!cfg(s)) {
+                            predictions.add(Tensors.keep(part));
+                            continue;
+                        }
+                        int batch = s.images();
+                        try (Scalar scale = new Scalar(s.option(ClassifierFreeGuidance.class).scale())) {
+                            Tensor uncond = part.narrow(0, 0, batch), text = part.narrow(0, batch, batch);
+                            predictions.add(Tensors.keep(uncond.add(text.sub(uncond).mul(scale)))); // v_u + s·(v_c − v_u)
+                        }
+                    }
+                    out.close();
+                    return predictions;
+                }
+            }
+
+            @Override
+            public void close() {
+                stacker.close();
+            }
+        };
+    }
+
+    /** The parts' rows as one batch (the tensor itself for one part); a temporary of the caller's scope. */
+    private static Tensor stackRows(List<Tensor> parts) {
+        return parts.size() == 1 ? parts.get(0) : cat(new TensorVector(parts.toArray(Tensor[]::new)), 0);
+    }
+
+    /** ComfyUI's SD3 latent-to-RGB preview (any scale of scale-wise sampling). */
+    @Override
+    public Tensor preview(Tensor latents, GenerationSettings s) {
+        return latents.size(1) == 16 ? LatentPreview.SD3.rgb(latents) : null;
     }
 
     /** Latents [B, 16, h, w] → images [B, 3, H, W] in [0, 1], fp32 on the CPU ({@code decode(z/scaling + shift)}). Caller-owned. */

@@ -52,10 +52,11 @@ public final class Sd3Transformer implements AutoCloseable {
     final AdaLayerNormContinuous norm_out;
     final Linear proj_out;
     private final Map<String, Linear> linears; // every Linear under its diffusers name, as loaded
+    private final io.mmdit4j.nn.BlockOffload offload; // none unless loaded with offloadBlocks on an accelerator
 
     private Sd3Transformer(Sd3Config config, DType dtype, DeviceSpec device, Sd3PatchEmbed pos_embed, MlpEmbedder timestep,
                            MlpEmbedder text, Linear context_embedder, List<Sd3JointBlock> blocks, AdaLayerNormContinuous norm_out,
-                           Linear proj_out, Map<String, Linear> linears) {
+                           Linear proj_out, Map<String, Linear> linears, boolean offloadBlocks) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
@@ -68,6 +69,7 @@ public final class Sd3Transformer implements AutoCloseable {
         this.norm_out = norm_out;
         this.proj_out = proj_out;
         this.linears = linears;
+        this.offload = offloadBlocks ? io.mmdit4j.nn.BlockOffload.of(linears, device) : io.mmdit4j.nn.BlockOffload.none();
     }
 
     // ---------------------------------------------------------------- loading
@@ -83,12 +85,17 @@ public final class Sd3Transformer implements AutoCloseable {
      * the tensors). Bundled text encoders / VAE in an original file are ignored.
      */
     public static Sd3Transformer load(Path path, DType compute, DeviceSpec device) {
+        return load(path, compute, device, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec)}; {@code offloadBlocks}: see {@link #fromStateDict(StateDict, Sd3Config, DType, boolean)}. */
+    public static Sd3Transformer load(Path path, DType compute, DeviceSpec device, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
         Path weights = transformerPath(path);
         try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
             StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd), compute);
+            return fromStateDict(sd.onDevice(device), config(weights, sd), compute, offloadBlocks);
         }
     }
 
@@ -130,7 +137,12 @@ public final class Sd3Transformer implements AutoCloseable {
 
     /** A shapes-only model on the meta device (no weight memory): dry runs of real-size configurations. */
     public static Sd3Transformer meta(Sd3Config config, DType compute) {
-        return fromStateDict(StateDict.recording("meta SD3 " + config), config, compute);
+        return meta(config, compute, false);
+    }
+
+    /** As {@link #meta(Sd3Config, DType)}, with the block offload's schedule running on meta tensors. */
+    public static Sd3Transformer meta(Sd3Config config, DType compute, boolean offloadBlocks) {
+        return fromStateDict(StateDict.recording("meta SD3 " + config), config, compute, offloadBlocks);
     }
 
     /** Deterministic random diffusers-named weights for {@code config}; the caller closes them. */
@@ -140,6 +152,16 @@ public final class Sd3Transformer implements AutoCloseable {
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static Sd3Transformer fromStateDict(StateDict sd, Sd3Config c, DType compute) {
+        return fromStateDict(sd, c, compute, false);
+    }
+
+    /**
+     * As {@link #fromStateDict(StateDict, Sd3Config, DType)}; with {@code offloadBlocks} the joint blocks' Linear weights stay
+     * on the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
+     * changes on the CPU).
+     */
+    public static Sd3Transformer fromStateDict(StateDict sd, Sd3Config c, DType compute, boolean offloadBlocks) {
+        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
         DType.checkCompute(compute);
         Torch.init();
         long dim = c.innerDim();
@@ -157,7 +179,7 @@ public final class Sd3Transformer implements AutoCloseable {
             Linear projOut = Modules.track(built, Linear.load(sd, "proj_out", dim, (long) c.patchSize() * c.patchSize() * c.outChannels(), compute));
             sd.requireAllTaken();
             return new Sd3Transformer(c, compute, sd.device(), patch, timestep, text, ctxEmb, List.copyOf(blocks), normOut, projOut,
-                    sd.built(Linear.class));
+                    sd.built(Linear.class), offloadBlocks);
         } catch (RuntimeException e) {
             Modules.closeAll(built);
             throw e;
@@ -238,7 +260,9 @@ public final class Sd3Transformer implements AutoCloseable {
                 x = Scopes.owned(() -> pos_embed.forward(place(hiddenStates)));                     // [B,N,D]
                 ctx = Scopes.owned(() -> context_embedder.forward(place(encoderHiddenStates)));     // [B,S,D]
                 for (int i = 0; i < transformer_blocks.size(); i++) {
+                    offload.before(i);
                     Sd3JointBlock.Output o = transformer_blocks.get(i).forwardOwned(x, ctx, cond.activated(i));
+                    offload.after(i);
                     x.close();
                     ctx.close();
                     x = o.image();
@@ -299,11 +323,17 @@ public final class Sd3Transformer implements AutoCloseable {
         return linears;
     }
 
+    /** The block offload (inactive unless loaded with {@code offloadBlocks} on a device other than the CPU). */
+    public io.mmdit4j.nn.BlockOffload offload() {
+        return offload;
+    }
+
     @Override
     public void close() {
         Modules.closeAll(Arrays.asList(pos_embed, time_text_embed_timestep_embedder, time_text_embed_text_embedder, context_embedder,
                 norm_out, proj_out));
         Modules.closeAll(transformer_blocks);
+        offload.close();
         Native.release(torchDevice);
     }
 }

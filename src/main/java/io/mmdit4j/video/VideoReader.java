@@ -69,8 +69,9 @@ public final class VideoReader {
     private VideoReader() {}
 
     /**
-     * A file's container, video stream and container metadata. {@code frames} is the count the container
-     * declares, or -1 when it declares none (WebM); {@code durationSeconds} is -1 when unknown.
+     * A file's container, video stream and container metadata (a GIF's from its comment extensions). {@code frames} is the
+     * count the container declares, else (WebM) the stream's packets counted by {@link #probe}; {@code durationSeconds}
+     * is -1 when unknown.
      */
     public record Info(String container, String codec, int width, int height, double fps, long frames,
                        double durationSeconds, Map<String, String> metadata) {}
@@ -113,9 +114,15 @@ public final class VideoReader {
             double fps = st.avg_frame_rate().num() > 0 ? av_q2d(st.avg_frame_rate()) : av_q2d(st.r_frame_rate());
             double duration = ic.duration() > 0 ? ic.duration() / (double) AV_TIME_BASE : -1;
             String container = ic.iformat().name().getString();
+            Map<String, String> metadata = metadata(container, ic);
+            if (container.equals("gif")) metadata.putAll(GifComments.read(file));
+            if (!decode) {
+                // WebM (Matroska) declares no frame count: count the stream's packets, one per frame (no decoding)
+                long frames = st.nb_frames() > 0 ? st.nb_frames() : countPackets(ic, idx);
+                return new Decoded(new Info(container, codecName, par.width(), par.height(), fps, frames, duration, metadata), null);
+            }
             Info info = new Info(container, codecName, par.width(), par.height(), fps,
-                    st.nb_frames() > 0 ? st.nb_frames() : -1, duration, metadata(container, ic));
-            if (!decode) return new Decoded(info, null);
+                    st.nb_frames() > 0 ? st.nb_frames() : -1, duration, metadata);
 
             AVCodec dec = avcodec_find_decoder(par.codec_id());
             if (dec == null || dec.isNull()) throw new IOException("no decoder for " + codecName + " in this FFmpeg build");
@@ -150,6 +157,23 @@ public final class VideoReader {
             if (pkt != null) av_packet_free(pkt);
             if (c != null) avcodec_free_context(c);
             if (!ic.isNull()) avformat_close_input(ic);
+        }
+    }
+
+    /** The packets of stream {@code idx} from the current position (video: one per frame); -1 when reading fails. */
+    private static long countPackets(AVFormatContext ic, int idx) {
+        AVPacket pkt = av_packet_alloc();
+        try {
+            long n = 0;
+            while (true) {
+                int ret = av_read_frame(ic, pkt);
+                if (ret == AVERROR_EOF) return n;
+                if (ret < 0) return -1;
+                if (pkt.stream_index() == idx) n++;
+                av_packet_unref(pkt);
+            }
+        } finally {
+            av_packet_free(pkt);
         }
     }
 

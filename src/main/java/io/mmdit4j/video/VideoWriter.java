@@ -79,8 +79,9 @@ import static org.bytedeco.ffmpeg.global.swscale.sws_setColorspaceDetails;
  *
  * <p>Generation settings go into the container metadata: MP4 keeps arbitrary keys through
  * {@code movflags=use_metadata_tags} (an {@code mdta} key list), WebM as Matroska tags (whose names FFmpeg
- * upper-cases: {@link VideoReader} gives them back in lower case, so use lower-case keys); GIF has no place for them.
- * Read them back with {@link VideoReader#probe}.
+ * upper-cases: {@link VideoReader} gives them back in lower case, so use lower-case keys), GIF as comment extensions
+ * ({@link GifComments}). Read them back with {@link VideoReader#probe}. Files are bit-exact: the muxers' and encoders'
+ * {@code bitexact} flags leave out random UIDs and version strings, so the same frames and settings give the same bytes.
  *
  * <p>Odd sizes: 4:2:0 chroma needs an even width and height, so H.264, MPEG-4 and VP9 frames with an odd side
  * are <b>padded by one pixel, repeating the last column or row</b>; {@link Written#width()}/{@link Written#height()}
@@ -118,6 +119,7 @@ public final class VideoWriter {
         }
         try {
             Written w = encode(tmp, format, codecs, frames, metadata, options);
+            if (format == VideoFormat.GIF) GifComments.insert(tmp, metadata); // the GIF muxer has no place for them
             Files2.readableByAll(tmp); // temp files are created 0600
             Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             return new Written(file, w.format(), w.codec(), w.width(), w.height(), w.frames());
@@ -217,6 +219,8 @@ public final class VideoWriter {
             AVDictionary headerOpts = new AVDictionary(null);
             // Without use_metadata_tags the MP4 muxer drops every key outside its fixed iTunes list.
             if (format == VideoFormat.MP4) Ffmpeg.set(headerOpts, "movflags", "use_metadata_tags");
+            // Reproducible files: no random Matroska segment/track UIDs, no "Lavf x.y" encoder tag.
+            Ffmpeg.set(headerOpts, "fflags", "+bitexact");
             int ret = avformat_write_header(oc, headerOpts);
             av_dict_free(headerOpts);
             check(ret, "avformat_write_header");
@@ -283,6 +287,7 @@ public final class VideoWriter {
         c.gop_size(Math.max(1, fps)); // a key frame every second keeps seeking cheap
         if (globalHeader) c.flags(c.flags() | AV_CODEC_FLAG_GLOBAL_HEADER);
         AVDictionary opts = new AVDictionary(null);
+        Ffmpeg.set(opts, "flags", "+bitexact"); // no encoder version strings in the stream
         if (vc == VideoCodec.GIF) {
             c.pix_fmt(AV_PIX_FMT_PAL8);
             return opts;

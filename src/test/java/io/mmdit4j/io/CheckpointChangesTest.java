@@ -170,9 +170,9 @@ class CheckpointChangesTest {
             for (int piece : new int[] {1, 7, 64, 1 << 30}) {
                 BytePointer dst = new BytePointer(148);
                 try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
-                    assertTrue(SafetensorsFile.readFully(ch, offset, dst, 148, piece));
-                    assertFalse(SafetensorsFile.readFully(ch, Files.size(f) - 10, dst, 148, piece), "past the end");
-                    SafetensorsFile.readFully(ch, offset, dst, 148, piece);
+                    assertTrue(FileBytes.readFully(ch, offset, dst, 148, piece));
+                    assertFalse(FileBytes.readFully(ch, Files.size(f) - 10, dst, 148, piece), "past the end");
+                    FileBytes.readFully(ch, offset, dst, 148, piece);
                 }
                 byte[] got = new byte[148], want = new byte[148];
                 dst.get(got);

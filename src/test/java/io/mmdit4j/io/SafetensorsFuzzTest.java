@@ -65,8 +65,7 @@ class SafetensorsFuzzTest {
                 parsed++;
             } catch (ModelFormatException e) {
                 refused++;
-                if (!e.getMessage().startsWith(FILE + ": ")) escaped.add("case " + i + ": message does not name the file: " + e.getMessage());
-                if (e.getMessage().indexOf('\0') >= 0 || e.getMessage().indexOf('\u001b') >= 0) escaped.add("case " + i + ": raw control character in " + e.getMessage());
+                FuzzMessages.check(FILE, i, e, escaped);
             } catch (Throwable e) {
                 escaped.add("case " + i + " (seed " + caseSeed + "): " + e);
             }

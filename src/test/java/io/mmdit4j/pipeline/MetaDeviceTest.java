@@ -133,6 +133,27 @@ class MetaDeviceTest {
     }
 
     @Test
+    void rowSteppingOfFluxAndSd3RunsOnTheDevice() {
+        for (Object model : List.<Object>of("flux-tiny-demo", GoldenData.root().resolve("sd3_pipeline/models/sd35-tiny-large"))) {
+            try (Pipeline pipe = model instanceof Path p ? Pipelines.load(p, META) : Pipelines.load((String) model, META);
+                 RowStepper stepper = pipe.rowStepper()) {
+                GenerationRequest.Builder b = GenerationRequest.builder().size(32, 32).steps(2).seed(1).maxSequenceLength(16);
+                RowStepper.Rows a = stepper.start(pipe.resolve(b.prompt("a wolf").build()));
+                RowStepper.Rows c = stepper.start(pipe.resolve(GenerationRequest.builder().size(32, 32).steps(2).seed(2).maxSequenceLength(16)
+                        .prompt("a fox").guide(Direction.preset("aesthetics")).build()));
+                stepper.step(List.of(a, c));
+                stepper.step(List.of(a, c));
+                for (RowStepper.Rows r : List.of(a, c)) {
+                    try (GenerationResult result = stepper.finish(r)) {
+                        assertTrue(result.isMeta(), model + ": a meta run's result is shapes only");
+                        assertArrayEquals(new long[] {1, 3, 32, 32}, io.mmdit4j.runtime.Tensors.shape(result.images()));
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void theTextEncodersRunOnTheDeviceToo() {
         try (Pipeline pipe = Pipelines.load("flux-tiny-demo", META);
              io.mmdit4j.flux.FluxTextEncoders.Embeddings e = pipe.unwrap(io.mmdit4j.flux.FluxPipeline.class).textEncoders()

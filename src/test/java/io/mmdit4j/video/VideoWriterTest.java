@@ -128,6 +128,32 @@ class VideoWriterTest {
     }
 
     @Test
+    void gifCarriesTheSettingsAsCommentExtensions() throws IOException {
+        Map<String, String> big = new LinkedHashMap<>(SETTINGS);
+        big.put("parameters", "a long prompt ".repeat(100) + "\nSteps: 4, Seed: 1"); // more than one 255-byte sub-block
+        Path gif = dir.resolve("clip.gif");
+        VideoWriter.write(gif, gradient(32, 24, 3), big, VideoOptions.fps(10));
+        VideoReader.Info info = VideoReader.probe(gif);
+        big.forEach((k, v) -> assertEquals(v, info.metadata().get(k), "comment " + k));
+        assertEquals(3, info.frames());
+        assertEquals(big, GifComments.read(gif));
+        assertEquals(3, VideoReader.read(gif).frames().count(), "the comments do not disturb decoding");
+    }
+
+    @Test
+    void webmIsBitReproducibleAndReportsItsFrameCount() throws IOException {
+        RgbFrames in = gradient(48, 32, 7);
+        Path a = dir.resolve("a.webm"), b = dir.resolve("b.webm"), m1 = dir.resolve("a.mp4"), m2 = dir.resolve("b.mp4");
+        VideoWriter.write(a, in, SETTINGS, VideoOptions.fps(8));
+        VideoWriter.write(b, in, SETTINGS, VideoOptions.fps(8));
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(a), Files.readAllBytes(b)), "the same frames and settings give the same WebM bytes");
+        VideoWriter.write(m1, in, SETTINGS, VideoOptions.fps(8));
+        VideoWriter.write(m2, in, SETTINGS, VideoOptions.fps(8));
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(m1), Files.readAllBytes(m2)), "and MP4 bytes");
+        assertEquals(7, VideoReader.probe(a).frames(), "WebM declares no count: the packets are counted");
+    }
+
+    @Test
     void mp4FallsBackToMpeg4WhenOpenH264CannotTakeTheSize() {
         // openh264 refuses sides below 16 pixels; 1x1 is padded to 2x2 and goes to mpeg4 instead.
         RgbFrames in = new RgbFrames(1, 1, List.of(new byte[] {(byte) 200, 100, 50}));

@@ -78,6 +78,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--mg-layers", defaultValue = "all", description = "layer schedule of the guided forward (default: ${DEFAULT-VALUE})")
     String layers;
 
+    @Option(names = "--compare", description = "a second transformer (e.g. the same model quantized) whose plain forwards alternate with the "
+            + "first's in this JVM: compare_ms_median and compare_over_plain (the same inputs, dtype and threads)")
+    String compare;
+
     @Option(names = "--pipeline", description = "time whole generations of a model (--model, any family): text encoding, each denoising step, decode")
     boolean pipeline;
 
@@ -130,13 +134,21 @@ final class BenchCommand implements Callable<Integer> {
                     flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
                     flux.forward(in, g, 0, rope, null).close();
                 }
+                FluxTransformer other = compare == null ? null : FluxTransformer.load(ModelRegistry.standard().resolve(compare), compute);
+                double[] compared = new double[reps];
+                if (other != null) {
+                    if (!other.config().equals(c)) throw new IllegalArgumentException("--compare " + compare + ": another configuration (" + other.config() + ")");
+                    for (int i = 0; i < warmup; i++) other.forward(in, ModulationGuidance.none(), 0, rope, null).close();
+                }
                 long rssBefore = ProcessMemory.rssMb();
                 double[] plain = new double[reps], guided = new double[reps];
                 for (int i = 0; i < reps; i++) {
                     plain[i] = millis(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                    if (other != null) compared[i] = millis(() -> other.forward(in, ModulationGuidance.none(), 0, rope, null));
                     guided[i] = millis(() -> flux.forward(in, g, 0, rope, null));
                 }
                 long rssAfter = ProcessMemory.rssMb();
+                if (other != null) other.close();
                 OpCounter.Recording ops;
                 try (OpCounter.Recording r = OpCounter.record()) {
                     flux.forward(in, ModulationGuidance.none(), 0, rope, null).close();
@@ -163,6 +175,10 @@ final class BenchCommand implements Callable<Integer> {
                 j.put("plain_ms_median", round(plainMedian)).put("plain_ms_min", round(min(plain))).put("plain_ms_max", round(max(plain)));
                 j.put("guided_ms_median", round(guidedMedian)).put("guided_ms_min", round(min(guided))).put("guided_ms_max", round(max(guided)));
                 j.put("guided_over_plain", round4(guidedMedian / plainMedian));
+                if (compare != null) {
+                    j.put("compare", compare).put("compare_ms_median", round(median(compared))).put("compare_ms_min", round(min(compared)))
+                            .put("compare_ms_max", round(max(compared))).put("compare_over_plain", round4(median(compared) / plainMedian));
+                }
                 j.put("gflop", round(ops.totalFlops() / 1e9)).put("gflops_per_s", round(ops.totalFlops() / 1e9 / (plainMedian / 1e3)));
                 j.put("gemm_floor_ms", round(floorMs)).put("forward_over_floor", round4(plainMedian / floorMs));
                 j.put("floor_linear_ms", round(floor.linearSeconds() * 1e3)).put("floor_attention_ms", round(floor.attentionSeconds() * 1e3));

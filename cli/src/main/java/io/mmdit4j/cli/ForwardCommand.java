@@ -188,19 +188,20 @@ final class ForwardCommand implements Callable<Integer> {
             System.out.println("peak RSS: " + peak + " MB (random in-memory weights)");
         } else {
             Path folder = FluxTransformer.transformerPath(weights);
-            double fileMb = safetensorsBytes(folder) / 1048576.0;
-            System.out.printf(Locale.ROOT, "peak RSS: %d MB = %.3fx the %.0f MB of safetensors files in %s%n", peak, peak / fileMb, fileMb, folder);
+            double fileMb = weightFileBytes(folder) / 1048576.0;
+            System.out.printf(Locale.ROOT, "peak RSS: %d MB = %.3fx the %.0f MB of weight files in %s; %.0f MB above 1.15x the files%n", peak,
+                    peak / fileMb, fileMb, folder, peak - 1.15 * fileMb);
         }
         return 0;
     }
 
-    /** The file itself, or the .safetensors files directly in a folder. */
-    private static long safetensorsBytes(Path path) {
+    /** The file itself, or the weight files (.safetensors, .gguf) directly in a folder. */
+    private static long weightFileBytes(Path path) {
         try {
             if (Files.isRegularFile(path)) return Files.size(path);
             try (var files = Files.list(path)) {
                 long sum = 0;
-                for (Path f : (Iterable<Path>) files.filter(f -> f.toString().endsWith(".safetensors"))::iterator) sum += Files.size(f);
+                for (Path f : (Iterable<Path>) files.filter(f -> f.toString().endsWith(".safetensors") || f.toString().endsWith(".gguf"))::iterator) sum += Files.size(f);
                 return sum;
             }
         } catch (java.io.IOException e) {

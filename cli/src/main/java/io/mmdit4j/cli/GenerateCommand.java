@@ -44,6 +44,8 @@ final class GenerateCommand implements Callable<Integer> {
             + "(default: the model folder's text_encoder_4/, else Meta-Llama-3.1-8B-Instruct/ beside it or under $MMDIT_MODELS)")
     Path llama;
     @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
+            + "blocks: keep the transformer blocks on the host and move each to the device just before it runs, prefetching the next "
+            + "(for devices smaller than the model; FLUX, SD3 / SD3.5, HunyuanVideo; a no-op on the CPU); text,blocks: both; "
             + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")
     String offload;
     @Option(names = "--adapter", description = "COSMOS: the pooled-CLIP adapter (pooled_adapter.safetensors, the reference's checkpoint_<step>.pt, "
@@ -74,6 +76,9 @@ final class GenerateCommand implements Callable<Integer> {
     boolean overwrite;
     @Option(names = "--ignore-memory-check", description = "run even when the memory estimate exceeds the memory available (the run may be killed)")
     boolean ignoreMemoryCheck;
+    @Option(names = "--preview", paramLabel = "PNG", description = "write a cheap preview of the first image (its latents mapped to RGB, "
+            + "1/8 of the size) to this file after every step (FLUX, SD3)")
+    Path preview;
     @Option(names = "--save-latents", description = "also write each image's final latents next to it (<image>.latents.safetensors, prompt in the "
             + "metadata): training pairs for `mmdit train`")
     boolean saveLatents;
@@ -99,59 +104,65 @@ final class GenerateCommand implements Callable<Integer> {
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
         if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
-        if (offload != null) {
-            switch (offload.toLowerCase(Locale.ROOT)) {
-                case "text" -> load.offloadText(true);
-                case "none" -> load.offloadText(false);
-                default -> throw new IllegalArgumentException("--offload " + offload + ": expected text or none");
-            }
-        }
+        if (offload != null) applyOffload(load, offload);
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());
         PreparedModel prepared = Pipelines.prepare(modelArg, load.build());
         ModelDescriptor d = prepared.descriptor();
         if (d != null && d.isGenerated()) {
-            System.err.println("note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
+            Verbosity.note("%s", "note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
                     + " look like noise. For real ones use --model with " + realModelHint(prepared.family().name()));
         }
         if (adapter != null) {
-            System.err.println("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter " + adapter);
+            Verbosity.note("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter %s", adapter);
         }
         boolean video = prepared.family().video();
-        GenerationRequest request = request(recorded);
-        Outputs.check(out, request.images(), video, existing); // before the memory estimate: a bad --out is the simpler message
-        GenerationSettings settings = prepared.resolve(request);
-        prepared.warnings(settings).forEach(w -> System.err.println("mmdit: warning: " + w));
-        Outputs.check(out, settings, video, existing);
+        List<GenerationRequest> requests = requests(recorded);
+        int total = requests.stream().mapToInt(GenerationRequest::images).sum();
+        Outputs.check(out, total, video, existing); // before the memory estimate: a bad --out is the simpler message
+        List<GenerationSettings> all = new java.util.ArrayList<>();
+        for (GenerationRequest request : requests) {
+            GenerationSettings settings = prepared.resolve(request);
+            prepared.warnings(settings).forEach(w -> Verbosity.note("mmdit: warning: %s", w));
+            if (requests.size() == 1) Outputs.check(out, settings, video, existing);
+            var memory = prepared.memory(settings);
+            if (memory.chunks() > 1) {
+                Verbosity.note("%d images in %d chunks of up to %d (memory estimate %s)", settings.images(), memory.chunks(),
+                        memory.chunkImages(), memory.describe());
+            }
+            all.add(settings);
+        }
         if (pngFrames != null) {
             if (!video) throw new IllegalArgumentException("--png-frames: the model makes images, not videos");
-            Outputs.checkFramePngs(pngFrames, settings.images(), existing);
-        }
-        var memory = prepared.memory(settings);
-        if (memory.chunks() > 1) {
-            System.err.printf(Locale.ROOT, "%d images in %d chunks of up to %d (memory estimate %s)%n", settings.images(), memory.chunks(),
-                    memory.chunkImages(), memory.describe());
+            Outputs.checkFramePngs(pngFrames, total, existing);
         }
 
         long t0 = System.nanoTime();
-        try (Pipeline pipe = prepared.load()) {
-            System.err.printf(Locale.ROOT, "loaded %s in %.1f s%n", prepared.path(), (System.nanoTime() - t0) / 1e9);
-            for (LoraReport r : pipe.loraReports()) System.err.println("lora: " + r.summary());
-            ProgressBar bar = ProgressBar.stderr();
-            try (GenerationResult result = pipe.generate(settings, bar, null)) {
-                bar.done();
-                if (result.isMeta()) { // shapes only: say what ran and what it asked for, write nothing
-                    System.err.println(metaSummary(result));
-                    return 0;
+        try (Pipeline pipe = Progress.during("load " + prepared.path().getFileName(), prepared::load)) {
+            Verbosity.note("loaded %s in %.1f s", prepared.path(), (System.nanoTime() - t0) / 1e9);
+            for (LoraReport r : pipe.loraReports()) Verbosity.note("lora: %s", r.summary());
+            for (int k = 0; k < all.size(); k++) {
+                GenerationSettings settings = all.get(k);
+                if (all.size() > 1) Verbosity.note("request %d of %d (%s)", k + 1, all.size(), requestLabel(settings));
+                GenerationResult generated;
+                try (Progress bar = Progress.of(all.size() > 1 ? "request " + (k + 1) : "generate", " it")) {
+                    generated = pipe.generate(settings, step -> bar.onStep(step) && writePreview(step), null);
                 }
-                List<Path> files = result.save(out, existing); // video first, then the optional PNG frames
-                if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames, files, existing);
-                if (saveLatents) files = withLatents(result, files);
-                Timings t = result.timings();
-                System.err.printf(Locale.ROOT, "timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s%n",
-                        t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / settings.steps(), t.decode() / 1e9);
-                files.forEach(System.out::println);
+                try (GenerationResult result = generated) {
+                    if (result.isMeta()) { // shapes only: say what ran and what it asked for, write nothing
+                        System.err.println(metaSummary(result));
+                        continue;
+                    }
+                    // later requests continue the folder's numbering (after --overwrite's first one restarted it)
+                    List<Path> files = result.save(out, k == 0 ? existing : Outputs.Existing.KEEP); // video first, then the optional PNG frames
+                    if (pngFrames != null) Outputs.writeFramePngs(result, pngFrames, files, k == 0 ? existing : Outputs.Existing.KEEP);
+                    if (saveLatents) files = withLatents(result, files);
+                    Timings t = result.timings();
+                    Verbosity.note("timing: text encode %.2f s, denoise %.2f s (%.2f s/step), decode %.2f s",
+                            t.textEncode() / 1e9, t.denoise() / 1e9, t.denoise() / 1e9 / Math.max(1, t.steps().length), t.decode() / 1e9);
+                    files.forEach(System.out::println);
+                }
             }
         }
         return 0;
@@ -168,6 +179,26 @@ final class GenerateCommand implements Callable<Integer> {
                         + "host reads %d; host time %.2f ms/step", result.isVideo() ? "frames" : "images",
                 java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(out)), java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(result.latents())),
                 steps.size(), copies, syncs, t.denoise() / 1e6 / Math.max(1, steps.size()));
+    }
+
+    /** {@code --preview}: the first image's latent preview after every step, replacing the file (atomically). */
+    private boolean writePreview(io.mmdit4j.sampling.StepListener.Step step) {
+        if (preview == null) return true;
+        org.bytedeco.pytorch.Tensor rgb = step.preview();
+        if (rgb == null) return true; // a family without a latent-to-RGB map
+        if (rgb.is_meta()) { // shapes only (--device meta): nothing to draw
+            rgb.close();
+            return true;
+        }
+        try (rgb; org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            io.mmdit4j.image.PngImages.write(preview, io.mmdit4j.image.PngImages.toRgb(rgb.select(0, 0)), java.util.Map.of());
+        }
+        return true;
+    }
+
+    private static String requestLabel(GenerationSettings s) {
+        String p = s.prompts().get(0);
+        return (p.length() > 40 ? p.substring(0, 37) + "..." : p) + (s.images() > 1 ? ", " + s.images() + " images" : "");
     }
 
     private static String realModelHint(String family) {
@@ -195,13 +226,39 @@ final class GenerateCommand implements Callable<Integer> {
         return all;
     }
 
-    /** The request: the options given, else the recorded image's values, else (left open) the model's defaults. */
-    private GenerationRequest request(GenerationSettings.Recorded recorded) throws IOException {
+    /**
+     * The requests: the options given, else the recorded image's values, else (left open) the model's defaults; one, or one
+     * per line of a JSON Lines prompts file (its values over these).
+     */
+    private List<GenerationRequest> requests(GenerationSettings.Recorded recorded) throws IOException {
         GenerationRequest.Builder b = recorded != null ? recorded.request().toBuilder() : GenerationRequest.builder();
         requestOptions.apply(b, recorded == null);
         familyOptions.apply(b, recorded != null ? recorded.request() : null, requestOptions.steps);
         b.guidance(guidance.directions(recorded != null ? recorded.request().guidance() : List.of()));
         b.normControl(guidance.norm(recorded != null ? recorded.request().normControl() : null));
-        return b.build();
+        List<PromptsFile.Line> lines = requestOptions.jsonLines();
+        if (lines.isEmpty()) return List.of(b.build());
+        List<GenerationRequest> out = new java.util.ArrayList<>();
+        for (PromptsFile.Line line : lines) out.add(PromptsFile.request(b, requestOptions.promptsFile, line));
+        return out;
+    }
+
+    /**
+     * {@code --offload text|blocks|text,blocks|none}: what stays off the device (text encoders, transformer blocks).
+     * {@code blocks} alone leaves the text encoders' default (offloaded when the weights exceed 3/4 of the memory).
+     */
+    static void applyOffload(LoadOptions.Builder load, String offload) {
+        boolean text = false, blocks = false, none = false;
+        for (String part : offload.toLowerCase(Locale.ROOT).split(",", -1)) {
+            switch (part.strip()) {
+                case "text" -> text = true;
+                case "blocks" -> blocks = true;
+                case "none" -> none = true;
+                default -> throw new IllegalArgumentException("--offload " + offload + ": expected text, blocks, text,blocks or none");
+            }
+        }
+        if (none && (text || blocks)) throw new IllegalArgumentException("--offload " + offload + ": none cannot be combined with text or blocks");
+        if (text || none) load.offloadText(text);
+        load.offloadBlocks(blocks);
     }
 }

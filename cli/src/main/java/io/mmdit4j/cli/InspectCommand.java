@@ -76,6 +76,14 @@ final class InspectCommand implements Callable<Integer> {
     boolean json;
     @Option(names = "--host-reps", defaultValue = "20", description = "with --gpu: timed meta forwards for the host time per step (median; default: ${DEFAULT-VALUE})")
     int hostReps;
+
+    @Option(names = "--quant", description = "dry-run the model quantized as the quantize command writes it: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q4_k_m, "
+            + "q5_k, q5_k_m, q6_k, nf4, fp4, fp8, fp8-scaled, fp8-e5m2 (every dequantization op runs on meta tensors)")
+    String quant;
+
+    @Option(names = "--budget", description = "a device's memory (e.g. 24GB, 16GiB): print which offloading plan fits it")
+    String budget;
+
     @Option(names = "--ignore-memory-check", description = "dry-run even when the run's own host tables (RoPE) exceed the memory available")
     boolean ignoreMemoryCheck;
 
@@ -86,8 +94,7 @@ final class InspectCommand implements Callable<Integer> {
             return 0;
         }
         if (image != null) {
-            // Text from a file, printed with its control characters escaped: a PNG must not drive the terminal.
-            io.mmdit4j.image.PngImages.readText(image).forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
+            printText(io.mmdit4j.image.PngImages.readText(image));
             return 0;
         }
         if (config == null) throw new IllegalArgumentException("give a PNG to inspect, or --config for a dry run");
@@ -97,6 +104,11 @@ final class InspectCommand implements Callable<Integer> {
         int[] wh = parseSize(size);
         int width = wh[0], height = wh[1];
         checkLimits(width, height);
+        if ((quant != null || budget != null) && (cosmos || HunyuanVideoInspect.handles(config) || HiDreamInspect.resolve(config) != null
+                || Sd3Inspect.resolve(config) != null)) {
+            throw new IllegalArgumentException("--quant and --budget: FLUX models only so far (" + config + " is not one); "
+                    + "./mmdit quantize writes the other families quantized");
+        }
         if (cosmos) {
             if (frames != null) throw new IllegalArgumentException("--frames applies to video models only; " + config + " is an image model");
             CosmosInspect.run(CosmosInspect.resolve(config), compute, width, height, text != null ? text : CosmosInspect.defaultText(config), batch,
@@ -123,7 +135,9 @@ final class InspectCommand implements Callable<Integer> {
         int textTokens = text != null ? text : defaultText();
         int rows = height / 16, cols = width / 16, imageTokens = rows * cols;
         checkDryRunMemory(Rope.buildBytes((long) textTokens + imageTokens, c.axesDimsRope()), ignoreMemoryCheck);
-        try (FluxTransformer model = FluxTransformer.meta(c, compute); PointerScope scope = new PointerScope();
+        io.mmdit4j.io.quant.CheckpointQuantizer.Target q = quant == null ? null : io.mmdit4j.io.quant.CheckpointQuantizer.Target.parse(quant);
+        long budgetBytes = budget == null ? -1 : DevicePlan.parseBytes(budget);
+        try (FluxTransformer model = q == null ? FluxTransformer.meta(c, compute) : FluxTransformer.meta(c, compute, q); PointerScope scope = new PointerScope();
              Device meta = new Device("meta")) {
             TensorOptions onMeta = new TensorOptions(compute.scalarType()).device(new DeviceOptional(meta));
             FluxInputs in = new FluxInputs(
@@ -147,7 +161,17 @@ final class InspectCommand implements Callable<Integer> {
             if (!Arrays.equals(outShape, expected)) {
                 throw new IllegalStateException("dry run produced " + Arrays.toString(outShape) + ", expected " + Arrays.toString(expected));
             }
-            if (!json) report(c, compute, width, height, textTokens, imageTokens, ops);
+            DevicePlan.TransformerBytes tb = DevicePlan.transformer(c, q, compute);
+            if (!json) {
+                report(c, compute, width, height, textTokens, imageTokens, ops, tb.total());
+                if (q != null) {
+                    long quantized = model.linears().values().stream().filter(io.mmdit4j.nn.Linear::isQuantized).count();
+                    System.out.printf(Locale.ROOT, "quantized as %s: %d of %d Linears dequantize per forward (checked on meta tensors)%n",
+                            q.name().toLowerCase(Locale.ROOT), quantized, model.linears().size());
+                }
+                DevicePlan.printBytes(tb, System.out);
+                if (budgetBytes > 0) DevicePlan.print(c, tb, compute, budgetBytes, batch, width, height, textTokens, System.out);
+            }
             if (gpu != null) {
                 double hostMs = hostMsPerStep(model, in);
                 printTimeModel(GpuTimeModel.parse(gpu), c, compute, textTokens, imageTokens, ops, hostMs);
@@ -254,16 +278,41 @@ final class InspectCommand implements Callable<Integer> {
                 available < 0 ? "unknown" : String.format(Locale.ROOT, "%.2f GB", available / 1e9));
     }
 
+    /**
+     * Stored settings: the prompt (and negative prompt) of the record first, then every entry; the A1111 {@code parameters}
+     * text one line each. Text from a file is printed with its control characters escaped: it must not drive the terminal.
+     */
+    private static void printText(java.util.Map<String, String> text) {
+        String record = text.get(io.mmdit4j.pipeline.GenerationSettings.METADATA_KEY);
+        if (record != null) {
+            try {
+                com.fasterxml.jackson.databind.JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(record);
+                j.path("prompts").forEach(p -> System.out.println("prompt: " + FileErrors.printable(p.asText())));
+                if (j.path("negative_prompt").isTextual()) System.out.println("negative prompt: " + FileErrors.printable(j.get("negative_prompt").asText()));
+            } catch (java.io.IOException | RuntimeException e) {
+                System.out.println("(the mmdit4j record is not valid JSON)");
+            }
+        }
+        text.forEach((k, v) -> {
+            if (!k.equals(io.mmdit4j.pipeline.GenerationSettings.PARAMETERS_KEY)) {
+                System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v));
+                return;
+            }
+            System.out.println(FileErrors.printable(k) + ":");
+            v.lines().forEach(line -> System.out.println("  " + FileErrors.printable(line)));
+        });
+    }
+
     /** A video's stream summary, then its stored settings (the container metadata) one per line. */
     private static void inspectVideo(Path video) {
         io.mmdit4j.video.VideoReader.Info info = io.mmdit4j.video.VideoReader.probe(video);
         System.out.printf(Locale.ROOT, "# %s: %s, %dx%d, %.3g fps, %s frames, %s s%n", info.container(), info.codec(),
                 info.width(), info.height(), info.fps(), info.frames() < 0 ? "?" : String.valueOf(info.frames()),
                 info.durationSeconds() < 0 ? "?" : String.format(Locale.ROOT, "%.3f", info.durationSeconds()));
-        info.metadata().forEach((k, v) -> System.out.println(FileErrors.printable(k) + ": " + FileErrors.printable(v)));
+        printText(info.metadata());
     }
 
-    private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops) {
+    private void report(FluxConfig c, DType compute, int width, int height, int textTokens, int imageTokens, OpCounter.Recording ops, double weightBytes) {
         long params = FluxParameters.count(c);
         long seq = (long) textTokens + imageTokens;
         // the same formulas the memory check of generate uses (FluxMemory)
@@ -281,7 +330,7 @@ final class InspectCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "FLOPs per step (one transformer call): linear %.2f TFLOP (%d GEMMs), attention %.2f TFLOP (%d calls), total %.2f TFLOP%n",
                 ops.linearFlops() / 1e12, ops.linears().size(), ops.attentionFlops() / 1e12, ops.attentions().size(), ops.totalFlops() / 1e12);
         double results = (double) batch * (3L * width * height * Float.BYTES + (double) imageTokens * c.inChannels() * compute.bytes());
-        System.out.println(generateEstimate((double) params * compute.bytes(), memory.workingBytes(batch, width, height, textTokens),
+        System.out.println(generateEstimate(weightBytes, memory.workingBytes(batch, width, height, textTokens),
                 memory.stepBytes(batch, width, height, textTokens), io.mmdit4j.vae.AutoencoderKL.decodePeakBytes(VaeConfig.flux(), batch, width, height, compute),
                 results, compute) + " (without the text encoders' weights)");
     }

@@ -7,9 +7,24 @@ import picocli.CommandLine.Command;
 /** The {@code mmdit} command line. */
 @Command(name = "mmdit", mixinStandardHelpOptions = true, version = "mmdit4j 0.1.0",
         description = "Diffusion-transformer inference on libtorch, with modulation guidance.",
-        footer = {"", "./mmdit spark --input prompts.jsonl --out DIR: one image per row of a table on Apache Spark (the spark/ module; ./mmdit spark --help)"},
-        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, CommandLine.HelpCommand.class})
+        footer = {"", "Serving: `mmdit serve` and `mmdit loadtest` come from the server module (./mmdit runs it for them; see ./mmdit serve --help).",
+                "./mmdit spark --input prompts.jsonl --out DIR: one image per row of a table on Apache Spark (the spark/ module; ./mmdit spark --help)"},
+        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, QuantizeCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
+    /** {@code -v}: the engine's log too (loads, phase timings); every subcommand takes it. */
+    @CommandLine.Option(names = {"-v", "--verbose"}, scope = CommandLine.ScopeType.INHERIT,
+            description = "also print the engine's log (model loads, phase timings)")
+    void verbose(boolean on) {
+        if (on) Verbosity.set(Verbosity.VERBOSE);
+    }
+
+    /** {@code -q}: errors and the files written only. */
+    @CommandLine.Option(names = {"-q", "--quiet"}, scope = CommandLine.ScopeType.INHERIT,
+            description = "print only errors and the files written (no progress bars, notes or summaries)")
+    void quiet(boolean on) {
+        if (on) Verbosity.set(Verbosity.QUIET);
+    }
+
     @Override
     public void run() {
         CommandLine.usage(this, System.out);
@@ -24,6 +39,7 @@ public final class Main implements Runnable {
      * went non-finite (NaN weights) is one line and exit status 1, with nothing written.
      */
     public static CommandLine commandLine() {
+        Verbosity.set(Verbosity.NORMAL); // each command line starts at the default (tests run many in one JVM)
         CommandLine cli = new CommandLine(new Main());
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             if (e instanceof io.mmdit4j.sampling.NonFiniteException) {

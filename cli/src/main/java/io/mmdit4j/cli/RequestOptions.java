@@ -13,7 +13,8 @@ import java.util.List;
 final class RequestOptions {
     @Option(names = "--prompt", description = "a prompt (repeatable)")
     List<String> prompts = new ArrayList<>();
-    @Option(names = "--prompts-file", description = "a file with one prompt per line (blank lines and lines starting with # are skipped)")
+    @Option(names = "--prompts-file", description = "a file with one prompt per line (blank lines and lines starting with # are skipped), or JSON Lines "
+            + "(.jsonl: one {\"prompt\": ..., \"seed\": ..., ...} object per line, each a request of its own with these options as defaults)")
     Path promptsFile;
     @Option(names = "--width", description = "width in pixels, multiple of 16 (default: the model's)")
     Integer width;
@@ -31,12 +32,9 @@ final class RequestOptions {
     /** Sets the given values on {@code b}; {@code required}: fail when no prompt is given at all. */
     void apply(GenerationRequest.Builder b, boolean required) throws IOException {
         List<String> all = new ArrayList<>(prompts);
-        if (promptsFile != null) {
-            for (String line : Files.readAllLines(promptsFile)) {
-                if (!line.isBlank() && !line.stripLeading().startsWith("#")) all.add(line);
-            }
-        }
+        if (promptsFile != null && jsonLines().isEmpty()) PromptsFile.lines(promptsFile).forEach(l -> all.add(l.text()));
         if (!all.isEmpty()) b.prompts(all);
+        else if (promptsFile != null) b.prompts(List.of("")); // JSON Lines: each line brings its prompt
         else if (required) throw new IllegalArgumentException("give at least one --prompt (or --prompts-file / --from)");
         if (batch != null) b.imagesPerPrompt(batch);
         if (width != null) b.width(width);
@@ -44,6 +42,17 @@ final class RequestOptions {
         if (steps != null) b.steps(steps);
         if (!seeds.isEmpty()) b.seeds(parseSeeds(seeds));
         if (maxSequenceLength != null) b.maxSequenceLength(maxSequenceLength);
+    }
+
+    /** The lines of a JSON Lines prompts file (each a request of its own), or none. */
+    List<PromptsFile.Line> jsonLines() throws IOException {
+        if (promptsFile == null) return List.of();
+        if (!Files.isRegularFile(promptsFile)) throw new IllegalArgumentException("--prompts-file " + promptsFile + ": no such file");
+        List<PromptsFile.Line> lines = PromptsFile.lines(promptsFile);
+        if (lines.isEmpty()) throw new IllegalArgumentException("--prompts-file " + promptsFile + ": no prompts in it");
+        if (!PromptsFile.isJsonLines(promptsFile, lines)) return List.of();
+        if (!prompts.isEmpty()) throw new IllegalArgumentException("--prompt and a JSON Lines --prompts-file: put every prompt in the file");
+        return lines;
     }
 
     /** Seeds 0..2^64-1 (PyTorch's range) as 64-bit patterns. */

@@ -108,8 +108,12 @@ final class SweepCommand implements Callable<Integer> {
         SweepSettings settings = Sweeps.settings(s, registry);
         DeviceSpec dev = DeviceSpec.parse(device);
         long t0 = System.nanoTime();
-        SweepRunner.Summary sum = new SweepRunner(s, settings, out, System.err::println).run(Sweeps.loader(settings, registry, dev));
-        System.err.printf(Locale.ROOT, "sweep: %d cells made, %d already finished, %d transformer forwards in %d batches, %.1f s%n",
+        SweepRunner.Summary sum;
+        try (Progress bar = Progress.of("sweep", " cells")) {
+            sum = new SweepRunner(s, settings, out, line -> Verbosity.note("%s", line)).progress((done, total) -> bar.update(done, total, null))
+                    .run(Sweeps.loader(settings, registry, dev));
+        }
+        Verbosity.note("sweep: %d cells made, %d already finished, %d transformer forwards in %d batches, %.1f s",
                 sum.generated(), sum.skipped(), sum.forwards(), sum.batches(), (System.nanoTime() - t0) / 1e9);
         System.out.println(out.resolve("results.csv"));
         sum.sheets().forEach(System.out::println);

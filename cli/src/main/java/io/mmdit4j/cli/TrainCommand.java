@@ -76,9 +76,14 @@ final class TrainCommand implements Callable<Integer> {
             try (PooledAdapterTraining t = new PooledAdapterTraining(cosmos.transformer(), cosmos.textEncoders(), samples, settings, out, resume)) {
                 int first = t.step();
                 long t1 = System.nanoTime();
-                List<Double> losses = t.run((s, loss) -> {
-                    if (s == first + 1 || s % 10 == 0 || s == steps) System.err.printf(Locale.ROOT, "step %d/%d loss %.6f%n", s, steps, loss);
-                });
+                List<Double> losses;
+                try (Progress bar = Progress.of("train", " steps")) {
+                    boolean terminal = System.console() != null; // a bar in place; a log keeps a line every 10 steps
+                    losses = t.run((s, loss) -> {
+                        if (terminal) bar.update(s, steps, String.format(Locale.ROOT, "loss %.6f", loss));
+                        else if (s == first + 1 || s % 10 == 0 || s == steps) Verbosity.note("step %d/%d loss %.6f", s, steps, loss);
+                    });
+                }
                 double secs = (System.nanoTime() - t1) / 1e9;
                 System.err.printf(Locale.ROOT, "train: %d steps in %.1f s (%.3f s/step), peak RSS %d MB%n", losses.size(), secs,
                         losses.isEmpty() ? 0 : secs / losses.size(), ProcessMemory.peakRssMb());

@@ -49,7 +49,8 @@ public final class CosmosTransformerCases implements CaseRunner {
         return results;
     }
 
-    private static List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, Path adapter) {
+    /** Runs one case against {@code modelPath} (and {@code adapter}); public so that tests can run it on converted copies of the model. */
+    public static List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, Path adapter) {
         if (!Files.exists(modelPath)) return List.of(CaseResult.error(name, "-", "model not found: " + modelPath));
         if (adapter != null && !Files.exists(adapter)) return List.of(CaseResult.error(name, "-", "adapter not found: " + adapter));
         DType compute = DType.parse(c.spec().path("compute_dtype").asText("float32"));

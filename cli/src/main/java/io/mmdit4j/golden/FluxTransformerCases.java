@@ -20,6 +20,22 @@ import java.util.List;
  * and, when the case names one, from the original BFL single file (reported as {@code <case>[bfl]}).
  */
 public final class FluxTransformerCases implements CaseRunner {
+    private final String singleFileKey;
+    private final String suffix;
+
+    /** {@code flux_transformer}: the diffusers folder and the BFL file ({@code model.bfl_checkpoint}, reported as {@code [bfl]}). */
+    public FluxTransformerCases() {
+        this("bfl_checkpoint", "bfl");
+    }
+
+    /**
+     * Cases whose single-file checkpoint (BFL names) is {@code model.<singleFileKey>}: {@code gguf_file} for GGUF,
+     * {@code checkpoint} for fp8 safetensors; {@code suffix} null reports it under the case's own name.
+     */
+    public FluxTransformerCases(String singleFileKey, String suffix) {
+        this.singleFileKey = singleFileKey;
+        this.suffix = suffix;
+    }
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
@@ -31,11 +47,12 @@ public final class FluxTransformerCases implements CaseRunner {
             for (int i = 0; i < axes.length; i++) axes[i] = a.get(i).asInt();
         }
         int[] bflAxes = axes;
-        return CaseRunner.fromEachCheckpoint(c, "bfl_checkpoint", "bfl",
-                (name, path) -> runFrom(c, name, path, name.endsWith("[bfl]") ? bflAxes : null, compute));
+        return CaseRunner.fromEachCheckpoint(c, singleFileKey, suffix,
+                (name, path) -> runFrom(c, name, path, Files.isRegularFile(path) ? bflAxes : null, compute));
     }
 
-    private List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, int[] axes, DType compute) {
+    /** Runs one case against {@code modelPath}; public so that tests can run the cases on converted copies of the model. */
+    public static List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, int[] axes, DType compute) {
         List<CaseResult> results = new ArrayList<>();
         if (!Files.exists(modelPath)) return List.of(CaseResult.error(name, "-", "model not found: " + modelPath));
         try (FluxTransformer model = FluxTransformer.load(modelPath, compute, axes);

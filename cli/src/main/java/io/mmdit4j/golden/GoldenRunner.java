@@ -22,6 +22,11 @@ public final class GoldenRunner {
             Map.entry("flux_pipeline", new PipelineCases()),
             Map.entry("sd3_transformer", new Sd3TransformerCases()),
             Map.entry("sd3_pipeline", new PipelineCases()),
+            Map.entry("flux_img2img_pipeline", new PipelineCases(PipelineCases.Start.IMAGE)),
+            Map.entry("sd3_img2img_pipeline", new PipelineCases(PipelineCases.Start.IMAGE)),
+            Map.entry("flux_inpaint_pipeline", new PipelineCases(PipelineCases.Start.INPAINT)),
+            Map.entry("sd3_inpaint_pipeline", new PipelineCases(PipelineCases.Start.INPAINT)), // the same rules (StableDiffusion3InpaintPipeline)
+            Map.entry("sd3_swd_pipeline", new PipelineCases(PipelineCases.Start.SCALE_WISE)),
             Map.entry("hunyuan_video_transformer", new HunyuanVideoTransformerCases()),
             Map.entry("hidream_transformer", new HiDreamTransformerCases()),
             Map.entry("hidream_pipeline", new HiDreamPipelineCases()),
@@ -36,7 +41,14 @@ public final class GoldenRunner {
             Map.entry("llama_text_encoder", new LlamaTextEncoderCases()),
             Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
             Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE),
-            Map.entry("wan_vae_decode", WanVaeCases.DECODE));
+            Map.entry("wan_vae_decode", WanVaeCases.DECODE),
+            Map.entry("gguf_dequant", QuantizedCases.GGUF_DEQUANT),
+            Map.entry("bnb4_dequant", QuantizedCases.BNB4_DEQUANT),
+            Map.entry("fp8_codes", QuantizedCases.FP8_CODES),
+            Map.entry("flux_transformer_gguf", new FluxTransformerCases("gguf_file", null)),
+            Map.entry("fp8_checkpoint", new FluxTransformerCases("checkpoint", null)),
+            Map.entry("flux_transformer_bnb4", new FluxTransformerCases()),
+            Map.entry("hunyuan_video_transformer_bnb4", new HunyuanVideoTransformerCases()));
 
     private Path tokenizers;
 

@@ -5,6 +5,7 @@ import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.hidream.HiDreamTransformer;
 import io.mmdit4j.io.SafetensorsFile;
+import io.mmdit4j.runtime.DType;
 import org.bytedeco.javacpp.PointerScope;
 
 import java.nio.file.Path;
@@ -19,11 +20,12 @@ public final class HiDreamTransformerCases implements CaseRunner {
 
     @Override
     public List<CaseResult> run(GoldenCase c) {
-        return CaseRunner.withModel(c, "diffusers_folder", modelPath -> runFrom(c, modelPath));
+        return CaseRunner.withModel(c, "diffusers_folder", modelPath -> runFrom(c, c.name(), modelPath, c.computeDtype()));
     }
 
-    private static List<CaseResult> runFrom(GoldenCase c, Path modelPath) {
-        try (HiDreamTransformer m = HiDreamTransformer.load(modelPath, c.computeDtype());
+    /** Runs one case against {@code modelPath}; public so that tests can run the cases on converted copies of the model. */
+    public static List<CaseResult> runFrom(GoldenCase c, String name, Path modelPath, DType compute) {
+        try (HiDreamTransformer m = HiDreamTransformer.load(modelPath, compute);
              SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs();
              PointerScope scope = new PointerScope()) {
             int batch = (int) in.info("hidden_states").shape()[0];
@@ -31,10 +33,10 @@ public final class HiDreamTransformerCases implements CaseRunner {
             try (CaseGuidance cg = CaseGuidance.read(c, in, m::guidanceDelta, GuidancePlan.transformerRowWeights(rule, batch, false), true)) {
                 cg.actual.put("sample", m.forward(in.load("hidden_states"), in.load("timesteps"), in.load("encoder_hidden_states_t5"),
                         in.load("encoder_hidden_states_llama3"), in.load("pooled_embeds"), cg.plan, 0, cg));
-                return Outputs.compare(c, c.name(), cg.actual, out);
+                return Outputs.compare(c, name, cg.actual, out);
             }
         } catch (RuntimeException e) {
-            return List.of(CaseResult.failed(c.name(), "-", e));
+            return List.of(CaseResult.failed(name, "-", e));
         }
     }
 }

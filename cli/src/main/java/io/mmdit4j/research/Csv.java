@@ -1,70 +1,47 @@
 package io.mmdit4j.research;
 
+import org.apache.commons.csv.CSVFormat;
+import org.apache.commons.csv.CSVParser;
+import org.apache.commons.csv.CSVRecord;
+
+import java.io.IOException;
+import java.io.StringReader;
+import java.io.UncheckedIOException;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 
-/** RFC 4180 CSV lines: fields with commas, quotes or line breaks are quoted, quotes doubled. */
+/** RFC 4180 CSV through Apache Commons CSV: fields with commas, quotes or line breaks are quoted, quotes doubled. */
 public final class Csv {
     private Csv() {}
 
+    /** Lines end in {@code \n} (written by the callers); quoting is Commons CSV's minimal quoting. */
+    private static final CSVFormat FORMAT = CSVFormat.RFC4180.builder().setRecordSeparator("\n").setIgnoreEmptyLines(true).build();
+
     public static String line(List<?> fields) {
-        StringBuilder b = new StringBuilder();
-        for (int i = 0; i < fields.size(); i++) {
-            if (i > 0) b.append(',');
-            Object f = fields.get(i);
-            String s = f == null ? "" : f.toString();
-            if (s.indexOf(',') >= 0 || s.indexOf('"') >= 0 || s.indexOf('\n') >= 0 || s.indexOf('\r') >= 0) {
-                b.append('"').append(s.replace("\"", "\"\"")).append('"');
-            } else {
-                b.append(s);
-            }
-        }
-        return b.toString();
+        return FORMAT.format(fields.stream().map(f -> f == null ? "" : f.toString()).toArray());
     }
 
-    /** Parses a whole CSV text into rows (quoted fields may span lines). A truncated quoted last field ends the text. */
+    /**
+     * Parses a whole CSV text into rows (quoted fields may span lines). A file cut short inside a quoted field (a run killed
+     * while appending) ends at the last complete row: that row is dropped rather than an error.
+     */
     public static List<List<String>> parse(String text) {
         List<List<String>> rows = new ArrayList<>();
-        List<String> row = new ArrayList<>();
-        StringBuilder f = new StringBuilder();
-        boolean quoted = false, any = false;
-        for (int i = 0; i < text.length(); i++) {
-            char c = text.charAt(i);
-            if (quoted) {
-                if (c == '"') {
-                    if (i + 1 < text.length() && text.charAt(i + 1) == '"') {
-                        f.append('"');
-                        i++;
-                    } else {
-                        quoted = false;
-                    }
-                } else {
-                    f.append(c);
+        try (CSVParser parser = CSVParser.parse(new StringReader(text), FORMAT)) {
+            Iterator<CSVRecord> it = parser.iterator();
+            while (true) {
+                CSVRecord r;
+                try {
+                    if (!it.hasNext()) break;
+                    r = it.next();
+                } catch (UncheckedIOException | IllegalStateException e) { // EOF inside a quoted field
+                    break;
                 }
-            } else if (c == '"') {
-                quoted = true;
-                any = true;
-            } else if (c == ',') {
-                row.add(f.toString());
-                f.setLength(0);
-                any = true;
-            } else if (c == '\n' || c == '\r') {
-                if (c == '\r' && i + 1 < text.length() && text.charAt(i + 1) == '\n') i++;
-                if (any || f.length() > 0) {
-                    row.add(f.toString());
-                    rows.add(row);
-                }
-                row = new ArrayList<>();
-                f.setLength(0);
-                any = false;
-            } else {
-                f.append(c);
-                any = true;
+                rows.add(r.toList());
             }
-        }
-        if (!quoted && (any || f.length() > 0)) {
-            row.add(f.toString());
-            rows.add(row);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
         return rows;
     }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.guidance.NormControl;
 import io.mmdit4j.image.PngImages;
+import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.runtime.Files2;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.pytorch.Tensor;
@@ -106,6 +107,14 @@ public final class SweepRunner {
 
     // ------------------------------------------------------------------------------------------------ running
 
+    private java.util.function.BiConsumer<Integer, Integer> progress = (done, total) -> { };
+
+    /** Told after every batch how many of the cells to make are made ({@code done, total}). */
+    public SweepRunner progress(java.util.function.BiConsumer<Integer, Integer> progress) {
+        this.progress = progress == null ? (done, total) -> { } : progress;
+        return this;
+    }
+
     public Summary run(Supplier<SweepModel> loader) throws IOException {
         Files.createDirectories(out.resolve("images"));
         writeAtomically(out.resolve("spec.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(spec.toJson()) + "\n");
@@ -127,10 +136,13 @@ public final class SweepRunner {
                     if (unreachable != null) log.accept("sweep: warning: " + unreachable + " (its cells equal their w = 0 reference)");
                 }
                 Map<String, BufferedImage> made = new HashMap<>();
+                int cellsDone = 0;
+                progress.accept(0, pending.size());
                 for (List<SweepCell> batch : batches(pending)) {
                     batches++;
                     runBatch(model, batch, made, () -> count[0]++);
-                    log.accept(String.format(Locale.ROOT, "sweep: batch %d: %d cells done", batches, batch.size()));
+                    cellsDone += batch.size();
+                    progress.accept(cellsDone, pending.size());
                 }
             }
             forwards = count[0];
@@ -228,11 +240,9 @@ public final class SweepRunner {
             mg.addObject().put("label", c.direction().label()).put("pos", c.direction().pos()).put("neg", c.direction().neg()).put("w", c.w())
                     .put("layers", c.layers()).put("steps", c.stepWindow());
         }
+        Map<String, String> text = new LinkedHashMap<>(GenerationSettings.ofRecord(m, "sweep cell " + id).metadata(0)); // parameters, seed
         m.put("sweep_cell", id);
-        Map<String, String> text = new LinkedHashMap<>();
-        text.put("prompt", c.prompt());
-        text.put("seed", Long.toString(c.seed()));
-        text.put("mmdit4j", JSON.writeValueAsString(m));
+        text.put(GenerationSettings.METADATA_KEY, JSON.writeValueAsString(m));
         return text;
     }
 

@@ -53,7 +53,7 @@ class BenchCommandTest {
             bytes = files.filter(f -> f.toString().endsWith(".safetensors")).mapToLong(f -> f.toFile().length()).sum();
         }
         String peak = r.out().lines().filter(l -> l.startsWith("peak RSS: ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
-        assertTrue(peak.contains(String.format(java.util.Locale.ROOT, "the %.0f MB of safetensors files", bytes / 1048576.0)), peak);
+        assertTrue(peak.contains(String.format(java.util.Locale.ROOT, "the %.0f MB of weight files", bytes / 1048576.0)), peak);
         assertTrue(r.out().contains("one forward: ") && r.out().contains("memory profile: "), r.out());
     }
 
@@ -67,7 +67,7 @@ class BenchCommandTest {
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("forward", "--model", tmp.resolve("unit").toString(),
                 "--latent", "8x8", "--text", "8", "--single");
         assertEquals(0, r.exit(), r.out() + r.err());
-        assertTrue(r.out().contains("safetensors files in " + out), r.out());
+        assertTrue(r.out().contains("weight files in " + out), r.out());
 
         CheckGoldenCommandTest.Run bad = CheckGoldenCommandTest.run("forward", "--save-random", tmp.resolve("x").toString());
         assertEquals(2, bad.exit());

@@ -1,6 +1,7 @@
 package io.mmdit4j.cli;
 
 import io.mmdit4j.GoldenData;
+import io.mmdit4j.image.A1111Infotext;
 import io.mmdit4j.image.PngImages;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -27,7 +28,8 @@ class GenerateCommandTest {
                 "--mg-layers", "1-", "--out", first.toString());
         assertEquals(0, r.exit(), r.out() + r.err());
         Map<String, String> text = PngImages.readText(first);
-        assertEquals("a red fox, ünïcödé", text.get("prompt"));
+        assertEquals("a red fox, ünïcödé", A1111Infotext.parse(text.get("parameters")).get("Prompt"));
+        A1111Infotext.requireComfyCompatible(text);
         assertEquals("5", text.get("seed"));
         assertTrue(text.get("mmdit4j").contains("\"layers\":\"1-\"") && text.get("mmdit4j").contains("\"steps\":2"), text.get("mmdit4j"));
 
@@ -95,8 +97,8 @@ class GenerateCommandTest {
         assertEquals(0, r.exit(), r.err());
         assertFalse(r.err().contains("warning"), "the demo's recommended layers guide its blocks: " + r.err());
         Map<String, String> fox = PngImages.readText(tmp.resolve("out/000-seed3.png"));
-        assertEquals("a red fox", fox.get("prompt"));
-        assertEquals("a lighthouse", PngImages.readText(tmp.resolve("out/001-seed9.png")).get("prompt"), "one seed per image");
+        assertEquals("a red fox", A1111Infotext.parse(fox.get("parameters")).get("Prompt"));
+        assertEquals("a lighthouse", A1111Infotext.parse(PngImages.readText(tmp.resolve("out/001-seed9.png")).get("parameters")).get("Prompt"), "one seed per image");
         assertTrue(fox.get("mmdit4j").contains("\"w\":3.0") && fox.get("mmdit4j").contains("\"layers\":\"1-\""), fox.get("mmdit4j"));
 
         r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--mg-pos", "vivid colors", "--mg-neg", "grey", "--width", "32",

@@ -33,6 +33,26 @@ class HiDreamCommandsTest {
     }
 
     @Test
+    void inpaintingOnTheDemoIsRecordedAndRepeatsFromThePng(@TempDir Path tmp) throws IOException {
+        Path init = tmp.resolve("init.png"), mask = tmp.resolve("mask.png"), png = tmp.resolve("inpaint.png");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "hidream-tiny-demo", "--prompt", "a wolf",
+                "--seed", "1", "--steps", "2", "--out", init.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        java.awt.image.BufferedImage m = new java.awt.image.BufferedImage(64, 64, java.awt.image.BufferedImage.TYPE_BYTE_GRAY);
+        for (int y = 0; y < 64; y++) for (int x = 0; x < 64; x++) m.getRaster().setSample(x, y, 0, x < 32 ? 0 : 255);
+        javax.imageio.ImageIO.write(m, "png", mask.toFile());
+        r = CheckGoldenCommandTest.run("generate", "--model", "hidream-tiny-demo", "--prompt", "a red fox", "--init-image", init.toString(),
+                "--mask", mask.toString(), "--strength", "0.75", "--steps", "4", "--seed", "3", "--out", png.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        String record = PngImages.readText(png).get("mmdit4j");
+        assertTrue(record.contains("\"strength\":0.75") && record.contains("\"mask\":"), record);
+        Path again = tmp.resolve("again.png");
+        r = CheckGoldenCommandTest.run("generate", "--from", png.toString(), "--out", again.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertArrayEquals(Files.readAllBytes(png), Files.readAllBytes(again), "--from repeats HiDream inpainting bit for bit");
+    }
+
+    @Test
     void badHiDreamArgumentsAreClearErrors(@TempDir Path tmp) {
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "hidream-tiny-demo", "--prompt", "a", "--llama",
                 tmp.resolve("nope").toString(), "--out", tmp.toString());
@@ -40,7 +60,7 @@ class HiDreamCommandsTest {
         assertTrue(r.err().contains("not a Llama text encoder folder"), r.err());
         r = CheckGoldenCommandTest.run("generate", "--model", "hidream-tiny-demo", "--prompt", "a", "--offload", "disk", "--out", tmp.toString());
         assertEquals(2, r.exit(), r.err());
-        assertTrue(r.err().contains("expected text or none"), r.err());
+        assertTrue(r.err().contains("expected text, blocks, text,blocks or none"), r.err());
         r = CheckGoldenCommandTest.run("generate", "--model", "hidream-tiny-demo", "--prompt", "a", "--frames", "5", "--out", tmp.toString());
         assertEquals(2, r.exit(), r.err());
         assertTrue(r.err().contains("video frames (--frames): not supported"), r.err());

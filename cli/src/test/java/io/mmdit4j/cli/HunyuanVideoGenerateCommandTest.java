@@ -3,6 +3,7 @@ package io.mmdit4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.mmdit4j.hunyuan.TinyHunyuanVideoFolder;
+import io.mmdit4j.image.A1111Infotext;
 import io.mmdit4j.image.PngImages;
 import io.mmdit4j.video.VideoReader;
 import org.junit.jupiter.api.BeforeAll;
@@ -54,7 +55,7 @@ class HunyuanVideoGenerateCommandTest {
         assertEquals(32, video.frames().width());
         assertEquals(48, video.frames().height());
         assertEquals(8.0, video.info().fps(), 1e-6);
-        assertEquals("a cat walks", video.info().metadata().get("prompt"));
+        assertEquals("a cat walks", A1111Infotext.parse(video.info().metadata().get("parameters")).get("Prompt"));
         assertEquals("4", video.info().metadata().get("seed"));
         JsonNode m = new ObjectMapper().readTree(video.info().metadata().get("mmdit4j"));
         assertEquals("hunyuan-video", m.get("family").asText());
@@ -73,7 +74,7 @@ class HunyuanVideoGenerateCommandTest {
         try (Stream<Path> s = Files.list(pngs)) {
             List<Path> frames = s.sorted().toList();
             assertEquals(5, frames.size());
-            assertEquals("a cat walks", PngImages.readText(frames.get(0)).get("prompt"));
+            assertEquals("a cat walks", A1111Infotext.parse(PngImages.readText(frames.get(0)).get("parameters")).get("Prompt"));
         }
 
         CheckGoldenCommandTest.Run inspect = CheckGoldenCommandTest.run("inspect", mp4.toString());
@@ -86,6 +87,28 @@ class HunyuanVideoGenerateCommandTest {
         VideoReader.Decoded repeat = VideoReader.read(again);
         assertEquals(5, repeat.frames().count());
         for (int i = 0; i < 5; i++) assertArrayEquals(video.frames().frame(i), repeat.frames().frame(i), "--from repeats frame " + i);
+    }
+
+    @Test
+    void webmIsBitReproducibleAndGifCarriesTheSettings(@TempDir Path tmp) throws IOException {
+        String[] args = {"--prompt", "a cat walks", "--seed", "4", "--width", "32", "--height", "32", "--frames", "5", "--steps", "1",
+                "--max-sequence-length", "8"};
+        Path a = tmp.resolve("a.webm"), b = tmp.resolve("b.webm"), gif = tmp.resolve("c.gif");
+        for (Path out : List.of(a, b, gif)) {
+            String[] all = java.util.Arrays.copyOf(args, args.length + 2);
+            all[args.length] = "--out";
+            all[args.length + 1] = out.toString();
+            assertEquals(0, generate(all).exit());
+        }
+        assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b), "the muxer's and encoder's bitexact flags: one run, one file");
+        CheckGoldenCommandTest.Run inspect = CheckGoldenCommandTest.run("inspect", a.toString());
+        assertTrue(inspect.out().contains(", 5 frames,"), "WebM declares no frame count; inspect counts them: " + inspect.out());
+
+        assertEquals("a cat walks", A1111Infotext.parse(VideoReader.probe(gif).metadata().get("parameters")).get("Prompt"), "GIF comments");
+        Path again = tmp.resolve("again.gif");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--from", gif.toString(), "--out", again.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertArrayEquals(Files.readAllBytes(gif), Files.readAllBytes(again), "--from repeats a GIF from its comments, byte for byte");
     }
 
     @Test

@@ -2,6 +2,7 @@ package io.mmdit4j.research;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mmdit4j.image.A1111Infotext;
 import io.mmdit4j.image.PngImages;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -105,7 +106,7 @@ class SweepRunnerTest {
             assertTrue(Files.isRegularFile(png), png.toString());
             Map<String, String> text = PngImages.readText(png);
             JsonNode m = JSON.readTree(text.get("mmdit4j"));
-            assertEquals(row.get(col.get("prompt")), text.get("prompt"));
+            assertEquals(row.get(col.get("prompt")), A1111Infotext.parse(text.get("parameters")).get("Prompt"));
             assertEquals(row.get(col.get("prompt")), m.get("prompts").get(0).asText());
             assertEquals(row.get(col.get("seed")), text.get("seed"));
             assertEquals(id, m.get("sweep_cell").asText());

@@ -214,7 +214,9 @@ class SparkJobTest {
             assertTrue(diff <= 1, "row " + i + " differs from the command line's image by " + diff + " levels");
             JsonNode settings = JSON.readTree(r.settings);
             assertEquals(negatives[i] == null ? "" : negatives[i], settings.path("negative_prompt").asText(), "row " + i);
-            assertEquals(negatives[i] == null ? "" : negatives[i], PngImages.readText(out.resolve(r.path)).get("negative_prompt"));
+            Map<String, String> text = PngImages.readText(out.resolve(r.path));
+            assertEquals(negatives[i] == null ? "" : negatives[i], JSON.readTree(text.get("mmdit4j")).path("negative_prompt").asText());
+            assertEquals(negatives[i] != null, text.get("parameters").contains("\nNegative prompt: " + negatives[i] + "\n"), text.get("parameters"));
         }
     }
 

@@ -147,6 +147,7 @@ public final class ClipTextModel implements AutoCloseable {
 
     /** Checkpoints saved from a wrapper carry a prefix before {@code text_model.} (e.g. SD3 single files). */
     private static String prefix(StateDict sd) {
+        if (sd.isRecording()) return ""; // a parameter list (no tensors to look at): the plain names
         String anchor = "text_model.embeddings.token_embedding.weight";
         for (String k : sd.keys()) {
             if (k.endsWith(anchor)) return k.substring(0, k.length() - anchor.length());

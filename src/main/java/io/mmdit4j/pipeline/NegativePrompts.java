@@ -1,0 +1,53 @@
+package io.mmdit4j.pipeline;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * Guidance against negative prompts on the transformer batch {@code [negative; positive]}, {@code v = v_neg + scale·(v_pos −
+ * v_neg)}, on when {@code scale > 1}: classifier-free guidance ({@link ClassifierFreeGuidance}: SD3, COSMOS) and FLUX's true
+ * CFG ({@link TrueCfg}). Negative prompts: none ({@code ""}, diffusers' default), one for every prompt, or one per prompt;
+ * an image alone or a chunk of images keeps its prompts' ({@link #withNegatives}).
+ */
+public interface NegativePrompts extends GenerationOption {
+    double scale();
+
+    List<String> negativePrompts();
+
+    /** The same guidance with other negative prompts. */
+    NegativePrompts withNegatives(List<String> negatives);
+
+    /** diffusers' {@code do_classifier_free_guidance} / {@code do_true_cfg}: a scale above 1. */
+    default boolean active() {
+        return scale() > 1;
+    }
+
+    /** The negative prompt of each of {@code prompts} prompts. */
+    default List<String> negatives(int prompts) {
+        List<String> given = negativePrompts();
+        if (given.isEmpty()) return Collections.nCopies(prompts, "");
+        if (given.size() == 1) return Collections.nCopies(prompts, given.get(0));
+        if (given.size() != prompts) {
+            throw new InvalidRequestException(given.size() + " negative prompts for " + prompts + " prompts: give one, or one per prompt");
+        }
+        return given;
+    }
+
+    /** Writes {@code key: scale} and the negative prompts ({@code negative_prompt}: a string, or a list of one per prompt). */
+    static void write(ObjectNode s, String key, double scale, List<String> negatives) {
+        s.put(key, scale);
+        if (negatives.size() == 1) s.put("negative_prompt", negatives.get(0));
+        else if (negatives.size() > 1) {
+            ArrayNode a = s.putArray("negative_prompt");
+            negatives.forEach(a::add);
+        }
+    }
+
+    /** A scale in 0..100 (the limit every guidance scale has). */
+    static void checkScale(String what, double scale) {
+        if (!Double.isFinite(scale) || scale < 0 || scale > 100) throw new IllegalArgumentException(what + " scale must be in 0..100, got " + scale);
+    }
+}

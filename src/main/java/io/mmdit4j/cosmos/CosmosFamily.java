@@ -43,7 +43,7 @@ public final class CosmosFamily implements ModelFamily {
     public static final String CLASS_NAME = "Cosmos2TextToImagePipeline";
     /** Where the adapter and the CLIP-L are looked up under {@code $MMDIT_MODELS} when not given. */
     public static final String ADAPTER_DIR = "cosmos-pooled", CLIP_DIR = "FLUX.1-schnell";
-    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class);
+    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, io.mmdit4j.pipeline.PooledAdapterFile.class);
 
     private CosmosFamily() {}
 
@@ -135,7 +135,7 @@ public final class CosmosFamily implements ModelFamily {
         Path modelsRoot = o.registryOrStandard().modelsRoot();
         Path adapter = o.adapter() != null ? o.adapter() : findAdapter(model, modelsRoot);
         Path clip = adapter == null ? null : findClip(model, o.textEncoders(), modelsRoot);
-        return CosmosPipeline.load(model, adapter, clip, o.dtype(), o.device());
+        return CosmosPipeline.load(model, adapter, clip, o.dtype(), o.device()).withAdapterFile(adapter);
     }
 
     private static void requireFolder(Path model) {

@@ -14,6 +14,7 @@ import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.PooledAdapterFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
@@ -104,6 +105,9 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
         }
     }
 
+    /** The adapter file loaded (recorded in every settings record), or null. */
+    private Path adapterFile;
+
     public CosmosPipeline(CosmosTextEncoders text, CosmosTransformer transformer, AutoencoderKLWan vae, SchedulerConfig scheduler) {
         if (text != null && text.textDim() != transformer.config().textEmbedDim()) {
             throw new ModelFormatException("the T5 gives width " + text.textDim() + ", the transformer expects text_embed_dim "
@@ -160,9 +164,26 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
         return CosmosFamily.OPTIONS;
     }
 
+    /** Records {@code file} as the adapter this pipeline was loaded from (null: none, or not from a file); returns this. */
+    CosmosPipeline withAdapterFile(Path file) {
+        this.adapterFile = transformer.adapter() == null ? null : file;
+        return this;
+    }
+
+    /** Every record names the adapter file the pipeline was loaded with, so that {@code --from} loads it again. */
+    @Override
+    public GenerationSettings complete(GenerationSettings s) {
+        return adapterFile != null && s.option(PooledAdapterFile.class) == null ? s.withOption(new PooledAdapterFile(adapterFile)) : s;
+    }
+
     @Override
     public void validate(GenerationSettings s) {
         CosmosFamily.checkSize(s.width(), s.height());
+        PooledAdapterFile asked = s.option(PooledAdapterFile.class);
+        if (asked != null && !asked.sameFile(adapterFile)) {
+            throw new InvalidRequestException("the settings name the pooled-CLIP adapter " + asked.file() + ", but this pipeline was loaded with "
+                    + (adapterFile == null ? "none" : adapterFile) + ": load it with --adapter " + asked.file());
+        }
         if (transformer.adapter() == null) {
             for (Direction d : s.guidance()) {
                 if (d.w() != 0) {

@@ -36,6 +36,14 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** Family rules on resolved settings (e.g. HunyuanVideo's 4k+1 frames), checked before any work. */
     default void validate(GenerationSettings s) {}
 
+    /**
+     * Resolved settings with what the loaded model adds to every record (COSMOS: the adapter file it was loaded with), so
+     * that a replay loads the same model. The default adds nothing.
+     */
+    default GenerationSettings complete(GenerationSettings s) {
+        return s;
+    }
+
     /** Whether the transformer batch is the CFG pair {@code [negative; positive]} (2·images rows): CFG or FLUX's true CFG on. */
     default boolean cfg(GenerationSettings s) {
         NegativePrompts c = s.negativePrompts();

@@ -23,7 +23,7 @@ public final class GenerationOptions {
     private static final List<Reader> READERS = new CopyOnWriteArrayList<>(List.of(
             GenerationOptions::cfg, GenerationOptions::trueCfg, GenerationOptions::embedded, GenerationOptions::sigmas, GenerationOptions::shift, GenerationOptions::frames,
             GenerationOptions::fps, GenerationOptions::initImage, GenerationOptions::mask, GenerationOptions::scales,
-            GenerationOptions::sampleSize));
+            GenerationOptions::sampleSize, GenerationOptions::pooledAdapter));
 
     private static final java.util.Map<Class<? extends GenerationOption>, String> DESCRIPTIONS = new java.util.concurrent.ConcurrentHashMap<>(java.util.Map.ofEntries(
             java.util.Map.entry(ClassifierFreeGuidance.class, "classifier-free guidance (--cfg, --negative-prompt)"),
@@ -37,6 +37,7 @@ public final class GenerationOptions {
             java.util.Map.entry(InpaintMask.class, "inpainting (--mask)"),
             java.util.Map.entry(ScaleWise.class, "scale-wise sampling (--scales)"),
             java.util.Map.entry(SampleSize.class, "area-preserving resize (--sample-size)"),
+            java.util.Map.entry(PooledAdapterFile.class, "the pooled-CLIP adapter (--adapter)"),
             java.util.Map.entry(StepNoise.class, "given per-step sampler noise"),
             java.util.Map.entry(GivenDraws.class, "given random draws")));
 
@@ -104,6 +105,11 @@ public final class GenerationOptions {
     private static GenerationOption frames(JsonNode j, String where) {
         Integer frames = SettingsJson.integer(j, "frames", 1, VideoFrames.MAX, where);
         return frames == null ? null : new VideoFrames(frames);
+    }
+
+    private static GenerationOption pooledAdapter(JsonNode j, String where) {
+        String file = SettingsJson.text(j, "pooled_adapter", where);
+        return file == null ? null : wrap(where, () -> new PooledAdapterFile(java.nio.file.Path.of(file)));
     }
 
     private static GenerationOption fps(JsonNode j, String where) {

@@ -166,6 +166,14 @@ public record GenerationSettings(String model, String family, DType dtype, List<
                 normControl, options, loras, loraStrict, sampler, initialNoise);
     }
 
+    /** The same settings with {@code option} added (or replacing the option of its type). */
+    public GenerationSettings withOption(GenerationOption option) {
+        Map<Class<? extends GenerationOption>, GenerationOption> opts = new LinkedHashMap<>(options);
+        opts.put(option.getClass(), option);
+        return new GenerationSettings(model, family, dtype, prompts, imagesPerPrompt, width, height, steps, seeds, maxSequenceLength, guidance,
+                normControl, opts, loras, loraStrict, sampler, initialNoise);
+    }
+
     /** The request that resolves to these settings again (every value explicit). */
     public GenerationRequest toRequest() {
         GenerationRequest.Builder b = GenerationRequest.builder().prompts(prompts).imagesPerPrompt(imagesPerPrompt).size(width, height)

@@ -95,7 +95,7 @@ final class LoadedPipeline implements Pipeline {
 
     @Override
     public GenerationSettings resolve(GenerationRequest request) {
-        GenerationSettings s = prepared.resolve(request, impl.supportedOptions(), impl.numGuidedBlocks());
+        GenerationSettings s = impl.complete(prepared.resolve(request, impl.supportedOptions(), impl.numGuidedBlocks()));
         impl.validate(s);
         return s;
     }

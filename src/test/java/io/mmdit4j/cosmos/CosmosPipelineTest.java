@@ -142,6 +142,29 @@ class CosmosPipelineTest {
         assertTrue(a.getMessage().contains("--adapter") && a.getMessage().contains("flux"), a.getMessage());
     }
 
+    /** Every record names the adapter the pipeline was loaded with; a replay of it reads it back; another adapter is refused. */
+    @Test
+    void recordsNameTheLoadedAdapterAndAnotherIsRefused() {
+        Path adapter;
+        try (Pipeline p = Pipelines.load("cosmos-tiny-demo")) { // the adapter the loader finds in the model folder
+            io.mmdit4j.pipeline.PooledAdapterFile found = p.resolve(GenerationRequest.builder().prompt("x").size(32, 32).build())
+                    .option(io.mmdit4j.pipeline.PooledAdapterFile.class);
+            assertTrue(found != null && java.nio.file.Files.isRegularFile(found.file()), "the record names the adapter found: " + found);
+            adapter = found.file();
+        }
+        try (Pipeline p = Pipelines.load("cosmos-tiny-demo", LoadOptions.builder().adapter(adapter).build())) {
+            GenerationSettings s = p.resolve(GenerationRequest.builder().prompt("a red bicycle").size(32, 32).steps(2).build());
+            io.mmdit4j.pipeline.PooledAdapterFile recorded = s.option(io.mmdit4j.pipeline.PooledAdapterFile.class);
+            assertTrue(recorded != null && recorded.sameFile(adapter), "the record names " + recorded);
+            assertEquals(adapter.toString(), s.toJson().get("pooled_adapter").asText());
+            GenerationSettings.Recorded replay = GenerationSettings.read(s.toJson(), "record");
+            assertEquals(s, p.resolve(replay.request()).withModel(s.model()), "the replayed request resolves to the same settings");
+            InvalidRequestException e = assertThrows(InvalidRequestException.class, () -> p.resolve(GenerationRequest.builder().prompt("x")
+                    .size(32, 32).option(new io.mmdit4j.pipeline.PooledAdapterFile(Path.of("other_adapter.safetensors"))).build()));
+            assertTrue(e.getMessage().contains("other_adapter.safetensors") && e.getMessage().contains("--adapter"), e.getMessage());
+        }
+    }
+
     /**
      * The memory plan counts the transformer's and the Wan VAE's activations (not only the decoded pixels) and, of a folder
      * given for the CLIP-L (FLUX.1-schnell's), only its text encoder.

@@ -9,6 +9,7 @@ import io.mmdit4j.pipeline.LoadOptions;
 import io.mmdit4j.pipeline.Outputs;
 import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.Pipelines;
+import io.mmdit4j.pipeline.PooledAdapterFile;
 import io.mmdit4j.pipeline.PreparedModel;
 import io.mmdit4j.pipeline.Recordings;
 import io.mmdit4j.runtime.DType;
@@ -101,6 +102,10 @@ final class GenerateCommand implements Callable<Integer> {
         if (tf32) io.mmdit4j.runtime.Torch.setTf32(true);
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
         String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
+        if (adapter == null && recorded != null) { // a COSMOS record names the adapter its model was loaded with
+            adapter = recorded.request().options().stream().filter(o -> o instanceof PooledAdapterFile).map(o -> ((PooledAdapterFile) o).file())
+                    .findFirst().orElse(null);
+        }
         LoadOptions.Builder load = LoadOptions.builder().device(DeviceSpec.parse(device)).vae(vae).textEncoders(textEncoders).adapter(adapter)
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
         if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
@@ -113,9 +118,6 @@ final class GenerateCommand implements Callable<Integer> {
         if (d != null && d.isGenerated()) {
             Verbosity.note("%s", "note: " + d.name() + " is a bundled demo model (random weights): its " + (prepared.family().video() ? "videos" : "images")
                     + " look like noise. For real ones use --model with " + realModelHint(prepared.family().name()));
-        }
-        if (adapter != null) {
-            Verbosity.note("note: --adapter is not recorded in the output's settings: repeat it with --from ... --adapter %s", adapter);
         }
         boolean video = prepared.family().video();
         List<GenerationRequest> requests = requests(recorded);
@@ -233,6 +235,8 @@ final class GenerateCommand implements Callable<Integer> {
     private List<GenerationRequest> requests(GenerationSettings.Recorded recorded) throws IOException {
         GenerationRequest.Builder b = recorded != null ? recorded.request().toBuilder() : GenerationRequest.builder();
         requestOptions.apply(b, recorded == null);
+        // the adapter loaded (--adapter, else the record's) is the one the record names; without one the pipeline adds its own
+        if (adapter != null) b.option(new PooledAdapterFile(adapter));
         familyOptions.apply(b, recorded != null ? recorded.request() : null, requestOptions.steps);
         b.guidance(guidance.directions(recorded != null ? recorded.request().guidance() : List.of()));
         b.normControl(guidance.norm(recorded != null ? recorded.request().normControl() : null));

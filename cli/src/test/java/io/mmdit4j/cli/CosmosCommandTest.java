@@ -46,6 +46,26 @@ class CosmosCommandTest {
     }
 
     @Test
+    void theRecordNamesTheAdapterAndFromLoadsItAgain(@TempDir Path tmp) throws IOException {
+        Path demo = io.mmdit4j.models.ModelRegistry.standard().resolve("cosmos-tiny-demo");
+        Path mine = Files.copy(demo.resolve("pooled_adapter.safetensors"), tmp.resolve("my_adapter.safetensors"));
+        Path first = tmp.resolve("a.png"), again = tmp.resolve("b.png");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "cosmos-tiny-demo", "--adapter", mine.toString(),
+                "--prompt", "x", "--width", "32", "--height", "32", "--steps", "2", "--mg-preset", "complexity", "--out", first.toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertTrue(PngImages.readText(first).get("mmdit4j").contains("\"pooled_adapter\":\"" + mine.toString().replace("\\", "\\\\") + "\""),
+                PngImages.readText(first).get("mmdit4j"));
+        r = CheckGoldenCommandTest.run("generate", "--from", first.toString(), "--out", again.toString()); // loads my_adapter again
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertArrayEquals(Files.readAllBytes(first), Files.readAllBytes(again), "--from loads the recorded adapter: the same image");
+        Files.delete(mine); // the recorded adapter is gone: a clear error, not the folder's adapter instead
+        r = CheckGoldenCommandTest.run("generate", "--from", first.toString(), "--out", tmp.resolve("c.png").toString());
+        assertEquals(2, r.exit(), r.out() + r.err());
+        assertTrue(r.err().contains("my_adapter.safetensors"), r.err());
+        assertTrue(Files.notExists(tmp.resolve("c.png")));
+    }
+
+    @Test
     void anExplicitAdapterLoadsAndBadOnesAreClearErrors(@TempDir Path tmp) throws IOException {
         Path demo = io.mmdit4j.models.ModelRegistry.standard().resolve("cosmos-tiny-demo");
         Path out = tmp.resolve("x.png");

@@ -7,6 +7,7 @@ import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
 import io.mmdit4j.nn.Modules;
@@ -30,7 +31,6 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -120,7 +120,7 @@ public final class CosmosTransformer implements AutoCloseable {
     public static CosmosTransformer load(Path model, Path adapter, DType compute, DeviceSpec device) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path weights = transformerPath(model);
+        Path weights = TransformerFiles.transformerPath(model);
         List<TensorSource> sources = new ArrayList<>();
         try {
             TensorSource base = CosmosWeights.open(weights);
@@ -128,8 +128,8 @@ public final class CosmosTransformer implements AutoCloseable {
             TensorSource extra = adapter == null ? null : CosmosWeights.open(adapter);
             if (extra != null) sources.add(extra);
             StateDict sd = CosmosWeights.merged(base, extra);
-            CosmosConfig c = Files.isDirectory(weights) && Files.isRegularFile(weights.resolve("config.json"))
-                    ? CosmosConfig.fromDiffusersConfig(weights.resolve("config.json")) : CosmosConfig.detect(sd);
+            Path json = TransformerFiles.configJson(weights);
+            CosmosConfig c = json != null ? CosmosConfig.fromDiffusersConfig(json) : CosmosConfig.detect(sd);
             return fromStateDict(sd.onDevice(device), c, compute);
         } finally {
             sources.forEach(TensorSource::close); // loaded tensors keep their mappings alive on their own
@@ -138,20 +138,12 @@ public final class CosmosTransformer implements AutoCloseable {
 
     /** The configuration of a checkpoint from its config.json or its tensors; reads headers only. */
     public static CosmosConfig inspect(Path model) {
-        Path weights = transformerPath(model);
-        if (Files.isDirectory(weights) && Files.isRegularFile(weights.resolve("config.json"))) {
-            return CosmosConfig.fromDiffusersConfig(weights.resolve("config.json"));
-        }
+        Path weights = TransformerFiles.transformerPath(model);
+        Path json = TransformerFiles.configJson(weights);
+        if (json != null) return CosmosConfig.fromDiffusersConfig(json);
         try (TensorSource s = CosmosWeights.open(weights)) {
             return CosmosConfig.detect(CosmosWeights.merged(s, null));
         }
-    }
-
-    static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
     }
 
     /** A shapes-only model on the meta device (with an adapter of pooled width {@code pooledDim}, or none when 0). */

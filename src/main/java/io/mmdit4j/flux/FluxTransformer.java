@@ -7,8 +7,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.AdaLayerNormContinuous;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
@@ -109,27 +108,18 @@ public final class FluxTransformer implements AutoCloseable {
     public static FluxTransformer load(Path path, DType compute, int[] axesDims, DeviceSpec device, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
-            StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd, axesDims), compute, offloadBlocks);
-        }
+        return TransformerFiles.read(path, FluxTransformer::diffusersNamed,
+                (weights, sd) -> fromStateDict(sd.onDevice(device), config(weights, sd, axesDims), compute, offloadBlocks));
     }
 
     /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
     public static FluxConfig inspect(Path path, int[] axesDims) {
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) {
-            return config(weights, diffusersNamed(StateDict.of(source)), axesDims);
-        }
+        return TransformerFiles.read(path, FluxTransformer::diffusersNamed, (weights, sd) -> config(weights, sd, axesDims));
     }
 
-    /** The transformer weights {@link #load} reads for {@code path}: a model folder's {@code transformer/}, else the path. */
+    /** The transformer weights {@link #load} reads for {@code path}: {@link TransformerFiles#transformerPath}. */
     public static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
+        return TransformerFiles.transformerPath(path);
     }
 
     private static StateDict diffusersNamed(StateDict sd) {
@@ -137,9 +127,8 @@ public final class FluxTransformer implements AutoCloseable {
     }
 
     private static FluxConfig config(Path weights, StateDict sd, int[] axesDims) {
-        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
-            return FluxConfig.fromDiffusersConfig(weights.resolve("config.json"));
-        }
+        Path json = TransformerFiles.configJson(weights);
+        if (json != null) return FluxConfig.fromDiffusersConfig(json);
         return FluxConfig.detect(sd, axesDims != null ? axesDims : axesBeside(weights));
     }
 

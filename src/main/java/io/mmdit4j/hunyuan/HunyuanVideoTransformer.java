@@ -5,8 +5,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.AdaLayerNormContinuous;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
@@ -29,7 +28,6 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -109,11 +107,8 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device, int[] ropeAxesDim, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
-            StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute, offloadBlocks);
-        }
+        return TransformerFiles.read(path, HunyuanVideoTransformer::diffusersNamed,
+                (weights, sd) -> fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute, offloadBlocks));
     }
 
     public static HunyuanVideoTransformer load(Path path, DType compute) {
@@ -122,17 +117,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
     /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
     public static HunyuanVideoConfig inspect(Path path) {
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) {
-            return config(weights, diffusersNamed(StateDict.of(source)), null);
-        }
-    }
-
-    private static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
+        return TransformerFiles.read(path, HunyuanVideoTransformer::diffusersNamed, (weights, sd) -> config(weights, sd, null));
     }
 
     private static StateDict diffusersNamed(StateDict sd) {
@@ -140,9 +125,8 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     }
 
     private static HunyuanVideoConfig config(Path weights, StateDict sd, int[] ropeAxesDim) {
-        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
-            return HunyuanVideoConfig.fromDiffusersConfig(weights.resolve("config.json"));
-        }
+        Path json = TransformerFiles.configJson(weights);
+        if (json != null) return HunyuanVideoConfig.fromDiffusersConfig(json);
         return HunyuanVideoConfig.detect(sd, ropeAxesDim);
     }
 

@@ -19,7 +19,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
@@ -173,12 +172,9 @@ public final class CosmosTransformer implements AutoCloseable {
      * Builds the model from diffusers-named tensors plus, when present, the adapter's ({@code scales},
      * {@code text_embedder_clip.*}); fails on missing, mis-shaped or unexpected tensors.
      */
-    public static CosmosTransformer fromStateDict(StateDict sd, CosmosConfig c, DType compute) {
-        DType.checkCompute(compute);
-        Torch.init();
-        long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static CosmosTransformer fromStateDict(StateDict weights, CosmosConfig c, DType compute) {
+        return Modules.loadingModel(weights, compute, false, (sd, built) -> {
+            long dim = c.innerDim();
             Linear patch = Modules.track(built, Linear.loadNoBias(sd, "patch_embed.proj", c.patchInputs(), dim, compute));
             Linear t1 = Modules.track(built, Linear.loadNoBias(sd, "time_embed.t_embedder.linear_1", dim, dim, compute));
             Linear t2 = Modules.track(built, Linear.loadNoBias(sd, "time_embed.t_embedder.linear_2", dim, 3 * dim, compute));
@@ -191,10 +187,7 @@ public final class CosmosTransformer implements AutoCloseable {
                     ? Modules.track(built, PooledClipAdapter.load(sd, c.numLayers(), c.conditioningDim(), compute)) : null;
             sd.requireAllTaken();
             return new CosmosTransformer(c, compute, sd.device(), patch, new MlpEmbedder(t1, t2), norm, List.copyOf(blocks), normOut, projOut, adapter);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     public CosmosConfig config() { return config; }

@@ -19,7 +19,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -193,13 +192,9 @@ public final class FluxTransformer implements AutoCloseable {
      * the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
      * changes on the CPU).
      */
-    public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute, boolean offloadBlocks) {
-        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
-        DType.checkCompute(compute);
-        Torch.init();
-        long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static FluxTransformer fromStateDict(StateDict weights, FluxConfig c, DType compute, boolean offloadBlocks) {
+        return Modules.loadingModel(weights, compute, offloadBlocks, (sd, built) -> {
+            long dim = c.innerDim();
             Linear xEmb = Modules.track(built, Linear.load(sd, "x_embedder", c.inChannels(), dim, compute));
             MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
             MlpEmbedder guidance = c.guidanceEmbeds()
@@ -219,10 +214,7 @@ public final class FluxTransformer implements AutoCloseable {
             sd.requireAllTaken();
             return new FluxTransformer(c, compute, sd.device(), xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
                     normOut, projOut, sd.built(Linear.class), offloadBlocks);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
 

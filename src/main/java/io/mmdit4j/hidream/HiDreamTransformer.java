@@ -19,7 +19,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -136,12 +135,9 @@ public final class HiDreamTransformer implements AutoCloseable {
     }
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
-    public static HiDreamTransformer fromStateDict(StateDict sd, HiDreamConfig c, DType compute) {
-        DType.checkCompute(compute);
-        Torch.init();
-        long d = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static HiDreamTransformer fromStateDict(StateDict weights, HiDreamConfig c, DType compute) {
+        return Modules.loadingModel(weights, compute, false, (sd, built) -> {
+            long d = c.innerDim();
             Linear x = Modules.track(built, Linear.load(sd, "x_embedder.proj", c.patchFeatures(), d, compute));
             MlpEmbedder t = Modules.track(built, MlpEmbedder.load(sd, "t_embedder.timestep_embedder", 256, d, compute));
             MlpEmbedder p = Modules.track(built, MlpEmbedder.load(sd, "p_embedder.pooled_embedder", c.textEmbDim(), d, compute));
@@ -163,10 +159,7 @@ public final class HiDreamTransformer implements AutoCloseable {
             sd.requireAllTaken();
             return new HiDreamTransformer(c, compute, sd.device(), x, t, p, List.copyOf(doubles), List.copyOf(singles), finalAdaLN,
                     finalLinear, List.copyOf(captions));
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     public HiDreamConfig config() { return config; }

@@ -17,7 +17,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -160,13 +159,9 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
      * stay on the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
      * changes on the CPU).
      */
-    public static HunyuanVideoTransformer fromStateDict(StateDict sd, HunyuanVideoConfig c, DType compute, boolean offloadBlocks) {
-        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
-        DType.checkCompute(compute);
-        Torch.init();
-        long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static HunyuanVideoTransformer fromStateDict(StateDict weights, HunyuanVideoConfig c, DType compute, boolean offloadBlocks) {
+        return Modules.loadingModel(weights, compute, offloadBlocks, (sd, built) -> {
+            long dim = c.innerDim();
             HunyuanVideoPatchEmbed xEmb = Modules.track(built, HunyuanVideoPatchEmbed.load(sd, "x_embedder", c, compute));
             HunyuanVideoTokenRefiner refiner = Modules.track(built, HunyuanVideoTokenRefiner.load(sd, "context_embedder.", c, compute));
             MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
@@ -186,10 +181,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
             sd.requireAllTaken();
             return new HunyuanVideoTransformer(c, compute, sd.device(), xEmb, refiner, timestep, guidance, text, List.copyOf(duals),
                     List.copyOf(singles), normOut, projOut, sd.built(Linear.class), offloadBlocks);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
 

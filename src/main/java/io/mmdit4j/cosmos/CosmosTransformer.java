@@ -478,35 +478,25 @@ public final class CosmosTransformer implements AutoCloseable {
         if (hidden == null || timestep == null || text == null) throw new IllegalArgumentException("hidden, timestep and text are required");
         int[] p = config.patchSize();
         if (hidden.dim() != 5 || hidden.size(1) != config.inChannels()) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
         }
         if (hidden.size(0) < 1 || hidden.size(2) < 1 || hidden.size(2) % p[0] != 0 || hidden.size(3) < p[1] || hidden.size(3) % p[1] != 0
                 || hidden.size(4) < p[2] || hidden.size(4) % p[2] != 0) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ": frames, height and width must be positive multiples of "
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ": frames, height and width must be positive multiples of "
                     + "the patch size " + Arrays.toString(p));
         }
         long b = hidden.size(0);
-        requireShape("timestep", timestep, b);
+        Tensors.requireShape("timestep", timestep, b);
         if (text.dim() != 3 || text.size(0) != b || text.size(2) != config.textEmbedDim() || text.size(1) < 1) {
-            throw new IllegalArgumentException("text (T5) states have shape " + shape(text) + ", expected [" + b + ", L, " + config.textEmbedDim() + "]");
+            throw new IllegalArgumentException("text (T5) states have shape " + Tensors.shapeString(text) + ", expected [" + b + ", L, " + config.textEmbedDim() + "]");
         }
         if (paddingMask != null && (paddingMask.dim() != 4 || (paddingMask.size(0) != 1 && paddingMask.size(0) != b) || paddingMask.size(1) != 1)) {
-            throw new IllegalArgumentException("padding mask has shape " + shape(paddingMask) + ", expected [1, 1, H, W]");
+            throw new IllegalArgumentException("padding mask has shape " + Tensors.shapeString(paddingMask) + ", expected [1, 1, H, W]");
         }
-        if (pooled != null && adapter != null) requireShape("pooled projections", pooled, b, adapter.pooledDim());
+        if (pooled != null && adapter != null) Tensors.requireShape("pooled projections", pooled, b, adapter.pooledDim());
         if (pooled != null && adapter == null && pooled.dim() != 2) {
-            throw new IllegalArgumentException("pooled projections have shape " + shape(pooled) + ", expected [" + b + ", P]");
+            throw new IllegalArgumentException("pooled projections have shape " + Tensors.shapeString(pooled) + ", expected [" + b + ", P]");
         }
-    }
-
-    private static void requireShape(String what, Tensor t, long... expected) {
-        if (!Arrays.equals(Tensors.shape(t), expected)) {
-            throw new IllegalArgumentException(what + " has shape " + shape(t) + ", expected " + Arrays.toString(expected));
-        }
-    }
-
-    private static String shape(Tensor t) {
-        return Arrays.toString(Tensors.shape(t));
     }
 
     @Override

@@ -382,37 +382,27 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
             throw new IllegalArgumentException("hidden, timestep, encoderHidden, encoderMask and pooled are required");
         }
         if (hidden.dim() != 5 || hidden.size(1) != config.inChannels()) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
         }
         long b = hidden.size(0);
         int p = config.patchSize(), pt = config.patchSizeT();
         if (hidden.size(2) % pt != 0 || hidden.size(3) % p != 0 || hidden.size(4) % p != 0 || hidden.size(2) < 1 || hidden.size(3) < 1 || hidden.size(4) < 1) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ": frames must be a positive multiple of " + pt
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ": frames must be a positive multiple of " + pt
                     + " and height/width positive multiples of " + p);
         }
-        requireShape("timestep", timestep, b);
+        Tensors.requireShape("timestep", timestep, b);
         if (encoderHidden.dim() != 3 || encoderHidden.size(0) != b || encoderHidden.size(2) != config.textEmbedDim() || encoderHidden.size(1) < 1) {
-            throw new IllegalArgumentException("encoder hidden states have shape " + shape(encoderHidden) + ", expected [" + b + ", S, "
+            throw new IllegalArgumentException("encoder hidden states have shape " + Tensors.shapeString(encoderHidden) + ", expected [" + b + ", S, "
                     + config.textEmbedDim() + "]");
         }
-        requireShape("encoder attention mask", encoderMask, b, encoderHidden.size(1));
+        Tensors.requireShape("encoder attention mask", encoderMask, b, encoderHidden.size(1));
         // a host read: done here for a CPU mask only; the pipeline checks its mask once per request before moving it
         if (encoderMask.is_cpu()) requireRealTokens(encoderMask);
-        requireShape("pooled projections", pooled, b, config.pooledProjectionDim());
+        Tensors.requireShape("pooled projections", pooled, b, config.pooledProjectionDim());
         if (config.guidanceEmbeds()) {
             if (guidance == null) throw new IllegalArgumentException("this model embeds the guidance scale: guidance [" + b + "] is required");
-            requireShape("guidance", guidance, b);
+            Tensors.requireShape("guidance", guidance, b);
         }
-    }
-
-    private static void requireShape(String what, Tensor t, long... expected) {
-        if (!Arrays.equals(Tensors.shape(t), expected)) {
-            throw new IllegalArgumentException(what + " has shape " + shape(t) + ", expected " + Arrays.toString(expected));
-        }
-    }
-
-    private static String shape(Tensor t) {
-        return Arrays.toString(Tensors.shape(t));
     }
 
     @Override

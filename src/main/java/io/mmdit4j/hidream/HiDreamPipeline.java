@@ -37,9 +37,7 @@ import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,7 +47,6 @@ import java.util.List;
 import java.util.Set;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.full;
 
 /**
  * HiDream-I1 (Full, Dev, Fast) text-to-image as diffusers' {@code HiDreamImagePipeline.__call__} (0.35): the request
@@ -375,8 +372,7 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
         try {
             layout = model.layout((int) shape[2], (int) shape[3], projected.textLength(), projected.llamaLength());
             pooled = Transfers.toOwned(cond.pooled(), device());
-            timesteps = StepTable.of(schedule.steps(),
-                    i -> full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device());
+            timesteps = StepTable.timesteps(schedule, rows, device());
         } catch (RuntimeException e) {
             if (layout != null) layout.close();
             Native.release(pooled);

@@ -243,8 +243,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
             prompt = Transfers.toOwned(emb.promptEmbeds(), device);
             mask = Transfers.toOwned(emb.attentionMask(), device);
             pooled = Transfers.toOwned(emb.pooled(), device);
-            timesteps = StepTable.of(schedule.steps(),
-                    i -> full(new long[] {batch}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device);
+            timesteps = StepTable.timesteps(schedule, batch, device);
             rope = transformer.rope(latentFrames(s) / c.patchSizeT(), s.height() / 8 / c.patchSize(), s.width() / 8 / c.patchSize());
         } catch (RuntimeException e) {
             Native.release(g);

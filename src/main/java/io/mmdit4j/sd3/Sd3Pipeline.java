@@ -34,9 +34,7 @@ import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,7 +44,6 @@ import java.util.List;
 import java.util.Set;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.full;
 
 /**
  * SD3 / SD3.5 text-to-image as diffusers' {@code StableDiffusion3Pipeline.__call__} (MODEL-SPEC D.4): prompts (and
@@ -236,8 +233,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         try {
             context = Transfers.toOwned(cond.context(), device);
             pooled = Transfers.toOwned(cond.pooled(), device);
-            timesteps = StepTable.of(schedule.steps(),
-                    i -> full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device);
+            timesteps = StepTable.timesteps(schedule, rows, device);
         } catch (RuntimeException e) {
             Native.release(context);
             Native.release(pooled);

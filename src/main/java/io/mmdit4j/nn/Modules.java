@@ -44,10 +44,18 @@ public final class Modules {
     public static <T> T loadingModel(StateDict sd, DType compute, boolean offloadBlocks, BiFunction<StateDict, List<AutoCloseable>, T> load) {
         StateDict tensors = offloadBlocks ? sd.keepOnHost(BlockOffload::isBlockWeight) : sd;
         DType.checkCompute(compute);
+        return loadingScoped(built -> load.apply(tensors, built));
+    }
+
+    /**
+     * The frame of a model's {@code fromStateDict}: starts libtorch and runs {@code load} in a PointerScope (its
+     * temporaries), as {@link #loading}: the parts it tracked are closed if it fails half-way.
+     */
+    public static <T> T loadingScoped(Function<List<AutoCloseable>, T> load) {
         Torch.init();
         return loading(built -> {
             try (PointerScope scope = new PointerScope()) {
-                return load.apply(tensors, built);
+                return load.apply(built);
             }
         });
     }

@@ -5,7 +5,7 @@ import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.io.JsonConfigs;
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
@@ -90,11 +90,8 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
 
     /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link Sd3Transformer#offload}). */
     public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
-        Path index = folder.resolve("model_index.json");
-        if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers SD3 folder)");
-        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, Sd3Family.CLASS_NAME);
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        DiffusersFolders.checkModelIndex(folder, Sd3Family.CLASS_NAME, "a diffusers SD3 folder");
+        return Modules.loading(loaded -> {
             Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device, offloadBlocks));
             Sd3TextEncoders text = Modules.track(loaded, Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim(), transformer.device()));
             checkWidths(folder.toString(), text, transformer);
@@ -102,10 +99,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : FlowMatchSchedulerConfig.sd3();
             return new Sd3Pipeline(text, transformer, vae, sched);
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
     private static void checkWidths(String origin, Sd3TextEncoders text, Sd3Transformer t) {

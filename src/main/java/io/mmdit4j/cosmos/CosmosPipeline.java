@@ -6,6 +6,7 @@ import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.Direction;
 import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.nn.Modules;
@@ -35,7 +36,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
@@ -133,21 +133,15 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
      *                   model has no adapter (then no CLIP is loaded and there is no pooled term)
      */
     public static CosmosPipeline load(Path folder, Path adapter, Path clipFolder, DType dtype, DeviceSpec device) {
-        Path index = folder.resolve("model_index.json");
-        if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a Cosmos-Predict2 diffusers folder)");
-        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, CosmosFamily.CLASS_NAME);
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        DiffusersFolders.checkModelIndex(folder, CosmosFamily.CLASS_NAME, "a Cosmos-Predict2 diffusers folder");
+        return Modules.loading(loaded -> {
             CosmosTransformer t = Modules.track(loaded, CosmosTransformer.load(folder.resolve("transformer"), adapter, dtype, device));
             CosmosTextEncoders text = Modules.track(loaded, CosmosTextEncoders.load(folder, clipFolder != null ? clipFolder : folder, dtype, device));
             AutoencoderKLWan vae = Modules.track(loaded, AutoencoderKLWan.load(folder.resolve("vae"), dtype, device));
             Path sched = folder.resolve("scheduler/scheduler_config.json");
             SchedulerConfig sc = Files.isRegularFile(sched) ? SchedulerConfig.read(sched) : SchedulerConfig.predict2();
             return new CosmosPipeline(text, t, vae, sc);
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
     public CosmosTransformer transformer() { return transformer; }

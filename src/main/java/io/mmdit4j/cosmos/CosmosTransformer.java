@@ -7,6 +7,7 @@ import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.io.TensorSource;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
 import io.mmdit4j.nn.Modules;
@@ -18,7 +19,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
@@ -30,7 +30,6 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -120,7 +119,7 @@ public final class CosmosTransformer implements AutoCloseable {
     public static CosmosTransformer load(Path model, Path adapter, DType compute, DeviceSpec device) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path weights = transformerPath(model);
+        Path weights = TransformerFiles.transformerPath(model);
         List<TensorSource> sources = new ArrayList<>();
         try {
             TensorSource base = CosmosWeights.open(weights);
@@ -128,8 +127,8 @@ public final class CosmosTransformer implements AutoCloseable {
             TensorSource extra = adapter == null ? null : CosmosWeights.open(adapter);
             if (extra != null) sources.add(extra);
             StateDict sd = CosmosWeights.merged(base, extra);
-            CosmosConfig c = Files.isDirectory(weights) && Files.isRegularFile(weights.resolve("config.json"))
-                    ? CosmosConfig.fromDiffusersConfig(weights.resolve("config.json")) : CosmosConfig.detect(sd);
+            Path json = TransformerFiles.configJson(weights);
+            CosmosConfig c = json != null ? CosmosConfig.fromDiffusersConfig(json) : CosmosConfig.detect(sd);
             return fromStateDict(sd.onDevice(device), c, compute);
         } finally {
             sources.forEach(TensorSource::close); // loaded tensors keep their mappings alive on their own
@@ -138,20 +137,12 @@ public final class CosmosTransformer implements AutoCloseable {
 
     /** The configuration of a checkpoint from its config.json or its tensors; reads headers only. */
     public static CosmosConfig inspect(Path model) {
-        Path weights = transformerPath(model);
-        if (Files.isDirectory(weights) && Files.isRegularFile(weights.resolve("config.json"))) {
-            return CosmosConfig.fromDiffusersConfig(weights.resolve("config.json"));
-        }
+        Path weights = TransformerFiles.transformerPath(model);
+        Path json = TransformerFiles.configJson(weights);
+        if (json != null) return CosmosConfig.fromDiffusersConfig(json);
         try (TensorSource s = CosmosWeights.open(weights)) {
             return CosmosConfig.detect(CosmosWeights.merged(s, null));
         }
-    }
-
-    static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
     }
 
     /** A shapes-only model on the meta device (with an adapter of pooled width {@code pooledDim}, or none when 0). */
@@ -181,12 +172,9 @@ public final class CosmosTransformer implements AutoCloseable {
      * Builds the model from diffusers-named tensors plus, when present, the adapter's ({@code scales},
      * {@code text_embedder_clip.*}); fails on missing, mis-shaped or unexpected tensors.
      */
-    public static CosmosTransformer fromStateDict(StateDict sd, CosmosConfig c, DType compute) {
-        DType.checkCompute(compute);
-        Torch.init();
-        long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static CosmosTransformer fromStateDict(StateDict weights, CosmosConfig c, DType compute) {
+        return Modules.loadingModel(weights, compute, false, (sd, built) -> {
+            long dim = c.innerDim();
             Linear patch = Modules.track(built, Linear.loadNoBias(sd, "patch_embed.proj", c.patchInputs(), dim, compute));
             Linear t1 = Modules.track(built, Linear.loadNoBias(sd, "time_embed.t_embedder.linear_1", dim, dim, compute));
             Linear t2 = Modules.track(built, Linear.loadNoBias(sd, "time_embed.t_embedder.linear_2", dim, 3 * dim, compute));
@@ -199,10 +187,7 @@ public final class CosmosTransformer implements AutoCloseable {
                     ? Modules.track(built, PooledClipAdapter.load(sd, c.numLayers(), c.conditioningDim(), compute)) : null;
             sd.requireAllTaken();
             return new CosmosTransformer(c, compute, sd.device(), patch, new MlpEmbedder(t1, t2), norm, List.copyOf(blocks), normOut, projOut, adapter);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     public CosmosConfig config() { return config; }
@@ -493,35 +478,25 @@ public final class CosmosTransformer implements AutoCloseable {
         if (hidden == null || timestep == null || text == null) throw new IllegalArgumentException("hidden, timestep and text are required");
         int[] p = config.patchSize();
         if (hidden.dim() != 5 || hidden.size(1) != config.inChannels()) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
         }
         if (hidden.size(0) < 1 || hidden.size(2) < 1 || hidden.size(2) % p[0] != 0 || hidden.size(3) < p[1] || hidden.size(3) % p[1] != 0
                 || hidden.size(4) < p[2] || hidden.size(4) % p[2] != 0) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ": frames, height and width must be positive multiples of "
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ": frames, height and width must be positive multiples of "
                     + "the patch size " + Arrays.toString(p));
         }
         long b = hidden.size(0);
-        requireShape("timestep", timestep, b);
+        Tensors.requireShape("timestep", timestep, b);
         if (text.dim() != 3 || text.size(0) != b || text.size(2) != config.textEmbedDim() || text.size(1) < 1) {
-            throw new IllegalArgumentException("text (T5) states have shape " + shape(text) + ", expected [" + b + ", L, " + config.textEmbedDim() + "]");
+            throw new IllegalArgumentException("text (T5) states have shape " + Tensors.shapeString(text) + ", expected [" + b + ", L, " + config.textEmbedDim() + "]");
         }
         if (paddingMask != null && (paddingMask.dim() != 4 || (paddingMask.size(0) != 1 && paddingMask.size(0) != b) || paddingMask.size(1) != 1)) {
-            throw new IllegalArgumentException("padding mask has shape " + shape(paddingMask) + ", expected [1, 1, H, W]");
+            throw new IllegalArgumentException("padding mask has shape " + Tensors.shapeString(paddingMask) + ", expected [1, 1, H, W]");
         }
-        if (pooled != null && adapter != null) requireShape("pooled projections", pooled, b, adapter.pooledDim());
+        if (pooled != null && adapter != null) Tensors.requireShape("pooled projections", pooled, b, adapter.pooledDim());
         if (pooled != null && adapter == null && pooled.dim() != 2) {
-            throw new IllegalArgumentException("pooled projections have shape " + shape(pooled) + ", expected [" + b + ", P]");
+            throw new IllegalArgumentException("pooled projections have shape " + Tensors.shapeString(pooled) + ", expected [" + b + ", P]");
         }
-    }
-
-    private static void requireShape(String what, Tensor t, long... expected) {
-        if (!Arrays.equals(Tensors.shape(t), expected)) {
-            throw new IllegalArgumentException(what + " has shape " + shape(t) + ", expected " + Arrays.toString(expected));
-        }
-    }
-
-    private static String shape(Tensor t) {
-        return Arrays.toString(Tensors.shape(t));
     }
 
     @Override

@@ -73,18 +73,14 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         if (!Files.isRegularFile(folder.resolve("model_index.json"))) {
             throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers FLUX folder)");
         }
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        return Modules.loading(loaded -> {
             FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype, device));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : defaultScheduler(transformer);
             return new FluxPipeline(text, transformer, vae, sched);
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
     /**
@@ -98,16 +94,12 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     /** As {@link #loadParts(Path, Path, Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded. */
     public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device, boolean offloadBlocks) {
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        return Modules.loading(loaded -> {
             FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype, device));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
             return new FluxPipeline(text, transformer, vae, defaultScheduler(transformer));
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
     private static FlowMatchSchedulerConfig defaultScheduler(FluxTransformer t) {

@@ -1,6 +1,6 @@
 package io.mmdit4j.flux;
 
-import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
@@ -14,7 +14,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -59,11 +58,7 @@ public final class FluxTextEncoders implements AutoCloseable {
 
     /** {@link #load(Path, DType)} with CLIP and T5 on {@code device} (the transformer's): their outputs stay there. */
     public static FluxTextEncoders load(Path folder, DType dtype, io.mmdit4j.runtime.DeviceSpec device) {
-        for (String part : new String[] {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
-            if (!Files.isDirectory(folder.resolve(part))) {
-                throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers FLUX folder or text-encoder folder)");
-            }
-        }
+        DiffusersFolders.requireParts(folder, "a diffusers FLUX folder or text-encoder folder", "tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2");
         ClipTextModel clip = ClipTextModel.load(folder.resolve("text_encoder"), dtype, device);
         try {
             return new FluxTextEncoders(ClipTokenizer.fromFolder(folder.resolve("tokenizer")), clip,

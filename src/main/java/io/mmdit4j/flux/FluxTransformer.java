@@ -7,8 +7,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.AdaLayerNormContinuous;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
@@ -20,7 +19,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -109,27 +107,18 @@ public final class FluxTransformer implements AutoCloseable {
     public static FluxTransformer load(Path path, DType compute, int[] axesDims, DeviceSpec device, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
-            StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd, axesDims), compute, offloadBlocks);
-        }
+        return TransformerFiles.read(path, FluxTransformer::diffusersNamed,
+                (weights, sd) -> fromStateDict(sd.onDevice(device), config(weights, sd, axesDims), compute, offloadBlocks));
     }
 
     /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
     public static FluxConfig inspect(Path path, int[] axesDims) {
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) {
-            return config(weights, diffusersNamed(StateDict.of(source)), axesDims);
-        }
+        return TransformerFiles.read(path, FluxTransformer::diffusersNamed, (weights, sd) -> config(weights, sd, axesDims));
     }
 
-    /** The transformer weights {@link #load} reads for {@code path}: a model folder's {@code transformer/}, else the path. */
+    /** The transformer weights {@link #load} reads for {@code path}: {@link TransformerFiles#transformerPath}. */
     public static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
+        return TransformerFiles.transformerPath(path);
     }
 
     private static StateDict diffusersNamed(StateDict sd) {
@@ -137,9 +126,8 @@ public final class FluxTransformer implements AutoCloseable {
     }
 
     private static FluxConfig config(Path weights, StateDict sd, int[] axesDims) {
-        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
-            return FluxConfig.fromDiffusersConfig(weights.resolve("config.json"));
-        }
+        Path json = TransformerFiles.configJson(weights);
+        if (json != null) return FluxConfig.fromDiffusersConfig(json);
         return FluxConfig.detect(sd, axesDims != null ? axesDims : axesBeside(weights));
     }
 
@@ -204,13 +192,9 @@ public final class FluxTransformer implements AutoCloseable {
      * the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
      * changes on the CPU).
      */
-    public static FluxTransformer fromStateDict(StateDict sd, FluxConfig c, DType compute, boolean offloadBlocks) {
-        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
-        DType.checkCompute(compute);
-        Torch.init();
-        long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static FluxTransformer fromStateDict(StateDict weights, FluxConfig c, DType compute, boolean offloadBlocks) {
+        return Modules.loadingModel(weights, compute, offloadBlocks, (sd, built) -> {
+            long dim = c.innerDim();
             Linear xEmb = Modules.track(built, Linear.load(sd, "x_embedder", c.inChannels(), dim, compute));
             MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
             MlpEmbedder guidance = c.guidanceEmbeds()
@@ -230,10 +214,7 @@ public final class FluxTransformer implements AutoCloseable {
             sd.requireAllTaken();
             return new FluxTransformer(c, compute, sd.device(), xEmb, timestep, guidance, text, ctxEmb, List.copyOf(doubles), List.copyOf(singles),
                     normOut, projOut, sd.built(Linear.class), offloadBlocks);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
 

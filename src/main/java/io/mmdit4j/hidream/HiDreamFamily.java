@@ -138,9 +138,7 @@ public final class HiDreamFamily implements ModelFamily {
             throw new InvalidRequestException(model + ": HiDream generation needs a diffusers folder (model_index.json with transformer/, vae/, "
                     + "the text encoders and tokenizers), not a single file");
         }
-        Path index = model.resolve("model_index.json");
-        if (!Files.isRegularFile(index)) throw new ModelFormatException(model + ": no model_index.json (expected a diffusers HiDream folder)");
-        io.mmdit4j.io.JsonConfigs.checkClass(io.mmdit4j.io.JsonConfigs.readObject(index), index, CLASS_NAME);
+        io.mmdit4j.io.DiffusersFolders.checkModelIndex(model, CLASS_NAME, "a diffusers HiDream folder");
     }
 
     /**

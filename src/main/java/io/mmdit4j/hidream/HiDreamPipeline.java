@@ -5,6 +5,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.guidance.ModulationVisitor;
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.io.JsonConfigs;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.nn.Modules;
@@ -37,19 +38,15 @@ import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.full;
 
 /**
  * HiDream-I1 (Full, Dev, Fast) text-to-image as diffusers' {@code HiDreamImagePipeline.__call__} (0.35): the request
@@ -174,16 +171,11 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
      * transformer when denoising starts.
      */
     public static HiDreamPipeline load(Path folder, Path llama, Path llamaTokenizer, DType dtype, DeviceSpec device, boolean offloadText) {
-        Path index = folder.resolve("model_index.json");
-        if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers HiDream folder)");
-        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, HiDreamFamily.CLASS_NAME);
-        for (String part : new String[] {"transformer", "vae"}) {
-            if (!Files.isDirectory(folder.resolve(part))) throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers HiDream folder)");
-        }
+        DiffusersFolders.checkModelIndex(folder, HiDreamFamily.CLASS_NAME, "a diffusers HiDream folder");
+        DiffusersFolders.requireParts(folder, "a diffusers HiDream folder", "transformer", "vae");
         Scheduler scheduler = scheduler(folder);
         HiDreamConfig config = HiDreamTransformer.inspect(folder.resolve("transformer"));
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        return Modules.loading(loaded -> {
             HiDreamTextEncoders text = Modules.track(loaded, HiDreamTextEncoders.load(HiDreamTextEncoders.Sources.of(folder, llama, llamaTokenizer),
                     dtype, offloadText, device));
             checkWidths(folder.toString(), text, config, null);
@@ -192,10 +184,7 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
                     Offloadable.of("HiDream transformer", () -> HiDreamTransformer.load(folder.resolve("transformer"), dtype, device), offloadText));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             return new HiDreamPipeline(text, transformer, pooled, config, vae, scheduler, dtype, device);
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
     private static void checkWidths(String origin, HiDreamTextEncoders text, HiDreamConfig c, AutoencoderKL vae) {
@@ -375,8 +364,7 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
         try {
             layout = model.layout((int) shape[2], (int) shape[3], projected.textLength(), projected.llamaLength());
             pooled = Transfers.toOwned(cond.pooled(), device());
-            timesteps = StepTable.of(schedule.steps(),
-                    i -> full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device());
+            timesteps = StepTable.timesteps(schedule, rows, device());
         } catch (RuntimeException e) {
             if (layout != null) layout.close();
             Native.release(pooled);

@@ -7,8 +7,7 @@ import io.mmdit4j.guidance.ModulationVisitor;
 import io.mmdit4j.io.ParameterShapes;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
 import io.mmdit4j.nn.Modules;
@@ -20,7 +19,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -29,12 +27,12 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 import static org.bytedeco.pytorch.global.torch.cat;
 import static org.bytedeco.pytorch.global.torch.ones;
@@ -94,32 +92,22 @@ public final class HiDreamTransformer implements AutoCloseable {
     public static HiDreamTransformer load(Path path, DType compute, DeviceSpec device) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path folder = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(folder)) {
-            StateDict sd = StateDict.of(source);
-            return fromStateDict(sd.onDevice(device), config(folder, sd), compute);
-        }
+        return TransformerFiles.read(path, UnaryOperator.identity(), (folder, sd) -> fromStateDict(sd.onDevice(device), config(folder, sd), compute));
     }
 
     /** The configuration of a checkpoint: its config.json checked against the tensors, else detected from them. Headers only. */
     public static HiDreamConfig inspect(Path path) {
-        Path folder = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(folder)) {
-            return config(folder, StateDict.of(source));
-        }
+        return TransformerFiles.read(path, UnaryOperator.identity(), HiDreamTransformer::config);
     }
 
-    /** {@code path/transformer} for a pipeline folder, else {@code path}. */
+    /** {@code path/transformer} for a pipeline folder, else {@code path}: {@link TransformerFiles#transformerPath}. */
     public static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
+        return TransformerFiles.transformerPath(path);
     }
 
     private static HiDreamConfig config(Path folder, StateDict sd) {
-        Path json = Files.isDirectory(folder) ? folder.resolve("config.json") : null;
-        if (json == null || !Files.isRegularFile(json)) {
+        Path json = TransformerFiles.configJson(folder);
+        if (json == null) {
             if (!HiDreamConfig.recognizes(sd.keys())) {
                 throw new io.mmdit4j.io.ModelFormatException(sd.origin() + ": not a HiDream transformer checkpoint (no "
                         + "'p_embedder.pooled_embedder' / 'double_stream_blocks.N.' tensors)");
@@ -147,12 +135,9 @@ public final class HiDreamTransformer implements AutoCloseable {
     }
 
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
-    public static HiDreamTransformer fromStateDict(StateDict sd, HiDreamConfig c, DType compute) {
-        DType.checkCompute(compute);
-        Torch.init();
-        long d = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static HiDreamTransformer fromStateDict(StateDict weights, HiDreamConfig c, DType compute) {
+        return Modules.loadingModel(weights, compute, false, (sd, built) -> {
+            long d = c.innerDim();
             Linear x = Modules.track(built, Linear.load(sd, "x_embedder.proj", c.patchFeatures(), d, compute));
             MlpEmbedder t = Modules.track(built, MlpEmbedder.load(sd, "t_embedder.timestep_embedder", 256, d, compute));
             MlpEmbedder p = Modules.track(built, MlpEmbedder.load(sd, "p_embedder.pooled_embedder", c.textEmbDim(), d, compute));
@@ -174,10 +159,7 @@ public final class HiDreamTransformer implements AutoCloseable {
             sd.requireAllTaken();
             return new HiDreamTransformer(c, compute, sd.device(), x, t, p, List.copyOf(doubles), List.copyOf(singles), finalAdaLN,
                     finalLinear, List.copyOf(captions));
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     public HiDreamConfig config() { return config; }

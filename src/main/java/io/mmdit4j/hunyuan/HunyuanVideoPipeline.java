@@ -6,7 +6,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
-import io.mmdit4j.io.JsonConfigs;
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.nn.Rope;
@@ -32,7 +32,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 
@@ -106,24 +105,16 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
 
     /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link HunyuanVideoTransformer#offload}). */
     public static HunyuanVideoPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
-        Path index = folder.resolve("model_index.json");
-        if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers HunyuanVideo folder)");
-        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, HunyuanVideoFamily.CLASS_NAME);
-        for (String part : new String[] {"transformer", "vae"}) {
-            if (!Files.isDirectory(folder.resolve(part))) throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers HunyuanVideo folder)");
-        }
+        DiffusersFolders.checkModelIndex(folder, HunyuanVideoFamily.CLASS_NAME, "a diffusers HunyuanVideo folder");
+        DiffusersFolders.requireParts(folder, "a diffusers HunyuanVideo folder", "transformer", "vae");
         FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                 ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : defaultSchedulerConfig();
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        return Modules.loading(loaded -> {
             HunyuanVideoTransformer transformer = track(loaded, HunyuanVideoTransformer.load(folder.resolve("transformer"), dtype, device, null, offloadBlocks));
             AutoencoderKLHunyuanVideo vae = track(loaded, AutoencoderKLHunyuanVideo.load(folder.resolve("vae"), null, dtype, device));
             HunyuanPromptEncoder text = track(loaded, HunyuanPromptEncoder.load(folder, dtype, device));
             return new HunyuanVideoPipeline(text, transformer, vae, sched, AutoencoderKLHunyuanVideo.Tiling.DIFFUSERS_DEFAULT);
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
     private static <T extends AutoCloseable> T track(List<AutoCloseable> list, T t) {
@@ -243,8 +234,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
             prompt = Transfers.toOwned(emb.promptEmbeds(), device);
             mask = Transfers.toOwned(emb.attentionMask(), device);
             pooled = Transfers.toOwned(emb.pooled(), device);
-            timesteps = StepTable.of(schedule.steps(),
-                    i -> full(new long[] {batch}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device);
+            timesteps = StepTable.timesteps(schedule, batch, device);
             rope = transformer.rope(latentFrames(s) / c.patchSizeT(), s.height() / 8 / c.patchSize(), s.width() / 8 / c.patchSize());
         } catch (RuntimeException e) {
             Native.release(g);

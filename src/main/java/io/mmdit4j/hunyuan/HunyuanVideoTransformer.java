@@ -5,8 +5,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.AdaLayerNormContinuous;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
@@ -18,7 +17,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -29,7 +27,6 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -109,11 +106,8 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     public static HunyuanVideoTransformer load(Path path, DType compute, DeviceSpec device, int[] ropeAxesDim, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
-            StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute, offloadBlocks);
-        }
+        return TransformerFiles.read(path, HunyuanVideoTransformer::diffusersNamed,
+                (weights, sd) -> fromStateDict(sd.onDevice(device), config(weights, sd, ropeAxesDim), compute, offloadBlocks));
     }
 
     public static HunyuanVideoTransformer load(Path path, DType compute) {
@@ -122,17 +116,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
 
     /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
     public static HunyuanVideoConfig inspect(Path path) {
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) {
-            return config(weights, diffusersNamed(StateDict.of(source)), null);
-        }
-    }
-
-    private static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
+        return TransformerFiles.read(path, HunyuanVideoTransformer::diffusersNamed, (weights, sd) -> config(weights, sd, null));
     }
 
     private static StateDict diffusersNamed(StateDict sd) {
@@ -140,9 +124,8 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
     }
 
     private static HunyuanVideoConfig config(Path weights, StateDict sd, int[] ropeAxesDim) {
-        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
-            return HunyuanVideoConfig.fromDiffusersConfig(weights.resolve("config.json"));
-        }
+        Path json = TransformerFiles.configJson(weights);
+        if (json != null) return HunyuanVideoConfig.fromDiffusersConfig(json);
         return HunyuanVideoConfig.detect(sd, ropeAxesDim);
     }
 
@@ -176,13 +159,9 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
      * stay on the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
      * changes on the CPU).
      */
-    public static HunyuanVideoTransformer fromStateDict(StateDict sd, HunyuanVideoConfig c, DType compute, boolean offloadBlocks) {
-        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
-        DType.checkCompute(compute);
-        Torch.init();
-        long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static HunyuanVideoTransformer fromStateDict(StateDict weights, HunyuanVideoConfig c, DType compute, boolean offloadBlocks) {
+        return Modules.loadingModel(weights, compute, offloadBlocks, (sd, built) -> {
+            long dim = c.innerDim();
             HunyuanVideoPatchEmbed xEmb = Modules.track(built, HunyuanVideoPatchEmbed.load(sd, "x_embedder", c, compute));
             HunyuanVideoTokenRefiner refiner = Modules.track(built, HunyuanVideoTokenRefiner.load(sd, "context_embedder.", c, compute));
             MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
@@ -202,10 +181,7 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
             sd.requireAllTaken();
             return new HunyuanVideoTransformer(c, compute, sd.device(), xEmb, refiner, timestep, guidance, text, List.copyOf(duals),
                     List.copyOf(singles), normOut, projOut, sd.built(Linear.class), offloadBlocks);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
 
@@ -406,37 +382,27 @@ public final class HunyuanVideoTransformer implements AutoCloseable {
             throw new IllegalArgumentException("hidden, timestep, encoderHidden, encoderMask and pooled are required");
         }
         if (hidden.dim() != 5 || hidden.size(1) != config.inChannels()) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ", expected [B, " + config.inChannels() + ", F, H, W]");
         }
         long b = hidden.size(0);
         int p = config.patchSize(), pt = config.patchSizeT();
         if (hidden.size(2) % pt != 0 || hidden.size(3) % p != 0 || hidden.size(4) % p != 0 || hidden.size(2) < 1 || hidden.size(3) < 1 || hidden.size(4) < 1) {
-            throw new IllegalArgumentException("hidden states have shape " + shape(hidden) + ": frames must be a positive multiple of " + pt
+            throw new IllegalArgumentException("hidden states have shape " + Tensors.shapeString(hidden) + ": frames must be a positive multiple of " + pt
                     + " and height/width positive multiples of " + p);
         }
-        requireShape("timestep", timestep, b);
+        Tensors.requireShape("timestep", timestep, b);
         if (encoderHidden.dim() != 3 || encoderHidden.size(0) != b || encoderHidden.size(2) != config.textEmbedDim() || encoderHidden.size(1) < 1) {
-            throw new IllegalArgumentException("encoder hidden states have shape " + shape(encoderHidden) + ", expected [" + b + ", S, "
+            throw new IllegalArgumentException("encoder hidden states have shape " + Tensors.shapeString(encoderHidden) + ", expected [" + b + ", S, "
                     + config.textEmbedDim() + "]");
         }
-        requireShape("encoder attention mask", encoderMask, b, encoderHidden.size(1));
+        Tensors.requireShape("encoder attention mask", encoderMask, b, encoderHidden.size(1));
         // a host read: done here for a CPU mask only; the pipeline checks its mask once per request before moving it
         if (encoderMask.is_cpu()) requireRealTokens(encoderMask);
-        requireShape("pooled projections", pooled, b, config.pooledProjectionDim());
+        Tensors.requireShape("pooled projections", pooled, b, config.pooledProjectionDim());
         if (config.guidanceEmbeds()) {
             if (guidance == null) throw new IllegalArgumentException("this model embeds the guidance scale: guidance [" + b + "] is required");
-            requireShape("guidance", guidance, b);
+            Tensors.requireShape("guidance", guidance, b);
         }
-    }
-
-    private static void requireShape(String what, Tensor t, long... expected) {
-        if (!Arrays.equals(Tensors.shape(t), expected)) {
-            throw new IllegalArgumentException(what + " has shape " + shape(t) + ", expected " + Arrays.toString(expected));
-        }
-    }
-
-    private static String shape(Tensor t) {
-        return Arrays.toString(Tensors.shape(t));
     }
 
     @Override

@@ -17,6 +17,11 @@ public record TensorInfo(String name, DType dtype, long[] shape, long begin, lon
     }
 
     public long numel() {
+        return numel(shape);
+    }
+
+    /** The number of elements of a tensor of {@code shape} (1 for a scalar). */
+    public static long numel(long[] shape) {
         long n = 1;
         for (long s : shape) n *= s;
         return n;

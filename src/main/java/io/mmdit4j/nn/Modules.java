@@ -3,6 +3,8 @@ package io.mmdit4j.nn;
 import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Torch;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.ArrayList;
@@ -32,6 +34,30 @@ public final class Modules {
             closeAll(built);
             throw e;
         }
+    }
+
+    /**
+     * The frame of a transformer's {@code fromStateDict}: with {@code offloadBlocks} the blocks' weights stay on the host
+     * ({@link BlockOffload#isBlockWeight}); then checks the compute dtype, starts libtorch and runs {@code load} on the
+     * tensors in a PointerScope (its temporaries), as {@link #loading}: the parts it tracked are closed if it fails half-way.
+     */
+    public static <T> T loadingModel(StateDict sd, DType compute, boolean offloadBlocks, BiFunction<StateDict, List<AutoCloseable>, T> load) {
+        StateDict tensors = offloadBlocks ? sd.keepOnHost(BlockOffload::isBlockWeight) : sd;
+        DType.checkCompute(compute);
+        return loadingScoped(built -> load.apply(tensors, built));
+    }
+
+    /**
+     * The frame of a model's {@code fromStateDict}: starts libtorch and runs {@code load} in a PointerScope (its
+     * temporaries), as {@link #loading}: the parts it tracked are closed if it fails half-way.
+     */
+    public static <T> T loadingScoped(Function<List<AutoCloseable>, T> load) {
+        Torch.init();
+        return loading(built -> {
+            try (PointerScope scope = new PointerScope()) {
+                return load.apply(built);
+            }
+        });
     }
 
     /**

@@ -34,6 +34,18 @@ public final class Tensors {
         return Arrays.toString(shape);
     }
 
+    /** {@code t}'s shape as {@code [a, b, c]}, for messages. */
+    public static String shapeString(Tensor t) {
+        return shapeString(shape(t));
+    }
+
+    /** Fails with {@code "<what> has shape [..], expected [..]"} unless {@code t}'s shape is exactly {@code expected}. */
+    public static void requireShape(String what, Tensor t, long... expected) {
+        if (!Arrays.equals(shape(t), expected)) {
+            throw new IllegalArgumentException(what + " has shape " + shapeString(t) + ", expected " + Arrays.toString(expected));
+        }
+    }
+
     public static DType dtype(Tensor t) {
         return DType.of(t.scalar_type());
     }

@@ -4,11 +4,15 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Transfers;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.util.function.IntFunction;
 
+import static org.bytedeco.pytorch.global.torch.full;
 import static org.bytedeco.pytorch.global.torch.stack;
 
 /**
@@ -32,6 +36,14 @@ public final class StepTable implements AutoCloseable {
             for (int i = 0; i < steps; i++) rows.push_back(row.apply(i));
             return new StepTable(Transfers.toOwned(stack(rows, 0), device));
         }
+    }
+
+    /**
+     * Every step's timestep, {@code schedule.timestep(i)} repeated {@code rows} times in fp32 ({@code [rows]} a step), on
+     * {@code device}: the timestep argument of the transformers that take the scheduler's timesteps as they are.
+     */
+    public static StepTable timesteps(Schedule schedule, long rows, DeviceSpec device) {
+        return of(schedule.steps(), i -> full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device);
     }
 
     /**

@@ -5,7 +5,7 @@ import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.GuidancePlan;
 import io.mmdit4j.guidance.ModulationGuidance;
-import io.mmdit4j.io.JsonConfigs;
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.lora.LoraAdapter;
 import io.mmdit4j.lora.LoraReport;
@@ -34,9 +34,7 @@ import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,7 +44,6 @@ import java.util.List;
 import java.util.Set;
 
 import static org.bytedeco.pytorch.global.torch.cat;
-import static org.bytedeco.pytorch.global.torch.full;
 
 /**
  * SD3 / SD3.5 text-to-image as diffusers' {@code StableDiffusion3Pipeline.__call__} (MODEL-SPEC D.4): prompts (and
@@ -93,11 +90,8 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
 
     /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link Sd3Transformer#offload}). */
     public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
-        Path index = folder.resolve("model_index.json");
-        if (!Files.isRegularFile(index)) throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers SD3 folder)");
-        JsonConfigs.checkClass(JsonConfigs.readObject(index), index, Sd3Family.CLASS_NAME);
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        DiffusersFolders.checkModelIndex(folder, Sd3Family.CLASS_NAME, "a diffusers SD3 folder");
+        return Modules.loading(loaded -> {
             Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device, offloadBlocks));
             Sd3TextEncoders text = Modules.track(loaded, Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim(), transformer.device()));
             checkWidths(folder.toString(), text, transformer);
@@ -105,10 +99,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : FlowMatchSchedulerConfig.sd3();
             return new Sd3Pipeline(text, transformer, vae, sched);
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
     private static void checkWidths(String origin, Sd3TextEncoders text, Sd3Transformer t) {
@@ -236,8 +227,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         try {
             context = Transfers.toOwned(cond.context(), device);
             pooled = Transfers.toOwned(cond.pooled(), device);
-            timesteps = StepTable.of(schedule.steps(),
-                    i -> full(new long[] {rows}, new Scalar((double) schedule.timestep(i)), new TensorOptions(ScalarType.Float)), device);
+            timesteps = StepTable.timesteps(schedule, rows, device);
         } catch (RuntimeException e) {
             Native.release(context);
             Native.release(pooled);

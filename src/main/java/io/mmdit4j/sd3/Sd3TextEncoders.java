@@ -1,5 +1,6 @@
 package io.mmdit4j.sd3;
 
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.io.ModelFormatException;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
@@ -17,7 +18,6 @@ import org.bytedeco.pytorch.TensorVector;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 import static org.bytedeco.pytorch.global.torch.cat;
@@ -97,17 +97,12 @@ public final class Sd3TextEncoders implements AutoCloseable {
 
     /** {@link #load(Path, DType, int)} with the three encoders on {@code device} (the transformer's): their outputs stay there. */
     public static Sd3TextEncoders load(Path folder, DType dtype, int jointDimWithoutT5, io.mmdit4j.runtime.DeviceSpec device) {
-        for (String part : new String[] {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
-            if (!Files.isDirectory(folder.resolve(part))) {
-                throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers SD3 folder)");
-            }
-        }
+        DiffusersFolders.requireParts(folder, "a diffusers SD3 folder", "tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2");
         boolean hasT5 = Files.isDirectory(folder.resolve("text_encoder_3"));
         if (hasT5 && !Files.isDirectory(folder.resolve("tokenizer_3"))) {
             throw new ModelFormatException(folder + ": 'text_encoder_3/' is present but 'tokenizer_3/' is missing");
         }
-        List<AutoCloseable> loaded = new ArrayList<>();
-        try {
+        return Modules.loading(loaded -> {
             ClipTokenizer tokL = ClipTokenizer.fromFolder(folder.resolve("tokenizer"));
             ClipTokenizer tokG = ClipTokenizer.fromFolder(folder.resolve("tokenizer_2"));
             ClipTextModel l = Modules.track(loaded, ClipTextModel.load(folder.resolve("text_encoder"), dtype, device));
@@ -115,10 +110,7 @@ public final class Sd3TextEncoders implements AutoCloseable {
             T5Tokenizer tok3 = hasT5 ? T5Tokenizer.fromFolder(folder.resolve("tokenizer_3")) : null;
             T5Encoder t5 = hasT5 ? Modules.track(loaded, T5Encoder.load(folder.resolve("text_encoder_3"), dtype, device)) : null;
             return new Sd3TextEncoders(tokL, l, tokG, g, tok3, t5, t5 != null ? t5.config().dModel() : jointDimWithoutT5);
-        } catch (RuntimeException e) {
-            loaded.forEach(Modules::closeQuietly);
-            throw e;
-        }
+        });
     }
 
 

@@ -5,8 +5,7 @@ import io.mmdit4j.guidance.ConditioningObserver;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.io.RandomWeights;
 import io.mmdit4j.io.StateDict;
-import io.mmdit4j.io.TensorSource;
-import io.mmdit4j.io.WeightFiles;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.nn.AdaLayerNormContinuous;
 import io.mmdit4j.nn.Linear;
 import io.mmdit4j.nn.MlpEmbedder;
@@ -17,14 +16,12 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -92,26 +89,13 @@ public final class Sd3Transformer implements AutoCloseable {
     public static Sd3Transformer load(Path path, DType compute, DeviceSpec device, boolean offloadBlocks) {
         DType.checkCompute(compute);
         device.requireAvailable();
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) { // tensors keep the mapping alive on their own
-            StateDict sd = diffusersNamed(StateDict.of(source));
-            return fromStateDict(sd.onDevice(device), config(weights, sd), compute, offloadBlocks);
-        }
+        return TransformerFiles.read(path, Sd3Transformer::diffusersNamed,
+                (weights, sd) -> fromStateDict(sd.onDevice(device), config(weights, sd), compute, offloadBlocks));
     }
 
     /** The configuration of a checkpoint from its config.json or its tensor names and shapes; reads headers only. */
     public static Sd3Config inspect(Path path) {
-        Path weights = transformerPath(path);
-        try (TensorSource source = WeightFiles.open(weights)) {
-            return config(weights, diffusersNamed(StateDict.of(source)));
-        }
-    }
-
-    private static Path transformerPath(Path path) {
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("config.json")) && Files.isDirectory(path.resolve("transformer"))) {
-            return path.resolve("transformer");
-        }
-        return path;
+        return TransformerFiles.read(path, Sd3Transformer::diffusersNamed, Sd3Transformer::config);
     }
 
     private static StateDict diffusersNamed(StateDict sd) {
@@ -119,9 +103,8 @@ public final class Sd3Transformer implements AutoCloseable {
     }
 
     private static Sd3Config config(Path weights, StateDict sd) {
-        if (Files.isDirectory(weights) && Files.exists(weights.resolve("config.json"))) {
-            return Sd3Config.fromDiffusersConfig(weights.resolve("config.json"));
-        }
+        Path json = TransformerFiles.configJson(weights);
+        if (json != null) return Sd3Config.fromDiffusersConfig(json);
         return Sd3Config.detect(sd);
     }
 
@@ -160,13 +143,9 @@ public final class Sd3Transformer implements AutoCloseable {
      * on the host and move to the device one block at a time while it runs ({@link io.mmdit4j.nn.BlockOffload}; nothing
      * changes on the CPU).
      */
-    public static Sd3Transformer fromStateDict(StateDict sd, Sd3Config c, DType compute, boolean offloadBlocks) {
-        if (offloadBlocks) sd = sd.keepOnHost(io.mmdit4j.nn.BlockOffload::isBlockWeight);
-        DType.checkCompute(compute);
-        Torch.init();
-        long dim = c.innerDim();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+    public static Sd3Transformer fromStateDict(StateDict weights, Sd3Config c, DType compute, boolean offloadBlocks) {
+        return Modules.loadingModel(weights, compute, offloadBlocks, (sd, built) -> {
+            long dim = c.innerDim();
             Sd3PatchEmbed patch = Modules.track(built, Sd3PatchEmbed.load(sd, "pos_embed", c, compute));
             MlpEmbedder timestep = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.timestep_embedder", 256, dim, compute));
             MlpEmbedder text = Modules.track(built, MlpEmbedder.load(sd, "time_text_embed.text_embedder", c.pooledProjectionDim(), dim, compute));
@@ -180,10 +159,7 @@ public final class Sd3Transformer implements AutoCloseable {
             sd.requireAllTaken();
             return new Sd3Transformer(c, compute, sd.device(), patch, timestep, text, ctxEmb, List.copyOf(blocks), normOut, projOut,
                     sd.built(Linear.class), offloadBlocks);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
 

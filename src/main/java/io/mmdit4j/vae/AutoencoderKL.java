@@ -24,7 +24,6 @@ import org.bytedeco.pytorch.TensorVector;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -175,9 +174,7 @@ public final class AutoencoderKL implements AutoCloseable {
     /** Builds the model from diffusers-named tensors; fails on missing, mis-shaped or unexpected tensors. */
     public static AutoencoderKL fromStateDict(StateDict sd, VaeConfig c, DType compute) {
         DType.checkCompute(compute);
-        Torch.init();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+        return Modules.loadingScoped(built -> {
             long latent = c.latentChannels();
             Encoder encoder = Modules.track(built, Encoder.load(sd, c, compute));
             Decoder decoder = Modules.track(built, Decoder.load(sd, c, Conv2d::same, MidBlockAttention::load,
@@ -186,10 +183,7 @@ public final class AutoencoderKL implements AutoCloseable {
             Conv2d postQuant = c.usePostQuantConv() ? Modules.track(built, Conv2d.load(sd, "post_quant_conv", latent, latent, 1, 1, 0, compute)) : null;
             sd.requireAllTaken();
             return new AutoencoderKL(c, compute, sd.device(), encoder, decoder, quant, postQuant);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
 

@@ -4,14 +4,11 @@ import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxInputs;
 import io.mmdit4j.flux.FluxTransformer;
 import io.mmdit4j.guidance.BlockConditioning;
-import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
-import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -68,9 +65,7 @@ public class FluxBlockBenchmarks {
         scope = new PointerScope();
         inputs = Sizes.inputs(size, c);
         rope = model.rope(inputs.txtIds(), inputs.imgIds());
-        Tensor pos = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim());
-        Tensor neg = pos.add(new Scalar(0.5));
-        guidance = ModulationGuidance.builder().term(model.guidanceDelta(pos, neg), 3.0, LayerSchedule.from(1)).build();
+        guidance = Sizes.guidance(model, c);
         long n = inputs.hiddenStates().size(1), t = inputs.encoderHiddenStates().size(1), dim = c.innerDim();
         try (InferenceMode guard = new InferenceMode()) {
             x = org.bytedeco.pytorch.global.torch.randn(new long[] {1, n, dim}, new org.bytedeco.pytorch.TensorOptions(d.scalarType()));

@@ -2,6 +2,12 @@ package io.mmdit4j.bench;
 
 import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxInputs;
+import io.mmdit4j.flux.FluxTransformer;
+import io.mmdit4j.guidance.LayerSchedule;
+import io.mmdit4j.guidance.ModulationGuidance;
+import io.mmdit4j.runtime.Tensors;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
 
 /**
  * The two model sizes of the FLUX benchmarks: {@code tiny} (the demo-sized model, 16x16 latent, 16 text tokens) and
@@ -19,5 +25,15 @@ final class Sizes {
 
     static FluxInputs inputs(String size, FluxConfig c) {
         return size.equals("tiny") ? FluxInputs.random(c, 1, 16, 16, 16, 0, 1.0, 3.5) : FluxInputs.random(c, 1, 32, 32, 128, 0, 1.0, 3.5);
+    }
+
+    /**
+     * The benchmarks' modulation guidance: one term of scale 3 from block 1 on, along {@code TextMLP(pooled+) - TextMLP(pooled-)}
+     * for pooled vectors of zeros and of 0.5s. Its temporaries belong to the caller's PointerScope.
+     */
+    static ModulationGuidance guidance(FluxTransformer model, FluxConfig c) {
+        Tensor pos = Tensors.fromFloats(new float[c.pooledProjectionDim()], 1, c.pooledProjectionDim());
+        Tensor neg = pos.add(new Scalar(0.5));
+        return ModulationGuidance.builder().term(model.guidanceDelta(pos, neg), 3.0, LayerSchedule.from(1)).build();
     }
 }

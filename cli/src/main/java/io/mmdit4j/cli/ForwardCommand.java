@@ -8,6 +8,7 @@ import io.mmdit4j.guidance.GuidanceTerm;
 import io.mmdit4j.guidance.LayerSchedule;
 import io.mmdit4j.guidance.ModulationGuidance;
 import io.mmdit4j.guidance.StepWindow;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.nn.Rope;
 import io.mmdit4j.runtime.DType;
@@ -187,7 +188,7 @@ final class ForwardCommand implements Callable<Integer> {
         if (weights == null) {
             System.out.println("peak RSS: " + peak + " MB (random in-memory weights)");
         } else {
-            Path folder = FluxTransformer.transformerPath(weights);
+            Path folder = TransformerFiles.transformerPath(weights);
             double fileMb = weightFileBytes(folder) / 1048576.0;
             System.out.printf(Locale.ROOT, "peak RSS: %d MB = %.3fx the %.0f MB of weight files in %s; %.0f MB above 1.15x the files%n", peak,
                     peak / fileMb, fileMb, folder, peak - 1.15 * fileMb);

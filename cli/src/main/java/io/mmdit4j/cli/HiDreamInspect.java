@@ -6,6 +6,7 @@ import io.mmdit4j.hidream.HiDreamDryRun;
 import io.mmdit4j.hidream.HiDreamMemory;
 import io.mmdit4j.hidream.HiDreamTransformer;
 import io.mmdit4j.io.JsonConfigs;
+import io.mmdit4j.io.TransformerFiles;
 import io.mmdit4j.models.ModelDescriptor;
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.runtime.DType;
@@ -45,7 +46,7 @@ final class HiDreamInspect {
             return c.path("_class_name").asText("").equals(HiDreamConfig.CLASS_NAME) ? new Model(HiDreamConfig.fromDiffusersConfig(p), 1024, 128) : null;
         }
         if (Files.isDirectory(p)) {
-            Path t = HiDreamTransformer.transformerPath(p);
+            Path t = TransformerFiles.transformerPath(p);
             Path json = t.resolve("config.json");
             if (Files.isRegularFile(json) && !JsonConfigs.readObject(json).path("_class_name").asText("").equals(HiDreamConfig.CLASS_NAME)) return null;
             if (!Files.isRegularFile(json)) return null;

@@ -1,18 +1,11 @@
 package io.mmdit4j.golden;
 
 import io.mmdit4j.hunyuan.vae.AutoencoderKLHunyuanVideo;
-import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
-import io.mmdit4j.runtime.Tensors;
-import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Tensor;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * {@code hunyuan_video_vae_decode} cases (diffusers {@code AutoencoderKLHunyuanVideo}, model from
@@ -26,24 +19,13 @@ public final class HunyuanVideoVaeCases {
     public static final CaseRunner DECODE = HunyuanVideoVaeCases::run;
 
     private static List<CaseResult> run(GoldenCase c) {
-        String folder = c.spec().path("model").path("diffusers_folder").asText("");
-        if (folder.isEmpty()) return List.of(CaseResult.error(c.name(), "-", "case names no model.diffusers_folder"));
-        Path model = c.resolve(folder);
-        if (!Files.exists(model)) return List.of(CaseResult.error(c.name(), "-", "model not found: " + model));
-        DType compute = DType.parse(c.spec().path("compute_dtype").asText("float32"));
-        Map<String, Tensor> actual = new HashMap<>();
-        try (AutoencoderKLHunyuanVideo vae = AutoencoderKLHunyuanVideo.load(model, null, compute, DeviceSpec.CPU);
-             SafetensorsFile in = c.inputs(); SafetensorsFile out = c.outputs(); PointerScope scope = new PointerScope()) {
-            Tensor z = vae.unscaleLatents(in.load("latents"));
-            actual.put("decoder_input", z);
-            Tensor decoded = vae.decode(z);
-            actual.put("decoded", decoded);
-            actual.put("video", vae.toVideo(decoded));
-            return Outputs.compare(c, c.name(), actual, out);
-        } catch (RuntimeException e) {
-            return List.of(CaseResult.failed(c.name(), "-", e));
-        } finally {
-            Tensors.closeAll(actual.values());
+        return CaseRunner.withModel(c, "diffusers_folder", model -> decode(c, model));
+    }
+
+    private static List<CaseResult> decode(GoldenCase c, Path model) {
+        DType compute = c.computeDtype();
+        try (AutoencoderKLHunyuanVideo vae = AutoencoderKLHunyuanVideo.load(model, null, compute, DeviceSpec.CPU)) {
+            return VideoVaeDecode.compare(c, vae::unscaleLatents, vae::decode, vae::toVideo);
         }
     }
 }

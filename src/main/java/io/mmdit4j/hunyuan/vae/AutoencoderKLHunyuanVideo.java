@@ -16,7 +16,6 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import io.mmdit4j.runtime.Scopes;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
@@ -173,14 +172,12 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     /** Builds the decoder from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors. */
     public static AutoencoderKLHunyuanVideo fromStateDict(StateDict sd, HunyuanVideoVaeConfig c, DType compute) {
         DType.checkCompute(compute);
-        Torch.init();
         if (!sd.isRecording() && !sd.contains("decoder.conv_in.conv.weight")) {
             String some = sd.keys().stream().limit(3).map(k -> "'" + k + "'").reduce((a, b) -> a + ", " + b).orElse("none");
             throw new ModelFormatException(sd.origin() + ": not an AutoencoderKLHunyuanVideo checkpoint: missing tensor 'decoder.conv_in.conv.weight'; "
                     + sd.keys().size() + " tensors, e.g. " + some);
         }
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+        return Modules.loadingScoped(built -> {
             long latent = c.latentChannels();
             CausalConv3d postQuant = Modules.track(built, Modules.weightAndBias(sd, "post_quant_conv", compute,
                     (w, b) -> new CausalConv3d(w, b, 1, 1), latent, latent, 1, 1, 1));
@@ -191,10 +188,7 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
             }
             sd.requireAllTaken();
             return new AutoencoderKLHunyuanVideo(c, compute, sd.device(), postQuant, decoder);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     /** A shapes-only model on the meta device (no weight memory): real-size dry runs of the decode. */

@@ -2,6 +2,7 @@ package io.mmdit4j.io.gguf;
 
 import io.mmdit4j.io.FileErrors;
 import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.TensorInfo;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -41,9 +42,7 @@ public record GgufHeader(Path file, long fileSize, long version, Map<String, Obj
     /** One tensor: its torch shape, ggml type, and bytes {@code [begin, end)} relative to the data section. */
     public record Info(String name, GgufType type, long[] shape, long[] ne, long begin, long end) {
         public long numel() {
-            long n = 1;
-            for (long s : shape) n *= s;
-            return n;
+            return TensorInfo.numel(shape);
         }
 
         public long byteLength() {

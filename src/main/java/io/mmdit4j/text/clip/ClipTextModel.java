@@ -8,7 +8,6 @@ import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import io.mmdit4j.text.TextEncoders;
 import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
@@ -114,11 +113,9 @@ public final class ClipTextModel implements AutoCloseable {
     }
 
     public static ClipTextModel fromStateDict(StateDict sd, ClipTextConfig c, DType compute) {
-        Torch.init();
         String p = prefix(sd);
         long d = c.hiddenSize();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+        return Modules.loadingScoped(built -> {
             Tensor tok = sd.take(p + "text_model.embeddings.token_embedding.weight", compute, c.vocabSize(), d);
             Tensor pos = sd.take(p + "text_model.embeddings.position_embedding.weight", compute, c.maxPositionEmbeddings(), d);
             built.add(() -> Native.release(tok));
@@ -139,10 +136,7 @@ public final class ClipTextModel implements AutoCloseable {
             ignore(sd, p + "text_model.embeddings.position_ids");
             sd.requireAllTaken();
             return new ClipTextModel(c, compute, tok, pos, List.copyOf(layers), finalNorm, projection);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     /** Checkpoints saved from a wrapper carry a prefix before {@code text_model.} (e.g. SD3 single files). */

@@ -1,6 +1,6 @@
 package io.mmdit4j.text.llama;
 
-import io.mmdit4j.io.ModelFormatException;
+import io.mmdit4j.io.DiffusersFolders;
 import io.mmdit4j.nn.Modules;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
@@ -13,7 +13,6 @@ import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
@@ -141,11 +140,7 @@ public final class HunyuanPromptEncoder implements AutoCloseable {
 
     /** {@link #load(Path, DType)} with Llama and CLIP on {@code device} (the transformer's): their outputs stay there. */
     public static HunyuanPromptEncoder load(Path folder, DType dtype, io.mmdit4j.runtime.DeviceSpec device) {
-        for (String part : new String[] {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
-            if (!Files.isDirectory(folder.resolve(part))) {
-                throw new ModelFormatException(folder + ": missing '" + part + "/' (expected a diffusers HunyuanVideo folder)");
-            }
-        }
+        DiffusersFolders.requireParts(folder, "a diffusers HunyuanVideo folder", "tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2");
         ClipTokenizer clipTokenizer = ClipTokenizer.fromFolder(folder.resolve("tokenizer_2"));
         LlamaTokenizer tokenizer = LlamaTokenizer.fromFolder(folder.resolve("tokenizer"));
         LlamaModel llama = null;

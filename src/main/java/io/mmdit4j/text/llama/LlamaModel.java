@@ -8,7 +8,6 @@ import io.mmdit4j.nn.RmsNorm;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import io.mmdit4j.text.TextEncoders;
 import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
@@ -121,11 +120,9 @@ public final class LlamaModel implements AutoCloseable {
             throw new IllegalArgumentException("layersToLoad must be -1 (all) or 0.." + c.numHiddenLayers() + ", got " + layersToLoad);
         }
         int keep = layersToLoad < 0 ? c.numHiddenLayers() : layersToLoad;
-        Torch.init();
         String p = prefix(sd);
         c.checkAgainst(sd, p);
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+        return Modules.loadingScoped(built -> {
             Tensor embed = sd.take(p + "embed_tokens.weight", compute, c.vocabSize(), c.hiddenSize());
             built.add(() -> Native.release(embed));
             List<DecoderLayer> layers = new ArrayList<>();
@@ -148,10 +145,7 @@ public final class LlamaModel implements AutoCloseable {
             }
             sd.requireAllTaken();
             return new LlamaModel(c, compute, embed, List.copyOf(layers), norm);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     private static boolean unusedTail(String key, int keep) {

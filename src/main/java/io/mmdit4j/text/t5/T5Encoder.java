@@ -8,7 +8,6 @@ import io.mmdit4j.nn.RmsNorm;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import io.mmdit4j.text.TextEncoders;
 import io.mmdit4j.text.TokenIds;
 import org.bytedeco.javacpp.PointerScope;
@@ -108,9 +107,7 @@ public final class T5Encoder implements AutoCloseable {
     }
 
     public static T5Encoder fromStateDict(StateDict sd, T5Config c, DType compute) {
-        Torch.init();
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+        return Modules.loadingScoped(built -> {
             String embedKey = sd.contains("shared.weight") || sd.isRecording() ? "shared.weight" : "encoder.embed_tokens.weight";
             if (!sd.contains(embedKey) && !sd.isRecording()) {
                 throw new ModelFormatException(sd.origin() + ": not a T5 encoder: neither 'shared.weight' nor 'encoder.embed_tokens.weight' found");
@@ -134,10 +131,7 @@ public final class T5Encoder implements AutoCloseable {
             for (String k : sd.keys()) if (k.startsWith("decoder.") || k.startsWith("lm_head.")) sd.markIgnored(k);
             sd.requireAllTaken();
             return new T5Encoder(c, compute, embed, bias, List.copyOf(blocks), finalNorm);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     public T5Config config() { return config; }

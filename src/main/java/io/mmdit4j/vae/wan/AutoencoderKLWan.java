@@ -11,7 +11,6 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
-import io.mmdit4j.runtime.Torch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -88,21 +87,16 @@ public final class AutoencoderKLWan implements AutoCloseable {
     /** Builds the decode path from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors. */
     public static AutoencoderKLWan fromStateDict(StateDict sd, WanVaeConfig c, DType compute) {
         DType.checkCompute(compute);
-        Torch.init();
         if (!sd.isRecording() && !sd.contains("decoder.conv_in.weight")) {
             throw new ModelFormatException(sd.origin() + ": not an AutoencoderKLWan checkpoint: missing tensor 'decoder.conv_in.weight'");
         }
-        List<AutoCloseable> built = new ArrayList<>();
-        try (PointerScope scope = new PointerScope()) {
+        return Modules.loadingScoped(built -> {
             WanCausalConv3d post = Modules.track(built, WanCausalConv3d.load(sd, "post_quant_conv", c.zDim(), c.zDim(), 1, 1, compute));
             WanDecoder3d dec = Modules.track(built, new WanDecoder3d(sd, c, compute));
             for (String k : sd.keys()) if (k.startsWith("encoder.") || k.startsWith("quant_conv.")) sd.markIgnored(k);
             sd.requireAllTaken();
             return new AutoencoderKLWan(c, compute, sd.device(), post, dec);
-        } catch (RuntimeException e) {
-            Modules.closeAll(built);
-            throw e;
-        }
+        });
     }
 
     /** A shapes-only model on the meta device: real-size dry runs. */

@@ -15,6 +15,7 @@ import static org.bytedeco.pytorch.global.torch.arange;
 import static org.bytedeco.pytorch.global.torch.exp;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * {@link VectorizedExp}: libtorch's vectorised (SLEEF u10) {@code exp} in Java, so that the timestep sinusoid's frequencies
@@ -32,7 +33,7 @@ class VectorizedExpTest {
     /** Under AVX2/AVX512, libtorch's exp is SLEEF's: bit for bit on every frequency table and on random arguments. */
     @Test
     void equalsLibtorchVectorisedExpBitForBit() {
-        if (!AtenCapability.vectorisedX86()) return; // DEFAULT: libtorch's exp is the C library's (see the next test)
+        assumeTrue(AtenCapability.vectorisedX86(), "DEFAULT: libtorch's exp is the C library's (see the next test)");
         try (PointerScope scope = new PointerScope()) {
             for (int half = 1; half <= 1200; half++) {
                 float[] e = exponents(half);

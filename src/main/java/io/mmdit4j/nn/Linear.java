@@ -17,6 +17,8 @@ public final class Linear implements AutoCloseable {
     private final TensorOptional biasOption;
     private final long in;
     private final long out;
+    private Tensor loraA, loraB;                          // attached training adapter (borrowed), or null
+    private org.bytedeco.pytorch.Scalar loraScale;
 
     public Linear(Tensor weight, Tensor bias) {
         this.weight = weight;
@@ -39,6 +41,11 @@ public final class Linear implements AutoCloseable {
     }
 
     public Tensor forward(Tensor x) { // [..., in] -> [..., out]
+        if (loraA != null) return withLora(x, plain(x));
+        return plain(x);
+    }
+
+    private Tensor plain(Tensor x) {
         if (OpCounter.recording()) {
             OpCounter.linear(x.numel() / in, in, out, DType.of(x.scalar_type()));
             if (OpCounter.timing()) {
@@ -65,6 +72,11 @@ public final class Linear implements AutoCloseable {
             throw new IllegalArgumentException("concatenated input " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(a))
                     + " + " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(b)) + " does not match weight [" + out + ", " + in + "]");
         }
+        if (loraA != null) {
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                return io.mmdit4j.runtime.Tensors.keep(forward(org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(a, b), -1)));
+            }
+        }
         long rows = a.numel() / ka;
         boolean timed = OpCounter.timing();
         if (OpCounter.recording()) {
@@ -82,6 +94,38 @@ public final class Linear implements AutoCloseable {
         }
         if (timed) OpCounter.linearNanos(System.nanoTime() - t0);
         return y;
+    }
+
+    /** PEFT's {@code lora.Linear}: {@code y + lora_B(lora_A(x))·scale} (no dropout, no bias), for training adapters. */
+    private Tensor withLora(Tensor x, Tensor y) {
+        return y.add(linear(linear(x, loraA), loraB).mul(loraScale));
+    }
+
+    /**
+     * Attaches an unmerged low-rank adapter, {@code y = x·Wᵀ + b + (x·Aᵀ·Bᵀ)·scale} with {@code A [r, in]} and
+     * {@code B [out, r]} (borrowed: the caller keeps and closes them; typically trainable leaves), or removes it
+     * ({@code a == null}). Used to train LoRAs; a finished LoRA is merged instead ({@link io.mmdit4j.lora.LoraAdapter}).
+     */
+    public void attachLora(Tensor a, Tensor b, double scale) {
+        Native.release(loraScale);
+        loraScale = null;
+        if (a == null) {
+            loraA = loraB = null;
+            return;
+        }
+        if (a.dim() != 2 || b.dim() != 2 || a.size(1) != in || b.size(0) != out || b.size(1) != a.size(0)) {
+            throw new IllegalArgumentException("LoRA matrices A " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(a)) + " and B "
+                    + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(b)) + " do not fit a Linear [" + out + ", " + in + "] (A [r, "
+                    + in + "], B [" + out + ", r])");
+        }
+        loraA = a;
+        loraB = b;
+        loraScale = Native.keep(new org.bytedeco.pytorch.Scalar(scale));
+    }
+
+    /** Whether an unmerged adapter is attached ({@link #attachLora}). */
+    public boolean hasLora() {
+        return loraA != null;
     }
 
     /**
@@ -112,6 +156,7 @@ public final class Linear implements AutoCloseable {
 
     @Override
     public void close() {
+        Native.release(loraScale);
         Native.release(biasOption);
         Native.release(weight);
         Native.release(bias);

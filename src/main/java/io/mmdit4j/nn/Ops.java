@@ -37,6 +37,14 @@ public final class Ops {
         return io.mmdit4j.runtime.Scopes.local(() -> modulate(layerNorm(x, eps), shift, scale));
     }
 
+    /**
+     * GELU of a fresh temporary {@code h}: in place (one activation-sized tensor less) unless {@code h} requires grad,
+     * where autograd needs the input of the activation and gets the out-of-place op (the same values).
+     */
+    public static Tensor gelu(Tensor h, String approximate) {
+        return h.requires_grad() ? org.bytedeco.pytorch.global.torch.gelu(h, approximate) : org.bytedeco.pytorch.global.torch.gelu_(h, approximate);
+    }
+
     /** {@code x + gate[:, None] * y} as one fused pass ({@code addcmul}). */
     public static Tensor gatedResidual(Tensor x, Tensor gate, Tensor y) {
         return addcmul(x, gate.unsqueeze(1), y);

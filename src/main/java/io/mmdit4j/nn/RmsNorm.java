@@ -32,7 +32,10 @@ public final class RmsNorm implements AutoCloseable {
 
     public Tensor forward(Tensor x) { // [..., dim]
         // x², the fp32 copy and the unscaled result die here; in place: the normalised tensor (or its cast) is a fresh temporary
-        return Scopes.local(() -> normalized(x).to(weight.scalar_type()).mul_(weight));
+        return Scopes.local(() -> {
+            Tensor n = normalized(x).to(weight.scalar_type());
+            return n.requires_grad() || weight.requires_grad() ? n.mul(weight) : n.mul_(weight); // autograd keeps n for the weight's gradient
+        });
     }
 
     /**

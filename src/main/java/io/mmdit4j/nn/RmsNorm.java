@@ -48,7 +48,7 @@ public final class RmsNorm implements AutoCloseable {
 
     /** {@code x / sqrt(mean(x²) + eps)} over the last dimension, in fp32. */
     private Tensor normalized(Tensor x) {
-        Tensor xf = x.to(ScalarType.Float);
+        Tensor xf = x.to(x.scalar_type().value == ScalarType.Double.value ? ScalarType.Double : ScalarType.Float); // fp64 stays fp64 (gradient checks)
         Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
         return xf.mul(rsqrt(variance.add(eps)));
     }

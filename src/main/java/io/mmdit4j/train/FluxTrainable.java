@@ -55,10 +55,13 @@ public final class FluxTrainable implements AutoCloseable {
     private double loraScale = Double.NaN;
     private int loraRank;
 
-    private FluxTrainable(FluxConfig config, Map<String, Tensor> base, boolean trainBase) {
+    private final DType dtype;
+
+    private FluxTrainable(FluxConfig config, Map<String, Tensor> base, boolean trainBase, DType dtype) {
         this.config = config;
         this.base = base;
-        this.model = FluxTransformer.fromStateDict(RandomWeights.asStateDict("trainable FLUX", base), config, DType.F32);
+        this.dtype = dtype;
+        this.model = FluxTransformer.fromStateDict(RandomWeights.asStateDict("trainable FLUX", base), config, dtype);
         if (trainBase) trainable.putAll(base);
     }
 
@@ -67,6 +70,12 @@ public final class FluxTrainable implements AutoCloseable {
      * be there and nothing else. {@code trainBase}: the base weights require grad (full fine-tune), else they are frozen.
      */
     public static FluxTrainable of(FluxConfig config, Map<String, Tensor> weights, boolean trainBase) {
+        return of(config, weights, trainBase, DType.F32);
+    }
+
+    /** As {@link #of(FluxConfig, Map, boolean)} in {@code dtype}: F32 (training) or F64 (gradient checks). */
+    public static FluxTrainable of(FluxConfig config, Map<String, Tensor> weights, boolean trainBase, DType dtype) {
+        if (dtype != DType.F32 && dtype != DType.F64) throw new IllegalArgumentException("training runs in fp32 (or fp64 for checks), not " + dtype);
         Torch.init();
         Map<String, long[]> shapes = FluxParameters.shapes(config);
         Map<String, Tensor> base = new LinkedHashMap<>();
@@ -78,7 +87,7 @@ public final class FluxTrainable implements AutoCloseable {
                     throw new ModelFormatException("trainable FLUX: tensor '" + e.getKey() + "' has shape " + java.util.Arrays.toString(Tensors.shape(t))
                             + ", expected " + java.util.Arrays.toString(e.getValue()));
                 }
-                base.put(e.getKey(), Native.keep(t.to(ScalarType.Float).contiguous().clone().detach().requires_grad_(trainBase)));
+                base.put(e.getKey(), Native.keep(t.to(dtype.scalarType()).contiguous().clone().detach().requires_grad_(trainBase)));
             }
             for (String k : weights.keySet()) {
                 if (!shapes.containsKey(k)) throw new ModelFormatException("trainable FLUX: unexpected tensor '" + k + "' for " + config);
@@ -88,7 +97,7 @@ public final class FluxTrainable implements AutoCloseable {
             throw e;
         }
         try {
-            return new FluxTrainable(config, base, trainBase);
+            return new FluxTrainable(config, base, trainBase, dtype);
         } catch (RuntimeException e) {
             base.values().forEach(Native::release);
             throw e;
@@ -112,9 +121,13 @@ public final class FluxTrainable implements AutoCloseable {
 
     /** Deterministic random weights ({@link FluxTransformer#randomWeights}) for tests and from-scratch training. */
     public static FluxTrainable random(FluxConfig config, long seed, boolean trainBase) {
+        return random(config, seed, trainBase, DType.F32);
+    }
+
+    public static FluxTrainable random(FluxConfig config, long seed, boolean trainBase, DType dtype) {
         Map<String, Tensor> w = FluxTransformer.randomWeights(config, seed, DType.F32);
         try {
-            return of(config, w, trainBase);
+            return of(config, w, trainBase, dtype);
         } finally {
             Tensors.closeAll(w.values());
         }
@@ -138,10 +151,10 @@ public final class FluxTrainable implements AutoCloseable {
                 if (targets.stream().noneMatch(t -> name.equals(t) || name.endsWith("." + t))) continue;
                 Linear l = e.getValue();
                 String ka = name + ".lora_A.weight", kb = name + ".lora_B.weight";
-                Tensor a = initial != null && initial.containsKey(ka) ? initial.get(ka).to(ScalarType.Float).clone()
-                        : randn(new long[] {r, l.inFeatures()}, gen, f32).div(new org.bytedeco.pytorch.Scalar((double) r));
-                Tensor b = initial != null && initial.containsKey(kb) ? initial.get(kb).to(ScalarType.Float).clone()
-                        : zeros(new long[] {l.outFeatures(), r}, f32);
+                Tensor a = (initial != null && initial.containsKey(ka) ? initial.get(ka).to(ScalarType.Float).clone()
+                        : randn(new long[] {r, l.inFeatures()}, gen, f32).div(new org.bytedeco.pytorch.Scalar((double) r))).to(dtype.scalarType());
+                Tensor b = (initial != null && initial.containsKey(kb) ? initial.get(kb).to(ScalarType.Float).clone()
+                        : zeros(new long[] {l.outFeatures(), r}, f32)).to(dtype.scalarType());
                 if (a.size(0) != r || b.size(1) != r) throw new ModelFormatException(ka + ": rank " + a.size(0) + ", expected " + r);
                 Tensor la = Native.keep(a.detach().requires_grad_(true)), lb = Native.keep(b.detach().requires_grad_(true));
                 lora.put(ka, la);
@@ -161,6 +174,8 @@ public final class FluxTrainable implements AutoCloseable {
     }
 
     public FluxConfig config() { return config; }
+
+    public DType dtype() { return dtype; }
 
     /** The model; its forward with gradients is {@link FluxTransformer#forwardWithGrad}. Owned by this object. */
     public FluxTransformer model() { return model; }

@@ -105,6 +105,17 @@ public final class FluxTrainer implements AutoCloseable {
         }
     }
 
+    /** The loss of a batch with the given noise and σ, without gradients (held-still evaluation). */
+    public double loss(Batch b, Tensor noise, Tensor sigmas, FlowMatching.Scheme scheme) {
+        try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            Tensor x0 = b.x0();
+            FluxInputs in = new FluxInputs(FluxLatents.pack(FlowMatching.noisy(x0, noise, sigmas)), b.promptEmbeds(), b.pooled(), sigmas, b.guidance(),
+                    b.imgIds(), b.txtIds());
+            Tensor pred = FluxLatents.unpack(Scopes.adopt(model.model().forwardWithGrad(in, ModulationGuidance.none(), 0)), x0.size(2), x0.size(3));
+            return FlowMatching.loss(pred, noise.sub(x0), FlowMatching.weighting(scheme, sigmas)).item_double();
+        }
+    }
+
     /** The gradient norms (trainable order) and, with {@code maxNorm > 0}, clipping. */
     public GradNorms.Result clip(double maxNorm) {
         return GradNorms.clip(params, maxNorm);

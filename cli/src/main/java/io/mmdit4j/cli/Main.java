@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
 @Command(name = "mmdit", mixinStandardHelpOptions = true, version = "mmdit4j 0.1.0",
         description = "Diffusion-transformer inference on libtorch, with modulation guidance.",
         footer = {"", "./mmdit spark --input prompts.jsonl --out DIR: one image per row of a table on Apache Spark (the spark/ module; ./mmdit spark --help)"},
-        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, EvalShapesCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {

@@ -77,6 +77,12 @@ public final class Linear implements AutoCloseable {
                 return io.mmdit4j.runtime.Tensors.keep(forward(org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(a, b), -1)));
             }
         }
+        if (a.scalar_type().value != weight.scalar_type().value || b.scalar_type().value != weight.scalar_type().value) {
+            // autocast (training in bf16 with fp32 weights): the two products by the autocast-aware linear, added out of place
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                return io.mmdit4j.runtime.Tensors.keep(linear(a, weight.narrow(1, 0, ka), biasOption).add(linear(b, weight.narrow(1, ka, kb))));
+            }
+        }
         long rows = a.numel() / ka;
         boolean timed = OpCounter.timing();
         if (OpCounter.recording()) {

@@ -209,7 +209,7 @@ public final class FluxTrainable implements AutoCloseable {
     /**
      * Writes the model as a diffusers {@code transformer/} folder ({@code config.json} + {@code diffusion_pytorch_model.safetensors},
      * fp32) into {@code dir}, or, for a LoRA, {@code pytorch_lora_weights.safetensors} in diffusers/PEFT naming
-     * ({@code transformer.<module>.lora_A.weight}; what {@code --lora} loads) with the rank and alpha in its metadata.
+     * ({@code transformer.<module>.lora_A.weight}, {@code .alpha} per module; what {@code --lora} loads), rank and alpha also in its metadata.
      * {@code values} replaces the trainable tensors (e.g. an EMA); null writes the current ones.
      */
     public void save(Path dir, Map<String, Tensor> values, Map<String, String> metadata) throws IOException {
@@ -220,6 +220,10 @@ public final class FluxTrainable implements AutoCloseable {
             if (isLora()) {
                 Map<String, Tensor> m = new LinkedHashMap<>();
                 for (String k : lora.keySet()) m.put("transformer." + k, (values != null ? values.get(k) : lora.get(k)).detach().contiguous());
+                for (String module : loraModules) { // alpha per module, as the inference path's LoRA reader takes it (no alpha would mean alpha = r)
+                    m.put("transformer." + module + ".alpha", org.bytedeco.pytorch.global.torch.scalar_tensor(new org.bytedeco.pytorch.Scalar(loraScale * loraRank),
+                            new org.bytedeco.pytorch.TensorOptions(ScalarType.Float)));
+                }
                 meta.put("lora_rank", String.valueOf(loraRank));
                 meta.put("lora_alpha", String.valueOf(loraScale * loraRank));
                 SafetensorsWriter.write(dir.resolve("pytorch_lora_weights.safetensors"), m, meta);
@@ -242,6 +246,7 @@ public final class FluxTrainable implements AutoCloseable {
         Map<String, Tensor> m = new LinkedHashMap<>();
         try (SafetensorsFile sf = SafetensorsFile.open(f)) {
             for (String k : sf.keys()) {
+                if (k.endsWith(".alpha")) continue;
                 String name = isLora() && k.startsWith("transformer.") ? k.substring("transformer.".length()) : k;
                 try (PointerScope scope = new PointerScope()) {
                     m.put(name, Tensors.keep(sf.load(k).to(ScalarType.Float).clone()));

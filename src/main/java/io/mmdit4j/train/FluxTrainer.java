@@ -50,6 +50,7 @@ public final class FluxTrainer implements AutoCloseable {
     private final FluxTrainable model;
     private final List<Tensor> params;
     private final AdamW optimizer;
+    private boolean bf16;
 
     public FluxTrainer(FluxTrainable model, Optim o) {
         this.model = model;
@@ -79,6 +80,12 @@ public final class FluxTrainer implements AutoCloseable {
         options.betas().put(reversed ? 1 : 0, beta1).put(reversed ? 0 : 1, beta2);
     }
 
+    /** Runs the forward and backward under bf16 autocast (parameters, optimizer and loss stay fp32). */
+    public FluxTrainer autocastBf16(boolean on) {
+        this.bf16 = on;
+        return this;
+    }
+
     public FluxTrainable model() {
         return model;
     }
@@ -95,8 +102,11 @@ public final class FluxTrainer implements AutoCloseable {
             long h = x0.size(2), w = x0.size(3);
             Tensor noisy = FlowMatching.noisy(x0, noise, sigmas);
             FluxInputs in = new FluxInputs(FluxLatents.pack(noisy), b.promptEmbeds(), b.pooled(), sigmas, b.guidance(), b.imgIds(), b.txtIds());
-            Tensor pred = FluxLatents.unpack(Scopes.adopt(model.model().forwardWithGrad(in, ModulationGuidance.none(), 0)), h, w);
-            Tensor loss = FlowMatching.loss(pred, noise.sub(x0), FlowMatching.weighting(scheme, sigmas));
+            Tensor pred;
+            try (Autocast ac = new Autocast(bf16)) {
+                pred = FluxLatents.unpack(Scopes.adopt(model.model().forwardWithGrad(in, ModulationGuidance.none(), 0)), h, w);
+            }
+            Tensor loss = FlowMatching.loss(pred, noise.sub(x0), FlowMatching.weighting(scheme, sigmas)); // fp32
             double value = loss.item_double();
             if (!Double.isFinite(value)) throw new ArithmeticException("training loss is " + value + " (diverged: lower the learning rate)");
             loss.backward();

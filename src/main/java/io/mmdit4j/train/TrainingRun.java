@@ -55,7 +55,7 @@ public final class TrainingRun implements AutoCloseable {
     /** The run's settings; all but {@code steps} and {@code saveEvery} must match when resuming. */
     public record Settings(String recipe, int steps, int batch, double lr, int warmup, boolean cosine, double weightDecay, double maxGradNorm,
                            double emaDecay, double dropT5, double dropPooled, FlowMatching.Scheme density, long seed, int saveEvery, int keep,
-                           double guidance) {
+                           double guidance, boolean bf16) {
         public Settings {
             if (steps < 1 || batch < 1 || saveEvery < 1 || keep < 1) throw new IllegalArgumentException("steps, batch, save-every and keep must be >= 1");
             if (!(lr > 0) || weightDecay < 0 || maxGradNorm < 0 || warmup < 0) throw new IllegalArgumentException("lr > 0, weight decay, clip norm and warm-up >= 0");
@@ -71,7 +71,7 @@ public final class TrainingRun implements AutoCloseable {
             return new ObjectMapper().createObjectNode().put("recipe", recipe).put("steps", steps).put("batch", batch).put("lr", lr)
                     .put("warmup", warmup).put("cosine", cosine).put("weight_decay", weightDecay).put("max_grad_norm", maxGradNorm)
                     .put("ema_decay", emaDecay).put("caption_dropout_t5", dropT5).put("caption_dropout_pooled", dropPooled)
-                    .put("timestep_density", density.id()).put("seed", seed).put("save_every", saveEvery).put("guidance", guidance);
+                    .put("timestep_density", density.id()).put("seed", seed).put("save_every", saveEvery).put("guidance", guidance).put("autocast_bf16", bf16);
         }
     }
 
@@ -112,7 +112,7 @@ public final class TrainingRun implements AutoCloseable {
             throw new IllegalArgumentException(out + " holds " + from.getFileName() + ": pass --resume to continue it, or choose another --out (nothing was overwritten)");
         }
         if (resume && from == null) throw new IllegalArgumentException(out + ": --resume, but no checkpoint-NNNNNN there");
-        FluxTrainer t = new FluxTrainer(model, optim);
+        FluxTrainer t = new FluxTrainer(model, optim).autocastBf16(settings.bf16());
         Ema e = null;
         try {
             if (from != null) {

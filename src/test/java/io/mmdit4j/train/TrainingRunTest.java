@@ -41,7 +41,7 @@ class TrainingRunTest {
     static ShapesData data;
 
     static final TrainingRun.Settings SETTINGS = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, 0.01, 1.0, 0.9, 0.1, 0.1,
-            FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5);
+            FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5, false);
 
     @BeforeAll
     static void load() {
@@ -143,7 +143,7 @@ class TrainingRunTest {
         // other settings than the checkpoint's
         try (FluxTrainable m = fresh()) {
             TrainingRun.Settings other = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, 0.01, 1.0, 0.9, 0.1, 0.1,
-                    FlowMatching.Scheme.LOGIT_NORMAL, 6, 10, 3, 3.5);
+                    FlowMatching.Scheme.LOGIT_NORMAL, 6, 10, 3, 3.5, false);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> new TrainingRun(m, data, other, FluxTrainer.Optim.of(2e-3, 0.01), out, true));
             assertTrue(e.getMessage().contains("seed"), e.getMessage());

@@ -53,7 +53,7 @@ final class ShapesTraining {
         double lr = c.lr != null ? c.lr : demo ? 5e-4 : 1e-3;
         double ema = c.ema != null ? c.ema : demo ? 0.999 : 0;
         TrainingRun.Settings settings = new TrainingRun.Settings(c.recipe, steps, batch, lr, c.warmup, !c.constantLr, c.weightDecay, c.maxGradNorm, ema,
-                c.dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5);
+                c.dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16);
         int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 32;
         if (c.images < 1) throw new IllegalArgumentException("--images must be >= 1");
         Path from = TrainingRun.newest(c.out);

@@ -78,6 +78,8 @@ final class TrainCommand implements Callable<Integer> {
     Double loraAlpha;
     @Option(names = "--lora-targets", split = ",", defaultValue = "to_q,to_k,to_v,to_out.0", description = "shapes-lora: module name suffixes (default: ${DEFAULT-VALUE})")
     List<String> loraTargets;
+    @Option(names = "--bf16", description = "shapes: bf16 autocast for the forward and backward (weights, optimizer and loss stay fp32)")
+    boolean bf16;
     @Option(names = "--keep", defaultValue = "2", description = "shapes: checkpoints kept (default: ${DEFAULT-VALUE})")
     int keep;
     @Option(names = "--log-every", defaultValue = "10", description = "shapes: a progress line every N steps (default: ${DEFAULT-VALUE})")

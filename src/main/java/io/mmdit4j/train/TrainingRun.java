@@ -375,11 +375,8 @@ public final class TrainingRun implements AutoCloseable {
         return FluxTrainer.firstLine(s);
     }
 
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path f : (Iterable<Path>) s.sorted(Comparator.reverseOrder())::iterator) Files.deleteIfExists(f);
-        }
+    private static void deleteTree(Path p) throws IOException {
+        io.mmdit4j.runtime.Files2.deleteTree(p);
     }
 
     /** Closes the optimizer and the EMA (not the model or the data). */

@@ -18,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 import java.util.stream.Stream;
 
 import static org.bytedeco.pytorch.global.torch.equal;
@@ -125,13 +124,13 @@ class TrainingRunTest {
         Path weights = out.resolve("checkpoint-000010/transformer/diffusion_pytorch_model.safetensors");
         byte[] full = Files.readAllBytes(weights);
         Files.write(weights, java.util.Arrays.copyOf(full, full.length / 2));
-        Map<String, String> before = snapshot(out);
+        Map<String, String> before = io.mmdit4j.runtime.Files2.snapshot(out);
         try (FluxTrainable m = fresh()) {
             ModelFormatException e = assertThrows(ModelFormatException.class,
                     () -> new TrainingRun(m, data, SETTINGS, FluxTrainer.Optim.of(SETTINGS.lr(), SETTINGS.weightDecay()), out, true));
             assertTrue(e.getMessage().contains("corrupt checkpoint") && e.getMessage().contains("checkpoint-000010"), e.getMessage());
         }
-        assertEquals(before, snapshot(out), "nothing changed");
+        assertEquals(before, io.mmdit4j.runtime.Files2.snapshot(out), "nothing changed");
         // corrupt optimizer state
         Files.write(weights, full);
         Files.writeString(out.resolve("checkpoint-000010/optimizer.pt"), "not an archive");
@@ -157,16 +156,5 @@ class TrainingRunTest {
         try (Stream<Path> s = Files.list(out)) {
             return s.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("checkpoint-")).sorted().toList();
         }
-    }
-
-    /** Every file under {@code dir} with its size and modification time. */
-    static Map<String, String> snapshot(Path dir) throws IOException {
-        Map<String, String> m = new TreeMap<>();
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                if (Files.isRegularFile(p)) m.put(dir.relativize(p).toString(), Files.size(p) + "@" + Files.getLastModifiedTime(p).toMillis());
-            }
-        }
-        return m;
     }
 }

@@ -125,7 +125,7 @@ final class ShapesTraining {
     /** The base pipeline folder with the trained transformer (the EMA's when there is one), written beside and moved into place. */
     static void exportPipeline(Path base, FluxTrainable model, Map<String, org.bytedeco.pytorch.Tensor> ema, Path to) throws IOException {
         Path tmp = to.resolveSibling("." + to.getFileName() + ".tmp");
-        deleteTree(tmp);
+        io.mmdit4j.runtime.Files2.deleteTree(tmp);
         Files.createDirectories(tmp);
         try (Stream<Path> s = Files.list(base)) {
             for (Path p : (Iterable<Path>) s::iterator) {
@@ -151,13 +151,6 @@ final class ShapesTraining {
                 if (Files.isDirectory(p)) Files.createDirectories(t);
                 else Files.copy(p, t);
             }
-        }
-    }
-
-    private static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path f : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) Files.deleteIfExists(f);
         }
     }
 

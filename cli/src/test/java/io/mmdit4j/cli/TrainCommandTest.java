@@ -7,8 +7,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
-import java.util.TreeMap;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -34,16 +32,16 @@ class TrainCommandTest {
         assertEquals(0, g.exit(), g.err());
 
         // resuming from a damaged checkpoint: a clear error, nothing touched
-        TrainingFiles.delete(out.resolve("model"));
-        TrainingFiles.delete(out.resolve("checkpoint-000004"));
+        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("model"));
+        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("checkpoint-000004"));
         Path weights = out.resolve("checkpoint-000002/transformer/diffusion_pytorch_model.safetensors");
         Files.write(weights, new byte[] {1, 2, 3});
-        Map<String, String> before = snapshot(out);
+        Map<String, String> before = io.mmdit4j.runtime.Files2.snapshot(out);
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--steps", "4", "--images", "8", "--batch", "2", "--save-every", "2",
                 "--warmup", "1", "--out", out.toString(), "--resume");
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("corrupt checkpoint"), r.err());
-        assertEquals(before, snapshot(out));
+        assertEquals(before, io.mmdit4j.runtime.Files2.snapshot(out));
     }
 
     @Test
@@ -59,24 +57,5 @@ class TrainCommandTest {
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("MIN-MAX"), r.err());
         assertFalse(Files.exists(out));
-    }
-
-    static Map<String, String> snapshot(Path dir) throws IOException {
-        Map<String, String> m = new TreeMap<>();
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                if (Files.isRegularFile(p)) m.put(dir.relativize(p).toString(), Files.size(p) + "@" + Files.getLastModifiedTime(p).toMillis());
-            }
-        }
-        return m;
-    }
-
-    /** Deletes a folder tree. */
-    static final class TrainingFiles {
-        static void delete(Path p) throws IOException {
-            try (Stream<Path> s = Files.walk(p)) {
-                for (Path f : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) Files.delete(f);
-            }
-        }
     }
 }

@@ -45,6 +45,7 @@ final class ShapesTraining {
 
     int run() throws IOException {
         boolean demo = c.recipe.equals("shapes-demo");
+        if (c.data != null) throw new IllegalArgumentException("--data is for --recipe pooled-adapter; the shapes recipes make their data (--images, --objects, --image-size)");
         int[] objects = parseRange(c.objects);
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
         world.checkPlaceable();
@@ -100,7 +101,7 @@ final class ShapesTraining {
                     System.err.printf(Locale.ROOT, "train: %d steps in %s (%.3f s/step, %.1f samples/s), peak RSS %d MB; loss curve %s%n", done, duration(secs),
                             done == 0 ? 0 : secs / done, done == 0 ? 0 : done * batch / secs, ProcessMemory.peakRssMb(), c.out.resolve("loss.png"));
                     if (demo) exportPipeline(prepared.path(), model, run.emaWeights(), export);
-                    else model.save(c.out.resolve(".lora.tmp"), null, Map.of("generated_by", "mmdit4j train --recipe shapes-lora"));
+                    else model.save(c.out.resolve(".lora.tmp"), run.emaWeights(), Map.of("generated_by", "mmdit4j train --recipe shapes-lora"));
                     if (!demo) {
                         Files.move(c.out.resolve(".lora.tmp/pytorch_lora_weights.safetensors"), export, StandardCopyOption.ATOMIC_MOVE);
                         Files.delete(c.out.resolve(".lora.tmp"));

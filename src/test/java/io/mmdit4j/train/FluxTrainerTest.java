@@ -111,6 +111,30 @@ class FluxTrainerTest {
     }
 
     @Test
+    void twoHundredTrainingStepsKeepRssFlat() {
+        try (FluxTrainable m = FluxTrainable.random(TINY, 6, true); FluxTrainer t = new FluxTrainer(m, FluxTrainer.Optim.of(1e-4, 0.01));
+             Ema ema = new Ema(m.trainable(), 0.99); PointerScope outer = new PointerScope()) {
+            FluxTrainer.Batch b = batch(7);
+            Tensor noise = randn(new long[] {2, 4, 4, 6}, new GeneratorOptional(createCPUGenerator(8)), new TensorOptions(ScalarType.Float));
+            Tensor sigmas = Tensors.fromFloats(new float[] {0.3f, 0.8f}, 2);
+            Runnable step = () -> {
+                t.lossAndBackward(b, noise, sigmas, FlowMatching.Scheme.COSMAP, null);
+                t.clip(1.0);
+                t.step(1e-4);
+            };
+            for (int i = 0; i < 40; i++) step.run(); // warm-up: allocator pools, JIT, optimizer state
+            long before = io.mmdit4j.runtime.ProcessMemory.rssMb();
+            for (int i = 0; i < 200; i++) {
+                step.run();
+                ema.update(m.trainable(), i + 1);
+            }
+            long growthMb = io.mmdit4j.runtime.ProcessMemory.rssMb() - before;
+            // a step makes hundreds of temporaries and an autograd graph; leaking them would add up fast
+            assertTrue(growthMb < 40, "RSS grew by " + growthMb + " MB over 200 training steps");
+        }
+    }
+
+    @Test
     void warmupThenCosine() {
         LrSchedule s = new LrSchedule(1e-3, 10, 110, true);
         assertEquals(0, s.at(0));

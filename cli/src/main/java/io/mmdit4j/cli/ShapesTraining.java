@@ -44,6 +44,7 @@ final class ShapesTraining {
     }
 
     int run() throws IOException {
+        if (c.recipe.equals("shapes-vae")) return trainVae();
         boolean demo = c.recipe.equals("shapes-demo");
         if (c.data != null) throw new IllegalArgumentException("--data is for --recipe pooled-adapter; the shapes recipes make their data (--images, --objects, --image-size)");
         int[] objects = parseRange(c.objects);
@@ -65,6 +66,7 @@ final class ShapesTraining {
         Path export = demo ? c.out.resolve("model") : c.out.resolve("pytorch_lora_weights.safetensors");
         if (Files.exists(export)) throw new IllegalArgumentException(export + " exists: this run is finished (choose another --out; nothing was overwritten)");
         String baseName = c.base != null ? c.base : "flux-tiny-demo";
+        if (demo && c.base == null) baseName = demoBase().toString(); // the demo's own VAE with the tiny demo's text encoders
         PreparedModel prepared = Pipelines.prepare(baseName, LoadOptions.builder().dtype(DType.F32).loras(List.of()).build());
         if (!(prepared.family() instanceof FluxFamily)) {
             throw new IllegalArgumentException("--base " + baseName + ": a " + prepared.family().name() + " model; the shapes recipes train FLUX");
@@ -110,6 +112,71 @@ final class ShapesTraining {
                 }
             }
         }
+        return 0;
+    }
+
+    /**
+     * The shapes demo's base pipeline, {@code out/base}: flux-tiny-demo's tokenizers, text encoders (frozen, random) and
+     * scheduler with the trained VAE ({@code --vae}, else {@code out/vae}, trained first when missing).
+     */
+    private Path demoBase() throws IOException {
+        Path vaeDir = c.vae != null ? c.vae : c.out.resolve("vae");
+        if (!Files.isDirectory(vaeDir)) {
+            if (c.vae != null) throw new IllegalArgumentException("--vae " + c.vae + ": not a folder");
+            System.err.println("train: stage 1/2: the VAE (" + c.vaeSteps + " steps) into " + vaeDir);
+            Integer steps = c.steps, batch = c.batch;
+            Double lr = c.lr;
+            c.steps = c.vaeSteps;
+            c.batch = null;
+            c.lr = null;
+            try {
+                trainVae();
+            } finally {
+                c.steps = steps;
+                c.batch = batch;
+                c.lr = lr;
+            }
+            System.err.println("train: stage 2/2: the transformer");
+        }
+        Path base = c.out.resolve("base");
+        if (Files.isDirectory(base)) return base;
+        Path tiny = Pipelines.prepare("flux-tiny-demo", LoadOptions.builder().dtype(DType.F32).loras(List.of()).build()).path();
+        Path tmp = c.out.resolve(".base.tmp");
+        io.mmdit4j.runtime.Files2.deleteTree(tmp);
+        Files.createDirectories(tmp);
+        try (Stream<Path> s = Files.list(tiny)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                String name = p.getFileName().toString();
+                if (!name.equals("vae") && !name.startsWith(".")) copyTree(p, tmp.resolve(name));
+            }
+        }
+        copyTree(vaeDir, tmp.resolve("vae"));
+        Path index = tmp.resolve("model_index.json");
+        com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
+        j.remove("_mmdit4j_demo");
+        Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
+        Files.move(tmp, base, StandardCopyOption.ATOMIC_MOVE);
+        return base;
+    }
+
+    /** {@code shapes-vae}: the demo's VAE on fresh shapes-world pictures, written to {@code out/vae}. */
+    private int trainVae() throws IOException {
+        int[] objects = parseRange(c.objects);
+        ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
+        world.checkPlaceable();
+        int steps = c.steps != null ? c.steps : 1500, batch = c.batch != null ? c.batch : 16;
+        double lr = c.lr != null ? c.lr : 1e-3;
+        Path dir = c.out.resolve("vae");
+        long t0 = System.nanoTime();
+        double mse = io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(), world, steps, batch, lr, 1e-5, c.seed, dir, s -> {
+            if (s.step() == 1 || s.step() % c.logEvery == 0 || s.step() == s.steps()) {
+                double secs = (System.nanoTime() - t0) / 1e9;
+                System.err.printf(Locale.ROOT, "vae step %d/%d  loss %.5f  mse %.5f  |  %.1f samples/s  |  ETA %s  |  RSS %d MB%n", s.step(), s.steps(), s.loss(), s.mse(),
+                        s.step() * batch / secs, duration(secs / s.step() * (s.steps() - s.step())), ProcessMemory.rssMb());
+            }
+        });
+        System.err.printf(Locale.ROOT, "train: VAE held-out reconstruction MSE %.5f (pictures in [-1, 1]) after %s%n", mse, duration((System.nanoTime() - t0) / 1e9));
+        System.out.println(dir);
         return 0;
     }
 

@@ -26,6 +26,7 @@ import java.util.concurrent.Callable;
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = {"Train in Java. Recipes:",
                 "  shapes-demo     a FLUX transformer from scratch on the shapes world (the --base pipeline's VAE and text encoders, frozen)",
+                "  shapes-vae      a 16-channel AutoencoderKL (4x down-sampling) on shapes-world pictures (out/vae)",
                 "  shapes-lora     a LoRA (--lora-targets, --rank) on the --base FLUX transformer, on the shapes world, base frozen",
                 "  pooled-adapter  COSMOS's pooled-CLIP adapter on (latents, prompt) pairs (--data); the base model stays frozen"})
 final class TrainCommand implements Callable<Integer> {
@@ -78,6 +79,10 @@ final class TrainCommand implements Callable<Integer> {
     Double loraAlpha;
     @Option(names = "--lora-targets", split = ",", defaultValue = "to_q,to_k,to_v,to_out.0", description = "shapes-lora: module name suffixes (default: ${DEFAULT-VALUE})")
     List<String> loraTargets;
+    @Option(names = "--vae", description = "shapes-demo: a trained VAE folder (default: out/vae, trained first by the shapes-vae recipe when missing)")
+    Path vae;
+    @Option(names = "--vae-steps", defaultValue = "1500", description = "shapes-demo: steps of the VAE stage when it runs (default: ${DEFAULT-VALUE})")
+    int vaeSteps;
     @Option(names = "--bf16", description = "shapes: bf16 autocast for the forward and backward (weights, optimizer and loss stay fp32)")
     boolean bf16;
     @Option(names = "--keep", defaultValue = "2", description = "shapes: checkpoints kept (default: ${DEFAULT-VALUE})")
@@ -93,7 +98,7 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin
     ThreadsOption threads = new ThreadsOption();
 
-    static final List<String> RECIPES = List.of("shapes-demo", "shapes-lora", "pooled-adapter");
+    static final List<String> RECIPES = List.of("shapes-demo", "shapes-vae", "shapes-lora", "pooled-adapter");
 
     @Override
     public Integer call() throws Exception {

@@ -86,6 +86,23 @@ public record FluxConfig(int inChannels, int outChannels, int numLayers, int num
         }
     }
 
+    /** This configuration as a diffusers {@code transformer/config.json} ({@link #fromDiffusersConfig} reads it back equal). */
+    public String toDiffusersConfigJson() {
+        if (mlpHidden != 4 * innerDim()) throw new IllegalStateException("diffusers' config has no MLP width: " + mlpHidden + " != 4 x " + innerDim());
+        com.fasterxml.jackson.databind.ObjectMapper m = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode c = m.createObjectNode().put("_class_name", "FluxTransformer2DModel").put("patch_size", 1)
+                .put("in_channels", inChannels).put("out_channels", outChannels).put("num_layers", numLayers).put("num_single_layers", numSingleLayers)
+                .put("attention_head_dim", attentionHeadDim).put("num_attention_heads", numAttentionHeads).put("joint_attention_dim", jointAttentionDim)
+                .put("pooled_projection_dim", pooledProjectionDim).put("guidance_embeds", guidanceEmbeds);
+        com.fasterxml.jackson.databind.node.ArrayNode axes = c.putArray("axes_dims_rope");
+        for (int a : axesDimsRope) axes.add(a);
+        try {
+            return m.writerWithDefaultPrettyPrinter().writeValueAsString(c) + "\n";
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     private static final Pattern DOUBLE = Pattern.compile("^transformer_blocks\\.(\\d+)\\.");
     private static final Pattern SINGLE = Pattern.compile("^single_transformer_blocks\\.(\\d+)\\.");
 

@@ -10,7 +10,6 @@ import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import org.bytedeco.pytorch.Tensor;
 
-import static org.bytedeco.pytorch.global.torch.gelu_;
 
 /** {@code FluxSingleTransformerBlock}: one stream [text; image], attention and MLP in parallel. */
 final class FluxSingleBlock extends SingleStreamBlock {
@@ -27,7 +26,7 @@ final class FluxSingleBlock extends SingleStreamBlock {
         AdaLayerNormZero.Output m = norm.forward(h, cond);
         Tensor att = Scopes.local(() -> attn.forward(m.normed(), rope));                    // [B,S,D]
         Tensor projected = Scopes.local(() -> {
-            Tensor mlp = gelu_(proj_mlp.forward(m.normed()), "tanh");                           // [B,S,mlp]
+            Tensor mlp = Ops.gelu(proj_mlp.forward(m.normed()), "tanh");                           // [B,S,mlp]
             return proj_out.forwardConcat(att, mlp);                                           // [B,S,D+mlp] -> [B,S,D]
         });
         Tensor out = Ops.gatedResidual(h, m.gateMsa(), projected);                             // [B,S,D]

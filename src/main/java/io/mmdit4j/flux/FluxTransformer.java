@@ -277,7 +277,23 @@ public final class FluxTransformer implements AutoCloseable {
      * @param observer sees the per-block conditioning, or null
      */
     public Tensor forward(FluxInputs inputs, ModulationGuidance guidance, int step, Rope rope, ConditioningObserver observer) {
-        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+        try (InferenceMode guard = new InferenceMode()) {
+            return forwardInternal(inputs, guidance, step, rope, observer);
+        }
+    }
+
+    /**
+     * The same forward with autograd: no inference mode, so gradients reach every weight that requires them (the
+     * trainable fp32 leaves of {@link io.mmdit4j.train.FluxTrainable}, LoRA matrices). The modules take their in-place
+     * fusions only on tensors that do not require grad, so this computes what {@link #forward} computes. The caller
+     * decides the grad mode. Returns [B, N, out_channels], owned by the caller.
+     */
+    public Tensor forwardWithGrad(FluxInputs inputs, ModulationGuidance guidance, int step) {
+        return forwardInternal(inputs, guidance, step, null, null);
+    }
+
+    private Tensor forwardInternal(FluxInputs inputs, ModulationGuidance guidance, int step, Rope rope, ConditioningObserver observer) {
+        try (PointerScope scope = new PointerScope()) {
             FluxInputs in = inputs.normalized();
             in.validate(config);
             guidance.validate((int) in.hiddenStates().size(0), config.innerDim(), config.totalBlocks());

@@ -4,7 +4,6 @@ import io.mmdit4j.io.StateDict;
 import io.mmdit4j.runtime.DType;
 import org.bytedeco.pytorch.Tensor;
 
-import static org.bytedeco.pytorch.global.torch.gelu_;
 import static org.bytedeco.pytorch.global.torch.silu;
 
 /**
@@ -51,8 +50,8 @@ public final class FeedForward implements AutoCloseable {
     public Tensor forward(Tensor x) { // [B,S,D] -> [B,S,D]
         Tensor h = net_0_proj.forward(x);
         return net_2.forward(switch (activation) { // GELU in place: the hidden state is ours, one [B,S,4D] less
-            case GELU_TANH -> gelu_(h, "tanh");
-            case GELU -> gelu_(h, "none");
+            case GELU_TANH -> Ops.gelu(h, "tanh");
+            case GELU -> Ops.gelu(h, "none");
             case SILU -> silu(h);
         });
     }

@@ -53,6 +53,8 @@ public final class Linear implements AutoCloseable {
             this.up = up;
         }
     }
+    private Tensor loraA, loraB;                          // attached training adapter (borrowed), or null
+    private org.bytedeco.pytorch.Scalar loraScale;
 
     public Linear(Tensor weight, Tensor bias) {
         this.weight = weight;
@@ -99,6 +101,11 @@ public final class Linear implements AutoCloseable {
 
     public Tensor forward(Tensor x) { // [..., in] -> [..., out]
         io.mmdit4j.runtime.Placement.require("linear", x, weight);
+        if (loraA != null) return withLora(x, plain(x));
+        return plain(x);
+    }
+
+    private Tensor plain(Tensor x) {
         if (OpCounter.recording()) {
             OpCounter.linear(x.numel() / in, in, out, DType.of(x.scalar_type()));
             if (OpCounter.timing()) {
@@ -132,6 +139,17 @@ public final class Linear implements AutoCloseable {
             throw new IllegalArgumentException("concatenated input " + Arrays.toString(Tensors.shape(a))
                     + " + " + Arrays.toString(Tensors.shape(b)) + " does not match weight [" + out + ", " + in + "]");
         }
+        if (loraA != null) {
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                return io.mmdit4j.runtime.Tensors.keep(forward(org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(a, b), -1)));
+            }
+        }
+        if (quantized == null && (a.scalar_type().value != weight.scalar_type().value || b.scalar_type().value != weight.scalar_type().value)) {
+            // autocast (training in bf16 with fp32 weights): the two products by the autocast-aware linear, added out of place
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                return io.mmdit4j.runtime.Tensors.keep(linear(a, weight.narrow(1, 0, ka), biasOption).add(linear(b, weight.narrow(1, ka, kb))));
+            }
+        }
         boolean timed = OpCounter.timing();
         if (OpCounter.recording()) {
             long rows = a.numel() / ka;
@@ -157,6 +175,38 @@ public final class Linear implements AutoCloseable {
             }
         }
         return y;
+    }
+
+    /** PEFT's {@code lora.Linear}: {@code y + lora_B(lora_A(x))·scale} (no dropout, no bias), for training adapters. */
+    private Tensor withLora(Tensor x, Tensor y) {
+        return y.add(linear(linear(x, loraA), loraB).mul(loraScale));
+    }
+
+    /**
+     * Attaches an unmerged low-rank adapter, {@code y = x·Wᵀ + b + (x·Aᵀ·Bᵀ)·scale} with {@code A [r, in]} and
+     * {@code B [out, r]} (borrowed: the caller keeps and closes them; typically trainable leaves), or removes it
+     * ({@code a == null}). Used to train LoRAs; a finished LoRA is merged instead ({@link io.mmdit4j.lora.LoraAdapter}).
+     */
+    public void attachLora(Tensor a, Tensor b, double scale) {
+        Native.release(loraScale);
+        loraScale = null;
+        if (a == null) {
+            loraA = loraB = null;
+            return;
+        }
+        if (a.dim() != 2 || b.dim() != 2 || a.size(1) != in || b.size(0) != out || b.size(1) != a.size(0)) {
+            throw new IllegalArgumentException("LoRA matrices A " + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(a)) + " and B "
+                    + java.util.Arrays.toString(io.mmdit4j.runtime.Tensors.shape(b)) + " do not fit a Linear [" + out + ", " + in + "] (A [r, "
+                    + in + "], B [" + out + ", r])");
+        }
+        loraA = a;
+        loraB = b;
+        loraScale = Native.keep(new org.bytedeco.pytorch.Scalar(scale));
+    }
+
+    /** Whether an unmerged adapter is attached ({@link #attachLora}). */
+    public boolean hasLora() {
+        return loraA != null;
     }
 
     /**
@@ -315,6 +365,7 @@ public final class Linear implements AutoCloseable {
     @Override
     public void close() {
         unstage();
+        Native.release(loraScale);
         Native.release(biasOption);
         Native.release(weight);
         if (quantized != null) quantized.close();

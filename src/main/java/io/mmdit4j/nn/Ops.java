@@ -56,6 +56,14 @@ public final class Ops {
         return org.bytedeco.pytorch.global.torch.empty(shape, x.options(), new org.bytedeco.pytorch.MemoryFormatOptional());
     }
 
+    /**
+     * GELU of a fresh temporary {@code h}: in place (one activation-sized tensor less) unless {@code h} requires grad,
+     * where autograd needs the input of the activation and gets the out-of-place op (the same values).
+     */
+    public static Tensor gelu(Tensor h, String approximate) {
+        return h.requires_grad() ? org.bytedeco.pytorch.global.torch.gelu(h, approximate) : org.bytedeco.pytorch.global.torch.gelu_(h, approximate);
+    }
+
     /** {@code x + gate[:, None] * y} as one fused pass ({@code addcmul}). */
     public static Tensor gatedResidual(Tensor x, Tensor gate, Tensor y) {
         io.mmdit4j.runtime.Placement.require("gated residual", x, gate, y);

@@ -33,7 +33,10 @@ public final class RmsNorm implements AutoCloseable {
     public Tensor forward(Tensor x) { // [..., dim]
         io.mmdit4j.runtime.Placement.require("rms_norm", x);
         // x², the fp32 copy and the unscaled result die here; in place: the normalised tensor (or its cast) is a fresh temporary
-        return Scopes.local(() -> normalized(x).to(weight.scalar_type()).mul_(weight));
+        return Scopes.local(() -> {
+            Tensor n = normalized(x).to(weight.scalar_type());
+            return n.requires_grad() || weight.requires_grad() ? n.mul(weight) : n.mul_(weight); // autograd keeps n for the weight's gradient
+        });
     }
 
     /**
@@ -47,7 +50,7 @@ public final class RmsNorm implements AutoCloseable {
 
     /** {@code x / sqrt(mean(x²) + eps)} over the last dimension, in fp32. */
     private Tensor normalized(Tensor x) {
-        Tensor xf = x.to(ScalarType.Float);
+        Tensor xf = x.to(x.scalar_type().value == ScalarType.Double.value ? ScalarType.Double : ScalarType.Float); // fp64 stays fp64 (gradient checks)
         Tensor variance = xf.pow(two).mean(new long[] {-1}, true, new ScalarTypeOptional());
         return xf.mul(rsqrt(variance.add(eps)));
     }

@@ -139,14 +139,15 @@ public final class Rope implements AutoCloseable {
         io.mmdit4j.runtime.Placement.require("rope", x, cos, sin);
         return io.mmdit4j.runtime.Scopes.local(() -> { // the halves, rot(x) and the fp32 product die here
             long b = x.size(0), h = x.size(1), s = x.size(2), dh = x.size(3);
+            ScalarType work = x.scalar_type().value == ScalarType.Double.value ? ScalarType.Double : ScalarType.Float; // fp64 stays fp64 (gradient checks)
             Tensor rotated;
             if (halves) {
-                rotated = cat(new TensorVector(x.narrow(3, dh / 2, dh / 2).neg(), x.narrow(3, 0, dh / 2)), 3).to(ScalarType.Float);
+                rotated = cat(new TensorVector(x.narrow(3, dh / 2, dh / 2).neg(), x.narrow(3, 0, dh / 2)), 3).to(work);
             } else {
                 TensorVector parts = x.reshape(b, h, s, dh / 2, 2).unbind(-1);
-                rotated = stack(new TensorVector(parts.get(1).neg(), parts.get(0)), -1).flatten(3, 4).to(ScalarType.Float);
+                rotated = stack(new TensorVector(parts.get(1).neg(), parts.get(0)), -1).flatten(3, 4).to(work);
             }
-            Tensor out = x.to(ScalarType.Float).mul(cos);
+            Tensor out = x.to(work).mul(cos);
             out.addcmul_(rotated, sin); // x·cos + rot(x)·sin, accumulated in place (returns out itself)
             return out.to(x.scalar_type());
         });

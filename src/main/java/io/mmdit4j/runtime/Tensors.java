@@ -65,6 +65,15 @@ public final class Tensors {
         }
     }
 
+    /** Copies a CPU floating tensor's values to a Java array as fp64 (gradient checks). */
+    public static double[] toDoubles(Tensor t) {
+        try (Tensor d = t.to(ScalarType.Double).contiguous()) {
+            double[] out = new double[(int) d.numel()];
+            if (out.length > 0) d.data_ptr_double().get(out);
+            return out;
+        }
+    }
+
     /** A torch-owned fp32 tensor holding a copy of {@code data}. */
     public static Tensor fromFloats(float[] data, long... shape) {
         long n = 1;

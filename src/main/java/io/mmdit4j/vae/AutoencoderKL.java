@@ -352,6 +352,28 @@ public final class AutoencoderKL implements AutoCloseable {
         }
     }
 
+    /**
+     * The encoder's posterior {mean, logvar} of images [B, in, H, W] in [-1, 1] with autograd (no inference mode): for
+     * training the VAE. Both owned by the caller.
+     */
+    public Tensor[] momentsWithGrad(Tensor image) {
+        check("image", image, config.inChannels());
+        try (PointerScope scope = new PointerScope()) {
+            Tensor moments = Scopes.adopt(encoder.forward(place(image)));
+            if (quant_conv != null) moments = quant_conv.forward(moments);
+            TensorVector halves = moments.chunk(2, 1);
+            return new Tensor[] {Tensors.keep(halves.get(0).contiguous()), Tensors.keep(clamp(halves.get(1), LOGVAR_MIN, LOGVAR_MAX))}; // get() borrows from the vector
+        }
+    }
+
+    /** The raw decoder output of latents as given, with autograd (training the VAE); owned by the caller. */
+    public Tensor decodeWithGrad(Tensor latents) {
+        check("latents", latents, config.latentChannels());
+        try (PointerScope scope = new PointerScope()) {
+            return decodeOwned(place(latents));
+        }
+    }
+
     // ---------------------------------------------------------------- inputs
 
     private Tensor place(Tensor t) {

@@ -50,12 +50,12 @@ public final class ResnetBlock implements Block {
         try (PointerScope scope = new PointerScope()) {
             Tensor x = input.contiguous();
             Tensor h = norm1.forward(x);
-            silu_(h);
+            h = h.requires_grad() ? org.bytedeco.pytorch.global.torch.silu(h) : silu_(h); // in place unless autograd needs the input
             Tensor c = conv1.forward(h);
             h.close();
             h = norm2.forward(c);
             c.close();
-            silu_(h);
+            h = h.requires_grad() ? org.bytedeco.pytorch.global.torch.silu(h) : silu_(h); // in place unless autograd needs the input
             Tensor out = conv2.forward(h);
             h.close();
             if (conv_shortcut != null) {

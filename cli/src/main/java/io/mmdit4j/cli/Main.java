@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         description = "Diffusion-transformer inference on libtorch, with modulation guidance.",
         footer = {"", "Serving: `mmdit serve` and `mmdit loadtest` come from the server module (./mmdit runs it for them; see ./mmdit serve --help).",
                 "./mmdit spark --input prompts.jsonl --out DIR: one image per row of a table on Apache Spark (the spark/ module; ./mmdit spark --help)"},
-        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, QuantizeCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, ForwardCommand.class, BenchCommand.class, InspectCommand.class, CheckGoldenCommand.class, InfoCommand.class, SweepCommand.class, PlotCommand.class, TrainCommand.class, QuantizeCommand.class, EvalShapesCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     /** {@code -v}: the engine's log too (loads, phase timings); every subcommand takes it. */
     @CommandLine.Option(names = {"-v", "--verbose"}, scope = CommandLine.ScopeType.INHERIT,

@@ -24,30 +24,71 @@ import java.util.concurrent.Callable;
  * {@code generate --save-latents}. The base model is frozen; checkpoints are resumable and load in {@code generate --adapter}.
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Fine-tune the pooled-CLIP adapter of COSMOS (--recipe pooled-adapter) on (latents, prompt) pairs; the base model stays frozen.")
+        description = {"Train in Java. Recipes:",
+                "  shapes-demo     a FLUX transformer from scratch on the shapes world (the --base pipeline's VAE and text encoders, frozen)",
+                "  shapes-vae      a 16-channel AutoencoderKL (4x down-sampling) on shapes-world pictures (out/vae)",
+                "  shapes-lora     a LoRA (--lora-targets, --rank) on the --base FLUX transformer, on the shapes world, base frozen",
+                "  pooled-adapter  COSMOS's pooled-CLIP adapter on (latents, prompt) pairs (--data); the base model stays frozen"})
 final class TrainCommand implements Callable<Integer> {
-    @Option(names = "--recipe", required = true, description = "what to train: pooled-adapter (COSMOS's text_embedder_clip and per-block gains)")
+    @Option(names = "--recipe", required = true, description = "shapes-demo, shapes-lora or pooled-adapter (see above)")
     String recipe;
-    @Option(names = "--base", required = true, description = "the COSMOS model (a Cosmos-Predict2 diffusers folder or a model name, e.g. cosmos-tiny-demo)")
+    @Option(names = "--base", description = "the base model: shapes-demo / shapes-lora a FLUX diffusers folder or model name (default flux-tiny-demo); "
+            + "pooled-adapter a COSMOS model (required)")
     String base;
-    @Option(names = "--data", required = true, description = "folder of *.safetensors with 'latents' and a prompt (metadata or .txt): generate --save-latents")
+    @Option(names = "--data", description = "pooled-adapter: folder of *.safetensors with 'latents' and a prompt (metadata or .txt): generate --save-latents")
     Path data;
-    @Option(names = "--out", defaultValue = "outputs/pooled-adapter", description = "checkpoints, loss.csv and train_state.json (default: ${DEFAULT-VALUE})")
+    @Option(names = "--out", description = "checkpoints, loss.csv, loss.png and the trainer state (default: outputs/<recipe>)")
     Path out;
-    @Option(names = "--steps", defaultValue = "4000", description = "optimizer steps in all (the paper: 4000; default: ${DEFAULT-VALUE})")
-    int steps;
-    @Option(names = "--batch", defaultValue = "1", description = "samples per step (default: ${DEFAULT-VALUE})")
-    int batch;
-    @Option(names = "--lr", defaultValue = "1e-4", description = "AdamW learning rate (default: ${DEFAULT-VALUE})")
-    double lr;
+    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 3000, shapes-lora 500, pooled-adapter 4000)")
+    Integer steps;
+    @Option(names = "--batch", description = "samples per step (default: shapes 8, pooled-adapter 1)")
+    Integer batch;
+    @Option(names = "--lr", description = "AdamW learning rate (default: shapes-demo 5e-4, shapes-lora 1e-3, pooled-adapter 1e-4)")
+    Double lr;
     @Option(names = "--weight-decay", defaultValue = "0.01", description = "AdamW weight decay (default: ${DEFAULT-VALUE})")
     double weightDecay;
     @Option(names = "--seed", defaultValue = "0", description = "initialisation, data order and noise (default: ${DEFAULT-VALUE})")
     long seed;
-    @Option(names = "--save-every", defaultValue = "500", description = "checkpoint interval in steps (default: ${DEFAULT-VALUE})")
-    int saveEvery;
-    @Option(names = "--max-sequence-length", defaultValue = "512", description = "T5 tokens (default: ${DEFAULT-VALUE})")
-    int maxSequenceLength;
+    @Option(names = "--save-every", description = "checkpoint interval in steps (default: shapes 250, pooled-adapter 500)")
+    Integer saveEvery;
+    @Option(names = "--max-sequence-length", description = "T5 tokens (default: shapes 32, pooled-adapter 512)")
+    Integer maxSequenceLength;
+    @Option(names = "--warmup", defaultValue = "100", description = "shapes: linear warm-up steps before the cosine decay (default: ${DEFAULT-VALUE})")
+    int warmup;
+    @Option(names = "--constant-lr", description = "shapes: no cosine decay after the warm-up")
+    boolean constantLr;
+    @Option(names = "--max-grad-norm", defaultValue = "1.0", description = "shapes: clip the global gradient norm (0: off; default: ${DEFAULT-VALUE})")
+    double maxGradNorm;
+    @Option(names = "--ema", description = "shapes: EMA decay of the weights (0: off; default: shapes-demo 0.999, shapes-lora 0)")
+    Double ema;
+    @Option(names = "--caption-dropout-t5", defaultValue = "0.1", description = "shapes: probability of dropping the T5 tokens (default: ${DEFAULT-VALUE})")
+    double dropT5;
+    @Option(names = "--caption-dropout-pooled", defaultValue = "0.1", description = "shapes: probability of dropping the pooled CLIP vector (default: ${DEFAULT-VALUE})")
+    double dropPooled;
+    @Option(names = "--timesteps", defaultValue = "logit_normal", description = "shapes: timestep density and weighting: logit_normal, none, mode, cosmap, sigma_sqrt (default: ${DEFAULT-VALUE})")
+    String timesteps;
+    @Option(names = "--images", defaultValue = "2048", description = "shapes: pictures in the dataset (default: ${DEFAULT-VALUE})")
+    int images;
+    @Option(names = "--image-size", defaultValue = "64", description = "shapes: picture size in pixels (default: ${DEFAULT-VALUE})")
+    int imageSize;
+    @Option(names = "--objects", defaultValue = "1-4", description = "shapes: objects per picture, MIN-MAX (at most 4; default: ${DEFAULT-VALUE})")
+    String objects;
+    @Option(names = "--rank", defaultValue = "8", description = "shapes-lora: LoRA rank (default: ${DEFAULT-VALUE})")
+    int rank;
+    @Option(names = "--lora-alpha", description = "shapes-lora: LoRA alpha (default: the rank)")
+    Double loraAlpha;
+    @Option(names = "--lora-targets", split = ",", defaultValue = "to_q,to_k,to_v,to_out.0", description = "shapes-lora: module name suffixes (default: ${DEFAULT-VALUE})")
+    List<String> loraTargets;
+    @Option(names = "--vae", description = "shapes-demo: a trained VAE folder (default: out/vae, trained first by the shapes-vae recipe when missing)")
+    Path vae;
+    @Option(names = "--vae-steps", defaultValue = "1500", description = "shapes-demo: steps of the VAE stage when it runs (default: ${DEFAULT-VALUE})")
+    int vaeSteps;
+    @Option(names = "--bf16", description = "shapes: bf16 autocast for the forward and backward (weights, optimizer and loss stay fp32)")
+    boolean bf16;
+    @Option(names = "--keep", defaultValue = "2", description = "shapes: checkpoints kept (default: ${DEFAULT-VALUE})")
+    int keep;
+    @Option(names = "--log-every", defaultValue = "10", description = "shapes: a progress line every N steps (default: ${DEFAULT-VALUE})")
+    int logEvery;
     @Option(names = "--resume", description = "continue from the newest checkpoint in --out")
     boolean resume;
     @Option(names = "--dtype", description = "fp32 or bf16 for the frozen model (default: fp32; the adapter trains in fp32)")
@@ -57,10 +98,21 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin
     ThreadsOption threads = new ThreadsOption();
 
+    static final List<String> RECIPES = List.of("shapes-demo", "shapes-vae", "shapes-lora", "pooled-adapter");
+
     @Override
     public Integer call() throws Exception {
         threads.apply();
-        if (!recipe.equals("pooled-adapter")) throw new IllegalArgumentException("--recipe " + recipe + ": the only recipe is pooled-adapter");
+        if (!RECIPES.contains(recipe)) throw new IllegalArgumentException("--recipe " + recipe + ": unknown recipe; the recipes are " + String.join(", ", RECIPES));
+        if (out == null) out = Path.of("outputs", recipe);
+        if (!recipe.equals("pooled-adapter")) {
+            return new ShapesTraining(this).run();
+        }
+        if (base == null) throw new IllegalArgumentException("--recipe pooled-adapter needs --base (a COSMOS model)");
+        if (data == null) throw new IllegalArgumentException("--recipe pooled-adapter needs --data (a folder of latents and prompts)");
+        int steps = this.steps != null ? this.steps : 4000, batch = this.batch != null ? this.batch : 1;
+        int saveEvery = this.saveEvery != null ? this.saveEvery : 500, maxSequenceLength = this.maxSequenceLength != null ? this.maxSequenceLength : 512;
+        double lr = this.lr != null ? this.lr : 1e-4;
         PooledAdapterTraining.Settings settings = new PooledAdapterTraining.Settings(steps, batch, lr, weightDecay, seed, saveEvery, maxSequenceLength);
         List<PooledAdapterTraining.Sample> samples = PooledAdapterTraining.readSamples(data, w -> System.err.println("mmdit: warning: " + w));
         LoadOptions.Builder o = LoadOptions.builder().dtype(dtype != null ? DType.parse(dtype) : DType.F32).textEncoders(textEncoders).loras(List.of());

@@ -33,6 +33,7 @@ public final class GoldenRunner {
             Map.entry("cosmos_transformer", new CosmosTransformerCases()),
             Map.entry("cosmos_pipeline", new CosmosPipelineCases()),
             Map.entry("lora", new LoraCases()),
+            Map.entry("flux_train_step", new FluxTrainStepCases()),
             Map.entry("clip_text_encoder", TextEncoderCases.CLIP),
             Map.entry("t5_encoder", TextEncoderCases.T5),
             Map.entry("flow_match_euler", SchedulerCases.FLOW_MATCH_EULER),

@@ -1,0 +1,241 @@
+package io.mmdit4j.cli;
+
+import io.mmdit4j.flux.FluxConfig;
+import io.mmdit4j.flux.FluxFamily;
+import io.mmdit4j.flux.FluxPipeline;
+import io.mmdit4j.pipeline.LoadOptions;
+import io.mmdit4j.pipeline.Pipeline;
+import io.mmdit4j.pipeline.Pipelines;
+import io.mmdit4j.pipeline.PreparedModel;
+import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.ProcessMemory;
+import io.mmdit4j.shapes.ShapesWorld;
+import io.mmdit4j.train.FlowMatching;
+import io.mmdit4j.train.FluxTrainable;
+import io.mmdit4j.train.FluxTrainer;
+import io.mmdit4j.train.ShapesData;
+import io.mmdit4j.train.TrainingRun;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * The shapes recipes of {@code mmdit train}: {@code shapes-demo} (a small FLUX transformer from scratch) and
+ * {@code shapes-lora} (a LoRA on the base's transformer), both on the shapes world encoded by the base pipeline's frozen
+ * VAE and text encoders. Everything is checked before the first step: the recipe, the dataset spec, the output folder
+ * (a run never overwrites another's checkpoints), a checkpoint to resume from.
+ */
+final class ShapesTraining {
+    private final TrainCommand c;
+
+    ShapesTraining(TrainCommand c) {
+        this.c = c;
+    }
+
+    /** The demo transformer: 2 double + 4 single blocks at width 128 (4 heads of 32), no guidance embedder (schnell-style). */
+    static FluxConfig demoConfig(int latentChannels, int jointDim, int pooledDim) {
+        return new FluxConfig(4 * latentChannels, 4 * latentChannels, 2, 4, 32, 4, jointDim, pooledDim, false, new int[] {8, 12, 12}, 4 * 128);
+    }
+
+    int run() throws IOException {
+        if (c.recipe.equals("shapes-vae")) return trainVae();
+        boolean demo = c.recipe.equals("shapes-demo");
+        if (c.data != null) throw new IllegalArgumentException("--data is for --recipe pooled-adapter; the shapes recipes make their data (--images, --objects, --image-size)");
+        int[] objects = parseRange(c.objects);
+        ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
+        world.checkPlaceable();
+        int steps = c.steps != null ? c.steps : demo ? 3000 : 500;
+        int batch = c.batch != null ? c.batch : 8;
+        double lr = c.lr != null ? c.lr : demo ? 5e-4 : 1e-3;
+        double ema = c.ema != null ? c.ema : demo ? 0.999 : 0;
+        TrainingRun.Settings settings = new TrainingRun.Settings(c.recipe, steps, batch, lr, c.warmup, !c.constantLr, c.weightDecay, c.maxGradNorm, ema,
+                c.dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16);
+        int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 32;
+        if (c.images < 1) throw new IllegalArgumentException("--images must be >= 1");
+        Path from = TrainingRun.newest(c.out);
+        if (!c.resume && from != null) {
+            throw new IllegalArgumentException(c.out + " holds " + from.getFileName() + ": pass --resume to continue it, or choose another --out (nothing was overwritten)");
+        }
+        if (c.resume && from == null) throw new IllegalArgumentException(c.out + ": --resume, but no checkpoint-NNNNNN there");
+        Path export = demo ? c.out.resolve("model") : c.out.resolve("pytorch_lora_weights.safetensors");
+        if (Files.exists(export)) throw new IllegalArgumentException(export + " exists: this run is finished (choose another --out; nothing was overwritten)");
+        String baseName = c.base != null ? c.base : "flux-tiny-demo";
+        if (demo && c.base == null) baseName = demoBase().toString(); // the demo's own VAE with the tiny demo's text encoders
+        PreparedModel prepared = Pipelines.prepare(baseName, LoadOptions.builder().dtype(DType.F32).loras(List.of()).build());
+        if (!(prepared.family() instanceof FluxFamily)) {
+            throw new IllegalArgumentException("--base " + baseName + ": a " + prepared.family().name() + " model; the shapes recipes train FLUX");
+        }
+        if (baseName.equals("flux-tiny-demo")) {
+            System.err.println("train: warning: the base flux-tiny-demo has random VAE and text-encoder weights: the model learns their latents, and its "
+                    + "pictures will not show shapes until a trained VAE is used (--base)");
+        }
+        try (Pipeline pipe = prepared.load()) {
+            FluxPipeline flux = pipe.unwrap(FluxPipeline.class);
+            long t0 = System.nanoTime();
+            try (ShapesData data = new ShapesData(world, c.images, flux.vae(), flux.textEncoders(), maxLen,
+                    n -> { if (n % 256 == 0 || n == c.images) System.err.printf(Locale.ROOT, "train: encoded %d/%d pictures%n", n, c.images); });
+                 FluxTrainable model = demo
+                         ? FluxTrainable.random(demoConfig((int) data.latents(0).size(0), flux.textEncoders().jointDim(), flux.textEncoders().pooledDim()), c.seed, true)
+                         : lora(FluxTrainable.load(prepared.path(), false))) {
+                System.err.printf(Locale.ROOT, "train: %s, %s, %s; encoding took %.1f s%n", c.recipe, data.describe(),
+                        model.isLora() ? model.trainable().size() / 2 + " LoRA modules of rank " + c.rank : model.config() + "", (System.nanoTime() - t0) / 1e9);
+                try (TrainingRun run = new TrainingRun(model, data, settings, FluxTrainer.Optim.of(lr, c.weightDecay), c.out, c.resume)) {
+                    int first = run.step();
+                    double[] avg = {0};
+                    long t1 = System.nanoTime();
+                    run.run(s -> {
+                        avg[0] = s.step() == first + 1 ? s.loss() : 0.95 * avg[0] + 0.05 * s.loss();
+                        if (s.step() == first + 1 || s.step() % c.logEvery == 0 || s.step() == s.steps()) {
+                            System.err.printf(Locale.ROOT, "step %d/%d  loss %.4f (avg %.4f)  lr %.2e  |  %.2f it/s  %.1f samples/s  |  ETA %s  |  RSS %d MB%n",
+                                    s.step(), s.steps(), s.loss(), avg[0], s.lr(), 1 / s.secondsPerStep(), s.batch() / s.secondsPerStep(),
+                                    duration(s.etaSeconds()), ProcessMemory.rssMb());
+                        }
+                        return true;
+                    });
+                    double secs = (System.nanoTime() - t1) / 1e9;
+                    int done = run.step() - first;
+                    System.err.printf(Locale.ROOT, "train: %d steps in %s (%.3f s/step, %.1f samples/s), peak RSS %d MB; loss curve %s%n", done, duration(secs),
+                            done == 0 ? 0 : secs / done, done == 0 ? 0 : done * batch / secs, ProcessMemory.peakRssMb(), c.out.resolve("loss.png"));
+                    if (demo) exportPipeline(prepared.path(), model, run.emaWeights(), export);
+                    else model.save(c.out.resolve(".lora.tmp"), run.emaWeights(), Map.of("generated_by", "mmdit4j train --recipe shapes-lora"));
+                    if (!demo) {
+                        Files.move(c.out.resolve(".lora.tmp/pytorch_lora_weights.safetensors"), export, StandardCopyOption.ATOMIC_MOVE);
+                        Files.delete(c.out.resolve(".lora.tmp"));
+                    }
+                    System.out.println(export);
+                }
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * The shapes demo's base pipeline, {@code out/base}: flux-tiny-demo's tokenizers, text encoders (frozen, random) and
+     * scheduler with the trained VAE ({@code --vae}, else {@code out/vae}, trained first when missing).
+     */
+    private Path demoBase() throws IOException {
+        Path vaeDir = c.vae != null ? c.vae : c.out.resolve("vae");
+        if (!Files.isDirectory(vaeDir)) {
+            if (c.vae != null) throw new IllegalArgumentException("--vae " + c.vae + ": not a folder");
+            System.err.println("train: stage 1/2: the VAE (" + c.vaeSteps + " steps) into " + vaeDir);
+            Integer steps = c.steps, batch = c.batch;
+            Double lr = c.lr;
+            c.steps = c.vaeSteps;
+            c.batch = null;
+            c.lr = null;
+            try {
+                trainVae();
+            } finally {
+                c.steps = steps;
+                c.batch = batch;
+                c.lr = lr;
+            }
+            System.err.println("train: stage 2/2: the transformer");
+        }
+        Path base = c.out.resolve("base");
+        if (Files.isDirectory(base)) return base;
+        Path tiny = Pipelines.prepare("flux-tiny-demo", LoadOptions.builder().dtype(DType.F32).loras(List.of()).build()).path();
+        Path tmp = c.out.resolve(".base.tmp");
+        io.mmdit4j.runtime.Files2.deleteTree(tmp);
+        Files.createDirectories(tmp);
+        try (Stream<Path> s = Files.list(tiny)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                String name = p.getFileName().toString();
+                if (!name.equals("vae") && !name.startsWith(".")) copyTree(p, tmp.resolve(name));
+            }
+        }
+        copyTree(vaeDir, tmp.resolve("vae"));
+        Path index = tmp.resolve("model_index.json");
+        com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
+        j.remove("_mmdit4j_demo");
+        Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
+        Files.move(tmp, base, StandardCopyOption.ATOMIC_MOVE);
+        return base;
+    }
+
+    /** {@code shapes-vae}: the demo's VAE on fresh shapes-world pictures, written to {@code out/vae}. */
+    private int trainVae() throws IOException {
+        int[] objects = parseRange(c.objects);
+        ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
+        world.checkPlaceable();
+        int steps = c.steps != null ? c.steps : 1500, batch = c.batch != null ? c.batch : 16;
+        double lr = c.lr != null ? c.lr : 1e-3;
+        Path dir = c.out.resolve("vae");
+        long t0 = System.nanoTime();
+        double mse = io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(), world, steps, batch, lr, 1e-5, c.seed, dir, s -> {
+            if (s.step() == 1 || s.step() % c.logEvery == 0 || s.step() == s.steps()) {
+                double secs = (System.nanoTime() - t0) / 1e9;
+                System.err.printf(Locale.ROOT, "vae step %d/%d  loss %.5f  mse %.5f  |  %.1f samples/s  |  ETA %s  |  RSS %d MB%n", s.step(), s.steps(), s.loss(), s.mse(),
+                        s.step() * batch / secs, duration(secs / s.step() * (s.steps() - s.step())), ProcessMemory.rssMb());
+            }
+        });
+        System.err.printf(Locale.ROOT, "train: VAE held-out reconstruction MSE %.5f (pictures in [-1, 1]) after %s%n", mse, duration((System.nanoTime() - t0) / 1e9));
+        System.out.println(dir);
+        return 0;
+    }
+
+    private FluxTrainable lora(FluxTrainable m) {
+        try {
+            m.addLora(c.loraTargets, c.rank, c.loraAlpha != null ? c.loraAlpha : c.rank, null, c.seed);
+            return m;
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+    }
+
+    /** The base pipeline folder with the trained transformer (the EMA's when there is one), written beside and moved into place. */
+    static void exportPipeline(Path base, FluxTrainable model, Map<String, org.bytedeco.pytorch.Tensor> ema, Path to) throws IOException {
+        Path tmp = to.resolveSibling("." + to.getFileName() + ".tmp");
+        io.mmdit4j.runtime.Files2.deleteTree(tmp);
+        Files.createDirectories(tmp);
+        try (Stream<Path> s = Files.list(base)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                String name = p.getFileName().toString();
+                if (name.equals("transformer") || name.startsWith(".")) continue;
+                copyTree(p, tmp.resolve(name));
+            }
+        }
+        Path index = tmp.resolve("model_index.json");
+        if (Files.isRegularFile(index)) { // a trained folder, not the generated demo
+            com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
+            j.remove("_mmdit4j_demo");
+            Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
+        }
+        model.save(tmp.resolve("transformer"), ema, Map.of("generated_by", "mmdit4j train"));
+        Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        try (Stream<Path> s = Files.walk(from)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                Path t = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) Files.createDirectories(t);
+                else Files.copy(p, t);
+            }
+        }
+    }
+
+    static int[] parseRange(String s) {
+        String[] p = s.split("-", -1);
+        try {
+            if (p.length == 1) return new int[] {Integer.parseInt(p[0].strip()), Integer.parseInt(p[0].strip())};
+            if (p.length == 2) return new int[] {Integer.parseInt(p[0].strip()), Integer.parseInt(p[1].strip())};
+        } catch (NumberFormatException ignored) {
+            // falls through to the error
+        }
+        throw new IllegalArgumentException("--objects " + s + ": expected MIN-MAX, e.g. 1-4");
+    }
+
+    static String duration(double seconds) {
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format(Locale.ROOT, "%dh%02dm", s / 3600, s % 3600 / 60)
+                : String.format(Locale.ROOT, "%dm%02ds", s / 60, s % 60);
+    }
+}

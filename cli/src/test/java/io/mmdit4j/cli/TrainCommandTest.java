@@ -1,0 +1,62 @@
+package io.mmdit4j.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code mmdit train} with the shapes recipes: a short run writes checkpoints, a loss curve and a pipeline folder; bad input is refused. */
+class TrainCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void aShortShapesDemoRunWritesALoadablePipeline() throws IOException {
+        Path out = tmp.resolve("demo");
+        // --base flux-tiny-demo: its (random) VAE instead of the VAE stage (VaeTrainingTest covers that), to keep this fast
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4", "--images", "8",
+                "--batch", "2", "--save-every", "2", "--warmup", "1", "--log-every", "2", "--out", out.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("samples/s") && r.err().contains("ETA") && r.err().contains("loss"), r.err());
+        assertTrue(Files.isRegularFile(out.resolve("model/transformer/diffusion_pytorch_model.safetensors")));
+        assertTrue(Files.isRegularFile(out.resolve("loss.png")));
+        CheckGoldenCommandTest.Run g = CheckGoldenCommandTest.run("generate", "--model", out.resolve("model").toString(), "--prompt",
+                "two small red circles on a blue background", "--width", "64", "--height", "64", "--steps", "2", "--out", tmp.resolve("x.png").toString());
+        assertEquals(0, g.exit(), g.err());
+
+        // resuming from a damaged checkpoint: a clear error, nothing touched
+        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("model"));
+        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("checkpoint-000004"));
+        Path weights = out.resolve("checkpoint-000002/transformer/diffusion_pytorch_model.safetensors");
+        Files.write(weights, new byte[] {1, 2, 3});
+        Map<String, String> before = io.mmdit4j.runtime.Files2.snapshot(out);
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4", "--images", "8", "--batch", "2",
+                "--save-every", "2", "--warmup", "1", "--out", out.toString(), "--resume");
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("corrupt checkpoint"), r.err());
+        assertEquals(before, io.mmdit4j.runtime.Files2.snapshot(out));
+    }
+
+    @Test
+    void unknownRecipesAndImpossibleDatasetsAreRefusedBeforeAnyWork() {
+        Path out = tmp.resolve("never");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-everything", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("unknown recipe") && r.err().contains("shapes-demo"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--objects", "2-7", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("impossible"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--objects", "three", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("MIN-MAX"), r.err());
+        assertFalse(Files.exists(out));
+    }
+}

@@ -1,0 +1,106 @@
+package io.mmdit4j.shapes;
+
+import org.junit.jupiter.api.Test;
+
+import java.awt.image.BufferedImage;
+import java.util.HashSet;
+import java.util.Random;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The shapes world's renderer and captions, and the analyzer on clean and noisy renders. */
+class ShapesWorldTest {
+    static BufferedImage noisy(BufferedImage img, double sigma, long seed) {
+        Random r = new Random(seed);
+        BufferedImage out = new BufferedImage(img.getWidth(), img.getHeight(), BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < img.getHeight(); y++) {
+            for (int x = 0; x < img.getWidth(); x++) {
+                int p = img.getRGB(x, y), q = 0;
+                for (int s = 16; s >= 0; s -= 8) {
+                    int v = (int) Math.round(((p >> s) & 0xff) + r.nextGaussian() * sigma);
+                    q = (q << 8) | Math.max(0, Math.min(255, v));
+                }
+                out.setRGB(x, y, q);
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void scenesAreSeededVariedAndCaptioned() {
+        ShapesWorld w = ShapesWorld.demo(7);
+        assertEquals(w.scene(12).toString(), w.scene(12).toString());
+        assertNotEquals(w.scene(12).toString(), ShapesWorld.demo(8).scene(12).toString());
+        Set<String> captions = new HashSet<>();
+        Set<Integer> counts = new HashSet<>();
+        for (int i = 0; i < 300; i++) {
+            Scene s = w.scene(i);
+            captions.add(s.caption().replaceAll("[a-z]+ (circle|square|triangle)s?", "X"));
+            counts.add(s.count());
+            assertNotEquals(s.colour(), s.background());
+        }
+        assertTrue(captions.size() >= 5, "varied templates: " + captions);
+        assertEquals(Set.of(1, 2, 3, 4), counts);
+        Scene s = w.scene(3, Scene.Size.SMALL, Scene.Palette.RED, Scene.Shape.CIRCLE, Scene.Palette.BLUE, 1);
+        assertEquals("three small red circles on a blue background", s.caption());
+        assertEquals("a large yellow triangle", new ShapesWorld.Template("{count} {size} {colour} {shape}", s.mentions())
+                .caption(1, Scene.Size.LARGE, Scene.Palette.YELLOW, Scene.Shape.TRIANGLE, Scene.Palette.BLACK));
+    }
+
+    @Test
+    void rendersAreAntialiased() {
+        Scene s = ShapesWorld.demo(1).scene(1, Scene.Size.LARGE, Scene.Palette.WHITE, Scene.Shape.CIRCLE, Scene.Palette.BLACK, 3);
+        BufferedImage img = ShapesWorld.render(s);
+        Set<Integer> greys = new HashSet<>();
+        for (int y = 0; y < 64; y++) for (int x = 0; x < 64; x++) greys.add(img.getRGB(x, y) & 0xff);
+        assertTrue(greys.size() > 10, "edge pixels blend: " + greys.size() + " levels");
+    }
+
+    @Test
+    void analyzerIsExactOnCleanRenders() {
+        ShapesWorld w = ShapesWorld.demo(11);
+        for (int i = 0; i < 400; i++) {
+            Scene s = w.scene(i);
+            ShapesAnalyzer.Analysis a = ShapesAnalyzer.analyze(ShapesWorld.render(s));
+            assertEquals(s.count(), a.count(), s + ": " + a);
+            assertEquals(s.background(), a.background(), s + ": " + a);
+            for (ShapesAnalyzer.Found f : a.objects()) {
+                assertEquals(s.colour(), f.colour(), s + ": " + a);
+                assertEquals(s.shape(), f.shape(), s + ": " + a);
+                assertEquals(s.size(), f.size(), s + ": " + a);
+            }
+            assertTrue(ShapesAnalyzer.score(s, a).all());
+        }
+    }
+
+    /** Fully right (count, colour, shape, size, background) on renders with Gaussian pixel noise of σ (0..255 scale). */
+    static double accuracyWithNoise(double sigma, int n) {
+        ShapesWorld w = ShapesWorld.demo(12);
+        int ok = 0;
+        for (int i = 0; i < n; i++) {
+            Scene s = w.scene(i);
+            if (ShapesAnalyzer.score(s, ShapesAnalyzer.analyze(noisy(ShapesWorld.render(s), sigma, i))).all()) ok++;
+        }
+        return ok / (double) n;
+    }
+
+    @Test
+    void analyzerIsRobustToNoise() {
+        double moderate = accuracyWithNoise(10, 300), heavy = accuracyWithNoise(20, 300);
+        assertTrue(moderate >= 0.97, "noise σ 10: " + moderate + " fully right"); // measured 0.983
+        assertTrue(heavy >= 0.93, "noise σ 20: " + heavy + " fully right");      // measured 0.963 (small triangles and squares go first)
+    }
+
+    @Test
+    void impossibleSpecsAreRefused() {
+        assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 1, 9, 0));
+        assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 3, 2, 0));
+        assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 0, 2, 0));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 2, 6, 0));
+        assertTrue(e.getMessage().contains("impossible"), e.getMessage());
+    }
+}

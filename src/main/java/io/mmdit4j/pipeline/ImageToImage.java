@@ -1,8 +1,10 @@
 package io.mmdit4j.pipeline;
 
 import io.mmdit4j.runtime.DType;
+import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.vae.AutoencoderKL;
@@ -72,15 +74,16 @@ public final class ImageToImage {
             Tensor eps = draws.next(shape, dtype);                                       // draw 1: the posterior samples
             int[] size = space.imageSize(s);
             Tensor unpackedImage = imageLatents(space.vae(), size, init, eps, shape, dtype);
-            Tensor n = draws.initial(shape, dtype);                                      // draw 2: the noise
-            Tensor sigma = sigma(schedule.sigma(0), dtype);
+            // the draws come from the CPU generators (reproducible); they go where the VAE put the latents, once
+            Tensor n = Transfers.to(draws.initial(shape, dtype), DeviceSpec.of(unpackedImage)); // draw 2: the noise
+            Tensor sigma = sigma(schedule.sigma(0), dtype, unpackedImage);
             Tensor x = sigma.mul(n).add(rsub(sigma, new Scalar(1.0)).mul(unpackedImage));  // scale_noise
             start = Tensors.keep(space.pack(x, s));
             imageLatents = Tensors.keep(space.pack(unpackedImage, s));
             InpaintMask m = s.option(InpaintMask.class);
             if (m != null) {
                 noise = Tensors.keep(space.pack(n, s));
-                mask = Tensors.keep(space.pack(maskLatents(m, size, shape, dtype), s));
+                mask = Tensors.keep(space.pack(Transfers.to(maskLatents(m, size, shape, dtype), DeviceSpec.of(unpackedImage)), s));
             }
             Start out = new Start(start, imageLatents, noise, mask, schedule);
             start = imageLatents = noise = mask = null;
@@ -134,9 +137,10 @@ public final class ImageToImage {
         return t.repeat(batch / n, 1, 1, 1);
     }
 
-    /** σ as the scheduler holds it ({@code sigmas.to(sample.dtype)}): a one-element tensor of the latents' dtype. */
-    private static Tensor sigma(float sigma, DType dtype) {
-        return full(new long[] {1}, new Scalar((double) sigma), new TensorOptions(ScalarType.Float)).to(dtype.scalarType());
+    /** σ as the scheduler holds it ({@code sigmas.to(sample.dtype)}): a one-element tensor of the latents' dtype, on {@code like}'s device. */
+    private static Tensor sigma(float sigma, DType dtype, Tensor like) {
+        return full(new long[] {1}, new Scalar((double) sigma), new TensorOptions(ScalarType.Float).device(new org.bytedeco.pytorch.DeviceOptional(like.device())))
+                .to(dtype.scalarType());
     }
 
     /**
@@ -180,7 +184,7 @@ public final class ImageToImage {
                         Tensor x = sampler.step(prediction, i, sample);
                         Tensor proper = imageLatents;
                         if (i < schedule.steps() - 1) {
-                            Tensor sigma = ImageToImage.sigma(schedule.sigma(i + 1), Tensors.dtype(imageLatents));
+                            Tensor sigma = ImageToImage.sigma(schedule.sigma(i + 1), Tensors.dtype(imageLatents), imageLatents);
                             proper = sigma.mul(noise).add(rsub(sigma, new Scalar(1.0)).mul(imageLatents));
                         }
                         Tensor m = mask.to(x.device(), x.scalar_type());

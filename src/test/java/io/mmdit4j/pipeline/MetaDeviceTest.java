@@ -66,12 +66,17 @@ class MetaDeviceTest {
 
     /** Generates {@code r} on meta and checks the result: shapes, no host traffic in any step, no file written. */
     private static void generatesOnMeta(Pipeline pipe, GenerationRequest r, long[] outputShape, Path tmp) {
+        generatesOnMeta(pipe, r, outputShape, tmp, -1);
+    }
+
+    /** As above, for a run of {@code stepsRun} steps (an init image's strength skips the first ones; -1: all of them). */
+    private static void generatesOnMeta(Pipeline pipe, GenerationRequest r, long[] outputShape, Path tmp, int stepsRun) {
         Transfers.Counts before = Transfers.snapshot();
         try (GenerationResult result = pipe.generate(r)) {
             assertTrue(result.isMeta(), "a meta run's result is shapes only");
             assertArrayEquals(outputShape, io.mmdit4j.runtime.Tensors.shape(result.isVideo() ? result.frames() : result.images()));
             List<Transfers.Counts> steps = Transfers.lastLoop();
-            assertEquals(result.settings().steps(), steps.size(), "one count per step");
+            assertEquals(stepsRun < 0 ? result.settings().steps() : stepsRun, steps.size(), "one count per step run");
             for (int i = 0; i < steps.size(); i++) {
                 assertEquals(0, steps.get(i).total(), "step " + i + " asked for host<->device traffic: " + steps.get(i));
             }
@@ -129,6 +134,22 @@ class MetaDeviceTest {
             GenerationRequest r = GenerationRequest.builder().prompt("a red bicycle").size(64, 64).steps(3).seed(2)
                     .cfg(4.0, List.of("")).guide(Direction.preset("aesthetics")).build();
             generatesOnMeta(pipe, r, new long[] {1, 3, 64, 64}, tmp);
+        }
+    }
+
+    @Test
+    void imageToImageAndInpaintingRunOnTheDevice(@TempDir Path tmp) throws IOException {
+        Path init = tmp.resolve("init.png"), mask = tmp.resolve("mask.png");
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(64, 48, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 48; y++) for (int x = 0; x < 64; x++) img.setRGB(x, y, (x * 4) << 16 | (y * 5) << 8 | 90);
+        javax.imageio.ImageIO.write(img, "png", init.toFile());
+        java.awt.image.BufferedImage m = new java.awt.image.BufferedImage(64, 48, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 48; y++) for (int x = 32; x < 64; x++) m.setRGB(x, y, 0xFFFFFF); // repaint the right half
+        javax.imageio.ImageIO.write(m, "png", mask.toFile());
+        try (Pipeline pipe = Pipelines.load("flux-tiny-demo", META)) {
+            GenerationRequest r = GenerationRequest.builder().prompt("a wolf").size(64, 48).steps(4).seed(1)
+                    .option(InitImage.of(List.of(init), 0.6)).option(InpaintMask.of(List.of(mask))).guide(Direction.preset("aesthetics")).build();
+            generatesOnMeta(pipe, r, new long[] {1, 3, 48, 64}, tmp, InitImage.of(List.of(init), 0.6).stepsRun(4));
         }
     }
 

@@ -58,17 +58,12 @@ class SafetensorsFuzzTest {
             long dataLength = cr.nextInt(8) == 0 ? Math.max(0, seed.dataLength() + cr.nextInt(41) - 20) : seed.dataLength();
             byte[] start = file(header, cr);
             long fileSize = 8 + header.length + dataLength;
-            try {
+            FuzzMessages.Outcome o = FuzzMessages.attempt(FILE, i, caseSeed, () -> {
                 SafetensorsHeader h = SafetensorsHeader.parse(FILE, fileSize, start);
-                String wrong = accepted(h, Arrays.copyOfRange(start, 8, 8 + (int) h.headerLength()), fileSize);
-                if (wrong != null) escaped.add("case " + i + " (seed " + caseSeed + "): accepted " + wrong);
-                parsed++;
-            } catch (ModelFormatException e) {
-                refused++;
-                FuzzMessages.check(FILE, i, e, escaped);
-            } catch (Throwable e) {
-                escaped.add("case " + i + " (seed " + caseSeed + "): " + e);
-            }
+                return accepted(h, Arrays.copyOfRange(start, 8, 8 + (int) h.headerLength()), fileSize);
+            }, escaped);
+            if (o == FuzzMessages.Outcome.PARSED) parsed++;
+            if (o == FuzzMessages.Outcome.REFUSED) refused++;
             if (escaped.size() > 10) break;
         }
         double s = (System.nanoTime() - t0) / 1e9;

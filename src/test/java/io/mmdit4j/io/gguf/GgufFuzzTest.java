@@ -67,17 +67,10 @@ class GgufFuzzTest {
             long fileSize = seed.fileSize() + header.length - seed.header().length;
             if (cr.nextInt(6) == 0) fileSize = Math.max(0, fileSize + cr.nextInt(4001) - 3000);
             byte[] start = cr.nextInt(8) == 0 ? Arrays.copyOf(header, cr.nextInt(header.length + 1)) : header;
-            try {
-                GgufHeader h = GgufHeader.parse(FILE, fileSize, start);
-                String wrong = accepted(h, fileSize);
-                if (wrong != null) escaped.add("case " + i + " (seed " + caseSeed + "): accepted " + wrong);
-                parsed++;
-            } catch (ModelFormatException e) {
-                refused++;
-                FuzzMessages.check(FILE, i, e, escaped);
-            } catch (Throwable e) {
-                escaped.add("case " + i + " (seed " + caseSeed + "): " + e);
-            }
+            long size = fileSize;
+            FuzzMessages.Outcome o = FuzzMessages.attempt(FILE, i, caseSeed, () -> accepted(GgufHeader.parse(FILE, size, start), size), escaped);
+            if (o == FuzzMessages.Outcome.PARSED) parsed++;
+            if (o == FuzzMessages.Outcome.REFUSED) refused++;
             if (escaped.size() > 10) break;
         }
         double s = (System.nanoTime() - t0) / 1e9;

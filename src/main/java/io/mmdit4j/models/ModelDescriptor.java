@@ -44,4 +44,9 @@ public record ModelDescriptor(Path file, String name, String family, String vari
     public boolean isGenerated() {
         return generate != null && !generate.isNull();
     }
+
+    /** The folder beside the descriptor that holds a trained demo's diffusers pipeline ({@code source.bundled}), or null. */
+    public String bundled() {
+        return source.hasNonNull("bundled") ? source.get("bundled").asText() : null;
+    }
 }

@@ -102,6 +102,7 @@ public final class ModelRegistry {
                     + "(known: " + names + ")");
         }
         if (d.isGenerated()) return generated(d);
+        if (d.bundled() != null) return bundled(d);
         String localDir = d.source().path("local_dir").asText("");
         String bflFile = d.source().path("bfl_file").asText("");
         if (modelsRoot != null) {
@@ -120,6 +121,58 @@ public final class ModelRegistry {
         Path bundled = Resources.folder(BUNDLED + "/tokenizers");
         if (bundled == null) throw new ModelFormatException("the demo models' tokenizer files are not on the class path (" + BUNDLED + "/tokenizers)");
         return bundled;
+    }
+
+    /**
+     * A trained demo shipped with the library ({@code "source": {"bundled": "<folder>"}}): the checkout's
+     * {@code models/<folder>} itself, else a copy of the class-path folder in the cache (safetensors are memory-mapped,
+     * which needs a real file, not a jar entry). The copy is named after a CRC-32 of the bundled files, so a library with
+     * other weights never reuses a stale copy, and is written beside and moved into place.
+     */
+    synchronized Path bundled(ModelDescriptor d) {
+        String folder = d.bundled();
+        if (folder.isBlank() || folder.contains("/") || folder.contains("\\") || folder.startsWith(".")) {
+            throw new ModelFormatException(d.file() + ": \"bundled\" must name a folder beside the descriptor, got '" + folder + "'");
+        }
+        if (descriptorDir != null && Files.isRegularFile(descriptorDir.resolve(folder).resolve("model_index.json"))) return descriptorDir.resolve(folder);
+        Path source = Resources.folder(BUNDLED + "/" + folder);
+        if (source == null || !Files.isRegularFile(source.resolve("model_index.json"))) {
+            throw new ModelFormatException("--model " + d.name() + ": the bundled model folder '" + folder + "' is not in the library ("
+                    + BUNDLED + "/" + folder + "/model_index.json is missing from the class path)");
+        }
+        try {
+            java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+            List<Path> files;
+            try (Stream<Path> s = Files.walk(source)) {
+                files = s.filter(Files::isRegularFile).sorted(java.util.Comparator.comparing(p -> source.relativize(p).toString())).toList();
+            }
+            for (Path f : files) {
+                crc.update(source.relativize(f).toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                crc.update(Files.readAllBytes(f));
+            }
+            Path root = cacheDir.resolve(String.format(java.util.Locale.ROOT, "%s-%08x", d.name(), crc.getValue()));
+            if (Files.isRegularFile(root.resolve("model_index.json"))) return root;
+            Files.createDirectories(cacheDir);
+            Path tmp = Files.createTempDirectory(cacheDir, "." + root.getFileName());
+            try {
+                for (Path f : files) {
+                    Path t = tmp.resolve(source.relativize(f).toString());
+                    Files.createDirectories(t.getParent());
+                    Files.copy(f, t);
+                }
+                try {
+                    Files.move(tmp, root, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                } catch (java.nio.file.FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
+                    // another process copied the same files meanwhile: use theirs
+                    if (!Files.isRegularFile(root.resolve("model_index.json"))) throw e;
+                }
+            } finally {
+                if (Files.exists(tmp)) io.mmdit4j.runtime.Files2.deleteTree(tmp);
+            }
+            return root;
+        } catch (IOException e) {
+            throw new ModelFormatException(cacheDir + ": cannot copy the bundled model " + d.name() + " there: " + e.getMessage(), e);
+        }
     }
 
     /** Writes a generated demo model's diffusers folder once (see {@link ModelFamily#writeDemo}); later calls reuse it. */

@@ -355,6 +355,12 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
     }
 
     /** Final latents → images [B, 3, H, W] in [0, 1], fp32 on the CPU (de-normalised with {@code sigma_data}, Wan VAE, frame 0). */
+    /** ComfyUI's Wan 2.1 latent-to-RGB preview (the VAE's normalised latents), {@code [B, 3, H/8, W/8]}. */
+    @Override
+    public Tensor preview(Tensor latents, GenerationSettings s) {
+        return latents.size(1) == 16 ? io.mmdit4j.pipeline.LatentPreview.WAN21.firstFrameRgb(latents) : null;
+    }
+
     @Override
     public Tensor decode(Tensor latents, GenerationSettings s) {
         return vae.decodeToImages(latents, scheduler.sigmaData());

@@ -271,6 +271,12 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
      * Latents {@code [B, 16, F', h, w]} → frames {@code [B, F, 3, H, W]} in [0, 1], fp32 on the CPU:
      * {@code decode(latents.to(vae.dtype) / scaling_factor)} then {@code postprocess_video}. Caller-owned.
      */
+    /** ComfyUI's HunyuanVideo latent-to-RGB preview of the first latent frame, {@code [B, 3, H/8, W/8]}. */
+    @Override
+    public Tensor preview(Tensor latents, GenerationSettings s) {
+        return latents.size(1) == 16 ? io.mmdit4j.pipeline.LatentPreview.HUNYUAN_VIDEO.firstFrameRgb(latents) : null;
+    }
+
     @Override
     public Tensor decode(Tensor latents, GenerationSettings s) {
         try (PointerScope scope = new PointerScope()) {

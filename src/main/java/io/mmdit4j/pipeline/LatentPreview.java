@@ -60,4 +60,31 @@ public final class LatentPreview {
             {-0.0245f, 0.0250f, 0.1180f}, {0.1008f, 0.0755f, -0.0421f}, {-0.0515f, 0.0201f, 0.0011f}, {0.0428f, -0.0012f, -0.0036f},
             {0.0817f, 0.0765f, 0.0749f}, {-0.1264f, -0.0522f, -0.1103f}, {-0.0280f, -0.0881f, -0.0499f}, {-0.1262f, -0.0982f, -0.0778f}},
             new float[] {-0.0329f, -0.0718f, -0.0851f});
+
+    /** ComfyUI's factors for HunyuanVideo's causal 3-D VAE ({@code comfy/latent_formats.py}, {@code HunyuanVideo}); one latent frame at a time. */
+    public static final LatentPreview HUNYUAN_VIDEO = new LatentPreview(new float[][] {
+            {-0.0395f, -0.0331f, 0.0445f}, {0.0696f, 0.0795f, 0.0518f}, {0.0135f, -0.0945f, -0.0282f}, {0.0108f, -0.0250f, -0.0765f},
+            {-0.0209f, 0.0032f, 0.0224f}, {-0.0804f, -0.0254f, -0.0639f}, {-0.0991f, 0.0271f, -0.0669f}, {-0.0646f, -0.0422f, -0.0400f},
+            {-0.0696f, -0.0595f, -0.0894f}, {-0.0799f, -0.0208f, -0.0375f}, {0.1166f, 0.1627f, 0.0962f}, {0.1165f, 0.0432f, 0.0407f},
+            {-0.2315f, -0.1920f, -0.1355f}, {-0.0270f, 0.0401f, -0.0821f}, {-0.0616f, -0.0997f, -0.0727f}, {0.0249f, -0.0469f, -0.1703f}},
+            new float[] {0.0259f, -0.0192f, -0.0761f});
+
+    /** ComfyUI's factors for the Wan 2.1 VAE that COSMOS-Predict2 uses ({@code comfy/latent_formats.py}, {@code Wan21}); one latent frame at a time. */
+    public static final LatentPreview WAN21 = new LatentPreview(new float[][] {
+            {-0.1299f, -0.1692f, 0.2932f}, {0.0671f, 0.0406f, 0.0442f}, {0.3568f, 0.2548f, 0.1747f}, {0.0372f, 0.2344f, 0.1420f},
+            {0.0313f, 0.0189f, -0.0328f}, {0.0296f, -0.0956f, -0.0665f}, {-0.3477f, -0.4059f, -0.2925f}, {0.0166f, 0.1902f, 0.1975f},
+            {-0.0412f, 0.0267f, -0.1364f}, {-0.1293f, 0.0740f, 0.1636f}, {0.0680f, 0.3019f, 0.1128f}, {0.0032f, 0.0581f, 0.0639f},
+            {-0.1251f, 0.0927f, 0.1699f}, {0.0060f, -0.0633f, 0.0005f}, {0.3477f, 0.2275f, 0.2950f}, {0.1984f, 0.0913f, 0.1861f}},
+            new float[] {-0.1835f, -0.0868f, -0.3360f});
+
+    /**
+     * Video latents {@code [B, C, T, h, w]}: the preview of latent frame 0 (the causal VAEs decode it alone into the
+     * first video frame), {@code [B, 3, h, w]}.
+     */
+    public Tensor firstFrameRgb(Tensor latents) {
+        if (latents.dim() != 5) throw new IllegalArgumentException("a video preview needs latents [B, C, T, h, w], got " + Tensors.shapeString(Tensors.shape(latents)));
+        try (PointerScope scope = new PointerScope()) {
+            return rgb(latents.select(2, 0));
+        }
+    }
 }

@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The step callback's latent previews: ComfyUI's linear latent-to-RGB maps at the latent size, for FLUX (packed) and SD3. */
+/** The step callback's latent previews: ComfyUI's linear latent-to-RGB maps at the latent size, for FLUX (packed), SD3, HiDream, HunyuanVideo and COSMOS. */
 class LatentPreviewTest {
     /** The map by hand: {@code clamp((Σ_c x_c·F[c][k] + b_k + 1)/2, 0, 1)}. */
     @Test
@@ -52,6 +52,41 @@ class LatentPreviewTest {
                 assertEquals(2, shapes.size(), model);
                 assertArrayEquals(new long[] {1, 3, 6, 8}, shapes.get(1), model + ": [B, 3, H/8, W/8]");
             }
+        }
+    }
+
+    /** HunyuanVideo and COSMOS (Wan 2.1 VAE): the first latent frame's preview at every step, {@code [B, 3, H/8, W/8]}. */
+    @Test
+    void everyStepOfTheVideoVaeFamiliesHasAFirstFramePreview() {
+        record Case(String model, GenerationRequest request, long[] shape) {}
+        List<Case> cases = List.of(
+                new Case("hunyuan-video-tiny-demo", GenerationRequest.builder().prompt("a cat").size(32, 48).frames(5).steps(2).maxSequenceLength(8).build(),
+                        new long[] {1, 3, 6, 4}),
+                new Case("cosmos-tiny-demo", GenerationRequest.builder().prompt("a cat").size(64, 48).steps(2).maxSequenceLength(8).build(),
+                        new long[] {1, 3, 6, 8}));
+        for (Case c : cases) {
+            List<long[]> shapes = new ArrayList<>();
+            try (Pipeline pipe = Pipelines.load(c.model(), LoadOptions.defaults());
+                 GenerationResult r = pipe.generate(c.request(), step -> {
+                     try (Tensor rgb = step.preview()) {
+                         shapes.add(Tensors.shape(rgb));
+                         for (float f : Tensors.toFloats(rgb)) assertTrue(f >= 0 && f <= 1);
+                     }
+                     return true;
+                 })) {
+                assertEquals(2, shapes.size(), c.model());
+                for (long[] shape : shapes) assertArrayEquals(c.shape(), shape, c.model() + ": [B, 3, H/8, W/8]");
+            }
+        }
+    }
+
+    /** The video map is the image map of latent frame 0. */
+    @Test
+    void aVideoPreviewIsTheFirstLatentFramesMap() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor x = org.bytedeco.pytorch.global.torch.randn(2, 16, 3, 4, 5);
+            assertArrayEquals(Tensors.toFloats(LatentPreview.WAN21.rgb(x.select(2, 0).contiguous())), Tensors.toFloats(LatentPreview.WAN21.firstFrameRgb(x)));
+            assertArrayEquals(new long[] {2, 3, 4, 5}, Tensors.shape(LatentPreview.HUNYUAN_VIDEO.firstFrameRgb(x)));
         }
     }
 

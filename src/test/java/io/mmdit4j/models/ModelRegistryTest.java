@@ -43,7 +43,8 @@ class ModelRegistryTest {
             assertEquals(d.file().getFileName().toString(), d.name() + ".json", "descriptor name matches its file");
             assertTrue(!d.recommendedGuidance().isEmpty(), d.name() + " recommends guidance");
             int blocks = d.name().startsWith("flux1") ? FluxConfig.schnell().totalBlocks()
-                    : d.family().equals("hunyuan-video") ? io.mmdit4j.hunyuan.HunyuanVideoConfig.hunyuanVideo().totalBlocks() : 5;
+                    : d.family().equals("hunyuan-video") ? io.mmdit4j.hunyuan.HunyuanVideoConfig.hunyuanVideo().totalBlocks()
+                    : d.name().equals("flux-shapes-demo") ? 6 : 5;
             d.recommendedGuidance().forEach(g -> LayerSchedule.parse(g.layers()).factors(blocks));
         }
         assertEquals("5-", new ModelRegistry(HOME, null).descriptor("flux1-schnell").recommendedGuidance().get(0).layers());
@@ -97,5 +98,33 @@ class ModelRegistryTest {
                     .get("x_embedder.weight");
             assertTrue(equal(a, b));
         }
+    }
+
+    /** A bundled trained demo: the checkout's own folder, else one copy of the class-path folder in the cache, reused. */
+    @Test
+    void bundledDemoIsTheCheckoutFolderOrOneCachedCopy(@TempDir Path cache) throws IOException {
+        assertEquals(HOME.resolve("models/flux-shapes-demo"), new ModelRegistry(HOME, null).resolve("flux-shapes-demo"));
+        ModelRegistry library = new ModelRegistry(null, null, cache); // as an application without a checkout sees it
+        Path copy = library.resolve("flux-shapes-demo");
+        assertTrue(copy.startsWith(cache) && copy.getFileName().toString().matches("flux-shapes-demo-[0-9a-f]{8}"), copy.toString());
+        Path weights = Path.of("transformer/diffusion_pytorch_model.safetensors");
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(HOME.resolve("models/flux-shapes-demo").resolve(weights)), Files.readAllBytes(copy.resolve(weights))));
+        var modified = Files.getLastModifiedTime(copy.resolve(weights));
+        assertEquals(copy, library.resolve("flux-shapes-demo"), "the second call reuses the copy");
+        assertEquals(modified, Files.getLastModifiedTime(copy.resolve(weights)));
+        try (var left = Files.list(cache)) {
+            assertEquals(1, left.count(), "no temporary folder left behind");
+        }
+    }
+
+    @Test
+    void aBundledFolderOutsideTheLibraryOrMissingIsAClearError(@TempDir Path dir) throws IOException {
+        Files.writeString(dir.resolve("escape.json"), "{\"name\": \"escape\", \"family\": \"flux\", \"variant\": \"schnell\", \"source\": {\"bundled\": \"../x\"}}");
+        Files.writeString(dir.resolve("gone.json"), "{\"name\": \"gone\", \"family\": \"flux\", \"variant\": \"schnell\", \"source\": {\"bundled\": \"no-such-folder\"}}");
+        ModelRegistry r = new ModelRegistry(dir, null, dir.resolve("cache"));
+        Exception e = assertThrows(io.mmdit4j.io.ModelFormatException.class, () -> r.resolve("escape"));
+        assertTrue(e.getMessage().contains("escape.json") && e.getMessage().contains("\"bundled\" must name a folder"), e.getMessage());
+        e = assertThrows(io.mmdit4j.io.ModelFormatException.class, () -> r.resolve("gone"));
+        assertTrue(e.getMessage().contains("--model gone") && e.getMessage().contains("no-such-folder"), e.getMessage());
     }
 }

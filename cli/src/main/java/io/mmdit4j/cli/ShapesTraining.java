@@ -50,14 +50,19 @@ final class ShapesTraining {
         int[] objects = parseRange(c.objects);
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
         world.checkPlaceable();
-        int steps = c.steps != null ? c.steps : demo ? 3000 : 500;
-        int batch = c.batch != null ? c.batch : 8;
+        // The demo's defaults are the committed models/flux-shapes-demo's run (README "Training"); shapes-lora fine-tunes briefly.
+        int steps = c.steps != null ? c.steps : demo ? 16000 : 500;
+        int batch = c.batch != null ? c.batch : demo ? 16 : 8;
         double lr = c.lr != null ? c.lr : demo ? 5e-4 : 1e-3;
         double ema = c.ema != null ? c.ema : demo ? 0.999 : 0;
+        // dropping the T5 tokens more often than the pooled vector makes the model read attributes from the pooled vector
+        // too, which is what modulation guidance steers
+        double dropT5 = c.dropT5 != null ? c.dropT5 : demo ? 0.2 : 0.1;
+        int images = c.images != null ? c.images : demo ? 16384 : 2048;
         TrainingRun.Settings settings = new TrainingRun.Settings(c.recipe, steps, batch, lr, c.warmup, !c.constantLr, c.weightDecay, c.maxGradNorm, ema,
-                c.dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16);
+                dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16);
         int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 32;
-        if (c.images < 1) throw new IllegalArgumentException("--images must be >= 1");
+        if (images < 1) throw new IllegalArgumentException("--images must be >= 1");
         Path from = TrainingRun.newest(c.out);
         if (!c.resume && from != null) {
             throw new IllegalArgumentException(c.out + " holds " + from.getFileName() + ": pass --resume to continue it, or choose another --out (nothing was overwritten)");
@@ -78,8 +83,8 @@ final class ShapesTraining {
         try (Pipeline pipe = prepared.load()) {
             FluxPipeline flux = pipe.unwrap(FluxPipeline.class);
             long t0 = System.nanoTime();
-            try (ShapesData data = new ShapesData(world, c.images, flux.vae(), flux.textEncoders(), maxLen,
-                    n -> { if (n % 256 == 0 || n == c.images) System.err.printf(Locale.ROOT, "train: encoded %d/%d pictures%n", n, c.images); });
+            try (ShapesData data = new ShapesData(world, images, flux.vae(), flux.textEncoders(), maxLen,
+                    n -> { if (n % 1024 == 0 || n == images) System.err.printf(Locale.ROOT, "train: encoded %d/%d pictures%n", n, images); });
                  FluxTrainable model = demo
                          ? FluxTrainable.random(demoConfig((int) data.latents(0).size(0), flux.textEncoders().jointDim(), flux.textEncoders().pooledDim()), c.seed, true)
                          : lora(FluxTrainable.load(prepared.path(), false))) {

@@ -39,9 +39,9 @@ final class TrainCommand implements Callable<Integer> {
     Path data;
     @Option(names = "--out", description = "checkpoints, loss.csv, loss.png and the trainer state (default: outputs/<recipe>)")
     Path out;
-    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 3000, shapes-lora 500, pooled-adapter 4000)")
+    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 16000, shapes-lora 500, pooled-adapter 4000)")
     Integer steps;
-    @Option(names = "--batch", description = "samples per step (default: shapes 8, pooled-adapter 1)")
+    @Option(names = "--batch", description = "samples per step (default: shapes-demo 16, shapes-lora 8, pooled-adapter 1)")
     Integer batch;
     @Option(names = "--lr", description = "AdamW learning rate (default: shapes-demo 5e-4, shapes-lora 1e-3, pooled-adapter 1e-4)")
     Double lr;
@@ -61,14 +61,14 @@ final class TrainCommand implements Callable<Integer> {
     double maxGradNorm;
     @Option(names = "--ema", description = "shapes: EMA decay of the weights (0: off; default: shapes-demo 0.999, shapes-lora 0)")
     Double ema;
-    @Option(names = "--caption-dropout-t5", defaultValue = "0.1", description = "shapes: probability of dropping the T5 tokens (default: ${DEFAULT-VALUE})")
-    double dropT5;
+    @Option(names = "--caption-dropout-t5", description = "shapes: probability of dropping the T5 tokens (default: shapes-demo 0.2, shapes-lora 0.1)")
+    Double dropT5;
     @Option(names = "--caption-dropout-pooled", defaultValue = "0.1", description = "shapes: probability of dropping the pooled CLIP vector (default: ${DEFAULT-VALUE})")
     double dropPooled;
     @Option(names = "--timesteps", defaultValue = "logit_normal", description = "shapes: timestep density and weighting: logit_normal, none, mode, cosmap, sigma_sqrt (default: ${DEFAULT-VALUE})")
     String timesteps;
-    @Option(names = "--images", defaultValue = "2048", description = "shapes: pictures in the dataset (default: ${DEFAULT-VALUE})")
-    int images;
+    @Option(names = "--images", description = "shapes: pictures in the dataset (default: shapes-demo 16384, shapes-lora 2048)")
+    Integer images;
     @Option(names = "--image-size", defaultValue = "64", description = "shapes: picture size in pixels (default: ${DEFAULT-VALUE})")
     int imageSize;
     @Option(names = "--objects", defaultValue = "1-4", description = "shapes: objects per picture, MIN-MAX (at most 4; default: ${DEFAULT-VALUE})")

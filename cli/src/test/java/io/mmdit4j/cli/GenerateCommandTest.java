@@ -46,14 +46,14 @@ class GenerateCommandTest {
     @Test
     void theBundledDemoModelWorksWithNoModelOptionAndSaysItIsTheDemo(@TempDir Path tmp) throws IOException {
         Path wolf = tmp.resolve("wolf.png");
-        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf on a plain background",
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompt", "a wolf on a plain background",
                 "--width", "64", "--height", "64", "--out", wolf.toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("bundled demo model"), r.err());
         assertEquals("flux-tiny-demo", new com.fasterxml.jackson.databind.ObjectMapper().readTree(PngImages.readText(wolf).get("mmdit4j"))
                 .get("model").asText());
         Path again = tmp.resolve("again.png");
-        assertEquals(0, CheckGoldenCommandTest.run("generate", "--prompt", "a wolf on a plain background", "--width", "64", "--height", "64",
+        assertEquals(0, CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompt", "a wolf on a plain background", "--width", "64", "--height", "64",
                 "--out", again.toString()).exit());
         assertArrayEquals(Files.readAllBytes(wolf), Files.readAllBytes(again), "two runs with the same seed give identical files");
     }
@@ -74,7 +74,7 @@ class GenerateCommandTest {
         r = CheckGoldenCommandTest.run("generate", "--model", MODEL, "--prompt", "a", "--width", "30", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("multiples of 16"), r.err());
-        r = CheckGoldenCommandTest.run("generate", "--prompts-file", tmp.resolve("missing.txt").toString(), "--out", tmp.toString());
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", tmp.resolve("missing.txt").toString(), "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("missing.txt: no such file"), r.err());
         r = CheckGoldenCommandTest.run("generate", "--model", tmp.resolve("nowhere").toString(), "--prompt", "a", "--out", tmp.toString());
@@ -92,7 +92,7 @@ class GenerateCommandTest {
     void presetsAndCustomDirectionsWorkOnTheDemoModelsAndSeveralSeedsAndAPromptsFileAreTaken(@TempDir Path tmp) throws IOException {
         Path prompts = tmp.resolve("prompts.txt");
         Files.writeString(prompts, "# a comment line\na red fox\n\n  # another comment\na lighthouse\n");
-        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompts-file", prompts.toString(), "--seed", "3", "--seed", "9",
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", prompts.toString(), "--seed", "3", "--seed", "9",
                 "--mg-preset", "aesthetics", "--width", "32", "--height", "32", "--steps", "1", "--out", tmp.resolve("out").toString());
         assertEquals(0, r.exit(), r.err());
         assertFalse(r.err().contains("warning"), "the demo's recommended layers guide its blocks: " + r.err());
@@ -101,12 +101,12 @@ class GenerateCommandTest {
         assertEquals("a lighthouse", A1111Infotext.parse(PngImages.readText(tmp.resolve("out/001-seed9.png")).get("parameters")).get("Prompt"), "one seed per image");
         assertTrue(fox.get("mmdit4j").contains("\"w\":3.0") && fox.get("mmdit4j").contains("\"layers\":\"1-\""), fox.get("mmdit4j"));
 
-        r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--mg-pos", "vivid colors", "--mg-neg", "grey", "--width", "32",
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompt", "a wolf", "--mg-pos", "vivid colors", "--mg-neg", "grey", "--width", "32",
                 "--height", "32", "--steps", "1", "--out", tmp.resolve("custom.png").toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(PngImages.readText(tmp.resolve("custom.png")).get("mmdit4j").contains("\"label\":\"custom0\""));
 
-        r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--mg-preset", "aesthetics", "--mg-layers", "7-", "--width", "32",
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompt", "a wolf", "--mg-preset", "aesthetics", "--mg-layers", "7-", "--width", "32",
                 "--height", "32", "--steps", "1", "--out", tmp.resolve("open.png").toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("warning") && r.err().contains("7- starts past the last block of this model's 5 blocks"), r.err());
@@ -115,10 +115,10 @@ class GenerateCommandTest {
                 "--width", "32", "--height", "32", "--frames", "5", "--steps", "1", "--out", tmp.resolve("cat.mp4").toString());
         assertEquals(0, r.exit(), r.err());
 
-        r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--seed", "-3", "--out", tmp.toString());
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompt", "a wolf", "--seed", "-3", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("2^64-1"), r.err());
-        r = CheckGoldenCommandTest.run("generate", "--prompt", "a", "--prompt", "b", "--seed", "1", "--seed", "2", "--seed", "3", "--out", tmp.toString());
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompt", "a", "--prompt", "b", "--seed", "1", "--seed", "2", "--seed", "3", "--out", tmp.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("3 seeds for 2 images"), r.err());
         r = CheckGoldenCommandTest.run("generate", "--model", "no-such-model", "--prompt", "a", "--out", tmp.toString());

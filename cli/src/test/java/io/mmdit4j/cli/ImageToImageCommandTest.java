@@ -37,14 +37,14 @@ class ImageToImageCommandTest {
     @Test
     void img2imgAndInpaintingAreRecordedAndReplayedBitForBit(@TempDir Path tmp) throws IOException {
         Path init = tmp.resolve("init.png"), mask = tmp.resolve("mask.png");
-        CheckGoldenCommandTest.Run r = run("generate", "--prompt", "a wolf", "--width", "48", "--height", "32", "--steps", "2", "--out", init.toString());
+        CheckGoldenCommandTest.Run r = run("generate", "--model", "flux-tiny-demo", "--prompt", "a wolf", "--width", "48", "--height", "32", "--steps", "2", "--out", init.toString());
         assertEquals(0, r.exit(), r.err());
         BufferedImage m = new BufferedImage(48, 32, BufferedImage.TYPE_BYTE_GRAY);
         for (int y = 0; y < 32; y++) for (int x = 0; x < 48; x++) m.getRaster().setSample(x, y, 0, x < 24 ? 0 : 255);
         ImageIO.write(m, "png", mask.toFile());
 
         Path i2i = tmp.resolve("i2i.png");
-        r = run("generate", "--prompt", "a red fox", "--init-image", init.toString(), "--strength", "0.5", "--steps", "4", "--seed", "5",
+        r = run("generate", "--model", "flux-tiny-demo", "--prompt", "a red fox", "--init-image", init.toString(), "--strength", "0.5", "--steps", "4", "--seed", "5",
                 "--out", i2i.toString());
         assertEquals(0, r.exit(), r.out() + r.err());
         JsonNode j = record(i2i);
@@ -58,7 +58,7 @@ class ImageToImageCommandTest {
         assertArrayEquals(Files.readAllBytes(i2i), Files.readAllBytes(again), "--from repeats image-to-image bit for bit");
 
         Path inp = tmp.resolve("inpaint.png");
-        r = run("generate", "--prompt", "a red fox", "--init-image", init.toString(), "--mask", mask.toString(), "--steps", "4", "--seed", "5",
+        r = run("generate", "--model", "flux-tiny-demo", "--prompt", "a red fox", "--init-image", init.toString(), "--mask", mask.toString(), "--steps", "4", "--seed", "5",
                 "--out", inp.toString());
         assertEquals(0, r.exit(), r.out() + r.err());
         assertEquals(0.6, record(inp).get("strength").asDouble(), "diffusers' default strength");
@@ -84,10 +84,10 @@ class ImageToImageCommandTest {
     @Test
     void errorsBeforeAnyWork(@TempDir Path tmp) {
         Path out = tmp.resolve("x.png");
-        assertEquals(2, run("generate", "--prompt", "x", "--mask", tmp.resolve("m.png").toString(), "--out", out.toString()).exit());
-        assertEquals(2, run("generate", "--prompt", "x", "--strength", "0.5", "--out", out.toString()).exit());
-        assertEquals(2, run("generate", "--prompt", "x", "--init-image", tmp.resolve("missing.png").toString(), "--out", out.toString()).exit());
-        CheckGoldenCommandTest.Run r = run("generate", "--prompt", "x", "--scales", "4,8", "--out", out.toString());
+        assertEquals(2, run("generate", "--model", "flux-tiny-demo", "--prompt", "x", "--mask", tmp.resolve("m.png").toString(), "--out", out.toString()).exit());
+        assertEquals(2, run("generate", "--model", "flux-tiny-demo", "--prompt", "x", "--strength", "0.5", "--out", out.toString()).exit());
+        assertEquals(2, run("generate", "--model", "flux-tiny-demo", "--prompt", "x", "--init-image", tmp.resolve("missing.png").toString(), "--out", out.toString()).exit());
+        CheckGoldenCommandTest.Run r = run("generate", "--model", "flux-tiny-demo", "--prompt", "x", "--scales", "4,8", "--out", out.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("scale-wise sampling (--scales): not supported"), r.err());
         r = run("generate", "--model", SD3, "--prompt", "x", "--scales", "4,6,8", "--steps", "4", "--out", out.toString());

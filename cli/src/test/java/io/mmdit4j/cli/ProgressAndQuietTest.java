@@ -21,7 +21,7 @@ class ProgressAndQuietTest {
     @Test
     void aLogGetsOneOrderedLinePerStepAndQuietOnlyTheFiles(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("a.png"), preview = tmp.resolve("preview.png");
-        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompt", "a wolf", "--width", "64", "--height", "48", "--steps", "3",
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompt", "a wolf", "--width", "64", "--height", "48", "--steps", "3",
                 "--preview", preview.toString(), "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
         long[] steps = r.err().lines().filter(l -> LINE.matcher(l).matches()).mapToLong(l -> Long.parseLong(l.substring(9, 10))).toArray();
@@ -32,13 +32,13 @@ class ProgressAndQuietTest {
         assertEquals(6, p.getHeight());
 
         Path q = tmp.resolve("q.png");
-        r = CheckGoldenCommandTest.run("generate", "-q", "--prompt", "a wolf", "--width", "64", "--height", "48", "--steps", "2", "--out", q.toString());
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "-q", "--prompt", "a wolf", "--width", "64", "--height", "48", "--steps", "2", "--out", q.toString());
         assertEquals(0, r.exit(), r.err());
         assertEquals("", r.err(), "--quiet: nothing on standard error");
         assertEquals(q.toString(), r.out().strip(), "only the file written");
         assertTrue(Files.isRegularFile(q));
 
-        r = CheckGoldenCommandTest.run("generate", "--quiet", "--prompt", "x", "--steps", "0", "--out", tmp.resolve("bad.png").toString());
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--quiet", "--prompt", "x", "--steps", "0", "--out", tmp.resolve("bad.png").toString());
         assertEquals(2, r.exit());
         assertFalse(r.err().isBlank(), "errors still show");
     }

@@ -34,7 +34,7 @@ class PromptsFileTest {
                         + "\"modulation_guidance\": [{\"pos\": \"vivid\", \"neg\": \"dull\", \"w\": 2, \"layers\": \"1-\"}]}",
                 "{\"prompts\": [\"a cat\", \"a dog\"], \"seeds\": [7, 8]}"));
         Path out = tmp.resolve("out");
-        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompts-file", file.toString(), "--width", "64", "--height", "64",
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", file.toString(), "--width", "64", "--height", "64",
                 "--steps", "3", "--true-cfg", "2", "--out", out.toString());
         assertEquals(0, r.exit(), r.out() + r.err());
         for (String f : new String[] {"000-seed3.png", "001-seed4.png", "002-seed7.png", "003-seed8.png"}) {
@@ -64,16 +64,16 @@ class PromptsFileTest {
         Path file = tmp.resolve("bad.jsonl");
         Path out = tmp.resolve("out");
         Files.writeString(file, "{\"prompt\": \"ok\"}\n{\"prompt\": \"x\", \"modell\": \"flux1-dev\"}\n");
-        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompts-file", file.toString(), "--out", out.toString());
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", file.toString(), "--out", out.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("bad.jsonl:2: unknown key(s) [modell]"), r.err());
         Files.writeString(file, "{\"prompt\": \"ok\"}\n{\"prompt\": \"x\", \"steps\": 0}\n");
-        r = CheckGoldenCommandTest.run("generate", "--prompts-file", file.toString(), "--out", out.toString());
+        r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", file.toString(), "--out", out.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("bad.jsonl:2"), r.err());
         Files.writeString(file, "{\"prompt\": \"ok\"}\n{not json\n");
-        assertEquals(2, CheckGoldenCommandTest.run("generate", "--prompts-file", file.toString(), "--out", out.toString()).exit());
-        assertEquals(2, CheckGoldenCommandTest.run("generate", "--prompts-file", file.toString(), "--prompt", "y", "--out", out.toString()).exit());
+        assertEquals(2, CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", file.toString(), "--out", out.toString()).exit());
+        assertEquals(2, CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", file.toString(), "--prompt", "y", "--out", out.toString()).exit());
         assertFalse(Files.exists(out), "nothing written");
     }
 
@@ -82,7 +82,7 @@ class PromptsFileTest {
         Path file = tmp.resolve("prompts.txt");
         Files.writeString(file, "# comment\na wolf\n\n  # indented comment\na fox\n");
         Path out = tmp.resolve("out");
-        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--prompts-file", file.toString(), "--seed", "5", "--seed", "9",
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--prompts-file", file.toString(), "--seed", "5", "--seed", "9",
                 "--width", "32", "--height", "32", "--steps", "1", "--out", out.toString());
         assertEquals(0, r.exit(), r.out() + r.err());
         assertEquals("a fox", record(out.resolve("001-seed9.png")).get("prompts").get(0).asText());

@@ -69,6 +69,8 @@ public final class SweepRunner {
     }
 
     public Path resultsCsv() { return out.resolve("results.csv"); }
+    public Path statsCsv() { return out.resolve("stats.csv"); }
+    public Path imageFile(String id) { return out.resolve("images").resolve(id + ".png"); }
 
     /** This sweep's results columns: {@link #RESULT_COLUMNS}, then the analyzer's (none without one). */
     public List<String> resultColumns() { return columns(spec.analyze()); }
@@ -78,8 +80,6 @@ public final class SweepRunner {
         c.addAll(a.columns);
         return List.copyOf(c);
     }
-    public Path statsCsv() { return out.resolve("stats.csv"); }
-    public Path imageFile(String id) { return out.resolve("images").resolve(id + ".png"); }
 
     // ------------------------------------------------------------------------------------------------ the grid
 

@@ -2,6 +2,7 @@ package io.mmdit4j.cli;
 
 import io.mmdit4j.models.ModelRegistry;
 import io.mmdit4j.research.StatsPlots;
+import io.mmdit4j.research.SweepAnalyzer;
 import io.mmdit4j.research.SweepDirection;
 import io.mmdit4j.research.SweepRunner;
 import io.mmdit4j.research.SweepSettings;
@@ -69,6 +70,8 @@ final class SweepCommand implements Callable<Integer> {
     Integer batch;
     @Option(names = "--no-stats", description = "skip the modulation statistics")
     boolean noStats;
+    @Option(names = "--analyze", description = "read every image back into results columns: shapes (objects found, colour, shape, size, background, mean area; for shapes-world models) or none (default: the spec's, else none)")
+    String analyze;
     @Option(names = "--plot", description = "also plot the statistics of every cell into OUT/plots/")
     boolean plot;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
@@ -103,6 +106,7 @@ final class SweepCommand implements Callable<Integer> {
         if (dtype != null) b.dtype = dtype;
         if (batch != null) b.batch = batch;
         if (noStats) b.stats = false;
+        if (analyze != null) b.analyze = SweepAnalyzer.parse(analyze);
         SweepSpec s = b.build();
         ModelRegistry registry = ModelRegistry.standard();
         SweepSettings settings = Sweeps.settings(s, registry);

@@ -121,7 +121,7 @@ public final class StatsPlots {
         Map<String, String> titles = new LinkedHashMap<>();
         Path results = statsCsv.resolveSibling("results.csv");
         for (List<String> r : SweepRunner.readCsvRows(results)) {
-            if (r.size() != SweepRunner.RESULT_COLUMNS.size()) continue;
+            if (r.size() < SweepRunner.RESULT_COLUMNS.size()) continue; // a cut-short row; an analyzer's columns come after these
             String dir = r.get(4).isEmpty() ? "unguided (reference)" : r.get(4) + " w=" + r.get(7) + " layers " + r.get(8) + " steps " + r.get(9)
                     + (r.get(10).equals("none") ? "" : " norm " + r.get(10));
             titles.put(r.get(0), "cell " + r.get(0) + ": \"" + r.get(2) + "\" seed " + r.get(3) + ", " + dir);

@@ -35,7 +35,8 @@ import java.util.function.Supplier;
  * The model is only loaded when some cell is left to do. Output folder:
  * <pre>
  *   images/&lt;cell&gt;.png     each image, with its settings as PNG text (as {@code generate} writes them; {@code generate --from} repeats it)
- *   results.csv, .jsonl     one row per cell (settings, reference cell, mean SSIM against the reference)
+ *   results.csv, .jsonl     one row per cell (settings, reference cell, mean SSIM against the reference; with an analyzer,
+ *                           what it reads from the image: {@link #resultColumns()})
  *   stats.csv, .jsonl       modulation statistics per cell, step and block ({@link ModulationStats})
  *   sheets/*.png            contact sheets: rows and columns as the spec's layout, one sheet per value of the other axes
  *   spec.json               the effective spec
@@ -44,6 +45,7 @@ import java.util.function.Supplier;
  * interrupted batch are dropped on the next run.
  */
 public final class SweepRunner {
+    /** The columns of every sweep's results; the spec's analyzer adds its own after them ({@link #resultColumns()}). */
     public static final List<String> RESULT_COLUMNS = List.of("cell", "image", "prompt", "seed", "direction", "pos", "neg", "w", "layers",
             "step_window", "norm_control", "reference", "ssim", "batch_rows");
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -69,6 +71,15 @@ public final class SweepRunner {
     public Path resultsCsv() { return out.resolve("results.csv"); }
     public Path statsCsv() { return out.resolve("stats.csv"); }
     public Path imageFile(String id) { return out.resolve("images").resolve(id + ".png"); }
+
+    /** This sweep's results columns: {@link #RESULT_COLUMNS}, then the analyzer's (none without one). */
+    public List<String> resultColumns() { return columns(spec.analyze()); }
+
+    private static List<String> columns(SweepAnalyzer a) {
+        List<String> c = new ArrayList<>(RESULT_COLUMNS);
+        c.addAll(a.columns);
+        return List.copyOf(c);
+    }
 
     // ------------------------------------------------------------------------------------------------ the grid
 
@@ -116,6 +127,7 @@ public final class SweepRunner {
     }
 
     public Summary run(Supplier<SweepModel> loader) throws IOException {
+        checkAnalyzer();
         Files.createDirectories(out.resolve("images"));
         writeAtomically(out.resolve("spec.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(spec.toJson()) + "\n");
         List<Point> grid = grid();
@@ -177,11 +189,13 @@ public final class SweepRunner {
         ModulationStats stats = spec.stats() ? new ModulationStats(model, ids) : null;
         Tensor images = model.generate(batch, norm, stats, onForward);
         Map<String, BufferedImage> mine = new HashMap<>();
+        Map<String, List<Object>> analyzed = new HashMap<>();
         try {
             for (int i = 0; i < batch.size(); i++) {
                 BufferedImage img = PngImages.toRgb(images.select(0, i));
                 PngImages.write(imageFile(ids.get(i)), img, metadata(batch.get(i), ids.get(i), model.family()));
                 mine.put(ids.get(i), img);
+                analyzed.put(ids.get(i), spec.analyze().fields(img)); // the pixels written: PNG is lossless
                 if (batch.get(i).isReference()) made.put(ids.get(i), img); // only references are kept for later batches
             }
         } finally {
@@ -204,19 +218,21 @@ public final class SweepRunner {
             if (ref != null) made.put(refId, ref);
             double ssim = ref == null ? Double.NaN : Ssim.mean(mine.get(ids.get(i)), ref);
             List<Object> row = resultFields(c, ids.get(i), refId, ssim, batch.size());
+            row.addAll(analyzed.get(ids.get(i)));
             csv.append(Csv.line(row)).append('\n');
             ObjectNode o = JSON.createObjectNode();
-            for (int k = 0; k < RESULT_COLUMNS.size(); k++) {
+            List<String> columns = resultColumns();
+            for (int k = 0; k < columns.size(); k++) {
                 Object v = row.get(k);
-                if (v instanceof Number n) o.put(RESULT_COLUMNS.get(k), n.doubleValue());
-                else o.put(RESULT_COLUMNS.get(k), v == null ? null : v.toString());
+                if (v instanceof Integer || v instanceof Long) o.put(columns.get(k), ((Number) v).longValue()); // seed, batch_rows, found
+                else if (v instanceof Number n) o.put(columns.get(k), n.doubleValue());
+                else o.put(columns.get(k), v == null ? null : v.toString());
             }
-            o.put("seed", c.seed()).put("batch_rows", batch.size());
             if (Double.isNaN(ssim)) o.putNull("ssim");
             jsonl.append(JSON.writeValueAsString(o)).append('\n');
         }
         append(out.resolve("results.jsonl"), null, jsonl.toString());
-        append(resultsCsv(), Csv.line(RESULT_COLUMNS), csv.toString()); // last: marks the cells finished
+        append(resultsCsv(), Csv.line(resultColumns()), csv.toString()); // last: marks the cells finished
     }
 
     private List<Object> resultFields(SweepCell c, String id, String refId, double ssim, int batchRows) {
@@ -256,9 +272,27 @@ public final class SweepRunner {
     public Map<String, List<String>> finishedRows() throws IOException {
         Map<String, List<String>> done = new LinkedHashMap<>();
         for (List<String> row : readCsvRows(resultsCsv())) {
-            if (row.size() == RESULT_COLUMNS.size() && intact(imageFile(row.get(0)))) done.put(row.get(0), row);
+            if (row.size() == resultColumns().size() && intact(imageFile(row.get(0)))) done.put(row.get(0), row);
         }
         return done;
+    }
+
+    /**
+     * Refuses an output folder whose results.csv was written with the other analyzer setting: its rows have the other
+     * columns, so none would count as finished and every cell would be made again under a changed header. (Other changes
+     * of the spec reuse the folder: cell ids say which images fit.)
+     */
+    private void checkAnalyzer() throws IOException {
+        if (!Files.isRegularFile(resultsCsv())) return;
+        List<List<String>> rows = Csv.parse(Files.readString(resultsCsv(), StandardCharsets.UTF_8));
+        if (rows.isEmpty()) return;
+        for (SweepAnalyzer a : SweepAnalyzer.values()) {
+            if (a != spec.analyze() && rows.get(0).equals(columns(a))) {
+                throw new IllegalArgumentException(String.format(Locale.ROOT,
+                        "sweep: %s was written with analyze '%s' and this sweep has analyze '%s'; run it with --analyze %s, or use another --out",
+                        resultsCsv(), a.word, spec.analyze().word, a.word));
+            }
+        }
     }
 
     /** Images found intact in this run, with the size and time they had then (decoding each once per run is enough). */
@@ -289,7 +323,7 @@ public final class SweepRunner {
     private void dropUnfinished(Set<String> finished) throws IOException {
         Map<String, List<String>> rows = new LinkedHashMap<>();
         for (List<String> r : readCsvRows(resultsCsv())) if (finished.contains(r.get(0))) rows.put(r.get(0), r);
-        rewriteCsv(resultsCsv(), RESULT_COLUMNS, new ArrayList<>(rows.values()));
+        rewriteCsv(resultsCsv(), resultColumns(), new ArrayList<>(rows.values()));
         rewriteJsonl(out.resolve("results.jsonl"), finished, true);
         List<List<String>> stats = new ArrayList<>();
         for (List<String> r : readCsvRows(statsCsv())) if (r.size() == ModulationStats.COLUMNS.size() && finished.contains(r.get(0))) stats.add(r);

@@ -25,22 +25,24 @@ import java.util.function.Function;
  * { "model": "flux-tiny-demo", "width": 64, "height": 64, "steps": 2,
  *   "prompts": ["a red fox", "a lighthouse"], "seeds": [0, 1], "w": [1, 3, 6], "layers": ["1-", "3~2"],
  *   "step_windows": ["all"], "directions": ["aesthetics", {"label": "vivid", "pos": "...", "neg": "..."}],
- *   "norm_control": ["none"], "layout": {"rows": "w", "cols": "layers"}, "batch": 4, "stats": true }
+ *   "norm_control": ["none"], "layout": {"rows": "w", "cols": "layers"}, "batch": 4, "stats": true, "analyze": "shapes" }
  * </pre>
  * Absent sizes, steps, guidance scale and T5 length come from the model's descriptor. Axis names (for the layout):
- * {@code prompt, seed, w, layers, steps, direction, norm}.
+ * {@code prompt, seed, w, layers, steps, direction, norm}. {@code analyze} ({@link SweepAnalyzer}; absent = {@code none}) adds what
+ * an analyzer reads from every image to the results.
  */
 public record SweepSpec(String model, String dtype, Integer width, Integer height, Integer steps, Double guidanceScale,
                         Integer maxSequenceLength, List<String> prompts, List<Long> seeds, List<Double> w, List<String> layers,
                         List<String> stepWindows, List<SweepDirection> directions, List<String> normControl,
-                        String rows, String cols, int batch, boolean stats) {
+                        String rows, String cols, int batch, boolean stats, SweepAnalyzer analyze) {
     public static final List<String> AXES = List.of("prompt", "seed", "w", "layers", "steps", "direction", "norm");
     private static final Set<String> KEYS = Set.of("model", "dtype", "width", "height", "steps", "guidance_scale", "max_sequence_length",
-            "prompts", "seeds", "w", "layers", "step_windows", "directions", "norm_control", "layout", "batch", "stats");
+            "prompts", "seeds", "w", "layers", "step_windows", "directions", "norm_control", "layout", "batch", "stats", "analyze");
 
     public SweepSpec {
         if (model == null || model.isBlank()) model = "flux-tiny-demo";
         if (dtype == null) dtype = "fp32";
+        if (analyze == null) analyze = SweepAnalyzer.NONE;
         prompts = distinct(prompts, List.of(), "prompts");
         if (prompts.isEmpty()) throw new IllegalArgumentException("sweep: give at least one prompt");
         seeds = distinct(seeds, List.of(0L), "seeds");
@@ -130,7 +132,8 @@ public record SweepSpec(String model, String dtype, Integer width, Integer heigh
                 list(n, "w", x -> number(x, "w")), list(n, "layers", x -> textValue(x, "layers")),
                 list(n, "step_windows", x -> textValue(x, "step_windows")), dirs, list(n, "norm_control", x -> textValue(x, "norm_control")),
                 layout.hasNonNull("rows") ? layout.get("rows").asText() : null, layout.hasNonNull("cols") ? layout.get("cols").asText() : null,
-                n.hasNonNull("batch") ? (int) longValue(n.get("batch"), "batch") : 4, !n.has("stats") || n.get("stats").asBoolean(true));
+                n.hasNonNull("batch") ? (int) longValue(n.get("batch"), "batch") : 4, !n.has("stats") || n.get("stats").asBoolean(true),
+                SweepAnalyzer.parse(text(n, "analyze")));
     }
 
     private static Iterable<JsonNode> array(JsonNode n, String key) {
@@ -187,6 +190,7 @@ public record SweepSpec(String model, String dtype, Integer width, Integer heigh
         normControl.forEach(o.putArray("norm_control")::add);
         o.putObject("layout").put("rows", rows).put("cols", cols);
         o.put("batch", batch).put("stats", stats);
+        if (analyze != SweepAnalyzer.NONE) o.put("analyze", analyze.word); // off: spec.json as before the option
         return o;
     }
 
@@ -197,6 +201,7 @@ public record SweepSpec(String model, String dtype, Integer width, Integer heigh
         b.maxSequenceLength = maxSequenceLength; b.prompts = new ArrayList<>(prompts); b.seeds = new ArrayList<>(seeds); b.w = new ArrayList<>(w);
         b.layers = new ArrayList<>(layers); b.stepWindows = new ArrayList<>(stepWindows); b.directions = new ArrayList<>(directions);
         b.normControl = new ArrayList<>(normControl); b.rows = rows; b.cols = cols; b.batch = batch; b.stats = stats;
+        b.analyze = analyze;
         return b;
     }
 
@@ -211,10 +216,11 @@ public record SweepSpec(String model, String dtype, Integer width, Integer heigh
         public List<SweepDirection> directions = new ArrayList<>();
         public int batch = 4;
         public boolean stats = true;
+        public SweepAnalyzer analyze = SweepAnalyzer.NONE;
 
         public SweepSpec build() {
             return new SweepSpec(model, dtype, width, height, steps, guidanceScale, maxSequenceLength, prompts, seeds, w, layers, stepWindows,
-                    directions, normControl, rows, cols, batch, stats);
+                    directions, normControl, rows, cols, batch, stats, analyze);
         }
     }
 }

@@ -19,6 +19,7 @@ import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.StepGraph;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
@@ -53,6 +54,8 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     private final AutoencoderKL vae;
     private final FlowMatchEulerScheduler scheduler;
     private final DType dtype;
+    /** Records each request's denoising step as a graph ({@code --cuda-graphs}); null: eager steps. */
+    private volatile StepGraph.Capture stepCapture;
 
     public FluxPipeline(FluxTextEncoders text, FluxTransformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
         checkWidths("FLUX pipeline", text, transformer);
@@ -126,6 +129,16 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     @Override
     public Set<Class<? extends GenerationOption>> supportedOptions() {
         return FluxFamily.options(transformer.config());
+    }
+
+    /**
+     * The step is graph-safe: everything it reads besides the latents and the step's timestep (which go through the
+     * graph's static buffers) is per-request state the velocity owns for the whole loop, and guidance's per-step choices
+     * are the graph's variant ({@link ModulationGuidance#stepSignature}). Modulation statistics (an observer) run eager.
+     */
+    @Override
+    public void useStepGraphs(StepGraph.Capture capture) {
+        this.stepCapture = capture;
     }
 
     @Override
@@ -219,12 +232,24 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         Tensor ids = imgIds, gArg = guidanceArg, txt = prompt, pool = pooled;
         StepTable ts = timesteps;
         Rope r = rope;
+        StepGraph.Capture capture = observer == null ? stepCapture : null; // an observer reads each step's vectors: eager
+        StepGraph graph = capture == null ? null : new StepGraph(capture);
         return new Velocity() {
             @Override
             public Tensor at(Tensor x, int i) {
                 try (PointerScope scope = new PointerScope()) { // forward hands out an owned tensor
                     Tensor t = Tensors.dtype(x) == dtype ? ts.at(i)
                             : io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, rows, Tensors.dtype(x)));
+                    if (graph == null) return step(x, t, i);
+                    // x [B, N, 64] and t [rows] through static buffers; the step index only through the guidance variant
+                    String variant = guidance.stepSignature(i, rows, numGuidedBlocks());
+                    return graph.run(variant, List.of(x, t), in -> step(in.get(0), in.get(1), i));
+                }
+            }
+
+            /** One step's prediction from latents {@code x} and timesteps {@code t}: the forward (and true CFG). Owned. */
+            private Tensor step(Tensor x, Tensor t, int i) {
+                try (PointerScope scope = new PointerScope()) {
                     Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;
                     Tensor out = transformer.forward(new FluxInputs(in, txt, pool, t, gArg, ids, emb.textIds()), guidance, i, r, observer); // owned
                     if (!cfg) return out;
@@ -237,6 +262,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
             @Override
             public void close() {
+                if (graph != null) graph.close(); // before the tensors its graphs read
                 if (scale != null) scale.close();
                 r.close();
                 ts.close();

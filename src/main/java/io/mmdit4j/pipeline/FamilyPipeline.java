@@ -111,6 +111,16 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
         throw new UnsupportedOptionException("modulation statistics are not available for this model family yet (run without them)");
     }
 
+    /**
+     * Runs each denoising step's forward as a recorded graph through {@code capture} ({@link io.mmdit4j.runtime.StepGraph}:
+     * CUDA graphs, {@code --cuda-graphs}; null: eager again). Families whose step is not graph-safe yet keep this refusal.
+     */
+    default void useStepGraphs(io.mmdit4j.runtime.StepGraph.Capture capture) {
+        if (capture != null) {
+            throw new UnsupportedOptionException("CUDA graphs (--cuda-graphs): only FLUX's denoising step is graph-safe so far");
+        }
+    }
+
     /** Merges a LoRA into the transformer; families without LoRA support keep this refusal. */
     default LoraReport applyLora(LoraAdapter lora, double scale, boolean strict) {
         throw new UnsupportedOptionException("LoRA (--lora): not supported for this model family");

@@ -72,6 +72,11 @@ final class LoadedPipeline implements Pipeline {
                 adapters.add(a);
                 reports.add(impl.applyLora(a, l.scale(), p.options().loraStrict()));
             }
+            io.mmdit4j.runtime.StepGraph.Capture capture = stepCapture(p.options());
+            if (capture != null) {
+                impl.useStepGraphs(capture);
+                LOG.info("denoising steps run as recorded graphs ({})", capture.name());
+            }
             LOG.info(String.format(java.util.Locale.ROOT, "loaded %s (%s, %s on %s, %s) in %.2f s", p.path(), p.family().name(),
                     impl.dtype().torchName(), impl.device(), p.options().memoryMapped() ? "mapped" : "read into memory", (System.nanoTime() - t0) / 1e9));
             reports.forEach(r -> LOG.info("LoRA: {}", r.summary()));
@@ -147,6 +152,17 @@ final class LoadedPipeline implements Pipeline {
     @Override
     public RowStepper rowStepper() {
         return new RowStepper(this, impl);
+    }
+
+    /** The step-graph capture the options ask for: the caller's, else CUDA's with {@code cudaGraphs}, else none. */
+    private static io.mmdit4j.runtime.StepGraph.Capture stepCapture(LoadOptions o) {
+        if (o.stepCapture() != null) return o.stepCapture();
+        if (!o.cudaGraphs()) return null;
+        try {
+            return io.mmdit4j.runtime.StepGraph.cudaCapture();
+        } catch (IllegalStateException e) {
+            throw new UnsupportedOptionException("--cuda-graphs: " + e.getMessage());
+        }
     }
 
     /** Everything that can be checked before any work. */

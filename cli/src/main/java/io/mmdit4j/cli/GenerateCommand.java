@@ -65,6 +65,9 @@ final class GenerateCommand implements Callable<Integer> {
     boolean strictSync;
     @Option(names = "--tf32", description = "CUDA: allow TF32 for fp32 matmuls and convolutions (cuBLAS, cuDNN)")
     boolean tf32;
+    @Option(names = "--cuda-graphs", description = "CUDA: record each denoising step as a CUDA graph and replay it (FLUX; needs the "
+            + "GPU build, mvn -Pcuda; refused on cpu and meta; never run on a GPU here)")
+    boolean cudaGraphs;
     @Option(names = "--out", defaultValue = "outputs", description = "a .png file (one image), a .mp4/.webm/.gif file (one video) or a folder (default: ${DEFAULT-VALUE})")
     Path out;
     @Option(names = "--from", description = "repeat the generation recorded in this PNG or video (other options override it)")
@@ -110,6 +113,7 @@ final class GenerateCommand implements Callable<Integer> {
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
         if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
         if (offload != null) applyOffload(load, offload);
+        if (cudaGraphs) load.cudaGraphs(true);
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());

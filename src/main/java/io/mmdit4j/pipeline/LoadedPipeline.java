@@ -307,6 +307,11 @@ final class LoadedPipeline implements Pipeline {
     }
 
     @Override
+    public boolean runsInOneBatch(GenerationSettings s) {
+        return s.option(GivenDraws.class) != null || prepared.memory(s, false).chunks() == 1;
+    }
+
+    @Override
     public synchronized Denoised denoise(GenerationSettings s, StepListener listener) {
         MemoryEstimate memory = checkBeforeWork(s);
         if (memory.chunks() != 1 && s.option(GivenDraws.class) == null) {

@@ -75,6 +75,11 @@ public interface Pipeline extends AutoCloseable {
         throw new UnsupportedOptionException("denoise/decode stages: not available for " + getClass().getSimpleName());
     }
 
+    /** Whether {@link #denoise} takes {@code settings} (one batch: {@link #generate} would not split it into chunks). */
+    default boolean runsInOneBatch(GenerationSettings settings) {
+        return false;
+    }
+
     /**
      * The second stage: the VAE decode of {@code denoised} into the result {@code generate} gives (bit for bit). It may
      * run on another thread while this pipeline denoises the next request ({@link DecodeOverlap}); on failure

@@ -249,11 +249,12 @@ final class LoadedPipeline implements Pipeline {
         check(f, s);
         List<String> warnings = warnings(s);
         Schedule schedule = ImageToImage.truncate(f.schedule(s), s); // a bad sigma list fails before any work; an init image's strength
-        long t0 = System.nanoTime();
+        io.mmdit4j.runtime.DeviceTimer timer = io.mmdit4j.runtime.DeviceTimer.of(f.device()); // CUDA: events, read after the loop
+        Object textStart = timer.mark();
         try (C cond = f.encode(s);
              ModulationGuidance plan = GuidancePlan.build(s.guidance(), s.images(), f.cfg(s), f.numGuidedBlocks(), s.normControl(),
                      f.guideFinalNorm(), (pos, neg) -> delta(f, pos, neg))) {
-            long textNanos = System.nanoTime() - t0;
+            Object textEnd = timer.mark();
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
@@ -266,6 +267,7 @@ final class LoadedPipeline implements Pipeline {
                 StepListener l = listener == null ? StepListener.NONE : listener;
                 latents = Denoiser.run(sampler, start.latents(), v, f.device(), step -> l.onStep(step.withPreview(x -> f.preview(x, s))), stepNanos);
             }
+            long textNanos = timer.nanosBetween(textStart, textEnd);
             return new Denoised(s, warnings, textNanos, stepNanos, latents, io.mmdit4j.runtime.SideStream.mark(f.device()));
         } catch (Exception e) {
             throw rethrow(e);

@@ -19,6 +19,7 @@ import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Offloadable;
 import io.mmdit4j.runtime.StepGraph;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Transfers;
@@ -49,7 +50,8 @@ import static org.bytedeco.pytorch.global.torch.cat;
  * that need intermediate results.
  */
 public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embeddings> {
-    private final FluxTextEncoders text;
+    /** CLIP + T5: resident, or with {@code --offload text} released after each request's text phase and loaded again by the next. */
+    private final Offloadable<FluxTextEncoders> text;
     private final FluxTransformer transformer;
     private final AutoencoderKL vae;
     private final FlowMatchEulerScheduler scheduler;
@@ -58,7 +60,11 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     private volatile StepGraph.Capture stepCapture;
 
     public FluxPipeline(FluxTextEncoders text, FluxTransformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
-        checkWidths("FLUX pipeline", text, transformer);
+        this(Offloadable.resident("FLUX text encoders", () -> text), transformer, vae, schedulerConfig);
+    }
+
+    private FluxPipeline(Offloadable<FluxTextEncoders> text, FluxTransformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
+        checkWidths("FLUX pipeline", text.acquire(), transformer); // offloaded: loaded now, released after the first request's text
         this.text = text;
         this.transformer = transformer;
         this.vae = vae;
@@ -73,11 +79,17 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link FluxTransformer#offload}). */
     public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
+        return load(folder, dtype, device, offloadBlocks, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec, boolean)}; {@code offloadText}: the text encoders are released after each request's text. */
+    public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks, boolean offloadText) {
         if (!Files.isRegularFile(folder.resolve("model_index.json"))) {
             throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers FLUX folder)");
         }
         return Modules.loading(loaded -> {
-            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype, device));
+            Offloadable<FluxTextEncoders> text = Modules.track(loaded,
+                    Offloadable.of("FLUX text encoders", () -> FluxTextEncoders.load(folder, dtype, device), offloadText));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
@@ -97,8 +109,15 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     /** As {@link #loadParts(Path, Path, Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded. */
     public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device, boolean offloadBlocks) {
+        return loadParts(transformerFile, aeFile, textEncoders, dtype, device, offloadBlocks, false);
+    }
+
+    /** As {@link #loadParts(Path, Path, Path, DType, DeviceSpec, boolean)}, optionally with the text encoders offloaded. */
+    public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device, boolean offloadBlocks,
+                                         boolean offloadText) {
         return Modules.loading(loaded -> {
-            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype, device));
+            Offloadable<FluxTextEncoders> text = Modules.track(loaded,
+                    Offloadable.of("FLUX text encoders", () -> FluxTextEncoders.load(textEncoders, dtype, device), offloadText));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
             return new FluxPipeline(text, transformer, vae, defaultScheduler(transformer));
@@ -118,7 +137,15 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     public FluxTransformer transformer() { return transformer; }
     public AutoencoderKL vae() { return vae; }
-    public FluxTextEncoders textEncoders() { return text; }
+    /** The text encoders (loaded again if they were offloaded). */
+    public FluxTextEncoders textEncoders() { return text.acquire(); }
+
+    /** The text encoders as a part that may be offloaded ({@code --offload text}). */
+    public Offloadable<FluxTextEncoders> textEncodersPart() { return text; }
+
+    /** Offloaded text encoders are released once a request's prompts and guidance directions are encoded. */
+    @Override
+    public void textEncodersDone() { text.release(); }
     public FlowMatchEulerScheduler scheduler() { return scheduler; }
 
     @Override public int numGuidedBlocks() { return transformer.config().totalBlocks(); }
@@ -151,10 +178,10 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** The prompts' embeddings; with true CFG the transformer batch {@code [negative; positive]} (2·images rows). Caller-owned. */
     @Override
     public FluxTextEncoders.Embeddings encode(GenerationSettings s) {
-        FluxTextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        FluxTextEncoders.Embeddings pos = text.acquire().encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
         if (!cfg(s)) return pos;
         List<String> negatives = s.negativePrompts().negatives(s.prompts().size());
-        try (FluxTextEncoders.Embeddings neg = text.encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
+        try (FluxTextEncoders.Embeddings neg = text.acquire().encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
              PointerScope scope = new PointerScope()) {
             return new FluxTextEncoders.Embeddings(Tensors.keep(cat(new TensorVector(neg.promptEmbeds(), pos.promptEmbeds()), 0)),
                     Tensors.keep(cat(new TensorVector(neg.pooled(), pos.pooled()), 0)), Tensors.keep(pos.textIds().clone()));
@@ -165,7 +192,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     @Override
     public Tensor delta(String pos, String neg) {
-        return text.direction(transformer, pos, neg);
+        return text.acquire().direction(transformer, pos, neg);
     }
 
     /** FLUX's sigmas for the request: {@code linspace(1, 1/N, N)} shifted by the scheduler (dynamically by image size). */

@@ -58,6 +58,12 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** The text conditioning of the request's prompts (and negative prompts), owned by the caller. */
     C encode(GenerationSettings s);
 
+    /**
+     * Called once a request's prompts and guidance directions are encoded: a family whose text encoders are offloaded
+     * ({@code --offload text}) releases them here (their weights' memory goes back; the next request loads them again).
+     */
+    default void textEncodersDone() {}
+
     /** A guidance direction {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, {@code [1, D]}, owned by the caller. */
     Tensor delta(String pos, String neg);
 

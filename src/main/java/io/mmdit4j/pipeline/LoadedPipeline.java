@@ -255,6 +255,7 @@ final class LoadedPipeline implements Pipeline {
              ModulationGuidance plan = GuidancePlan.build(s.guidance(), s.images(), f.cfg(s), f.numGuidedBlocks(), s.normControl(),
                      f.guideFinalNorm(), (pos, neg) -> delta(f, pos, neg))) {
             Object textEnd = timer.mark();
+            f.textEncodersDone(); // offloaded text encoders go before the denoising's activations arrive
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while

@@ -44,7 +44,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--llama", description = "the Llama-3.1-8B-Instruct transformers folder (weights + tokenizer.json) HiDream uses as text_encoder_4 "
             + "(default: the model folder's text_encoder_4/, else Meta-Llama-3.1-8B-Instruct/ beside it or under $MMDIT_MODELS)")
     Path llama;
-    @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
+    @Option(names = "--offload", description = "text: release the text encoders once a request's prompts are encoded, loading them again for "
+            + "the next (FLUX, SD3 / SD3.5, HunyuanVideo, COSMOS; HiDream: one at a time, released before the transformer loads); "
             + "blocks: keep the transformer blocks on the host and move each to the device just before it runs, prefetching the next "
             + "(for devices smaller than the model; FLUX, SD3 / SD3.5, HunyuanVideo; a no-op on the CPU); text,blocks: both; "
             + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")

@@ -34,6 +34,8 @@ public final class WeightUpload {
     /** Bytes of one pinned staging buffer (two are used); {@code -Dmmdit.uploadStagingBytes} changes it. */
     public static final long DEFAULT_STAGING_BYTES = 64L << 20;
 
+    /** Offsets of weights in a staging buffer are multiples of this (a byte buffer viewed as bf16 / fp32 needs aligned offsets). */
+    private static final long ALIGN = 64;
     private static final ThreadLocal<WeightUpload> CURRENT = new ThreadLocal<>();
     private static final ThreadLocal<Report> LAST = new ThreadLocal<>();
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(WeightUpload.class);
@@ -113,10 +115,14 @@ public final class WeightUpload {
                 return Tensors.keep(raw.to(target.torchDevice(), dtype.scalarType()).contiguous());
             }
         }
-        if (filled + bytes > stagingBytes) flush();
+        long start = (filled + ALIGN - 1) / ALIGN * ALIGN; // each weight at an aligned offset: its dtype view needs it
+        if (start + bytes > stagingBytes) {
+            flush();
+            start = 0;
+        }
         batch.add(key);
-        filled += bytes;
-        if (cuda != null) return cuda.stage(raw, dtype, filled - bytes);
+        filled = start + bytes;
+        if (cuda != null) return cuda.stage(raw, dtype, start);
         try (PointerScope scope = new PointerScope()) { // meta: nothing to stage, the shapes and the plan are what is checked
             return Tensors.keep(raw.to(target.torchDevice(), dtype.scalarType()).contiguous());
         }

@@ -95,7 +95,7 @@ public final class CudaGraphCapture implements StepGraph.Capture {
             if (output != null) output.close();
             if (!exec.isNull()) cudaGraphExecDestroy(exec);
             if (!graph.isNull()) cudaGraphDestroy(graph);
-            torch_cuda.getAllocator().releasePool(index, poolId);
+            pool.close(); // ~MemPool releases the pool (releasePool, emptyCache): no explicit releasePool, it would run twice
             throw e;
         }
         Tensor out = output;
@@ -109,12 +109,11 @@ public final class CudaGraphCapture implements StepGraph.Capture {
 
             @Override
             public void close() {
-                out.close();
+                out.close();                 // the static output lives in the pool: released first
                 cudaGraphExecDestroy(exec);
                 cudaGraphDestroy(graph);
-                torch_cuda.getAllocator().releasePool(index, poolId); // the pool's blocks go back once the graph is gone
                 onCaptureStream.close();
-                pool.close();
+                pool.close();                // ~MemPool: releasePool + emptyCache, the blocks go back once the graph is gone
             }
         };
     }

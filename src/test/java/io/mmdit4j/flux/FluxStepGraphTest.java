@@ -97,4 +97,17 @@ class FluxStepGraphTest {
                 () -> Pipelines.load("cosmos-tiny-demo", LoadOptions.builder().stepCapture(new StepGraph.EagerReplay()).build()).close());
         assertTrue(e.getMessage().contains("only FLUX"), e.getMessage());
     }
+
+    @Test
+    void replayedGenerationsLeaveNoMoreNativeObjectsThanEagerOnes() {
+        GenerationRequest r = GenerationRequest.builder().prompt("a wolf").size(32, 32).steps(3).seed(7)
+                .guide(Direction.preset("aesthetics").w(3).layers("1-").steps("1")).build(); // two graphs per request
+        try (Pipeline eager = Pipelines.load("flux-tiny-demo", LoadOptions.defaults());
+             Pipeline graphed = Pipelines.load("flux-tiny-demo", LoadOptions.builder().stepCapture(new StepGraph.EagerReplay()).build())) {
+            long replayed = io.mmdit4j.pipeline.NativeObjects.perRun(() -> graphed.generate(r).close());
+            long plain = io.mmdit4j.pipeline.NativeObjects.perRun(() -> eager.generate(r).close());
+            assertTrue(replayed <= plain, "native objects left per generation (median): graphed " + replayed + ", eager " + plain
+                    + " (static buffers, outputs and graphs must be closed with the request)");
+        }
+    }
 }

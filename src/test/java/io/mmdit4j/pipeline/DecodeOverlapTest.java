@@ -105,4 +105,22 @@ class DecodeOverlapTest {
             Transfers.setStrict(false);
         }
     }
+
+    @Test
+    void overlappedAndCancelledRunsLeaveNoMoreNativeObjectsThanGenerate() {
+        try (Pipeline p = Pipelines.load("flux-tiny-demo", LoadOptions.defaults()); DecodeOverlap overlap = new DecodeOverlap(p)) {
+            long overlapped = NativeObjects.perRun(() -> {
+                overlap.generateAll(requests(), null).forEach(GenerationResult::close);
+                AtomicInteger steps = new AtomicInteger(); // request 0's 3 steps, then request 1 is cancelled at its first
+                assertThrows(CancellationException.class, () -> overlap.generateAll(requests(), step -> steps.incrementAndGet() <= 3));
+            });
+            long sequential = NativeObjects.perRun(() -> {
+                for (GenerationRequest r : requests()) p.generate(r).close();
+                p.generate(requests().get(0)).close();
+                assertThrows(CancellationException.class, () -> p.generate(requests().get(1), step -> false));
+            });
+            assertTrue(overlapped <= sequential, "native objects left per round (median): overlapped " + overlapped + ", the same requests through generate "
+                    + sequential + " (every result and latents the overlap made must be closed)");
+        }
+    }
 }

@@ -82,4 +82,16 @@ class OffloadTextTest {
                 .cfg(4.0, List.of("")).guide(Direction.preset("aesthetics")).build(),
                 p -> p.unwrap(CosmosPipeline.class).textEncodersPart());
     }
+
+    @Test
+    void reloadingTheTextEncodersLeavesNoMoreNativeObjectsThanKeepingThem() {
+        GenerationRequest r = GenerationRequest.builder().prompt("a wolf").size(32, 32).steps(1).seed(1).build();
+        try (Pipeline kept = Pipelines.load("flux-tiny-demo", LoadOptions.defaults()); Pipeline offloaded = Pipelines.load("flux-tiny-demo", OFFLOAD)) {
+            long reloading = NativeObjects.perRun(() -> offloaded.generate(r).close());
+            long keeping = NativeObjects.perRun(() -> kept.generate(r).close());
+            assertEquals(14, offloaded.unwrap(FluxPipeline.class).textEncodersPart().loads(), "one load per request (the first uses the load's own)");
+            assertTrue(reloading <= keeping, "native objects left per generation (median): reloading the text encoders " + reloading + ", keeping them "
+                    + keeping + " (each release must close every weight of CLIP and T5)");
+        }
+    }
 }

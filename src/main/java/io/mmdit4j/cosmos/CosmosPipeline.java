@@ -269,7 +269,7 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
                 }
                 n = s.initialNoise().to(ScalarType.Float);
             } else {
-                n = Noise.randnPerRow(shape, s.seeds(), DType.F32);
+                n = io.mmdit4j.runtime.Scopes.adopt(Noise.randnPerRow(shape, s.seeds(), DType.F32)); // owned: to the scope
             }
             return Tensors.keep(n.mul(new Scalar(scheduler.sigmaMax())));
         }

@@ -20,6 +20,7 @@ import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Offloadable;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.StepGraph;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Transfers;
@@ -205,7 +206,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     @Override
     public Tensor noise(GenerationSettings s) {
         try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
-            return Tensors.keep(FluxLatents.pack(draws.initial(latentShape(s), dtype)).contiguous());
+            return Tensors.keep(FluxLatents.pack(Scopes.adopt(draws.initial(latentShape(s), dtype))).contiguous()); // the draw dies with the scope
         }
     }
 

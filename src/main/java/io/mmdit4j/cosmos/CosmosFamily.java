@@ -128,6 +128,12 @@ public final class CosmosFamily implements ModelFamily {
         }
     }
 
+    /** {@code --offload text}: T5 and CLIP-L are released after each request's text phase (and loaded again by the next). */
+    @Override
+    public boolean supportsOffload() {
+        return true;
+    }
+
     @Override
     public FamilyPipeline<?> load(Path model, LoadOptions o) {
         if (o.vae() != null) throw new InvalidRequestException("--vae is for an original single-file FLUX transformer; COSMOS loads its Wan VAE from vae/");
@@ -135,7 +141,7 @@ public final class CosmosFamily implements ModelFamily {
         Path modelsRoot = o.registryOrStandard().modelsRoot();
         Path adapter = o.adapter() != null ? o.adapter() : findAdapter(model, modelsRoot);
         Path clip = adapter == null ? null : findClip(model, o.textEncoders(), modelsRoot);
-        return CosmosPipeline.load(model, adapter, clip, o.dtype(), o.device()).withAdapterFile(adapter);
+        return CosmosPipeline.load(model, adapter, clip, o.dtype(), o.device(), Boolean.TRUE.equals(o.offloadText())).withAdapterFile(adapter);
     }
 
     private static void requireFolder(Path model) {

@@ -18,6 +18,7 @@ import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.PooledAdapterFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Offloadable;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.Denoiser;
@@ -55,7 +56,8 @@ import static org.bytedeco.pytorch.global.torch.full;
  * (COSMOS's rule, see {@link CosmosTransformer}).
  */
 public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Conditioning> {
-    private final CosmosTextEncoders text; // null: embeddings are given (golden runner, training)
+    /** T5 + CLIP-L, resident or ({@code --offload text}) released after each request's text; null: embeddings are given (golden runner, training). */
+    private final Offloadable<CosmosTextEncoders> text;
     private final CosmosTransformer transformer;
     private final AutoencoderKLWan vae;
     private final SchedulerConfig scheduler;
@@ -109,6 +111,11 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
     private Path adapterFile;
 
     public CosmosPipeline(CosmosTextEncoders text, CosmosTransformer transformer, AutoencoderKLWan vae, SchedulerConfig scheduler) {
+        this(text == null ? null : Offloadable.resident("COSMOS text encoders", () -> text), transformer, vae, scheduler);
+    }
+
+    private CosmosPipeline(Offloadable<CosmosTextEncoders> encoders, CosmosTransformer transformer, AutoencoderKLWan vae, SchedulerConfig scheduler) {
+        CosmosTextEncoders text = encoders == null ? null : encoders.acquire(); // offloaded: loaded now, released after the first request's text
         if (text != null && text.textDim() != transformer.config().textEmbedDim()) {
             throw new ModelFormatException("the T5 gives width " + text.textDim() + ", the transformer expects text_embed_dim "
                     + transformer.config().textEmbedDim());
@@ -117,7 +124,7 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
             throw new ModelFormatException("the CLIP gives pooled width " + text.pooledDim() + ", the pooled-CLIP adapter expects "
                     + transformer.pooledDim());
         }
-        this.text = text;
+        this.text = encoders;
         this.transformer = transformer;
         this.vae = vae;
         this.scheduler = scheduler;
@@ -133,10 +140,16 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
      *                   model has no adapter (then no CLIP is loaded and there is no pooled term)
      */
     public static CosmosPipeline load(Path folder, Path adapter, Path clipFolder, DType dtype, DeviceSpec device) {
+        return load(folder, adapter, clipFolder, dtype, device, false);
+    }
+
+    /** As {@link #load(Path, Path, Path, DType, DeviceSpec)}; {@code offloadText}: the text encoders are released after each request's text. */
+    public static CosmosPipeline load(Path folder, Path adapter, Path clipFolder, DType dtype, DeviceSpec device, boolean offloadText) {
         DiffusersFolders.checkModelIndex(folder, CosmosFamily.CLASS_NAME, "a Cosmos-Predict2 diffusers folder");
         return Modules.loading(loaded -> {
             CosmosTransformer t = Modules.track(loaded, CosmosTransformer.load(folder.resolve("transformer"), adapter, dtype, device));
-            CosmosTextEncoders text = Modules.track(loaded, CosmosTextEncoders.load(folder, clipFolder != null ? clipFolder : folder, dtype, device));
+            Offloadable<CosmosTextEncoders> text = Modules.track(loaded, Offloadable.of("COSMOS text encoders",
+                    () -> CosmosTextEncoders.load(folder, clipFolder != null ? clipFolder : folder, dtype, device), offloadText));
             AutoencoderKLWan vae = Modules.track(loaded, AutoencoderKLWan.load(folder.resolve("vae"), dtype, device));
             Path sched = folder.resolve("scheduler/scheduler_config.json");
             SchedulerConfig sc = Files.isRegularFile(sched) ? SchedulerConfig.read(sched) : SchedulerConfig.predict2();
@@ -146,7 +159,16 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
 
     public CosmosTransformer transformer() { return transformer; }
     public AutoencoderKLWan vae() { return vae; }
-    public CosmosTextEncoders textEncoders() { return text; }
+    /** The text encoders (loaded again if they were offloaded), or null when built without them. */
+    public CosmosTextEncoders textEncoders() { return text == null ? null : text.acquire(); }
+
+    /** The text encoders as a part that may be offloaded ({@code --offload text}), or null. */
+    public Offloadable<CosmosTextEncoders> textEncodersPart() { return text; }
+
+    @Override
+    public void textEncodersDone() {
+        if (text != null) text.release();
+    }
     public SchedulerConfig schedulerConfig() { return scheduler; }
 
     @Override public int numGuidedBlocks() { return transformer.numGuidedBlocks(); }
@@ -205,10 +227,11 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
     public Conditioning encode(GenerationSettings s) {
         requireText();
         boolean pooled = transformer.adapter() != null;
-        CosmosTextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        CosmosTextEncoders t = text.acquire();
+        CosmosTextEncoders.Embeddings pos = t.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
         CosmosTextEncoders.Embeddings neg = null;
         try {
-            if (cfg(s)) neg = text.encode(s.option(ClassifierFreeGuidance.class).negatives(s.prompts().size()), s.imagesPerPrompt(), s.maxSequenceLength());
+            if (cfg(s)) neg = t.encode(s.option(ClassifierFreeGuidance.class).negatives(s.prompts().size()), s.imagesPerPrompt(), s.maxSequenceLength());
             return new Conditioning(pos.text(), pooled ? pos.pooled() : release(pos.pooled()), neg == null ? null : neg.text(),
                     neg == null ? null : pooled ? neg.pooled() : release(neg.pooled()));
         } catch (RuntimeException e) {
@@ -228,7 +251,8 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
     public Tensor delta(String pos, String neg) {
         requireText();
         try (PointerScope scope = new PointerScope()) {
-            return transformer.guidanceDelta(text.pooled(List.of(pos)), text.pooled(List.of(neg)));
+            CosmosTextEncoders t = text.acquire();
+            return transformer.guidanceDelta(t.pooled(List.of(pos)), t.pooled(List.of(neg)));
         }
     }
 
@@ -245,7 +269,7 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
                 }
                 n = s.initialNoise().to(ScalarType.Float);
             } else {
-                n = Noise.randnPerRow(shape, s.seeds(), DType.F32);
+                n = io.mmdit4j.runtime.Scopes.adopt(Noise.randnPerRow(shape, s.seeds(), DType.F32)); // owned: to the scope
             }
             return Tensors.keep(n.mul(new Scalar(scheduler.sigmaMax())));
         }

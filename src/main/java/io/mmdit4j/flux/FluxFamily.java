@@ -101,6 +101,12 @@ public final class FluxFamily implements ModelFamily {
         if (s.maxSequenceLength() > 512) throw new InvalidRequestException("max sequence length must be in 1..512 (FLUX's T5), got " + s.maxSequenceLength());
     }
 
+    /** {@code --offload text}: CLIP and T5 are released after each request's text phase (and loaded again by the next). */
+    @Override
+    public boolean supportsOffload() {
+        return true;
+    }
+
     @Override
     public FamilyPipeline<?> load(Path model, LoadOptions o) {
         if (Files.isRegularFile(model.resolve("model_index.json"))) {
@@ -108,13 +114,13 @@ public final class FluxFamily implements ModelFamily {
                 throw new InvalidRequestException("--vae / --text-encoders are for an original single-file FLUX transformer; " + model
                         + " is a diffusers folder with its own");
             }
-            return FluxPipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
+            return FluxPipeline.load(model, o.dtype(), o.device(), o.offloadBlocks(), Boolean.TRUE.equals(o.offloadText()));
         }
         if (o.vae() == null || o.textEncoders() == null) {
             throw new InvalidRequestException(model + ": a single-file FLUX transformer needs --vae (ae.safetensors) and --text-encoders "
                     + "(a folder with tokenizer/, text_encoder/, tokenizer_2/, text_encoder_2/)");
         }
-        return FluxPipeline.loadParts(model, o.vae(), o.textEncoders(), o.dtype(), o.device(), o.offloadBlocks());
+        return FluxPipeline.loadParts(model, o.vae(), o.textEncoders(), o.dtype(), o.device(), o.offloadBlocks(), Boolean.TRUE.equals(o.offloadText()));
     }
 
     @Override

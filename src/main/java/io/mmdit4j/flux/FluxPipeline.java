@@ -19,6 +19,9 @@ import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Offloadable;
+import io.mmdit4j.runtime.Scopes;
+import io.mmdit4j.runtime.StepGraph;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
@@ -48,14 +51,21 @@ import static org.bytedeco.pytorch.global.torch.cat;
  * that need intermediate results.
  */
 public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embeddings> {
-    private final FluxTextEncoders text;
+    /** CLIP + T5: resident, or with {@code --offload text} released after each request's text phase and loaded again by the next. */
+    private final Offloadable<FluxTextEncoders> text;
     private final FluxTransformer transformer;
     private final AutoencoderKL vae;
     private final FlowMatchEulerScheduler scheduler;
     private final DType dtype;
+    /** Records each request's denoising step as a graph ({@code --cuda-graphs}); null: eager steps. */
+    private volatile StepGraph.Capture stepCapture;
 
     public FluxPipeline(FluxTextEncoders text, FluxTransformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
-        checkWidths("FLUX pipeline", text, transformer);
+        this(Offloadable.resident("FLUX text encoders", () -> text), transformer, vae, schedulerConfig);
+    }
+
+    private FluxPipeline(Offloadable<FluxTextEncoders> text, FluxTransformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
+        checkWidths("FLUX pipeline", text.acquire(), transformer); // offloaded: loaded now, released after the first request's text
         this.text = text;
         this.transformer = transformer;
         this.vae = vae;
@@ -70,11 +80,17 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link FluxTransformer#offload}). */
     public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
+        return load(folder, dtype, device, offloadBlocks, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec, boolean)}; {@code offloadText}: the text encoders are released after each request's text. */
+    public static FluxPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks, boolean offloadText) {
         if (!Files.isRegularFile(folder.resolve("model_index.json"))) {
             throw new ModelFormatException(folder + ": no model_index.json (expected a diffusers FLUX folder)");
         }
         return Modules.loading(loaded -> {
-            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(folder, dtype, device));
+            Offloadable<FluxTextEncoders> text = Modules.track(loaded,
+                    Offloadable.of("FLUX text encoders", () -> FluxTextEncoders.load(folder, dtype, device), offloadText));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(folder.resolve("transformer"), dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
@@ -94,8 +110,15 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     /** As {@link #loadParts(Path, Path, Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded. */
     public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device, boolean offloadBlocks) {
+        return loadParts(transformerFile, aeFile, textEncoders, dtype, device, offloadBlocks, false);
+    }
+
+    /** As {@link #loadParts(Path, Path, Path, DType, DeviceSpec, boolean)}, optionally with the text encoders offloaded. */
+    public static FluxPipeline loadParts(Path transformerFile, Path aeFile, Path textEncoders, DType dtype, DeviceSpec device, boolean offloadBlocks,
+                                         boolean offloadText) {
         return Modules.loading(loaded -> {
-            FluxTextEncoders text = Modules.track(loaded, FluxTextEncoders.load(textEncoders, dtype, device));
+            Offloadable<FluxTextEncoders> text = Modules.track(loaded,
+                    Offloadable.of("FLUX text encoders", () -> FluxTextEncoders.load(textEncoders, dtype, device), offloadText));
             FluxTransformer transformer = Modules.track(loaded, FluxTransformer.load(transformerFile, dtype, null, device, offloadBlocks));
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(aeFile, dtype, device));
             return new FluxPipeline(text, transformer, vae, defaultScheduler(transformer));
@@ -115,7 +138,15 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     public FluxTransformer transformer() { return transformer; }
     public AutoencoderKL vae() { return vae; }
-    public FluxTextEncoders textEncoders() { return text; }
+    /** The text encoders (loaded again if they were offloaded). */
+    public FluxTextEncoders textEncoders() { return text.acquire(); }
+
+    /** The text encoders as a part that may be offloaded ({@code --offload text}). */
+    public Offloadable<FluxTextEncoders> textEncodersPart() { return text; }
+
+    /** Offloaded text encoders are released once a request's prompts and guidance directions are encoded. */
+    @Override
+    public void textEncodersDone() { text.release(); }
     public FlowMatchEulerScheduler scheduler() { return scheduler; }
 
     @Override public int numGuidedBlocks() { return transformer.config().totalBlocks(); }
@@ -128,6 +159,16 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         return FluxFamily.options(transformer.config());
     }
 
+    /**
+     * The step is graph-safe: everything it reads besides the latents and the step's timestep (which go through the
+     * graph's static buffers) is per-request state the velocity owns for the whole loop, and guidance's per-step choices
+     * are the graph's variant ({@link ModulationGuidance#stepSignature}). Modulation statistics (an observer) run eager.
+     */
+    @Override
+    public void useStepGraphs(StepGraph.Capture capture) {
+        this.stepCapture = capture;
+    }
+
     @Override
     public LoraReport applyLora(LoraAdapter lora, double scale, boolean strict) {
         return lora.applyTo(transformer, scale, strict);
@@ -138,10 +179,10 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     /** The prompts' embeddings; with true CFG the transformer batch {@code [negative; positive]} (2·images rows). Caller-owned. */
     @Override
     public FluxTextEncoders.Embeddings encode(GenerationSettings s) {
-        FluxTextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        FluxTextEncoders.Embeddings pos = text.acquire().encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
         if (!cfg(s)) return pos;
         List<String> negatives = s.negativePrompts().negatives(s.prompts().size());
-        try (FluxTextEncoders.Embeddings neg = text.encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
+        try (FluxTextEncoders.Embeddings neg = text.acquire().encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
              PointerScope scope = new PointerScope()) {
             return new FluxTextEncoders.Embeddings(Tensors.keep(cat(new TensorVector(neg.promptEmbeds(), pos.promptEmbeds()), 0)),
                     Tensors.keep(cat(new TensorVector(neg.pooled(), pos.pooled()), 0)), Tensors.keep(pos.textIds().clone()));
@@ -152,7 +193,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     @Override
     public Tensor delta(String pos, String neg) {
-        return text.direction(transformer, pos, neg);
+        return text.acquire().direction(transformer, pos, neg);
     }
 
     /** FLUX's sigmas for the request: {@code linspace(1, 1/N, N)} shifted by the scheduler (dynamically by image size). */
@@ -165,7 +206,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
     @Override
     public Tensor noise(GenerationSettings s) {
         try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
-            return Tensors.keep(FluxLatents.pack(draws.initial(latentShape(s), dtype)).contiguous());
+            return Tensors.keep(FluxLatents.pack(Scopes.adopt(draws.initial(latentShape(s), dtype))).contiguous()); // the draw dies with the scope
         }
     }
 
@@ -219,12 +260,24 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
         Tensor ids = imgIds, gArg = guidanceArg, txt = prompt, pool = pooled;
         StepTable ts = timesteps;
         Rope r = rope;
+        StepGraph.Capture capture = observer == null ? stepCapture : null; // an observer reads each step's vectors: eager
+        StepGraph graph = capture == null ? null : new StepGraph(capture);
         return new Velocity() {
             @Override
             public Tensor at(Tensor x, int i) {
                 try (PointerScope scope = new PointerScope()) { // forward hands out an owned tensor
                     Tensor t = Tensors.dtype(x) == dtype ? ts.at(i)
                             : io.mmdit4j.runtime.Scopes.adopt(FluxTimesteps.pipelineTimestep(schedule, i, rows, Tensors.dtype(x)));
+                    if (graph == null) return step(x, t, i);
+                    // x [B, N, 64] and t [rows] through static buffers; the step index only through the guidance variant
+                    String variant = guidance.stepSignature(i, rows, numGuidedBlocks());
+                    return graph.run(variant, List.of(x, t), in -> step(in.get(0), in.get(1), i));
+                }
+            }
+
+            /** One step's prediction from latents {@code x} and timesteps {@code t}: the forward (and true CFG). Owned. */
+            private Tensor step(Tensor x, Tensor t, int i) {
+                try (PointerScope scope = new PointerScope()) {
                     Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;
                     Tensor out = transformer.forward(new FluxInputs(in, txt, pool, t, gArg, ids, emb.textIds()), guidance, i, r, observer); // owned
                     if (!cfg) return out;
@@ -237,6 +290,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
             @Override
             public void close() {
+                if (graph != null) graph.close(); // before the tensors its graphs read
                 if (scale != null) scale.close();
                 r.close();
                 ts.close();

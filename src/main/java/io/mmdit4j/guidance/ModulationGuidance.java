@@ -207,6 +207,28 @@ public final class ModulationGuidance implements AutoCloseable {
         return out;
     }
 
+    /**
+     * What of this plan's work at denoising step {@code step} is decided on the host: every block's per-row coefficients
+     * (and the final norm's), as text. Two steps with equal signatures run the same ops on the same cached offsets, so a
+     * recorded step graph ({@link io.mmdit4j.runtime.StepGraph}) of one replays the other; a step window that switches a
+     * term on or off changes it. Empty without terms.
+     */
+    public String stepSignature(int step, int batch, int numBlocks) {
+        if (terms.isEmpty()) return "";
+        StringBuilder sb = new StringBuilder();
+        List<double[]> factors = new ArrayList<>(terms.size());
+        for (GuidanceTerm t : terms) factors.add(t.layers().factors(numBlocks));
+        for (int l = 0; l < numBlocks; l++) {
+            for (int j = 0; j < terms.size(); j++) {
+                sb.append(Arrays.toString(terms.get(j).coefficients(l, numBlocks, step, batch, factors.get(j)))).append(';');
+            }
+        }
+        if (guideFinalNorm) {
+            for (GuidanceTerm t : terms) sb.append(Arrays.toString(t.finalCoefficients(step, batch))).append(';');
+        }
+        return sb.toString();
+    }
+
     /** No guidance: every block gets {@code temb}. */
     public static ModulationGuidance none() {
         return NONE;

@@ -81,6 +81,12 @@ public final class HunyuanVideoFamily implements ModelFamily {
         return true;
     }
 
+    /** {@code --offload text}: the Llama and CLIP-L are released after each request's text phase (and loaded again by the next). */
+    @Override
+    public boolean supportsOffload() {
+        return true;
+    }
+
     @Override
     public FamilyPipeline<?> load(Path model, LoadOptions o) {
         if (o.vae() != null || o.textEncoders() != null) {
@@ -91,7 +97,7 @@ public final class HunyuanVideoFamily implements ModelFamily {
             throw new InvalidRequestException(model + ": HunyuanVideo generation needs a diffusers folder (model_index.json with transformer/, "
                     + "vae/, text encoders and tokenizers), not a single file");
         }
-        return HunyuanVideoPipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
+        return HunyuanVideoPipeline.load(model, o.dtype(), o.device(), o.offloadBlocks(), Boolean.TRUE.equals(o.offloadText()));
     }
 
     @Override

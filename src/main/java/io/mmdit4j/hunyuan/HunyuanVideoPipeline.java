@@ -18,6 +18,7 @@ import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.VideoFrames;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Offloadable;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
@@ -50,7 +51,8 @@ import static org.bytedeco.pytorch.global.torch.full;
  * 6.0 → 6016). Nothing is negated or rescaled; there is no classifier-free guidance.
  */
 public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptEncoder.Embeddings> {
-    private final HunyuanPromptEncoder text;
+    /** Llama + CLIP-L: resident, or with {@code --offload text} released after each request's text and loaded again by the next. */
+    private final Offloadable<HunyuanPromptEncoder> text;
     private final HunyuanVideoTransformer transformer;
     private final AutoencoderKLHunyuanVideo vae;
     private final FlowMatchSchedulerConfig schedulerConfig;
@@ -83,7 +85,12 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
     /** Takes ownership of the three models; the VAE decodes with {@code tiling} (diffusers' default frame chunking). */
     public HunyuanVideoPipeline(HunyuanPromptEncoder text, HunyuanVideoTransformer transformer, AutoencoderKLHunyuanVideo vae,
                                 FlowMatchSchedulerConfig schedulerConfig, AutoencoderKLHunyuanVideo.Tiling tiling) {
-        checkWidths("HunyuanVideo pipeline", text, transformer, vae);
+        this(Offloadable.resident("HunyuanVideo text encoders", () -> text), transformer, vae, schedulerConfig, tiling);
+    }
+
+    private HunyuanVideoPipeline(Offloadable<HunyuanPromptEncoder> text, HunyuanVideoTransformer transformer, AutoencoderKLHunyuanVideo vae,
+                                 FlowMatchSchedulerConfig schedulerConfig, AutoencoderKLHunyuanVideo.Tiling tiling) {
+        checkWidths("HunyuanVideo pipeline", text.acquire(), transformer, vae); // offloaded: loaded now, released after the first request's text
         if (schedulerConfig.useDynamicShifting()) {
             throw new ModelFormatException("HunyuanVideo pipeline: the scheduler config uses dynamic shifting, but HunyuanVideoPipeline passes no mu");
         }
@@ -105,6 +112,11 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
 
     /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link HunyuanVideoTransformer#offload}). */
     public static HunyuanVideoPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
+        return load(folder, dtype, device, offloadBlocks, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec, boolean)}; {@code offloadText}: the text encoders are released after each request's text. */
+    public static HunyuanVideoPipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks, boolean offloadText) {
         DiffusersFolders.checkModelIndex(folder, HunyuanVideoFamily.CLASS_NAME, "a diffusers HunyuanVideo folder");
         DiffusersFolders.requireParts(folder, "a diffusers HunyuanVideo folder", "transformer", "vae");
         FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
@@ -112,7 +124,8 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
         return Modules.loading(loaded -> {
             HunyuanVideoTransformer transformer = track(loaded, HunyuanVideoTransformer.load(folder.resolve("transformer"), dtype, device, null, offloadBlocks));
             AutoencoderKLHunyuanVideo vae = track(loaded, AutoencoderKLHunyuanVideo.load(folder.resolve("vae"), null, dtype, device));
-            HunyuanPromptEncoder text = track(loaded, HunyuanPromptEncoder.load(folder, dtype, device));
+            Offloadable<HunyuanPromptEncoder> text = track(loaded,
+                    Offloadable.of("HunyuanVideo text encoders", () -> HunyuanPromptEncoder.load(folder, dtype, device), offloadText));
             return new HunyuanVideoPipeline(text, transformer, vae, sched, AutoencoderKLHunyuanVideo.Tiling.DIFFUSERS_DEFAULT);
         });
     }
@@ -142,7 +155,14 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
 
     public HunyuanVideoTransformer transformer() { return transformer; }
     public AutoencoderKLHunyuanVideo vae() { return vae; }
-    public HunyuanPromptEncoder textEncoder() { return text; }
+    /** The text encoders (loaded again if they were offloaded). */
+    public HunyuanPromptEncoder textEncoder() { return text.acquire(); }
+
+    /** The text encoders as a part that may be offloaded ({@code --offload text}). */
+    public Offloadable<HunyuanPromptEncoder> textEncodersPart() { return text; }
+
+    @Override
+    public void textEncodersDone() { text.release(); }
     public FlowMatchSchedulerConfig schedulerConfig() { return schedulerConfig; }
 
     @Override public int numGuidedBlocks() { return transformer.numGuidedBlocks(); }
@@ -182,7 +202,7 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
     /** Prompt embeddings, mask and pooled vector, each prompt's rows repeated per video. Caller-owned. */
     @Override
     public HunyuanPromptEncoder.Embeddings encode(GenerationSettings s) {
-        return text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        return text.acquire().encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
     }
 
     /**
@@ -198,7 +218,8 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
     /** {@code text_embedder(pooled(pos)) − text_embedder(pooled(neg))}, [1, D], owned by the caller. */
     @Override
     public Tensor delta(String pos, String neg) {
-        return GuidancePlan.direction(text::pooled, transformer::guidanceDelta, pos, neg);
+        HunyuanPromptEncoder t = text.acquire();
+        return GuidancePlan.direction(t::pooled, transformer::guidanceDelta, pos, neg);
     }
 
     /**

@@ -192,8 +192,8 @@ public final class StateDict {
         taken.add(key);
         DeviceSpec target = target(key, expectedShape);
         try (PointerScope scope = new PointerScope(); Tensor raw = e.loader().get()) { // a source's tensor is the caller's to close
-            Tensor out = !target.isCpu() ? raw.to(target.torchDevice(), dtype.scalarType()).contiguous()
-                    : Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
+            if (!target.isCpu()) return WeightUpload.upload(key, raw, dtype, target); // batched through pinned staging in a load
+            Tensor out = Tensors.dtype(raw) == dtype ? raw.contiguous() : raw.to(dtype.scalarType()).contiguous();
             return Tensors.keep(pinnedIfHost(out, target, device));
         }
     }

@@ -53,11 +53,12 @@ public final class Modules {
      */
     public static <T> T loadingScoped(Function<List<AutoCloseable>, T> load) {
         Torch.init();
-        return loading(built -> {
+        // weights bound for an accelerator go through pinned staging in batches; all copies are done when the load returns
+        return io.mmdit4j.io.WeightUpload.during(() -> loading(built -> {
             try (PointerScope scope = new PointerScope()) {
                 return load.apply(built);
             }
-        });
+        }));
     }
 
     /**

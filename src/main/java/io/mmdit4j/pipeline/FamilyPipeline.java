@@ -58,6 +58,12 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
     /** The text conditioning of the request's prompts (and negative prompts), owned by the caller. */
     C encode(GenerationSettings s);
 
+    /**
+     * Called once a request's prompts and guidance directions are encoded: a family whose text encoders are offloaded
+     * ({@code --offload text}) releases them here (their weights' memory goes back; the next request loads them again).
+     */
+    default void textEncodersDone() {}
+
     /** A guidance direction {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, {@code [1, D]}, owned by the caller. */
     Tensor delta(String pos, String neg);
 
@@ -109,6 +115,16 @@ public interface FamilyPipeline<C extends AutoCloseable> extends AutoCloseable {
      */
     default void modulations(BlockConditioning cond, ModulationVisitor visitor) {
         throw new UnsupportedOptionException("modulation statistics are not available for this model family yet (run without them)");
+    }
+
+    /**
+     * Runs each denoising step's forward as a recorded graph through {@code capture} ({@link io.mmdit4j.runtime.StepGraph}:
+     * CUDA graphs, {@code --cuda-graphs}; null: eager again). Families whose step is not graph-safe yet keep this refusal.
+     */
+    default void useStepGraphs(io.mmdit4j.runtime.StepGraph.Capture capture) {
+        if (capture != null) {
+            throw new UnsupportedOptionException("CUDA graphs (--cuda-graphs): only FLUX's denoising step is graph-safe so far");
+        }
     }
 
     /** Merges a LoRA into the transformer; families without LoRA support keep this refusal. */

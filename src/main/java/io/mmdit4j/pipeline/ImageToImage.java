@@ -3,6 +3,7 @@ package io.mmdit4j.pipeline;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.runtime.Transfers;
 import io.mmdit4j.sampling.Sampler;
@@ -71,11 +72,11 @@ public final class ImageToImage {
         DType dtype = space.dtype();
         Tensor imageLatents = null, noise = null, mask = null, start = null;
         try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
-            Tensor eps = draws.next(shape, dtype);                                       // draw 1: the posterior samples
+            Tensor eps = Scopes.adopt(draws.next(shape, dtype));                         // draw 1: the posterior samples (owned: to the scope)
             int[] size = space.imageSize(s);
             Tensor unpackedImage = imageLatents(space.vae(), size, init, eps, shape, dtype);
             // the draws come from the CPU generators (reproducible); they go where the VAE put the latents, once
-            Tensor n = Transfers.to(draws.initial(shape, dtype), DeviceSpec.of(unpackedImage)); // draw 2: the noise
+            Tensor n = Transfers.to(Scopes.adopt(draws.initial(shape, dtype)), DeviceSpec.of(unpackedImage)); // draw 2: the noise
             Tensor sigma = sigma(schedule.sigma(0), dtype, unpackedImage);
             Tensor x = sigma.mul(n).add(rsub(sigma, new Scalar(1.0)).mul(unpackedImage));  // scale_noise
             start = Tensors.keep(space.pack(x, s));

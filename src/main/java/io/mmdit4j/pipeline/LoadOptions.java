@@ -26,10 +26,15 @@ import java.util.Map;
  * @param maxBatch     the most images one transformer batch holds; larger requests run in chunks
  * @param offloadBlocks keep the transformer blocks' weights on the host and move each block to the device while it runs
  *                     ({@link io.mmdit4j.nn.BlockOffload}, {@code --offload blocks}); nothing changes on the CPU
+ * @param cudaGraphs   record each denoising step as a CUDA graph and replay it ({@link io.mmdit4j.runtime.StepGraph},
+ *                     {@code --cuda-graphs}); refused off CUDA and by families whose step is not graph-safe
+ * @param stepCapture  the step-graph capture to use instead ({@link io.mmdit4j.runtime.StepGraph.EagerReplay} runs the
+ *                     graph bookkeeping on the CPU or meta, for tests); null: none, or CUDA's with {@code cudaGraphs}
  */
 public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, boolean loraStrict, Path vae, Path textEncoders,
                           ModelRegistry registry, Path adapter, boolean memoryMapped, long memoryBudget, int maxBatch,
-                          Map<String, Path> components, Boolean offloadText, boolean offloadBlocks) {
+                          Map<String, Path> components, Boolean offloadText, boolean offloadBlocks,
+                          boolean cudaGraphs, io.mmdit4j.runtime.StepGraph.Capture stepCapture) {
     /** {@link #memoryBudget}: check against the memory available when each generation starts. */
     public static final long MEASURED = 0;
     /** {@link #memoryBudget}: no memory check. */
@@ -79,6 +84,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         b.components = new LinkedHashMap<>(components);
         b.offloadText = offloadText;
         b.offloadBlocks = offloadBlocks;
+        b.cudaGraphs = cudaGraphs;
+        b.stepCapture = stepCapture;
         return b;
     }
 
@@ -97,6 +104,8 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
         private Map<String, Path> components = new LinkedHashMap<>();
         private Boolean offloadText;
         private boolean offloadBlocks;
+        private boolean cudaGraphs;
+        private io.mmdit4j.runtime.StepGraph.Capture stepCapture;
 
         private Builder() {}
 
@@ -210,9 +219,25 @@ public record LoadOptions(DType dtype, DeviceSpec device, List<LoraSpec> loras, 
             return this;
         }
 
+        /**
+         * Records each denoising step as a CUDA graph and replays it (default: false): one launch per step instead of one
+         * per kernel. Needs a CUDA device and the GPU build ({@code mvn -Pcuda}); refused on the CPU and meta, and by
+         * families other than FLUX. Never run on a GPU (none here).
+         */
+        public Builder cudaGraphs(boolean on) {
+            this.cudaGraphs = on;
+            return this;
+        }
+
+        /** A step-graph capture of the caller's ({@link io.mmdit4j.runtime.StepGraph.EagerReplay} in tests), on any device. */
+        public Builder stepCapture(io.mmdit4j.runtime.StepGraph.Capture capture) {
+            this.stepCapture = capture;
+            return this;
+        }
+
         public LoadOptions build() {
             return new LoadOptions(dtype, device, loras, loraStrict, vae, textEncoders, registry, adapter, memoryMapped, memoryBudget, maxBatch,
-                    components, offloadText, offloadBlocks);
+                    components, offloadText, offloadBlocks, cudaGraphs, stepCapture);
         }
     }
 }

@@ -48,6 +48,10 @@ final class LoadedPipeline implements Pipeline {
         }
     };
     private static final int DELTA_CACHE = 256;
+    /** The VAE's lock: decodes (and init-image encodes) run one at a time, beside the pipeline's denoising. */
+    private final Object vae = new Object();
+    /** Where decodes run on CUDA: a stream beside the denoising one (a no-op elsewhere). */
+    private final io.mmdit4j.runtime.SideStream decodeStream;
 
     private LoadedPipeline(PreparedModel prepared, FamilyPipeline<?> impl, List<LoraAdapter> adapters, List<LoraReport> reports,
                            CheckpointFiles files) {
@@ -56,6 +60,7 @@ final class LoadedPipeline implements Pipeline {
         this.impl = impl;
         this.adapters = adapters;
         this.reports = List.copyOf(reports);
+        this.decodeStream = io.mmdit4j.runtime.SideStream.open(impl.device());
     }
 
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LoadedPipeline.class);
@@ -71,6 +76,11 @@ final class LoadedPipeline implements Pipeline {
                 LoraAdapter a = files.load(() -> LoraAdapter.read(l.file()));
                 adapters.add(a);
                 reports.add(impl.applyLora(a, l.scale(), p.options().loraStrict()));
+            }
+            io.mmdit4j.runtime.StepGraph.Capture capture = stepCapture(p.options());
+            if (capture != null) {
+                impl.useStepGraphs(capture);
+                LOG.info("denoising steps run as recorded graphs ({})", capture.name());
             }
             LOG.info(String.format(java.util.Locale.ROOT, "loaded %s (%s, %s on %s, %s) in %.2f s", p.path(), p.family().name(),
                     impl.dtype().torchName(), impl.device(), p.options().memoryMapped() ? "mapped" : "read into memory", (System.nanoTime() - t0) / 1e9));
@@ -149,6 +159,17 @@ final class LoadedPipeline implements Pipeline {
         return new RowStepper(this, impl);
     }
 
+    /** The step-graph capture the options ask for: the caller's, else CUDA's with {@code cudaGraphs}, else none. */
+    private static io.mmdit4j.runtime.StepGraph.Capture stepCapture(LoadOptions o) {
+        if (o.stepCapture() != null) return o.stepCapture();
+        if (!o.cudaGraphs()) return null;
+        try {
+            return io.mmdit4j.runtime.StepGraph.cudaCapture();
+        } catch (IllegalStateException e) {
+            throw new UnsupportedOptionException("--cuda-graphs: " + e.getMessage());
+        }
+    }
+
     /** Everything that can be checked before any work. */
     private void check(FamilyPipeline<?> f, GenerationSettings s) {
         for (var o : s.options().keySet()) {
@@ -217,43 +238,96 @@ final class LoadedPipeline implements Pipeline {
     /** The skeleton: encode, guidance plan, schedule, noise, denoise, decode; everything released on any failure. */
     private <C extends AutoCloseable> GenerationResult run(FamilyPipeline<C> f, GenerationSettings s, StepListener listener,
                                                            ConditioningObserver observer) {
+        try (Denoised d = denoiseStage(f, s, listener, observer)) {
+            return decodeStage(f, d);
+        }
+    }
+
+    /** Encode, guidance plan, schedule, noise, the denoising loop: the final latents, owned by the returned {@link Denoised}. */
+    private <C extends AutoCloseable> Denoised denoiseStage(FamilyPipeline<C> f, GenerationSettings s, StepListener listener,
+                                                            ConditioningObserver observer) {
         check(f, s);
         List<String> warnings = warnings(s);
         Schedule schedule = ImageToImage.truncate(f.schedule(s), s); // a bad sigma list fails before any work; an init image's strength
-        long t0 = System.nanoTime();
+        io.mmdit4j.runtime.DeviceTimer timer = io.mmdit4j.runtime.DeviceTimer.of(f.device()); // CUDA: events, read after the loop
+        Object textStart = timer.mark();
         try (C cond = f.encode(s);
              ModulationGuidance plan = GuidancePlan.build(s.guidance(), s.images(), f.cfg(s), f.numGuidedBlocks(), s.normControl(),
                      f.guideFinalNorm(), (pos, neg) -> delta(f, pos, neg))) {
-            long textNanos = System.nanoTime() - t0;
+            Object textEnd = timer.mark();
+            f.textEncodersDone(); // offloaded text encoders go before the denoising's activations arrive
             long[] stepNanos = new long[schedule.steps()];
             Tensor latents;
             files.requireUnchanged(); // again before the first forward: text encoding can take a while
-            try (ImageToImage.Start start = ImageToImage.start(f, s, schedule); Sampler sampler = start.sampler(f.sampler(s, schedule));
+            ImageToImage.Start start;
+            synchronized (vae) { // an init image is encoded by the VAE, which a decode on another thread may be using
+                start = ImageToImage.start(f, s, schedule);
+            }
+            try (start; Sampler sampler = start.sampler(f.sampler(s, schedule));
                  FamilyPipeline.Velocity v = f.velocity(s, schedule, cond, plan, observer)) {
                 StepListener l = listener == null ? StepListener.NONE : listener;
                 latents = Denoiser.run(sampler, start.latents(), v, f.device(), step -> l.onStep(step.withPreview(x -> f.preview(x, s))), stepNanos);
             }
-            long t1 = System.nanoTime();
-            Tensor decoded;
-            try {
-                files.requireUnchanged(); // and before the VAE reads its file, minutes later for a long run
-                try (io.mmdit4j.runtime.Placement.Scope placement = io.mmdit4j.runtime.Placement.checkIfEnabled(f.device())) {
-                    decoded = f.decode(latents, s);
-                }
-                requireFinite(decoded);
-            } catch (RuntimeException | Error e) {
-                latents.close();
-                throw e;
-            }
-            Timings timings = new Timings(textNanos, stepNanos, System.nanoTime() - t1);
-            if (LOG.isDebugEnabled()) {
-                LOG.debug(String.format(java.util.Locale.ROOT, "%d image(s) %dx%d, %d steps: text %.2f s, denoise %.2f s, decode %.2f s", s.images(),
-                        s.width(), s.height(), stepNanos.length, timings.textEncode() / 1e9, timings.denoise() / 1e9, timings.decode() / 1e9));
-            }
-            return new GenerationResult(decoded, latents, timings, s, warnings);
+            long textNanos = timer.nanosBetween(textStart, textEnd);
+            return new Denoised(s, warnings, textNanos, stepNanos, latents, io.mmdit4j.runtime.SideStream.mark(f.device()));
         } catch (Exception e) {
             throw rethrow(e);
         }
+    }
+
+    /**
+     * The VAE decode of {@code d}'s latents into a result that owns them. Holds the VAE's lock, not the pipeline's, so it can
+     * run on another thread while the pipeline denoises the next request; on CUDA it runs on {@link #decodeStream} after the
+     * latents are complete. {@code d} keeps its latents if the decode fails.
+     */
+    private GenerationResult decodeStage(FamilyPipeline<?> f, Denoised d) {
+        GenerationSettings s = d.settings();
+        long t1 = System.nanoTime();
+        Tensor latents = d.take();
+        Tensor decoded;
+        try {
+            synchronized (vae) {
+                files.requireUnchanged(); // and before the VAE reads its file, minutes later for a long run
+                try (AutoCloseable stream = decodeStream.enter(d.ready());
+                     io.mmdit4j.runtime.Placement.Scope placement = io.mmdit4j.runtime.Placement.checkIfEnabled(f.device())) {
+                    decoded = files.load(() -> f.decode(latents, s)); // fp32 on the host: a blocking copy ends the side stream's work
+                }
+            }
+            requireFinite(decoded);
+        } catch (Error e) {
+            d.giveBack(latents);
+            throw e;
+        } catch (Exception e) {
+            d.giveBack(latents);
+            throw rethrow(e);
+        }
+        Timings timings = new Timings(d.textNanos(), d.stepNanos(), System.nanoTime() - t1);
+        if (LOG.isDebugEnabled()) {
+            LOG.debug(String.format(java.util.Locale.ROOT, "%d image(s) %dx%d, %d steps: text %.2f s, denoise %.2f s, decode %.2f s", s.images(),
+                    s.width(), s.height(), d.stepNanos().length, timings.textEncode() / 1e9, timings.denoise() / 1e9, timings.decode() / 1e9));
+        }
+        return new GenerationResult(decoded, latents, timings, s, d.warnings());
+    }
+
+    @Override
+    public boolean runsInOneBatch(GenerationSettings s) {
+        return s.option(GivenDraws.class) != null || prepared.memory(s, false).chunks() == 1;
+    }
+
+    @Override
+    public synchronized Denoised denoise(GenerationSettings s, StepListener listener) {
+        MemoryEstimate memory = checkBeforeWork(s);
+        if (memory.chunks() != 1 && s.option(GivenDraws.class) == null) {
+            throw new InvalidRequestException(s.images() + " images are more than one batch holds here (" + memory.chunkImages()
+                    + "): generate() runs them in chunks; denoise/decode take one batch");
+        }
+        return files.load(() -> denoiseStage(impl, s, listener, null));
+    }
+
+    /** Not synchronised on the pipeline: a decode may overlap the next denoise ({@link DecodeOverlap}); decodes run one at a time. */
+    @Override
+    public GenerationResult decode(Denoised d) {
+        return decodeStage(impl, d);
     }
 
     /** Finite latents can still decode to NaN (broken VAE weights, fp16 overflow): fail rather than save black images. */

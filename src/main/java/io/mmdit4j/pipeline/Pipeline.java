@@ -68,6 +68,28 @@ public interface Pipeline extends AutoCloseable {
     GenerationResult generate(GenerationSettings settings, StepListener listener, ConditioningObserver observer);
 
     /**
+     * The first stage of {@link #generate}: encode, noise and every denoising step, up to the final latents (owned by the
+     * result; close it, or hand it to {@link #decode}). Requests that {@code generate} would run in chunks are refused.
+     */
+    default Denoised denoise(GenerationSettings settings, StepListener listener) {
+        throw new UnsupportedOptionException("denoise/decode stages: not available for " + getClass().getSimpleName());
+    }
+
+    /** Whether {@link #denoise} takes {@code settings} (one batch: {@link #generate} would not split it into chunks). */
+    default boolean runsInOneBatch(GenerationSettings settings) {
+        return false;
+    }
+
+    /**
+     * The second stage: the VAE decode of {@code denoised} into the result {@code generate} gives (bit for bit). It may
+     * run on another thread while this pipeline denoises the next request ({@link DecodeOverlap}); on failure
+     * {@code denoised} keeps its latents.
+     */
+    default GenerationResult decode(Denoised denoised) {
+        throw new UnsupportedOptionException("denoise/decode stages: not available for " + getClass().getSimpleName());
+    }
+
+    /**
      * Continuous batching: a {@link RowStepper} that steps the images of several requests in one forward, each at its own
      * step (a server's scheduler owns it). Families that cannot ({@link RowStepper#supported} false) run requests whole.
      */

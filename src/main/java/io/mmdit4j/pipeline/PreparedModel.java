@@ -124,6 +124,10 @@ public final class PreparedModel {
         if (options.offloadBlocks() && !options.device().isCpu() && !family.supportsBlockOffload()) {
             throw new UnsupportedOptionException("block offload (--offload blocks): not supported for " + family.name() + " models");
         }
+        if (options.cudaGraphs() && options.stepCapture() == null && !options.device().isCuda()) {
+            throw new InvalidRequestException("--cuda-graphs needs a CUDA device (this model would run on " + options.device()
+                    + "): CUDA graphs replay recorded GPU kernels, there is nothing to record on " + options.device());
+        }
         if (options.adapter() != null && !Files.exists(options.adapter())) {
             throw new InvalidRequestException("--adapter: no such file: " + options.adapter());
         }

@@ -119,6 +119,8 @@ public final class RowStepper implements AutoCloseable {
             } catch (RuntimeException | Error e) {
                 parts.forEach(Part::close);
                 throw e;
+            } finally {
+                family.textEncodersDone(); // offloaded text encoders (--offload text) go once the request's text is encoded
             }
             Rows r = new Rows(s, batchKey(s), schedule, parts, System.nanoTime() - t0, pipeline.warnings(s));
             open.add(r);

@@ -34,45 +34,59 @@ public final class GemmFloor {
     }
 
     public static Split split(OpCounter.Recording ops, int reps) {
+        return split(ops, reps, DeviceSpec.CPU);
+    }
+
+    /**
+     * The floor on {@code device}: the GEMMs run there (uninitialised inputs off the CPU: values do not change a GEMM's
+     * time) and are timed on its {@link DeviceTimer} (CUDA events on CUDA: never run here; on meta the floor is ~0).
+     */
+    public static Split split(OpCounter.Recording ops, int reps, DeviceSpec device) {
         Map<OpCounter.LinearCall, Integer> linears = new LinkedHashMap<>();
         ops.linears().forEach(l -> linears.merge(l, 1, Integer::sum));
         Map<OpCounter.AttentionCall, Integer> attentions = new LinkedHashMap<>();
         ops.attentions().forEach(a -> attentions.merge(a, 1, Integer::sum));
         double lin = 0, att = 0;
-        for (Map.Entry<OpCounter.LinearCall, Integer> e : linears.entrySet()) lin += e.getValue() * linearSeconds(e.getKey(), reps);
-        for (Map.Entry<OpCounter.AttentionCall, Integer> e : attentions.entrySet()) att += e.getValue() * attentionSeconds(e.getKey(), reps);
+        DeviceTimer timer = DeviceTimer.of(device);
+        for (Map.Entry<OpCounter.LinearCall, Integer> e : linears.entrySet()) lin += e.getValue() * linearSeconds(e.getKey(), reps, device, timer);
+        for (Map.Entry<OpCounter.AttentionCall, Integer> e : attentions.entrySet()) att += e.getValue() * attentionSeconds(e.getKey(), reps, device, timer);
         return new Split(lin, att);
     }
 
-    static double linearSeconds(OpCounter.LinearCall l, int reps) {
+    static double linearSeconds(OpCounter.LinearCall l, int reps, DeviceSpec device, DeviceTimer timer) {
         try (PointerScope scope = new PointerScope()) {
             GeneratorOptional gen = new GeneratorOptional(createCPUGenerator(0));
             TensorOptions o = new TensorOptions(l.dtype().scalarType());
-            Tensor x = randn(new long[] {l.m(), l.k()}, gen, o), w = randn(new long[] {l.n(), l.k()}, gen, o), b = randn(new long[] {l.n()}, gen, o);
+            Tensor x = input(gen, o, device, l.m(), l.k()), w = input(gen, o, device, l.n(), l.k()), b = input(gen, o, device, l.n());
             TensorOptional bias = new TensorOptional(b);
-            return best(reps, () -> linear(x, w, bias));
+            return best(reps, timer, () -> linear(x, w, bias));
         }
     }
 
-    static double attentionSeconds(OpCounter.AttentionCall a, int reps) {
+    static double attentionSeconds(OpCounter.AttentionCall a, int reps, DeviceSpec device, DeviceTimer timer) {
         try (PointerScope scope = new PointerScope()) {
             GeneratorOptional gen = new GeneratorOptional(createCPUGenerator(0));
             TensorOptions o = new TensorOptions(a.dtype().scalarType());
-            Tensor q = randn(new long[] {a.b(), a.h(), a.sq(), a.d()}, gen, o);
-            Tensor kt = randn(new long[] {a.b(), a.h(), a.d(), a.sk()}, gen, o);
-            Tensor p = randn(new long[] {a.b(), a.h(), a.sq(), a.sk()}, gen, o);
-            Tensor v = randn(new long[] {a.b(), a.h(), a.sk(), a.d()}, gen, o);
-            return best(reps, () -> matmul(q, kt)) + best(reps, () -> matmul(p, v));
+            Tensor q = input(gen, o, device, a.b(), a.h(), a.sq(), a.d());
+            Tensor kt = input(gen, o, device, a.b(), a.h(), a.d(), a.sk());
+            Tensor p = input(gen, o, device, a.b(), a.h(), a.sq(), a.sk());
+            Tensor v = input(gen, o, device, a.b(), a.h(), a.sk(), a.d());
+            return best(reps, timer, () -> matmul(q, kt)) + best(reps, timer, () -> matmul(p, v));
         }
     }
 
-    private static double best(int reps, java.util.function.Supplier<Tensor> op) {
+    /** Seeded values on the CPU (the floor measured so far), an uninitialised tensor elsewhere (no host copy). */
+    private static Tensor input(GeneratorOptional gen, TensorOptions o, DeviceSpec device, long... shape) {
+        if (device.isCpu()) return randn(shape, gen, o);
+        return org.bytedeco.pytorch.global.torch.empty(shape, o.device(new org.bytedeco.pytorch.DeviceOptional(device.torchDevice())),
+                new org.bytedeco.pytorch.MemoryFormatOptional());
+    }
+
+    private static double best(int reps, DeviceTimer timer, java.util.function.Supplier<Tensor> op) {
         op.get().close(); // warm-up
         long best = Long.MAX_VALUE;
         for (int i = 0; i < Math.max(1, reps); i++) {
-            long t0 = System.nanoTime();
-            op.get().close();
-            best = Math.min(best, System.nanoTime() - t0);
+            best = Math.min(best, timer.time(() -> op.get().close()));
         }
         return best / 1e9;
     }

@@ -46,7 +46,7 @@ public final class Denoiser {
 
     /**
      * Runs every step of {@code sampler} from {@code initial} (not consumed) and returns the final latents, owned by the
-     * caller, on {@code device}. {@code stepNanos} (nullable, one slot per step) receives each step's wall time;
+     * caller, on {@code device}. {@code stepNanos} (nullable, one slot per step) receives each step's time (wall; on CUDA between device events around the step, read after the loop);
      * {@code sampler} is not closed here.
      *
      * @throws CancellationException when the listener returns false (nothing is leaked)
@@ -59,6 +59,9 @@ public final class Denoiser {
         Tensor x = initial;
         List<Tensor> flags = new ArrayList<>(); // unread finiteness flags; flags.get(k) belongs to step firstUnread + k
         int firstUnread = -1;                   // -1: the initial latents
+        // off the host's clock (CUDA: a step returns when it is queued) the steps' times come from device events, read after the loop
+        io.mmdit4j.runtime.DeviceTimer timer = io.mmdit4j.runtime.DeviceTimer.of(device);
+        Object[] marks = timer == io.mmdit4j.runtime.DeviceTimer.WALL || stepNanos == null ? null : new Object[sampler.steps() + 1];
         try (Placement.Scope placement = Placement.checkIfEnabled(device)) {
             if (device != null && !DeviceSpec.of(initial).equals(device)) { // the Euler step runs where the velocity is
                 x = Transfers.toOwned(initial, device);                     // once per request, before the first step
@@ -66,6 +69,7 @@ public final class Denoiser {
             boolean readEarly = x.is_cpu(); // off the CPU a read is a synchronisation: only after the last step
             flags.add(finite(x));
             Transfers.loopStarted();
+            if (marks != null) marks[0] = timer.mark();
             for (int i = 0; i < sampler.steps(); i++) {
                 long t0 = System.nanoTime();
                 Transfers.stepStarted(i, device);
@@ -77,6 +81,7 @@ public final class Denoiser {
                     if (x != initial) x.close();
                     x = next;
                 }
+                if (marks != null) marks[i + 1] = timer.mark();
                 flags.add(finite(x));
                 if (readEarly && (i + 1) % CHECK_EVERY == 0 || i == sampler.steps() - 1) {
                     if (i == sampler.steps() - 1) Transfers.stepEnded(); // the last read is after the loop
@@ -89,6 +94,9 @@ public final class Denoiser {
                 if (!l.onStep(new StepListener.Step(i, sampler.steps(), sampler.sigma(i + 1), elapsed, x))) {
                     throw new CancellationException("generation cancelled after step " + (i + 1) + " of " + sampler.steps());
                 }
+            }
+            if (marks != null) {
+                for (int i = 0; i < sampler.steps(); i++) stepNanos[i] = timer.nanosBetween(marks[i], marks[i + 1]);
             }
             Tensor out = x;
             x = initial; // handed to the caller, not released below

@@ -92,6 +92,12 @@ public final class Sd3Family implements ModelFamily {
         }
     }
 
+    /** {@code --offload text}: CLIP-L, CLIP-G and T5 are released after each request's text phase (and loaded again by the next). */
+    @Override
+    public boolean supportsOffload() {
+        return true;
+    }
+
     @Override
     public FamilyPipeline<?> load(Path model, LoadOptions o) {
         if (o.vae() != null || o.textEncoders() != null) {
@@ -102,6 +108,6 @@ public final class Sd3Family implements ModelFamily {
             throw new InvalidRequestException(model + ": SD3 generation needs a diffusers folder (model_index.json with the text encoders, "
                     + "tokenizers and VAE), not a single transformer file");
         }
-        return Sd3Pipeline.load(model, o.dtype(), o.device(), o.offloadBlocks());
+        return Sd3Pipeline.load(model, o.dtype(), o.device(), o.offloadBlocks(), Boolean.TRUE.equals(o.offloadText()));
     }
 }

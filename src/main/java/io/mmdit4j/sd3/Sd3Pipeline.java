@@ -22,6 +22,7 @@ import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
+import io.mmdit4j.runtime.Offloadable;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Tensors;
 import io.mmdit4j.sampling.FlowMatchEulerScheduler;
@@ -53,7 +54,8 @@ import static org.bytedeco.pytorch.global.torch.cat;
  * The shared skeleton runs the steps; they are also public for callers that need intermediate results.
  */
 public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditioning> {
-    private final Sd3TextEncoders text;
+    /** CLIP-L, CLIP-G, T5: resident, or with {@code --offload text} released after each request's text and loaded again by the next. */
+    private final Offloadable<Sd3TextEncoders> text;
     private final Sd3Transformer transformer;
     private final AutoencoderKL vae;
     private final FlowMatchSchedulerConfig schedulerConfig;
@@ -75,12 +77,16 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     }
 
     public Sd3Pipeline(Sd3TextEncoders text, Sd3Transformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
-        checkWidths("SD3 pipeline", text, transformer);
+        this(Offloadable.resident("SD3 text encoders", () -> text), transformer, vae, schedulerConfig);
+    }
+
+    private Sd3Pipeline(Offloadable<Sd3TextEncoders> text, Sd3Transformer transformer, AutoencoderKL vae, FlowMatchSchedulerConfig schedulerConfig) {
+        checkWidths("SD3 pipeline", text.acquire(), transformer); // offloaded: loaded now, released after the first request's text
         this.text = text;
         this.transformer = transformer;
         this.vae = vae;
         this.schedulerConfig = schedulerConfig;
-        this.dtype = text.dtype();
+        this.dtype = text.acquire().dtype();
     }
 
     /** A diffusers SD3 / SD3.5 folder ({@code model_index.json}; {@code text_encoder_3/} may be absent). */
@@ -90,11 +96,17 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
 
     /** As {@link #load(Path, DType, DeviceSpec)}, optionally with the transformer's blocks offloaded ({@link Sd3Transformer#offload}). */
     public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks) {
+        return load(folder, dtype, device, offloadBlocks, false);
+    }
+
+    /** As {@link #load(Path, DType, DeviceSpec, boolean)}; {@code offloadText}: the text encoders are released after each request's text. */
+    public static Sd3Pipeline load(Path folder, DType dtype, DeviceSpec device, boolean offloadBlocks, boolean offloadText) {
         DiffusersFolders.checkModelIndex(folder, Sd3Family.CLASS_NAME, "a diffusers SD3 folder");
         return Modules.loading(loaded -> {
             Sd3Transformer transformer = Modules.track(loaded, Sd3Transformer.load(folder.resolve("transformer"), dtype, device, offloadBlocks));
-            Sd3TextEncoders text = Modules.track(loaded, Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim(), transformer.device()));
-            checkWidths(folder.toString(), text, transformer);
+            Offloadable<Sd3TextEncoders> text = Modules.track(loaded, Offloadable.of("SD3 text encoders",
+                    () -> Sd3TextEncoders.load(folder, dtype, transformer.config().jointAttentionDim(), transformer.device()), offloadText));
+            checkWidths(folder.toString(), text.acquire(), transformer);
             AutoencoderKL vae = Modules.track(loaded, AutoencoderKL.load(folder.resolve("vae"), dtype, device));
             FlowMatchSchedulerConfig sched = Files.isDirectory(folder.resolve("scheduler"))
                     ? FlowMatchSchedulerConfig.fromFile(folder.resolve("scheduler")) : FlowMatchSchedulerConfig.sd3();
@@ -112,7 +124,14 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
 
     public Sd3Transformer transformer() { return transformer; }
     public AutoencoderKL vae() { return vae; }
-    public Sd3TextEncoders textEncoders() { return text; }
+    /** The text encoders (loaded again if they were offloaded). */
+    public Sd3TextEncoders textEncoders() { return text.acquire(); }
+
+    /** The text encoders as a part that may be offloaded ({@code --offload text}). */
+    public Offloadable<Sd3TextEncoders> textEncodersPart() { return text; }
+
+    @Override
+    public void textEncodersDone() { text.release(); }
     public FlowMatchSchedulerConfig schedulerConfig() { return schedulerConfig; }
 
     @Override public int numGuidedBlocks() { return transformer.numGuidedBlocks(); }
@@ -141,7 +160,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     /** Prompt (and, with CFG, negative prompt) embeddings, stacked as the transformer batch. Caller-owned. */
     @Override
     public Conditioning encode(GenerationSettings s) {
-        Sd3TextEncoders.Embeddings pos = text.encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
+        Sd3TextEncoders.Embeddings pos = text.acquire().encode(s.prompts(), s.imagesPerPrompt(), s.maxSequenceLength());
         if (!cfg(s)) {
             try (PointerScope scope = new PointerScope()) {
                 return new Conditioning(pos, null, Tensors.keep(pos.promptEmbeds().clone()), Tensors.keep(pos.pooled().clone()));
@@ -153,7 +172,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
         Sd3TextEncoders.Embeddings neg = null;
         try (PointerScope scope = new PointerScope()) {
             List<String> negatives = s.option(ClassifierFreeGuidance.class).negatives(s.prompts().size());
-            neg = text.encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
+            neg = text.acquire().encode(negatives, s.imagesPerPrompt(), s.maxSequenceLength());
             Tensor context = cat(new TensorVector(neg.promptEmbeds(), pos.promptEmbeds()), 0); // [2B, S, joint]: [negative; positive]
             Tensor pooled = cat(new TensorVector(neg.pooled(), pos.pooled()), 0);               // [2B, P]
             return new Conditioning(pos, neg, Tensors.keep(context), Tensors.keep(pooled));
@@ -208,7 +227,8 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
     /** {@code TextMLP(pooled(pos)) − TextMLP(pooled(neg))}, [1, D], owned by the caller. */
     @Override
     public Tensor delta(String pos, String neg) {
-        return GuidancePlan.direction(text::pooled, transformer::guidanceDelta, pos, neg);
+        Sd3TextEncoders t = text.acquire();
+        return GuidancePlan.direction(t::pooled, transformer::guidanceDelta, pos, neg);
     }
 
     /** The forward on {@code [x; x]} with CFG ({@code v_u + s·(v_c − v_u)}), else on {@code x}. */

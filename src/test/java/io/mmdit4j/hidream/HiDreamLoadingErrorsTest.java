@@ -118,12 +118,9 @@ class HiDreamLoadingErrorsTest {
     }
 
     @Test
-    void offloadingAndComponentsAreRefusedByOtherFamilies() {
+    void componentsAreRefusedByOtherFamilies() { // --offload text is every family's now (OffloadTextTest)
         Path flux = GoldenData.root().resolve("flux_pipeline/models/flux-tiny-dev");
         UnsupportedOptionException e = assertThrows(UnsupportedOptionException.class,
-                () -> Pipelines.prepare(flux.toString(), LoadOptions.builder().offloadText(true).build()).load());
-        assertTrue(e.getMessage().contains("--offload text: not supported for flux"), e.getMessage());
-        e = assertThrows(UnsupportedOptionException.class,
                 () -> Pipelines.prepare(flux.toString(), LoadOptions.builder().component("text_encoder_4", flux).build()).load());
         assertTrue(e.getMessage().contains("component 'text_encoder_4'"), e.getMessage());
     }

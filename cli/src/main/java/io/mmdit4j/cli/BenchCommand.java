@@ -140,12 +140,13 @@ final class BenchCommand implements Callable<Integer> {
                     if (!other.config().equals(c)) throw new IllegalArgumentException("--compare " + compare + ": another configuration (" + other.config() + ")");
                     for (int i = 0; i < warmup; i++) other.forward(in, ModulationGuidance.none(), 0, rope, null).close();
                 }
+                io.mmdit4j.runtime.DeviceTimer timer = io.mmdit4j.runtime.DeviceTimer.of(flux.device()); // wall on the CPU
                 long rssBefore = ProcessMemory.rssMb();
                 double[] plain = new double[reps], guided = new double[reps];
                 for (int i = 0; i < reps; i++) {
-                    plain[i] = millis(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
-                    if (other != null) compared[i] = millis(() -> other.forward(in, ModulationGuidance.none(), 0, rope, null));
-                    guided[i] = millis(() -> flux.forward(in, g, 0, rope, null));
+                    plain[i] = millis(timer, () -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                    if (other != null) compared[i] = millis(timer, () -> other.forward(in, ModulationGuidance.none(), 0, rope, null));
+                    guided[i] = millis(timer, () -> flux.forward(in, g, 0, rope, null));
                 }
                 long rssAfter = ProcessMemory.rssMb();
                 if (other != null) other.close();
@@ -159,12 +160,12 @@ final class BenchCommand implements Callable<Integer> {
                 double[] inLinears = new double[profiled], inAttention = new double[profiled], whole = new double[profiled];
                 for (int i = 0; i < profiled; i++) {
                     try (OpCounter.Recording r = OpCounter.record(true)) {
-                        whole[i] = millis(() -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
+                        whole[i] = millis(timer, () -> flux.forward(in, ModulationGuidance.none(), 0, rope, null));
                         inLinears[i] = r.linearNanos() / 1e6;
                         inAttention[i] = r.attentionNanos() / 1e6;
                     }
                 }
-                GemmFloor.Split floor = GemmFloor.split(ops, floorReps);
+                GemmFloor.Split floor = GemmFloor.split(ops, floorReps, flux.device());
                 double floorMs = floor.seconds() * 1e3;
                 double plainMedian = median(plain), guidedMedian = median(guided);
                 ObjectNode j = new ObjectMapper().createObjectNode();
@@ -188,6 +189,7 @@ final class BenchCommand implements Callable<Integer> {
                 j.put("rss_mb_before_timed", rssBefore).put("rss_mb_after_timed", rssAfter)
                         .put("rss_growth_percent", round(100.0 * (rssAfter - rssBefore) / rssBefore));
                 j.put("peak_rss_mb", ProcessMemory.peakRssMb()).put("memory_profile", io.mmdit4j.runtime.MemoryProfile.name());
+                j.put("clock", timer.clock()); // wall, or cuda-events for a CUDA model
                 System.out.println(j);
             }
         }
@@ -196,9 +198,12 @@ final class BenchCommand implements Callable<Integer> {
 
     /** Wall time of one call in ms; the returned tensor is closed. */
     static double millis(java.util.function.Supplier<Tensor> forward) {
-        long t0 = System.nanoTime();
-        forward.get().close();
-        return (System.nanoTime() - t0) / 1e6;
+        return millis(io.mmdit4j.runtime.DeviceTimer.WALL, forward);
+    }
+
+    /** The time of one call in ms on {@code timer}'s clock (CUDA events for a CUDA model); the returned tensor is closed. */
+    static double millis(io.mmdit4j.runtime.DeviceTimer timer, java.util.function.Supplier<Tensor> forward) {
+        return timer.time(() -> forward.get().close()) / 1e6;
     }
 
     static double median(double[] v) {

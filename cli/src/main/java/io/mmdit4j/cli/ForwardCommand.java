@@ -178,9 +178,8 @@ final class ForwardCommand implements Callable<Integer> {
 
     /** One plain forward: its time, and the peak RSS of the whole run (load included) against the weight files. */
     private static int single(FluxTransformer flux, FluxInputs in, Path weights) {
-        long t0 = System.nanoTime();
-        flux.forward(in).close();
-        double ms = (System.nanoTime() - t0) / 1e6;
+        io.mmdit4j.runtime.DeviceTimer timer = io.mmdit4j.runtime.DeviceTimer.of(flux.device()); // CUDA: events, not launch time
+        double ms = timer.time(() -> flux.forward(in).close()) / 1e6;
         long peak = io.mmdit4j.runtime.ProcessMemory.peakRssMb();
         System.out.printf(Locale.ROOT, "one forward: %.1f ms (batch %d, %d image + %d text tokens)%n", ms,
                 in.hiddenStates().size(0), in.hiddenStates().size(1), in.encoderHiddenStates().size(1));

@@ -47,7 +47,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--llama", description = "the Llama-3.1-8B-Instruct transformers folder (weights + tokenizer.json) HiDream uses as text_encoder_4 "
             + "(default: the model folder's text_encoder_4/, else Meta-Llama-3.1-8B-Instruct/ beside it or under $MMDIT_MODELS)")
     Path llama;
-    @Option(names = "--offload", description = "text: run the text encoders one at a time and release them before the transformer loads (HiDream); "
+    @Option(names = "--offload", description = "text: release the text encoders once a request's prompts are encoded, loading them again for "
+            + "the next (FLUX, SD3 / SD3.5, HunyuanVideo, COSMOS; HiDream: one at a time, released before the transformer loads); "
             + "blocks: keep the transformer blocks on the host and move each to the device just before it runs, prefetching the next "
             + "(for devices smaller than the model; FLUX, SD3 / SD3.5, HunyuanVideo; a no-op on the CPU); text,blocks: both; "
             + "none: keep everything loaded (default: text when the weights exceed 3/4 of the machine's memory)")
@@ -68,6 +69,9 @@ final class GenerateCommand implements Callable<Integer> {
     boolean strictSync;
     @Option(names = "--tf32", description = "CUDA: allow TF32 for fp32 matmuls and convolutions (cuBLAS, cuDNN)")
     boolean tf32;
+    @Option(names = "--cuda-graphs", description = "CUDA: record each denoising step as a CUDA graph and replay it (FLUX; needs the "
+            + "GPU build, mvn -Pcuda; refused on cpu and meta; never run on a GPU here)")
+    boolean cudaGraphs;
     @Option(names = "--out", defaultValue = "outputs", description = "a .png file (one image), a .mp4/.webm/.gif file (one video) or a folder (default: ${DEFAULT-VALUE})")
     Path out;
     @Option(names = "--from", description = "repeat the generation recorded in this PNG or video (other options override it)")
@@ -113,6 +117,7 @@ final class GenerateCommand implements Callable<Integer> {
                 .loras(lora.resolve(recorded)).loraStrict(lora.strict(recorded)).memoryMapped(!noMmap).checkMemory(!ignoreMemoryCheck);
         if (llama != null) load.component("text_encoder_4", llama).component("tokenizer_4", llama);
         if (offload != null) applyOffload(load, offload);
+        if (cudaGraphs) load.cudaGraphs(true);
         Outputs.Existing existing = overwrite ? Outputs.Existing.REPLACE : Outputs.Existing.KEEP;
         if (dtype != null) load.dtype(DType.parse(dtype));
         else if (recorded != null && recorded.dtype() != null) load.dtype(recorded.dtype());

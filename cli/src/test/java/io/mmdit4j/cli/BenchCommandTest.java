@@ -33,10 +33,11 @@ class BenchCommandTest {
         assertEquals(0, r.exit(), r.out() + r.err());
         JsonNode j = JSON.readTree(r.out().lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow());
         for (String k : new String[] {"plain_ms_median", "guided_ms_median", "guided_over_plain", "gflop", "gemm_floor_ms",
-                "forward_over_floor", "floor_linear_ms", "floor_attention_ms", "in_linear_ms", "in_attention_ms", "in_other_ms", "peak_rss_mb", "memory_profile"}) {
+                "forward_over_floor", "floor_linear_ms", "floor_attention_ms", "in_linear_ms", "in_attention_ms", "in_other_ms", "peak_rss_mb", "memory_profile", "clock"}) {
             assertTrue(j.has(k), "missing " + k + " in " + j);
         }
         assertEquals(j.get("floor_linear_ms").asDouble() + j.get("floor_attention_ms").asDouble(), j.get("gemm_floor_ms").asDouble(), 0.02);
+        assertEquals("wall", j.get("clock").asText(), "a CPU model is timed on the host's clock (CUDA: events)");
         assertTrue(j.get("in_linear_ms").asDouble() > 0 && j.get("in_attention_ms").asDouble() > 0, j.toString());
         assertTrue(j.get("in_linear_ms").asDouble() + j.get("in_attention_ms").asDouble() <= j.get("profiled_forward_ms").asDouble() + 0.01,
                 "the timed parts fit inside the forward: " + j);

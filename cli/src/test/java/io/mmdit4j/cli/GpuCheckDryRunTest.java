@@ -53,4 +53,14 @@ class GpuCheckDryRunTest {
         assertTrue(r.err().contains("4 steps, host<->device copies in the steps 0, host reads 0"), r.err());
         assertFalse(Files.exists(out) && Files.list(out).findAny().isPresent(), "no file from a meta run");
     }
+
+    @Test
+    void cudaGraphsOnTheCpuAreAClearErrorNotIgnored(@TempDir Path tmp) throws IOException {
+        Path out = tmp.resolve("x.png");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", "flux-tiny-demo", "--cuda-graphs",
+                "--prompt", "a lighthouse", "--steps", "1", "--out", out.toString());
+        assertEquals(2, r.exit(), r.out() + r.err());
+        assertTrue(r.err().contains("--cuda-graphs needs a CUDA device (this model would run on cpu)"), r.err());
+        assertFalse(Files.exists(out));
+    }
 }

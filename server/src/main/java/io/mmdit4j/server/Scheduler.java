@@ -2,6 +2,7 @@ package io.mmdit4j.server;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.image.PngImages;
+import io.mmdit4j.pipeline.Denoised;
 import io.mmdit4j.pipeline.GenerationResult;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InsufficientMemoryException;
@@ -10,6 +11,7 @@ import io.mmdit4j.pipeline.Pipeline;
 import io.mmdit4j.pipeline.RowStepper;
 import io.mmdit4j.pipeline.UnsupportedOptionException;
 import io.mmdit4j.sampling.NonFiniteException;
+import io.mmdit4j.sampling.StepListener;
 
 import java.awt.image.BufferedImage;
 import java.time.Duration;
@@ -34,7 +36,7 @@ import java.util.logging.Logger;
  * there, then steps every running request in one forward, each at its own step, and decodes those that are done. The
  * queue is first come, first served: a request whose key differs from the running batch waits (and holds those behind
  * it) until the batch has drained, so no request starves. Finished requests are decoded (together, when they finish at
- * the same step) on a thread of their own and their PNGs encoded on a third, so the batch keeps stepping meanwhile. Families without row stepping run one request at a time, whole ({@link Pipeline#generate}).
+ * the same step) on a thread of their own and their PNGs encoded on a third, so the batch keeps stepping meanwhile. Families without row stepping run one request at a time, whole: denoised on this thread, decoded on the decode thread while the next request denoises ({@link Pipeline#denoise}, {@link Pipeline#decode}).
  */
 final class Scheduler implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Scheduler.class.getName());
@@ -375,13 +377,19 @@ final class Scheduler implements AutoCloseable {
         activeImages = job.images();
         events.publish(job, "state", Json.state(job), null, false);
         GenerationResult r;
+        StepListener listener = st -> {
+            job.progress(st.index() + 1, st.sigma());
+            metrics.batch(job.images(), st.elapsedNanos());
+            if (!job.subscribers.isEmpty()) events.publish(job, "step", Json.step(job, null), null, false);
+            return !job.cancelRequested() && !(stopping && System.nanoTime() > stopDeadline);
+        };
         try {
-            r = pipeline.generate(job.settings, st -> {
-                job.progress(st.index() + 1, st.sigma());
-                metrics.batch(job.images(), st.elapsedNanos());
-                if (!job.subscribers.isEmpty()) events.publish(job, "step", Json.step(job, null), null, false);
-                return !job.cancelRequested() && !(stopping && System.nanoTime() > stopDeadline);
-            }, null);
+            if (pipeline.runsInOneBatch(job.settings)) { // the VAE decodes on the decode thread while the next request denoises
+                Denoised d = pipeline.denoise(job.settings, listener);
+                decodeWhole(job, d);
+                return;
+            }
+            r = pipeline.generate(job.settings, listener, null);
         } catch (CancellationException e) {
             cancelled(job, job.cancelReason() == null ? "the server is shutting down" : job.cancelReason());
             return;
@@ -392,6 +400,31 @@ final class Scheduler implements AutoCloseable {
             activeImages = 0;
         }
         deliver(job, r);
+    }
+
+    /** The decode of a whole request on the decode thread (inline when it no longer takes work); {@code d} is closed either way. */
+    private void decodeWhole(Job job, Denoised d) {
+        Runnable decode = () -> {
+            GenerationResult r;
+            long t0 = System.nanoTime();
+            try (d) {
+                if (job.cancelRequested()) {
+                    cancelled(job, job.cancelReason());
+                    return;
+                }
+                r = pipeline.decode(d);
+            } catch (RuntimeException e) {
+                failed(job, error(e));
+                return;
+            }
+            metrics.decode(System.nanoTime() - t0);
+            deliver(job, r);
+        };
+        try {
+            decoder.execute(decode);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            decode.run();
+        }
     }
 
     private void end(Active a, Runnable outcome) {

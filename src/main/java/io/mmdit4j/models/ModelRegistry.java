@@ -27,6 +27,7 @@ public final class ModelRegistry {
     private final Path descriptorDir;
     private final Path modelsRoot;
     private final Path cacheDir;
+    private final java.util.function.Function<String, Path> bundledSources;
 
     /**
      * @param descriptorDir a folder of descriptors (and {@code tokenizers/}) taking precedence over the bundled ones, or null
@@ -34,9 +35,15 @@ public final class ModelRegistry {
      * @param cacheDir      where generated demo models are written
      */
     public ModelRegistry(Path descriptorDir, Path modelsRoot, Path cacheDir) {
+        this(descriptorDir, modelsRoot, cacheDir, folder -> Resources.folder(BUNDLED + "/" + folder));
+    }
+
+    /** @param bundledSources where a bundled model folder is read from when the checkout has none (the class path; tests give a folder) */
+    ModelRegistry(Path descriptorDir, Path modelsRoot, Path cacheDir, java.util.function.Function<String, Path> bundledSources) {
         this.descriptorDir = descriptorDir;
         this.modelsRoot = modelsRoot;
         this.cacheDir = cacheDir;
+        this.bundledSources = bundledSources;
     }
 
     /** A checkout's registry: {@code home/models} descriptors, demos generated under {@code home/target/models}. */
@@ -135,7 +142,7 @@ public final class ModelRegistry {
             throw new ModelFormatException(d.file() + ": \"bundled\" must name a folder beside the descriptor, got '" + folder + "'");
         }
         if (descriptorDir != null && Files.isRegularFile(descriptorDir.resolve(folder).resolve("model_index.json"))) return descriptorDir.resolve(folder);
-        Path source = Resources.folder(BUNDLED + "/" + folder);
+        Path source = bundledSources.apply(folder);
         if (source == null || !Files.isRegularFile(source.resolve("model_index.json"))) {
             throw new ModelFormatException("--model " + d.name() + ": the bundled model folder '" + folder + "' is not in the library ("
                     + BUNDLED + "/" + folder + "/model_index.json is missing from the class path)");

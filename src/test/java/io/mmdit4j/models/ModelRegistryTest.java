@@ -44,7 +44,7 @@ class ModelRegistryTest {
             assertTrue(!d.recommendedGuidance().isEmpty(), d.name() + " recommends guidance");
             int blocks = d.name().startsWith("flux1") ? FluxConfig.schnell().totalBlocks()
                     : d.family().equals("hunyuan-video") ? io.mmdit4j.hunyuan.HunyuanVideoConfig.hunyuanVideo().totalBlocks()
-                    : d.name().equals("flux-shapes-demo") ? 6 : 5;
+                    : 5;
             d.recommendedGuidance().forEach(g -> LayerSchedule.parse(g.layers()).factors(blocks));
         }
         assertEquals("5-", new ModelRegistry(HOME, null).descriptor("flux1-schnell").recommendedGuidance().get(0).layers());
@@ -100,20 +100,36 @@ class ModelRegistryTest {
         }
     }
 
-    /** A bundled trained demo: the checkout's own folder, else one copy of the class-path folder in the cache, reused. */
+    /**
+     * A bundled trained model ({@code "source": {"bundled": "<folder>"}}): the checkout's own folder when it has one,
+     * else one copy of the library's folder in the cache, named by its contents' CRC and reused.
+     */
     @Test
-    void bundledDemoIsTheCheckoutFolderOrOneCachedCopy(@TempDir Path cache) throws IOException {
-        assertEquals(HOME.resolve("models/flux-shapes-demo"), new ModelRegistry(HOME, null).resolve("flux-shapes-demo"));
-        ModelRegistry library = new ModelRegistry(null, null, cache); // as an application without a checkout sees it
-        Path copy = library.resolve("flux-shapes-demo");
-        assertTrue(copy.startsWith(cache) && copy.getFileName().toString().matches("flux-shapes-demo-[0-9a-f]{8}"), copy.toString());
-        Path weights = Path.of("transformer/diffusion_pytorch_model.safetensors");
-        assertTrue(java.util.Arrays.equals(Files.readAllBytes(HOME.resolve("models/flux-shapes-demo").resolve(weights)), Files.readAllBytes(copy.resolve(weights))));
-        var modified = Files.getLastModifiedTime(copy.resolve(weights));
-        assertEquals(copy, library.resolve("flux-shapes-demo"), "the second call reuses the copy");
-        assertEquals(modified, Files.getLastModifiedTime(copy.resolve(weights)));
+    void bundledModelIsTheCheckoutFolderOrOneCachedCopy(@TempDir Path dir) throws IOException {
+        Path library = dir.resolve("library/trained"), checkout = dir.resolve("checkout"), cache = dir.resolve("cache");
+        for (Path root : new Path[] {library, checkout.resolve("trained")}) {
+            Files.createDirectories(root.resolve("transformer"));
+            Files.writeString(root.resolve("model_index.json"), "{\"_class_name\": \"FluxPipeline\"}");
+            Files.write(root.resolve("transformer/weights.bin"), new byte[] {1, 2, 3, 4});
+        }
+        Files.writeString(checkout.resolve("trained.json"), "{\"name\": \"trained\", \"family\": \"flux\", \"variant\": \"schnell\", \"source\": {\"bundled\": \"trained\"}}");
+        java.util.function.Function<String, Path> classPath = folder -> dir.resolve("library").resolve(folder);
+        assertEquals(checkout.resolve("trained"), new ModelRegistry(checkout, null, cache, classPath).resolve("trained"));
+
+        Files.delete(checkout.resolve("trained/transformer/weights.bin")); // an application: the descriptor, no folder beside it
+        Files.delete(checkout.resolve("trained/model_index.json"));
+        ModelRegistry app = new ModelRegistry(checkout, null, cache, classPath);
+        Path copy = app.resolve("trained");
+        assertTrue(copy.startsWith(cache) && copy.getFileName().toString().matches("trained-[0-9a-f]{8}"), copy.toString());
+        assertTrue(java.util.Arrays.equals(new byte[] {1, 2, 3, 4}, Files.readAllBytes(copy.resolve("transformer/weights.bin"))));
+        var modified = Files.getLastModifiedTime(copy.resolve("transformer/weights.bin"));
+        assertEquals(copy, app.resolve("trained"), "the second call reuses the copy");
+        assertEquals(modified, Files.getLastModifiedTime(copy.resolve("transformer/weights.bin")));
+        Files.write(library.resolve("transformer/weights.bin"), new byte[] {5, 6, 7, 8}); // a library with other weights
+        Path other = app.resolve("trained");
+        assertTrue(!other.equals(copy) && java.util.Arrays.equals(new byte[] {5, 6, 7, 8}, Files.readAllBytes(other.resolve("transformer/weights.bin"))));
         try (var left = Files.list(cache)) {
-            assertEquals(1, left.count(), "no temporary folder left behind");
+            assertEquals(2, left.count(), "the two copies, no temporary folder left behind");
         }
     }
 

@@ -34,10 +34,7 @@ import java.util.concurrent.Callable;
 @Command(name = "generate", mixinStandardHelpOptions = true,
         description = "Generate images (FLUX, SD3 / SD3.5, HiDream-I1) or videos (HunyuanVideo) with modulation guidance; the family is detected from the model.")
 final class GenerateCommand implements Callable<Integer> {
-    /** The bundled demo trained on the shapes world: it draws what the prompt says (README's first command). */
-    static final String DEFAULT_MODEL = "flux-shapes-demo";
-
-    @Option(names = "--model", description = "a model name (flux-shapes-demo, flux-tiny-demo, flux1-schnell, sd3.5-large, hunyuan-video, ...), a diffusers folder, or a single-file FLUX transformer (with --vae and --text-encoders) (default: flux-shapes-demo, the bundled model trained on the shapes world)")
+    @Option(names = "--model", description = "a model name (flux-tiny-demo, flux1-schnell, sd3.5-large, hunyuan-video, ...), a diffusers folder, or a single-file FLUX transformer (with --vae and --text-encoders) (default: flux-tiny-demo)")
     String model;
     @Option(names = "--vae", description = "ae.safetensors for a single-file FLUX transformer")
     Path vae;
@@ -108,7 +105,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (strictSync) io.mmdit4j.runtime.Transfers.setStrict(true);
         if (tf32) io.mmdit4j.runtime.Torch.setTf32(true);
         GenerationSettings.Recorded recorded = from == null ? null : Recordings.read(from);
-        String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : DEFAULT_MODEL;
+        String modelArg = model != null ? model : recorded != null && recorded.model() != null ? recorded.model() : "flux-tiny-demo";
         if (adapter == null && recorded != null) { // a COSMOS record names the adapter its model was loaded with
             adapter = recorded.request().options().stream().filter(o -> o instanceof PooledAdapterFile).map(o -> ((PooledAdapterFile) o).file())
                     .findFirst().orElse(null);

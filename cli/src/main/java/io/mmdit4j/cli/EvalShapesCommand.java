@@ -50,6 +50,10 @@ final class EvalShapesCommand implements Callable<Integer> {
     int size;
     @Option(names = "--steps", description = "sampler steps (default: the model's)")
     Integer steps;
+    @Option(names = "--max-sequence-length", description = "T5 tokens (default: the model's; a shapes model wants the length it was trained with, 32 for the recipes)")
+    Integer maxSequenceLength;
+    @Option(names = "--true-cfg", description = "true classifier-free guidance scale with an empty negative prompt (FLUX's true_cfg_scale; default: the model's)")
+    Double trueCfg;
     @Option(names = "--world-seed", defaultValue = "100000", description = "which captions: scenes of this shapes world (default: ${DEFAULT-VALUE}, apart from training's)")
     long worldSeed;
     @Option(names = "--mg-pos", description = "guidance direction: positive prompt, e.g. \"large shapes\"")
@@ -71,6 +75,7 @@ final class EvalShapesCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         threads.apply();
         if (prompts < 1 || seeds < 1) throw new IllegalArgumentException("--prompts and --seeds must be >= 1");
+        if (trueCfg != null && !(trueCfg >= 1)) throw new IllegalArgumentException("--true-cfg must be >= 1 (1: off), got " + trueCfg);
         if (!measure.equals("area") && !measure.equals("count")) throw new IllegalArgumentException("--measure " + measure + ": area or count");
         if ((pos == null) != (neg == null)) throw new IllegalArgumentException("--mg-pos and --mg-neg come together");
         boolean guided = pos != null;
@@ -90,6 +95,8 @@ final class EvalShapesCommand implements Callable<Integer> {
                         Scene s = world.scene(s0.count(), s0.size(), s0.colour(), s0.shape(), s0.background(), i);
                         GenerationRequest.Builder b = GenerationRequest.builder().prompt(s.caption()).imagesPerPrompt(seeds).size(size, size).seed(i * 1000L);
                         if (steps != null) b.steps(steps);
+                        if (maxSequenceLength != null) b.maxSequenceLength(maxSequenceLength);
+                        if (trueCfg != null) b.option(new io.mmdit4j.pipeline.TrueCfg(trueCfg, List.of("")));
                         if (guided) {
                             Direction d = Direction.of(pos, neg).w(w);
                             if (layers != null) d = d.layers(layers);

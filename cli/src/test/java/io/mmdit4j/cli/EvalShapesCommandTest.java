@@ -39,4 +39,19 @@ class EvalShapesCommandTest {
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("--mg-neg"), r.err());
     }
+
+    /** The sampler settings a trained shapes model needs reach every generation: the T5 length it was trained with and true CFG. */
+    @Test
+    void samplerOptionsReachTheGenerations() {
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-tiny-demo", "--prompts", "1", "--steps", "1",
+                "--max-sequence-length", "32", "--true-cfg", "3", "--out", tmp.resolve("ok").toString());
+        assertEquals(0, r.exit(), r.err());
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-tiny-demo", "--prompts", "1", "--steps", "1", "--max-sequence-length", "600",
+                "--out", tmp.resolve("long").toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("max sequence length must be in 1..512"), r.err());
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-tiny-demo", "--true-cfg", "0.5", "--out", tmp.resolve("cfg").toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("--true-cfg must be >= 1"), r.err());
+    }
 }

@@ -198,7 +198,7 @@ public final class DemoModels {
                 if (!Files.isRegularFile(root.resolve("model_index.json"))) throw e;
             }
         } finally {
-            if (Files.exists(tmp)) deleteTree(tmp);
+            if (Files.exists(tmp)) io.mmdit4j.runtime.Files2.deleteTree(tmp);
         }
     }
 
@@ -311,9 +311,4 @@ public final class DemoModels {
         }
     }
 
-    private static void deleteTree(Path p) throws IOException {
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path f : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) Files.deleteIfExists(f);
-        }
-    }
 }

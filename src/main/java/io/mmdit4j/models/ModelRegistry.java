@@ -162,11 +162,7 @@ public final class ModelRegistry {
             Files.createDirectories(cacheDir);
             Path tmp = Files.createTempDirectory(cacheDir, "." + root.getFileName());
             try {
-                for (Path f : files) {
-                    Path t = tmp.resolve(source.relativize(f).toString());
-                    Files.createDirectories(t.getParent());
-                    Files.copy(f, t);
-                }
+                io.mmdit4j.runtime.Files2.copyTree(source, tmp);
                 try {
                     Files.move(tmp, root, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
                 } catch (java.nio.file.FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {

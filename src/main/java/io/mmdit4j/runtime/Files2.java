@@ -26,6 +26,20 @@ public final class Files2 {
         }
     }
 
+    /**
+     * Copies the folder {@code from} with everything in it to {@code to} (created when missing; files that exist there are an error),
+     * in walk order: folders before their files. {@code from} may be on another file system (a jar's resources).
+     */
+    public static void copyTree(Path from, Path to) throws IOException {
+        try (java.util.stream.Stream<Path> s = Files.walk(from)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                Path t = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) Files.createDirectories(t);
+                else Files.copy(p, t);
+            }
+        }
+    }
+
     /** Every regular file under {@code dir} (relative path) with its size and modification time: "was anything touched?" in tests. */
     public static java.util.Map<String, String> snapshot(Path dir) throws IOException {
         java.util.Map<String, String> m = new java.util.TreeMap<>();

@@ -152,10 +152,10 @@ final class ShapesTraining {
         try (Stream<Path> s = Files.list(tiny)) {
             for (Path p : (Iterable<Path>) s::iterator) {
                 String name = p.getFileName().toString();
-                if (!name.equals("vae") && !name.startsWith(".")) copyTree(p, tmp.resolve(name));
+                if (!name.equals("vae") && !name.startsWith(".")) io.mmdit4j.runtime.Files2.copyTree(p, tmp.resolve(name));
             }
         }
-        copyTree(vaeDir, tmp.resolve("vae"));
+        io.mmdit4j.runtime.Files2.copyTree(vaeDir, tmp.resolve("vae"));
         Path index = tmp.resolve("model_index.json");
         com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
         j.remove("_mmdit4j_demo");
@@ -204,7 +204,7 @@ final class ShapesTraining {
             for (Path p : (Iterable<Path>) s::iterator) {
                 String name = p.getFileName().toString();
                 if (name.equals("transformer") || name.startsWith(".")) continue;
-                copyTree(p, tmp.resolve(name));
+                io.mmdit4j.runtime.Files2.copyTree(p, tmp.resolve(name));
             }
         }
         Path index = tmp.resolve("model_index.json");
@@ -215,16 +215,6 @@ final class ShapesTraining {
         }
         model.save(tmp.resolve("transformer"), ema, Map.of("generated_by", "mmdit4j train"));
         Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
-    }
-
-    private static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> s = Files.walk(from)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Path t = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) Files.createDirectories(t);
-                else Files.copy(p, t);
-            }
-        }
     }
 
     static int[] parseRange(String s) {

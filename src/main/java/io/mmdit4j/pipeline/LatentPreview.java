@@ -31,10 +31,20 @@ public final class LatentPreview {
         this.bias = bias.clone();
     }
 
-    /** {@code [B, C, h, w]} → {@code [B, 3, h, w]} float32 in [0, 1] on the CPU; owned by the caller. */
+    /**
+     * {@code [B, C, h, w]} → {@code [B, 3, h, w]} float32 in [0, 1] on the CPU; owned by the caller. Latents on meta
+     * (shapes only) give a meta preview of the right shape: there are no values to copy to the CPU.
+     */
     public Tensor rgb(Tensor latents) {
         if (latents.dim() != 4 || latents.size(1) != channels) {
             throw new IllegalArgumentException("a preview needs latents [B, " + channels + ", h, w], got " + Tensors.shapeString(Tensors.shape(latents)));
+        }
+        if (latents.is_meta()) {
+            try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.Device meta = new org.bytedeco.pytorch.Device("meta")) {
+                return Tensors.keep(org.bytedeco.pytorch.global.torch.empty(new long[] {latents.size(0), 3, latents.size(2), latents.size(3)},
+                        new org.bytedeco.pytorch.TensorOptions(ScalarType.Float).device(new org.bytedeco.pytorch.DeviceOptional(meta)),
+                        new org.bytedeco.pytorch.MemoryFormatOptional()));
+            }
         }
         try (PointerScope scope = new PointerScope()) {
             Tensor x = latents.to(new org.bytedeco.pytorch.Device("cpu"), ScalarType.Float).permute(0, 2, 3, 1);   // [B, h, w, C]

@@ -80,6 +80,18 @@ class LatentPreviewTest {
         }
     }
 
+    /** Latents on meta have no values: the preview is a meta tensor of the preview's shape (generate --device meta --preview). */
+    @Test
+    void metaLatentsGiveAMetaPreviewOfTheRightShape() {
+        try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.Device meta = new org.bytedeco.pytorch.Device("meta")) {
+            Tensor x = org.bytedeco.pytorch.global.torch.empty(new long[] {2, 16, 3, 4, 5}, new org.bytedeco.pytorch.TensorOptions(
+                    org.bytedeco.pytorch.global.torch.ScalarType.Float).device(new org.bytedeco.pytorch.DeviceOptional(meta)), new org.bytedeco.pytorch.MemoryFormatOptional());
+            Tensor rgb = LatentPreview.WAN21.firstFrameRgb(x);
+            assertTrue(rgb.is_meta());
+            assertArrayEquals(new long[] {2, 3, 4, 5}, Tensors.shape(rgb));
+        }
+    }
+
     /** The video map is the image map of latent frame 0. */
     @Test
     void aVideoPreviewIsTheFirstLatentFramesMap() {

@@ -54,6 +54,19 @@ class GpuCheckDryRunTest {
         assertFalse(Files.exists(out) && Files.list(out).findAny().isPresent(), "no file from a meta run");
     }
 
+    /** --preview on meta: the steps' previews are shapes only, so nothing is drawn, and the run still finishes (FLUX and a video family). */
+    @Test
+    void aMetaGenerateWithPreviewsDrawsNoPreview(@TempDir Path tmp) {
+        for (String model : new String[] {"flux-tiny-demo", "hunyuan-video-tiny-demo"}) {
+            Path preview = tmp.resolve(model + "-preview.png");
+            CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("generate", "--model", model, "--device", "meta", "--preview", preview.toString(),
+                    "--prompt", "a lighthouse", "--steps", "2", "--out", tmp.resolve(model).toString());
+            assertEquals(0, r.exit(), r.out() + r.err());
+            assertTrue(r.err().contains("meta: shapes only, nothing written"), r.err());
+            assertFalse(Files.exists(preview), "no preview from a meta run");
+        }
+    }
+
     @Test
     void cudaGraphsOnTheCpuAreAClearErrorNotIgnored(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("x.png");

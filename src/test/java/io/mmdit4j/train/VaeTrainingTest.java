@@ -26,7 +26,7 @@ class VaeTrainingTest {
 
     @Test
     void aFewStepsLearnAndWriteALoadableVae() throws IOException {
-        ObjectNode config = VaeTraining.demoConfig();
+        ObjectNode config = VaeTraining.demoConfig(4);
         config.putArray("block_out_channels").add(8).add(16).add(16);
         config.put("norm_num_groups", 4);
         List<VaeTraining.Step> steps = new ArrayList<>();

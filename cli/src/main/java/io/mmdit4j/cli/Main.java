@@ -48,13 +48,23 @@ public final class Main implements Runnable {
             }
             if (e instanceof IllegalArgumentException || e instanceof ModelFormatException
                     || e instanceof java.io.IOException || e instanceof java.io.UncheckedIOException) {
-                String m = e instanceof java.nio.file.NoSuchFileException ? e.getMessage() + ": no such file" : e.getMessage();
+                String m = e instanceof java.nio.file.NoSuchFileException ? e.getMessage() + ": no such file" : describe(e);
                 commandLine.getErr().println("mmdit: error: " + firstLine(m));
                 return 2;
             }
             throw e;
         });
         return cli;
+    }
+
+    /** The exception's message; for one without (e.g. a refused connection), its cause's, else its kind in words. */
+    static String describe(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            boolean wrapper = t.getCause() != null && t.getCause().toString().equals(t.getMessage()); // new IOException(cause)
+            if (t.getMessage() != null && !t.getMessage().isBlank() && !wrapper) return t.getMessage();
+        }
+        String kind = e.getClass().getSimpleName().replaceAll("(Exception|Error)$", "").replaceAll("([a-z])([A-Z])", "$1 $2").toLowerCase(java.util.Locale.ROOT);
+        return kind.isBlank() ? "unexpected failure" : kind;
     }
 
     static String firstLine(String m) {

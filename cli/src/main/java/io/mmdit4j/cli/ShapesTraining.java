@@ -173,7 +173,7 @@ final class ShapesTraining {
         double lr = c.lr != null ? c.lr : 1e-3;
         Path dir = c.out.resolve("vae");
         long t0 = System.nanoTime();
-        double mse = io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(), world, steps, batch, lr, 1e-5, c.seed, dir, s -> {
+        double mse = io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(c.vaeDownsample), world, steps, batch, lr, 1e-5, c.seed, dir, s -> {
             if (s.step() == 1 || s.step() % c.logEvery == 0 || s.step() == s.steps()) {
                 double secs = (System.nanoTime() - t0) / 1e9;
                 System.err.printf(Locale.ROOT, "vae step %d/%d  loss %.5f  mse %.5f  |  %.1f samples/s  |  ETA %s  |  RSS %d MB%n", s.step(), s.steps(), s.loss(), s.mse(),

@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = {"Train in Java. Recipes:",
                 "  shapes-demo     a FLUX transformer from scratch on the shapes world (the --base pipeline's VAE and text encoders, frozen)",
-                "  shapes-vae      a 16-channel AutoencoderKL (4x down-sampling) on shapes-world pictures (out/vae)",
+                "  shapes-vae      a 16-channel AutoencoderKL (8x down-sampling, --vae-downsample) on shapes-world pictures (out/vae)",
                 "  shapes-lora     a LoRA (--lora-targets, --rank) on the --base FLUX transformer, on the shapes world, base frozen",
                 "  pooled-adapter  COSMOS's pooled-CLIP adapter on (latents, prompt) pairs (--data); the base model stays frozen"})
 final class TrainCommand implements Callable<Integer> {
@@ -81,6 +81,8 @@ final class TrainCommand implements Callable<Integer> {
     List<String> loraTargets;
     @Option(names = "--vae", description = "shapes-demo: a trained VAE folder (default: out/vae, trained first by the shapes-vae recipe when missing)")
     Path vae;
+    @Option(names = "--vae-downsample", defaultValue = "8", description = "shapes-vae / shapes-demo: the trained VAE's down-sampling, 4 or 8 (default: ${DEFAULT-VALUE})")
+    int vaeDownsample;
     @Option(names = "--vae-steps", defaultValue = "1500", description = "shapes-demo: steps of the VAE stage when it runs (default: ${DEFAULT-VALUE})")
     int vaeSteps;
     @Option(names = "--bf16", description = "shapes: bf16 autocast for the forward and backward (weights, optimizer and loss stay fp32)")

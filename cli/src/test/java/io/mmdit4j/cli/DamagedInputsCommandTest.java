@@ -65,6 +65,13 @@ class DamagedInputsCommandTest {
     }
 
     @Test
+    void anErrorWithoutAMessageIsStillDescribed() {
+        assertEquals("connection refused", Main.describe(new java.io.IOException(new java.net.ConnectException("connection refused"))));
+        assertEquals("connect", Main.describe(new java.net.ConnectException()));
+        assertEquals("unexpected failure", Main.describe(new java.io.IOException() {}));
+    }
+
+    @Test
     void inspectEscapesControlCharacters(@TempDir Path tmp) throws IOException {
         Path png = tmp.resolve("ctl.png");
         io.mmdit4j.image.PngImages.write(png, new java.awt.image.BufferedImage(2, 2, java.awt.image.BufferedImage.TYPE_INT_RGB),

@@ -181,7 +181,14 @@ final class LoadTest {
     }
 
     private Map<String, Object> model() throws Exception {
-        HttpResponse<String> r = send(HttpRequest.newBuilder(base.resolve("/v1/models")).GET(), Duration.ofSeconds(30));
+        HttpResponse<String> r;
+        try {
+            r = send(HttpRequest.newBuilder(base.resolve("/v1/models")).GET(), Duration.ofSeconds(30));
+        } catch (java.net.ConnectException e) {
+            throw new java.io.IOException("--url " + base + ": no server answers there (connection refused); start one with ./mmdit serve", e);
+        } catch (java.net.http.HttpTimeoutException e) {
+            throw new java.io.IOException("--url " + base + ": the server did not answer GET /v1/models within 30 s", e);
+        }
         if (r.statusCode() != 200) throw new IllegalStateException("GET /v1/models: " + r.statusCode() + " " + r.body());
         JsonNode m = Json.MAPPER.readTree(r.body()).get("data").get(0);
         Map<String, Object> out = new LinkedHashMap<>();

@@ -44,6 +44,17 @@ class LoadTestTest {
     }
 
     @Test
+    void aUrlWithoutAServerIsOneClearError() throws Exception {
+        int port;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            port = s.getLocalPort(); // closed again: nothing listens there
+        }
+        LoadTest test = new LoadTest(URI.create("http://127.0.0.1:" + port), null, 1, 1, 0, LoadTest.Mix.PLAIN, "64x64", 2, 0, 0, 1, Duration.ofSeconds(30));
+        java.io.IOException e = assertThrows(java.io.IOException.class, () -> test.run(new PrintStream(new ByteArrayOutputStream())));
+        assertTrue(e.getMessage().contains("no server answers there (connection refused)") && e.getMessage().contains(":" + port), e.getMessage());
+    }
+
+    @Test
     void onlyThisMachineIsLoadTested() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LoadTest.requireLoopback(URI.create("http://10.1.2.3:8080")));
         assertTrue(e.getMessage().contains("not a loopback address"), e.getMessage());

@@ -170,16 +170,20 @@ final class ShapesTraining {
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
         world.checkPlaceable();
         int steps = c.steps != null ? c.steps : 1500, batch = c.batch != null ? c.batch : 16;
-        double lr = c.lr != null ? c.lr : 1e-3;
+        boolean fineTune = c.finetuneDecoder != null;
+        double lr = c.lr != null ? c.lr : fineTune ? 3e-4 : 1e-3;
         Path dir = c.out.resolve("vae");
         long t0 = System.nanoTime();
-        double mse = io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(c.vaeDownsample), world, steps, batch, lr, 1e-5, c.seed, dir, s -> {
+        java.util.function.Consumer<io.mmdit4j.train.VaeTraining.Step> report = s -> {
             if (s.step() == 1 || s.step() % c.logEvery == 0 || s.step() == s.steps()) {
                 double secs = (System.nanoTime() - t0) / 1e9;
                 System.err.printf(Locale.ROOT, "vae step %d/%d  loss %.5f  mse %.5f  |  %.1f samples/s  |  ETA %s  |  RSS %d MB%n", s.step(), s.steps(), s.loss(), s.mse(),
                         s.step() * batch / secs, duration(secs / s.step() * (s.steps() - s.step())), ProcessMemory.rssMb());
             }
-        });
+        };
+        double mse = fineTune
+                ? io.mmdit4j.train.VaeTraining.fineTuneDecoder(c.finetuneDecoder, world, steps, batch, lr, c.seed, dir, report)
+                : io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(c.vaeDownsample), world, steps, batch, lr, 1e-5, c.seed, dir, report);
         System.err.printf(Locale.ROOT, "train: VAE held-out reconstruction MSE %.5f (pictures in [-1, 1]) after %s%n", mse, duration((System.nanoTime() - t0) / 1e9));
         System.out.println(dir);
         return 0;

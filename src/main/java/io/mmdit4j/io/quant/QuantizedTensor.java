@@ -277,21 +277,29 @@ public abstract class QuantizedTensor implements AutoCloseable {
             Tensor of(QuantizedTensor part, long first, long count);
         }
 
+        /**
+         * The pieces of {@code [first, first + count)}, concatenated; a range inside one part is that part's tensor
+         * itself (an element of a TensorVector is a reference into the vector, which dies with it: returning it crashed
+         * the next op, a chunk of a stacked weight that fell inside one part).
+         */
         private Tensor gather(long first, long count, Piece piece) {
-            try (PointerScope scope = new PointerScope()) {
-                TensorVector pieces = new TensorVector();
+            List<Tensor> got = new ArrayList<>(); // owned
+            try {
                 long start = 0;
                 for (QuantizedTensor p : parts) {
                     long end = start + p.numel();
                     long a = Math.max(first, start), b = Math.min(first + count, end);
-                    if (a < b) {
-                        try (Tensor t = piece.of(p, a - start, b - a)) { // owned: the vector holds its own reference
-                            pieces.push_back(t);
-                        }
-                    }
+                    if (a < b) got.add(piece.of(p, a - start, b - a));
                     start = end;
                 }
-                return Tensors.keep(pieces.size() == 1 ? pieces.get(0) : cat(pieces, 0));
+                if (got.size() == 1) return got.remove(0);
+                try (PointerScope scope = new PointerScope()) {
+                    TensorVector pieces = new TensorVector();
+                    for (Tensor t : got) pieces.push_back(t);
+                    return Tensors.keep(cat(pieces, 0));
+                }
+            } finally {
+                got.forEach(Native::release);
             }
         }
 

@@ -103,6 +103,7 @@ class QuantizedLinearTest {
                 Tensor expected = cat(new TensorVector(w.narrow(0, 64, 32), w.narrow(0, 0, 64)), 0);
                 assertTrue(swapped.dequantize(ScalarType.Float).equal(expected));
                 assertTrue(swapped.dequantizeRows(20, 30, ScalarType.Float).equal(expected.narrow(0, 20, 30)), "across the two parts");
+                assertTrue(swapped.dequantizeRows(3, 20, ScalarType.Float).equal(expected.narrow(0, 3, 20)), "inside one part (crashed)");
                 assertEquals(full.storedBytes(), swapped.storedBytes());
             }
             full.close();

@@ -51,17 +51,17 @@ final class ShapesTraining {
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
         world.checkPlaceable();
         // The demo's defaults are the committed models/flux-shapes-demo's run (README "Training"); shapes-lora fine-tunes briefly.
-        int steps = c.steps != null ? c.steps : demo ? 16000 : 500;
-        int batch = c.batch != null ? c.batch : demo ? 16 : 8;
+        int steps = c.steps != null ? c.steps : demo ? 15000 : 500;
+        int batch = c.batch != null ? c.batch : demo ? 32 : 8;
         double lr = c.lr != null ? c.lr : demo ? 5e-4 : 1e-3;
         double ema = c.ema != null ? c.ema : demo ? 0.999 : 0;
         // dropping the T5 tokens more often than the pooled vector makes the model read attributes from the pooled vector
         // too, which is what modulation guidance steers
         double dropT5 = c.dropT5 != null ? c.dropT5 : demo ? 0.2 : 0.1;
-        int images = c.images != null ? c.images : demo ? 16384 : 2048;
+        int images = c.images != null ? c.images : demo ? 32768 : 2048;
         TrainingRun.Settings settings = new TrainingRun.Settings(c.recipe, steps, batch, lr, c.warmup, !c.constantLr, c.weightDecay, c.maxGradNorm, ema,
                 dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16);
-        int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 32;
+        int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 16; // the longest caption is 13 T5 tokens
         if (images < 1) throw new IllegalArgumentException("--images must be >= 1");
         Path from = TrainingRun.newest(c.out);
         if (!c.resume && from != null) {
@@ -121,8 +121,8 @@ final class ShapesTraining {
     }
 
     /**
-     * The shapes demo's base pipeline, {@code out/base}: flux-tiny-demo's tokenizers, text encoders (frozen, random) and
-     * scheduler with the trained VAE ({@code --vae}, else {@code out/vae}, trained first when missing).
+     * The shapes demo's base pipeline, {@code out/base}: flux-tiny-demo's tokenizers, text encoders (frozen, random; the T5
+     * with word-order heads, {@link io.mmdit4j.train.PositionalT5}) and scheduler with the trained VAE ({@code --vae}, else {@code out/vae}, trained first when missing).
      */
     private Path demoBase() throws IOException {
         Path vaeDir = c.vae != null ? c.vae : c.out.resolve("vae");
@@ -156,6 +156,9 @@ final class ShapesTraining {
             }
         }
         io.mmdit4j.runtime.Files2.copyTree(vaeDir, tmp.resolve("vae"));
+        com.fasterxml.jackson.databind.JsonNode t5 = new com.fasterxml.jackson.databind.ObjectMapper().readTree(tmp.resolve("text_encoder_2/config.json").toFile());
+        io.mmdit4j.train.PositionalT5.apply(tmp.resolve("text_encoder_2"), t5.path("relative_attention_num_buckets").asInt(32),
+                t5.path("relative_attention_max_distance").asInt(128)); // the frozen T5 reads word order (PositionalT5)
         Path index = tmp.resolve("model_index.json");
         com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
         j.remove("_mmdit4j_demo");

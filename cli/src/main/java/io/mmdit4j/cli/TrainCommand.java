@@ -39,9 +39,9 @@ final class TrainCommand implements Callable<Integer> {
     Path data;
     @Option(names = "--out", description = "checkpoints, loss.csv, loss.png and the trainer state (default: outputs/<recipe>)")
     Path out;
-    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 16000, shapes-lora 500, pooled-adapter 4000)")
+    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 15000, shapes-lora 500, pooled-adapter 4000)")
     Integer steps;
-    @Option(names = "--batch", description = "samples per step (default: shapes-demo 16, shapes-lora 8, pooled-adapter 1)")
+    @Option(names = "--batch", description = "samples per step (default: shapes-demo 32, shapes-lora 8, pooled-adapter 1)")
     Integer batch;
     @Option(names = "--lr", description = "AdamW learning rate (default: shapes-demo 5e-4, shapes-lora 1e-3, pooled-adapter 1e-4)")
     Double lr;
@@ -51,7 +51,7 @@ final class TrainCommand implements Callable<Integer> {
     long seed;
     @Option(names = "--save-every", description = "checkpoint interval in steps (default: shapes 250, pooled-adapter 500)")
     Integer saveEvery;
-    @Option(names = "--max-sequence-length", description = "T5 tokens (default: shapes 32, pooled-adapter 512)")
+    @Option(names = "--max-sequence-length", description = "T5 tokens (default: shapes 16, pooled-adapter 512)")
     Integer maxSequenceLength;
     @Option(names = "--warmup", defaultValue = "100", description = "shapes: linear warm-up steps before the cosine decay (default: ${DEFAULT-VALUE})")
     int warmup;
@@ -67,7 +67,7 @@ final class TrainCommand implements Callable<Integer> {
     double dropPooled;
     @Option(names = "--timesteps", defaultValue = "logit_normal", description = "shapes: timestep density and weighting: logit_normal, none, mode, cosmap, sigma_sqrt (default: ${DEFAULT-VALUE})")
     String timesteps;
-    @Option(names = "--images", description = "shapes: pictures in the dataset (default: shapes-demo 16384, shapes-lora 2048)")
+    @Option(names = "--images", description = "shapes: pictures in the dataset (default: shapes-demo 32768, shapes-lora 2048)")
     Integer images;
     @Option(names = "--image-size", defaultValue = "64", description = "shapes: picture size in pixels (default: ${DEFAULT-VALUE})")
     int imageSize;

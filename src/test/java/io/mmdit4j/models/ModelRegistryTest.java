@@ -44,6 +44,7 @@ class ModelRegistryTest {
             assertTrue(!d.recommendedGuidance().isEmpty(), d.name() + " recommends guidance");
             int blocks = d.name().startsWith("flux1") ? FluxConfig.schnell().totalBlocks()
                     : d.family().equals("hunyuan-video") ? io.mmdit4j.hunyuan.HunyuanVideoConfig.hunyuanVideo().totalBlocks()
+                    : d.name().equals("flux-shapes-demo") ? 6 // 2 double + 4 single blocks
                     : 5;
             d.recommendedGuidance().forEach(g -> LayerSchedule.parse(g.layers()).factors(blocks));
         }

@@ -51,8 +51,8 @@ public final class GgufFile implements TensorSource {
 
     /**
      * F16 / BF16 matrices (the layers llama-quantize leaves unquantized) are given as {@link PlainTensor}s, so a Linear keeps
-     * them in the file's dtype and converts them per forward like its quantized neighbours: the model's memory stays the
-     * file's size.
+     * them in the file's dtype and converts them per forward like its quantized neighbours when the compute dtype is wider
+     * (the model's memory stays the file's size), and converts them once at load when it is as wide (F16 with bf16).
      */
     private static boolean keptInFormat(GgufHeader.Info t) {
         return (t.type() == GgufType.F16 || t.type() == GgufType.BF16) && t.shape().length == 2;

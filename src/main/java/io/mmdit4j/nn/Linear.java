@@ -87,9 +87,7 @@ public final class Linear implements AutoCloseable {
         QuantizedTensor q = sd.takeQuantized(prefix + ".weight", out, in);
         if (q == null) return sd.built(prefix, Modules.weightAndBias(sd, prefix, dtype, Linear::new, out, in));
         try {
-            Tensor bias = sd.take(prefix + ".bias", dtype, out);
-            Tensor converted = convertedOnce(q, dtype);
-            return sd.built(prefix, converted != null ? new Linear(converted, bias) : new Linear(q, bias));
+            return sd.built(prefix, of(q, sd.take(prefix + ".bias", dtype, out), dtype));
         } catch (RuntimeException e) {
             q.close();
             throw e;
@@ -98,26 +96,23 @@ public final class Linear implements AutoCloseable {
 
     public static Linear loadNoBias(StateDict sd, String prefix, long in, long out, DType dtype) {
         QuantizedTensor q = sd.takeQuantized(prefix + ".weight", out, in);
-        if (q != null) {
-            Tensor converted = convertedOnce(q, dtype);
-            return sd.built(prefix, converted != null ? new Linear(converted, null) : new Linear(q, null));
-        }
+        if (q != null) return sd.built(prefix, of(q, null, dtype));
         return sd.built(prefix, new Linear(sd.take(prefix + ".weight", dtype, out, in), null));
     }
 
     /**
      * An unquantized matrix a quantized file keeps in another dtype of the same width (F16 with bf16 compute, BF16 with
      * fp16) converted once, here, instead of in every forward: the copy takes no more memory than the file's, and the
-     * per-forward conversion was ~6% of a bf16 Q8_0 forward's Linear time. {@code q} is closed then; null (q kept) when
+     * per-forward conversion was ~6% of a bf16 Q8_0 forward's Linear time. {@code q} is closed then; not converted when
      * the conversion would grow the weight (F16 with fp32 compute stays converted per forward, so the model's memory stays
-     * the file's size) or when it is quantized.
+     * the file's size) or when it is quantized: the Linear then keeps {@code q}.
      */
-    private static Tensor convertedOnce(QuantizedTensor q, DType dtype) {
+    private static Linear of(QuantizedTensor q, Tensor bias, DType dtype) {
         if (!(q instanceof io.mmdit4j.io.quant.PlainTensor) || Dequant.same(q.valueType(), dtype.scalarType())
-                || DType.of(q.valueType()).bytes() != dtype.bytes()) return null;
+                || DType.of(q.valueType()).bytes() != dtype.bytes()) return new Linear(q, bias);
         Tensor w = q.dequantize(dtype.scalarType());
         q.close();
-        return w;
+        return new Linear(w, bias);
     }
 
     public Tensor forward(Tensor x) { // [..., in] -> [..., out]

@@ -2,7 +2,9 @@ package io.mmdit4j.train;
 
 import io.mmdit4j.io.SafetensorsFile;
 import io.mmdit4j.io.SafetensorsWriter;
-import io.mmdit4j.runtime.Native;
+import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.text.t5.T5Config;
+import io.mmdit4j.text.t5.T5Encoder;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -33,10 +35,17 @@ public final class PositionalT5 {
     /** Relative offsets (key − query) the first heads attend to. */
     static final int[] OFFSETS = {1, -1, 2};
 
-    /** Rewrites {@code dir/model.safetensors} (a transformers T5 encoder folder, bidirectional buckets) in place, atomically. */
-    public static void apply(Path dir, int numBuckets, int maxDistance) throws IOException {
-        Path file = dir.resolve("model.safetensors");
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(dir + ": no model.safetensors (a T5 encoder folder is expected)");
+    /**
+     * Rewrites {@code dir/model.safetensors} (a transformers T5 encoder folder: {@code config.json} gives its buckets) in
+     * place, atomically.
+     */
+    public static void apply(Path dir) throws IOException {
+        Path file = dir.resolve("model.safetensors"), config = dir.resolve("config.json");
+        if (!Files.isRegularFile(file) || !Files.isRegularFile(config)) {
+            throw new IllegalArgumentException(dir + ": not a T5 encoder folder (expected config.json and model.safetensors)");
+        }
+        T5Config c = T5Config.read(config);
+        int numBuckets = c.relativeAttentionNumBuckets(), maxDistance = c.relativeAttentionMaxDistance();
         Path tmp = dir.resolve(".model.safetensors.tmp");
         try (PointerScope scope = new PointerScope()) {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
@@ -67,11 +76,10 @@ public final class PositionalT5 {
         Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     }
 
-    /** transformers' bidirectional {@code _relative_position_bucket} for one offset (key − query). */
+    /** The bucket of one offset (key − query): {@link T5Encoder#bucket}, the encoder's own. */
     static int bucket(int relative, int numBuckets, int maxDistance) {
-        int half = numBuckets / 2, bucket = relative > 0 ? half : 0, n = Math.abs(relative), maxExact = half / 2;
-        if (n < maxExact) return bucket + n;
-        int large = maxExact + (int) (Math.log((double) n / maxExact) / Math.log((double) maxDistance / maxExact) * (half - maxExact));
-        return bucket + Math.min(large, half - 1);
+        try (PointerScope scope = new PointerScope()) {
+            return (int) T5Encoder.bucket(Tensors.fromFloats(new float[] {relative}, 1).to(ScalarType.Long), numBuckets, maxDistance).item_long();
+        }
     }
 }

@@ -49,11 +49,6 @@ import static org.bytedeco.pytorch.global.torch.randn;
 public final class VaeTraining {
     private VaeTraining() {}
 
-    /** The demo's VAE at 8× down-sampling ({@link #demoConfig(int)}). */
-    public static ObjectNode demoConfig() {
-        return demoConfig(8);
-    }
-
     /**
      * The demo's VAE: 16 latent channels, one resnet per block, mid-block attention, {@code downsample} = 4 ([32, 64, 64])
      * or 8 ([32, 64, 64, 64], FLUX's factor). 8× gives the transformer a quarter of the image tokens (a 64×64 picture is
@@ -172,8 +167,11 @@ public final class VaeTraining {
                         Tensor z = mean.add(exp(logvar.mul(new Scalar(0.5))).mul(randn(Tensors.shape(mean), gen, new TensorOptions(ScalarType.Float))));
                         Tensor rec = io.mmdit4j.runtime.Scopes.adopt(vae.decodeWithGrad(z));
                         Tensor mse = rec.sub(x).pow(new Scalar(2.0)).mean();
-                        Tensor kl = mean.pow(new Scalar(2.0)).add(exp(logvar)).sub(new Scalar(1.0)).sub(logvar).mean().mul(new Scalar(0.5));
-                        Tensor loss = beta == 0 ? mse : mse.add(kl.mul(new Scalar(beta)));
+                        Tensor loss = mse; // + β·KL(posterior ‖ N(0, 1)); the decoder fine-tune (β = 0) has no KL to compute
+                        if (beta != 0) {
+                            Tensor kl = mean.pow(new Scalar(2.0)).add(exp(logvar)).sub(new Scalar(1.0)).sub(logvar).mean().mul(new Scalar(0.5));
+                            loss = mse.add(kl.mul(new Scalar(beta)));
+                        }
                         opt.zero_grad();
                         loss.backward();
                         GradNorms.clip(trainable, 1.0);

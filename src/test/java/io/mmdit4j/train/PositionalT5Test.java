@@ -37,7 +37,7 @@ class PositionalT5Test {
         Files2.copyTree(T5, dir);
         Path before = tmp.resolve("before.safetensors");
         Files.copy(dir.resolve("model.safetensors"), before);
-        PositionalT5.apply(dir, 32, 128);
+        PositionalT5.apply(dir);
         try (SafetensorsFile a = SafetensorsFile.open(before); SafetensorsFile b = SafetensorsFile.open(dir.resolve("model.safetensors"));
              PointerScope scope = new PointerScope()) {
             assertEquals(a.keys(), b.keys());
@@ -58,7 +58,11 @@ class PositionalT5Test {
             }
         }
         Path empty = Files.createDirectories(tmp.resolve("empty"));
-        assertThrows(IllegalArgumentException.class, () -> PositionalT5.apply(empty, 32, 128));
-        assertThrows(IllegalArgumentException.class, () -> PositionalT5.apply(dir, 64, 128)); // not the folder's bucket count
+        assertThrows(IllegalArgumentException.class, () -> PositionalT5.apply(empty));
+        Path other = tmp.resolve("other");
+        Files2.copyTree(T5, other);
+        Path config = other.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replaceFirst("\"relative_attention_num_buckets\"\\s*:\\s*32", "\"relative_attention_num_buckets\": 64"));
+        assertThrows(IllegalArgumentException.class, () -> PositionalT5.apply(other)); // not the weights' bucket count
     }
 }

@@ -406,14 +406,18 @@ public final class GgufQuantizer {
         return halfToFloat((y[o] & 0xFF) | (y[o + 1] & 0xFF) << 8);
     }
 
-    /** IEEE binary16 to float (exact, subnormals included). */
+    /**
+     * IEEE binary16 bits to float, exactly as the hardware conversion (ggml's FP16_TO_FP32, libtorch's Half): subnormals,
+     * infinities and NaN payloads included.
+     */
     public static float halfToFloat(int h) {
-        int sign = (h >>> 15) & 1, exp = (h >>> 10) & 0x1F, mant = h & 0x3FF;
-        float v;
-        if (exp == 0) v = mant * 0x1p-24f;
-        else if (exp == 31) v = mant == 0 ? Float.POSITIVE_INFINITY : Float.NaN;
-        else v = Float.intBitsToFloat(((exp - 15 + 127) << 23) | (mant << 13));
-        return sign != 0 ? -v : v;
+        int sign = (h & 0x8000) << 16, exp = (h >>> 10) & 0x1F, mant = h & 0x3FF;
+        if (exp == 0x1F) return Float.intBitsToFloat(sign | 0x7F800000 | (mant << 13));
+        if (exp == 0) {
+            float v = mant * 0x1p-24f; // exact: mant < 2^10
+            return sign != 0 ? -v : v;
+        }
+        return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
     }
 
     /** float to IEEE binary16, round to nearest even (overflow to infinity), as ggml's FP32_TO_FP16. */

@@ -185,15 +185,4 @@ public final class Q8Fast {
         }
         return pool;
     }
-
-    /** IEEE half bits to fp32, exactly (subnormals, infinities and NaN payloads as the hardware conversion keeps them). */
-    static float halfToFloat(int h) {
-        int sign = (h & 0x8000) << 16, exp = (h >>> 10) & 0x1F, man = h & 0x3FF;
-        if (exp == 0x1F) return Float.intBitsToFloat(sign | 0x7F800000 | (man << 13));
-        if (exp == 0) {
-            float v = man * 0x1p-24f; // exact: man < 2^10
-            return sign != 0 ? -v : v;
-        }
-        return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (man << 13));
-    }
 }

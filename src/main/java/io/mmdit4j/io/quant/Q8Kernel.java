@@ -1,10 +1,10 @@
 package io.mmdit4j.io.quant;
 
+import io.mmdit4j.io.gguf.GgufQuantizer;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -45,7 +45,7 @@ final class Q8Kernel {
     private static void toF32(ByteBuffer src, ByteBuffer dst, int blocks) {
         for (int b = 0; b < blocks; b++) {
             int s = b * 34, o = b * 128;
-            float d = Q8Fast.halfToFloat(src.getShort(s) & 0xFFFF);
+            float d = GgufQuantizer.halfToFloat(src.getShort(s) & 0xFFFF);
             for (int j = 0; j < 32; j += LANES) {
                 ByteVector q = ByteVector.fromByteBuffer(B, src, s + 2 + j, LE);
                 FloatVector v = ((FloatVector) q.convertShape(VectorOperators.B2F, F, 0)).mul(d);
@@ -57,7 +57,7 @@ final class Q8Kernel {
     private static void toBf16(ByteBuffer src, ByteBuffer dst, int blocks) {
         for (int b = 0; b < blocks; b++) {
             int s = b * 34, o = b * 64;
-            float d = Q8Fast.halfToFloat(src.getShort(s) & 0xFFFF);
+            float d = GgufQuantizer.halfToFloat(src.getShort(s) & 0xFFFF);
             boolean finite = Float.isFinite(d); // then no product is NaN (an infinite d times q = 0 is)
             for (int j = 0; j < 32; j += LANES) {
                 ByteVector q = ByteVector.fromByteBuffer(B, src, s + 2 + j, LE);

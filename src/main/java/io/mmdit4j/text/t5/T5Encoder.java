@@ -217,8 +217,8 @@ public final class T5Encoder implements AutoCloseable {
         return bias;
     }
 
-    /** transformers' {@code _relative_position_bucket}, bidirectional, with the same float32 ops. */
-    static Tensor bucket(Tensor relative, int numBuckets, int maxDistance) {
+    /** transformers' {@code _relative_position_bucket}, bidirectional, with the same float32 ops (relative = key − query). */
+    public static Tensor bucket(Tensor relative, int numBuckets, int maxDistance) {
         int half = numBuckets / 2;
         Tensor buckets = relative.gt(new Scalar(0)).to(ScalarType.Long).mul(new Scalar(half));
         Tensor distance = relative.abs();

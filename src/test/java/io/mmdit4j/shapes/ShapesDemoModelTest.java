@@ -61,4 +61,13 @@ class ShapesDemoModelTest {
         assertTrue(backgrounds >= 11, backgrounds + " of 12 backgrounds right; wrong: " + wrong);
         assertTrue(right >= 8, right + " of 12 backgrounds and object colours right; wrong: " + wrong);
     }
+
+    @Test
+    void itRunsEndToEndOnMeta() { // the shipped model's folder and defaults on the device-agnostic path: shapes only
+        try (Pipeline pipe = Pipelines.load("flux-shapes-demo", LoadOptions.builder().device(io.mmdit4j.runtime.DeviceSpec.META).build());
+             GenerationResult r = pipe.generate(GenerationRequest.builder().prompt("a red circle").seed(1L).build(), step -> true)) {
+            assertTrue(r.isMeta());
+            for (io.mmdit4j.runtime.Transfers.Counts c : io.mmdit4j.runtime.Transfers.lastLoop()) assertEquals(0, c.total(), c.toString());
+        }
+    }
 }

@@ -44,8 +44,14 @@ final class ShapesTraining {
     }
 
     int run() throws IOException {
+        if (c.finetuneDecoder != null && !c.recipe.equals("shapes-vae")) {
+            throw new IllegalArgumentException("--finetune-decoder is for --recipe shapes-vae (it fine-tunes a VAE folder's decoder)");
+        }
         if (c.recipe.equals("shapes-vae")) return trainVae();
         boolean demo = c.recipe.equals("shapes-demo");
+        if (c.vaeDownsample != null && !(demo && c.vae == null)) {
+            throw new IllegalArgumentException("--vae-downsample sets the VAE this run trains: --recipe shapes-vae, or shapes-demo without --vae");
+        }
         if (c.data != null) throw new IllegalArgumentException("--data is for --recipe pooled-adapter; the shapes recipes make their data (--images, --objects, --image-size)");
         int[] objects = parseRange(c.objects);
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
@@ -156,9 +162,7 @@ final class ShapesTraining {
             }
         }
         io.mmdit4j.runtime.Files2.copyTree(vaeDir, tmp.resolve("vae"));
-        com.fasterxml.jackson.databind.JsonNode t5 = new com.fasterxml.jackson.databind.ObjectMapper().readTree(tmp.resolve("text_encoder_2/config.json").toFile());
-        io.mmdit4j.train.PositionalT5.apply(tmp.resolve("text_encoder_2"), t5.path("relative_attention_num_buckets").asInt(32),
-                t5.path("relative_attention_max_distance").asInt(128)); // the frozen T5 reads word order (PositionalT5)
+        io.mmdit4j.train.PositionalT5.apply(tmp.resolve("text_encoder_2")); // the frozen T5 reads word order
         Path index = tmp.resolve("model_index.json");
         com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
         j.remove("_mmdit4j_demo");
@@ -174,6 +178,9 @@ final class ShapesTraining {
         world.checkPlaceable();
         int steps = c.steps != null ? c.steps : 1500, batch = c.batch != null ? c.batch : 16;
         boolean fineTune = c.finetuneDecoder != null;
+        if (fineTune && c.vaeDownsample != null) {
+            throw new IllegalArgumentException("--vae-downsample: the decoder fine-tune keeps the layout of the VAE in --finetune-decoder");
+        }
         double lr = c.lr != null ? c.lr : fineTune ? 3e-4 : 1e-3;
         Path dir = c.out.resolve("vae");
         long t0 = System.nanoTime();
@@ -186,7 +193,7 @@ final class ShapesTraining {
         };
         double mse = fineTune
                 ? io.mmdit4j.train.VaeTraining.fineTuneDecoder(c.finetuneDecoder, world, steps, batch, lr, c.seed, dir, report)
-                : io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(c.vaeDownsample), world, steps, batch, lr, 1e-5, c.seed, dir, report);
+                : io.mmdit4j.train.VaeTraining.train(io.mmdit4j.train.VaeTraining.demoConfig(c.vaeDownsample != null ? c.vaeDownsample : 8), world, steps, batch, lr, 1e-5, c.seed, dir, report);
         System.err.printf(Locale.ROOT, "train: VAE held-out reconstruction MSE %.5f (pictures in [-1, 1]) after %s%n", mse, duration((System.nanoTime() - t0) / 1e9));
         System.out.println(dir);
         return 0;

@@ -81,8 +81,8 @@ final class TrainCommand implements Callable<Integer> {
     List<String> loraTargets;
     @Option(names = "--vae", description = "shapes-demo: a trained VAE folder (default: out/vae, trained first by the shapes-vae recipe when missing)")
     Path vae;
-    @Option(names = "--vae-downsample", defaultValue = "8", description = "shapes-vae / shapes-demo: the trained VAE's down-sampling, 4 or 8 (default: ${DEFAULT-VALUE})")
-    int vaeDownsample;
+    @Option(names = "--vae-downsample", description = "shapes-vae / shapes-demo: the trained VAE's down-sampling, 4 or 8 (default: 8)")
+    Integer vaeDownsample;
     @Option(names = "--finetune-decoder", description = "shapes-vae: fine-tune this VAE folder's decoder (encoder frozen, so its latents stay the same) instead of training a new VAE")
     Path finetuneDecoder;
     @Option(names = "--vae-steps", defaultValue = "1500", description = "shapes-demo: steps of the VAE stage when it runs (default: ${DEFAULT-VALUE})")

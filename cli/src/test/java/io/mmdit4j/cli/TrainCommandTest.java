@@ -57,6 +57,21 @@ class TrainCommandTest {
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--objects", "three", "--out", out.toString());
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("MIN-MAX"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-vae", "--vae-downsample", "2", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("4x or 8x"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--finetune-decoder", tmp.toString(), "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("--finetune-decoder is for --recipe shapes-vae"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-lora", "--vae-downsample", "4", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("--vae-downsample sets the VAE this run trains"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-vae", "--finetune-decoder", tmp.toString(), "--vae-downsample", "4", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("keeps the layout"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-vae", "--finetune-decoder", tmp.toString(), "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("not a VAE folder"), r.err());
         assertFalse(Files.exists(out));
     }
 }

@@ -233,4 +233,24 @@ class Q8FastDequantTest {
             }
         }
     }
+
+    @Test
+    void repeatedForwardsLeaveNoNativeObjectsBehind() { // the fast path's buffers, pointers and pool hand-offs are all released
+        byte[] data = blocks(512 * 256 / 32, 9);
+        try (PointerScope scope = new PointerScope();
+             GgufTensor w = new GgufTensor(GgufType.Q8_0, new long[] {512, 256}, byteTensor(data, data.length / 34, 34));
+             Linear lin = new Linear(w.rows(0, 512), null)) {
+            Tensor x = randn(new long[] {2, 7, 256}).to(ScalarType.BFloat16);
+            long before = Q8Fast.TAKEN.get();
+            long left = io.mmdit4j.pipeline.NativeObjects.perRun(() -> {
+                for (int i = 0; i < 20; i++) {
+                    try (PointerScope run = new PointerScope()) {
+                        lin.forward(x);
+                    }
+                }
+            });
+            assertTrue(Q8Fast.TAKEN.get() - before >= 14 * 20, "the fast path ran");
+            assertTrue(left <= 0, left + " native objects left per 20 forwards");
+        }
+    }
 }

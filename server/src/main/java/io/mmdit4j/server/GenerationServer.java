@@ -296,7 +296,9 @@ public final class GenerationServer implements AutoCloseable {
                 out.flush();
             }
             out.write(outcome(job, success).toString().getBytes(StandardCharsets.UTF_8));
-            out.flush();
+            // closed here, not after the handler returns: that writes the chunked body's last chunk now, so close() (which
+            // waits for this handler) cannot stop Jetty between the outcome and the end of the response
+            out.close();
         } catch (IOException e) {
             scheduler.cancel(job, "the client disconnected");
         }

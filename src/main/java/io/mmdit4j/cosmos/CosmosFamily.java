@@ -43,7 +43,8 @@ public final class CosmosFamily implements ModelFamily {
     public static final String CLASS_NAME = "Cosmos2TextToImagePipeline";
     /** Where the adapter and the CLIP-L are looked up under {@code $MMDIT_MODELS} when not given. */
     public static final String ADAPTER_DIR = "cosmos-pooled", CLIP_DIR = "FLUX.1-schnell";
-    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, io.mmdit4j.pipeline.PooledAdapterFile.class);
+    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(ClassifierFreeGuidance.class, io.mmdit4j.pipeline.PooledAdapterFile.class,
+            io.mmdit4j.pipeline.InitImage.class);
 
     private CosmosFamily() {}
 

@@ -15,6 +15,7 @@ import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.LatentSpace;
 import io.mmdit4j.pipeline.PooledAdapterFile;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -28,6 +29,7 @@ import io.mmdit4j.sampling.Noise;
 import io.mmdit4j.sampling.Sampler;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.sampling.StepListener;
+import io.mmdit4j.vae.AutoencoderKL;
 import io.mmdit4j.vae.wan.AutoencoderKLWan;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
@@ -273,6 +275,29 @@ public final class CosmosPipeline implements FamilyPipeline<CosmosPipeline.Condi
             }
             return Tensors.keep(n.mul(new Scalar(scheduler.sigmaMax())));
         }
+    }
+
+    /**
+     * Image-to-image: the Wan VAE encodes each init picture as a one-frame video; a posterior sample is normalised as the
+     * Cosmos2 pipelines normalise latents ({@code (z − latents_mean)/latents_std·sigma_data}); the sampler's latents are EDM
+     * ones, so the start is {@code image_lat + σ₀·noise} ({@link LatentSpace.Noising#EDM}).
+     */
+    @Override
+    public LatentSpace latentSpace() {
+        return new LatentSpace.Parts(DType.F32, s -> latentShape(s.images(), s.height(), s.width()), x -> x,
+                s -> new int[] {s.width(), s.height()}, LatentSpace.Noising.EDM) {
+            @Override
+            public AutoencoderKL.Encoded encode(Tensor pixels, GenerationSettings s) {
+                try (Tensor video = pixels.unsqueeze(2)) {                                    // [n, 3, 1, H, W]
+                    return vae.encode(video);
+                }
+            }
+
+            @Override
+            public Tensor scale(Tensor sample) {
+                return vae.normalize(sample, scheduler.sigmaData());
+            }
+        };
     }
 
     /** {@code [images, in_channels, 1, H/8, W/8]}. */

@@ -30,7 +30,8 @@ public final class HunyuanVideoFamily implements ModelFamily {
     public static final String CLASS_NAME = "HunyuanVideoPipeline";
     /** HunyuanVideoPipeline passes {@code sigmas = linspace(1, 0, N+1)[:-1]} and no {@code mu}. */
     public static final FlowMatchEulerScheduler.Spacing SIGMA_SPACING = FlowMatchEulerScheduler.Spacing.LINSPACE_TO_ZERO_EXCLUSIVE;
-    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(EmbeddedGuidance.class, VideoFrames.class, FrameRate.class);
+    static final Set<Class<? extends GenerationOption>> OPTIONS = Set.of(EmbeddedGuidance.class, VideoFrames.class, FrameRate.class,
+            io.mmdit4j.pipeline.InitImage.class);
 
     private HunyuanVideoFamily() {}
 

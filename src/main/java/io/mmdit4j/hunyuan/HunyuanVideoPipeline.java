@@ -15,6 +15,7 @@ import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.InvalidRequestException;
+import io.mmdit4j.pipeline.LatentSpace;
 import io.mmdit4j.pipeline.VideoFrames;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -25,6 +26,7 @@ import io.mmdit4j.sampling.FlowMatchEulerScheduler;
 import io.mmdit4j.sampling.FlowMatchSchedulerConfig;
 import io.mmdit4j.sampling.Schedule;
 import io.mmdit4j.text.llama.HunyuanPromptEncoder;
+import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -192,6 +194,31 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
     @Override
     public Schedule schedule(GenerationSettings s) {
         return new FlowMatchEulerScheduler(schedulerConfig, HunyuanVideoFamily.SIGMA_SPACING).schedule(s.steps(), null);
+    }
+
+    /**
+     * Image-to-video in diffusers' img2img manner (there is no HunyuanVideo video-to-video pipeline in diffusers): each
+     * init picture is encoded as a still video of the request's frames (the causal VAE; diffusers' encode tiling), a
+     * posterior sample is scaled by {@code scaling_factor}, and the start is {@code σ₀·noise + (1 − σ₀)·image_lat}: the
+     * frames start alike and the denoising moves them apart, more the higher the strength.
+     */
+    @Override
+    public LatentSpace latentSpace() {
+        return new LatentSpace.Parts(DType.F32, this::latentShape, x -> x, s -> new int[] {s.width(), s.height()}, LatentSpace.Noising.FLOW) {
+            @Override
+            public AutoencoderKL.Encoded encode(Tensor pixels, GenerationSettings s) {
+                int frames = frames(s);
+                try (PointerScope scope = new PointerScope()) {
+                    Tensor still = pixels.unsqueeze(2).expand(new long[] {-1, -1, frames, -1, -1}).contiguous(); // [n, 3, F, H, W]
+                    return vae.encode(still);
+                }
+            }
+
+            @Override
+            public Tensor scale(Tensor sample) {
+                return vae.scaleLatents(sample);
+            }
+        };
     }
 
     /** The latent shape of a request: {@code [B·n, C, (F−1)/4+1, H/8, W/8]}. */

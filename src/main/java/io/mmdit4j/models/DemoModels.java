@@ -42,6 +42,21 @@ import java.util.stream.Stream;
  * the same descriptor gives the same bytes. Written into a temporary folder and moved into place.
  */
 public final class DemoModels {
+    /**
+     * The generated folders' format, in their {@code model_index.json}: 2 = the video VAEs carry their encoders (image-to-image).
+     * A cached folder of another format is written again ({@link #isCurrent}).
+     */
+    public static final int FORMAT = 2;
+
+    /** Whether a generated demo folder was written in the current {@link #FORMAT}. */
+    public static boolean isCurrent(Path root) {
+        try {
+            return JSON.readTree(root.resolve("model_index.json").toFile()).path("_mmdit4j_demo_format").asInt(1) == FORMAT;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     private DemoModels() {}
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -186,7 +201,8 @@ public final class DemoModels {
         Files.createDirectories(root.getParent());
         Path tmp = Files.createTempDirectory(root.getParent(), "." + root.getFileName());
         try {
-            ObjectNode modelIndex = JSON.createObjectNode().put("_class_name", className).put("_mmdit4j_demo", d.name());
+            ObjectNode modelIndex = JSON.createObjectNode().put("_class_name", className).put("_mmdit4j_demo", d.name())
+                    .put("_mmdit4j_demo_format", FORMAT);
             for (String[] c : index) modelIndex.putArray(c[0]).add(c[1]).add(c[2]);
             json(tmp.resolve("model_index.json"), modelIndex);
             json(tmp.resolve("scheduler/scheduler_config.json"), g.get("scheduler"));

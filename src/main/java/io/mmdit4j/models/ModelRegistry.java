@@ -178,10 +178,27 @@ public final class ModelRegistry {
         }
     }
 
+    /** Moves a stale generated folder aside (atomically, so that no reader sees half of it) and deletes it. */
+    private static void retire(Path root) {
+        Path stale = root.resolveSibling("." + root.getFileName() + ".stale-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
+        try {
+            Files.move(root, stale, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            io.mmdit4j.runtime.Files2.deleteTree(stale);
+        } catch (java.nio.file.NoSuchFileException e) {
+            // another process retired it meanwhile
+        } catch (IOException e) {
+            throw new ModelFormatException(root + ": cannot replace this generated model of an older version: " + e.getMessage()
+                    + " (delete the folder and run again)", e);
+        }
+    }
+
     /** Writes a generated demo model's diffusers folder once (see {@link ModelFamily#writeDemo}); later calls reuse it. */
     synchronized Path generated(ModelDescriptor d) {
         Path root = cacheDir.resolve(d.name());
-        if (Files.isRegularFile(root.resolve("model_index.json"))) return root;
+        if (Files.isRegularFile(root.resolve("model_index.json"))) {
+            if (DemoModels.isCurrent(root)) return root;
+            retire(root); // written by an older version (its video VAE without the encoder): written again below
+        }
         try {
             Families.byName(d.family()).writeDemo(d, root, tokenizers());
             return root;

@@ -32,6 +32,10 @@ import static org.bytedeco.pytorch.global.torch.upsample_nearest2d;
  * inpainting: mask = nearest(binarised mask, latent size), 1 = repaint; after the step to σ_{k+1}:
  *             x = (1 − mask)·proper + mask·x, proper = σ_{k+1}·noise + (1 − σ_{k+1})·image_lat (image_lat after the last step)
  * </pre>
+ * That is the rectified-flow form ({@link LatentSpace.Noising#FLOW}); a family whose sampler holds EDM latents
+ * (COSMOS, {@link LatentSpace.Noising#EDM}) noises as {@code image_lat + σ·noise} instead, the same schedule truncation and
+ * draws otherwise (diffusers has no COSMOS img2img pipeline: this is SDEdit in the sampler's own parametrisation). Video
+ * families encode each init picture as a still video of the request's frame count ({@link LatentSpace#encode}).
  * The inpainting pipelines also draw a posterior sample of the masked image (only the 384-channel Fill models read its
  * latents); it comes third, after everything the loop uses, so it is not drawn here. Everything is in the family's latent
  * dtype and, after packing, in its sampler's layout (the blend is elementwise).
@@ -74,11 +78,11 @@ public final class ImageToImage {
         try (RandomDraws draws = RandomDraws.of(s); PointerScope scope = new PointerScope()) {
             Tensor eps = Scopes.adopt(draws.next(shape, dtype));                         // draw 1: the posterior samples (owned: to the scope)
             int[] size = space.imageSize(s);
-            Tensor unpackedImage = imageLatents(space.vae(), size, init, eps, shape, dtype);
+            Tensor unpackedImage = imageLatents(space, s, size, init, eps, shape, dtype);
             // the draws come from the CPU generators (reproducible); they go where the VAE put the latents, once
             Tensor n = Transfers.to(Scopes.adopt(draws.initial(shape, dtype)), DeviceSpec.of(unpackedImage)); // draw 2: the noise
             Tensor sigma = sigma(schedule.sigma(0), dtype, unpackedImage);
-            Tensor x = sigma.mul(n).add(rsub(sigma, new Scalar(1.0)).mul(unpackedImage));  // scale_noise
+            Tensor x = noised(space.noising(), sigma, n, unpackedImage);                 // scale_noise (FLOW)
             start = Tensors.keep(space.pack(x, s));
             imageLatents = Tensors.keep(space.pack(unpackedImage, s));
             InpaintMask m = s.option(InpaintMask.class);
@@ -86,7 +90,7 @@ public final class ImageToImage {
                 noise = Tensors.keep(space.pack(n, s));
                 mask = Tensors.keep(space.pack(Transfers.to(maskLatents(m, size, shape, dtype), DeviceSpec.of(unpackedImage)), s));
             }
-            Start out = new Start(start, imageLatents, noise, mask, schedule);
+            Start out = new Start(start, imageLatents, noise, mask, schedule, space.noising());
             start = imageLatents = noise = mask = null;
             return out;
         } finally {
@@ -97,17 +101,29 @@ public final class ImageToImage {
         }
     }
 
-    /** {@code ((mean + std·eps) − shift)·scaling} per image, {@code [B, C, h, w]} (image i from init image i mod n). */
-    private static Tensor imageLatents(AutoencoderKL vae, int[] size, InitImage init, Tensor eps, long[] shape, DType dtype) {
+    /** The latents at noise level σ: {@code σ·n + (1 − σ)·x0} (FLOW) or {@code x0 + σ·n} (EDM). */
+    private static Tensor noised(LatentSpace.Noising noising, Tensor sigma, Tensor noise, Tensor x0) {
+        return switch (noising) {
+            case FLOW -> sigma.mul(noise).add(rsub(sigma, new Scalar(1.0)).mul(x0));
+            case EDM -> x0.add(sigma.mul(noise));
+        };
+    }
+
+    /**
+     * {@code scale(mean + std·eps)} per image, {@code [B, C, h, w]} or {@code [B, C, F', h, w]} (image i from init image
+     * i mod n).
+     */
+    private static Tensor imageLatents(LatentSpace space, GenerationSettings s, int[] size, InitImage init, Tensor eps, long[] shape, DType dtype) {
         Tensor pixels = InputImages.pixels(init.images(), size[0], size[1], "init image");
-        try (AutoencoderKL.Encoded posterior = vae.encode(pixels)) {
-            if (posterior.mean().size(2) != shape[2] || posterior.mean().size(3) != shape[3]) {
-                throw new InvalidRequestException("the VAE encodes " + size[0] + "x" + size[1] + " to latents of "
-                        + posterior.mean().size(3) + "x" + posterior.mean().size(2) + ", but the model's latents are " + shape[3] + "x" + shape[2]);
+        try (AutoencoderKL.Encoded posterior = space.encode(pixels, s)) {
+            long[] got = Tensors.shape(posterior.mean());
+            if (!Arrays.equals(Arrays.copyOfRange(got, 1, got.length), Arrays.copyOfRange(shape, 1, shape.length))) {
+                throw new InvalidRequestException("the VAE encodes " + size[0] + "x" + size[1] + " to latents of " + Arrays.toString(Arrays.copyOfRange(got, 1, got.length))
+                        + ", but the model's latents are " + Arrays.toString(Arrays.copyOfRange(shape, 1, shape.length)));
             }
             Tensor mean = rows(posterior.mean(), (int) shape[0]), std = rows(posterior.std(), (int) shape[0]);
             Tensor sample = mean.add(std.mul(eps.to(mean.device(), mean.scalar_type())));
-            return vae.scaleLatents(sample).to(dtype.scalarType());
+            return Scopes.adopt(space.scale(sample)).to(dtype.scalarType());
         } finally {
             pixels.close();
         }
@@ -135,7 +151,10 @@ public final class ImageToImage {
         long n = t.size(0);
         if (n == batch) return t;
         if (batch % n != 0) throw new InvalidRequestException(n + " images for a batch of " + batch);
-        return t.repeat(batch / n, 1, 1, 1);
+        long[] repeats = new long[(int) t.dim()];
+        Arrays.fill(repeats, 1);
+        repeats[0] = batch / n;
+        return t.repeat(repeats);
     }
 
     /** σ as the scheduler holds it ({@code sigmas.to(sample.dtype)}): a one-element tensor of the latents' dtype, on {@code like}'s device. */
@@ -151,8 +170,14 @@ public final class ImageToImage {
     public static final class Start implements AutoCloseable {
         private final Tensor latents, imageLatents, noise, mask;
         private final Schedule schedule;
+        private final LatentSpace.Noising noising;
 
         Start(Tensor latents, Tensor imageLatents, Tensor noise, Tensor mask, Schedule schedule) {
+            this(latents, imageLatents, noise, mask, schedule, LatentSpace.Noising.FLOW);
+        }
+
+        Start(Tensor latents, Tensor imageLatents, Tensor noise, Tensor mask, Schedule schedule, LatentSpace.Noising noising) {
+            this.noising = noising;
             this.latents = latents;
             this.imageLatents = imageLatents;
             this.noise = noise;
@@ -186,7 +211,7 @@ public final class ImageToImage {
                         Tensor proper = imageLatents;
                         if (i < schedule.steps() - 1) {
                             Tensor sigma = ImageToImage.sigma(schedule.sigma(i + 1), Tensors.dtype(imageLatents), imageLatents);
-                            proper = sigma.mul(noise).add(rsub(sigma, new Scalar(1.0)).mul(imageLatents));
+                            proper = noised(noising, sigma, noise, imageLatents);
                         }
                         Tensor m = mask.to(x.device(), x.scalar_type());
                         Tensor blended = rsub(m, new Scalar(1.0)).mul(proper.to(x.device(), x.scalar_type())).add(m.mul(x));

@@ -43,6 +43,7 @@ public final class GoldenRunner {
             Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
             Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE),
             Map.entry("wan_vae_decode", WanVaeCases.DECODE),
+            Map.entry("wan_vae_encode", WanVaeCases.ENCODE),
             Map.entry("gguf_dequant", QuantizedCases.GGUF_DEQUANT),
             Map.entry("bnb4_dequant", QuantizedCases.BNB4_DEQUANT),
             Map.entry("fp8_codes", QuantizedCases.FP8_CODES),

@@ -11,6 +11,7 @@ import io.mmdit4j.runtime.DeviceSpec;
 import io.mmdit4j.runtime.Native;
 import io.mmdit4j.runtime.Scopes;
 import io.mmdit4j.runtime.Tensors;
+import io.mmdit4j.vae.AutoencoderKL;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
@@ -27,20 +28,28 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
+import java.util.function.Supplier;
 
 import static org.bytedeco.pytorch.global.torch.cat;
 import static org.bytedeco.pytorch.global.torch.clamp;
+import static org.bytedeco.pytorch.global.torch.exp;
 
 /**
- * diffusers {@code AutoencoderKLWan} (the Wan 2.1 VAE of Wan 2.1 and Cosmos-Predict2), decode path:
+ * diffusers {@code AutoencoderKLWan} (the Wan 2.1 VAE of Wan 2.1 and Cosmos-Predict2). Decode path:
  * {@code post_quant_conv}, then the causal 3-D decoder run <b>one latent frame at a time</b> with its feature cache (frame 0
  * → 1 frame, each further latent frame → 4), output clamped to [−1, 1]: latents {@code [B, 16, F, h, w]} → video
  * {@code [B, 3, 1 + 4(F−1), 8h, 8w]}. Peak memory is one latent frame's activations plus the cache (the last two input frames
  * of every causal convolution, not kept after the last frame: an image decode keeps none). No tiling: at 768² one frame
  * peaks near 1.5 GB in fp32 (see {@code ./mmdit inspect --config cosmos-predict2-2b}).
  *
+ * <p>Encode path ({@link #encode}): the causal 3-D encoder run on the first frame alone, then 4 frames at a time, with one
+ * feature cache, then {@code quant_conv}; the posterior's mean, log-variance (clamped to [−30, 20]) and std: video
+ * {@code [B, 3, 1 + 4k, H, W]} → {@code [B, 16, 1 + k, H/8, W/8]}. The encoder's weights ({@code encoder.*},
+ * {@code quant_conv.*}) are read on the first encode, from the source the decoder came from, so decode-only users never
+ * hold them; {@link #close} frees them with the decoder.
+ *
  * <p>The pipeline's de-normalisation is {@link #denormalize}: {@code latents / (1/latents_std) / sigma_data + latents_mean}
- * per channel, as the COSMOS reference writes it. The encoder is not implemented; its tensors are accepted and not loaded.
+ * per channel, as the COSMOS reference writes it; {@link #normalize} is its inverse for encoded latents.
  * Every returned tensor is owned by the caller.
  */
 public final class AutoencoderKLWan implements AutoCloseable {
@@ -48,6 +57,10 @@ public final class AutoencoderKLWan implements AutoCloseable {
     private static final ScalarOptional MINUS_ONE = Native.keep(new ScalarOptional(new Scalar(-1.0)));
     private static final ScalarOptional ZERO = Native.keep(new ScalarOptional(new Scalar(0.0)));
     private static final ScalarOptional ONE = Native.keep(new ScalarOptional(new Scalar(1.0)));
+    private static final ScalarOptional LOGVAR_MIN = Native.keep(new ScalarOptional(new Scalar(-30.0)));
+    private static final ScalarOptional LOGVAR_MAX = Native.keep(new ScalarOptional(new Scalar(20.0)));
+    /** Frames per encoder chunk after the first frame (diffusers' {@code _encode}). */
+    private static final int ENCODE_CHUNK = 4;
 
     private final WanVaeConfig config;
     private final DType dtype;
@@ -56,13 +69,43 @@ public final class AutoencoderKLWan implements AutoCloseable {
     final WanCausalConv3d post_quant_conv;
     final WanDecoder3d decoder;
 
-    private AutoencoderKLWan(WanVaeConfig config, DType dtype, DeviceSpec device, WanCausalConv3d postQuant, WanDecoder3d decoder) {
+    /** Builds the encode path when the first encode needs it (see {@link #encoding()}). */
+    private final Supplier<Encoding> encoderLoader;
+    private final Object encoderLock = new Object();
+    private volatile Encoding encoding; // null until the first encode
+    private boolean closed;             // guarded by encoderLock
+
+    /** The encode path: {@code encoder} and {@code quant_conv}. */
+    private record Encoding(WanEncoder3d encoder, WanCausalConv3d quant_conv) implements AutoCloseable {
+        static Encoding load(StateDict sd, WanVaeConfig c, DType compute) {
+            if (!sd.isRecording() && !sd.contains("encoder.conv_in.weight")) {
+                throw new ModelFormatException(sd.origin() + ": holds no VAE encoder: missing tensor 'encoder.conv_in.weight' (a decoder-only"
+                        + " AutoencoderKLWan file; encoding an image or video needs the encoder.* and quant_conv.* tensors of the full VAE)");
+            }
+            return Modules.loadingScoped(built -> {
+                WanEncoder3d enc = Modules.track(built, new WanEncoder3d(sd, c, compute));
+                WanCausalConv3d quant = Modules.track(built, WanCausalConv3d.load(sd, "quant_conv", 2L * c.zDim(), 2L * c.zDim(), 1, 1, compute));
+                for (String k : sd.keys()) if (!k.startsWith("encoder.") && !k.startsWith("quant_conv.")) sd.markIgnored(k);
+                sd.requireAllTaken(); // an encoder tensor this layout has no place for
+                return new Encoding(enc, quant);
+            });
+        }
+
+        @Override
+        public void close() {
+            Modules.closeAll(encoder, quant_conv);
+        }
+    }
+
+    private AutoencoderKLWan(WanVaeConfig config, DType dtype, DeviceSpec device, WanCausalConv3d postQuant, WanDecoder3d decoder,
+                             Supplier<Encoding> encoderLoader) {
         this.config = config;
         this.dtype = dtype;
         this.device = device;
         this.torchDevice = Native.keep(device.torchDevice());
         this.post_quant_conv = postQuant;
         this.decoder = decoder;
+        this.encoderLoader = encoderLoader;
     }
 
     /** A diffusers {@code vae/} folder (or a model folder with {@code vae/}): config.json and safetensors weights. */
@@ -73,8 +116,13 @@ public final class AutoencoderKLWan implements AutoCloseable {
                 ? folder.resolve("vae") : folder;
         if (!Files.isRegularFile(dir.resolve("config.json"))) throw new ModelFormatException(dir + ": no config.json (expected a diffusers AutoencoderKLWan folder)");
         WanVaeConfig c = WanVaeConfig.read(dir.resolve("config.json"));
+        Supplier<Encoding> encoder = () -> { // the same weights again, when the first encode needs them
+            try (TensorSource source = WeightFiles.open(dir)) {
+                return Encoding.load(StateDict.of(source).onDevice(device), c, compute);
+            }
+        };
         try (TensorSource source = WeightFiles.open(dir)) {
-            return fromStateDict(StateDict.of(source).onDevice(device), c, compute);
+            return fromStateDict(StateDict.of(source).onDevice(device), c, compute, encoder);
         }
     }
 
@@ -84,8 +132,16 @@ public final class AutoencoderKLWan implements AutoCloseable {
         return WanVaeConfig.read(dir.resolve("config.json"));
     }
 
-    /** Builds the decode path from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors. */
+    /**
+     * Builds the decode path from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors.
+     * The encoder is built from {@code sd} on the first {@link #encode}: its source must still be open then (a recording
+     * always is; {@link #load} reopens the folder instead).
+     */
     public static AutoencoderKLWan fromStateDict(StateDict sd, WanVaeConfig c, DType compute) {
+        return fromStateDict(sd, c, compute, () -> Encoding.load(sd, c, compute));
+    }
+
+    private static AutoencoderKLWan fromStateDict(StateDict sd, WanVaeConfig c, DType compute, Supplier<Encoding> encoder) {
         DType.checkCompute(compute);
         if (!sd.isRecording() && !sd.contains("decoder.conv_in.weight")) {
             throw new ModelFormatException(sd.origin() + ": not an AutoencoderKLWan checkpoint: missing tensor 'decoder.conv_in.weight'");
@@ -95,7 +151,7 @@ public final class AutoencoderKLWan implements AutoCloseable {
             WanDecoder3d dec = Modules.track(built, new WanDecoder3d(sd, c, compute));
             for (String k : sd.keys()) if (k.startsWith("encoder.") || k.startsWith("quant_conv.")) sd.markIgnored(k);
             sd.requireAllTaken();
-            return new AutoencoderKLWan(c, compute, sd.device(), post, dec);
+            return new AutoencoderKLWan(c, compute, sd.device(), post, dec, encoder);
         });
     }
 
@@ -107,6 +163,11 @@ public final class AutoencoderKLWan implements AutoCloseable {
     /** The decode path's tensors (names, shapes, load order), recorded from the loader. */
     public static Map<String, long[]> decoderShapes(WanVaeConfig c) {
         return ParameterShapes.of("AutoencoderKLWan " + c, sd -> fromStateDict(sd, c, DType.F32));
+    }
+
+    /** The encode path's tensors ({@code encoder.*}, {@code quant_conv.*}: names, shapes, load order), recorded from the loader. */
+    public static Map<String, long[]> encoderShapes(WanVaeConfig c) {
+        return ParameterShapes.of("AutoencoderKLWan encoder " + c, sd -> Encoding.load(sd, c, DType.F32));
     }
 
     /**
@@ -156,6 +217,20 @@ public final class AutoencoderKLWan implements AutoCloseable {
         }
     }
 
+    /**
+     * Encoded latents normalised for the transformer: {@code (mean − latents_mean) / latents_std · sigma_data} per channel
+     * (diffusers' Cosmos2 pipelines), in the VAE dtype on its device; the inverse of {@link #denormalize}. Caller-owned.
+     */
+    public Tensor normalize(Tensor mean, double sigmaData) {
+        check(mean);
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor x = place(mean);
+            Tensor m = channels(config.latentsMean()).to(x.scalar_type());
+            Tensor std = channels(config.latentsStd()).to(x.scalar_type());
+            return Tensors.keep(x.sub(m).div(std).mul(new Scalar(sigmaData)));
+        }
+    }
+
     private Tensor channels(double[] v) {
         float[] f = new float[v.length];
         for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
@@ -196,6 +271,77 @@ public final class AutoencoderKLWan implements AutoCloseable {
         }
     }
 
+    /**
+     * {@code encode(video).latent_dist}: video {@code [B, 3, F, H, W]} in [−1, 1] (any float dtype, on the host or the VAE's
+     * device) with {@code F = 1 + 4k} and H, W multiples of 8 → the posterior, {@code [B, z, 1 + k, H/8, W/8]} in the VAE dtype
+     * (owned by the record). The first frame is encoded alone, then 4 frames at a time, all through one feature cache; the
+     * first call reads the encoder's weights (a file without them fails here, naming it and the missing tensor). On a
+     * {@link #meta} VAE a shapes-only dry run.
+     */
+    public AutoencoderKL.Encoded encode(Tensor video) {
+        checkVideo(video);
+        Encoding enc = encoding();
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope(); FeatureCache cache = new FeatureCache()) {
+            Tensor x = place(video);
+            long frames = x.size(2);
+            long chunks = 1 + (frames - 1) / ENCODE_CHUNK;
+            List<Tensor> outs = new ArrayList<>();
+            try {
+                for (long i = 0; i < chunks; i++) {
+                    cache.rewind();
+                    cache.keep = i < chunks - 1; // the last chunk's context is never read
+                    Tensor chunk = i == 0 ? x.narrow(2, 0, 1) : x.narrow(2, 1 + ENCODE_CHUNK * (i - 1), ENCODE_CHUNK);
+                    outs.add(enc.encoder().forward(chunk, cache));
+                }
+                Tensor all = outs.size() == 1 ? outs.get(0) : cat(new TensorVector(outs.toArray(new Tensor[0])), 2);
+                Tensor moments = enc.quant_conv().forward(all, null);
+                TensorVector halves = moments.chunk(2, 1);
+                Tensor mean = halves.get(0).contiguous();
+                Tensor logvar = moments.is_meta() ? halves.get(1).contiguous() : clamp(halves.get(1), LOGVAR_MIN, LOGVAR_MAX);
+                Tensor std = exp(logvar.mul(HALF));
+                return new AutoencoderKL.Encoded(Tensors.keep(mean), Tensors.keep(logvar), Tensors.keep(std));
+            } finally {
+                outs.forEach(Native::release);
+            }
+        }
+    }
+
+    /** The encode path, loaded once (thread-safe) on first use. */
+    private Encoding encoding() {
+        Encoding e = encoding;
+        if (e != null) return e;
+        synchronized (encoderLock) {
+            if (closed) throw new IllegalStateException("this AutoencoderKLWan is closed");
+            if (encoding == null) encoding = encoderLoader.get();
+            return encoding;
+        }
+    }
+
+    /** Whether the encoder's weights have been read (by a first {@link #encode}). */
+    public boolean encoderLoaded() {
+        return encoding != null;
+    }
+
+    private void checkVideo(Tensor v) {
+        int s = config.spatialCompression();
+        String expected = "expected [B, " + WanEncoder3d.IN_CHANNELS + ", F, H, W] with F = 1 + 4k frames and H, W multiples of " + s;
+        if (v == null || v.isNull()) throw new IllegalArgumentException("video is null, " + expected);
+        long[] shape = Tensors.shape(v);
+        String got = "video has shape " + Arrays.toString(shape) + ", ";
+        if (shape.length != 5) throw new IllegalArgumentException(got + expected + " (rank 5, got rank " + shape.length + ")");
+        if (shape[0] < 1) throw new IllegalArgumentException(got + expected + " (batch of at least 1)");
+        if (shape[1] != WanEncoder3d.IN_CHANNELS) {
+            throw new IllegalArgumentException(got + expected + " (" + WanEncoder3d.IN_CHANNELS + " channels, got " + shape[1] + ")");
+        }
+        if (shape[2] < 1 || (shape[2] - 1) % ENCODE_CHUNK != 0) {
+            throw new IllegalArgumentException(got + expected + " (frames 1, 5, 9, ..., got " + shape[2] + ")");
+        }
+        if (shape[3] < s || shape[3] % s != 0 || shape[4] < s || shape[4] % s != 0) {
+            throw new IllegalArgumentException(got + expected + " (height and width multiples of " + s + ", got " + shape[3] + " × " + shape[4] + ")");
+        }
+        io.mmdit4j.vae.VaeTensors.requireFloating("video", v);
+    }
+
     /** {@code clamp(decoded/2 + 0.5, 0, 1)} permuted to {@code [B, F, 3, H, W]} ({@code VideoProcessor.postprocess_video}, "pt"). */
     public Tensor toVideo(Tensor decoded) {
         if (decoded == null || decoded.dim() != 5) throw new IllegalArgumentException("decoded video must be [B, C, F, H, W]");
@@ -223,6 +369,11 @@ public final class AutoencoderKLWan implements AutoCloseable {
 
     @Override
     public void close() {
+        synchronized (encoderLock) {
+            closed = true;
+            Modules.closeQuietly(encoding);
+            encoding = null;
+        }
         Modules.closeAll(post_quant_conv, decoder);
         Native.release(torchDevice);
     }

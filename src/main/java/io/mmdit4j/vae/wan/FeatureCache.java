@@ -7,10 +7,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The decoder's causal feature cache ({@code feat_cache}/{@code feat_idx} of diffusers' {@code AutoencoderKLWan}): one slot per
- * cached causal convolution in call order, holding the last (up to two) frames of that convolution's input from the
- * previous latent frame, or the temporal upsampler's "Rep" mark after the first frame. Slots own their tensors. When
- * {@link #keep} is false (the last latent frame), nothing new is stored: no later frame will read it.
+ * The causal feature cache of the decoder and the encoder ({@code feat_cache}/{@code feat_idx} and {@code enc_feat_map} of
+ * diffusers' {@code AutoencoderKLWan}): one slot per cached causal convolution in call order, holding the last (up to two)
+ * frames of that convolution's input from the previous latent frame (or encoder chunk), the temporal upsampler's "Rep"
+ * mark after the first frame, or the temporal downsampler's last output frame. Slots own their tensors. When {@link #keep}
+ * is false (the last latent frame or chunk), nothing new is stored: no later one will read it.
  */
 final class FeatureCache implements AutoCloseable {
     private final List<Tensor> frames = new ArrayList<>();

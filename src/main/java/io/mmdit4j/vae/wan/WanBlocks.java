@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.bytedeco.pytorch.global.torch.cat;
+import static org.bytedeco.pytorch.global.torch.constant_pad_nd;
 import static org.bytedeco.pytorch.global.torch.empty;
 import static org.bytedeco.pytorch.global.torch.linalg_vector_norm;
 import static org.bytedeco.pytorch.global.torch.silu;
@@ -27,9 +28,18 @@ import static org.bytedeco.pytorch.global.torch.stack;
 import static org.bytedeco.pytorch.global.torch.upsample_nearest2d;
 import static org.bytedeco.pytorch.global.torch.zeros_like;
 
-/** The building blocks of the Wan 2.1 decoder (diffusers {@code autoencoder_kl_wan}), with their feature-cache protocol. */
+/** The building blocks of the Wan 2.1 encoder and decoder (diffusers {@code autoencoder_kl_wan}), with their feature-cache protocol. */
 final class WanBlocks {
     private WanBlocks() {}
+
+    /** A block that reads and writes the feature cache (the encoder's down blocks: residual blocks and downsamplers). */
+    interface Cached extends AutoCloseable {
+        /** Owned result; x is not consumed. */
+        Tensor forward(Tensor x, FeatureCache cache);
+
+        @Override
+        void close();
+    }
 
     /** How many trailing frames a cached convolution keeps ({@code CACHE_T}). */
     static final int CACHE_T = 2;
@@ -86,7 +96,7 @@ final class WanBlocks {
     }
 
     /** {@code WanResidualBlock}: shortcut + conv2(silu(norm2(conv1(silu(norm1(x)))))), both convs cached. */
-    static final class ResidualBlock implements AutoCloseable {
+    static final class ResidualBlock implements Cached {
         final RmsNorm norm1, norm2;
         final WanCausalConv3d conv1, conv2, conv_shortcut; // shortcut: null when in == out
 
@@ -105,7 +115,8 @@ final class WanBlocks {
         }
 
         /** Owned result; x is not consumed. */
-        Tensor forward(Tensor x, FeatureCache cache) {
+        @Override
+        public Tensor forward(Tensor x, FeatureCache cache) {
             Tensor h = Scopes.owned(() -> cachedConv(conv1, silu(norm1.forward(x)), cache));
             Tensor y = Scopes.then(h, t -> Scopes.owned(() -> cachedConv(conv2, silu(norm2.forward(t)), cache)));
             return Scopes.then(y, t -> Scopes.owned(() -> conv_shortcut == null ? t.add(x) : t.add(conv_shortcut.forward(x, null))));
@@ -218,6 +229,68 @@ final class WanBlocks {
             } finally {
                 if (ownsIn) in.close();
             }
+        }
+
+        @Override
+        public void close() {
+            Modules.closeAll(resample_1, time_conv);
+        }
+    }
+
+    /**
+     * {@code WanResample} in the encoder's modes: {@code downsample2d} (per frame, zero padding right and bottom by one,
+     * then a 3x3 stride-2 Conv2d keeping the channels) and {@code downsample3d} (the same, then from the second chunk on a
+     * time conv of stride 2 over the previous chunk's last frame and this chunk's frames: 4 frames → 2, 2 → 1; the first
+     * chunk is only cached), keys {@code resample.1} and {@code time_conv}.
+     */
+    static final class Downsample implements Cached {
+        private static final Scalar ZERO = Native.keep(new Scalar(0.0));
+        private static final long[] PAD_RIGHT_BOTTOM = {0, 1, 0, 1};
+
+        final Conv2d resample_1;
+        final WanCausalConv3d time_conv; // null for downsample2d
+
+        Downsample(StateDict sd, String p, long dim, boolean temporal, DType dtype) {
+            List<AutoCloseable> built = new ArrayList<>();
+            try {
+                resample_1 = Modules.track(built, Conv2d.load(sd, p + ".resample.1", dim, dim, 3, 2, 0, dtype));
+                time_conv = temporal ? Modules.track(built, WanCausalConv3d.loadDownTime(sd, p + ".time_conv", dim, dtype)) : null;
+            } catch (RuntimeException e) {
+                Modules.closeAll(built);
+                throw e;
+            }
+        }
+
+        @Override
+        public Tensor forward(Tensor x, FeatureCache cache) {
+            Tensor y = Scopes.owned(() -> {
+                long b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
+                Tensor frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w);
+                Tensor padded = frames.is_meta()
+                        ? empty(new long[] {b * t, c, h + 1, w + 1}, frames.options(), new MemoryFormatOptional())
+                        : constant_pad_nd(frames, PAD_RIGHT_BOTTOM, ZERO);
+                Tensor o = resample_1.forward(padded);
+                return o.view(b, t, o.size(1), o.size(2), o.size(3)).permute(0, 2, 1, 3, 4);
+            });
+            if (time_conv == null || cache == null) return y;
+            int slot = cache.next();
+            Tensor prev = cache.get(slot);
+            if (prev == null) { // the first chunk passes unchanged and is cached
+                if (cache.keep) cache.put(slot, lastFrame(y));
+                return y;
+            }
+            try {
+                Tensor out = Scopes.owned(() -> time_conv.forward(cat(new TensorVector(prev.narrow(2, prev.size(2) - 1, 1), y), 2), null));
+                if (cache.keep) cache.put(slot, lastFrame(y)); // after the read: put frees prev
+                return out;
+            } finally {
+                y.close();
+            }
+        }
+
+        /** Only a chunk's last frame is read again (diffusers caches the whole first chunk, which is one frame). */
+        private static Tensor lastFrame(Tensor y) {
+            return Scopes.owned(() -> y.narrow(2, y.size(2) - 1, 1).clone());
         }
 
         @Override

@@ -22,7 +22,8 @@ import static org.bytedeco.pytorch.global.torch.zeros;
  * <p>When a call produces one output frame from a window that starts with zero padding (every call of an image decode,
  * the first calls of a video), the zero frames contribute nothing: the same frame is computed from the real frames and
  * the matching kernel slices only (a Conv2d for one real frame), a third of the work of the padded Conv3d. The sums
- * then run over fewer terms, so results differ from the padded convolution by float rounding only.
+ * then run over fewer terms, so results differ from the padded convolution by float rounding only. Only the encoder's
+ * temporal downsampler strides in time (2, without padding); spatial strides are always 1.
  */
 final class WanCausalConv3d implements AutoCloseable {
     final Tensor weight; // [out, in, kt, kh, kw]
@@ -33,12 +34,12 @@ final class WanCausalConv3d implements AutoCloseable {
     private static final long[] DILATION3 = {1, 1, 1};
     private static final long[] DILATION2 = {1, 1};
 
-    private WanCausalConv3d(Tensor weight, Tensor bias, int padT, int stride) {
+    private WanCausalConv3d(Tensor weight, Tensor bias, int padT, int strideT) {
         this.weight = weight;
         this.bias = bias;
         this.biasOption = Native.keep(new TensorOptional(bias));
         this.padT = padT;
-        this.stride = new long[] {1, stride, stride};
+        this.stride = new long[] {strideT, 1, 1};
     }
 
     /** @param kt, k the temporal and spatial kernel sizes; padding {@code (kt/2, k/2, k/2)} keeps the size (as diffusers builds them) */
@@ -63,6 +64,20 @@ final class WanCausalConv3d implements AutoCloseable {
         }
     }
 
+    /**
+     * The temporal downsampler's {@code time_conv}: kernel (3, 1, 1), stride (2, 1, 1), no padding (the encoder feeds it the
+     * previous chunk's last frame in front instead).
+     */
+    static WanCausalConv3d loadDownTime(StateDict sd, String p, long dim, DType dtype) {
+        Tensor w = sd.take(p + ".weight", dtype, dim, dim, 3, 1, 1);
+        try {
+            return new WanCausalConv3d(w, sd.take(p + ".bias", dtype, dim), 0, 2);
+        } catch (RuntimeException e) {
+            Native.release(w);
+            throw e;
+        }
+    }
+
     long outChannels() {
         return weight.size(0);
     }
@@ -75,7 +90,7 @@ final class WanCausalConv3d implements AutoCloseable {
         long zeros = padT - context;
         if (zeros < 0) throw new IllegalArgumentException("a cached context of " + context + " frames for a causal padding of " + padT);
         long frames = context + x.size(2);
-        long outFrames = zeros + frames - kt + 1;
+        long outFrames = (zeros + frames - kt) / stride[0] + 1;
         if (x.is_meta()) {
             return empty(new long[] {x.size(0), weight.size(0), outFrames, x.size(3), x.size(4)}, x.options(), new MemoryFormatOptional());
         }

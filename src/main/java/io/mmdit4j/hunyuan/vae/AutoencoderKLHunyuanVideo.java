@@ -627,6 +627,83 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         return plan(config, dtype, latentShape, tiling);
     }
 
+    /**
+     * What an encode of a video {@code videoShape = [B, 3, F, H, W]} produces and roughly needs (the {@link DecodePlan}'s
+     * estimate for the encoder).
+     *
+     * @param latentShape          {@code [B, latent, 1 + (F−1)/4, H/8, W/8]}
+     * @param peakActivationBytes  estimated peak of live activations (weights and the input video excluded) in the compute
+     *                             dtype: the largest stage of one encoder pass over the largest chunk/tile (its input, padded
+     *                             copy and two stage-sized temporaries, plus the attention scores of one query frame), plus,
+     *                             when tiled, the encoded chunks/tiles kept until blending, and the posterior; an estimate
+     * @param passes               encoder passes (chunks × tiles)
+     */
+    public record EncodePlan(long[] latentShape, long peakActivationBytes, int passes) {}
+
+    /** {@link EncodePlan} of an encode with {@code tiling}; shapes only, no native memory. */
+    public static EncodePlan encodePlan(HunyuanVideoVaeConfig c, DType dtype, long[] videoShape, Tiling tiling) {
+        int s = c.spatialCompressionRatio(), r = c.temporalCompressionRatio();
+        if (videoShape.length != 5 || videoShape[1] != c.inChannels() || Arrays.stream(videoShape).anyMatch(d -> d < 1)
+                || (videoShape[2] - 1) % r != 0 || videoShape[3] % s != 0 || videoShape[4] % s != 0) {
+            throw new IllegalArgumentException("video shape " + Arrays.toString(videoShape) + ", expected [batch, " + c.inChannels()
+                    + ", " + r + "k+1 frames, height and width multiples of " + s + "]");
+        }
+        tiling.check(c);
+        long b = videoShape[0], f = videoShape[2], h = videoShape[3], w = videoShape[4];
+        long[] latent = {b, c.latentChannels(), c.latentFrames(f), h / s, w / s};
+        long bytes = dtype.bytes();
+        long posteriorBytes = 4 * product(latent) * bytes; // moments (2 halves) + logvar + std
+        long chunkF = f, chunks = 1;
+        if (tiling.framewise() && f > tiling.minFrames()) {
+            chunkF = Math.min(f, tiling.minFrames() + 1L);
+            chunks = (f + tiling.strideFrames() - 1) / tiling.strideFrames();
+        }
+        long tileH = h, tileW = w, tiles = 1;
+        if (tiling.spatial() && (w > tiling.minWidth() || h > tiling.minHeight())) {
+            tileH = Math.min(h, tiling.minHeight());
+            tileW = Math.min(w, tiling.minWidth());
+            tiles = ((h + tiling.strideHeight() - 1) / tiling.strideHeight()) * ((w + tiling.strideWidth() - 1) / tiling.strideWidth());
+        }
+        long pass = encoderPassBytes(c, b, chunkF, tileH, tileW, bytes);
+        long pieces = chunks * tiles;
+        long kept = pieces == 1 ? 0 : pieces * b * 2L * c.latentChannels() * c.latentFrames(chunkF) * ((tileH + s - 1) / s) * ((tileW + s - 1) / s) * bytes;
+        return new EncodePlan(latent, pass + kept + posteriorBytes, (int) Math.min(Integer.MAX_VALUE, pieces));
+    }
+
+    /** {@link #encodePlan} for this model's config and dtype. */
+    public EncodePlan encodePlan(long[] videoShape, Tiling tiling) {
+        return encodePlan(config, dtype, videoShape, tiling);
+    }
+
+    /** Peak live activation bytes of one encoder pass over {@code [b, 3, f, h, w]}: the largest stage. */
+    private static long encoderPassBytes(HunyuanVideoVaeConfig c, long b, long f, long h, long w, long bytes) {
+        long hw = h * w;
+        long peak = stage(b * c.inChannels() * f * hw, b * c.channels(0) * f * hw, true);        // conv_in
+        long in = c.channels(0);
+        for (int i = 0; i < c.numBlocks(); i++) {
+            long out = c.channels(i);
+            peak = Math.max(peak, stage(b * in * f * hw, b * out * f * hw, true));               // the block's resnets
+            boolean space = c.downsamplesSpatially(i), time = c.downsamplesTemporally(i);
+            if (space || time) {
+                long f2 = time ? (f - 1) / 2 + 1 : f;
+                long hw2 = space ? ((h + 1) / 2) * ((w + 1) / 2) : hw;
+                peak = Math.max(peak, stage(b * out * f * hw, b * out * f2 * hw2, true));         // the down-sampler
+                f = f2;
+                if (space) {
+                    h = (h + 1) / 2;
+                    w = (w + 1) / 2;
+                }
+                hw = h * w;
+            }
+            in = out;
+        }
+        long top = c.topChannels();
+        peak = Math.max(peak, stage(b * top * f * hw, b * top * f * hw, true));
+        if (c.midBlockAddAttention()) peak = Math.max(peak, 6 * b * top * f * hw + b * hw * f * hw);
+        peak = Math.max(peak, stage(b * top * f * hw, b * 2L * c.latentChannels() * f * hw, true) + b * top * f * hw);
+        return peak * bytes;
+    }
+
     /** Peak live activation bytes of one decoder pass over {@code [b, latent, f, h, w]}: the largest stage. */
     private static long passBytes(HunyuanVideoVaeConfig c, long b, long f, long h, long w, long bytes) {
         long top = c.topChannels();

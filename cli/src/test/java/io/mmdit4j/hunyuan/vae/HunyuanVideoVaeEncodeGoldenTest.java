@@ -186,6 +186,22 @@ class HunyuanVideoVaeEncodeGoldenTest {
                 }
             }
             assertTrue(meta.encoderLoaded());
+
+            long[] video = Tensors.shape(v);
+            AutoencoderKLHunyuanVideo.EncodePlan plain = meta.encodePlan(video, Tiling.NONE);
+            AutoencoderKLHunyuanVideo.EncodePlan chunked = meta.encodePlan(video, Tiling.DIFFUSERS_DEFAULT);
+            AutoencoderKLHunyuanVideo.EncodePlan both = meta.encodePlan(video, Tiling.ENABLED);
+            for (AutoencoderKLHunyuanVideo.EncodePlan p : List.of(plain, chunked, both)) assertArrayEquals(latent, p.latentShape());
+            assertEquals(1, plain.passes());
+            assertEquals(6, chunked.passes());          // frames 0, 12, ..., 60
+            assertEquals(6 * 2 * 3, both.passes());     // × rows 0, 192 × columns 0, 192, 384
+            System.out.printf("encode plan, bf16 61×320×512: untiled %.2f GB, frame-wise %.2f GB, frame-wise + tiled %.2f GB%n",
+                    plain.peakActivationBytes() / 1e9, chunked.peakActivationBytes() / 1e9, both.peakActivationBytes() / 1e9);
+            // the largest untiled stage: conv_in's 128 channels at full size, input + padded + 2 outputs
+            assertTrue(plain.peakActivationBytes() >= 3L * 128 * 61 * 320 * 512 * 2, "untiled peak " + plain.peakActivationBytes());
+            assertTrue(chunked.peakActivationBytes() < plain.peakActivationBytes() / 2, "frame-wise encoding must need less");
+            assertTrue(both.peakActivationBytes() < chunked.peakActivationBytes(), "spatial tiling must need less again");
+            expect(IllegalArgumentException.class, () -> meta.encodePlan(new long[] {1, 3, 60, 320, 512}, Tiling.NONE), "4k+1");
         }
         Map<String, long[]> shapes = AutoencoderKLHunyuanVideo.encoderShapes(c);
         assertArrayEquals(new long[] {128, 3, 3, 3, 3}, shapes.get("encoder.conv_in.conv.weight"));

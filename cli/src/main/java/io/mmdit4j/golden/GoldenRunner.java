@@ -42,6 +42,7 @@ public final class GoldenRunner {
             Map.entry("llama_text_encoder", new LlamaTextEncoderCases()),
             Map.entry("hunyuan_video_vae_decode", HunyuanVideoVaeCases.DECODE),
             Map.entry("hunyuan_video_vae", HunyuanVideoVaeCases.DECODE),
+            Map.entry("hunyuan_video_vae_encode", HunyuanVideoVaeCases.ENCODE),
             Map.entry("wan_vae_decode", WanVaeCases.DECODE),
             Map.entry("wan_vae_encode", WanVaeCases.ENCODE),
             Map.entry("gguf_dequant", QuantizedCases.GGUF_DEQUANT),

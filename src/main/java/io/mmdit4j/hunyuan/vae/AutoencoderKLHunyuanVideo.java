@@ -1,5 +1,6 @@
 package io.mmdit4j.hunyuan.vae;
 
+import io.mmdit4j.vae.AutoencoderKL;
 import io.mmdit4j.vae.Decoder;
 import io.mmdit4j.vae.MidBlockAttention;
 import io.mmdit4j.vae.TiledDecode;
@@ -21,6 +22,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
@@ -31,16 +33,22 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
+import java.util.function.Function;
 
 import static org.bytedeco.pytorch.global.torch.cat;
+import static org.bytedeco.pytorch.global.torch.clamp;
+import static org.bytedeco.pytorch.global.torch.exp;
 
 /**
- * diffusers {@code AutoencoderKLHunyuanVideo}, decode path: {@code post_quant_conv} (1×1×1 Conv3d), then the causal
- * 3-D decoder ({@link Decoder} over {@link CausalConv3d}), latents {@code [B, 16, F', h, w]} → video {@code [B, 3, 1 + 4(F'−1), 8h, 8w]}
- * in about [−1, 1] (unclamped). Loads a diffusers {@code vae/} folder (or a model folder containing {@code vae/}, or a
- * diffusers-named single file). The encoder is not implemented: its tensors ({@code encoder.*}, {@code quant_conv.*})
- * are accepted and not loaded; any other unknown tensor is reported. fp32 and bf16 (and fp16) compute; everything
- * runs in the VAE's dtype, as the pipeline does.
+ * diffusers {@code AutoencoderKLHunyuanVideo} (v0.32.2). Decode path: {@code post_quant_conv} (1×1×1 Conv3d), then the
+ * causal 3-D decoder ({@link Decoder} over {@link CausalConv3d}), latents {@code [B, 16, F', h, w]} → video
+ * {@code [B, 3, 1 + 4(F'−1), 8h, 8w]} in about [−1, 1] (unclamped). Encode path ({@link #encode}): the causal 3-D encoder
+ * ({@link EncoderCausal3D}), then {@code quant_conv}, video {@code [B, 3, 4k+1, H, W]} → the posterior
+ * ({@link AutoencoderKL.Encoded}) over latents {@code [B, 16, k+1, H/8, W/8]}. Loads a diffusers {@code vae/} folder (or a
+ * model folder containing {@code vae/}, or a diffusers-named single file). The encoder's tensors ({@code encoder.*},
+ * {@code quant_conv.*}) are read only on the first encode, from the same source, so decode-only (text-to-video) use
+ * never holds them; a decoder-only file loads and decodes, and fails on encode. Any other unknown tensor is reported
+ * at load. fp32 and bf16 (and fp16) compute; everything runs in the VAE's dtype, as the pipeline does.
  *
  * <p><b>Scaling is the caller's (pipeline's) side</b>, as in diffusers: {@code HunyuanVideoPipeline} decodes
  * {@code vae.decode(latents.to(vae.dtype) / scaling_factor)} (no shift). {@link #decode} takes the already un-scaled
@@ -75,11 +83,38 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     final CausalConv3d post_quant_conv; // kernel 1: no padding, a plain Conv3d (keys post_quant_conv.weight/bias)
     final Decoder decoder;
 
+    private static final Scalar HALF = Native.keep(new Scalar(0.5));
+    private static final ScalarOptional LOGVAR_MIN = Native.keep(new ScalarOptional(new Scalar(-30.0)));
+    private static final ScalarOptional LOGVAR_MAX = Native.keep(new ScalarOptional(new Scalar(20.0)));
+
+    /** Where the encoder half is read from on the first encode: runs the build on those tensors (and closes them after). */
+    @FunctionalInterface
+    private interface EncoderSource {
+        EncoderPart open(Function<StateDict, EncoderPart> build);
+    }
+
+    /** The encode path's modules, {@code encoder.*} and {@code quant_conv.*} (a 1×1×1 Conv3d over 2·latent channels). */
+    private record EncoderPart(EncoderCausal3D encoder, CausalConv3d quant_conv) implements AutoCloseable {
+        @Override
+        public void close() {
+            Modules.closeAll(Arrays.asList(encoder, quant_conv));
+        }
+    }
+
+    private final EncoderSource encoderSource;
+    private final Object encoderLock = new Object();
+    private volatile EncoderPart encoderPart; // null until the first encode
+    private boolean closed;                   // guarded by encoderLock
+
     /**
-     * diffusers' decode tiling options, in video pixels/frames as {@code enable_tiling(...)} takes them.
+     * diffusers' tiling options, in video pixels/frames as {@code enable_tiling(...)} takes them; decode and encode use the
+     * same ones, as diffusers does.
      *
      * @param framewise      {@code use_framewise_decoding}: chunk the latent frames when there are more than {@code minFrames/4}
+     *                       (decode), and the video frames when there are more than {@code minFrames} (encode: diffusers 0.32.2
+     *                       tests this flag there too, not {@code use_framewise_encoding})
      * @param spatial        {@code use_tiling}: cut H/W into tiles when the latents exceed {@code minHeight/8} or {@code minWidth/8}
+     *                       (decode), or the video {@code minHeight} or {@code minWidth} pixels (encode)
      * @param minHeight      {@code tile_sample_min_height} (256)
      * @param minWidth       {@code tile_sample_min_width} (256)
      * @param minFrames      {@code tile_sample_min_num_frames} (16)
@@ -124,8 +159,10 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         }
     }
 
-    private AutoencoderKLHunyuanVideo(HunyuanVideoVaeConfig config, DType dtype, DeviceSpec device, CausalConv3d postQuantConv, Decoder decoder) {
+    private AutoencoderKLHunyuanVideo(HunyuanVideoVaeConfig config, DType dtype, DeviceSpec device, CausalConv3d postQuantConv, Decoder decoder,
+                                      EncoderSource encoderSource) {
         this.config = config;
+        this.encoderSource = encoderSource;
         this.dtype = dtype;
         this.device = device;
         this.torchDevice = Native.keep(device.torchDevice());
@@ -153,8 +190,14 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
             weights = weights.resolve("vae");
         }
         HunyuanVideoVaeConfig c = config != null ? config : config(weights);
+        Path from = weights;
+        EncoderSource reopen = build -> { // the encoder half, read on the first encode from the same file(s)
+            try (TensorSource source = WeightFiles.open(from)) {
+                return build.apply(StateDict.of(source).onDevice(device));
+            }
+        };
         try (TensorSource source = WeightFiles.open(weights)) {
-            return fromStateDict(StateDict.of(source).onDevice(device), c, compute);
+            return fromStateDict(StateDict.of(source).onDevice(device), c, compute, reopen);
         }
     }
 
@@ -169,8 +212,16 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
         return HunyuanVideoVaeConfig.hunyuanVideo();
     }
 
-    /** Builds the decoder from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors. */
+    /**
+     * Builds the decoder from diffusers-named tensors; fails on missing, mis-shaped or unexpected (non-encoder) tensors.
+     * The encoder half is built from {@code sd} on the first {@link #encode}, so {@code sd}'s source must still be open
+     * then (or use {@link #load}, which reopens the file); a recording gives a shapes-only encoder.
+     */
     public static AutoencoderKLHunyuanVideo fromStateDict(StateDict sd, HunyuanVideoVaeConfig c, DType compute) {
+        return fromStateDict(sd, c, compute, build -> build.apply(sd.isRecording() ? StateDict.recording(sd.origin()) : sd));
+    }
+
+    private static AutoencoderKLHunyuanVideo fromStateDict(StateDict sd, HunyuanVideoVaeConfig c, DType compute, EncoderSource encoder) {
         DType.checkCompute(compute);
         if (!sd.isRecording() && !sd.contains("decoder.conv_in.conv.weight")) {
             String some = sd.keys().stream().limit(3).map(k -> "'" + k + "'").reduce((a, b) -> a + ", " + b).orElse("none");
@@ -183,15 +234,19 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
                     (w, b) -> new CausalConv3d(w, b, 1, 1), latent, latent, 1, 1, 1));
             Decoder decoder = Modules.track(built, Decoder.load(sd, c, CausalConv3d::load, MidBlockAttention::loadCausal,
                     (s, p, i, channels, dtype) -> UpsampleCausal3D.load(s, p, c, i, channels, dtype), compute));
-            for (String k : sd.keys()) { // the encoder half is not implemented: accepted, never loaded
-                if (k.startsWith("encoder.") || k.startsWith("quant_conv.")) sd.markIgnored(k);
+            for (String k : sd.keys()) { // the encoder half: accepted here, loaded on the first encode
+                if (isEncoderKey(k)) sd.markIgnored(k);
             }
             sd.requireAllTaken();
-            return new AutoencoderKLHunyuanVideo(c, compute, sd.device(), postQuant, decoder);
+            return new AutoencoderKLHunyuanVideo(c, compute, sd.device(), postQuant, decoder, encoder);
         });
     }
 
-    /** A shapes-only model on the meta device (no weight memory): real-size dry runs of the decode. */
+    private static boolean isEncoderKey(String k) {
+        return k.startsWith("encoder.") || k.startsWith("quant_conv.");
+    }
+
+    /** A shapes-only model on the meta device (no weight memory): real-size dry runs of the decode and the encode. */
     public static AutoencoderKLHunyuanVideo meta(HunyuanVideoVaeConfig config, DType compute) {
         return fromStateDict(StateDict.recording("meta AutoencoderKLHunyuanVideo"), config, compute);
     }
@@ -207,6 +262,14 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     /** Parameters of the decode path ({@link #decoderShapes}); weight bytes are this times the dtype's size. */
     public static long decoderParameterCount(HunyuanVideoVaeConfig c) {
         return ParameterShapes.count(decoderShapes(c));
+    }
+
+    /**
+     * Names and shapes of the tensors the encode path loads ({@code encoder.*}, {@code quant_conv.*}), in load order,
+     * recorded on meta tensors.
+     */
+    public static Map<String, long[]> encoderShapes(HunyuanVideoVaeConfig c) {
+        return ParameterShapes.of("AutoencoderKLHunyuanVideo encoder parameters", sd -> buildEncoder(sd, c, DType.F32));
     }
 
     public HunyuanVideoVaeConfig config() { return config; }
@@ -344,6 +407,177 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
      * {@code b[y] = a[−e + y]·(1 − y/e) + b[y]·(y/e)} for {@code y < e}, with Python-float (double) weights.
      */
 
+    // ---------------------------------------------------------------- encode
+
+    /**
+     * {@link #encode(Tensor, Tiling)} with {@link Tiling#DIFFUSERS_DEFAULT} (frame-wise encoding of more than 16 frames
+     * on, spatial tiling off): a freshly loaded diffusers model's {@code encode}, what the pipelines use.
+     */
+    public AutoencoderKL.Encoded encode(Tensor video) {
+        return encode(video, Tiling.DIFFUSERS_DEFAULT);
+    }
+
+    /**
+     * diffusers {@code AutoencoderKLHunyuanVideo.encode(video).latent_dist}: the posterior ({@code DiagonalGaussianDistribution})
+     * of a video {@code [B, 3, F, H, W]} in [−1, 1] (any floating dtype, on the CPU or this VAE's device), F = 4k+1, H and W
+     * multiples of 8. Its {@code mean}, {@code logvar} (clamped to [−30, 20]) and {@code std = exp(logvar/2)} are
+     * {@code [B, 16, k+1, H/8, W/8]} in the VAE dtype, owned by the result. As diffusers' {@code _encode}: with
+     * {@link Tiling#framewise()} and more than {@code minFrames} frames, chunks of {@code minFrames + 1} frames every
+     * {@code strideFrames} frames are encoded on their own (each chunk's first latent frame dropped after the first chunk,
+     * {@code minFrames/4 − strideFrames/4} latent frames blended linearly into the previous chunk's; diffusers 0.32.2 tests
+     * its {@code use_framewise_decoding} flag here, which {@code framewise} is); else with {@link Tiling#spatial()} and H
+     * or W above {@code minHeight}/{@code minWidth} pixels, overlapping tiles of that many pixels every {@code stride} pixels,
+     * blended over {@code (min − stride)/8} latents into their upper and left neighbours; else one pass. The encoder's
+     * weights are loaded on the first call (see the class comment); a checkpoint without them fails here with a
+     * {@link ModelFormatException} naming the file and the missing tensor. On a {@link #meta} model this is a
+     * shapes-only dry run.
+     *
+     * @throws IllegalArgumentException before any native work for a video that is not {@code [B, 3, 4k+1, 8m, 8n]}
+     */
+    public AutoencoderKL.Encoded encode(Tensor video, Tiling tiling) {
+        checkVideo(video);
+        tiling.check(config);
+        EncoderPart part = encoderPart(); // outside inference mode: weights are ordinary tensors
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            Tensor moments = encodeDispatch(part, place(video), tiling);
+            try {
+                TensorVector halves = moments.chunk(2, 1);   // get() borrows from the vector
+                Tensor mean = halves.get(0).contiguous();
+                Tensor logvar = clamp(halves.get(1), LOGVAR_MIN, LOGVAR_MAX);
+                Tensor std = exp(logvar.mul(HALF));
+                return new AutoencoderKL.Encoded(Tensors.keep(mean), Tensors.keep(logvar), Tensors.keep(std));
+            } finally {
+                moments.close();
+            }
+        }
+    }
+
+    /**
+     * {@code latents · scaling_factor} in the VAE dtype (no shift): encoder latents (a posterior mean or sample) in the
+     * transformer's latent space, the inverse of {@link #unscaleLatents}. Owned by the caller.
+     */
+    public Tensor scaleLatents(Tensor mean) {
+        check("latents", mean, config.latentChannels());
+        try (InferenceMode guard = new InferenceMode(); PointerScope scope = new PointerScope()) {
+            return Tensors.keep(place(mean).mul(scaling));
+        }
+    }
+
+    /** True once the encoder's weights are loaded (by the first {@link #encode}). */
+    public boolean encoderLoaded() {
+        return encoderPart != null;
+    }
+
+    private void checkVideo(Tensor video) {
+        VaeTensors.check("video", video, config.inChannels(), "frames", "height", "width");
+        long f = video.size(2), h = video.size(3), w = video.size(4);
+        int r = config.temporalCompressionRatio(), s = config.spatialCompressionRatio();
+        if ((f - 1) % r != 0) {
+            throw new IllegalArgumentException("video has " + f + " frames (shape " + Arrays.toString(Tensors.shape(video)) + "), expected "
+                    + r + "k+1 frames (1, " + (1 + r) + ", " + (1 + 2 * r) + ", ...)");
+        }
+        if (h % s != 0 || w % s != 0) {
+            throw new IllegalArgumentException("video is " + h + "x" + w + " pixels (height x width, shape " + Arrays.toString(Tensors.shape(video))
+                    + "), expected multiples of " + s);
+        }
+    }
+
+    /** The encoder half, loaded once on first use (thread-safe). */
+    private EncoderPart encoderPart() {
+        EncoderPart part = encoderPart;
+        if (part != null) return part;
+        synchronized (encoderLock) {
+            if (closed) throw new IllegalStateException("this AutoencoderKLHunyuanVideo is closed");
+            if (encoderPart == null) encoderPart = encoderSource.open(sd -> buildEncoder(sd, config, dtype));
+            return encoderPart;
+        }
+    }
+
+    /** Builds {@code encoder.*} and {@code quant_conv.*}; fails on missing, mis-shaped or unexpected encoder tensors. */
+    private static EncoderPart buildEncoder(StateDict sd, HunyuanVideoVaeConfig c, DType compute) {
+        if (!sd.isRecording() && !sd.contains("encoder.conv_in.conv.weight")) {
+            throw new ModelFormatException(sd.origin() + ": no VAE encoder weights: missing tensor 'encoder.conv_in.conv.weight' (the checkpoint"
+                    + " holds " + sd.keys().size() + " tensors, " + sd.keys().stream().filter(k -> k.startsWith("decoder.")).count()
+                    + " of the decoder): it decodes but cannot encode; encode needs the full VAE's 'encoder.*' and 'quant_conv.*' tensors");
+        }
+        return Modules.loadingScoped(built -> {
+            EncoderCausal3D encoder = Modules.track(built, EncoderCausal3D.load(sd, c, compute));
+            long moments = 2L * c.latentChannels();
+            CausalConv3d quant = Modules.track(built, Modules.weightAndBias(sd, "quant_conv", compute,
+                    (w, b) -> new CausalConv3d(w, b, 1, 1), moments, moments, 1, 1, 1));
+            for (String k : sd.keys()) { // the decoder half was checked at load
+                if (!isEncoderKey(k)) sd.markIgnored(k);
+            }
+            sd.requireAllTaken();
+            return new EncoderPart(encoder, quant);
+        });
+    }
+
+    /** diffusers {@code _encode}: frame-wise first, then spatial tiling, else one pass (encoder + quant_conv). Owned result. */
+    private Tensor encodeDispatch(EncoderPart part, Tensor x, Tiling t) {
+        long frames = x.size(2), h = x.size(3), w = x.size(4);
+        if (t.framewise() && frames > t.minFrames()) return temporalTiledEncode(part, x, t);
+        if (t.spatial() && (w > t.minWidth() || h > t.minHeight())) return tiledEncode(part, x, t);
+        return encodeOwned(part, x);
+    }
+
+    /** encoder + quant_conv over the whole input; owned result. */
+    private static Tensor encodeOwned(EncoderPart part, Tensor x) {
+        return Scopes.then(part.encoder().forward(x), m -> Scopes.owned(() -> part.quant_conv().forward(m)));
+    }
+
+    /**
+     * diffusers {@code tiled_encode}: tiles of {@code minHeight × minWidth} pixels every {@code strideHeight/strideWidth}
+     * pixels, each encoded on its own, blended over {@code min/8 − stride/8} latents into its upper and left neighbours,
+     * cut to {@code stride/8} latents, joined and cut to {@code H/8 × W/8}.
+     */
+    private Tensor tiledEncode(EncoderPart part, Tensor x, Tiling t) {
+        int s = config.spatialCompressionRatio();
+        long latentH = x.size(3) / s, latentW = x.size(4) / s;
+        int tileH = t.minHeight() / s, tileW = t.minWidth() / s, strideH = t.strideHeight() / s, strideW = t.strideWidth() / s;
+        try (PointerScope scope = new PointerScope()) {
+            Tensor all = TiledDecode.spatial(x, 3, t.minHeight(), t.minWidth(), t.strideHeight(), t.strideWidth(), tileH - strideH, tileW - strideW,
+                    strideH, strideW, tile -> encodeOwned(part, tile));
+            return Tensors.keep(all.narrow(3, 0, Math.min(latentH, all.size(3))).narrow(4, 0, Math.min(latentW, all.size(4))).contiguous());
+        }
+    }
+
+    /**
+     * diffusers {@code _temporal_tiled_encode}: chunks of {@code minFrames + 1} frames every {@code strideFrames} frames
+     * (spatially tiled when tiling is on and the video is larger than a tile); after the first chunk, each chunk's first
+     * latent frame is dropped and its first {@code minFrames/4 − strideFrames/4} latent frames are blended with the previous
+     * chunk's last ones; chunks are cut to {@code strideFrames/4} latent frames (the first to one more) and the result to
+     * {@code 1 + (F − 1)/4}.
+     */
+    private Tensor temporalTiledEncode(EncoderPart part, Tensor x, Tiling t) {
+        int r = config.temporalCompressionRatio();
+        long frames = x.size(2);
+        long latentFrames = config.latentFrames(frames);
+        int tileF = t.minFrames() / r, strideF = t.strideFrames() / r;
+        boolean tiled = t.spatial() && (x.size(3) > t.minHeight() || x.size(4) > t.minWidth());
+        List<Tensor> owned = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            List<Tensor> row = new ArrayList<>();
+            for (long i = 0; i < frames; i += t.strideFrames()) {
+                Tensor chunk = x.narrow(2, i, Math.min(t.minFrames() + 1, frames - i));
+                Tensor encoded = tiled ? tiledEncode(part, chunk, t) : encodeOwned(part, chunk);
+                owned.add(encoded);
+                row.add(i > 0 ? encoded.narrow(2, 1, encoded.size(2) - 1) : encoded);
+            }
+            List<Tensor> result = new ArrayList<>();
+            for (int i = 0; i < row.size(); i++) {
+                Tensor tile = row.get(i);
+                if (i > 0) TiledDecode.blend(row.get(i - 1), tile, tileF - strideF, 2);
+                long keep = i > 0 ? strideF : strideF + 1;
+                result.add(tile.narrow(2, 0, Math.min(keep, tile.size(2))));
+            }
+            Tensor all = cat(new TensorVector(result.toArray(new Tensor[0])), 2);
+            return Tensors.keep(all.narrow(2, 0, Math.min(latentFrames, all.size(2))).contiguous());
+        } finally {
+            Tensors.closeAll(owned);
+        }
+    }
+
     // ---------------------------------------------------------------- planning (dry runs)
 
     /**
@@ -391,6 +625,83 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
     /** {@link #plan} for this model's config and dtype. */
     public DecodePlan plan(long[] latentShape, Tiling tiling) {
         return plan(config, dtype, latentShape, tiling);
+    }
+
+    /**
+     * What an encode of a video {@code videoShape = [B, 3, F, H, W]} produces and roughly needs (the {@link DecodePlan}'s
+     * estimate for the encoder).
+     *
+     * @param latentShape          {@code [B, latent, 1 + (F−1)/4, H/8, W/8]}
+     * @param peakActivationBytes  estimated peak of live activations (weights and the input video excluded) in the compute
+     *                             dtype: the largest stage of one encoder pass over the largest chunk/tile (its input, padded
+     *                             copy and two stage-sized temporaries, plus the attention scores of one query frame), plus,
+     *                             when tiled, the encoded chunks/tiles kept until blending, and the posterior; an estimate
+     * @param passes               encoder passes (chunks × tiles)
+     */
+    public record EncodePlan(long[] latentShape, long peakActivationBytes, int passes) {}
+
+    /** {@link EncodePlan} of an encode with {@code tiling}; shapes only, no native memory. */
+    public static EncodePlan encodePlan(HunyuanVideoVaeConfig c, DType dtype, long[] videoShape, Tiling tiling) {
+        int s = c.spatialCompressionRatio(), r = c.temporalCompressionRatio();
+        if (videoShape.length != 5 || videoShape[1] != c.inChannels() || Arrays.stream(videoShape).anyMatch(d -> d < 1)
+                || (videoShape[2] - 1) % r != 0 || videoShape[3] % s != 0 || videoShape[4] % s != 0) {
+            throw new IllegalArgumentException("video shape " + Arrays.toString(videoShape) + ", expected [batch, " + c.inChannels()
+                    + ", " + r + "k+1 frames, height and width multiples of " + s + "]");
+        }
+        tiling.check(c);
+        long b = videoShape[0], f = videoShape[2], h = videoShape[3], w = videoShape[4];
+        long[] latent = {b, c.latentChannels(), c.latentFrames(f), h / s, w / s};
+        long bytes = dtype.bytes();
+        long posteriorBytes = 4 * product(latent) * bytes; // moments (2 halves) + logvar + std
+        long chunkF = f, chunks = 1;
+        if (tiling.framewise() && f > tiling.minFrames()) {
+            chunkF = Math.min(f, tiling.minFrames() + 1L);
+            chunks = (f + tiling.strideFrames() - 1) / tiling.strideFrames();
+        }
+        long tileH = h, tileW = w, tiles = 1;
+        if (tiling.spatial() && (w > tiling.minWidth() || h > tiling.minHeight())) {
+            tileH = Math.min(h, tiling.minHeight());
+            tileW = Math.min(w, tiling.minWidth());
+            tiles = ((h + tiling.strideHeight() - 1) / tiling.strideHeight()) * ((w + tiling.strideWidth() - 1) / tiling.strideWidth());
+        }
+        long pass = encoderPassBytes(c, b, chunkF, tileH, tileW, bytes);
+        long pieces = chunks * tiles;
+        long kept = pieces == 1 ? 0 : pieces * b * 2L * c.latentChannels() * c.latentFrames(chunkF) * ((tileH + s - 1) / s) * ((tileW + s - 1) / s) * bytes;
+        return new EncodePlan(latent, pass + kept + posteriorBytes, (int) Math.min(Integer.MAX_VALUE, pieces));
+    }
+
+    /** {@link #encodePlan} for this model's config and dtype. */
+    public EncodePlan encodePlan(long[] videoShape, Tiling tiling) {
+        return encodePlan(config, dtype, videoShape, tiling);
+    }
+
+    /** Peak live activation bytes of one encoder pass over {@code [b, 3, f, h, w]}: the largest stage. */
+    private static long encoderPassBytes(HunyuanVideoVaeConfig c, long b, long f, long h, long w, long bytes) {
+        long hw = h * w;
+        long peak = stage(b * c.inChannels() * f * hw, b * c.channels(0) * f * hw, true);        // conv_in
+        long in = c.channels(0);
+        for (int i = 0; i < c.numBlocks(); i++) {
+            long out = c.channels(i);
+            peak = Math.max(peak, stage(b * in * f * hw, b * out * f * hw, true));               // the block's resnets
+            boolean space = c.downsamplesSpatially(i), time = c.downsamplesTemporally(i);
+            if (space || time) {
+                long f2 = time ? (f - 1) / 2 + 1 : f;
+                long hw2 = space ? ((h + 1) / 2) * ((w + 1) / 2) : hw;
+                peak = Math.max(peak, stage(b * out * f * hw, b * out * f2 * hw2, true));         // the down-sampler
+                f = f2;
+                if (space) {
+                    h = (h + 1) / 2;
+                    w = (w + 1) / 2;
+                }
+                hw = h * w;
+            }
+            in = out;
+        }
+        long top = c.topChannels();
+        peak = Math.max(peak, stage(b * top * f * hw, b * top * f * hw, true));
+        if (c.midBlockAddAttention()) peak = Math.max(peak, 6 * b * top * f * hw + b * hw * f * hw);
+        peak = Math.max(peak, stage(b * top * f * hw, b * 2L * c.latentChannels() * f * hw, true) + b * top * f * hw);
+        return peak * bytes;
     }
 
     /** Peak live activation bytes of one decoder pass over {@code [b, latent, f, h, w]}: the largest stage. */
@@ -441,6 +752,11 @@ public final class AutoencoderKLHunyuanVideo implements AutoCloseable {
 
     @Override
     public void close() {
+        synchronized (encoderLock) {
+            closed = true;
+            Modules.closeQuietly(encoderPart);
+            encoderPart = null;
+        }
         Modules.closeAll(Arrays.asList(post_quant_conv, decoder));
         Native.release(scaling);
         Native.release(torchDevice);

@@ -15,7 +15,8 @@ import static org.bytedeco.pytorch.global.torch.replication_pad3d;
  * diffusers {@code HunyuanVideoCausalConv3d}: {@code F.pad(x, (k//2, k//2, k//2, k//2, k-1, 0), mode="replicate")},
  * then {@code nn.Conv3d(in, out, k, stride, padding=0)}. The time axis is padded with k−1 copies of the first frame in
  * front only (frame t never sees frames after t); H and W are padded by k//2 on both sides, also by <em>replication</em>
- * (not zeros). Weights {@code prefix.conv.weight [out, in, k, k, k]} and {@code prefix.conv.bias [out]}.
+ * (not zeros). Weights {@code prefix.conv.weight [out, in, k, k, k]} and {@code prefix.conv.bias [out]}. The encoder's
+ * down-samplers ({@link DownsampleCausal3D}) use the same padding with a stride per axis (time, then H and W).
  */
 public final class CausalConv3d extends Conv {
     private final long[] pad;    // (W left, W right, H top, H bottom, T front, T back)
@@ -24,9 +25,14 @@ public final class CausalConv3d extends Conv {
     private static final long[] DILATION = {1, 1, 1};
 
     CausalConv3d(Tensor weight, Tensor bias, int kernel, int stride) {
+        this(weight, bias, kernel, stride, stride);
+    }
+
+    /** A causal conv with stride {@code timeStride} over the frames and {@code spaceStride} over H and W. */
+    CausalConv3d(Tensor weight, Tensor bias, int kernel, int timeStride, int spaceStride) {
         super(weight, bias);
         this.pad = new long[] {kernel / 2, kernel / 2, kernel / 2, kernel / 2, kernel - 1, 0};
-        this.stride = new long[] {stride, stride, stride};
+        this.stride = new long[] {timeStride, spaceStride, spaceStride};
     }
 
     /** Loads {@code prefix.conv.weight [out, in, k, k, k]} and {@code prefix.conv.bias [out]} (stride 1). */
@@ -34,7 +40,10 @@ public final class CausalConv3d extends Conv {
         return Modules.weightAndBias(sd, prefix + ".conv", dtype, (w, b) -> new CausalConv3d(w, b, kernel, 1), out, in, kernel, kernel, kernel);
     }
 
-    /** {@code [B, in, F, H, W] -> [B, out, F, H, W]} (stride 1); the result belongs to the enclosing scope. */
+    /**
+     * {@code [B, in, F, H, W] -> [B, out, F', H', W']} ({@code F' = (F − 1)/s_t + 1}, {@code H' = (H − 1)/s + 1} for kernel 3;
+     * the same size at stride 1); the result belongs to the enclosing scope.
+     */
     @Override
     public Tensor forward(Tensor x) {
         if (x.is_meta()) return metaOutput(x);

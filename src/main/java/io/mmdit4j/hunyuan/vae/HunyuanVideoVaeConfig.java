@@ -68,6 +68,22 @@ public record HunyuanVideoVaeConfig(int inChannels, int outChannels, int latentC
         return i >= n - 1 - Integer.numberOfTrailingZeros(temporalCompressionRatio) && i != n - 1;
     }
 
+    /** Encoder down block {@code i} halves H and W (diffusers: {@code i < log2(spatial_compression_ratio)}). */
+    public boolean downsamplesSpatially(int i) {
+        return i < Integer.numberOfTrailingZeros(spatialCompressionRatio);
+    }
+
+    /** Encoder down block {@code i} halves the frames after the first (ratio 4: the two blocks before the last). */
+    public boolean downsamplesTemporally(int i) {
+        int n = numBlocks();
+        return i >= n - 1 - Integer.numberOfTrailingZeros(temporalCompressionRatio) && i != n - 1;
+    }
+
+    /** Latent frames of a {@code videoFrames}-frame video: {@code 1 + (F − 1)/4}. */
+    public long latentFrames(long videoFrames) {
+        return 1 + (videoFrames - 1) / temporalCompressionRatio;
+    }
+
     /** Frames of the decoded video for {@code latentFrames}: {@code 1 + 4·(F' - 1)}. */
     public long videoFrames(long latentFrames) {
         return 1 + temporalCompressionRatio * (latentFrames - 1);

@@ -81,7 +81,7 @@ public final class DemoModels {
     }
 
     /**
-     * A generated HunyuanVideo demo folder: random {@code transformer/}, {@code vae/} (decoder path), {@code text_encoder/}
+     * A generated HunyuanVideo demo folder: random {@code transformer/}, {@code vae/} (decoder and encoder), {@code text_encoder/}
      * (Llama) and {@code text_encoder_2/} (CLIP-L) from the descriptor's configs, a small byte-level Llama-3-style
      * tokenizer ({@code tokenizers/llama-demo}, ids fitting the demo Llama) and the real CLIP tokenizer.
      */
@@ -99,7 +99,7 @@ public final class DemoModels {
                     json(tmp.resolve("vae/config.json"), g.get("vae"));
                     HunyuanVideoVaeConfig vc = HunyuanVideoVaeConfig.read(tmp.resolve("vae/config.json"));
                     weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"),
-                            RandomWeights.generate(AutoencoderKLHunyuanVideo.decoderShapes(vc), seed + 3, dtype), d);
+                            vaeWeights(AutoencoderKLHunyuanVideo.decoderShapes(vc), AutoencoderKLHunyuanVideo.encoderShapes(vc), seed, dtype), d);
                     component(tmp, "text_encoder", "model.safetensors", g.get("text_encoder"), llamaShapes(g.get("text_encoder")), seed + 1, dtype, d);
                     component(tmp, "text_encoder_2", "model.safetensors", g.get("text_encoder_2"), clipShapes(g.get("text_encoder_2")), seed + 2, dtype, d);
                     copyDir(tokenizers.resolve("llama-demo"), tmp.resolve("tokenizer"));
@@ -153,7 +153,7 @@ public final class DemoModels {
 
     /**
      * A generated COSMOS demo folder laid out as nvidia/Cosmos-Predict2-2B-Text2Image: random {@code transformer/}, {@code vae/}
-     * (Wan 2.1, decoder path), {@code text_encoder/} (T5 with its {@code feed_forward_proj}) with the real T5 tokenizer, plus what the
+     * (Wan 2.1), {@code text_encoder/} (T5 with its {@code feed_forward_proj}) with the real T5 tokenizer, plus what the
      * paper adds: {@code text_encoder_2/} + {@code tokenizer_2/} (CLIP-L) and {@code pooled_adapter.safetensors} (random, non-zero gains).
      */
     public static void writeCosmos(ModelDescriptor d, Path root, Path tokenizers) throws IOException {
@@ -168,7 +168,8 @@ public final class DemoModels {
                             RandomWeights.generate(CosmosTransformer.parameterShapes(cc), seed, dtype), d);
                     json(tmp.resolve("vae/config.json"), g.get("vae"));
                     WanVaeConfig vc = WanVaeConfig.read(tmp.resolve("vae/config.json"));
-                    weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"), RandomWeights.generate(AutoencoderKLWan.decoderShapes(vc), seed + 3, dtype), d);
+                    weights(tmp.resolve("vae/diffusion_pytorch_model.safetensors"), vaeWeights(AutoencoderKLWan.decoderShapes(vc),
+                            AutoencoderKLWan.encoderShapes(vc), seed, dtype), d);
                     component(tmp, "text_encoder", "model.safetensors", g.get("text_encoder"), t5Shapes(g.get("text_encoder")), seed + 1, dtype, d);
                     component(tmp, "text_encoder_2", "model.safetensors", g.get("text_encoder_2"), clipShapes(g.get("text_encoder_2")), seed + 2, dtype, d);
                     weights(tmp.resolve("pooled_adapter.safetensors"), RandomWeights.generate(PooledClipAdapter.parameterShapes(cc.numLayers(),
@@ -216,6 +217,16 @@ public final class DemoModels {
         } finally {
             if (Files.exists(tmp)) io.mmdit4j.runtime.Files2.deleteTree(tmp);
         }
+    }
+
+    /**
+     * A video VAE's random weights: the decoder path from {@code seed + 3} (as before the encoders existed, so the demos'
+     * decodes did not change) and the encoder path ({@code encoder.*}, {@code quant_conv.*}) from {@code seed + 5}.
+     */
+    private static Map<String, Tensor> vaeWeights(Map<String, long[]> decoder, Map<String, long[]> encoder, long seed, DType dtype) {
+        Map<String, Tensor> all = new LinkedHashMap<>(RandomWeights.generate(decoder, seed + 3, dtype));
+        all.putAll(RandomWeights.generate(encoder, seed + 5, dtype));
+        return all;
     }
 
     /** {@code name/config.json} and {@code name/file} with random weights of the given shapes. */

@@ -69,11 +69,11 @@ class VideoImageToImageTest {
     @Test
     void cosmosStartsFromTheOneFrameImageLatentsPlusSigmaTimesNoise() {
         try (Pipeline p = Pipelines.load("cosmos-tiny-demo"); PointerScope scope = new PointerScope()) {
-            GenerationSettings s = p.resolve(request().option(InitImage.of(init, 0.5)).build());
+            GenerationSettings s = p.resolve(request().option(InitImage.of(init, 0.75)).build());
             FamilyPipeline<?> f = p.unwrap(FamilyPipeline.class);
             CosmosPipeline cosmos = p.unwrap(CosmosPipeline.class);
             Schedule schedule = ImageToImage.truncate(f.schedule(s), s);
-            assertEquals(2, schedule.steps(), "4 steps at strength 0.5 run the last 2");
+            assertEquals(3, schedule.steps(), "4 steps at strength 0.75 run the last 3");
             long[] shape = f.latentSpace().shape(s);
             assertArrayEquals(new long[] {1, 16, 1, 4, 4}, shape);
             Tensor[] d = draws(shape, 7);
@@ -84,12 +84,12 @@ class VideoImageToImageTest {
                 Tensor imageLatents = cosmos.vae().normalize(z, cosmos.schedulerConfig().sigmaData());
                 expected = imageLatents.add(d[1].mul(new Scalar((double) schedule.sigma(0))));       // EDM: x0 + σ·n
             }
-            assertTrue(schedule.sigma(0) > 1, "a Karras σ in the middle of the schedule is above 1: (1 − σ) would flip the image");
+            assertTrue(schedule.sigma(0) > 1, "the second Karras σ of four (≈ 9.8) is above 1: the flow form's (1 − σ) would flip the image");
             try (ImageToImage.Start start = ImageToImage.start(f, s, schedule)) {
                 assertClose(expected, start.latents(), 1e-6, "the start latents");
             }
             try (GenerationResult r = p.generate(s, null, null)) {
-                assertEquals(2, r.timings().steps().length);
+                assertEquals(3, r.timings().steps().length);
                 try (GenerationResult again = p.generate(p.resolve(GenerationSettings.read(r.settings().toJson(), "test").request()), null, null)) {
                     assertTrue(equal(r.images(), again.images()), "the record repeats the run bit for bit");
                 }

@@ -28,6 +28,7 @@ import io.mmdit4j.pipeline.FamilyPipeline;
 import io.mmdit4j.pipeline.GivenDraws;
 import io.mmdit4j.pipeline.ImageToImage;
 import io.mmdit4j.pipeline.InitImage;
+import io.mmdit4j.pipeline.LatentSpace;
 import io.mmdit4j.pipeline.InpaintMask;
 import io.mmdit4j.pipeline.InputImages;
 import io.mmdit4j.pipeline.ScaleWise;
@@ -176,11 +177,11 @@ final class PipelineCases implements CaseRunner {
         Tensor cond = InputImages.masks(m.masks(), s.width(), s.height());
         actual.put("mask_condition", cond);
         actual.put("mask_latent", ImageToImage.maskLatent(s, shape));
-        AutoencoderKL vae = f.latentSpace().vae();
+        LatentSpace space = f.latentSpace();
         Tensor pixels = InputImages.pixels(s.option(InitImage.class).images(), s.width(), s.height(), "init image");
         Tensor masked = pixels.mul(cond.lt(new Scalar(0.5)));
-        try (AutoencoderKL.Encoded posterior = vae.encode(masked)) {
-            Tensor latents = vae.scaleLatents(posterior.sample(in.load("masked_image_posterior_eps")));
+        try (AutoencoderKL.Encoded posterior = space.encode(masked, s)) {
+            Tensor latents = space.scale(posterior.sample(in.load("masked_image_posterior_eps")));
             actual.put("masked_image_latents", Tensors.keep(latents.repeat(s.images() / latents.size(0), 1, 1, 1)));
         }
     }

@@ -101,6 +101,34 @@ class ModelRegistryTest {
         }
     }
 
+    /** A generated demo cached by an older version (no format number: its video VAE had no encoder) is written again. */
+    @Test
+    void aCachedDemoOfAnOlderFormatIsWrittenAgain(@TempDir Path home) throws IOException {
+        Files.createDirectories(home.resolve("models"));
+        Files.copy(Path.of("models/cosmos-tiny-demo.json"), home.resolve("models/cosmos-tiny-demo.json"));
+        for (String sub : new String[] {"clip", "t5"}) {
+            Files.createDirectories(home.resolve("models/tokenizers").resolve(sub));
+            try (var files = Files.list(Path.of("models/tokenizers").resolve(sub))) {
+                for (Path f : (Iterable<Path>) files::iterator) Files.copy(f, home.resolve("models/tokenizers").resolve(sub).resolve(f.getFileName()));
+            }
+        }
+        Path stale = home.resolve("target/models/cosmos-tiny-demo");
+        Files.createDirectories(stale.resolve("vae"));
+        Files.writeString(stale.resolve("model_index.json"), "{\"_class_name\": \"Cosmos2TextToImagePipeline\", \"_mmdit4j_demo\": \"cosmos-tiny-demo\"}");
+        Files.writeString(stale.resolve("vae/old.txt"), "a file of the old folder");
+        Path root = new ModelRegistry(home, null).resolve("cosmos-tiny-demo");
+        assertEquals(stale, root);
+        assertTrue(DemoModels.isCurrent(root));
+        assertTrue(Files.notExists(root.resolve("vae/old.txt")), "the old folder is gone, not merged");
+        try (SafetensorsFile f = SafetensorsFile.open(root.resolve("vae/diffusion_pytorch_model.safetensors"))) {
+            assertTrue(f.keys().contains("encoder.conv_in.weight"), "the Wan VAE carries its encoder");
+            assertTrue(f.keys().contains("decoder.conv_in.weight"));
+        }
+        try (var left = Files.list(root.getParent())) {
+            assertEquals(List.of("cosmos-tiny-demo"), left.map(x -> x.getFileName().toString()).toList(), "no stale or temporary folder is left");
+        }
+    }
+
     /**
      * A bundled trained model ({@code "source": {"bundled": "<folder>"}}): the checkout's own folder when it has one,
      * else one copy of the library's folder in the cache, named by its contents' CRC and reused.

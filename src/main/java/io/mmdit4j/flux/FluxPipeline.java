@@ -304,10 +304,12 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
 
     // ---------------------------------------------------------------- row stepping
 
-    /** A one-image request's encoding depends on its prompt and text length only. */
+    /** A one-image request's encoding depends on its prompt, text length and, with true CFG, its negative prompt. */
     @Override
     public Object encodingKey(GenerationSettings oneImage) {
-        return oneImage.images() == 1 ? List.of(oneImage.prompts(), oneImage.maxSequenceLength()) : null;
+        if (oneImage.images() != 1) return null;
+        List<String> negatives = cfg(oneImage) ? oneImage.negativePrompts().negatives(1) : null;
+        return java.util.Arrays.asList(oneImage.prompts(), oneImage.maxSequenceLength(), negatives);
     }
 
     @Override
@@ -321,7 +323,8 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
      * FLUX takes a timestep (and an embedded guidance value) per row, so the images of requests at different steps share
      * one forward: latents, T5 states and CLIP vectors stacked, each part's timestep as {@link #velocity} computes it, its
      * own embedded guidance scale, and the parts' guidance plans stacked at their own steps. RoPE tables are cached per
-     * size and text length.
+     * size and text length. A part with true CFG brings {@code [x; x]} against its {@code [negative; positive]} text and is
+     * combined with its own scale after the forward, as {@link #velocity} does; parts with and without it share forwards.
      */
     @Override
     public RowForward<FluxTextEncoders.Embeddings> rowForward() {
@@ -338,7 +341,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                 List<io.mmdit4j.guidance.ModulationGuidance> guidance = new ArrayList<>(n);
                 int[] rows = new int[n], steps = new int[n];
                 int batch = 0;
-                for (RowPart<FluxTextEncoders.Embeddings> p : parts) batch += p.settings().images();
+                for (RowPart<FluxTextEncoders.Embeddings> p : parts) batch += cfg(p.settings()) ? 2 * p.settings().images() : p.settings().images();
                 float[] ts = new float[batch], gs = new float[batch];
                 try (PointerScope scope = new PointerScope()) {
                     int row = 0;
@@ -350,16 +353,20 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                             throw new IllegalArgumentException("parts of " + s.width() + "x" + s.height() + " with " + s.maxSequenceLength()
                                     + " text tokens and " + first.width() + "x" + first.height() + " with " + first.maxSequenceLength() + " cannot share a forward");
                         }
-                        xs[k] = p.latents();
+                        boolean cfg = cfg(s);
+                        rows[k] = cfg ? 2 * s.images() : s.images();
+                        if (p.conditioning().promptEmbeds().size(0) != rows[k]) {
+                            throw new IllegalArgumentException("conditioning has " + p.conditioning().promptEmbeds().size(0) + " rows, expected " + rows[k]);
+                        }
+                        xs[k] = cfg ? cat(new TensorVector(p.latents(), p.latents()), 0) : p.latents();
                         states[k] = p.conditioning().promptEmbeds();
                         pooled[k] = p.conditioning().pooled();
                         EmbeddedGuidance g = s.option(EmbeddedGuidance.class);
-                        for (int i = 0; i < s.images(); i++, row++) {
+                        for (int i = 0; i < rows[k]; i++, row++) {
                             ts[row] = p.schedule().timestep(p.step());
                             gs[row] = (float) (g == null ? 3.5 : g.scale()); // full([B], scale, float32) rounds the same way
                         }
                         guidance.add(p.guidance());
-                        rows[k] = s.images();
                         steps[k] = p.step();
                     }
                     // each row's argument as velocity() makes it, elementwise: t.to(latents dtype) / 1000, guidance in float32
@@ -372,8 +379,18 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                     List<Tensor> split = new ArrayList<>(n);
                     long offset = 0;
                     for (int k = 0; k < n; k++) {
-                        split.add(Tensors.keep(out.narrow(0, offset, rows[k])));
+                        GenerationSettings s = parts.get(k).settings();
+                        Tensor part = out.narrow(0, offset, rows[k]);
                         offset += rows[k];
+                        if (!cfg(s)) {
+                            split.add(Tensors.keep(part));
+                            continue;
+                        }
+                        int images = s.images();
+                        try (Scalar scale = new Scalar(s.negativePrompts().scale())) {
+                            Tensor neg = part.narrow(0, 0, images), pos = part.narrow(0, images, images);
+                            split.add(Tensors.keep(neg.add(pos.sub(neg).mul(scale)))); // diffusers' true CFG: neg + scale·(pos − neg)
+                        }
                     }
                     out.close();
                     return split;

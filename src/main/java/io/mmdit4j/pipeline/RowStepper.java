@@ -47,12 +47,12 @@ import static org.bytedeco.pytorch.global.torch.cat;
  */
 public final class RowStepper implements AutoCloseable {
     /**
-     * Options whose work the row forwards do not do (an init image or mask changes the noise and the schedule, true CFG
-     * needs a second forward, scale-wise sampling changes the latent size, recorded draws replace the sampler's):
-     * refused at {@link #start} instead of being silently ignored.
+     * Options whose work the row forwards do not do (an init image or mask changes the noise and the schedule, scale-wise
+     * sampling changes the latent size, recorded draws replace the sampler's): refused at {@link #start} instead of being
+     * silently ignored. (CFG and FLUX's true CFG are the row forwards' own: a part brings its negative rows.)
      */
     static final Set<Class<? extends GenerationOption>> WHOLE_REQUEST_ONLY =
-            Set.of(InitImage.class, InpaintMask.class, TrueCfg.class, ScaleWise.class, GivenDraws.class, StepNoise.class);
+            Set.of(InitImage.class, InpaintMask.class, ScaleWise.class, GivenDraws.class, StepNoise.class);
 
     /** Distinct one-image encodings kept for reuse (prompt, negative prompt, text length) beyond those in use. */
     public static final int ENCODING_CACHE = 64;

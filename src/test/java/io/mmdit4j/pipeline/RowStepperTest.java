@@ -201,12 +201,42 @@ class RowStepperTest {
     }
 
     @Test
-    void optionsTheRowForwardsDoNotDoAreRefusedNotIgnored() {
+    void optionsTheRowForwardsDoNotDoAreRefusedNotIgnored(@org.junit.jupiter.api.io.TempDir Path tmp) {
+        Path picture = tmp.resolve("init.png");
+        io.mmdit4j.image.PngImages.write(picture, new java.awt.image.BufferedImage(32, 32, java.awt.image.BufferedImage.TYPE_INT_RGB), Map.of());
         try (Pipeline p = Pipelines.load(FLUX.toString(), LoadOptions.defaults()); RowStepper stepper = p.rowStepper()) {
-            GenerationSettings trueCfg = p.resolve(flux("a red fox", 3, 1).option(new TrueCfg(3.0, List.of("blurry"))).build());
-            UnsupportedOptionException e = assertThrows(UnsupportedOptionException.class, () -> stepper.start(trueCfg));
+            GenerationSettings i2i = p.resolve(flux("a red fox", 3, 1).option(InitImage.of(picture, 0.6)).build());
+            UnsupportedOptionException e = assertThrows(UnsupportedOptionException.class, () -> stepper.start(i2i));
             assertTrue(e.getMessage().contains("row stepping"), e.getMessage());
             stepper.start(p.resolve(flux("a red fox", 3, 1).build())).close(); // the same request without it starts
+        }
+    }
+
+    /**
+     * FLUX's true CFG (the shapes demo's default) is row stepping's own: a part brings {@code [x; x]} against its negative and
+     * positive text, combined with its own scale; parts with and without it, and with different negatives, share forwards.
+     */
+    @Test
+    void fluxTrueCfgRequestsShareForwardsWithPlainOnes() {
+        try (Pipeline p = Pipelines.load(FLUX.toString(), LoadOptions.defaults()); RowStepper stepper = p.rowStepper()) {
+            List<GenerationSettings> requests = List.of(
+                    p.resolve(flux("a red fox", 4, 1).option(new TrueCfg(3.0, List.of("blurry"))).build()),
+                    p.resolve(flux("a red fox", 3, 2).build()),
+                    p.resolve(flux("a red fox", 5, 3).option(new TrueCfg(2.0, List.of("")))
+                            .guide(Direction.preset("aesthetics").w(2).layers("1-").rows(CfgRows.COND)).build()),
+                    p.resolve(flux("a cat", 4, 4).imagesPerPrompt(2).option(new TrueCfg(4.0, List.of("blurry"))).build()));
+            Map<Integer, GenerationResult> batched = runStaggered(stepper, requests, new int[] {0, 1, 1, 2});
+            try {
+                for (int k = 0; k < requests.size(); k++) {
+                    try (GenerationResult alone = p.generate(requests.get(k), StepListener.NONE, null)) {
+                        assertSameImages("request " + k, alone, batched.get(k));
+                    }
+                }
+                assertEquals(4, stepper.encodingCacheMisses(), "fox+blurry, fox, fox+'', cat+blurry: the negative is part of the key");
+                assertEquals(1, stepper.encodingCacheHits(), "the second image of the cat request reuses the first one's encoding");
+            } finally {
+                batched.values().forEach(GenerationResult::close);
+            }
         }
     }
 

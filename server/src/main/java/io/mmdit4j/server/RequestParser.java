@@ -33,7 +33,7 @@ final class RequestParser {
 
     static final Set<String> OPENAI_KEYS = Set.of("prompt", "n", "size", "response_format", "seed", "max_sequence_length", "model", "user");
     static final Set<String> NATIVE_KEYS = Set.of("prompt", "prompts", "negative_prompt", "n", "images_per_prompt", "size", "width", "height",
-            "steps", "seed", "seeds", "max_sequence_length", "guidance_scale", "cfg_scale", "sigmas", "sigmas_shifted", "shift", "frames",
+            "steps", "seed", "seeds", "max_sequence_length", "guidance_scale", "cfg_scale", "true_cfg_scale", "sigmas", "sigmas_shifted", "shift", "frames",
             "fps", "mg_norm", "modulation_guidance", "model", "family", "dtype", "sampler", "loras", "lora_strict",
             "pooled_adapter"); // COSMOS records name their adapter: accepted when it is the one the server loaded
     static final Set<String> DIRECTION_KEYS = Set.of("label", "preset", "pos", "neg", "w", "layers", "steps", "rows", "row_weights");

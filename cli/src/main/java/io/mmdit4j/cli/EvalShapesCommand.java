@@ -66,6 +66,9 @@ final class EvalShapesCommand implements Callable<Integer> {
     List<String> schedules;
     @Option(names = "--measure", defaultValue = "area", description = "the attribute plotted against w: area (mean object area, px) or count (objects found) (default: ${DEFAULT-VALUE})")
     String measure;
+    @Option(names = "--reconstruct", description = "instead of generating, pass each caption's rendered scene through the model's VAE (encode, "
+            + "posterior mean, decode) and read that back: the accuracy the autoencoder allows, a ceiling for the model's")
+    boolean reconstruct;
     @Option(names = "--out", defaultValue = "outputs/eval-shapes", description = "eval.csv, summary.csv, summary.png (default: ${DEFAULT-VALUE})")
     Path out;
     @Mixin
@@ -79,6 +82,9 @@ final class EvalShapesCommand implements Callable<Integer> {
         if (!measure.equals("area") && !measure.equals("count")) throw new IllegalArgumentException("--measure " + measure + ": area or count");
         if ((pos == null) != (neg == null)) throw new IllegalArgumentException("--mg-pos and --mg-neg come together");
         boolean guided = pos != null;
+        if (reconstruct && (guided || trueCfg != null || steps != null || maxSequenceLength != null || seeds != 1)) {
+            throw new IllegalArgumentException("--reconstruct measures the VAE alone: not with --mg-*, --true-cfg, --steps, --max-sequence-length or --seeds");
+        }
         List<Double> ws = guided ? weights : List.of(0.0);
         List<String> layerSets = guided && schedules != null ? schedules : java.util.Collections.singletonList((String) null);
         ShapesWorld world = new ShapesWorld(size, 1, ShapesWorld.MAX_OBJECTS, worldSeed);
@@ -88,7 +94,7 @@ final class EvalShapesCommand implements Callable<Integer> {
         try (Pipeline pipe = Pipelines.load(model, LoadOptions.builder().dtype(DType.F32).build())) {
             for (String layers : layerSets) {
                 for (double w : ws) {
-                    String key = String.format(Locale.ROOT, "%s|%s", w, layers == null ? "model" : layers);
+                    String key = String.format(Locale.ROOT, "%s|%s", w, reconstruct ? "vae-reconstruction" : layers == null ? "model" : layers);
                     double[] acc = summary.computeIfAbsent(key, k -> new double[8]);
                     for (int i = 0; i < prompts; i++) {
                         Scene s0 = world.scene(i);
@@ -102,19 +108,21 @@ final class EvalShapesCommand implements Callable<Integer> {
                             if (layers != null) d = d.layers(layers);
                             b.guide(d);
                         }
-                        try (GenerationResult r = pipe.generate(b.build(), st -> true)) {
+                        if (reconstruct) b = null; // the scene itself goes through the VAE
+                        try (GenerationResult r = b == null ? null : pipe.generate(b.build(), st -> true)) {
                             for (int k = 0; k < seeds; k++) {
-                                ShapesAnalyzer.Analysis a = ShapesAnalyzer.analyze(r.image(k));
+                                ShapesAnalyzer.Analysis a = ShapesAnalyzer.analyze(r == null ? reconstructed(pipe, s) : r.image(k));
                                 ShapesAnalyzer.Score sc = ShapesAnalyzer.score(s, a);
                                 double[] row = {1, b(sc.count()), b(sc.colour()), b(sc.shape()), b(sc.size()), b(sc.countColourShape()), a.count(), a.meanArea()};
                                 for (int j = 0; j < row.length; j++) acc[j] += row[j];
                                 csv.append(String.format(Locale.ROOT, "%d,\"%s\",%d,%s,%s,%d,%d,%d,%d,%d,%d,%.1f%n", i, s.caption(), i * 1000L + k, w,
-                                        layers == null ? "model" : layers, (int) row[1], (int) row[2], (int) row[3], (int) row[4], (int) row[5], a.count(), a.meanArea()));
+                                        key.split("\\|")[1], (int) row[1], (int) row[2], (int) row[3], (int) row[4], (int) row[5], a.count(), a.meanArea()));
                             }
                         }
                     }
+                    if (reconstruct) System.err.print("VAE reconstructions: ");
                     System.err.printf(Locale.ROOT, "w %s layers %s: count %.0f%%  colour %.0f%%  shape %.0f%%  size %.0f%%  count+colour+shape %.0f%%  |  found %.2f  area %.1f px (%d pictures)%n",
-                            w, layers == null ? "model" : layers, pct(acc, 1), pct(acc, 2), pct(acc, 3), pct(acc, 4), pct(acc, 5), acc[6] / acc[0], acc[7] / acc[0], (int) acc[0]);
+                            w, key.split("\\|")[1], pct(acc, 1), pct(acc, 2), pct(acc, 3), pct(acc, 4), pct(acc, 5), acc[6] / acc[0], acc[7] / acc[0], (int) acc[0]);
                 }
             }
         }
@@ -126,6 +134,15 @@ final class EvalShapesCommand implements Callable<Integer> {
         plot(summary, out.resolve("summary.png"));
         System.out.println(out.resolve("summary.csv"));
         return 0;
+    }
+
+    /** The scene rendered, encoded (posterior mean) and decoded by the pipeline's VAE, as an 8-bit picture. */
+    private static java.awt.image.BufferedImage reconstructed(Pipeline pipe, Scene s) {
+        io.mmdit4j.vae.AutoencoderKL vae = pipe.unwrap(io.mmdit4j.flux.FluxPipeline.class).vae();
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope();
+             io.mmdit4j.vae.AutoencoderKL.Encoded e = vae.encode(io.mmdit4j.train.ShapesData.images(List.of(s)))) {
+            return io.mmdit4j.image.PngImages.toRgb(vae.toImage(vae.decode(e.mean())).select(0, 0));
+        }
     }
 
     private static double b(boolean x) {

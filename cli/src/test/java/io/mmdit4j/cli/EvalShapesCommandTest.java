@@ -40,6 +40,30 @@ class EvalShapesCommandTest {
         assertTrue(r.err().contains("--mg-neg"), r.err());
     }
 
+    /**
+     * {@code --reconstruct}: the bundled shapes model's VAE alone (render, encode, decode, read back). Its pictures keep
+     * count and colour almost always (200 scenes: 199 and 196), so a broken round trip (noise, swapped channels) fails;
+     * options that would be ignored are refused.
+     */
+    @Test
+    void reconstructMeasuresTheVaeAlone() throws IOException {
+        Path out = tmp.resolve("vae");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--reconstruct", "--prompts", "20",
+                "--out", out.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("VAE reconstructions"), r.err());
+        List<String> summary = Files.readAllLines(out.resolve("summary.csv"));
+        assertEquals(2, summary.size(), String.join("\n", summary));
+        String[] f = summary.get(1).split(",");
+        assertEquals("vae-reconstruction", f[1]);
+        assertEquals(20, Integer.parseInt(f[2]));
+        assertTrue(Double.parseDouble(f[3]) >= 0.9, "count kept: " + summary.get(1));
+        assertTrue(Double.parseDouble(f[4]) >= 0.9, "colour kept: " + summary.get(1));
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--reconstruct", "--true-cfg", "3", "--out", tmp.resolve("no").toString());
+        assertEquals(2, r.exit(), r.err());
+        assertTrue(r.err().contains("--reconstruct measures the VAE alone"), r.err());
+    }
+
     /** The sampler settings a trained shapes model needs reach every generation: the T5 length it was trained with and true CFG. */
     @Test
     void samplerOptionsReachTheGenerations() {

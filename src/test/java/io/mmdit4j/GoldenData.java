@@ -13,6 +13,25 @@ public final class GoldenData {
         return p;
     }
 
+    /**
+     * The repository's own reference cases of an area, {@code src/test/reference/<area>/cases}: outputs of the reference
+     * implementations for what the shared set lacks (tools/reference/). Found from {@code mmdit.home} (set by the build) or
+     * from the working directory up, whichever module's folder the tests run in.
+     */
+    public static Path reference(String area) {
+        Path rel = Path.of("src/test/reference", area, "cases");
+        java.util.List<Path> starts = new java.util.ArrayList<>();
+        String home = System.getProperty("mmdit.home");
+        if (home != null && !home.isBlank()) starts.add(Path.of(home));
+        starts.add(Path.of("").toAbsolutePath());
+        for (Path start : starts) {
+            for (Path p = start.toAbsolutePath().normalize(); p != null; p = p.getParent()) {
+                if (Files.isDirectory(p.resolve(rel)) && Files.isRegularFile(p.resolve("engine.xml"))) return p.resolve(rel);
+            }
+        }
+        throw new IllegalStateException("no " + rel + " in a checkout at or above " + starts);
+    }
+
     public static Path fluxCase(String name) {
         return root().resolve("flux_transformer/cases").resolve(name);
     }

@@ -68,19 +68,8 @@ class HunyuanVideoVaeEncodeGoldenTest {
         Torch.init();
     }
 
-    /** The checkout's {@code src/test/reference/hunyuan_video_vae/cases}, found from {@code mmdit.home} or the working directory up. */
     static Path casesDir() {
-        Path rel = Path.of("src/test/reference/hunyuan_video_vae/cases");
-        List<Path> starts = new ArrayList<>();
-        String home = System.getProperty("mmdit.home");
-        if (home != null && !home.isBlank()) starts.add(Path.of(home));
-        starts.add(Path.of("").toAbsolutePath());
-        for (Path start : starts) {
-            for (Path p = start.toAbsolutePath().normalize(); p != null; p = p.getParent()) {
-                if (Files.isDirectory(p.resolve(rel)) && Files.isRegularFile(p.resolve("engine.xml"))) return p.resolve(rel);
-            }
-        }
-        throw new IllegalStateException("no " + rel + " in a checkout at or above " + starts);
+        return GoldenData.reference("hunyuan_video_vae");
     }
 
     @Test

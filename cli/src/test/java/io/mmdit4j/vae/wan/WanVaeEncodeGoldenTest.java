@@ -62,18 +62,9 @@ class WanVaeEncodeGoldenTest {
         Torch.init();
     }
 
-    /** The repo's reference cases: found from the checkout root whichever module's folder the tests run in. */
+    /** The repo's reference cases (src/test/reference/wan_vae/cases). */
     static Path referenceCases() {
-        List<Path> roots = new ArrayList<>();
-        String home = System.getProperty("mmdit.home");
-        if (home != null) roots.add(Path.of(home));
-        Path cwd = Path.of("").toAbsolutePath();
-        for (Path p = cwd; p != null; p = p.getParent()) roots.add(p);
-        for (Path r : roots) {
-            Path cases = r.resolve("src/test/reference/wan_vae/cases");
-            if (Files.isDirectory(cases)) return cases;
-        }
-        throw new IllegalStateException("src/test/reference/wan_vae/cases not found from " + cwd + " or mmdit.home " + home);
+        return GoldenData.reference("wan_vae");
     }
 
     static List<Path> encodeCases() throws IOException {

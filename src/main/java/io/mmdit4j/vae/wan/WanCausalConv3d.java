@@ -55,13 +55,7 @@ final class WanCausalConv3d implements AutoCloseable {
 
     /** The temporal upsampler's {@code time_conv}: kernel (3, 1, 1), padding (1, 0, 0). */
     static WanCausalConv3d loadTime(StateDict sd, String p, long in, long out, DType dtype) {
-        Tensor w = sd.take(p + ".weight", dtype, out, in, 3, 1, 1);
-        try {
-            return new WanCausalConv3d(w, sd.take(p + ".bias", dtype, out), 2, 1);
-        } catch (RuntimeException e) {
-            Native.release(w);
-            throw e;
-        }
+        return timeConv(sd, p, in, out, 2, 1, dtype);
     }
 
     /**
@@ -69,9 +63,14 @@ final class WanCausalConv3d implements AutoCloseable {
      * previous chunk's last frame in front instead).
      */
     static WanCausalConv3d loadDownTime(StateDict sd, String p, long dim, DType dtype) {
-        Tensor w = sd.take(p + ".weight", dtype, dim, dim, 3, 1, 1);
+        return timeConv(sd, p, dim, dim, 0, 2, dtype);
+    }
+
+    /** A (3, 1, 1) convolution over frames with {@code pad} causal frames and temporal {@code stride}. */
+    private static WanCausalConv3d timeConv(StateDict sd, String p, long in, long out, int pad, int stride, DType dtype) {
+        Tensor w = sd.take(p + ".weight", dtype, out, in, 3, 1, 1);
         try {
-            return new WanCausalConv3d(w, sd.take(p + ".bias", dtype, dim), 0, 2);
+            return new WanCausalConv3d(w, sd.take(p + ".bias", dtype, out), pad, stride);
         } catch (RuntimeException e) {
             Native.release(w);
             throw e;

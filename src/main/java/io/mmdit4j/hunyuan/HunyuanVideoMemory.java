@@ -51,7 +51,21 @@ public record HunyuanVideoMemory(HunyuanVideoConfig config, HunyuanVideoVaeConfi
 
     @Override
     public long workingBytes(GenerationSettings s, int images) {
-        return workingBytes(images, s.width(), s.height(), HunyuanVideoPipeline.frames(s), s.maxSequenceLength());
+        long generate = workingBytes(images, s.width(), s.height(), HunyuanVideoPipeline.frames(s), s.maxSequenceLength());
+        if (s.option(io.mmdit4j.pipeline.InitImage.class) == null) return generate;
+        return Math.max(generate, encodeBytes(images, s.width(), s.height(), HunyuanVideoPipeline.frames(s)));
+    }
+
+    /**
+     * Image-to-video's encode, which runs before the denoising (so the larger of the two phases counts): the still videos
+     * (fp32 and in the VAE dtype) and the encoder's own plan ({@link AutoencoderKLHunyuanVideo#encodePlan}). Its weights,
+     * loaded on the first encode, are in the VAE file the weight estimate already counts.
+     */
+    public long encodeBytes(int videos, int width, int height, int frames) {
+        double still = (double) videos * 3L * frames * height * width * (Float.BYTES + dtype.bytes());
+        long[] shape = {videos, vae.inChannels(), frames, height, width};
+        double pass = AutoencoderKLHunyuanVideo.encodePlan(vae, dtype, shape, AutoencoderKLHunyuanVideo.Tiling.DIFFUSERS_DEFAULT).peakActivationBytes();
+        return MemoryPlanner.saturated(still + pass);
     }
 
     @Override

@@ -237,6 +237,23 @@ class ServerApiTest {
         throw new AssertionError("not idle: " + h);
     }
 
+    /**
+     * A body over the limit is always answered 413, even while the client is still sending it: the server reads (and drops)
+     * it before answering. Answering first failed ~6 % of such requests with a broken pipe and no answer (39 of 600 in a
+     * loop like this one, 0 of 600 after the fix).
+     */
+    @Test
+    void oversizeBodiesAlwaysGetTheir413() {
+        try (GenerationServer server = start(options())) {
+            Http http = new Http(server.baseUrl(), null);
+            String[] bodies = {"{\"prompt\": \"" + "x".repeat(20_000) + "\"}", "{\"prompt\": \"" + "x".repeat(200_000) + "\"}"};
+            for (int i = 0; i < 100; i++) {
+                for (String body : bodies) assertError(http.post("/v1/images/generations", body), 413, "body_too_large", "at most 16384");
+            }
+            assertEquals(200, http.post("/v1/images/generations", "{\"prompt\": \"a fox\", \"size\": \"32x32\"}").status(), "still serving");
+        }
+    }
+
     @Test
     void badInputIsA4xxWithAClearMessageAndTheServerKeepsServing() {
         try (GenerationServer server = start(options())) {

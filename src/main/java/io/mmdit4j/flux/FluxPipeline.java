@@ -15,6 +15,7 @@ import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.LatentPreview;
 import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.NegativePrompts;
 import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.runtime.DType;
 import io.mmdit4j.runtime.DeviceSpec;
@@ -281,8 +282,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                     Tensor in = cfg ? cat(new TensorVector(x, x), 0) : x;
                     Tensor out = transformer.forward(new FluxInputs(in, txt, pool, t, gArg, ids, emb.textIds()), guidance, i, r, observer); // owned
                     if (!cfg) return out;
-                    Tensor neg = out.narrow(0, 0, batch), pos = out.narrow(0, batch, batch);
-                    Tensor v = neg.add(pos.sub(neg).mul(scale)); // diffusers' true CFG: neg + scale·(pos − neg)
+                    Tensor v = NegativePrompts.combine(out, scale); // diffusers' true CFG: neg + scale·(pos − neg)
                     out.close();
                     return Tensors.keep(v);
                 }
@@ -386,11 +386,7 @@ public final class FluxPipeline implements FamilyPipeline<FluxTextEncoders.Embed
                             split.add(Tensors.keep(part));
                             continue;
                         }
-                        int images = s.images();
-                        try (Scalar scale = new Scalar(s.negativePrompts().scale())) {
-                            Tensor neg = part.narrow(0, 0, images), pos = part.narrow(0, images, images);
-                            split.add(Tensors.keep(neg.add(pos.sub(neg).mul(scale)))); // diffusers' true CFG: neg + scale·(pos − neg)
-                        }
+                        split.add(Tensors.keep(s.negativePrompts().combine(part))); // diffusers' true CFG: neg + scale·(pos − neg)
                     }
                     out.close();
                     return split;

@@ -18,6 +18,7 @@ import io.mmdit4j.pipeline.InpaintMask;
 import io.mmdit4j.pipeline.InvalidRequestException;
 import io.mmdit4j.pipeline.LatentPreview;
 import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.NegativePrompts;
 import io.mmdit4j.pipeline.SampleSize;
 import io.mmdit4j.pipeline.SchedulerShift;
 import io.mmdit4j.pipeline.StepNoise;
@@ -385,8 +386,7 @@ public final class HiDreamPipeline implements FamilyPipeline<HiDreamPipeline.Con
                     Tensor v = out.neg();                                                                            // v = −sample
                     out.close();
                     if (!cfg) return Tensors.keep(v);
-                    Tensor uncond = v.narrow(0, 0, batch), text = v.narrow(0, batch, batch);
-                    return Tensors.keep(uncond.add(text.sub(uncond).mul(scale)));                                 // v_u + s·(v_c − v_u)
+                    return Tensors.keep(NegativePrompts.combine(v, scale));                                      // v_u + s·(v_c − v_u)
                 }
             }
 

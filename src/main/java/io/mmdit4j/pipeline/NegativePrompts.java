@@ -25,6 +25,23 @@ public interface NegativePrompts extends GenerationOption {
         return scale() > 1;
     }
 
+    /**
+     * The guided prediction of a batch {@code [negative; positive]} ({@code 2·B} rows): {@code neg + scale·(pos − neg)},
+     * {@code [B, ...]}, in this op order (diffusers' CFG and true CFG). A temporary of the caller's scope.
+     */
+    static org.bytedeco.pytorch.Tensor combine(org.bytedeco.pytorch.Tensor rows, org.bytedeco.pytorch.Scalar scale) {
+        long b = rows.size(0) / 2;
+        org.bytedeco.pytorch.Tensor neg = rows.narrow(0, 0, b), pos = rows.narrow(0, b, b);
+        return neg.add(pos.sub(neg).mul(scale));
+    }
+
+    /** {@link #combine(org.bytedeco.pytorch.Tensor, org.bytedeco.pytorch.Scalar)} with this guidance's scale. */
+    default org.bytedeco.pytorch.Tensor combine(org.bytedeco.pytorch.Tensor rows) {
+        try (org.bytedeco.pytorch.Scalar s = new org.bytedeco.pytorch.Scalar(scale())) {
+            return combine(rows, s);
+        }
+    }
+
     /** The negative prompt of each of {@code prompts} prompts. */
     default List<String> negatives(int prompts) {
         List<String> given = negativePrompts();

@@ -17,6 +17,7 @@ import io.mmdit4j.pipeline.GenerationOption;
 import io.mmdit4j.pipeline.GenerationSettings;
 import io.mmdit4j.pipeline.LatentPreview;
 import io.mmdit4j.pipeline.LatentSpace;
+import io.mmdit4j.pipeline.NegativePrompts;
 import io.mmdit4j.pipeline.RandomDraws;
 import io.mmdit4j.pipeline.ScaleWise;
 import io.mmdit4j.pipeline.SchedulerShift;
@@ -264,8 +265,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
                     Tensor t = ts.at(i);                                                                     // [rows] fp32
                     Tensor out = transformer.forward(in, ctx, pool, t, guidance, i, observer);              // owned
                     if (!cfg) return out;
-                    Tensor uncond = out.narrow(0, 0, batch), text = out.narrow(0, batch, batch);
-                    Tensor v = uncond.add(text.sub(uncond).mul(scale));                                     // v_u + s·(v_c − v_u)
+                    Tensor v = NegativePrompts.combine(out, scale);                                         // v_u + s·(v_c − v_u)
                     out.close();
                     return Tensors.keep(v);
                 }
@@ -339,11 +339,7 @@ public final class Sd3Pipeline implements FamilyPipeline<Sd3Pipeline.Conditionin
                             predictions.add(Tensors.keep(part));
                             continue;
                         }
-                        int batch = s.images();
-                        try (Scalar scale = new Scalar(s.option(ClassifierFreeGuidance.class).scale())) {
-                            Tensor uncond = part.narrow(0, 0, batch), text = part.narrow(0, batch, batch);
-                            predictions.add(Tensors.keep(uncond.add(text.sub(uncond).mul(scale)))); // v_u + s·(v_c − v_u)
-                        }
+                        predictions.add(Tensors.keep(s.option(ClassifierFreeGuidance.class).combine(part))); // v_u + s·(v_c − v_u)
                     }
                     out.close();
                     return predictions;

@@ -153,6 +153,26 @@ class MetaDeviceTest {
         }
     }
 
+    /** COSMOS and HunyuanVideo image-to-image: the video VAEs' encoders on the device, then the truncated schedule. */
+    @Test
+    void videoFamiliesImageToImageRunsOnTheDevice(@TempDir Path tmp) throws IOException {
+        Path init = tmp.resolve("init.png");
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(32, 32, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 32; y++) for (int x = 0; x < 32; x++) img.setRGB(x, y, (x * 8) << 16 | (y * 8) << 8 | 90);
+        javax.imageio.ImageIO.write(img, "png", init.toFile());
+        InitImage i2i = InitImage.of(List.of(init), 0.6);
+        try (Pipeline pipe = Pipelines.load("cosmos-tiny-demo", META)) {
+            GenerationRequest r = GenerationRequest.builder().prompt("a red bicycle").steps(4).seed(2).cfg(4.0, List.of(""))
+                    .guide(Direction.preset("aesthetics")).option(i2i).build();
+            generatesOnMeta(pipe, r, new long[] {1, 3, 32, 32}, tmp, i2i.stepsRun(4));
+        }
+        try (Pipeline pipe = Pipelines.load(TinyHunyuanVideoFolder.write(tmp.resolve("hv")), META)) {
+            GenerationRequest r = GenerationRequest.builder().prompt("a cat walks").frames(5).steps(4).guidanceScale(6.0).seed(1)
+                    .maxSequenceLength(8).option(i2i).build();
+            generatesOnMeta(pipe, r, new long[] {1, 5, 3, 32, 32}, tmp, i2i.stepsRun(4));
+        }
+    }
+
     @Test
     void rowSteppingOfFluxAndSd3RunsOnTheDevice() {
         for (Object model : List.<Object>of("flux-tiny-demo", GoldenData.root().resolve("sd3_pipeline/models/sd35-tiny-large"))) {
@@ -160,8 +180,11 @@ class MetaDeviceTest {
                  RowStepper stepper = pipe.rowStepper()) {
                 GenerationRequest.Builder b = GenerationRequest.builder().size(32, 32).steps(2).seed(1).maxSequenceLength(16);
                 RowStepper.Rows a = stepper.start(pipe.resolve(b.prompt("a wolf").build()));
-                RowStepper.Rows c = stepper.start(pipe.resolve(GenerationRequest.builder().size(32, 32).steps(2).seed(2).maxSequenceLength(16)
-                        .prompt("a fox").guide(Direction.preset("aesthetics")).build()));
+                GenerationRequest.Builder fox = GenerationRequest.builder().size(32, 32).steps(2).seed(2).maxSequenceLength(16)
+                        .prompt("a fox").guide(Direction.preset("aesthetics"));
+                if (model.equals("flux-tiny-demo")) fox.option(new TrueCfg(3.0, List.of("blurry"))); // FLUX's true CFG rows beside plain ones
+                else fox.cfg(4.0, List.of("blurry"));
+                RowStepper.Rows c = stepper.start(pipe.resolve(fox.build()));
                 stepper.step(List.of(a, c));
                 stepper.step(List.of(a, c));
                 for (RowStepper.Rows r : List.of(a, c)) {

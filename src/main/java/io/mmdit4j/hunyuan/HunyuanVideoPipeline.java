@@ -277,8 +277,11 @@ public final class HunyuanVideoPipeline implements FamilyPipeline<HunyuanPromptE
         StepTable timesteps = null;
         Rope rope;
         try {
-            g = c.guidanceEmbeds() ? Transfers.toOwned(io.mmdit4j.runtime.Scopes.adopt(guidanceArgument(eg == null ? 6.0 : eg.scale(), batch)), device)
-                    : null;
+            if (c.guidanceEmbeds()) {
+                try (PointerScope scope = new PointerScope()) { // the host argument dies here; its device copy is owned
+                    g = Transfers.toOwned(io.mmdit4j.runtime.Scopes.adopt(guidanceArgument(eg == null ? 6.0 : eg.scale(), batch)), device);
+                }
+            }
             prompt = Transfers.toOwned(emb.promptEmbeds(), device);
             mask = Transfers.toOwned(emb.attentionMask(), device);
             pooled = Transfers.toOwned(emb.pooled(), device);

@@ -83,12 +83,12 @@ public final class ImageToImage {
             Tensor n = Transfers.to(Scopes.adopt(draws.initial(shape, dtype)), DeviceSpec.of(unpackedImage)); // draw 2: the noise
             Tensor sigma = sigma(schedule.sigma(0), dtype, unpackedImage);
             Tensor x = noised(space.noising(), sigma, n, unpackedImage);                 // scale_noise (FLOW)
-            start = Tensors.keep(space.pack(x, s));
-            imageLatents = Tensors.keep(space.pack(unpackedImage, s));
+            start = space.pack(x, s); // owned
+            imageLatents = space.pack(unpackedImage, s); // owned
             InpaintMask m = s.option(InpaintMask.class);
             if (m != null) {
-                noise = Tensors.keep(space.pack(n, s));
-                mask = Tensors.keep(space.pack(Transfers.to(maskLatents(m, size, shape, dtype), DeviceSpec.of(unpackedImage)), s));
+                noise = space.pack(n, s); // owned
+                mask = space.pack(Transfers.to(maskLatents(m, size, shape, dtype), DeviceSpec.of(unpackedImage)), s); // owned
             }
             Start out = new Start(start, imageLatents, noise, mask, schedule, space.noising());
             start = imageLatents = noise = mask = null;

@@ -353,9 +353,10 @@ public final class AutoencoderKLWan implements AutoCloseable {
     /** Normalised latents {@code [B, 16, 1, h, w]} → images {@code [B, 3, 8h, 8w]} in [0, 1], fp32 on the CPU (frame 0). */
     public Tensor decodeToImages(Tensor latents, double sigmaData) {
         try (PointerScope scope = new PointerScope()) {
-            Tensor z = denormalize(latents, sigmaData);
-            Tensor decoded = decode(z);
-            Tensor video = toVideo(decoded);
+            // each step hands out an owned tensor: to this scope, which frees it
+            Tensor z = io.mmdit4j.runtime.Scopes.adopt(denormalize(latents, sigmaData));
+            Tensor decoded = io.mmdit4j.runtime.Scopes.adopt(decode(z));
+            Tensor video = io.mmdit4j.runtime.Scopes.adopt(toVideo(decoded));
             return Tensors.keep(io.mmdit4j.runtime.Transfers.toHost(video.select(1, 0), ScalarType.Float).contiguous()); // meta stays meta
         }
     }

@@ -92,6 +92,10 @@ final class EvalShapesCommand implements Callable<Integer> {
         Map<String, double[]> summary = new LinkedHashMap<>(); // key -> {n, count, colour, shape, size, all3, found, area}
         StringBuilder csv = new StringBuilder("prompt_index,prompt,seed,w,layers,count_ok,colour_ok,shape_ok,size_ok,count_colour_shape_ok,found,mean_area\n");
         try (Pipeline pipe = Pipelines.load(model, LoadOptions.builder().dtype(DType.F32).build())) {
+            if (reconstruct && !pipe.family().name().equals("flux")) {
+                throw new IllegalArgumentException("--reconstruct reads the VAE of a FLUX model trained on the shapes world; " + model + " is a "
+                        + pipe.family().name() + " model");
+            }
             for (String layers : layerSets) {
                 for (double w : ws) {
                     String key = String.format(Locale.ROOT, "%s|%s", w, reconstruct ? "vae-reconstruction" : layers == null ? "model" : layers);

@@ -62,6 +62,9 @@ class EvalShapesCommandTest {
         r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--reconstruct", "--true-cfg", "3", "--out", tmp.resolve("no").toString());
         assertEquals(2, r.exit(), r.err());
         assertTrue(r.err().contains("--reconstruct measures the VAE alone"), r.err());
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "cosmos-tiny-demo", "--reconstruct", "--prompts", "1", "--out", tmp.resolve("c").toString());
+        assertEquals(2, r.exit(), r.err());
+        assertTrue(r.err().contains("is a cosmos model"), r.err());
     }
 
     /** The sampler settings a trained shapes model needs reach every generation: the T5 length it was trained with and true CFG. */

@@ -21,12 +21,33 @@ import java.util.Random;
  * @param minObjects  fewest objects in a picture (≥ 1)
  * @param maxObjects  most objects (≤ 4 and placeable without overlap at the large size: checked)
  * @param seed        the world's seed
+ * @param layout      where objects may sit: {@link Layout#CELLS} (the demo's) or {@link Layout#FREE}
  */
-public record ShapesWorld(int size, int minObjects, int maxObjects, long seed) {
+public record ShapesWorld(int size, int minObjects, int maxObjects, long seed, Layout layout) {
+    /**
+     * Where a scene's objects may sit. {@code FREE}: anywhere, apart by a gap. {@code CELLS}: one object per quadrant
+     * of the picture, jittered inside it. The demo uses cells because its transformer sees a 64×64 picture as 4×4 image
+     * tokens: trained on free placement on 2 cores it drew neighbouring objects as merged blobs (README "Training"),
+     * while a quadrant is 2×2 tokens that either hold one object or none.
+     */
+    public enum Layout {
+        FREE, CELLS;
+
+        public static Layout parse(String s) {
+            for (Layout l : values()) if (l.name().equalsIgnoreCase(s)) return l;
+            throw new IllegalArgumentException("shapes world: unknown layout '" + s + "' (expected free or cells)");
+        }
+    }
     public static final int MAX_OBJECTS = 4;
     private static final int PLACEMENT_TRIES = 2000;
 
+    /** The demo's layout, {@link Layout#CELLS}. */
+    public ShapesWorld(int size, int minObjects, int maxObjects, long seed) {
+        this(size, minObjects, maxObjects, seed, Layout.CELLS);
+    }
+
     public ShapesWorld {
+        if (layout == null) throw new IllegalArgumentException("shapes world: no layout");
         if (size < 32 || size > 1024) throw new IllegalArgumentException("shapes world: picture size " + size + " must be 32..1024");
         if (minObjects < 1 || maxObjects < minObjects) {
             throw new IllegalArgumentException("shapes world: object counts " + minObjects + ".." + maxObjects + " are impossible (need 1 <= min <= max)");
@@ -66,8 +87,32 @@ public record ShapesWorld(int size, int minObjects, int maxObjects, long seed) {
         return new Scene(size, size, background, shape, colour, sz, objs, t.caption(n, sz, colour, shape, background), t.mentions());
     }
 
-    /** Non-overlapping centres (gap ≥ 2 px plus a margin to the border), by rejection; an error when they do not fit. */
+    /** Non-overlapping centres by the layout; an error when they do not fit. */
     private List<Scene.Obj> place(int n, double r, Random rnd) {
+        return layout == Layout.CELLS ? placeInCells(n, r, rnd) : placeFree(n, r, rnd);
+    }
+
+    /** {@code n} distinct quadrants in random order, each object at its quadrant's centre plus a jitter that keeps it inside. */
+    private List<Scene.Obj> placeInCells(int n, double r, Random rnd) {
+        double cell = size / 2.0, margin = 1.5, jitter = cell / 2 - r - margin;
+        if (jitter < 0) {
+            throw new IllegalArgumentException("shapes world: objects of radius " + String.format(java.util.Locale.ROOT, "%.1f", r) + " px do not fit a "
+                    + String.format(java.util.Locale.ROOT, "%.0f", cell) + " px cell of " + size + "x" + size + " pixels (an impossible dataset spec)");
+        }
+        List<Integer> cells = new ArrayList<>(List.of(0, 1, 2, 3));
+        java.util.Collections.shuffle(cells, rnd);
+        List<Scene.Obj> out = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            int c = cells.get(k);
+            double cx = (c % 2 + 0.5) * cell + (2 * rnd.nextDouble() - 1) * jitter;
+            double cy = (c / 2 + 0.5) * cell + (2 * rnd.nextDouble() - 1) * jitter;
+            out.add(new Scene.Obj(cx, cy, r));
+        }
+        return out;
+    }
+
+    /** Non-overlapping centres anywhere (gap ≥ 2 px plus a margin to the border), by rejection. */
+    private List<Scene.Obj> placeFree(int n, double r, Random rnd) {
         double gap = Math.max(2.0, size / 24.0), margin = 1.5;
         for (int attempt = 0; attempt < 50; attempt++) {
             List<Scene.Obj> out = new ArrayList<>();

@@ -96,11 +96,45 @@ class ShapesWorldTest {
     }
 
     @Test
+    void cellsHoldOneObjectEachAndFreePlacementDoesNot() {
+        ShapesWorld cells = new ShapesWorld(64, 1, 4, 5, ShapesWorld.Layout.CELLS), free = new ShapesWorld(64, 1, 4, 5, ShapesWorld.Layout.FREE);
+        int crossing = 0;
+        for (int i = 0; i < 300; i++) {
+            Set<Integer> used = new HashSet<>();
+            for (Scene.Obj o : cells.scene(i).objects()) {
+                int qx = (int) (o.cx() / 32), qy = (int) (o.cy() / 32);
+                assertTrue(used.add(qy * 2 + qx), "one object per quadrant: " + cells.scene(i));
+                // the whole box inside its quadrant, so neighbours never touch
+                assertTrue(o.cx() - o.r() > qx * 32 && o.cx() + o.r() < qx * 32 + 32 && o.cy() - o.r() > qy * 32 && o.cy() + o.r() < qy * 32 + 32,
+                        "inside its quadrant: " + o);
+            }
+            for (Scene.Obj o : free.scene(i).objects()) if (Math.abs(o.cx() - 32) < o.r() || Math.abs(o.cy() - 32) < o.r()) crossing++;
+        }
+        assertTrue(crossing > 50, "free placement ignores the quadrants: " + crossing + " objects across a middle line");
+        assertEquals(ShapesWorld.Layout.CELLS, ShapesWorld.demo(1).layout());
+        assertEquals(ShapesWorld.Layout.FREE, ShapesWorld.Layout.parse("Free"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ShapesWorld.Layout.parse("grid"));
+        assertTrue(e.getMessage().contains("'grid'") && e.getMessage().contains("cells"), e.getMessage());
+    }
+
+    @Test
+    void analyzerIsExactOnFreelyPlacedRenders() {
+        ShapesWorld w = new ShapesWorld(64, 1, 4, 13, ShapesWorld.Layout.FREE);
+        for (int i = 0; i < 200; i++) {
+            Scene s = w.scene(i);
+            assertTrue(ShapesAnalyzer.score(s, ShapesAnalyzer.analyze(ShapesWorld.render(s))).all(), s.toString());
+        }
+    }
+
+    @Test
     void impossibleSpecsAreRefused() {
         assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 1, 9, 0));
         assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 3, 2, 0));
         assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 0, 2, 0));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 2, 6, 0));
         assertTrue(e.getMessage().contains("impossible"), e.getMessage());
+        // 32 px cells of a 64 px picture hold the large objects; 16 px cells of a 32 px picture too; a picture of 32 with
+        // objects' radius fractions is the smallest size the world accepts
+        new ShapesWorld(32, 1, 4, 0).checkPlaceable();
     }
 }

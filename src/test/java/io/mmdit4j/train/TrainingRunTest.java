@@ -147,6 +147,15 @@ class TrainingRunTest {
                     () -> new TrainingRun(m, data, other, FluxTrainer.Optim.of(2e-3, 0.01), out, true));
             assertTrue(e.getMessage().contains("seed"), e.getMessage());
         }
+        // another dataset than the checkpoint's: the same world with its objects placed freely
+        Map<String, String> beforeData = io.mmdit4j.runtime.Files2.snapshot(out);
+        try (FluxTrainable m = fresh();
+             ShapesData free = new ShapesData(new ShapesWorld(64, 1, 4, 3, ShapesWorld.Layout.FREE), 8, flux.vae(), flux.textEncoders(), 16, null)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new TrainingRun(m, free, SETTINGS, FluxTrainer.Optim.of(SETTINGS.lr(), SETTINGS.weightDecay()), out, true));
+            assertTrue(e.getMessage().contains("placed in cells") && e.getMessage().contains("placed freely"), e.getMessage());
+        }
+        assertEquals(beforeData, io.mmdit4j.runtime.Files2.snapshot(out), "nothing changed");
         // an impossible dataset spec fails before any work
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new ShapesWorld(64, 1, 7, 0));
         assertTrue(e.getMessage().contains("impossible"), e.getMessage());

@@ -69,6 +69,11 @@ final class EvalShapesCommand implements Callable<Integer> {
     @Option(names = "--reconstruct", description = "instead of generating, pass each caption's rendered scene through the model's VAE (encode, "
             + "posterior mean, decode) and read that back: the accuracy the autoencoder allows, a ceiling for the model's")
     boolean reconstruct;
+    @Option(names = "--save-images", description = "also write every analysed picture to out/images/ (named by w, layers, caption index and seed), to see what was measured")
+    boolean saveImages;
+    @Option(names = "--layout", description = "--reconstruct: where the scenes place their objects, cells or free, as the model was trained (default: cells). "
+            + "Generation reads captions only, which do not say where objects sit")
+    String layout;
     @Option(names = "--out", defaultValue = "outputs/eval-shapes", description = "eval.csv, summary.csv, summary.png (default: ${DEFAULT-VALUE})")
     Path out;
     @Mixin
@@ -85,9 +90,10 @@ final class EvalShapesCommand implements Callable<Integer> {
         if (reconstruct && (guided || trueCfg != null || steps != null || maxSequenceLength != null || seeds != 1)) {
             throw new IllegalArgumentException("--reconstruct measures the VAE alone: not with --mg-*, --true-cfg, --steps, --max-sequence-length or --seeds");
         }
+        if (layout != null && !reconstruct) throw new IllegalArgumentException("--layout places the scenes of --reconstruct; generated pictures follow only the captions");
         List<Double> ws = guided ? weights : List.of(0.0);
         List<String> layerSets = guided && schedules != null ? schedules : java.util.Collections.singletonList((String) null);
-        ShapesWorld world = new ShapesWorld(size, 1, ShapesWorld.MAX_OBJECTS, worldSeed);
+        ShapesWorld world = new ShapesWorld(size, 1, ShapesWorld.MAX_OBJECTS, worldSeed, layout == null ? ShapesWorld.Layout.CELLS : ShapesWorld.Layout.parse(layout));
         Files.createDirectories(out);
         Map<String, double[]> summary = new LinkedHashMap<>(); // key -> {n, count, colour, shape, size, all3, found, area}
         StringBuilder csv = new StringBuilder("prompt_index,prompt,seed,w,layers,count_ok,colour_ok,shape_ok,size_ok,count_colour_shape_ok,found,mean_area\n");
@@ -115,7 +121,9 @@ final class EvalShapesCommand implements Callable<Integer> {
                         if (reconstruct) b = null; // the scene itself goes through the VAE
                         try (GenerationResult r = b == null ? null : pipe.generate(b.build(), st -> true)) {
                             for (int k = 0; k < seeds; k++) {
-                                ShapesAnalyzer.Analysis a = ShapesAnalyzer.analyze(r == null ? reconstructed(pipe, s) : r.image(k));
+                                java.awt.image.BufferedImage img = r == null ? reconstructed(pipe, s) : r.image(k);
+                                if (saveImages) saveImage(img, out, key, i, i * 1000L + k);
+                                ShapesAnalyzer.Analysis a = ShapesAnalyzer.analyze(img);
                                 ShapesAnalyzer.Score sc = ShapesAnalyzer.score(s, a);
                                 double[] row = {1, b(sc.count()), b(sc.colour()), b(sc.shape()), b(sc.size()), b(sc.countColourShape()), a.count(), a.meanArea()};
                                 for (int j = 0; j < row.length; j++) acc[j] += row[j];
@@ -147,6 +155,13 @@ final class EvalShapesCommand implements Callable<Integer> {
              io.mmdit4j.vae.AutoencoderKL.Encoded e = vae.encode(io.mmdit4j.train.ShapesData.images(List.of(s)))) {
             return io.mmdit4j.image.PngImages.toRgb(vae.toImage(vae.decode(e.mean())).select(0, 0));
         }
+    }
+
+    private static void saveImage(java.awt.image.BufferedImage img, Path out, String key, int index, long seed) throws java.io.IOException {
+        String[] k = key.split("\\|");
+        String name = String.format(Locale.ROOT, "w%s_%s_%03d_seed%d.png", k[0], k[1].replaceAll("[^A-Za-z0-9.-]", "_"), index, seed);
+        Path dir = Files.createDirectories(out.resolve("images"));
+        ImageIO.write(img, "png", dir.resolve(name).toFile());
     }
 
     private static double b(boolean x) {

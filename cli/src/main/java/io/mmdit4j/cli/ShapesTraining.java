@@ -54,7 +54,7 @@ final class ShapesTraining {
         }
         if (c.data != null) throw new IllegalArgumentException("--data is for --recipe pooled-adapter; the shapes recipes make their data (--images, --objects, --image-size)");
         int[] objects = parseRange(c.objects);
-        ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
+        ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed, ShapesWorld.Layout.parse(c.layout));
         world.checkPlaceable();
         // The demo's defaults are the committed models/flux-shapes-demo's run (README "Training"); shapes-lora fine-tunes briefly.
         int steps = c.steps != null ? c.steps : demo ? 15000 : 500;
@@ -174,7 +174,7 @@ final class ShapesTraining {
     /** {@code shapes-vae}: the demo's VAE on fresh shapes-world pictures, written to {@code out/vae}. */
     private int trainVae() throws IOException {
         int[] objects = parseRange(c.objects);
-        ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed);
+        ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed, ShapesWorld.Layout.parse(c.layout));
         world.checkPlaceable();
         int steps = c.steps != null ? c.steps : 1500, batch = c.batch != null ? c.batch : 16;
         boolean fineTune = c.finetuneDecoder != null;

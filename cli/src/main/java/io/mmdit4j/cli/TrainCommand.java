@@ -73,6 +73,8 @@ final class TrainCommand implements Callable<Integer> {
     int imageSize;
     @Option(names = "--objects", defaultValue = "1-4", description = "shapes: objects per picture, MIN-MAX (at most 4; default: ${DEFAULT-VALUE})")
     String objects;
+    @Option(names = "--layout", defaultValue = "cells", description = "shapes: where objects sit: cells (one per quadrant, jittered) or free (anywhere, apart) (default: ${DEFAULT-VALUE})")
+    String layout;
     @Option(names = "--rank", defaultValue = "8", description = "shapes-lora: LoRA rank (default: ${DEFAULT-VALUE})")
     int rank;
     @Option(names = "--lora-alpha", description = "shapes-lora: LoRA alpha (default: the rank)")

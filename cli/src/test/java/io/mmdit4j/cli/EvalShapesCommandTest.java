@@ -49,8 +49,11 @@ class EvalShapesCommandTest {
     void reconstructMeasuresTheVaeAlone() throws IOException {
         Path out = tmp.resolve("vae");
         CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--reconstruct", "--prompts", "20",
-                "--out", out.toString());
+                "--save-images", "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
+        try (var images = Files.list(out.resolve("images"))) {
+            assertEquals(20, images.filter(p -> p.getFileName().toString().matches("w0\\.0_vae-reconstruction_\\d{3}_seed\\d+\\.png")).count());
+        }
         assertTrue(r.err().contains("VAE reconstructions"), r.err());
         List<String> summary = Files.readAllLines(out.resolve("summary.csv"));
         assertEquals(2, summary.size(), String.join("\n", summary));
@@ -65,6 +68,14 @@ class EvalShapesCommandTest {
         r = CheckGoldenCommandTest.run("eval-shapes", "--model", "cosmos-tiny-demo", "--reconstruct", "--prompts", "1", "--out", tmp.resolve("c").toString());
         assertEquals(2, r.exit(), r.err());
         assertTrue(r.err().contains("is a cosmos model"), r.err());
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--reconstruct", "--layout", "free", "--prompts", "2", "--out", tmp.resolve("f").toString());
+        assertEquals(0, r.exit(), r.err());
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--reconstruct", "--layout", "grid", "--out", tmp.resolve("g").toString());
+        assertEquals(2, r.exit(), r.err());
+        assertTrue(r.err().contains("unknown layout 'grid'"), r.err());
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--layout", "free", "--out", tmp.resolve("l").toString());
+        assertEquals(2, r.exit(), r.err());
+        assertTrue(r.err().contains("--layout places the scenes of --reconstruct"), r.err());
     }
 
     /** The sampler settings a trained shapes model needs reach every generation: the T5 length it was trained with and true CFG. */

@@ -57,6 +57,9 @@ class TrainCommandTest {
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--objects", "three", "--out", out.toString());
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("MIN-MAX"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--layout", "grid", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("unknown layout 'grid'") && r.err().contains("cells"), r.err());
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-vae", "--vae-downsample", "2", "--out", out.toString());
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("4x or 8x"), r.err());

@@ -57,7 +57,7 @@ final class ShapesTraining {
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed, ShapesWorld.Layout.parse(c.layout));
         world.checkPlaceable();
         // The demo's defaults are the committed models/flux-shapes-demo's run (README "Training"); shapes-lora fine-tunes briefly.
-        int steps = c.steps != null ? c.steps : demo ? 15000 : 500;
+        int steps = c.steps != null ? c.steps : demo ? 24000 : 500;
         int batch = c.batch != null ? c.batch : demo ? 32 : 8;
         double lr = c.lr != null ? c.lr : demo ? 5e-4 : 1e-3;
         double ema = c.ema != null ? c.ema : demo ? 0.999 : 0;
@@ -70,12 +70,19 @@ final class ShapesTraining {
         int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 16; // the longest caption is 13 T5 tokens
         if (images < 1) throw new IllegalArgumentException("--images must be >= 1");
         Path from = TrainingRun.newest(c.out);
+        Path export = demo ? c.out.resolve("model") : c.out.resolve("pytorch_lora_weights.safetensors");
+        if (Files.exists(export)) {
+            // a finished run continues only with more steps; its export is then replaced at the end
+            int last = from == null ? 0 : Integer.parseInt(from.getFileName().toString().substring("checkpoint-".length()));
+            if (!c.resume || steps <= last) {
+                throw new IllegalArgumentException(export + " exists: this run finished at step " + last + " (continue it with --resume --steps N, N more than "
+                        + last + ", or choose another --out; nothing was overwritten)");
+            }
+        }
         if (!c.resume && from != null) {
             throw new IllegalArgumentException(c.out + " holds " + from.getFileName() + ": pass --resume to continue it, or choose another --out (nothing was overwritten)");
         }
         if (c.resume && from == null) throw new IllegalArgumentException(c.out + ": --resume, but no checkpoint-NNNNNN there");
-        Path export = demo ? c.out.resolve("model") : c.out.resolve("pytorch_lora_weights.safetensors");
-        if (Files.exists(export)) throw new IllegalArgumentException(export + " exists: this run is finished (choose another --out; nothing was overwritten)");
         String baseName = c.base != null ? c.base : "flux-tiny-demo";
         if (demo && c.base == null) baseName = demoBase().toString(); // the demo's own VAE with the tiny demo's text encoders
         PreparedModel prepared = Pipelines.prepare(baseName, LoadOptions.builder().dtype(DType.F32).loras(List.of()).build());
@@ -176,7 +183,7 @@ final class ShapesTraining {
         int[] objects = parseRange(c.objects);
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed, ShapesWorld.Layout.parse(c.layout));
         world.checkPlaceable();
-        int steps = c.steps != null ? c.steps : 1500, batch = c.batch != null ? c.batch : 16;
+        int steps = c.steps != null ? c.steps : 2000, batch = c.batch != null ? c.batch : 16;
         boolean fineTune = c.finetuneDecoder != null;
         if (fineTune && c.vaeDownsample != null) {
             throw new IllegalArgumentException("--vae-downsample: the decoder fine-tune keeps the layout of the VAE in --finetune-decoder");
@@ -228,7 +235,10 @@ final class ShapesTraining {
             Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
         }
         model.save(tmp.resolve("transformer"), ema, Map.of("generated_by", "mmdit4j train"));
+        Path old = to.resolveSibling("." + to.getFileName() + ".old");
+        if (Files.exists(to)) Files.move(to, old, StandardCopyOption.ATOMIC_MOVE); // a continued run's earlier export
         Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
+        io.mmdit4j.runtime.Files2.deleteTree(old);
     }
 
     static int[] parseRange(String s) {

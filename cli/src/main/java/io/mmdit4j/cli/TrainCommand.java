@@ -39,7 +39,7 @@ final class TrainCommand implements Callable<Integer> {
     Path data;
     @Option(names = "--out", description = "checkpoints, loss.csv, loss.png and the trainer state (default: outputs/<recipe>)")
     Path out;
-    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 15000, shapes-lora 500, pooled-adapter 4000)")
+    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 24000, shapes-vae 2000, shapes-lora 500, pooled-adapter 4000)")
     Integer steps;
     @Option(names = "--batch", description = "samples per step (default: shapes-demo 32, shapes-lora 8, pooled-adapter 1)")
     Integer batch;
@@ -87,7 +87,7 @@ final class TrainCommand implements Callable<Integer> {
     Integer vaeDownsample;
     @Option(names = "--finetune-decoder", description = "shapes-vae: fine-tune this VAE folder's decoder (encoder frozen, so its latents stay the same) instead of training a new VAE")
     Path finetuneDecoder;
-    @Option(names = "--vae-steps", defaultValue = "1500", description = "shapes-demo: steps of the VAE stage when it runs (default: ${DEFAULT-VALUE})")
+    @Option(names = "--vae-steps", defaultValue = "2000", description = "shapes-demo: steps of the VAE stage when it runs (default: ${DEFAULT-VALUE})")
     int vaeSteps;
     @Option(names = "--bf16", description = "shapes: bf16 autocast for the forward and backward (weights, optimizer and loss stay fp32)")
     boolean bf16;

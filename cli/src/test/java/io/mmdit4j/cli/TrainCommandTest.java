@@ -32,10 +32,33 @@ class TrainCommandTest {
                 "two small red circles on a blue background", "--width", "64", "--height", "64", "--steps", "2", "--out", tmp.resolve("x.png").toString());
         assertEquals(0, g.exit(), g.err());
 
+        // a finished run: refused again, and with --resume unless it gets more steps; then continued and exported anew
+        Path exported = out.resolve("model/transformer/diffusion_pytorch_model.safetensors");
+        Map<String, String> finished = io.mmdit4j.runtime.Files2.snapshot(out);
+        for (String[] again : new String[][] {{}, {"--resume"}}) {
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4",
+                    "--images", "8", "--batch", "2", "--save-every", "2", "--warmup", "1", "--out", out.toString()));
+            args.addAll(java.util.List.of(again));
+            r = CheckGoldenCommandTest.run(args.toArray(String[]::new));
+            assertNotEquals(0, r.exit());
+            assertTrue(r.err().contains("finished at step 4") && r.err().contains("--resume --steps N"), r.err());
+            assertEquals(finished, io.mmdit4j.runtime.Files2.snapshot(out), "nothing touched");
+        }
+        byte[] first = Files.readAllBytes(exported);
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "6", "--images", "8", "--batch", "2",
+                "--save-every", "2", "--warmup", "1", "--log-every", "2", "--out", out.toString(), "--resume");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("step 6/6"), r.err());
+        assertFalse(java.util.Arrays.equals(first, Files.readAllBytes(exported)), "the continued run's weights replace the export");
+        assertTrue(Files.isDirectory(out.resolve("checkpoint-000006")));
+        try (var names = Files.list(out)) {
+            assertEquals(java.util.List.of(), names.map(p -> p.getFileName().toString()).filter(n -> n.startsWith(".")).toList(), "no temporary folder left");
+        }
+
         // resuming from a damaged checkpoint: a clear error, nothing touched
         io.mmdit4j.runtime.Files2.deleteTree(out.resolve("model"));
-        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("checkpoint-000004"));
-        Path weights = out.resolve("checkpoint-000002/transformer/diffusion_pytorch_model.safetensors");
+        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("checkpoint-000006"));
+        Path weights = out.resolve("checkpoint-000004/transformer/diffusion_pytorch_model.safetensors");
         Files.write(weights, new byte[] {1, 2, 3});
         Map<String, String> before = io.mmdit4j.runtime.Files2.snapshot(out);
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4", "--images", "8", "--batch", "2",

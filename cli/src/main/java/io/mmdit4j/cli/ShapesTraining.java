@@ -172,7 +172,7 @@ final class ShapesTraining {
         io.mmdit4j.train.PositionalT5.apply(tmp.resolve("text_encoder_2")); // the frozen T5 reads word order
         Path index = tmp.resolve("model_index.json");
         com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
-        j.remove("_mmdit4j_demo");
+        j.remove(List.of("_mmdit4j_demo", "_mmdit4j_demo_format")); // a trained folder, no longer the generated demo
         Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
         Files.move(tmp, base, StandardCopyOption.ATOMIC_MOVE);
         return base;
@@ -231,7 +231,7 @@ final class ShapesTraining {
         Path index = tmp.resolve("model_index.json");
         if (Files.isRegularFile(index)) { // a trained folder, not the generated demo
             com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
-            j.remove("_mmdit4j_demo");
+            j.remove(List.of("_mmdit4j_demo", "_mmdit4j_demo_format"));
             Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
         }
         model.save(tmp.resolve("transformer"), ema, Map.of("generated_by", "mmdit4j train"));

@@ -28,6 +28,7 @@ class TrainCommandTest {
         assertTrue(r.err().contains("samples/s") && r.err().contains("ETA") && r.err().contains("loss"), r.err());
         assertTrue(Files.isRegularFile(out.resolve("model/transformer/diffusion_pytorch_model.safetensors")));
         assertTrue(Files.isRegularFile(out.resolve("loss.png")));
+        assertFalse(Files.readString(out.resolve("model/model_index.json")).contains("_mmdit4j_demo"), "a trained folder is not the generated demo");
         CheckGoldenCommandTest.Run g = CheckGoldenCommandTest.run("generate", "--model", out.resolve("model").toString(), "--prompt",
                 "two small red circles on a blue background", "--width", "64", "--height", "64", "--steps", "2", "--out", tmp.resolve("x.png").toString());
         assertEquals(0, g.exit(), g.err());

@@ -319,6 +319,13 @@ public final class TrainingRun implements AutoCloseable {
         return all.isEmpty() ? null : all.get(all.size() - 1);
     }
 
+    /** The step a checkpoint folder's name ({@code checkpoint-NNNNNN}) says it holds. */
+    public static int stepOf(Path checkpoint) {
+        Matcher m = CHECKPOINT.matcher(checkpoint.getFileName().toString());
+        if (!m.matches()) throw new IllegalArgumentException(checkpoint + ": not a checkpoint-NNNNNN folder");
+        return Integer.parseInt(m.group(1));
+    }
+
     private static JsonNode readState(Path ckpt) {
         Path f = ckpt.resolve("trainer_state.json");
         JsonNode s;
@@ -330,8 +337,7 @@ public final class TrainingRun implements AutoCloseable {
         if (s == null || !s.path("step").isInt() || !s.path("losses").isArray() || !s.path("settings").isObject()) {
             throw new ModelFormatException(ckpt + ": corrupt checkpoint: trainer_state.json lacks step, losses or settings");
         }
-        Matcher m = CHECKPOINT.matcher(ckpt.getFileName().toString());
-        if (m.matches() && Integer.parseInt(m.group(1)) != s.get("step").asInt()) {
+        if (CHECKPOINT.matcher(ckpt.getFileName().toString()).matches() && stepOf(ckpt) != s.get("step").asInt()) {
             throw new ModelFormatException(ckpt + ": corrupt checkpoint: trainer_state.json says step " + s.get("step").asInt());
         }
         return s;

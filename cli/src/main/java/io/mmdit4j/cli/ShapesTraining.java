@@ -73,7 +73,7 @@ final class ShapesTraining {
         Path export = demo ? c.out.resolve("model") : c.out.resolve("pytorch_lora_weights.safetensors");
         if (Files.exists(export)) {
             // a finished run continues only with more steps; its export is then replaced at the end
-            int last = from == null ? 0 : Integer.parseInt(from.getFileName().toString().substring("checkpoint-".length()));
+            int last = from == null ? 0 : TrainingRun.stepOf(from);
             if (!c.resume || steps <= last) {
                 throw new IllegalArgumentException(export + " exists: this run finished at step " + last + " (continue it with --resume --steps N, N more than "
                         + last + ", or choose another --out; nothing was overwritten)");
@@ -170,10 +170,7 @@ final class ShapesTraining {
         }
         io.mmdit4j.runtime.Files2.copyTree(vaeDir, tmp.resolve("vae"));
         io.mmdit4j.train.PositionalT5.apply(tmp.resolve("text_encoder_2")); // the frozen T5 reads word order
-        Path index = tmp.resolve("model_index.json");
-        com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
-        j.remove(List.of("_mmdit4j_demo", "_mmdit4j_demo_format")); // a trained folder, no longer the generated demo
-        Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
+        dropDemoMarkers(tmp.resolve("model_index.json"));
         Files.move(tmp, base, StandardCopyOption.ATOMIC_MOVE);
         return base;
     }
@@ -229,16 +226,20 @@ final class ShapesTraining {
             }
         }
         Path index = tmp.resolve("model_index.json");
-        if (Files.isRegularFile(index)) { // a trained folder, not the generated demo
-            com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile());
-            j.remove(List.of("_mmdit4j_demo", "_mmdit4j_demo_format"));
-            Files.writeString(index, new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(j));
-        }
+        if (Files.isRegularFile(index)) dropDemoMarkers(index);
         model.save(tmp.resolve("transformer"), ema, Map.of("generated_by", "mmdit4j train"));
         Path old = to.resolveSibling("." + to.getFileName() + ".old");
         if (Files.exists(to)) Files.move(to, old, StandardCopyOption.ATOMIC_MOVE); // a continued run's earlier export
         Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
         io.mmdit4j.runtime.Files2.deleteTree(old);
+    }
+
+    /** A trained folder is no longer the generated demo: the registry must not take it for a stale one and rewrite it. */
+    private static void dropDemoMarkers(Path modelIndex) throws IOException {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(modelIndex.toFile());
+        j.remove(List.of("_mmdit4j_demo", "_mmdit4j_demo_format"));
+        Files.writeString(modelIndex, json.writerWithDefaultPrettyPrinter().writeValueAsString(j));
     }
 
     static int[] parseRange(String s) {

@@ -2,6 +2,8 @@ package io.mmdit4j.pipeline;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
 
 import java.util.Collections;
 import java.util.List;
@@ -29,15 +31,15 @@ public interface NegativePrompts extends GenerationOption {
      * The guided prediction of a batch {@code [negative; positive]} ({@code 2·B} rows): {@code neg + scale·(pos − neg)},
      * {@code [B, ...]}, in this op order (diffusers' CFG and true CFG). A temporary of the caller's scope.
      */
-    static org.bytedeco.pytorch.Tensor combine(org.bytedeco.pytorch.Tensor rows, org.bytedeco.pytorch.Scalar scale) {
+    static Tensor combine(Tensor rows, Scalar scale) {
         long b = rows.size(0) / 2;
-        org.bytedeco.pytorch.Tensor neg = rows.narrow(0, 0, b), pos = rows.narrow(0, b, b);
+        Tensor neg = rows.narrow(0, 0, b), pos = rows.narrow(0, b, b);
         return neg.add(pos.sub(neg).mul(scale));
     }
 
-    /** {@link #combine(org.bytedeco.pytorch.Tensor, org.bytedeco.pytorch.Scalar)} with this guidance's scale. */
-    default org.bytedeco.pytorch.Tensor combine(org.bytedeco.pytorch.Tensor rows) {
-        try (org.bytedeco.pytorch.Scalar s = new org.bytedeco.pytorch.Scalar(scale())) {
+    /** {@link #combine(Tensor, Scalar)} with this guidance's scale. */
+    default Tensor combine(Tensor rows) {
+        try (Scalar s = new Scalar(scale())) {
             return combine(rows, s);
         }
     }

@@ -52,24 +52,32 @@ import static org.bytedeco.pytorch.global.torch.stack;
  * the last {@link Settings#keep} are kept. {@code out/loss.csv} and {@code out/loss.png} follow every checkpoint.
  */
 public final class TrainingRun implements AutoCloseable {
-    /** The run's settings; all but {@code steps} and {@code saveEvery} must match when resuming. */
-    public record Settings(String recipe, int steps, int batch, double lr, int warmup, boolean cosine, double weightDecay, double maxGradNorm,
-                           double emaDecay, double dropT5, double dropPooled, FlowMatching.Scheme density, long seed, int saveEvery, int keep,
-                           double guidance, boolean bf16) {
+    /**
+     * The run's settings; all but {@code steps}, {@code lrStages} and {@code saveEvery} must match when resuming (those three
+     * may change: a finished run continues with more steps). {@code lrStages}: the ends of the cosine stages
+     * ({@link LrSchedule#stageEnds}), empty for one cosine over {@code steps}.
+     */
+    public record Settings(String recipe, int steps, int batch, double lr, int warmup, boolean cosine, List<Integer> lrStages, double weightDecay,
+                           double maxGradNorm, double emaDecay, double dropT5, double dropPooled, FlowMatching.Scheme density, long seed, int saveEvery,
+                           int keep, double guidance, boolean bf16) {
         public Settings {
+            lrStages = List.copyOf(lrStages);
             if (steps < 1 || batch < 1 || saveEvery < 1 || keep < 1) throw new IllegalArgumentException("steps, batch, save-every and keep must be >= 1");
             if (!(lr > 0) || weightDecay < 0 || maxGradNorm < 0 || warmup < 0) throw new IllegalArgumentException("lr > 0, weight decay, clip norm and warm-up >= 0");
             if (emaDecay != 0 && !(emaDecay > 0 && emaDecay < 1)) throw new IllegalArgumentException("EMA decay must be 0 (off) or in (0, 1)");
             if (!(dropT5 >= 0 && dropT5 <= 1 && dropPooled >= 0 && dropPooled <= 1)) throw new IllegalArgumentException("caption dropout must be in [0, 1]");
+            new LrSchedule(lr, warmup, steps, cosine, lrStages); // checks the stages before the first step
         }
 
         LrSchedule schedule() {
-            return new LrSchedule(lr, warmup, steps, cosine);
+            return new LrSchedule(lr, warmup, steps, cosine, lrStages);
         }
 
         ObjectNode toJson() {
-            return new ObjectMapper().createObjectNode().put("recipe", recipe).put("steps", steps).put("batch", batch).put("lr", lr)
-                    .put("warmup", warmup).put("cosine", cosine).put("weight_decay", weightDecay).put("max_grad_norm", maxGradNorm)
+            ObjectNode json = new ObjectMapper().createObjectNode().put("recipe", recipe).put("steps", steps).put("batch", batch).put("lr", lr)
+                    .put("warmup", warmup).put("cosine", cosine);
+            lrStages.forEach(json.putArray("lr_stages")::add);
+            return json.put("weight_decay", weightDecay).put("max_grad_norm", maxGradNorm)
                     .put("ema_decay", emaDecay).put("caption_dropout_t5", dropT5).put("caption_dropout_pooled", dropPooled)
                     .put("timestep_density", density.id()).put("seed", seed).put("save_every", saveEvery).put("guidance", guidance).put("autocast_bf16", bf16);
         }

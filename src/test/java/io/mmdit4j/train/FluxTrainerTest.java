@@ -30,6 +30,7 @@ import static org.bytedeco.pytorch.global.torch.randn;
 import static org.bytedeco.pytorch.global.torch.zeros;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Training-step pieces beyond the goldens: bf16 autocast, LoRA files that the inference path merges, the LR schedule and EMA. */
@@ -143,6 +144,23 @@ class FluxTrainerTest {
         assertEquals(5e-4, s.at(60), 1e-12);
         assertEquals(0, s.at(110), 1e-12);
         assertEquals(1e-3, LrSchedule.constant(1e-3).at(500));
+    }
+
+    @Test
+    void stagedCosineFollowsEachStagesOwnCosine() {
+        LrSchedule s = new LrSchedule(1e-3, 10, 410, true, List.of(110, 210));
+        assertEquals(5e-4, s.at(5), 1e-12);
+        assertEquals(5e-4, s.at(60), 1e-12); // the cosine of a 110-step run
+        assertEquals(new LrSchedule(1e-3, 10, 110, true).at(109), s.at(109), 1e-15);
+        assertEquals(new LrSchedule(1e-3, 10, 210, true).at(110), s.at(110), 1e-15); // continued to 210: that run's cosine
+        assertEquals(new LrSchedule(1e-3, 10, 410, true).at(300), s.at(300), 1e-15);
+        assertEquals(5e-4, s.at(210), 1e-12); // (210 - 10) / (410 - 10) = 1/2
+        assertEquals(0, s.at(410), 1e-12);
+        for (List<Integer> bad : List.of(List.of(210, 110), List.of(10), List.of(410), List.of(110, 110))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new LrSchedule(1e-3, 10, 410, true, bad));
+            assertTrue(e.getMessage().contains("stage ends must increase") && e.getMessage().contains(bad.toString()), e.getMessage());
+        }
+        assertThrows(IllegalArgumentException.class, () -> new LrSchedule(1e-3, 10, 410, false, List.of(110)));
     }
 
     @Test

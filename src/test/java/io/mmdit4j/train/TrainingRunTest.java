@@ -21,8 +21,10 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 import static org.bytedeco.pytorch.global.torch.equal;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -39,7 +41,7 @@ class TrainingRunTest {
     static FluxPipeline flux;
     static ShapesData data;
 
-    static final TrainingRun.Settings SETTINGS = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, 0.01, 1.0, 0.9, 0.1, 0.1,
+    static final TrainingRun.Settings SETTINGS = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, List.of(), 0.01, 1.0, 0.9, 0.1, 0.1,
             FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5, false);
 
     @BeforeAll
@@ -108,6 +110,41 @@ class TrainingRunTest {
         }
     }
 
+    /** {@code --lr-stages}: one run with a stage ending at step 10 is, bit for bit, a 10-step run continued to 20 with --resume --steps 20. */
+    @Test
+    void aStagedScheduleIsAFinishedRunContinuedWithMoreSteps() throws IOException {
+        Path chained = tmp.resolve("chained"), staged = tmp.resolve("staged");
+        TrainingRun.Settings tenSteps = new TrainingRun.Settings("smoke", 10, 2, 2e-3, 2, true, List.of(), 0.01, 1.0, 0.9, 0.1, 0.1,
+                FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5, false);
+        TrainingRun.Settings stagedSettings = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, List.of(10), 0.01, 1.0, 0.9, 0.1, 0.1,
+                FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5, false);
+        try (FluxTrainable m = fresh(); TrainingRun run = new TrainingRun(m, data, tenSteps, FluxTrainer.Optim.of(2e-3, 0.01), chained, false)) {
+            assertTrue(run.run(null));
+        }
+        List<Double> continued;
+        try (FluxTrainable m = fresh(); TrainingRun run = new TrainingRun(m, data, SETTINGS, FluxTrainer.Optim.of(2e-3, 0.01), chained, true)) {
+            assertEquals(10, run.step());
+            assertTrue(run.run(null));
+            continued = List.copyOf(run.losses());
+        }
+        List<Double> oneRun, oneCosine;
+        try (FluxTrainable m = fresh(); TrainingRun run = new TrainingRun(m, data, stagedSettings, FluxTrainer.Optim.of(2e-3, 0.01), staged, false)) {
+            assertTrue(run.run(null));
+            oneRun = List.copyOf(run.losses());
+        }
+        try (FluxTrainable m = fresh(); TrainingRun run = new TrainingRun(m, data, SETTINGS, FluxTrainer.Optim.of(2e-3, 0.01), tmp.resolve("one-cosine"), false)) {
+            assertTrue(run.run(null));
+            oneCosine = List.copyOf(run.losses());
+        }
+        assertEquals(20, oneRun.size());
+        assertEquals(continued, oneRun, "loss curve");
+        assertNotEquals(oneCosine, oneRun, "the stages change the schedule");
+        for (String weights : List.of("transformer", "transformer_ema")) {
+            Path file = Path.of("checkpoint-000020", weights, "diffusion_pytorch_model.safetensors");
+            assertArrayEquals(Files.readAllBytes(chained.resolve(file)), Files.readAllBytes(staged.resolve(file)), weights);
+        }
+    }
+
     @Test
     void badInputsAreRefusedAndNothingIsOverwritten() throws IOException {
         Path out = tmp.resolve("bad");
@@ -141,7 +178,7 @@ class TrainingRunTest {
         }
         // other settings than the checkpoint's
         try (FluxTrainable m = fresh()) {
-            TrainingRun.Settings other = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, 0.01, 1.0, 0.9, 0.1, 0.1,
+            TrainingRun.Settings other = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, List.of(), 0.01, 1.0, 0.9, 0.1, 0.1,
                     FlowMatching.Scheme.LOGIT_NORMAL, 6, 10, 3, 3.5, false);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> new TrainingRun(m, data, other, FluxTrainer.Optim.of(2e-3, 0.01), out, true));

@@ -43,6 +43,10 @@ final class ShapesTraining {
         return new FluxConfig(4 * latentChannels, 4 * latentChannels, 2, 4, 32, 4, jointDim, pooledDim, false, new int[] {8, 12, 12}, 4 * 128);
     }
 
+    /** The shapes-demo recipe's transformer steps and learning-rate stages: the committed models/flux-shapes-demo's run. */
+    static final int DEMO_STEPS = 96000;
+    static final List<Integer> DEMO_LR_STAGES = List.of(24000, 50000);
+
     int run() throws IOException {
         if (c.finetuneDecoder != null && !c.recipe.equals("shapes-vae")) {
             throw new IllegalArgumentException("--finetune-decoder is for --recipe shapes-vae (it fine-tunes a VAE folder's decoder)");
@@ -57,7 +61,10 @@ final class ShapesTraining {
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed, ShapesWorld.Layout.parse(c.layout));
         world.checkPlaceable();
         // The demo's defaults are the committed models/flux-shapes-demo's run (README "Training"); shapes-lora fine-tunes briefly.
-        int steps = c.steps != null ? c.steps : demo ? 24000 : 500;
+        int steps = c.steps != null ? c.steps : demo ? DEMO_STEPS : 500;
+        // the committed demo was trained for 24,000 steps, then continued to 50,000 and to 96,000 (--resume --steps): its
+        // default schedule has those stages, so that the one command reproduces it
+        List<Integer> lrStages = c.lrStages != null ? c.lrStages : demo && c.steps == null && !c.constantLr ? DEMO_LR_STAGES : List.of();
         int batch = c.batch != null ? c.batch : demo ? 32 : 8;
         double lr = c.lr != null ? c.lr : demo ? 5e-4 : 1e-3;
         double ema = c.ema != null ? c.ema : demo ? 0.999 : 0;
@@ -65,7 +72,7 @@ final class ShapesTraining {
         // too, which is what modulation guidance steers
         double dropT5 = c.dropT5 != null ? c.dropT5 : demo ? 0.2 : 0.1;
         int images = c.images != null ? c.images : demo ? 32768 : 2048;
-        TrainingRun.Settings settings = new TrainingRun.Settings(c.recipe, steps, batch, lr, c.warmup, !c.constantLr, c.weightDecay, c.maxGradNorm, ema,
+        TrainingRun.Settings settings = new TrainingRun.Settings(c.recipe, steps, batch, lr, c.warmup, !c.constantLr, lrStages, c.weightDecay, c.maxGradNorm, ema,
                 dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16);
         int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 16; // the longest caption is 13 T5 tokens
         if (images < 1) throw new IllegalArgumentException("--images must be >= 1");

@@ -39,7 +39,7 @@ final class TrainCommand implements Callable<Integer> {
     Path data;
     @Option(names = "--out", description = "checkpoints, loss.csv, loss.png and the trainer state (default: outputs/<recipe>)")
     Path out;
-    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 24000, shapes-vae 2000, shapes-lora 500, pooled-adapter 4000)")
+    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 96000, shapes-vae 2000, shapes-lora 500, pooled-adapter 4000)")
     Integer steps;
     @Option(names = "--batch", description = "samples per step (default: shapes-demo 32, shapes-lora 8, pooled-adapter 1)")
     Integer batch;
@@ -55,6 +55,9 @@ final class TrainCommand implements Callable<Integer> {
     Integer maxSequenceLength;
     @Option(names = "--warmup", defaultValue = "100", description = "shapes: linear warm-up steps before the cosine decay (default: ${DEFAULT-VALUE})")
     int warmup;
+    @Option(names = "--lr-stages", split = ",", description = "shapes: cosine stages ending at these steps, as a run finished at each and continued with "
+            + "--resume --steps follows (default: shapes-demo without --steps 24000,50000, else none: one cosine)")
+    List<Integer> lrStages;
     @Option(names = "--constant-lr", description = "shapes: no cosine decay after the warm-up")
     boolean constantLr;
     @Option(names = "--max-grad-norm", defaultValue = "1.0", description = "shapes: clip the global gradient norm (0: off; default: ${DEFAULT-VALUE})")

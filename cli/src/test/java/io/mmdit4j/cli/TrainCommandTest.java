@@ -84,6 +84,12 @@ class TrainCommandTest {
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--layout", "grid", "--out", out.toString());
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("unknown layout 'grid'") && r.err().contains("cells"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--steps", "1000", "--lr-stages", "500,300", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("stage ends must increase") && r.err().contains("[500, 300]"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--lr-stages", "24000", "--constant-lr", "--out", out.toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("a constant rate has none"), r.err());
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-vae", "--vae-downsample", "2", "--out", out.toString());
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("4x or 8x"), r.err());

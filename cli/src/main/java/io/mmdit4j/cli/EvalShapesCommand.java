@@ -60,6 +60,9 @@ final class EvalShapesCommand implements Callable<Integer> {
     String pos;
     @Option(names = "--mg-neg", description = "guidance direction: negative prompt, e.g. \"small shapes\"")
     String neg;
+    @Option(names = "--mg-preset", description = "guidance direction: a preset of the model's descriptor (flux-shapes-demo: count, size) or a built-in one, "
+            + "with its prompts and layers (--mg-layers overrides the layers); instead of --mg-pos/--mg-neg")
+    String preset;
     @Option(names = "--mg-w", split = ",", defaultValue = "0,1,2,3", description = "weights to compare (default: ${DEFAULT-VALUE})")
     List<Double> weights;
     @Option(names = "--mg-layers", split = ";", description = "layer schedules to compare, ';'-separated, e.g. \"0-2;3-5\" (default: the model's)")
@@ -86,7 +89,8 @@ final class EvalShapesCommand implements Callable<Integer> {
         if (trueCfg != null && !(trueCfg >= 1)) throw new IllegalArgumentException("--true-cfg must be >= 1 (1: off), got " + trueCfg);
         if (!measure.equals("area") && !measure.equals("count")) throw new IllegalArgumentException("--measure " + measure + ": area or count");
         if ((pos == null) != (neg == null)) throw new IllegalArgumentException("--mg-pos and --mg-neg come together");
-        boolean guided = pos != null;
+        if (preset != null && pos != null) throw new IllegalArgumentException("--mg-preset names a direction with its own prompts: not with --mg-pos/--mg-neg");
+        boolean guided = pos != null || preset != null;
         if (reconstruct && (guided || trueCfg != null || steps != null || maxSequenceLength != null || seeds != 1)) {
             throw new IllegalArgumentException("--reconstruct measures the VAE alone: not with --mg-*, --true-cfg, --steps, --max-sequence-length or --seeds");
         }
@@ -114,7 +118,7 @@ final class EvalShapesCommand implements Callable<Integer> {
                         if (maxSequenceLength != null) b.maxSequenceLength(maxSequenceLength);
                         if (trueCfg != null) b.option(new io.mmdit4j.pipeline.TrueCfg(trueCfg, List.of("")));
                         if (guided) {
-                            Direction d = Direction.of(pos, neg).w(w);
+                            Direction d = (preset != null ? Direction.preset(preset) : Direction.of(pos, neg)).w(w);
                             if (layers != null) d = d.layers(layers);
                             b.guide(d);
                         }

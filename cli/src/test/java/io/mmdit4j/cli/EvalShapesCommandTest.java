@@ -40,6 +40,27 @@ class EvalShapesCommandTest {
         assertTrue(r.err().contains("--mg-neg"), r.err());
     }
 
+    /** {@code --mg-preset}: the descriptor's direction, its prompts and layers, measures exactly as the same direction spelled out. */
+    @Test
+    void aPresetIsTheDescriptorsDirection() throws IOException {
+        Path byPreset = tmp.resolve("preset"), spelled = tmp.resolve("spelled");
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--prompts", "3", "--mg-preset", "count",
+                "--mg-w", "0,3", "--measure", "count", "--out", byPreset.toString());
+        assertEquals(0, r.exit(), r.err());
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--prompts", "3", "--mg-pos", "four large grey squares on a white background",
+                "--mg-neg", "a large grey square on a white background", "--mg-layers", "2-5", "--mg-w", "0,3", "--measure", "count", "--out", spelled.toString());
+        assertEquals(0, r.exit(), r.err());
+        List<String> a = Files.readAllLines(byPreset.resolve("eval.csv")), b = Files.readAllLines(spelled.resolve("eval.csv"));
+        assertEquals(7, a.size());
+        for (int i = 0; i < a.size(); i++) assertEquals(b.get(i).replace(",2-5,", ",model,"), a.get(i)); // the layers column: the preset's
+        List<String> rows = a.subList(4, 7);
+        assertNotEquals(a.subList(1, 4), rows.stream().map(l -> l.replace(",3.0,", ",0.0,")).toList(), "w 3 changes the pictures");
+        r = CheckGoldenCommandTest.run("eval-shapes", "--model", "flux-shapes-demo", "--mg-preset", "count", "--mg-pos", "a", "--mg-neg", "b",
+                "--out", tmp.resolve("both").toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("not with --mg-pos/--mg-neg"), r.err());
+    }
+
     /**
      * {@code --reconstruct}: the bundled shapes model's VAE alone (render, encode, decode, read back). Its pictures keep
      * count and colour almost always (200 scenes: 199 and 196), so a broken round trip (noise, swapped channels) fails;

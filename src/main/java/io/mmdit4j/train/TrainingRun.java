@@ -98,6 +98,7 @@ public final class TrainingRun implements AutoCloseable {
     private final FluxTrainable model;
     private final TrainingData data;
     private final Settings settings;
+    private final LrSchedule schedule;
     private final Path out;
     private final FluxTrainer trainer;
     private final Ema ema;
@@ -114,6 +115,7 @@ public final class TrainingRun implements AutoCloseable {
         this.model = model;
         this.data = data;
         this.settings = settings;
+        this.schedule = settings.schedule();
         this.out = out;
         Path from = newest(out);
         if (!resume && from != null) {
@@ -261,7 +263,7 @@ public final class TrainingRun implements AutoCloseable {
             Tensor sigmas = FlowMatching.sigmas(FlowMatching.sampleIndices(FlowMatching.Density.of(settings.density()), b, g));
             double loss = trainer.lossAndBackward(batch(x0, t5, pooled), noise, sigmas, settings.density(), null);
             GradNorms.Result norms = trainer.clip(settings.maxGradNorm());
-            double lr = settings.schedule().at(s);
+            double lr = schedule.at(s);
             trainer.step(lr);
             if (ema != null) ema.update(model.trainable(), s + 1);
             return new double[] {loss, norms.total(), lr};

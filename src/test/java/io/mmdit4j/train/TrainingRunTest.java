@@ -41,8 +41,13 @@ class TrainingRunTest {
     static FluxPipeline flux;
     static ShapesData data;
 
-    static final TrainingRun.Settings SETTINGS = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, List.of(), 0.01, 1.0, 0.9, 0.1, 0.1,
-            FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5, false);
+    static final TrainingRun.Settings SETTINGS = smoke(20, List.of(), 5);
+
+    /** The smoke run's settings: batch 2, lr 2e-3 with 2 warm-up steps, EMA 0.9, a checkpoint every 10 steps. */
+    static TrainingRun.Settings smoke(int steps, List<Integer> lrStages, long seed) {
+        return new TrainingRun.Settings("smoke", steps, 2, 2e-3, 2, true, lrStages, 0.01, 1.0, 0.9, 0.1, 0.1, FlowMatching.Scheme.LOGIT_NORMAL, seed, 10, 3,
+                3.5, false);
+    }
 
     @BeforeAll
     static void load() {
@@ -114,10 +119,7 @@ class TrainingRunTest {
     @Test
     void aStagedScheduleIsAFinishedRunContinuedWithMoreSteps() throws IOException {
         Path chained = tmp.resolve("chained"), staged = tmp.resolve("staged");
-        TrainingRun.Settings tenSteps = new TrainingRun.Settings("smoke", 10, 2, 2e-3, 2, true, List.of(), 0.01, 1.0, 0.9, 0.1, 0.1,
-                FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5, false);
-        TrainingRun.Settings stagedSettings = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, List.of(10), 0.01, 1.0, 0.9, 0.1, 0.1,
-                FlowMatching.Scheme.LOGIT_NORMAL, 5, 10, 3, 3.5, false);
+        TrainingRun.Settings tenSteps = smoke(10, List.of(), 5), stagedSettings = smoke(20, List.of(10), 5);
         try (FluxTrainable m = fresh(); TrainingRun run = new TrainingRun(m, data, tenSteps, FluxTrainer.Optim.of(2e-3, 0.01), chained, false)) {
             assertTrue(run.run(null));
         }
@@ -178,8 +180,7 @@ class TrainingRunTest {
         }
         // other settings than the checkpoint's
         try (FluxTrainable m = fresh()) {
-            TrainingRun.Settings other = new TrainingRun.Settings("smoke", 20, 2, 2e-3, 2, true, List.of(), 0.01, 1.0, 0.9, 0.1, 0.1,
-                    FlowMatching.Scheme.LOGIT_NORMAL, 6, 10, 3, 3.5, false);
+            TrainingRun.Settings other = smoke(20, List.of(), 6);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> new TrainingRun(m, data, other, FluxTrainer.Optim.of(2e-3, 0.01), out, true));
             assertTrue(e.getMessage().contains("seed"), e.getMessage());

@@ -1,5 +1,7 @@
 package io.mmdit4j.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mmdit4j.flux.FluxConfig;
 import io.mmdit4j.flux.FluxFamily;
 import io.mmdit4j.flux.FluxPipeline;
@@ -243,8 +245,8 @@ final class ShapesTraining {
 
     /** A trained folder is no longer the generated demo: the registry must not take it for a stale one and rewrite it. */
     private static void dropDemoMarkers(Path modelIndex) throws IOException {
-        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
-        com.fasterxml.jackson.databind.node.ObjectNode j = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(modelIndex.toFile());
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode j = (ObjectNode) json.readTree(modelIndex.toFile());
         j.remove(List.of("_mmdit4j_demo", "_mmdit4j_demo_format"));
         Files.writeString(modelIndex, json.writerWithDefaultPrettyPrinter().writeValueAsString(j));
     }

@@ -6,6 +6,9 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -37,9 +40,9 @@ class TrainCommandTest {
         Path exported = out.resolve("model/transformer/diffusion_pytorch_model.safetensors");
         Map<String, String> finished = io.mmdit4j.runtime.Files2.snapshot(out);
         for (String[] again : new String[][] {{}, {"--resume"}}) {
-            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4",
+            List<String> args = new ArrayList<>(List.of("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4",
                     "--images", "8", "--batch", "2", "--save-every", "2", "--warmup", "1", "--out", out.toString()));
-            args.addAll(java.util.List.of(again));
+            args.addAll(List.of(again));
             r = CheckGoldenCommandTest.run(args.toArray(String[]::new));
             assertNotEquals(0, r.exit());
             assertTrue(r.err().contains("finished at step 4") && r.err().contains("--resume --steps N"), r.err());
@@ -50,10 +53,10 @@ class TrainCommandTest {
                 "--save-every", "2", "--warmup", "1", "--log-every", "2", "--out", out.toString(), "--resume");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("step 6/6"), r.err());
-        assertFalse(java.util.Arrays.equals(first, Files.readAllBytes(exported)), "the continued run's weights replace the export");
+        assertFalse(Arrays.equals(first, Files.readAllBytes(exported)), "the continued run's weights replace the export");
         assertTrue(Files.isDirectory(out.resolve("checkpoint-000006")));
         try (var names = Files.list(out)) {
-            assertEquals(java.util.List.of(), names.map(p -> p.getFileName().toString()).filter(n -> n.startsWith(".")).toList(), "no temporary folder left");
+            assertEquals(List.of(), names.map(p -> p.getFileName().toString()).filter(n -> n.startsWith(".")).toList(), "no temporary folder left");
         }
 
         // resuming from a damaged checkpoint: a clear error, nothing touched

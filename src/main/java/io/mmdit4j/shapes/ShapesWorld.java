@@ -21,21 +21,33 @@ import java.util.Random;
  * @param minObjects  fewest objects in a picture (≥ 1)
  * @param maxObjects  most objects (≤ 4 and placeable without overlap at the large size: checked)
  * @param seed        the world's seed
- * @param layout      where objects may sit: {@link Layout#CELLS} (the demo's) or {@link Layout#FREE}
+ * @param layout      where objects may sit: {@link Layout#CELLS} (the demo's), {@link Layout#ARRANGED} or {@link Layout#FREE}
  */
 public record ShapesWorld(int size, int minObjects, int maxObjects, long seed, Layout layout) {
     /**
      * Where a scene's objects may sit. {@code FREE}: anywhere, apart by a gap. {@code CELLS}: one object per quadrant
      * of the picture, jittered inside it. The demo uses cells because its transformer sees a 64×64 picture as 4×4 image
      * tokens: trained on free placement on 2 cores it drew neighbouring objects as merged blobs (README "Training"),
-     * while a quadrant is 2×2 tokens that either hold one object or none.
+     * while a quadrant is 2×2 tokens that either hold one object or none. {@code ARRANGED}: one arrangement per count, each
+     * object jittered inside its own quarter-size box as in cells — one object in the centre, two side by side, three in
+     * a triangle (two above, one below), four in the quadrants. Trained on cells, the demo decided each quadrant almost
+     * independently (its counts spread like a binomial), so a count the arrangement shows is easier to draw.
      */
     public enum Layout {
-        FREE, CELLS;
+        FREE, CELLS, ARRANGED;
 
         public static Layout parse(String s) {
             for (Layout l : values()) if (l.name().equalsIgnoreCase(s)) return l;
-            throw new IllegalArgumentException("shapes world: unknown layout '" + s + "' (expected free or cells)");
+            throw new IllegalArgumentException("shapes world: unknown layout '" + s + "' (expected free, cells or arranged)");
+        }
+
+        /** How {@link #describe} and the trainer state name it. */
+        public String placement() {
+            return switch (this) {
+                case FREE -> "freely";
+                case CELLS -> "in cells";
+                case ARRANGED -> "arranged by count";
+            };
         }
     }
     public static final int MAX_OBJECTS = 4;
@@ -89,16 +101,46 @@ public record ShapesWorld(int size, int minObjects, int maxObjects, long seed, L
 
     /** Non-overlapping centres by the layout; an error when they do not fit. */
     private List<Scene.Obj> place(int n, double r, Random rnd) {
-        return layout == Layout.CELLS ? placeInCells(n, r, rnd) : placeFree(n, r, rnd);
+        return switch (layout) {
+            case CELLS -> placeInCells(n, r, rnd);
+            case ARRANGED -> placeArranged(n, r, rnd);
+            case FREE -> placeFree(n, r, rnd);
+        };
     }
 
-    /** {@code n} distinct quadrants in random order, each object at its quadrant's centre plus a jitter that keeps it inside. */
-    private List<Scene.Obj> placeInCells(int n, double r, Random rnd) {
+    /** Where {@link Layout#ARRANGED} puts the objects of each count, in units of the picture's side. */
+    private static final double[][][] ARRANGEMENTS = {
+            {{0.5, 0.5}},
+            {{0.25, 0.5}, {0.75, 0.5}},
+            {{0.25, 0.25}, {0.75, 0.25}, {0.5, 0.75}},
+            {{0.25, 0.25}, {0.75, 0.25}, {0.25, 0.75}, {0.75, 0.75}}};
+
+    /**
+     * The count's arrangement, each object jittered inside the quarter-size box around its anchor; the boxes of one
+     * arrangement do not overlap, so neither do the objects.
+     */
+    private List<Scene.Obj> placeArranged(int n, double r, Random rnd) {
+        double jitter = cellJitter(r);
+        List<Scene.Obj> out = new ArrayList<>();
+        for (double[] a : ARRANGEMENTS[n - 1]) {
+            out.add(new Scene.Obj(a[0] * size + (2 * rnd.nextDouble() - 1) * jitter, a[1] * size + (2 * rnd.nextDouble() - 1) * jitter, r));
+        }
+        return out;
+    }
+
+    /** How far an object of radius {@code r} may move from the centre of a quadrant-size box and stay inside it; an error when it does not fit. */
+    private double cellJitter(double r) {
         double cell = size / 2.0, margin = 1.5, jitter = cell / 2 - r - margin;
         if (jitter < 0) {
             throw new IllegalArgumentException("shapes world: objects of radius " + String.format(java.util.Locale.ROOT, "%.1f", r) + " px do not fit a "
                     + String.format(java.util.Locale.ROOT, "%.0f", cell) + " px cell of " + size + "x" + size + " pixels (an impossible dataset spec)");
         }
+        return jitter;
+    }
+
+    /** {@code n} distinct quadrants in random order, each object at its quadrant's centre plus a jitter that keeps it inside. */
+    private List<Scene.Obj> placeInCells(int n, double r, Random rnd) {
+        double cell = size / 2.0, jitter = cellJitter(r);
         List<Integer> cells = new ArrayList<>(List.of(0, 1, 2, 3));
         java.util.Collections.shuffle(cells, rnd);
         List<Scene.Obj> out = new ArrayList<>();

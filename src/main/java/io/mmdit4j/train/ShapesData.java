@@ -104,7 +104,7 @@ public final class ShapesData implements TrainingData {
     public String describe() {
         return String.format(Locale.ROOT, "shapes world seed %d, %d pictures of %dx%d, %d-%d objects placed %s, T5 length %d", world.seed(),
                 latents.size(), world.size(), world.size(), world.minObjects(), world.maxObjects(),
-                world.layout() == io.mmdit4j.shapes.ShapesWorld.Layout.CELLS ? "in cells" : "freely", maxSequenceLength);
+                world.layout().placement(), maxSequenceLength);
     }
 
     @Override

@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import java.awt.image.BufferedImage;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Random;
 import java.util.Set;
 
@@ -147,7 +148,38 @@ class ShapesWorldTest {
         assertEquals(ShapesWorld.Layout.CELLS, ShapesWorld.demo(1).layout());
         assertEquals(ShapesWorld.Layout.FREE, ShapesWorld.Layout.parse("Free"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ShapesWorld.Layout.parse("grid"));
-        assertTrue(e.getMessage().contains("'grid'") && e.getMessage().contains("cells"), e.getMessage());
+        assertTrue(e.getMessage().contains("'grid'") && e.getMessage().contains("cells") && e.getMessage().contains("arranged"), e.getMessage());
+    }
+
+    @Test
+    void arrangedScenesShowTheirCountsArrangement() {
+        // centred; side by side; two above and one below; the quadrants (in units of the side) — each object inside the
+        // quarter-size box around its anchor, every anchor used once
+        double[][][] anchors = {{{0.5, 0.5}}, {{0.25, 0.5}, {0.75, 0.5}}, {{0.25, 0.25}, {0.75, 0.25}, {0.5, 0.75}},
+                {{0.25, 0.25}, {0.75, 0.25}, {0.25, 0.75}, {0.75, 0.75}}};
+        ShapesWorld arranged = new ShapesWorld(64, 1, 4, 5, ShapesWorld.Layout.ARRANGED);
+        int[] counts = new int[5];
+        Set<Long> jitters = new HashSet<>();
+        for (int i = 0; i < 300; i++) {
+            Scene s = arranged.scene(i);
+            List<Scene.Obj> objs = s.objects();
+            counts[objs.size()]++;
+            Set<Integer> used = new HashSet<>();
+            for (Scene.Obj o : objs) {
+                int k = -1;
+                for (int a = 0; a < anchors[objs.size() - 1].length; a++) {
+                    double ax = anchors[objs.size() - 1][a][0] * 64, ay = anchors[objs.size() - 1][a][1] * 64;
+                    if (o.cx() - o.r() > ax - 16 && o.cx() + o.r() < ax + 16 && o.cy() - o.r() > ay - 16 && o.cy() + o.r() < ay + 16) k = a;
+                }
+                assertTrue(k >= 0 && used.add(k), "each object in its own anchor's box: " + s);
+                jitters.add(Math.round(o.cx() * 8));
+            }
+            assertTrue(ShapesAnalyzer.score(s, ShapesAnalyzer.analyze(ShapesWorld.render(s))).all(), "read back exactly: " + s);
+        }
+        for (int n = 1; n <= 4; n++) assertTrue(counts[n] > 40, "every count drawn: " + java.util.Arrays.toString(counts));
+        assertTrue(jitters.size() > 100, "jittered: " + jitters.size() + " distinct x positions");
+        assertEquals(ShapesWorld.Layout.ARRANGED, ShapesWorld.Layout.parse("arranged"));
+        new ShapesWorld(32, 1, 4, 0, ShapesWorld.Layout.ARRANGED).checkPlaceable();
     }
 
     @Test

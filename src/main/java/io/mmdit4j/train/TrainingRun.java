@@ -55,13 +55,15 @@ public final class TrainingRun implements AutoCloseable {
     /**
      * The run's settings; all but {@code steps}, {@code lrStages} and {@code saveEvery} must match when resuming (those three
      * may change: a finished run continues with more steps). {@code lrStages}: the ends of the cosine stages
-     * ({@link LrSchedule#stageEnds}), empty for one cosine over {@code steps}.
+     * ({@link LrSchedule#stageEnds}), empty for one cosine over {@code steps}. {@code init}: the pipeline whose transformer
+     * the run started from (and whose VAE encoded its data), empty for random weights.
      */
     public record Settings(String recipe, int steps, int batch, double lr, int warmup, boolean cosine, List<Integer> lrStages, double weightDecay,
                            double maxGradNorm, double emaDecay, double dropT5, double dropPooled, FlowMatching.Scheme density, long seed, int saveEvery,
-                           int keep, double guidance, boolean bf16) {
+                           int keep, double guidance, boolean bf16, String init) {
         public Settings {
             lrStages = List.copyOf(lrStages);
+            if (init == null) init = "";
             if (steps < 1 || batch < 1 || saveEvery < 1 || keep < 1) throw new IllegalArgumentException("steps, batch, save-every and keep must be >= 1");
             if (!(lr > 0) || weightDecay < 0 || maxGradNorm < 0 || warmup < 0) throw new IllegalArgumentException("lr > 0, weight decay, clip norm and warm-up >= 0");
             if (emaDecay != 0 && !(emaDecay > 0 && emaDecay < 1)) throw new IllegalArgumentException("EMA decay must be 0 (off) or in (0, 1)");
@@ -79,7 +81,7 @@ public final class TrainingRun implements AutoCloseable {
             lrStages.forEach(json.putArray("lr_stages")::add);
             return json.put("weight_decay", weightDecay).put("max_grad_norm", maxGradNorm)
                     .put("ema_decay", emaDecay).put("caption_dropout_t5", dropT5).put("caption_dropout_pooled", dropPooled)
-                    .put("timestep_density", density.id()).put("seed", seed).put("save_every", saveEvery).put("guidance", guidance).put("autocast_bf16", bf16);
+                    .put("timestep_density", density.id()).put("seed", seed).put("save_every", saveEvery).put("guidance", guidance).put("autocast_bf16", bf16).put("init", init);
         }
     }
 
@@ -336,6 +338,14 @@ public final class TrainingRun implements AutoCloseable {
         return Integer.parseInt(m.group(1));
     }
 
+    /**
+     * The pipeline a checkpoint's run started from ({@code --init}; empty for random weights), read before any model
+     * loads: a resumed run must encode its data with that pipeline's VAE.
+     */
+    public static String initOf(Path checkpoint) {
+        return readState(checkpoint).path("settings").path("init").asText("");
+    }
+
     private static JsonNode readState(Path ckpt) {
         Path f = ckpt.resolve("trainer_state.json");
         JsonNode s;
@@ -357,7 +367,7 @@ public final class TrainingRun implements AutoCloseable {
     private void checkSettings(Path ckpt, JsonNode state) {
         ObjectNode now = settings.toJson(), then = (ObjectNode) state.get("settings");
         for (String k : List.of("recipe", "batch", "lr", "warmup", "cosine", "weight_decay", "max_grad_norm", "ema_decay", "caption_dropout_t5",
-                "caption_dropout_pooled", "timestep_density", "seed", "guidance")) {
+                "caption_dropout_pooled", "timestep_density", "seed", "guidance", "init")) {
             if (!now.path(k).asText().equals(then.path(k).asText())) {
                 throw new IllegalArgumentException(ckpt + " was trained with " + k + " = " + then.path(k) + ", this run has " + now.path(k)
                         + " (resume with the same settings)");

@@ -46,7 +46,7 @@ class TrainingRunTest {
     /** The smoke run's settings: batch 2, lr 2e-3 with 2 warm-up steps, EMA 0.9, a checkpoint every 10 steps. */
     static TrainingRun.Settings smoke(int steps, List<Integer> lrStages, long seed) {
         return new TrainingRun.Settings("smoke", steps, 2, 2e-3, 2, true, lrStages, 0.01, 1.0, 0.9, 0.1, 0.1, FlowMatching.Scheme.LOGIT_NORMAL, seed, 10, 3,
-                3.5, false);
+                3.5, false, "");
     }
 
     @BeforeAll

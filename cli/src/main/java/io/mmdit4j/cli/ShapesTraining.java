@@ -48,6 +48,9 @@ final class ShapesTraining {
     /** The shapes-demo recipe's transformer steps and learning-rate stages: the committed models/flux-shapes-demo's run. */
     static final int DEMO_STEPS = 96000;
     static final List<Integer> DEMO_LR_STAGES = List.of(24000, 50000);
+    /** A run from {@code --init} (the recipe's arranged fine-tune): its default steps and learning rate. */
+    static final int FINETUNE_STEPS = 10000;
+    static final double FINETUNE_LR = 2e-4;
 
     int run() throws IOException {
         if (c.finetuneDecoder != null && !c.recipe.equals("shapes-vae")) {
@@ -55,27 +58,80 @@ final class ShapesTraining {
         }
         if (c.recipe.equals("shapes-vae")) return trainVae();
         boolean demo = c.recipe.equals("shapes-demo");
+        int arranged = arrangedSteps(demo);
+        if (arranged == 0) return transformer(demo);
+        // The recipe's last stage (README "Training"): the model it trained on cells, fine-tuned on the arranged layout,
+        // where a picture's arrangement shows its count (trained on cells alone, the demo got the count wrong half the time).
+        Path out = c.out;
+        int firstSteps = c.steps != null ? c.steps : DEMO_STEPS;
+        Path newest = TrainingRun.newest(out);
+        if (c.resume && Files.isDirectory(out.resolve("model")) && newest != null && TrainingRun.stepOf(newest) >= firstSteps) {
+            System.err.println("train: " + out.resolve("model") + " finished at step " + TrainingRun.stepOf(newest) + "; on to the arranged fine-tune");
+        } else {
+            transformer(true);
+        }
+        System.err.printf(Locale.ROOT, "train: last stage: %s fine-tuned %d steps on the arranged layout into %s%n", out.resolve("model"), arranged, out.resolve("arranged"));
+        c.init = out.resolve("model").toString();
+        c.base = null;
+        c.vae = null;
+        c.vaeDownsample = null;
+        c.out = out.resolve("arranged");
+        c.layout = ShapesWorld.Layout.ARRANGED.name().toLowerCase(Locale.ROOT);
+        c.steps = arranged;
+        c.lr = null;
+        c.lrStages = null;
+        c.resume = c.resume && TrainingRun.newest(c.out) != null;
+        c.arrangedSteps = 0;
+        return transformer(true);
+    }
+
+    /**
+     * {@code --arranged-steps}: the steps of the recipe's arranged fine-tune after the run; by default {@link #FINETUNE_STEPS}
+     * when the run is the recipe's own (no --steps, --init, --layout, --lr-stages or --constant-lr), else none.
+     */
+    private int arrangedSteps(boolean demo) {
+        if (c.arrangedSteps == null) {
+            return demo && c.steps == null && c.init == null && c.layout.equalsIgnoreCase("cells") && c.lrStages == null && !c.constantLr ? FINETUNE_STEPS : 0;
+        }
+        if (c.arrangedSteps < 0) throw new IllegalArgumentException("--arranged-steps " + c.arrangedSteps + ": must be >= 0");
+        if (c.arrangedSteps > 0 && !demo) throw new IllegalArgumentException("--arranged-steps is for --recipe shapes-demo");
+        if (c.arrangedSteps > 0 && c.init != null) {
+            throw new IllegalArgumentException("--arranged-steps follows a run from scratch; with --init the run itself is a fine-tune (--layout arranged)");
+        }
+        if (c.arrangedSteps > 0 && !c.layout.equalsIgnoreCase("cells")) {
+            throw new IllegalArgumentException("--arranged-steps fine-tunes a model trained on cells; this run uses --layout " + c.layout);
+        }
+        return c.arrangedSteps;
+    }
+
+    /** The shapes-demo or shapes-lora transformer run (one stage). */
+    private int transformer(boolean demo) throws IOException {
         if (c.vaeDownsample != null && !(demo && c.vae == null)) {
             throw new IllegalArgumentException("--vae-downsample sets the VAE this run trains: --recipe shapes-vae, or shapes-demo without --vae");
+        }
+        if (c.init != null && !demo) throw new IllegalArgumentException("--init starts a shapes-demo run from a trained transformer; --recipe " + c.recipe + " does not take it");
+        if (c.init != null && (c.base != null || c.vae != null)) {
+            throw new IllegalArgumentException("--init " + c.init + ": the run keeps that pipeline's VAE and text encoders, so --base and --vae do not go with it");
         }
         if (c.data != null) throw new IllegalArgumentException("--data is for --recipe pooled-adapter; the shapes recipes make their data (--images, --objects, --image-size)");
         int[] objects = parseRange(c.objects);
         ShapesWorld world = new ShapesWorld(c.imageSize, objects[0], objects[1], c.seed, ShapesWorld.Layout.parse(c.layout));
         world.checkPlaceable();
         // The demo's defaults are the committed models/flux-shapes-demo's run (README "Training"); shapes-lora fine-tunes briefly.
-        int steps = c.steps != null ? c.steps : demo ? DEMO_STEPS : 500;
+        int steps = c.steps != null ? c.steps : c.init != null ? FINETUNE_STEPS : demo ? DEMO_STEPS : 500;
         // the committed demo was trained for 24,000 steps, then continued to 50,000 and to 96,000 (--resume --steps): its
         // default schedule has those stages, so that the one command reproduces it
-        List<Integer> lrStages = c.lrStages != null ? c.lrStages : demo && c.steps == null && !c.constantLr ? DEMO_LR_STAGES : List.of();
+        List<Integer> lrStages = c.lrStages != null ? c.lrStages : demo && c.steps == null && !c.constantLr && c.init == null ? DEMO_LR_STAGES : List.of();
         int batch = c.batch != null ? c.batch : demo ? 32 : 8;
-        double lr = c.lr != null ? c.lr : demo ? 5e-4 : 1e-3;
+        double lr = c.lr != null ? c.lr : c.init != null ? FINETUNE_LR : demo ? 5e-4 : 1e-3;
         double ema = c.ema != null ? c.ema : demo ? 0.999 : 0;
         // dropping the T5 tokens more often than the pooled vector makes the model read attributes from the pooled vector
         // too, which is what modulation guidance steers
         double dropT5 = c.dropT5 != null ? c.dropT5 : demo ? 0.2 : 0.1;
         int images = c.images != null ? c.images : demo ? 32768 : 2048;
         TrainingRun.Settings settings = new TrainingRun.Settings(c.recipe, steps, batch, lr, c.warmup, !c.constantLr, lrStages, c.weightDecay, c.maxGradNorm, ema,
-                dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16);
+                dropT5, c.dropPooled, FlowMatching.Scheme.parse(c.timesteps), c.seed, c.saveEvery != null ? c.saveEvery : 250, c.keep, 3.5, c.bf16,
+                c.init);
         int maxLen = c.maxSequenceLength != null ? c.maxSequenceLength : 16; // the longest caption is 13 T5 tokens
         if (images < 1) throw new IllegalArgumentException("--images must be >= 1");
         Path from = TrainingRun.newest(c.out);
@@ -92,8 +148,14 @@ final class ShapesTraining {
             throw new IllegalArgumentException(c.out + " holds " + from.getFileName() + ": pass --resume to continue it, or choose another --out (nothing was overwritten)");
         }
         if (c.resume && from == null) throw new IllegalArgumentException(c.out + ": --resume, but no checkpoint-NNNNNN there");
+        if (c.resume && demo && !TrainingRun.initOf(from).equals(c.init == null ? "" : c.init)) {
+            String then = TrainingRun.initOf(from);
+            throw new IllegalArgumentException(from + " was trained with " + (then.isEmpty() ? "no --init" : "--init " + then) + ", this run has "
+                    + (c.init == null ? "none" : "--init " + c.init) + " (resume with the same --init; nothing was overwritten)");
+        }
         String baseName = c.base != null ? c.base : "flux-tiny-demo";
-        if (demo && c.base == null) baseName = demoBase().toString(); // the demo's own VAE with the tiny demo's text encoders
+        if (c.init != null) baseName = c.init; // a fine-tune keeps the latents and text encoders its transformer was trained on
+        else if (demo && c.base == null) baseName = demoBase().toString(); // the demo's own VAE with the tiny demo's text encoders
         PreparedModel prepared = Pipelines.prepare(baseName, LoadOptions.builder().dtype(DType.F32).loras(List.of()).build());
         if (!(prepared.family() instanceof FluxFamily)) {
             throw new IllegalArgumentException("--base " + baseName + ": a " + prepared.family().name() + " model; the shapes recipes train FLUX");
@@ -107,8 +169,8 @@ final class ShapesTraining {
             long t0 = System.nanoTime();
             try (ShapesData data = new ShapesData(world, images, flux.vae(), flux.textEncoders(), maxLen,
                     n -> { if (n % 1024 == 0 || n == images) System.err.printf(Locale.ROOT, "train: encoded %d/%d pictures%n", n, images); });
-                 FluxTrainable model = demo
-                         ? FluxTrainable.random(demoConfig((int) data.latents(0).size(0), flux.textEncoders().jointDim(), flux.textEncoders().pooledDim()), c.seed, true)
+                 FluxTrainable model = c.init != null ? FluxTrainable.load(prepared.path(), true)
+                         : demo ? FluxTrainable.random(demoConfig((int) data.latents(0).size(0), flux.textEncoders().jointDim(), flux.textEncoders().pooledDim()), c.seed, true)
                          : lora(FluxTrainable.load(prepared.path(), false))) {
                 System.err.printf(Locale.ROOT, "train: %s, %s, %s; encoding took %.1f s%n", c.recipe, data.describe(),
                         model.isLora() ? model.trainable().size() / 2 + " LoRA modules of rank " + c.rank : model.config() + "", (System.nanoTime() - t0) / 1e9);

@@ -25,7 +25,7 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = {"Train in Java. Recipes:",
-                "  shapes-demo     a FLUX transformer from scratch on the shapes world (the --base pipeline's VAE and text encoders, frozen)",
+                "  shapes-demo     a FLUX transformer from scratch (or from --init) on the shapes world (the --base pipeline's VAE and text encoders, frozen)",
                 "  shapes-vae      a 16-channel AutoencoderKL (8x down-sampling, --vae-downsample) on shapes-world pictures (out/vae)",
                 "  shapes-lora     a LoRA (--lora-targets, --rank) on the --base FLUX transformer, on the shapes world, base frozen",
                 "  pooled-adapter  COSMOS's pooled-CLIP adapter on (latents, prompt) pairs (--data); the base model stays frozen"})
@@ -35,11 +35,18 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--base", description = "the base model: shapes-demo / shapes-lora a FLUX diffusers folder or model name (default flux-tiny-demo); "
             + "pooled-adapter a COSMOS model (required)")
     String base;
+    @Option(names = "--init", description = "shapes-demo: start from this trained FLUX pipeline's transformer (a diffusers folder or model name, e.g. "
+            + "flux-shapes-demo) instead of random weights, on its own VAE and text encoders (not with --base or --vae); "
+            + "then --steps defaults to 10000 and --lr to 2e-4")
+    String init;
+    @Option(names = "--arranged-steps", description = "shapes-demo: after the run, fine-tune its model this many steps on the arranged layout (as --init "
+            + "out/model --layout arranged, into out/arranged) (default: 10000 for the recipe's own run: no --steps, --init, --layout, --lr-stages or --constant-lr; else 0)")
+    Integer arrangedSteps;
     @Option(names = "--data", description = "pooled-adapter: folder of *.safetensors with 'latents' and a prompt (metadata or .txt): generate --save-latents")
     Path data;
     @Option(names = "--out", description = "checkpoints, loss.csv, loss.png and the trainer state (default: outputs/<recipe>)")
     Path out;
-    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 96000, shapes-vae 2000, shapes-lora 500, pooled-adapter 4000)")
+    @Option(names = "--steps", description = "optimizer steps in all (default: the recipe's: shapes-demo 96000 (with --init 10000), shapes-vae 2000, shapes-lora 500, pooled-adapter 4000)")
     Integer steps;
     @Option(names = "--batch", description = "samples per step (default: shapes-demo 32, shapes-lora 8, pooled-adapter 1)")
     Integer batch;
@@ -76,7 +83,8 @@ final class TrainCommand implements Callable<Integer> {
     int imageSize;
     @Option(names = "--objects", defaultValue = "1-4", description = "shapes: objects per picture, MIN-MAX (at most 4; default: ${DEFAULT-VALUE})")
     String objects;
-    @Option(names = "--layout", defaultValue = "cells", description = "shapes: where objects sit: cells (one per quadrant, jittered) or free (anywhere, apart) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--layout", defaultValue = "cells", description = "shapes: where objects sit: cells (one per quadrant, jittered), arranged (one arrangement per count: centred, side by side, "
+            + "a triangle, the quadrants; jittered) or free (anywhere, apart) (default: ${DEFAULT-VALUE})")
     String layout;
     @Option(names = "--rank", defaultValue = "8", description = "shapes-lora: LoRA rank (default: ${DEFAULT-VALUE})")
     int rank;

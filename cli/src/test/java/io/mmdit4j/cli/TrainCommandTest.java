@@ -1,5 +1,7 @@
 package io.mmdit4j.cli;
 
+import io.mmdit4j.io.SafetensorsFile;
+import org.bytedeco.javacpp.PointerScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -70,6 +72,93 @@ class TrainCommandTest {
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("corrupt checkpoint"), r.err());
         assertEquals(before, io.mmdit4j.runtime.Files2.snapshot(out));
+    }
+
+    @Test
+    void initStartsFromATrainedPipelinesTransformerOnItsOwnVae() throws IOException {
+        Path a = tmp.resolve("a"), b = tmp.resolve("b");
+        // a: two steps at a large rate from random weights (no EMA), so its weights are far from any random start
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "2", "--images", "4",
+                "--batch", "2", "--warmup", "0", "--lr", "1e-2", "--ema", "0", "--out", a.toString());
+        assertEquals(0, r.exit(), r.err());
+        // b: from a's transformer at a vanishing rate, on another layout: it must end where a ended, with a's VAE
+        String[] fineTune = {"train", "--recipe", "shapes-demo", "--init", a.resolve("model").toString(), "--layout", "arranged", "--steps", "2", "--images", "4",
+                "--batch", "2", "--warmup", "0", "--lr", "1e-12", "--ema", "0", "--save-every", "1", "--out", b.toString()};
+        r = CheckGoldenCommandTest.run(fineTune);
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("arranged by count"), r.err());
+        Path wa = a.resolve("model/transformer/diffusion_pytorch_model.safetensors"), wb = b.resolve("model/transformer/diffusion_pytorch_model.safetensors");
+        try (SafetensorsFile fa = SafetensorsFile.open(wa); SafetensorsFile fb = SafetensorsFile.open(wb); PointerScope scope = new PointerScope()) {
+            assertEquals(fa.keys(), fb.keys());
+            for (String k : fa.keys()) {
+                double d = fa.load(k).sub(fb.load(k)).abs().max().item_double();
+                assertTrue(d < 1e-6, k + " moved " + d + " from the --init weights");
+            }
+        }
+        for (String f : List.of("config.json", "diffusion_pytorch_model.safetensors")) {
+            assertEquals(-1, Files.mismatch(a.resolve("model/vae").resolve(f), b.resolve("model/vae").resolve(f)), "the init pipeline's VAE: " + f);
+        }
+
+        // resuming it needs the same --init; --init goes with neither --base nor --vae, nor with another recipe
+        io.mmdit4j.runtime.Files2.deleteTree(b.resolve("model"));
+        io.mmdit4j.runtime.Files2.deleteTree(b.resolve("checkpoint-000002"));
+        Map<String, String> before = io.mmdit4j.runtime.Files2.snapshot(b);
+        List<String> noInit = new ArrayList<>(List.of(fineTune));
+        noInit.subList(noInit.indexOf("--init"), noInit.indexOf("--init") + 2).clear();
+        noInit.add("--resume");
+        r = CheckGoldenCommandTest.run(noInit.toArray(String[]::new));
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("was trained with --init " + a.resolve("model")) && r.err().contains("this run has none"), r.err());
+        assertEquals(before, io.mmdit4j.runtime.Files2.snapshot(b), "nothing touched");
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--init", a.resolve("model").toString(), "--vae", a.resolve("model/vae").toString(),
+                "--out", tmp.resolve("never").toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("--base and --vae do not go with it"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-lora", "--init", a.resolve("model").toString(), "--out", tmp.resolve("never").toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("--recipe shapes-lora does not take it"), r.err());
+        assertFalse(Files.exists(tmp.resolve("never")));
+    }
+
+    @Test
+    void theArrangedFineTuneFollowsTheRunAndResumesOnItsOwn() throws IOException {
+        Path out = tmp.resolve("chain");
+        String[] chain = {"train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "2", "--arranged-steps", "2", "--images", "4", "--batch", "2",
+                "--warmup", "0", "--save-every", "1", "--log-every", "1", "--out", out.toString()};
+        CheckGoldenCommandTest.Run r = CheckGoldenCommandTest.run(chain);
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("fine-tuned 2 steps on the arranged layout"), r.err());
+        assertTrue(Files.isRegularFile(out.resolve("model/transformer/diffusion_pytorch_model.safetensors")), "the run's own model");
+        Path state = out.resolve("arranged/checkpoint-000002/trainer_state.json");
+        String json = Files.readString(state);
+        assertTrue(json.contains("\"init\" : \"" + out.resolve("model") + "\"") && json.contains("arranged by count"), json);
+        assertTrue(Files.readString(out.resolve("checkpoint-000002/trainer_state.json")).contains("placed in cells"));
+        for (String f : List.of("config.json", "diffusion_pytorch_model.safetensors")) {
+            assertEquals(-1, Files.mismatch(out.resolve("model/vae").resolve(f), out.resolve("arranged/model/vae").resolve(f)), "one VAE: " + f);
+        }
+
+        // killed in the last stage: --resume skips the finished run and continues the fine-tune from its checkpoint
+        Path last = out.resolve("arranged/model/transformer/diffusion_pytorch_model.safetensors");
+        byte[] whole = Files.readAllBytes(last);
+        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("arranged/model"));
+        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("arranged/checkpoint-000002"));
+        Map<String, String> firstRun = io.mmdit4j.runtime.Files2.snapshot(out.resolve("model"));
+        List<String> resume = new ArrayList<>(List.of(chain));
+        resume.add("--resume");
+        r = CheckGoldenCommandTest.run(resume.toArray(String[]::new));
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("finished at step 2; on to the arranged fine-tune") && r.err().contains("step 2/2"), r.err());
+        assertEquals(firstRun, io.mmdit4j.runtime.Files2.snapshot(out.resolve("model")), "the finished run is not trained again");
+        assertTrue(Arrays.equals(whole, Files.readAllBytes(last)), "the resumed fine-tune ends where the uninterrupted one did");
+
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--init", out.resolve("model").toString(), "--arranged-steps", "5", "--out",
+                tmp.resolve("never").toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("--arranged-steps follows a run from scratch"), r.err());
+        r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--layout", "free", "--arranged-steps", "5", "--out", tmp.resolve("never").toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("fine-tunes a model trained on cells"), r.err());
+        assertFalse(Files.exists(tmp.resolve("never")));
     }
 
     @Test

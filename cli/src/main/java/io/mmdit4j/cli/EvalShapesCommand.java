@@ -74,8 +74,8 @@ final class EvalShapesCommand implements Callable<Integer> {
     boolean reconstruct;
     @Option(names = "--save-images", description = "also write every analysed picture to out/images/ (named by w, layers, caption index and seed), to see what was measured")
     boolean saveImages;
-    @Option(names = "--layout", description = "--reconstruct: where the scenes place their objects, cells or free, as the model was trained (default: cells). "
-            + "Generation reads captions only, which do not say where objects sit")
+    @Option(names = "--layout", description = "--reconstruct: where the scenes place their objects, arranged, cells or free, as the model was trained "
+            + "(default: arranged, the shapes-demo recipe's last stage). Generation reads captions only, which do not say where objects sit")
     String layout;
     @Option(names = "--out", defaultValue = "outputs/eval-shapes", description = "eval.csv, summary.csv, summary.png (default: ${DEFAULT-VALUE})")
     Path out;
@@ -97,7 +97,7 @@ final class EvalShapesCommand implements Callable<Integer> {
         if (layout != null && !reconstruct) throw new IllegalArgumentException("--layout places the scenes of --reconstruct; generated pictures follow only the captions");
         List<Double> ws = guided ? weights : List.of(0.0);
         List<String> layerSets = guided && schedules != null ? schedules : java.util.Collections.singletonList((String) null);
-        ShapesWorld world = new ShapesWorld(size, 1, ShapesWorld.MAX_OBJECTS, worldSeed, layout == null ? ShapesWorld.Layout.CELLS : ShapesWorld.Layout.parse(layout));
+        ShapesWorld world = new ShapesWorld(size, 1, ShapesWorld.MAX_OBJECTS, worldSeed, layout == null ? ShapesWorld.Layout.ARRANGED : ShapesWorld.Layout.parse(layout));
         Files.createDirectories(out);
         Map<String, double[]> summary = new LinkedHashMap<>(); // key -> {n, count, colour, shape, size, all3, found, area}
         StringBuilder csv = new StringBuilder("prompt_index,prompt,seed,w,layers,count_ok,colour_ok,shape_ok,size_ok,count_colour_shape_ok,found,mean_area\n");

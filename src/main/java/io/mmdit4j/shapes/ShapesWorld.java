@@ -41,7 +41,7 @@ public record ShapesWorld(int size, int minObjects, int maxObjects, long seed, L
             throw new IllegalArgumentException("shapes world: unknown layout '" + s + "' (expected free, cells or arranged)");
         }
 
-        /** How {@link #describe} and the trainer state name it. */
+        /** How a training run's data description (and so its trainer state) names the layout. */
         public String placement() {
             return switch (this) {
                 case FREE -> "freely";

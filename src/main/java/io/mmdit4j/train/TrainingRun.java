@@ -339,11 +339,15 @@ public final class TrainingRun implements AutoCloseable {
     }
 
     /**
-     * The pipeline a checkpoint's run started from ({@code --init}; empty for random weights), read before any model
-     * loads: a resumed run must encode its data with that pipeline's VAE.
+     * Refuses to resume {@code checkpoint} from another pipeline than its run started from ({@code --init}; empty for
+     * random weights). Called before any model loads: a resumed run must encode its data with that pipeline's VAE.
      */
-    public static String initOf(Path checkpoint) {
-        return readState(checkpoint).path("settings").path("init").asText("");
+    public static void requireSameInit(Path checkpoint, String init) {
+        String then = readState(checkpoint).path("settings").path("init").asText(""), now = init == null ? "" : init;
+        if (!then.equals(now)) {
+            throw new IllegalArgumentException(checkpoint + " was trained with " + (then.isEmpty() ? "no --init" : "--init " + then) + ", this run has "
+                    + (now.isEmpty() ? "none" : "--init " + now) + " (resume with the same --init; nothing was overwritten)");
+        }
     }
 
     private static JsonNode readState(Path ckpt) {

@@ -148,11 +148,7 @@ final class ShapesTraining {
             throw new IllegalArgumentException(c.out + " holds " + from.getFileName() + ": pass --resume to continue it, or choose another --out (nothing was overwritten)");
         }
         if (c.resume && from == null) throw new IllegalArgumentException(c.out + ": --resume, but no checkpoint-NNNNNN there");
-        if (c.resume && demo && !TrainingRun.initOf(from).equals(c.init == null ? "" : c.init)) {
-            String then = TrainingRun.initOf(from);
-            throw new IllegalArgumentException(from + " was trained with " + (then.isEmpty() ? "no --init" : "--init " + then) + ", this run has "
-                    + (c.init == null ? "none" : "--init " + c.init) + " (resume with the same --init; nothing was overwritten)");
-        }
+        if (c.resume && demo) TrainingRun.requireSameInit(from, c.init);
         String baseName = c.base != null ? c.base : "flux-tiny-demo";
         if (c.init != null) baseName = c.init; // a fine-tune keeps the latents and text encoders its transformer was trained on
         else if (demo && c.base == null) baseName = demoBase().toString(); // the demo's own VAE with the tiny demo's text encoders

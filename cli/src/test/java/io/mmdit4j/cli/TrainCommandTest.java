@@ -1,6 +1,7 @@
 package io.mmdit4j.cli;
 
 import io.mmdit4j.io.SafetensorsFile;
+import io.mmdit4j.runtime.Files2;
 import org.bytedeco.javacpp.PointerScope;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -40,7 +41,7 @@ class TrainCommandTest {
 
         // a finished run: refused again, and with --resume unless it gets more steps; then continued and exported anew
         Path exported = out.resolve("model/transformer/diffusion_pytorch_model.safetensors");
-        Map<String, String> finished = io.mmdit4j.runtime.Files2.snapshot(out);
+        Map<String, String> finished = Files2.snapshot(out);
         for (String[] again : new String[][] {{}, {"--resume"}}) {
             List<String> args = new ArrayList<>(List.of("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4",
                     "--images", "8", "--batch", "2", "--save-every", "2", "--warmup", "1", "--out", out.toString()));
@@ -48,7 +49,7 @@ class TrainCommandTest {
             r = CheckGoldenCommandTest.run(args.toArray(String[]::new));
             assertNotEquals(0, r.exit());
             assertTrue(r.err().contains("finished at step 4") && r.err().contains("--resume --steps N"), r.err());
-            assertEquals(finished, io.mmdit4j.runtime.Files2.snapshot(out), "nothing touched");
+            assertEquals(finished, Files2.snapshot(out), "nothing touched");
         }
         byte[] first = Files.readAllBytes(exported);
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "6", "--images", "8", "--batch", "2",
@@ -62,16 +63,16 @@ class TrainCommandTest {
         }
 
         // resuming from a damaged checkpoint: a clear error, nothing touched
-        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("model"));
-        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("checkpoint-000006"));
+        Files2.deleteTree(out.resolve("model"));
+        Files2.deleteTree(out.resolve("checkpoint-000006"));
         Path weights = out.resolve("checkpoint-000004/transformer/diffusion_pytorch_model.safetensors");
         Files.write(weights, new byte[] {1, 2, 3});
-        Map<String, String> before = io.mmdit4j.runtime.Files2.snapshot(out);
+        Map<String, String> before = Files2.snapshot(out);
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--base", "flux-tiny-demo", "--steps", "4", "--images", "8", "--batch", "2",
                 "--save-every", "2", "--warmup", "1", "--out", out.toString(), "--resume");
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("corrupt checkpoint"), r.err());
-        assertEquals(before, io.mmdit4j.runtime.Files2.snapshot(out));
+        assertEquals(before, Files2.snapshot(out));
     }
 
     @Test
@@ -100,16 +101,16 @@ class TrainCommandTest {
         }
 
         // resuming it needs the same --init; --init goes with neither --base nor --vae, nor with another recipe
-        io.mmdit4j.runtime.Files2.deleteTree(b.resolve("model"));
-        io.mmdit4j.runtime.Files2.deleteTree(b.resolve("checkpoint-000002"));
-        Map<String, String> before = io.mmdit4j.runtime.Files2.snapshot(b);
+        Files2.deleteTree(b.resolve("model"));
+        Files2.deleteTree(b.resolve("checkpoint-000002"));
+        Map<String, String> before = Files2.snapshot(b);
         List<String> noInit = new ArrayList<>(List.of(fineTune));
         noInit.subList(noInit.indexOf("--init"), noInit.indexOf("--init") + 2).clear();
         noInit.add("--resume");
         r = CheckGoldenCommandTest.run(noInit.toArray(String[]::new));
         assertNotEquals(0, r.exit());
         assertTrue(r.err().contains("was trained with --init " + a.resolve("model")) && r.err().contains("this run has none"), r.err());
-        assertEquals(before, io.mmdit4j.runtime.Files2.snapshot(b), "nothing touched");
+        assertEquals(before, Files2.snapshot(b), "nothing touched");
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--init", a.resolve("model").toString(), "--vae", a.resolve("model/vae").toString(),
                 "--out", tmp.resolve("never").toString());
         assertNotEquals(0, r.exit());
@@ -140,15 +141,15 @@ class TrainCommandTest {
         // killed in the last stage: --resume skips the finished run and continues the fine-tune from its checkpoint
         Path last = out.resolve("arranged/model/transformer/diffusion_pytorch_model.safetensors");
         byte[] whole = Files.readAllBytes(last);
-        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("arranged/model"));
-        io.mmdit4j.runtime.Files2.deleteTree(out.resolve("arranged/checkpoint-000002"));
-        Map<String, String> firstRun = io.mmdit4j.runtime.Files2.snapshot(out.resolve("model"));
+        Files2.deleteTree(out.resolve("arranged/model"));
+        Files2.deleteTree(out.resolve("arranged/checkpoint-000002"));
+        Map<String, String> firstRun = Files2.snapshot(out.resolve("model"));
         List<String> resume = new ArrayList<>(List.of(chain));
         resume.add("--resume");
         r = CheckGoldenCommandTest.run(resume.toArray(String[]::new));
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("finished at step 2; on to the arranged fine-tune") && r.err().contains("step 2/2"), r.err());
-        assertEquals(firstRun, io.mmdit4j.runtime.Files2.snapshot(out.resolve("model")), "the finished run is not trained again");
+        assertEquals(firstRun, Files2.snapshot(out.resolve("model")), "the finished run is not trained again");
         assertTrue(Arrays.equals(whole, Files.readAllBytes(last)), "the resumed fine-tune ends where the uninterrupted one did");
 
         r = CheckGoldenCommandTest.run("train", "--recipe", "shapes-demo", "--init", out.resolve("model").toString(), "--arranged-steps", "5", "--out",
